@@ -1,0 +1,253 @@
+/*
+ * msg.h - the messages of the pbft protocol as plain C structs.
+ *
+ * These are what the wire module (wire.h) decodes frames into and encodes
+ * frames from, and what the consensus core (pbft-replica/core/pbft.h) consumes
+ * and produces. Pointers inside a decoded message borrow from the frame buffer
+ * or from the decoder's arena; they are valid until that buffer is reused.
+ * Names follow Castro and Liskov (OSDI '99, TOCS 2002).
+ *
+ * Signatures. Messages that serve as proof to third parties carry an Ed25519
+ * signature by their sender over the message's "signed bytes": the wire
+ * encoding of the message with the signature field left out
+ * (wire_signed_bytes()). Prepared certificates and checkpoint proofs carry only
+ * (replica, signature) pairs, because every member signs the same fields.
+ */
+#ifndef PBFT_MSG_H
+#define PBFT_MSG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define PBFT_DIGEST_LEN 32
+#define PBFT_SIG_LEN 64
+#define PBFT_PUBKEY_LEN 32
+
+/* Hard limits that every decoder enforces before it reads or allocates. */
+#define PBFT_REPLICAS_MAX 64 /* n */
+#define PBFT_CLIENTS_MAX 4096 /* [client.NAME] sections */
+#define PBFT_OP_BYTES_MAX (64 * 1024) /* one request's operation */
+#define PBFT_AUTH_BYTES_MAX (16 * PBFT_REPLICAS_MAX) /* authenticator */
+#define PBFT_RESULT_BYTES_MAX 4096 /* one reply's result */
+#define PBFT_BATCH_REQS_MAX 4096 /* requests in one batch */
+#define PBFT_BATCH_BYTES_MAX (4 * 1024 * 1024)
+#define PBFT_WINDOW_MAX 4096 /* L = high mark - low mark */
+#define PBFT_FRAME_BYTES_MAX (8 * 1024 * 1024) /* whole frame, header incl. */
+#define PBFT_CHUNK_BYTES_MAX (1024 * 1024) /* state-transfer chunk */
+#define PBFT_NAME_BYTES_MAX 64
+
+#define PBFT_WIRE_VERSION 1
+
+enum pbft_msg_type {
+	PBFT_MSG_NONE = 0,
+	/* channel handshake (not seen by the consensus core) */
+	PBFT_MSG_HELLO = 1,
+	PBFT_MSG_AUTH = 2,
+	/* client <-> replica */
+	PBFT_MSG_REQUEST = 10,
+	PBFT_MSG_REPLY = 11,
+	/* replica <-> replica, normal case (section 4.2) */
+	PBFT_MSG_PREPREPARE = 20,
+	PBFT_MSG_PREPARE = 21,
+	PBFT_MSG_COMMIT = 22,
+	/* garbage collection (section 4.3) */
+	PBFT_MSG_CHECKPOINT = 23,
+	/* view change (section 4.4) */
+	PBFT_MSG_VIEW_CHANGE = 24,
+	PBFT_MSG_NEW_VIEW = 25,
+	/* fetching a batch body known only by digest (after a view change) */
+	PBFT_MSG_FETCH_BATCH = 26,
+	PBFT_MSG_BATCH = 27,
+	/* state transfer (TOCS section 5.3) */
+	PBFT_MSG_FETCH_STATE = 28,
+	PBFT_MSG_STATE_CHUNK = 29,
+	PBFT_MSG_TYPE_MAX = 30,
+};
+
+/* Channel handshake; see common/chan.h for the protocol around these. */
+enum pbft_role {
+	PBFT_ROLE_REPLICA = 1,
+	PBFT_ROLE_CLIENT = 2,
+};
+
+struct pbft_hello {
+	uint8_t role; /* enum pbft_role */
+	uint32_t id; /* replica index or client index */
+	uint8_t eph_pub[32]; /* ephemeral X25519 public key */
+	uint8_t nonce[32];
+};
+
+struct pbft_auth {
+	uint8_t sig[PBFT_SIG_LEN]; /* Ed25519 over the transcript hash */
+};
+
+/*
+ * A client request <REQUEST, o, t, c>. auth authenticates (client, timestamp,
+ * op) to the replicas: an Ed25519 signature by the client, or a MAC
+ * authenticator; the core asks its crypto interface, never parses it.
+ */
+struct pbft_request {
+	uint32_t client;
+	uint64_t timestamp;
+	uint32_t op_len;
+	const uint8_t *op;
+	uint16_t auth_len;
+	const uint8_t *auth;
+};
+
+/* <REPLY, v, t, c, i, r>, sent over the authenticated client channel. */
+struct pbft_reply {
+	uint64_t view;
+	uint64_t timestamp;
+	uint32_t client;
+	uint32_t replica;
+	uint64_t seq; /* sequence number that executed it */
+	uint8_t status; /* 0 ok; nonzero: service error code */
+	uint32_t result_len;
+	const uint8_t *result;
+};
+
+/*
+ * <PRE-PREPARE, v, n, d> plus the batch. batch is the encoded batch
+ * (wire_encode_batch) and digest = H(batch); a null request has batch_len 0
+ * and an all-zero digest. The signature covers view, seq, digest and replica,
+ * not the batch bytes, which the digest binds.
+ */
+struct pbft_preprepare {
+	uint64_t view;
+	uint64_t seq;
+	uint8_t digest[PBFT_DIGEST_LEN];
+	uint32_t replica;
+	uint8_t sig[PBFT_SIG_LEN];
+	uint32_t batch_len;
+	const uint8_t *batch;
+};
+
+/* <PREPARE, v, n, d, i> and <COMMIT, v, n, d, i> have the same shape. */
+struct pbft_vote {
+	uint64_t view;
+	uint64_t seq;
+	uint8_t digest[PBFT_DIGEST_LEN];
+	uint32_t replica;
+	uint8_t sig[PBFT_SIG_LEN];
+};
+
+/* <CHECKPOINT, n, d, i>: d is the digest of the state after executing n. */
+struct pbft_checkpoint {
+	uint64_t seq;
+	uint8_t digest[PBFT_DIGEST_LEN];
+	uint32_t replica;
+	uint8_t sig[PBFT_SIG_LEN];
+};
+
+/* One member's signature inside a certificate. */
+struct pbft_sigpair {
+	uint32_t replica;
+	uint8_t sig[PBFT_SIG_LEN];
+};
+
+/*
+ * A prepared certificate: the pre-prepare for (view, seq, digest) signed by
+ * view's primary, plus 2f prepares from distinct backups, each signing the
+ * prepare with these same fields.
+ */
+struct pbft_prepared_cert {
+	uint64_t view;
+	uint64_t seq;
+	uint8_t digest[PBFT_DIGEST_LEN];
+	uint8_t pp_sig[PBFT_SIG_LEN];
+	uint32_t nprepares;
+	const struct pbft_sigpair *prepares;
+};
+
+/*
+ * <VIEW-CHANGE, v+1, n, C, P, i>: new view, last stable checkpoint (seq and
+ * state digest) with its proof C (2f+1 checkpoint signatures), and P, one
+ * prepared certificate per sequence number above it that this replica
+ * prepared.
+ */
+struct pbft_view_change {
+	uint64_t view; /* the view being moved to */
+	uint64_t stable_seq;
+	uint8_t stable_digest[PBFT_DIGEST_LEN];
+	uint32_t nckpt;
+	const struct pbft_sigpair *ckpt;
+	uint32_t nprepared;
+	const struct pbft_prepared_cert *prepared;
+	uint32_t replica;
+	uint8_t sig[PBFT_SIG_LEN];
+};
+
+/* One pre-prepare of the new view's O set, signed by the new primary. */
+struct pbft_nv_preprepare {
+	uint64_t seq;
+	uint8_t digest[PBFT_DIGEST_LEN]; /* all zero for a null request */
+	uint8_t sig[PBFT_SIG_LEN]; /* as a pbft_preprepare header */
+};
+
+/* <NEW-VIEW, v+1, V, O>: 2f+1 view changes and the re-proposed O set. */
+struct pbft_new_view {
+	uint64_t view;
+	uint32_t nvc;
+	const struct pbft_view_change *vcs;
+	uint32_t npp;
+	const struct pbft_nv_preprepare *pps;
+	uint32_t replica;
+	uint8_t sig[PBFT_SIG_LEN];
+};
+
+/* Asks a peer for the batch with this digest; the answer is checked by hash. */
+struct pbft_fetch_batch {
+	uint64_t seq;
+	uint8_t digest[PBFT_DIGEST_LEN];
+	uint32_t replica;
+};
+
+struct pbft_batch {
+	uint64_t seq;
+	uint8_t digest[PBFT_DIGEST_LEN];
+	uint32_t replica;
+	uint32_t batch_len;
+	const uint8_t *batch;
+};
+
+/* State transfer: ask for chunk `index` of the snapshot at stable seq. */
+struct pbft_fetch_state {
+	uint64_t seq;
+	uint8_t digest[PBFT_DIGEST_LEN];
+	uint32_t index;
+	uint32_t replica;
+};
+
+struct pbft_state_chunk {
+	uint64_t seq;
+	uint8_t digest[PBFT_DIGEST_LEN]; /* the checkpoint's state digest */
+	uint32_t index;
+	uint32_t count; /* chunks in the whole snapshot */
+	uint64_t total_len; /* snapshot bytes */
+	uint32_t replica;
+	uint32_t data_len;
+	const uint8_t *data;
+};
+
+struct pbft_msg {
+	enum pbft_msg_type type;
+	union {
+		struct pbft_hello hello;
+		struct pbft_auth auth;
+		struct pbft_request request;
+		struct pbft_reply reply;
+		struct pbft_preprepare preprepare;
+		struct pbft_vote prepare;
+		struct pbft_vote commit;
+		struct pbft_checkpoint checkpoint;
+		struct pbft_view_change view_change;
+		struct pbft_new_view new_view;
+		struct pbft_fetch_batch fetch_batch;
+		struct pbft_batch batch;
+		struct pbft_fetch_state fetch_state;
+		struct pbft_state_chunk state_chunk;
+	} u;
+};
+
+#endif

@@ -1,0 +1,122 @@
+/* wbuf.c - little-endian writer with a sticky error flag; see wbuf.h. */
+#include "wbuf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void
+wbuf_init_fixed(struct wbuf *wb, void *buf, size_t cap)
+{
+	wb->p = buf;
+	wb->len = 0;
+	wb->cap = cap;
+	wb->max = cap;
+	wb->owned = false;
+	wb->failed = false;
+}
+
+void
+wbuf_init_dynamic(struct wbuf *wb, size_t max)
+{
+	wb->p = NULL;
+	wb->len = 0;
+	wb->cap = 0;
+	wb->max = max;
+	wb->owned = true;
+	wb->failed = false;
+}
+
+void
+wbuf_clear(struct wbuf *wb)
+{
+	if (wb->owned)
+		free(wb->p);
+	wb->p = NULL;
+	wb->len = wb->cap = 0;
+	wb->failed = false;
+}
+
+void
+wbuf_reset(struct wbuf *wb)
+{
+	wb->len = 0;
+	wb->failed = false;
+}
+
+int
+wbuf_reserve(struct wbuf *wb, size_t n)
+{
+	size_t want, ncap;
+	uint8_t *np;
+
+	if (wb->failed)
+		return -1;
+	if (n <= wb->cap - wb->len)
+		return 0;
+	if (!wb->owned || n > wb->max - wb->len)
+		goto fail;
+	want = wb->len + n;
+	ncap = wb->cap ? wb->cap : 256;
+	while (ncap < want)
+		ncap = ncap > wb->max / 2 ? wb->max : ncap * 2;
+	if ((np = realloc(wb->p, ncap)) == NULL)
+		goto fail;
+	wb->p = np;
+	wb->cap = ncap;
+	return 0;
+fail:
+	wb->failed = true;
+	return -1;
+}
+
+void
+wbuf_put_bytes(struct wbuf *wb, const void *src, size_t n)
+{
+	if (n == 0 || wbuf_reserve(wb, n) == -1)
+		return;
+	memcpy(wb->p + wb->len, src, n);
+	wb->len += n;
+}
+
+void
+wbuf_put_u8(struct wbuf *wb, uint8_t v)
+{
+	wbuf_put_bytes(wb, &v, 1);
+}
+
+void
+wbuf_put_u16(struct wbuf *wb, uint16_t v)
+{
+	uint8_t b[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
+
+	wbuf_put_bytes(wb, b, 2);
+}
+
+void
+wbuf_put_u32(struct wbuf *wb, uint32_t v)
+{
+	uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16),
+	    (uint8_t)(v >> 24)};
+
+	wbuf_put_bytes(wb, b, 4);
+}
+
+void
+wbuf_put_u64(struct wbuf *wb, uint64_t v)
+{
+	wbuf_put_u32(wb, (uint32_t)v);
+	wbuf_put_u32(wb, (uint32_t)(v >> 32));
+}
+
+void
+wbuf_patch_u32(struct wbuf *wb, size_t off, uint32_t v)
+{
+	if (wb->failed || off > wb->len || wb->len - off < 4) {
+		wb->failed = true;
+		return;
+	}
+	wb->p[off] = (uint8_t)v;
+	wb->p[off + 1] = (uint8_t)(v >> 8);
+	wb->p[off + 2] = (uint8_t)(v >> 16);
+	wb->p[off + 3] = (uint8_t)(v >> 24);
+}

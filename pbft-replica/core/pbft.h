@@ -1,0 +1,215 @@
+/*
+ * pbft.h - the PBFT consensus protocol as a pure, deterministic state machine.
+ *
+ * Castro and Liskov, "Practical Byzantine Fault Tolerance" (OSDI '99) and
+ * "Practical Byzantine Fault Tolerance and Proactive Recovery" (TOCS 2002).
+ *
+ * The core does no I/O: no sockets, files, clocks or randomness. Everything
+ * happens inside pbft_step(): one event in, a list of actions out. The replica
+ * process (pbft-replica/) and the simulator (tests/sim/) are drivers: they turn
+ * the world into events and carry out the actions. Given the same sequence of
+ * events, the core emits the same actions, byte for byte.
+ *
+ * Driver contract (the order of actions matters):
+ *  - Actions are carried out in the order they appear in one step's output.
+ *  - Every PBFT_ACT_PERSIST of a step must be durable before any SEND or
+ *    BROADCAST of the same step leaves the replica (a replica must never
+ *    send something it would forget after a crash). Drivers usually write all
+ *    PERSIST records, sync once, then send (group commit per step).
+ *  - PBFT_ACT_EXECUTE actions come in strictly increasing seq order, each
+ *    exactly once. After carrying out a PBFT_ACT_TAKE_CHECKPOINT for seq the
+ *    driver computes the service's digest of its state after executing seq and
+ *    delivers it as PBFT_EV_STATE_DIGEST (usually right away).
+ *  - Memory that actions point into belongs to the core and stays valid only
+ *    until the next call into the core.
+ *
+ * Trust: PBFT_EV_MSG carries a message decoded by the wire module from a
+ * channel that authenticated the sending replica (`from`). The core still
+ * verifies every signature through the crypto interface, because certificates
+ * must convince third parties, and rejects (and counts) anything invalid.
+ */
+#ifndef PBFT_CORE_H
+#define PBFT_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msg.h"
+
+/*
+ * Crypto used by the core. Production plugs in Ed25519 and SHA-256 (common/
+ * sig.h); the simulator may plug in a cheap deterministic stand-in. All
+ * functions must be deterministic and must not fail.
+ */
+struct pbft_crypto {
+	void *ctx;
+	/* out = H(data). */
+	void (*digest)(void *ctx, const uint8_t *data, size_t len,
+	    uint8_t out[PBFT_DIGEST_LEN]);
+	/* Signs data with this replica's own key. */
+	void (*sign)(void *ctx, const uint8_t *data, size_t len,
+	    uint8_t sig[PBFT_SIG_LEN]);
+	/* True when sig is replica's signature over data. */
+	bool (*verify)(void *ctx, uint32_t replica, const uint8_t *data,
+	    size_t len, const uint8_t sig[PBFT_SIG_LEN]);
+	/* True when req->auth authenticates req as sent by req->client. */
+	bool (*verify_request)(void *ctx, const struct pbft_request *req);
+};
+
+/* Test-only switches that break the protocol on purpose (never in daemons). */
+#define PBFT_TEST_BROKEN_QUORUM 0x1 /* quorum of 2f instead of 2f+1 */
+#define PBFT_TEST_BROKEN_NEWVIEW 0x2 /* accept NEW-VIEW without checking O */
+
+struct pbft_config {
+	uint32_t n; /* replicas, n >= 3f+1 */
+	uint32_t f; /* faults tolerated */
+	uint32_t id; /* this replica, 0..n-1 */
+	uint32_t clients; /* client ids are 0..clients-1 */
+	uint64_t checkpoint_interval; /* K: checkpoint every K seqs */
+	uint64_t window; /* L: high mark = low mark + L; L % K == 0 */
+	uint32_t batch_reqs_max; /* requests per batch */
+	uint32_t batch_bytes_max; /* encoded batch bytes */
+	uint32_t inflight_max; /* batches proposed, not yet executed */
+	uint32_t queue_reqs_max; /* primary's pending request queue */
+	uint32_t batch_delay_ticks; /* flush a partial batch after this */
+	uint32_t view_timeout_ticks; /* initial view-change timeout */
+	uint32_t test_flags; /* PBFT_TEST_*; 0 in production */
+	const struct pbft_crypto *crypto;
+};
+
+/* Fills cfg with defaults for n replicas, this id and clients clients. */
+void pbft_config_default(
+    struct pbft_config *cfg, uint32_t n, uint32_t id, uint32_t clients);
+
+enum pbft_event_type {
+	PBFT_EV_MSG = 1, /* a protocol message from replica `from` */
+	PBFT_EV_REQUEST, /* a client request received directly */
+	PBFT_EV_TICK, /* one tick of time passed */
+	PBFT_EV_STATE_DIGEST, /* answer to PBFT_ACT_TAKE_CHECKPOINT */
+	PBFT_EV_STATE_INSTALLED, /* answer to PBFT_ACT_FETCH_STATE */
+};
+
+struct pbft_event {
+	enum pbft_event_type type;
+	uint32_t from; /* PBFT_EV_MSG */
+	const struct pbft_msg *msg; /* PBFT_EV_MSG, _REQUEST */
+	uint64_t seq; /* _STATE_DIGEST, _INSTALLED */
+	uint8_t digest[PBFT_DIGEST_LEN]; /* service digest at seq */
+	const uint8_t *client_table; /* _STATE_INSTALLED */
+	size_t client_table_len;
+};
+
+enum pbft_action_type {
+	PBFT_ACT_SEND = 1, /* send msg to replica `to` */
+	PBFT_ACT_BROADCAST, /* send msg to every other replica */
+	PBFT_ACT_PERSIST, /* make record durable (see contract) */
+	PBFT_ACT_EXECUTE, /* execute a committed batch */
+	PBFT_ACT_RESEND_REPLY, /* re-send the cached reply to a client */
+	PBFT_ACT_TAKE_CHECKPOINT, /* compute the service digest after seq */
+	PBFT_ACT_STABLE, /* checkpoint seq is stable: drop older state */
+	PBFT_ACT_VIEW, /* entered view `view` (informational) */
+	PBFT_ACT_FETCH_STATE, /* behind: fetch the state certified at seq */
+};
+
+struct pbft_action {
+	enum pbft_action_type type;
+	uint32_t to; /* SEND */
+	const struct pbft_msg *msg; /* SEND, BROADCAST */
+	const uint8_t *record; /* PERSIST */
+	size_t record_len;
+	uint64_t seq; /* EXECUTE, TAKE_CHECKPOINT, STABLE, FETCH_STATE */
+	uint64_t view; /* EXECUTE, VIEW */
+	/* EXECUTE: the batch; skip[i] marks duplicates not to be executed. */
+	const struct pbft_request *reqs;
+	const bool *skip;
+	uint32_t nreqs;
+	/* RESEND_REPLY */
+	uint32_t client;
+	uint64_t timestamp;
+	/* FETCH_STATE: the certified digest; TAKE_CHECKPOINT: client table. */
+	uint8_t digest[PBFT_DIGEST_LEN];
+	const uint8_t *client_table;
+	size_t client_table_len;
+};
+
+struct pbft_actions {
+	struct pbft_action *v;
+	size_t n;
+	size_t cap;
+};
+
+/* Rejection reasons, counted per reason (pbft_status). */
+enum pbft_reject {
+	PBFT_REJ_BAD_SIG = 0,
+	PBFT_REJ_WRONG_VIEW,
+	PBFT_REJ_OUT_OF_WINDOW,
+	PBFT_REJ_BAD_DIGEST,
+	PBFT_REJ_CONFLICT, /* second different pre-prepare for (v, n) */
+	PBFT_REJ_NOT_PRIMARY,
+	PBFT_REJ_BAD_SENDER, /* replica field doesn't match the channel */
+	PBFT_REJ_BAD_CERT, /* invalid certificate or proof */
+	PBFT_REJ_BAD_NEW_VIEW, /* O set doesn't match its V set */
+	PBFT_REJ_BAD_REQUEST, /* client authentication or field failed */
+	PBFT_REJ_OLD_REQUEST, /* timestamp not newer than the last */
+	PBFT_REJ_QUEUE_FULL,
+	PBFT_REJ_COUNT,
+};
+
+const char *pbft_reject_name(enum pbft_reject r);
+
+struct pbft_status {
+	uint64_t view;
+	uint32_t primary;
+	bool view_changing; /* waiting for NEW-VIEW */
+	uint64_t last_executed;
+	uint64_t stable_checkpoint;
+	uint64_t low_mark, high_mark;
+	uint64_t next_seq; /* primary: next seq to assign */
+	uint32_t queued_reqs;
+	uint64_t view_changes; /* view changes completed */
+	uint64_t executed_batches;
+	uint64_t executed_reqs;
+	uint64_t rejected[PBFT_REJ_COUNT];
+	uint8_t stable_digest[PBFT_DIGEST_LEN];
+};
+
+struct pbft;
+
+/*
+ * Creates a core. cfg is copied (crypto is borrowed and must outlive the
+ * core). Returns NULL if cfg is invalid or memory is short; the reason is
+ * written to err (size errlen) when err is not NULL. All memory whose size
+ * depends on n, clients and the window is allocated here; during operation the
+ * core allocates only batch bodies, bounded by the window.
+ */
+struct pbft *pbft_new(const struct pbft_config *cfg, char *err, size_t errlen);
+void pbft_free(struct pbft *p); /* safe on NULL */
+
+/*
+ * Replays one record previously emitted by PBFT_ACT_PERSIST, in emission
+ * order, before the first pbft_step after a restart. Returns 0, or -1 if the
+ * record is malformed (the driver must then refuse to start). The core then
+ * never sends anything that contradicts what it sent before the crash.
+ */
+int pbft_recover(struct pbft *p, const uint8_t *record, size_t len);
+
+/*
+ * Feeds one event. Actions are appended to out (reset it first: out->n = 0);
+ * out->v is grown with realloc when needed and owned by the caller, who frees
+ * it once (free(out->v)). Returns 0, or -1 only on memory exhaustion.
+ */
+int pbft_step(
+    struct pbft *p, const struct pbft_event *ev, struct pbft_actions *out);
+
+void pbft_get_status(const struct pbft *p, struct pbft_status *st);
+
+/*
+ * The checkpoint digest that replicas agree on: H(service_digest ||
+ * H(client_table)). Pure; drivers use it to check a fetched state.
+ */
+void pbft_state_digest(const struct pbft_crypto *c,
+    const uint8_t service_digest[PBFT_DIGEST_LEN], const uint8_t *client_table,
+    size_t client_table_len, uint8_t out[PBFT_DIGEST_LEN]);
+
+#endif

@@ -1,0 +1,40 @@
+#!/bin/sh
+# tidy.sh - source rules that the compiler does not enforce.
+#  - the consensus core stays pure: no sockets, clocks, event loop or rand;
+#  - no strcpy/sprintf/atoi/strtok anywhere;
+#  - no FIXME left behind;
+#  - clang-format agrees with every C file (when clang-format is installed).
+set -u
+root=${1:-.}
+cd "$root" || exit 2
+fail=0
+say() { printf 'tidy: %s\n' "$*"; fail=1; }
+
+core=$(find pbft-replica/core -name '*.[ch]' 2>/dev/null)
+if [ -n "$core" ]; then
+	hits=$(grep -nE '#include[[:space:]]*<(ev\.h|sys/socket\.h|time\.h|sys/time\.h|unistd\.h|fcntl\.h|stdio\.h|pthread\.h)>' $core)
+	[ -n "$hits" ] && say "core includes an I/O or clock header:
+$hits"
+	hits=$(grep -nE '\b(rand|random|srand|time|clock_gettime|gettimeofday|getrandom|printf|fprintf|fopen|open|read|write|socket)[[:space:]]*\(' $core | grep -vE '^\S+:[0-9]+:\s*(\*|/\*)')
+	[ -n "$hits" ] && say "core calls an impure function:
+$hits"
+fi
+
+src=$(git ls-files '*.c' '*.h' 2>/dev/null || find . -name '*.[ch]' -not -path './build*')
+if [ -n "$src" ]; then
+	hits=$(grep -nwE 'strcpy|sprintf|vsprintf|atoi|atol|strtok|gets' $src | grep -vE 'snprintf|vsnprintf')
+	[ -n "$hits" ] && say "banned function:
+$hits"
+	hits=$(grep -n 'FIXME' $src)
+	[ -n "$hits" ] && say "FIXME left in:
+$hits"
+	if command -v clang-format >/dev/null 2>&1 && [ "${PBFT_TIDY_FORMAT:-1}" = 1 ]; then
+		for f in $src; do
+			if ! clang-format --dry-run -Werror "$f" >/dev/null 2>&1; then
+				say "clang-format disagrees with $f (run clang-format -i $f)"
+			fi
+		done
+	fi
+fi
+[ $fail = 0 ] && echo "tidy: ok"
+exit $fail
