@@ -1,0 +1,46 @@
+/*
+ * sig.h - Ed25519 keys and signatures, and SHA-256, through OpenSSL EVP.
+ *
+ * Keys are EVP_PKEY * passed around as void * so that headers including this
+ * one need no OpenSSL headers. Private keys live in PEM files (PKCS#8) with
+ * mode 0600; public keys are written as 64 hex digits in cluster.ini.
+ */
+#ifndef PBFT_SIG_H
+#define PBFT_SIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msg.h"
+
+/* A new random key, or deterministic from a 32-byte seed when seed != NULL. */
+void *sig_keygen(const uint8_t seed[32]);
+void sig_key_free(void *key); /* safe on NULL */
+/* Raw 32-byte public key of a private or public key. Returns 0 or -1. */
+int sig_public_raw(void *key, uint8_t out[PBFT_PUBKEY_LEN]);
+/* A public-only key from raw bytes; NULL on bad input. */
+void *sig_public_from_raw(const uint8_t raw[PBFT_PUBKEY_LEN]);
+/* Writes key as PEM with mode 0600 (O_EXCL unless overwrite). 0 or -1. */
+int sig_write_private_pem(
+    void *key, const char *path, bool overwrite, char *err, size_t errlen);
+/* Reads a PEM private key; checks it is Ed25519. NULL with err set. */
+void *sig_read_private_pem(const char *path, char *err, size_t errlen);
+
+int sig_sign(
+    void *key, const uint8_t *data, size_t len, uint8_t sig[PBFT_SIG_LEN]);
+bool sig_verify(void *pubkey, const uint8_t *data, size_t len,
+    const uint8_t sig[PBFT_SIG_LEN]);
+void sig_sha256(const uint8_t *data, size_t len, uint8_t out[32]);
+
+/* Hex helpers: 0 or -1 (wrong length or non-hex digit). */
+int sig_hex_decode(const char *hex, uint8_t *out, size_t outlen);
+void sig_hex_encode(const uint8_t *in, size_t len, char *out); /* 2*len+1 */
+
+/*
+ * Deterministic demo key for node index i of a --dev cluster (insecure:
+ * anyone can derive it; callers log that loudly).
+ */
+void *sig_dev_key(uint32_t index);
+
+#endif
