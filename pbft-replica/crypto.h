@@ -1,0 +1,37 @@
+/*
+ * crypto.h - the consensus core's crypto interface backed by real keys:
+ * Ed25519 signatures (this node's private key, every node's and client's
+ * public key from cluster.ini) and SHA-256 digests.
+ *
+ * Client requests are authenticated by an Ed25519 signature of the client
+ * over wire_signed_request(): validity is objective, so a request verifies at
+ * every correct replica or at none, and a faulty client cannot make replicas
+ * disagree about it (the attack Aardvark describes against MAC
+ * authenticators).
+ */
+#ifndef PBFT_REPLICA_CRYPTO_H
+#define PBFT_REPLICA_CRYPTO_H
+
+#include "cfg.h"
+#include "pbft.h"
+#include "wbuf.h"
+
+struct replica_crypto {
+	struct pbft_crypto ops; /* hand &rc->ops to the core */
+	void *self_key; /* EVP_PKEY, owned */
+	void **node_pub; /* n public keys, owned */
+	void **client_pub; /* nclients public keys, owned */
+	uint32_t n, nclients;
+	struct wbuf scratch; /* signed-bytes buffer, reused */
+	uint64_t verify_calls, verify_failures;
+};
+
+/*
+ * Sets up rc for cfg with this node's private key (ownership passes to rc).
+ * Returns 0, or -1 with err set if a configured public key is unusable.
+ */
+int replica_crypto_init(struct replica_crypto *rc,
+    const struct cluster_cfg *cfg, void *self_key, char *err, size_t errlen);
+void replica_crypto_clear(struct replica_crypto *rc);
+
+#endif

@@ -1,0 +1,82 @@
+/*
+ * service.h - the replicated application behind the consensus core.
+ *
+ * A service is any deterministic state machine: given the same requests in the
+ * same order, every correct replica must produce the same results and the same
+ * state digest. Embedders implement struct service_ops; pbft ships one built-in
+ * service (service_ledger_new): an ordered transaction ledger plus a key-value
+ * store, which is what pbftctl's submit, put, get and del talk to.
+ *
+ * The service knows nothing of clients' identities beyond the id it is handed,
+ * nor of duplicates: the core filters those before execution.
+ */
+#ifndef PBFT_SERVICE_H
+#define PBFT_SERVICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msg.h"
+#include "wbuf.h"
+
+/* Status codes carried in replies (struct pbft_reply.status). */
+enum service_status {
+	SVC_OK = 0,
+	SVC_NOT_FOUND = 1, /* get/del of a key that is not there */
+	SVC_BAD_OP = 2, /* the operation does not parse */
+	SVC_TOO_BIG = 3, /* a value that does not fit a reply */
+};
+
+struct service;
+
+struct service_ops {
+	/*
+	 * Executes one request at sequence number seq. Writes at most
+	 * PBFT_RESULT_BYTES_MAX bytes to result and their count to *result_len,
+	 * and returns an enum service_status (or an embedder's own code < 256).
+	 * Must be deterministic and must not fail for lack of memory in a way
+	 * that differs between replicas (abort instead).
+	 */
+	uint8_t (*execute)(struct service *s, uint64_t seq, uint32_t client,
+	    const uint8_t *op, size_t op_len, uint8_t *result,
+	    size_t *result_len);
+	/* Digest of the whole state (deterministic across replicas). */
+	void (*digest)(struct service *s, uint8_t out[PBFT_DIGEST_LEN]);
+	/* Appends a self-contained image of the state to out; 0 or -1. */
+	int (*snapshot)(struct service *s, struct wbuf *out);
+	/* Replaces the state with an image from snapshot; 0 or -1 (bad image,
+	 * state unchanged). */
+	int (*restore)(struct service *s, const uint8_t *img, size_t len);
+	void (*free)(struct service *s);
+};
+
+struct service {
+	const struct service_ops *ops;
+};
+
+/* Operation encoding of the built-in service (first byte = opcode). */
+enum ledger_op {
+	LEDGER_OP_SUBMIT = 1, /* rest: transaction bytes -> u64 ledger index */
+	LEDGER_OP_PUT = 2, /* u16 key_len, key, value -> empty */
+	LEDGER_OP_GET = 3, /* key -> value, or SVC_NOT_FOUND */
+	LEDGER_OP_DEL = 4, /* key -> empty, or SVC_NOT_FOUND */
+};
+
+#define LEDGER_KEY_BYTES_MAX 1024
+
+/* The built-in ledger + key-value service; NULL on allocation failure. */
+struct service *service_ledger_new(void);
+
+/* Number of ledger entries and access to entry i (0-based), for tests. */
+uint64_t service_ledger_count(struct service *s);
+int service_ledger_entry(
+    struct service *s, uint64_t i, const uint8_t **data, size_t *len);
+
+/* Helpers to build operations for the built-in service; 0 or -1. */
+int ledger_op_submit(struct wbuf *wb, const void *tx, size_t len);
+int ledger_op_put(struct wbuf *wb, const void *key, size_t klen,
+    const void *val, size_t vlen);
+int ledger_op_get(struct wbuf *wb, const void *key, size_t klen);
+int ledger_op_del(struct wbuf *wb, const void *key, size_t klen);
+
+#endif
