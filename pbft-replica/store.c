@@ -1,0 +1,390 @@
+/*
+ * store.c - write-ahead log and snapshots in a replica's data directory;
+ * see store.h for the formats and the guarantees.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+struct store {
+	char dir[CFG_PATH_MAX];
+	int dir_fd, lock_fd, wal_fd;
+	enum cfg_fsync mode;
+	struct wbuf pending; /* records appended, not yet written */
+	struct store_stats stats;
+};
+
+static uint32_t crc_table[256];
+
+static void
+crc_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+
+		for (int k = 0; k < 8; k++)
+			c = (c & 1) ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+		crc_table[i] = c;
+	}
+}
+
+uint32_t
+crc32c(uint32_t crc, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	if (crc_table[1] == 0)
+		crc_init();
+	crc = ~crc;
+	while (len--)
+		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
+static int
+mkdir_p(const char *path, mode_t mode)
+{
+	char tmp[CFG_PATH_MAX];
+	size_t len = strlen(path);
+
+	if (len == 0 || len >= sizeof(tmp))
+		return -1;
+	memcpy(tmp, path, len + 1);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, mode) == -1 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(tmp, mode) == -1 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+struct store *
+store_open(const char *data_dir, uint32_t id, enum cfg_fsync mode, char *err,
+    size_t errlen)
+{
+	struct store *st = calloc(1, sizeof(*st));
+	char path[CFG_PATH_MAX + 32];
+
+	if (st == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	st->dir_fd = st->lock_fd = st->wal_fd = -1;
+	st->mode = mode;
+	wbuf_init_dynamic(&st->pending, 1ULL << 30);
+	if ((size_t)snprintf(st->dir, sizeof(st->dir), "%s/node-%u", data_dir,
+	        id) >= sizeof(st->dir) ||
+	    mkdir_p(st->dir, 0700) == -1) {
+		snprintf(err, errlen, "cannot create data directory %s: %s",
+		    st->dir, strerror(errno));
+		goto fail;
+	}
+	if ((st->dir_fd = open(st->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) ==
+	    -1) {
+		snprintf(err, errlen, "%s: %s", st->dir, strerror(errno));
+		goto fail;
+	}
+	snprintf(path, sizeof(path), "%s/lock", st->dir);
+	st->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (st->lock_fd == -1 || flock(st->lock_fd, LOCK_EX | LOCK_NB) == -1) {
+		snprintf(err, errlen,
+		    "%s is in use by another process (or not lockable): %s",
+		    st->dir, strerror(errno));
+		goto fail;
+	}
+	snprintf(path, sizeof(path), "%s/wal", st->dir);
+	st->wal_fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (st->wal_fd == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	return st;
+fail:
+	store_close(st);
+	return NULL;
+}
+
+void
+store_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	if (st->pending.len > 0)
+		(void)store_sync(st);
+	if (st->wal_fd != -1)
+		close(st->wal_fd);
+	if (st->lock_fd != -1)
+		close(st->lock_fd);
+	if (st->dir_fd != -1)
+		close(st->dir_fd);
+	wbuf_clear(&st->pending);
+	free(st);
+}
+
+static int
+read_all(int fd, struct wbuf *out)
+{
+	uint8_t buf[65536];
+	ssize_t r;
+
+	if (lseek(fd, 0, SEEK_SET) == -1)
+		return -1;
+	while ((r = read(fd, buf, sizeof(buf))) != 0) {
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		wbuf_put_bytes(out, buf, (size_t)r);
+		if (wbuf_failed(out))
+			return -1;
+	}
+	return 0;
+}
+
+static uint32_t
+le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	    (uint32_t)p[3] << 24;
+}
+
+/*
+ * True when some intact record starts after off: then the bad record at off
+ * is damage in the middle of the log, not a tail torn by a crash.
+ */
+static bool
+intact_record_after(const struct wbuf *all, size_t off)
+{
+	for (size_t pos = off + 1; pos + 8 <= all->len; pos++) {
+		uint32_t len = le32(all->p + pos);
+
+		if (len == 0 || len > all->len - pos - 8)
+			continue;
+		if (crc32c(0, all->p + pos + 8, len) == le32(all->p + pos + 4))
+			return true;
+	}
+	return false;
+}
+
+int
+store_replay(struct store *st,
+    int (*fn)(void *arg, const uint8_t *rec, size_t len), void *arg, char *err,
+    size_t errlen)
+{
+	struct wbuf all;
+	size_t off = 0;
+	int rc = -1;
+
+	wbuf_init_dynamic(&all, SIZE_MAX / 2);
+	if (read_all(st->wal_fd, &all) == -1) {
+		snprintf(
+		    err, errlen, "%s/wal: read: %s", st->dir, strerror(errno));
+		goto out;
+	}
+	while (off < all.len) {
+		size_t left = all.len - off;
+		uint32_t len, crc;
+
+		if (left < 8)
+			break; /* torn header */
+		len = le32(all.p + off);
+		crc = le32(all.p + off + 4);
+		if (len > STORE_RECORD_BYTES_MAX || len > left - 8 ||
+		    crc32c(0, all.p + off + 8, len) != crc) {
+			if (!intact_record_after(&all, off))
+				break; /* torn tail */
+			snprintf(err, errlen,
+			    "%s/wal: corrupt record at offset %zu (length %u, "
+			    "%zu bytes follow): refusing to start",
+			    st->dir, off, len, left);
+			goto out;
+		}
+		if (fn(arg, all.p + off + 8, len) == -1) {
+			snprintf(err, errlen,
+			    "%s/wal: record at offset %zu rejected by the "
+			    "consensus core",
+			    st->dir, off);
+			goto out;
+		}
+		off += 8 + (size_t)len;
+	}
+	if (off < all.len) {
+		log_warnx("%s/wal: torn tail of %zu bytes at offset %zu "
+		          "truncated",
+		    st->dir, all.len - off, off);
+		if (ftruncate(st->wal_fd, (off_t)off) == -1 ||
+		    fsync(st->wal_fd) == -1) {
+			snprintf(err, errlen, "%s/wal: truncate: %s", st->dir,
+			    strerror(errno));
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	wbuf_clear(&all);
+	return rc;
+}
+
+int
+store_append(struct store *st, const uint8_t *rec, size_t len)
+{
+	if (len > STORE_RECORD_BYTES_MAX)
+		return -1;
+	wbuf_put_u32(&st->pending, (uint32_t)len);
+	wbuf_put_u32(&st->pending, crc32c(0, rec, len));
+	wbuf_put_bytes(&st->pending, rec, len);
+	if (wbuf_failed(&st->pending))
+		return -1;
+	st->stats.records++;
+	return 0;
+}
+
+static uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static int
+write_full(int fd, const uint8_t *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+
+		if (w == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+int
+store_sync(struct store *st)
+{
+	uint64_t t0, dt;
+
+	if (st->pending.len == 0)
+		return 0;
+	if (write_full(st->wal_fd, st->pending.p, st->pending.len) == -1) {
+		log_warn("%s/wal: write", st->dir);
+		return -1;
+	}
+	st->stats.bytes += st->pending.len;
+	wbuf_reset(&st->pending);
+	if (st->mode == CFG_FSYNC_OFF)
+		return 0;
+	t0 = now_ns();
+	if (fdatasync(st->wal_fd) == -1) {
+		log_warn("%s/wal: fdatasync", st->dir);
+		return -1;
+	}
+	dt = now_ns() - t0;
+	st->stats.syncs++;
+	st->stats.sync_ns_total += dt;
+	if (dt > st->stats.sync_ns_max)
+		st->stats.sync_ns_max = dt;
+	return 0;
+}
+
+int
+store_snapshot_write(
+    struct store *st, uint64_t seq, const uint8_t *data, size_t len)
+{
+	char tmp[CFG_PATH_MAX + 32], dst[CFG_PATH_MAX + 32];
+	uint8_t hdr[16];
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), "%s/snapshot.tmp", st->dir);
+	snprintf(dst, sizeof(dst), "%s/snapshot", st->dir);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd == -1) {
+		log_warn("%s", tmp);
+		return -1;
+	}
+	for (int i = 0; i < 8; i++)
+		hdr[i] = (uint8_t)(seq >> (8 * i));
+	for (int i = 0; i < 4; i++)
+		hdr[8 + i] = (uint8_t)(crc32c(0, data, len) >> (8 * i));
+	memcpy(hdr + 12, "SNP1", 4);
+	if (write_full(fd, hdr, sizeof(hdr)) == -1 ||
+	    write_full(fd, data, len) == -1 ||
+	    (st->mode != CFG_FSYNC_OFF && fsync(fd) == -1)) {
+		log_warn("%s", tmp);
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	if (rename(tmp, dst) == -1 ||
+	    (st->mode != CFG_FSYNC_OFF && fsync(st->dir_fd) == -1)) {
+		log_warn("%s", dst);
+		return -1;
+	}
+	return 0;
+}
+
+int
+store_snapshot_read(
+    struct store *st, uint64_t *seq, struct wbuf *out, char *err, size_t errlen)
+{
+	char path[CFG_PATH_MAX + 32];
+	int fd, rc = -1;
+
+	snprintf(path, sizeof(path), "%s/snapshot", st->dir);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		if (errno == ENOENT)
+			return 1;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	wbuf_reset(out);
+	if (read_all(fd, out) == -1 || out->len < 16 ||
+	    memcmp(out->p + 12, "SNP1", 4) != 0 ||
+	    crc32c(0, out->p + 16, out->len - 16) != le32(out->p + 8)) {
+		snprintf(
+		    err, errlen, "%s: unreadable or corrupt snapshot", path);
+		goto out;
+	}
+	*seq = (uint64_t)le32(out->p) | (uint64_t)le32(out->p + 4) << 32;
+	memmove(out->p, out->p + 16, out->len - 16);
+	out->len -= 16;
+	rc = 0;
+out:
+	close(fd);
+	return rc;
+}
+
+const char *
+store_dir(const struct store *st)
+{
+	return st->dir;
+}
+
+void
+store_get_stats(const struct store *st, struct store_stats *out)
+{
+	*out = st->stats;
+}

@@ -1,0 +1,70 @@
+/*
+ * store.h - a replica's durable state in its data directory
+ * (data_dir/node-ID): the write-ahead log of the core's PERSIST records and
+ * snapshots of the service at stable checkpoints.
+ *
+ * WAL records are  u32 len | u32 crc32c(data) | data.  A torn tail (the last
+ * record cut short or failing its CRC with nothing valid after it) is
+ * truncated with a log line; a bad record followed by more data stops the
+ * replica: silently dropping acknowledged state is never an option.
+ *
+ * Snapshots are written to a temporary file, fsynced, renamed into place and
+ * the directory fsynced, so a crash leaves either the old or the new one.
+ * The directory is locked (flock) so two processes cannot share it.
+ */
+#ifndef PBFT_STORE_H
+#define PBFT_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cfg.h"
+#include "wbuf.h"
+
+#define STORE_RECORD_BYTES_MAX (PBFT_FRAME_BYTES_MAX + 64)
+
+struct store;
+
+struct store_stats {
+	uint64_t records, bytes, syncs;
+	uint64_t sync_ns_total, sync_ns_max;
+};
+
+/*
+ * Opens (creating with mode 0700) dir/node-ID, locks it and opens the WAL.
+ * Returns NULL with err set on failure (e.g. already locked).
+ */
+struct store *store_open(const char *data_dir, uint32_t id, enum cfg_fsync mode,
+    char *err, size_t errlen);
+void store_close(struct store *st); /* safe on NULL */
+
+/*
+ * Calls fn for every intact WAL record in order. A torn tail is truncated.
+ * Returns 0, or -1 with err set when a record in the middle is corrupt or
+ * fn returns -1.
+ */
+int store_replay(struct store *st,
+    int (*fn)(void *arg, const uint8_t *rec, size_t len), void *arg, char *err,
+    size_t errlen);
+
+/* Buffers one record; store_sync makes everything buffered durable. */
+int store_append(struct store *st, const uint8_t *rec, size_t len);
+/* Writes buffered records and syncs them per the fsync mode. 0 or -1. */
+int store_sync(struct store *st);
+
+/* Snapshot at checkpoint seq: durable replace of the previous one. */
+int store_snapshot_write(
+    struct store *st, uint64_t seq, const uint8_t *data, size_t len);
+/*
+ * Reads the latest snapshot into out (a dynamic wbuf); *seq = its seq.
+ * Returns 0, 1 when there is none, -1 on error (err set).
+ */
+int store_snapshot_read(struct store *st, uint64_t *seq, struct wbuf *out,
+    char *err, size_t errlen);
+
+const char *store_dir(const struct store *st);
+void store_get_stats(const struct store *st, struct store_stats *out);
+
+uint32_t crc32c(uint32_t crc, const void *buf, size_t len);
+
+#endif
