@@ -1,0 +1,594 @@
+/*
+ * client.c - the pbft client library; see client.h.
+ *
+ * Two layers: connections (one per replica, dialled with backoff, each an
+ * authenticated channel from chan.h) and requests (a fixed table of
+ * outstanding requests with their reply votes and timers).
+ */
+#include "client.h"
+
+#include <errno.h>
+#include <ev.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chan.h"
+#include "log.h"
+#include "sig.h"
+#include "wire.h"
+
+#define CONN_READ_CHUNK 65536
+#define CONN_WQ_MAX (16u << 20) /* bytes queued to one replica */
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define HANDSHAKE_MS 5000
+
+struct client_conn {
+	struct pbft_client *c;
+	uint32_t replica;
+	int fd;
+	bool connecting, ready;
+	struct chan ch;
+	ev_io rd, wr;
+	ev_timer retry;
+	uint32_t backoff_ms;
+	struct wbuf in; /* received, not yet consumed */
+	struct wbuf out; /* sealed, not yet written */
+	size_t out_off;
+};
+
+/* A reply vote: what replica i said about a request. */
+struct vote {
+	bool have;
+	uint64_t seq, view;
+	uint8_t status;
+	uint8_t digest[PBFT_DIGEST_LEN]; /* of the result bytes */
+};
+
+struct creq {
+	bool used;
+	uint64_t ts;
+	uint8_t *frame; /* the encoded REQUEST frame */
+	size_t frame_len;
+	pbft_client_cb cb;
+	void *arg;
+	uint64_t start_us;
+	uint32_t retrans_ms;
+	ev_timer retrans, deadline;
+	struct pbft_client *c;
+	struct vote votes[PBFT_REPLICAS_MAX];
+};
+
+struct pbft_client {
+	struct ev_loop *loop;
+	const struct cluster_cfg *cfg;
+	struct pbft_client_opts opts;
+	uint32_t n, f;
+	uint64_t last_ts;
+	uint64_t view; /* latest view a reply told us */
+	struct client_conn conns[PBFT_REPLICAS_MAX];
+	struct creq *reqs;
+	uint32_t nreqs_max, outstanding;
+	struct wbuf scratch;
+	uint8_t *arena;
+	size_t arena_len;
+};
+
+static uint64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Strictly increasing timestamps that survive a restart of the process. */
+static uint64_t
+next_ts(struct pbft_client *c)
+{
+	uint64_t t = now_us();
+
+	c->last_ts = t > c->last_ts ? t : c->last_ts + 1;
+	return c->last_ts;
+}
+
+/* ---- connections ------------------------------------------------------- */
+
+static void conn_schedule(struct client_conn *cc);
+static void conn_flush(struct client_conn *cc);
+
+static void
+conn_close(struct client_conn *cc, const char *why)
+{
+	struct ev_loop *loop = cc->c->loop;
+
+	if (cc->fd == -1)
+		return;
+	if (why != NULL)
+		log_debug("client: replica %u: %s", cc->replica, why);
+	ev_io_stop(loop, &cc->rd);
+	ev_io_stop(loop, &cc->wr);
+	close(cc->fd);
+	cc->fd = -1;
+	cc->ready = cc->connecting = false;
+	chan_clear(&cc->ch);
+	wbuf_reset(&cc->in);
+	wbuf_reset(&cc->out);
+	cc->out_off = 0;
+	conn_schedule(cc);
+}
+
+static void
+conn_queue(struct client_conn *cc, const uint8_t *frame, size_t len)
+{
+	if (!cc->ready)
+		return; /* retransmission covers what is lost here */
+	if (cc->out.len - cc->out_off + len > CONN_WQ_MAX) {
+		conn_close(cc, "write queue full");
+		return;
+	}
+	if (chan_seal(&cc->ch, frame, len, &cc->out) == -1) {
+		conn_close(cc, "cannot seal frame");
+		return;
+	}
+	ev_io_start(cc->c->loop, &cc->wr);
+}
+
+static void client_on_reply(
+    struct pbft_client *c, uint32_t replica, const struct pbft_reply *rep);
+
+static void
+conn_frame(void *arg, const uint8_t *frame, size_t len)
+{
+	struct client_conn *cc = arg;
+	struct pbft_client *c = cc->c;
+	struct wire_arena arena;
+	struct pbft_msg m;
+
+	wire_arena_init(&arena, c->arena, c->arena_len);
+	if (wire_decode(frame, len, &m, &arena) != WIRE_OK ||
+	    m.type != PBFT_MSG_REPLY || m.u.reply.replica != cc->replica) {
+		log_debug("client: replica %u sent a bad frame", cc->replica);
+		return;
+	}
+	client_on_reply(c, cc->replica, &m.u.reply);
+}
+
+static void
+conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct client_conn *cc = w->data;
+	size_t consumed;
+	ssize_t r;
+
+	(void)loop;
+	(void)revents;
+	if (wbuf_reserve(&cc->in, CONN_READ_CHUNK) == -1) {
+		conn_close(cc, "read buffer limit");
+		return;
+	}
+	r = read(cc->fd, cc->in.p + cc->in.len, CONN_READ_CHUNK);
+	if (r == 0 || (r == -1 && errno != EAGAIN && errno != EINTR)) {
+		conn_close(cc, r == 0 ? "closed by peer" : strerror(errno));
+		return;
+	}
+	if (r < 0)
+		return;
+	cc->in.len += (size_t)r;
+	if (chan_input(&cc->ch, cc->in.p, cc->in.len, &consumed, &cc->out,
+	        conn_frame, cc) == -1) {
+		conn_close(cc, chan_error(&cc->ch));
+		return;
+	}
+	if (cc->fd == -1)
+		return;
+	memmove(cc->in.p, cc->in.p + consumed, cc->in.len - consumed);
+	cc->in.len -= consumed;
+	if (!cc->ready && chan_established(&cc->ch)) {
+		cc->ready = true;
+		cc->backoff_ms = BACKOFF_MIN_MS;
+		ev_timer_stop(cc->c->loop, &cc->retry);
+		log_debug("client: connected to replica %u", cc->replica);
+	}
+	if (cc->out.len > cc->out_off)
+		ev_io_start(cc->c->loop, &cc->wr);
+}
+
+static void
+conn_flush(struct client_conn *cc)
+{
+	while (cc->out_off < cc->out.len) {
+		ssize_t w = write(
+		    cc->fd, cc->out.p + cc->out_off, cc->out.len - cc->out_off);
+
+		if (w == -1) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			conn_close(cc, strerror(errno));
+			return;
+		}
+		cc->out_off += (size_t)w;
+	}
+	wbuf_reset(&cc->out);
+	cc->out_off = 0;
+	ev_io_stop(cc->c->loop, &cc->wr);
+}
+
+static void
+conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct client_conn *cc = w->data;
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	(void)loop;
+	(void)revents;
+	if (cc->connecting) {
+		if (getsockopt(cc->fd, SOL_SOCKET, SO_ERROR, &err, &len) ==
+		        -1 ||
+		    err != 0) {
+			conn_close(cc, strerror(err ? err : errno));
+			return;
+		}
+		cc->connecting = false;
+		ev_io_start(cc->c->loop, &cc->rd);
+	}
+	conn_flush(cc);
+}
+
+static int
+conn_lookup(void *ctx, uint8_t role, uint32_t id, uint8_t pub[PBFT_PUBKEY_LEN])
+{
+	const struct pbft_client *c = ctx;
+
+	if (role != PBFT_ROLE_REPLICA || id >= c->n)
+		return -1;
+	memcpy(pub, c->cfg->nodes[id].public_key, PBFT_PUBKEY_LEN);
+	return 0;
+}
+
+static void
+conn_dial(struct client_conn *cc)
+{
+	struct pbft_client *c = cc->c;
+	const struct cfg_node *node = &c->cfg->nodes[cc->replica];
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+	char port[8];
+	int one = 1;
+
+	snprintf(port, sizeof(port), "%u", (unsigned)node->port);
+	if (!node->has_address ||
+	    getaddrinfo(node->host, port, &hints, &ai) != 0 || ai == NULL) {
+		conn_schedule(cc);
+		goto out;
+	}
+	cc->fd = socket(
+	    ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (cc->fd == -1) {
+		conn_schedule(cc);
+		goto out;
+	}
+	setsockopt(cc->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(cc->fd, ai->ai_addr, ai->ai_addrlen) == -1 &&
+	    errno != EINPROGRESS) {
+		close(cc->fd);
+		cc->fd = -1;
+		conn_schedule(cc);
+		goto out;
+	}
+	cc->connecting = true;
+	chan_init(&cc->ch, PBFT_ROLE_CLIENT, c->opts.client_id, c->opts.key,
+	    conn_lookup, c, c->cfg->name, true, PBFT_ROLE_REPLICA, cc->replica);
+	if (chan_start(&cc->ch, &cc->out) == -1) {
+		conn_close(cc, "handshake start failed");
+		goto out;
+	}
+	ev_io_set(&cc->rd, cc->fd, EV_READ);
+	ev_io_set(&cc->wr, cc->fd, EV_WRITE);
+	ev_io_start(c->loop, &cc->wr);
+	/* The retry timer doubles as the handshake deadline. */
+	ev_timer_set(&cc->retry, HANDSHAKE_MS / 1000.0, 0);
+	ev_timer_start(c->loop, &cc->retry);
+out:
+	if (ai != NULL)
+		freeaddrinfo(ai);
+}
+
+static void
+conn_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct client_conn *cc = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (cc->fd != -1) {
+		if (!cc->ready)
+			conn_close(cc, "handshake timed out");
+		return;
+	}
+	conn_dial(cc);
+}
+
+/* Dial again after a jittered, doubling delay. */
+static void
+conn_schedule(struct client_conn *cc)
+{
+	double d = cc->backoff_ms * (0.5 + (double)(mono_us() % 1000) / 1000);
+
+	cc->backoff_ms = cc->backoff_ms * 2 > BACKOFF_MAX_MS
+	    ? BACKOFF_MAX_MS
+	    : cc->backoff_ms * 2;
+	ev_timer_stop(cc->c->loop, &cc->retry);
+	ev_timer_set(&cc->retry, d / 1000.0, 0);
+	ev_timer_start(cc->c->loop, &cc->retry);
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+static void
+req_finish(struct pbft_client *c, struct creq *q, const struct pbft_result *res)
+{
+	pbft_client_cb cb = q->cb;
+	void *arg = q->arg;
+
+	ev_timer_stop(c->loop, &q->retrans);
+	ev_timer_stop(c->loop, &q->deadline);
+	free(q->frame);
+	q->frame = NULL;
+	q->used = false;
+	c->outstanding--;
+	cb(arg, res);
+}
+
+static void
+req_send(struct pbft_client *c, struct creq *q, bool all)
+{
+	uint32_t primary = (uint32_t)(c->view % c->n);
+
+	for (uint32_t i = 0; i < c->n; i++)
+		if (all || i == primary)
+			conn_queue(&c->conns[i], q->frame, q->frame_len);
+}
+
+static void
+req_retrans_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct creq *q = w->data;
+
+	(void)revents;
+	/* Castro and Liskov 4.1: retransmit to all replicas. */
+	req_send(q->c, q, true);
+	q->retrans_ms = q->retrans_ms * 2 > 8000 ? 8000 : q->retrans_ms * 2;
+	ev_timer_set(w, q->retrans_ms / 1000.0, 0);
+	ev_timer_start(loop, w);
+}
+
+static void
+req_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct creq *q = w->data;
+	struct pbft_result res = {.status = PBFT_CLIENT_TIMEOUT};
+
+	(void)loop;
+	(void)revents;
+	res.latency_us = mono_us() - q->start_us;
+	req_finish(q->c, q, &res);
+}
+
+static struct creq *
+req_by_ts(struct pbft_client *c, uint64_t ts)
+{
+	for (uint32_t i = 0; i < c->nreqs_max; i++)
+		if (c->reqs[i].used && c->reqs[i].ts == ts)
+			return &c->reqs[i];
+	return NULL;
+}
+
+static void
+client_on_reply(
+    struct pbft_client *c, uint32_t replica, const struct pbft_reply *rep)
+{
+	struct creq *q = req_by_ts(c, rep->timestamp);
+	struct vote *v;
+	uint32_t agree = 0;
+	struct pbft_result res = {.status = PBFT_CLIENT_OK};
+
+	if (q == NULL || rep->client != c->opts.client_id)
+		return; /* late duplicate, or not ours */
+	v = &q->votes[replica];
+	v->have = true;
+	v->seq = rep->seq;
+	v->view = rep->view;
+	v->status = rep->status;
+	sig_sha256(rep->result, rep->result_len, v->digest);
+	for (uint32_t i = 0; i < c->n; i++) {
+		const struct vote *o = &q->votes[i];
+
+		if (o->have && o->seq == v->seq && o->status == v->status &&
+		    memcmp(o->digest, v->digest, PBFT_DIGEST_LEN) == 0)
+			agree++;
+	}
+	if (agree < c->f + 1)
+		return;
+	if (rep->view > c->view)
+		c->view = rep->view;
+	res.seq = rep->seq;
+	res.view = rep->view;
+	res.svc_status = rep->status;
+	res.result = rep->result;
+	res.result_len = rep->result_len;
+	res.latency_us = mono_us() - q->start_us;
+	req_finish(c, q, &res);
+}
+
+int
+pbft_client_submit(struct pbft_client *c, const uint8_t *op, size_t len,
+    pbft_client_cb cb, void *arg)
+{
+	struct creq *q = NULL;
+	struct pbft_msg m = {.type = PBFT_MSG_REQUEST};
+	uint8_t sig[PBFT_SIG_LEN];
+
+	if (len > PBFT_OP_BYTES_MAX || c->outstanding >= c->nreqs_max)
+		return -1;
+	for (uint32_t i = 0; i < c->nreqs_max && q == NULL; i++)
+		if (!c->reqs[i].used)
+			q = &c->reqs[i];
+	memset(q->votes, 0, sizeof(q->votes));
+	q->ts = next_ts(c);
+	m.u.request = (struct pbft_request){.client = c->opts.client_id,
+	    .timestamp = q->ts,
+	    .op_len = (uint32_t)len,
+	    .op = op,
+	    .auth_len = PBFT_SIG_LEN,
+	    .auth = sig};
+	wbuf_reset(&c->scratch);
+	if (wire_signed_request(&c->scratch, &m.u.request) == -1 ||
+	    sig_sign(c->opts.key, c->scratch.p, c->scratch.len, sig) == -1)
+		return -1;
+	wbuf_reset(&c->scratch);
+	if (wire_encode(&c->scratch, &m) == -1 ||
+	    (q->frame = malloc(c->scratch.len)) == NULL)
+		return -1;
+	memcpy(q->frame, c->scratch.p, c->scratch.len);
+	q->frame_len = c->scratch.len;
+	q->used = true;
+	q->cb = cb;
+	q->arg = arg;
+	q->c = c;
+	q->start_us = mono_us();
+	q->retrans_ms = c->opts.retransmit_ms;
+	c->outstanding++;
+	ev_timer_init(&q->retrans, req_retrans_cb, q->retrans_ms / 1000.0, 0);
+	ev_timer_init(
+	    &q->deadline, req_deadline_cb, c->opts.timeout_ms / 1000.0, 0);
+	q->retrans.data = q->deadline.data = q;
+	ev_timer_start(c->loop, &q->retrans);
+	ev_timer_start(c->loop, &q->deadline);
+	req_send(c, q, false);
+	return 0;
+}
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+struct pbft_client *
+pbft_client_new(struct ev_loop *loop, const struct pbft_client_opts *opts,
+    char *err, size_t errlen)
+{
+	struct pbft_client *c = calloc(1, sizeof(*c));
+	const struct cluster_cfg *cfg = opts->cfg;
+
+	if (c == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->loop = loop;
+	c->cfg = cfg;
+	c->opts = *opts;
+	c->n = cfg->n;
+	c->f = cfg->f;
+	if (c->opts.timeout_ms == 0)
+		c->opts.timeout_ms = 30000;
+	if (c->opts.retransmit_ms == 0)
+		c->opts.retransmit_ms =
+		    cfg->request_timeout_ms ? cfg->request_timeout_ms : 1000;
+	if (c->opts.max_outstanding == 0)
+		c->opts.max_outstanding = 1024;
+	c->nreqs_max = c->opts.max_outstanding;
+	c->reqs = calloc(c->nreqs_max, sizeof(*c->reqs));
+	c->arena_len = wire_arena_bytes_for(PBFT_FRAME_BYTES_MAX);
+	c->arena = malloc(c->arena_len);
+	wbuf_init_dynamic(&c->scratch, PBFT_FRAME_BYTES_MAX);
+	if (c->reqs == NULL || c->arena == NULL) {
+		snprintf(err, errlen, "out of memory");
+		pbft_client_free(c);
+		return NULL;
+	}
+	if (opts->client_id >= cfg->nclients) {
+		snprintf(err, errlen, "no client with id %u", opts->client_id);
+		pbft_client_free(c);
+		return NULL;
+	}
+	for (uint32_t i = 0; i < c->n; i++) {
+		struct client_conn *cc = &c->conns[i];
+
+		cc->c = c;
+		cc->replica = i;
+		cc->fd = -1;
+		cc->backoff_ms = BACKOFF_MIN_MS;
+		wbuf_init_dynamic(&cc->in, PBFT_FRAME_BYTES_MAX + 4096);
+		wbuf_init_dynamic(&cc->out, CONN_WQ_MAX + PBFT_FRAME_BYTES_MAX);
+		ev_io_init(&cc->rd, conn_read_cb, 0, EV_READ);
+		ev_io_init(&cc->wr, conn_write_cb, 0, EV_WRITE);
+		ev_init(&cc->retry, conn_retry_cb);
+		cc->rd.data = cc->wr.data = cc->retry.data = cc;
+		conn_dial(cc);
+	}
+	return c;
+}
+
+void
+pbft_client_free(struct pbft_client *c)
+{
+	struct pbft_result res = {.status = PBFT_CLIENT_CANCELLED};
+
+	if (c == NULL)
+		return;
+	for (uint32_t i = 0; c->reqs != NULL && i < c->nreqs_max; i++)
+		if (c->reqs[i].used)
+			req_finish(c, &c->reqs[i], &res);
+	for (uint32_t i = 0; i < c->n; i++) {
+		struct client_conn *cc = &c->conns[i];
+
+		if (cc->c == NULL)
+			continue;
+		ev_timer_stop(c->loop, &cc->retry);
+		if (cc->fd != -1) {
+			ev_io_stop(c->loop, &cc->rd);
+			ev_io_stop(c->loop, &cc->wr);
+			close(cc->fd);
+			chan_clear(&cc->ch);
+		}
+		wbuf_clear(&cc->in);
+		wbuf_clear(&cc->out);
+	}
+	wbuf_clear(&c->scratch);
+	free(c->arena);
+	free(c->reqs);
+	sig_key_free(c->opts.key);
+	free(c);
+}
+
+uint32_t
+pbft_client_connected(const struct pbft_client *c)
+{
+	uint32_t k = 0;
+
+	for (uint32_t i = 0; i < c->n; i++)
+		k += c->conns[i].ready;
+	return k;
+}
+
+uint32_t
+pbft_client_outstanding(const struct pbft_client *c)
+{
+	return c->outstanding;
+}

@@ -1,0 +1,79 @@
+/*
+ * client.h - the pbft client library: submit operations to a cluster and get
+ * results that f+1 replicas agree on.
+ *
+ * The library keeps an authenticated connection (common/chan.h) to every
+ * replica of the cluster described by a cluster.ini, signs each request with
+ * the client's Ed25519 key, sends it to the replica it believes is the
+ * primary, and retransmits it to all replicas with backoff until f+1 replicas
+ * have sent matching replies (same sequence number, status and result) or the
+ * request times out. A result is therefore never the word of a single,
+ * possibly faulty, replica.
+ *
+ * It runs on a libev loop owned by the caller; callbacks run on that loop.
+ * Timestamps come from the wall clock in microseconds, kept strictly
+ * increasing within a process, so they keep increasing across restarts of the
+ * client as long as the clock does not step back.
+ *
+ * Typical use:
+ *
+ *     struct pbft_client *c = pbft_client_new(loop, &opts, err, sizeof(err));
+ *     pbft_client_submit(c, op, op_len, done_cb, arg);
+ *     ev_run(loop, 0);
+ */
+#ifndef PBFT_CLIENT_H
+#define PBFT_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cfg.h"
+
+struct ev_loop;
+struct pbft_client;
+
+enum pbft_client_status {
+	PBFT_CLIENT_OK = 0, /* f+1 matching replies */
+	PBFT_CLIENT_TIMEOUT = 1, /* no quorum within timeout_ms */
+	PBFT_CLIENT_CANCELLED = 2, /* client freed before completion */
+};
+
+struct pbft_client_opts {
+	const struct cluster_cfg *cfg; /* borrowed; must outlive the client */
+	uint32_t client_id; /* index of a [client.NAME] section */
+	void *key; /* EVP_PKEY private key; owned after new */
+	uint32_t timeout_ms; /* per request; 0 = 30 s */
+	uint32_t retransmit_ms; /* first retransmission; 0 = cfg's */
+	uint32_t max_outstanding; /* 0 = 1024 */
+};
+
+struct pbft_result {
+	enum pbft_client_status status;
+	uint64_t seq; /* sequence number that executed the request */
+	uint64_t view; /* view of the first matching reply */
+	uint8_t svc_status; /* the service's status code (service.h) */
+	const uint8_t *result; /* valid during the callback only */
+	uint32_t result_len;
+	uint64_t latency_us;
+};
+
+typedef void (*pbft_client_cb)(void *arg, const struct pbft_result *res);
+
+/* Creates a client and starts connecting; NULL with err set on failure. */
+struct pbft_client *pbft_client_new(struct ev_loop *loop,
+    const struct pbft_client_opts *opts, char *err, size_t errlen);
+/* Fails every outstanding request with CANCELLED, closes, frees. */
+void pbft_client_free(struct pbft_client *c);
+
+/*
+ * Submits op (copied). cb runs exactly once, later, from the loop.
+ * Returns 0, or -1 if op is too large or too many requests are outstanding.
+ */
+int pbft_client_submit(struct pbft_client *c, const uint8_t *op, size_t len,
+    pbft_client_cb cb, void *arg);
+
+/* Replicas currently connected (handshake done). */
+uint32_t pbft_client_connected(const struct pbft_client *c);
+uint32_t pbft_client_outstanding(const struct pbft_client *c);
+
+#endif

@@ -1,0 +1,262 @@
+/*
+ * main.c - pbft-replica: one replica of a pbft cluster.
+ *
+ *     pbft-replica -c cluster.ini -i ID [-d]
+ *     pbft-replica --dev -p PORT -i IDX -n N [-b HOST:PORT]... [-d]
+ *
+ * Normally started by pbftd, which passes its end of a socketpair as fd 3;
+ * when fd 3 reaches end-of-file the supervisor is gone and the replica exits.
+ * SIGTERM and SIGINT stop it cleanly.
+ */
+#include <errno.h>
+#include <ev.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cfg.h"
+#include "log.h"
+#include "pbft_build.h"
+#include "replica.h"
+#include "sig.h"
+
+#define SUP_FD 3
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: pbft-replica -c FILE -i ID [-d]\n"
+	    "       pbft-replica --dev -p PORT -i IDX -n N [-b HOST:PORT]... "
+	    "[-d]\n"
+	    "\n"
+	    "Runs one replica of a pbft cluster (normally started by pbftd).\n"
+	    "\n"
+	    "  -c, --config FILE   cluster configuration (cluster.ini)\n"
+	    "  -i, --id ID         this replica's node index\n"
+	    "  -d, --debug         log at debug level (also PBFT_LOG=debug)\n"
+	    "      --dev           demo mode: keys derived from node indexes "
+	    "(INSECURE)\n"
+	    "  -p, --port PORT     --dev: this node's port on 127.0.0.1\n"
+	    "  -n, --nodes N       --dev: number of nodes (node i listens on\n"
+	    "                      PORT - IDX + i)\n"
+	    "  -b, --bootstrap A   --dev: accepted for compatibility; ports "
+	    "are\n"
+	    "                      derived as above\n"
+	    "  -h, --help          this text\n"
+	    "  -V, --version       print the version\n");
+}
+
+static void
+stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)revents;
+	log_info("signal %d: stopping", w->signum);
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void
+sup_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	char buf[256];
+	ssize_t r = read(w->fd, buf, sizeof(buf));
+
+	(void)revents;
+	if (r == 0 || (r == -1 && errno != EAGAIN && errno != EINTR)) {
+		log_info("supervisor went away: stopping");
+		ev_break(loop, EVBREAK_ALL);
+	}
+}
+
+/* A cluster of n nodes on 127.0.0.1 with keys anyone can derive. */
+static struct cluster_cfg *
+dev_config(uint32_t n, uint16_t base_port)
+{
+	struct cluster_cfg *c = calloc(1, sizeof(*c));
+
+	if (c == NULL || (c->clients = calloc(1, sizeof(*c->clients))) == NULL)
+		fatalx("out of memory");
+	snprintf(c->name, sizeof(c->name), "dev");
+	c->n = n;
+	c->f = (n - 1) / 3;
+	c->checkpoint_interval = 100;
+	c->window = 200;
+	c->view_change_timeout_ms = 2000;
+	c->batch_max = 512;
+	c->batch_bytes_max = 1 << 20;
+	c->batch_timeout_ms = 2;
+	c->inflight_max = 4;
+	c->request_timeout_ms = 1000;
+	c->fsync = CFG_FSYNC_BATCH;
+	c->log_level = LOG_LVL_INFO;
+	snprintf(c->data_dir, sizeof(c->data_dir), "/tmp/pbft-dev-%u",
+	    (unsigned)base_port);
+	for (uint32_t i = 0; i < n; i++) {
+		void *k = sig_dev_key(i);
+
+		c->nodes[i].id = i;
+		snprintf(
+		    c->nodes[i].host, sizeof(c->nodes[i].host), "127.0.0.1");
+		c->nodes[i].port = (uint16_t)(base_port + i);
+		c->nodes[i].has_address = true;
+		if (k == NULL ||
+		    sig_public_raw(k, c->nodes[i].public_key) == -1)
+			fatalx("cannot derive the demo key of node %u", i);
+		sig_key_free(k);
+	}
+	c->nclients = 1;
+	snprintf(c->clients[0].name, sizeof(c->clients[0].name), "dev");
+	{
+		void *k = sig_dev_key(1000);
+
+		if (k == NULL ||
+		    sig_public_raw(k, c->clients[0].public_key) == -1)
+			fatalx("cannot derive the demo client key");
+		sig_key_free(k);
+	}
+	return c;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"id", required_argument, NULL, 'i'},
+	    {"debug", no_argument, NULL, 'd'}, {"dev", no_argument, NULL, 'D'},
+	    {"port", required_argument, NULL, 'p'},
+	    {"nodes", required_argument, NULL, 'n'},
+	    {"bootstrap", required_argument, NULL, 'b'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
+	const char *config = NULL;
+	char err[CFG_ERR_LEN], tag[32], *end;
+	unsigned long id = ULONG_MAX, port = 0, nodes = 4;
+	bool dev = false, debug = false;
+	struct cluster_cfg *cfg;
+	struct replica_opts opts = {.sup_fd = -1};
+	struct replica *r;
+	struct ev_loop *loop;
+	ev_signal sigterm, sigint;
+	ev_io sup;
+	void *key;
+	int ch;
+
+	while ((ch = getopt_long(
+	            argc, argv, "c:i:dp:n:b:hV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'i':
+			errno = 0;
+			id = strtoul(optarg, &end, 10);
+			if (errno || *end || id >= PBFT_REPLICAS_MAX) {
+				fprintf(stderr, "pbft-replica: bad id '%s'\n",
+				    optarg);
+				return 2;
+			}
+			break;
+		case 'd':
+			debug = true;
+			break;
+		case 'D':
+			dev = true;
+			break;
+		case 'p':
+			port = strtoul(optarg, &end, 10);
+			if (*end || port == 0 || port > 65535) {
+				fprintf(stderr, "pbft-replica: bad port '%s'\n",
+				    optarg);
+				return 2;
+			}
+			break;
+		case 'n':
+			nodes = strtoul(optarg, &end, 10);
+			if (*end || nodes < 4 || nodes > PBFT_REPLICAS_MAX) {
+				fprintf(stderr,
+				    "pbft-replica: -n wants 4..%d nodes\n",
+				    PBFT_REPLICAS_MAX);
+				return 2;
+			}
+			break;
+		case 'b':
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("pbft-replica %s\n", PBFT_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc || id == ULONG_MAX || (!dev && config == NULL) ||
+	    (dev && (port == 0 || id >= nodes || port < id))) {
+		usage(stderr);
+		return 2;
+	}
+	snprintf(tag, sizeof(tag), "replica %lu", id);
+	log_init(tag, debug ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+	log_level_from_env();
+	if (dev) {
+		cfg = dev_config((uint32_t)nodes, (uint16_t)(port - id));
+		key = sig_dev_key((uint32_t)id);
+		log_warnx(
+		    "--dev: INSECURE demo keys derived from node indexes; "
+		    "never use this for anything real");
+	} else {
+		if ((cfg = cfg_load(config, err, sizeof(err))) == NULL) {
+			fprintf(stderr, "%s\n", err);
+			return 2;
+		}
+		if (id >= cfg->n) {
+			fprintf(stderr, "%s: no node %lu (n = %u)\n", config,
+			    id, cfg->n);
+			return 2;
+		}
+		if (!debug)
+			log_set_level(cfg->log_level);
+		log_level_from_env();
+		if (cfg_load_node_key(
+		        cfg, (uint32_t)id, &key, err, sizeof(err)) == -1) {
+			fprintf(stderr, "%s\n", err);
+			return 2;
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+	loop = ev_default_loop(EVFLAG_AUTO);
+	opts.id = (uint32_t)id;
+	opts.insecure_dev = dev;
+	if (fcntl(SUP_FD, F_GETFD) != -1)
+		opts.sup_fd = SUP_FD;
+	if ((r = replica_new(loop, cfg, key, &opts, err, sizeof(err))) ==
+	    NULL) {
+		log_error("%s", err);
+		cfg_free(cfg);
+		return 1;
+	}
+	ev_signal_init(&sigterm, stop_cb, SIGTERM);
+	ev_signal_init(&sigint, stop_cb, SIGINT);
+	ev_signal_start(loop, &sigterm);
+	ev_signal_start(loop, &sigint);
+	if (opts.sup_fd != -1) {
+		fcntl(opts.sup_fd, F_SETFL, O_NONBLOCK);
+		ev_io_init(&sup, sup_cb, opts.sup_fd, EV_READ);
+		ev_io_start(loop, &sup);
+	}
+	log_info("node %lu of %u (f = %u) listening on %s:%u", id, cfg->n,
+	    cfg->f, cfg->nodes[id].host, (unsigned)cfg->nodes[id].port);
+	ev_run(loop, 0);
+	replica_free(r);
+	cfg_free(cfg);
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,708 @@
+/*
+ * replica.c - the replica process's glue around the consensus core; see
+ * replica.h. Protocol decisions live in core/, bytes on the wire in net.c,
+ * durability in store.c, the application in service.c.
+ */
+#include "replica.h"
+
+#include <ev.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto.h"
+#include "log.h"
+#include "net.h"
+#include "pbft.h"
+#include "service.h"
+#include "sig.h"
+#include "store.h"
+#include "wire.h"
+
+#define SNAPS_MAX 4
+#define XFER_BYTES_MAX (4ULL << 30) /* largest state we accept to fetch */
+#define XFER_RETRY_TICKS 100 /* 1 s without progress: next peer */
+
+/* The last reply to each client, to answer a retransmitted request. */
+struct reply_slot {
+	uint64_t ts, seq, view;
+	uint8_t status;
+	uint32_t len;
+	uint8_t result[PBFT_RESULT_BYTES_MAX];
+};
+
+/* A service image taken at a checkpoint: u32 ct_len | client table | svc. */
+struct snap {
+	uint64_t seq; /* 0 = unused */
+	struct wbuf img;
+};
+
+/* An ongoing state transfer (TOCS section 5.3.2). */
+struct xfer {
+	bool active;
+	uint64_t seq;
+	uint8_t digest[PBFT_DIGEST_LEN];
+	uint32_t peer; /* asked now */
+	uint32_t next_index; /* next chunk wanted */
+	uint32_t count; /* chunks in all, from the first chunk */
+	uint64_t total_len;
+	uint32_t idle_ticks;
+	struct wbuf img;
+	uint64_t failures;
+};
+
+struct replica {
+	struct ev_loop *loop;
+	struct cluster_cfg *cfg;
+	struct replica_opts opts;
+	uint32_t id;
+	struct replica_crypto rc;
+	struct pbft *core;
+	struct pbft_actions acts;
+	struct net *net;
+	struct store *store;
+	struct service *svc;
+	ev_timer tick;
+	/* scratch, reused for every frame */
+	uint8_t *arena_mem;
+	size_t arena_len;
+	struct wbuf enc;
+	struct reply_slot **replies; /* nclients, allocated on first use */
+	struct snap snaps[SNAPS_MAX];
+	struct xfer xfer;
+	/* events produced while carrying out actions, fed afterwards */
+	struct pbft_event deferred[SNAPS_MAX];
+	size_t ndeferred;
+	uint64_t frames_bad;
+};
+
+static void replica_step(struct replica *r, const struct pbft_event *ev);
+
+/* ---- sending ---------------------------------------------------------- */
+
+static void
+send_to(struct replica *r, uint32_t to, const struct pbft_msg *m)
+{
+	net_send(r->net, to, m);
+}
+
+static void
+send_client(struct replica *r, uint32_t client, const struct pbft_reply *rep)
+{
+	struct pbft_msg m = {.type = PBFT_MSG_REPLY};
+
+	m.u.reply = *rep;
+	net_send_client(r->net, client, &m);
+}
+
+/* ---- executing -------------------------------------------------------- */
+
+static struct reply_slot *
+reply_slot(struct replica *r, uint32_t client)
+{
+	if (client >= r->cfg->nclients)
+		return NULL;
+	if (r->replies[client] == NULL &&
+	    (r->replies[client] = calloc(1, sizeof(struct reply_slot))) == NULL)
+		fatalx("out of memory");
+	return r->replies[client];
+}
+
+static void
+do_execute(struct replica *r, const struct pbft_action *a)
+{
+	for (uint32_t i = 0; i < a->nreqs; i++) {
+		const struct pbft_request *req = &a->reqs[i];
+		struct reply_slot *slot;
+		struct pbft_reply rep;
+		size_t len = 0;
+
+		if (a->skip[i] || (slot = reply_slot(r, req->client)) == NULL)
+			continue;
+		slot->status = r->svc->ops->execute(r->svc, a->seq, req->client,
+		    req->op, req->op_len, slot->result, &len);
+		slot->len = (uint32_t)len;
+		slot->ts = req->timestamp;
+		slot->seq = a->seq;
+		slot->view = a->view;
+		rep = (struct pbft_reply){.view = a->view,
+		    .timestamp = req->timestamp,
+		    .client = req->client,
+		    .replica = r->id,
+		    .seq = a->seq,
+		    .status = slot->status,
+		    .result_len = slot->len,
+		    .result = slot->result};
+		send_client(r, req->client, &rep);
+	}
+}
+
+static void
+do_resend_reply(struct replica *r, const struct pbft_action *a)
+{
+	struct reply_slot *slot = reply_slot(r, a->client);
+	struct pbft_reply rep;
+
+	if (slot == NULL || slot->ts != a->timestamp)
+		return; /* cache lost (e.g. after state transfer) */
+	rep = (struct pbft_reply){.view = slot->view,
+	    .timestamp = slot->ts,
+	    .client = a->client,
+	    .replica = r->id,
+	    .seq = slot->seq,
+	    .status = slot->status,
+	    .result_len = slot->len,
+	    .result = slot->result};
+	send_client(r, a->client, &rep);
+}
+
+/* ---- checkpoints and snapshots ---------------------------------------- */
+
+static struct snap *
+snap_find(struct replica *r, uint64_t seq)
+{
+	for (int i = 0; i < SNAPS_MAX; i++)
+		if (r->snaps[i].seq == seq && seq != 0)
+			return &r->snaps[i];
+	return NULL;
+}
+
+static struct snap *
+snap_slot(struct replica *r)
+{
+	struct snap *best = &r->snaps[0];
+
+	for (int i = 0; i < SNAPS_MAX; i++) {
+		if (r->snaps[i].seq == 0)
+			return &r->snaps[i];
+		if (r->snaps[i].seq < best->seq)
+			best = &r->snaps[i];
+	}
+	return best;
+}
+
+static void
+defer_event(struct replica *r, const struct pbft_event *ev)
+{
+	if (r->ndeferred == SNAPS_MAX)
+		fatalx("too many deferred events (core contract broken)");
+	r->deferred[r->ndeferred++] = *ev;
+}
+
+static void
+do_take_checkpoint(struct replica *r, const struct pbft_action *a)
+{
+	struct snap *s = snap_slot(r);
+	struct pbft_event ev = {.type = PBFT_EV_STATE_DIGEST, .seq = a->seq};
+
+	s->seq = a->seq;
+	wbuf_reset(&s->img);
+	wbuf_put_u32(&s->img, (uint32_t)a->client_table_len);
+	wbuf_put_bytes(&s->img, a->client_table, a->client_table_len);
+	if (r->svc->ops->snapshot(r->svc, &s->img) == -1 ||
+	    wbuf_failed(&s->img))
+		fatalx("checkpoint %llu: cannot snapshot the service",
+		    (unsigned long long)a->seq);
+	r->svc->ops->digest(r->svc, ev.digest);
+	defer_event(r, &ev);
+}
+
+static void
+do_stable(struct replica *r, const struct pbft_action *a)
+{
+	struct snap *s = snap_find(r, a->seq);
+
+	if (s != NULL &&
+	    store_snapshot_write(r->store, s->seq, s->img.p, s->img.len) == -1)
+		log_warnx("checkpoint %llu: snapshot not written; a restart "
+		          "will need state transfer",
+		    (unsigned long long)a->seq);
+	/* Older images are no longer needed by anyone. */
+	for (int i = 0; i < SNAPS_MAX; i++)
+		if (r->snaps[i].seq != 0 && r->snaps[i].seq < a->seq)
+			r->snaps[i].seq = 0;
+	log_debug("checkpoint %llu stable", (unsigned long long)a->seq);
+}
+
+/* ---- state transfer ---------------------------------------------------- */
+
+static void
+xfer_ask(struct replica *r)
+{
+	struct pbft_msg m = {.type = PBFT_MSG_FETCH_STATE};
+
+	m.u.fetch_state.seq = r->xfer.seq;
+	memcpy(m.u.fetch_state.digest, r->xfer.digest, PBFT_DIGEST_LEN);
+	m.u.fetch_state.index = r->xfer.next_index;
+	m.u.fetch_state.replica = r->id;
+	r->xfer.idle_ticks = 0;
+	send_to(r, r->xfer.peer, &m);
+}
+
+static void
+xfer_next_peer(struct replica *r)
+{
+	r->xfer.peer = (r->xfer.peer + 1) % r->cfg->n;
+	if (r->xfer.peer == r->id)
+		r->xfer.peer = (r->xfer.peer + 1) % r->cfg->n;
+	r->xfer.next_index = 0;
+	r->xfer.count = 0;
+	r->xfer.total_len = 0;
+	wbuf_reset(&r->xfer.img);
+	xfer_ask(r);
+}
+
+static void
+do_fetch_state(struct replica *r, const struct pbft_action *a)
+{
+	if (r->xfer.active && r->xfer.seq >= a->seq)
+		return;
+	log_info("behind the cluster: fetching the state of checkpoint %llu",
+	    (unsigned long long)a->seq);
+	r->xfer.active = true;
+	r->xfer.seq = a->seq;
+	memcpy(r->xfer.digest, a->digest, PBFT_DIGEST_LEN);
+	r->xfer.peer = r->id; /* xfer_next_peer moves to id + 1 */
+	xfer_next_peer(r);
+}
+
+/* Splits an image into client table and service image. */
+static int
+image_split(const uint8_t *img, size_t len, const uint8_t **ct, size_t *ctlen,
+    const uint8_t **svc, size_t *svclen)
+{
+	uint32_t n;
+
+	if (len < 4)
+		return -1;
+	n = (uint32_t)img[0] | (uint32_t)img[1] << 8 | (uint32_t)img[2] << 16 |
+	    (uint32_t)img[3] << 24;
+	if (n > len - 4)
+		return -1;
+	*ct = img + 4;
+	*ctlen = n;
+	*svc = img + 4 + n;
+	*svclen = len - 4 - n;
+	return 0;
+}
+
+/*
+ * Checks a complete fetched image against the certified digest and installs
+ * it. One peer's word is never enough: the digest was certified by 2f+1
+ * checkpoint messages, so a lying peer is caught here and another is asked.
+ */
+static void
+xfer_finish(struct replica *r)
+{
+	const uint8_t *ct, *svcimg;
+	size_t ctlen, svclen;
+	uint8_t sd[PBFT_DIGEST_LEN], want[PBFT_DIGEST_LEN];
+	struct service *fresh = service_ledger_new();
+	struct pbft_event ev = {.type = PBFT_EV_STATE_INSTALLED};
+
+	if (fresh == NULL)
+		fatalx("out of memory");
+	if (image_split(r->xfer.img.p, r->xfer.img.len, &ct, &ctlen, &svcimg,
+	        &svclen) == -1 ||
+	    fresh->ops->restore(fresh, svcimg, svclen) == -1)
+		goto bad;
+	fresh->ops->digest(fresh, sd);
+	pbft_state_digest(&r->rc.ops, sd, ct, ctlen, want);
+	if (memcmp(want, r->xfer.digest, PBFT_DIGEST_LEN) != 0)
+		goto bad;
+	r->svc->ops->free(r->svc);
+	r->svc = fresh;
+	log_info("state of checkpoint %llu installed (%zu bytes from "
+	         "replica %u)",
+	    (unsigned long long)r->xfer.seq, r->xfer.img.len, r->xfer.peer);
+	if (store_snapshot_write(
+	        r->store, r->xfer.seq, r->xfer.img.p, r->xfer.img.len) == -1)
+		log_warnx("installed state not written to disk");
+	r->xfer.active = false;
+	ev.seq = r->xfer.seq;
+	memcpy(ev.digest, sd, PBFT_DIGEST_LEN);
+	ev.client_table = ct;
+	ev.client_table_len = ctlen;
+	replica_step(r, &ev);
+	wbuf_reset(&r->xfer.img);
+	return;
+bad:
+	fresh->ops->free(fresh);
+	r->xfer.failures++;
+	log_warnx("state from replica %u does not match the certified digest "
+	          "of checkpoint %llu; asking another replica",
+	    r->xfer.peer, (unsigned long long)r->xfer.seq);
+	xfer_next_peer(r);
+}
+
+static void
+on_state_chunk(
+    struct replica *r, uint32_t from, const struct pbft_state_chunk *c)
+{
+	struct xfer *x = &r->xfer;
+
+	if (!x->active || from != x->peer || c->seq != x->seq ||
+	    memcmp(c->digest, x->digest, PBFT_DIGEST_LEN) != 0 ||
+	    c->index != x->next_index)
+		return; /* stale or unasked: ignore */
+	if (c->index == 0) {
+		if (c->count == 0 || c->total_len > XFER_BYTES_MAX ||
+		    c->total_len > (uint64_t)c->count * PBFT_CHUNK_BYTES_MAX) {
+			xfer_next_peer(r);
+			return;
+		}
+		x->count = c->count;
+		x->total_len = c->total_len;
+	}
+	if (c->count != x->count || c->total_len != x->total_len ||
+	    x->img.len + c->data_len > x->total_len) {
+		xfer_next_peer(r);
+		return;
+	}
+	wbuf_put_bytes(&x->img, c->data, c->data_len);
+	x->next_index++;
+	if (x->next_index == x->count) {
+		if (x->img.len != x->total_len) {
+			xfer_next_peer(r);
+			return;
+		}
+		xfer_finish(r);
+		return;
+	}
+	xfer_ask(r);
+}
+
+static void
+on_fetch_state(
+    struct replica *r, uint32_t from, const struct pbft_fetch_state *f)
+{
+	struct snap *s = snap_find(r, f->seq);
+	struct pbft_msg m = {.type = PBFT_MSG_STATE_CHUNK};
+	struct pbft_state_chunk *c = &m.u.state_chunk;
+	uint64_t off;
+	static uint8_t bad[PBFT_CHUNK_BYTES_MAX];
+
+	if (s == NULL)
+		return; /* not here (any more): the asker tries another */
+	c->seq = f->seq;
+	memcpy(c->digest, f->digest, PBFT_DIGEST_LEN);
+	c->count = (uint32_t)((s->img.len + PBFT_CHUNK_BYTES_MAX - 1) /
+	    PBFT_CHUNK_BYTES_MAX);
+	if (c->count == 0)
+		c->count = 1;
+	c->total_len = s->img.len;
+	c->replica = r->id;
+	if (f->index >= c->count)
+		return;
+	c->index = f->index;
+	off = (uint64_t)f->index * PBFT_CHUNK_BYTES_MAX;
+	c->data_len = (uint32_t)(s->img.len - off < PBFT_CHUNK_BYTES_MAX
+	        ? s->img.len - off
+	        : PBFT_CHUNK_BYTES_MAX);
+	c->data = s->img.p + off;
+	if (r->opts.corrupt_chunks && c->data_len > 0) {
+		memcpy(bad, c->data, c->data_len);
+		bad[c->data_len / 2] ^= 0x5a;
+		c->data = bad;
+	}
+	send_to(r, from, &m);
+}
+
+/* ---- the core ---------------------------------------------------------- */
+
+static void
+run_actions(struct replica *r)
+{
+	bool persisted = false;
+
+	/* Group commit: every record of the step is durable before any of
+	 * the step's messages leaves (the core's ordering contract). */
+	for (size_t i = 0; i < r->acts.n; i++) {
+		const struct pbft_action *a = &r->acts.v[i];
+
+		if (a->type != PBFT_ACT_PERSIST)
+			continue;
+		if (store_append(r->store, a->record, a->record_len) == -1)
+			fatalx("write-ahead log: record of %zu bytes refused",
+			    a->record_len);
+		persisted = true;
+	}
+	if (persisted && store_sync(r->store) == -1)
+		fatalx("write-ahead log: cannot make records durable");
+	for (size_t i = 0; i < r->acts.n; i++) {
+		const struct pbft_action *a = &r->acts.v[i];
+
+		switch (a->type) {
+		case PBFT_ACT_SEND:
+			send_to(r, a->to, a->msg);
+			break;
+		case PBFT_ACT_BROADCAST:
+			net_broadcast(r->net, a->msg);
+			break;
+		case PBFT_ACT_PERSIST:
+			break;
+		case PBFT_ACT_EXECUTE:
+			do_execute(r, a);
+			break;
+		case PBFT_ACT_RESEND_REPLY:
+			do_resend_reply(r, a);
+			break;
+		case PBFT_ACT_TAKE_CHECKPOINT:
+			do_take_checkpoint(r, a);
+			break;
+		case PBFT_ACT_STABLE:
+			do_stable(r, a);
+			break;
+		case PBFT_ACT_VIEW:
+			log_info("entered view %llu (primary %u)",
+			    (unsigned long long)a->view,
+			    (unsigned)(a->view % r->cfg->n));
+			break;
+		case PBFT_ACT_FETCH_STATE:
+			do_fetch_state(r, a);
+			break;
+		}
+	}
+}
+
+static void
+replica_step(struct replica *r, const struct pbft_event *ev)
+{
+	struct pbft_event queue[SNAPS_MAX];
+	size_t nq;
+
+	r->acts.n = 0;
+	if (pbft_step(r->core, ev, &r->acts) == -1)
+		fatalx("consensus core: out of memory");
+	run_actions(r);
+	/* Answers produced by the actions (state digests) go in next. */
+	while (r->ndeferred > 0) {
+		nq = r->ndeferred;
+		memcpy(queue, r->deferred, nq * sizeof(queue[0]));
+		r->ndeferred = 0;
+		for (size_t i = 0; i < nq; i++) {
+			r->acts.n = 0;
+			if (pbft_step(r->core, &queue[i], &r->acts) == -1)
+				fatalx("consensus core: out of memory");
+			run_actions(r);
+		}
+	}
+}
+
+/* ---- network input ----------------------------------------------------- */
+
+static int
+decode(struct replica *r, const uint8_t *frame, size_t len, struct pbft_msg *m)
+{
+	struct wire_arena arena;
+	enum wire_err e;
+
+	wire_arena_init(&arena, r->arena_mem, r->arena_len);
+	if ((e = wire_decode(frame, len, m, &arena)) != WIRE_OK) {
+		r->frames_bad++;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+on_replica_frame(void *ctx, uint32_t from, const uint8_t *frame, size_t len)
+{
+	struct replica *r = ctx;
+	struct pbft_msg m;
+	struct pbft_event ev = {.type = PBFT_EV_MSG, .from = from, .msg = &m};
+
+	if (decode(r, frame, len, &m) == -1)
+		return;
+	switch (m.type) {
+	case PBFT_MSG_FETCH_STATE:
+		on_fetch_state(r, from, &m.u.fetch_state);
+		return;
+	case PBFT_MSG_STATE_CHUNK:
+		on_state_chunk(r, from, &m.u.state_chunk);
+		return;
+	case PBFT_MSG_HELLO:
+	case PBFT_MSG_AUTH:
+	case PBFT_MSG_REPLY:
+		r->frames_bad++;
+		return;
+	default:
+		replica_step(r, &ev);
+	}
+}
+
+static void
+on_client_frame(void *ctx, uint32_t client, const uint8_t *frame, size_t len)
+{
+	struct replica *r = ctx;
+	struct pbft_msg m;
+	struct pbft_event ev = {.type = PBFT_EV_REQUEST, .msg = &m};
+
+	if (decode(r, frame, len, &m) == -1)
+		return;
+	/* A client speaks only for itself: the channel proved who it is. */
+	if (m.type != PBFT_MSG_REQUEST || m.u.request.client != client) {
+		r->frames_bad++;
+		return;
+	}
+	replica_step(r, &ev);
+}
+
+static void
+tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct replica *r = w->data;
+	struct pbft_event ev = {.type = PBFT_EV_TICK};
+
+	(void)loop;
+	(void)revents;
+	replica_step(r, &ev);
+	if (r->xfer.active && ++r->xfer.idle_ticks > XFER_RETRY_TICKS)
+		xfer_next_peer(r);
+}
+
+/* ---- setup ------------------------------------------------------------- */
+
+static int
+recover_record(void *arg, const uint8_t *rec, size_t len)
+{
+	struct replica *r = arg;
+
+	return pbft_recover(r->core, rec, len);
+}
+
+static int
+restore_snapshot(struct replica *r, char *err, size_t errlen)
+{
+	struct wbuf img;
+	uint64_t seq;
+	const uint8_t *ct, *svc;
+	size_t ctlen, svclen;
+	int rc;
+
+	wbuf_init_dynamic(&img, XFER_BYTES_MAX);
+	rc = store_snapshot_read(r->store, &seq, &img, err, errlen);
+	if (rc == 1) {
+		wbuf_clear(&img);
+		return 0;
+	}
+	if (rc == -1 ||
+	    image_split(img.p, img.len, &ct, &ctlen, &svc, &svclen) == -1 ||
+	    r->svc->ops->restore(r->svc, svc, svclen) == -1) {
+		if (rc != -1)
+			snprintf(err, errlen, "%s/snapshot: malformed image",
+			    store_dir(r->store));
+		wbuf_clear(&img);
+		return -1;
+	}
+	log_info("restored the snapshot of checkpoint %llu (%zu bytes)",
+	    (unsigned long long)seq, img.len);
+	r->snaps[0].seq = seq;
+	wbuf_clear(&r->snaps[0].img);
+	r->snaps[0].img = img;
+	return 0;
+}
+
+static void
+core_config(struct replica *r, struct pbft_config *pc)
+{
+	const struct cluster_cfg *c = r->cfg;
+
+	pbft_config_default(pc, c->n, r->id, c->nclients);
+	pc->f = c->f;
+	pc->checkpoint_interval = c->checkpoint_interval;
+	pc->window = c->window;
+	pc->batch_reqs_max = c->batch_max;
+	pc->batch_bytes_max = c->batch_bytes_max;
+	pc->inflight_max = c->inflight_max;
+	pc->batch_delay_ticks = c->batch_timeout_ms / REPLICA_TICK_MS;
+	pc->view_timeout_ticks = c->view_change_timeout_ms / REPLICA_TICK_MS;
+	if (pc->view_timeout_ticks < 2)
+		pc->view_timeout_ticks = 2;
+	pc->retransmit_ticks = pc->view_timeout_ticks / 4;
+	if (pc->retransmit_ticks < 5)
+		pc->retransmit_ticks = 5;
+	pc->crypto = &r->rc.ops;
+}
+
+struct replica *
+replica_new(struct ev_loop *loop, struct cluster_cfg *cfg, void *key,
+    const struct replica_opts *opts, char *err, size_t errlen)
+{
+	struct replica *r = calloc(1, sizeof(*r));
+	struct pbft_config pc;
+	struct net_callbacks cb = {.ctx = NULL};
+
+	if (r == NULL) {
+		sig_key_free(key);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	r->loop = loop;
+	r->cfg = cfg;
+	r->opts = *opts;
+	r->id = opts->id;
+	wbuf_init_dynamic(&r->enc, PBFT_FRAME_BYTES_MAX);
+	wbuf_init_dynamic(&r->xfer.img, XFER_BYTES_MAX);
+	for (int i = 0; i < SNAPS_MAX; i++)
+		wbuf_init_dynamic(&r->snaps[i].img, XFER_BYTES_MAX);
+	r->arena_len = wire_arena_bytes_for(PBFT_FRAME_BYTES_MAX);
+	r->arena_mem = malloc(r->arena_len);
+	r->replies =
+	    calloc(cfg->nclients ? cfg->nclients : 1, sizeof(*r->replies));
+	r->svc = service_ledger_new();
+	if (r->arena_mem == NULL || r->replies == NULL || r->svc == NULL) {
+		sig_key_free(key);
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (replica_crypto_init(&r->rc, cfg, key, err, errlen) == -1)
+		goto fail;
+	core_config(r, &pc);
+	if ((r->core = pbft_new(&pc, err, errlen)) == NULL)
+		goto fail;
+	r->store = store_open(cfg->data_dir, r->id, cfg->fsync, err, errlen);
+	if (r->store == NULL || restore_snapshot(r, err, errlen) == -1 ||
+	    store_replay(r->store, recover_record, r, err, errlen) == -1)
+		goto fail;
+	cb.ctx = r;
+	cb.on_replica_frame = on_replica_frame;
+	cb.on_client_frame = on_client_frame;
+	r->net = net_new(loop, cfg, r->id, r->rc.self_key, &cb, err, errlen);
+	if (r->net == NULL)
+		goto fail;
+	ev_timer_init(&r->tick, tick_cb, REPLICA_TICK_MS / 1000.0,
+	    REPLICA_TICK_MS / 1000.0);
+	r->tick.data = r;
+	ev_timer_start(loop, &r->tick);
+	return r;
+fail:
+	replica_free(r);
+	return NULL;
+}
+
+void
+replica_free(struct replica *r)
+{
+	if (r == NULL)
+		return;
+	if (r->loop != NULL)
+		ev_timer_stop(r->loop, &r->tick);
+	net_free(r->net);
+	store_close(r->store);
+	pbft_free(r->core);
+	free(r->acts.v);
+	replica_crypto_clear(&r->rc);
+	if (r->svc != NULL)
+		r->svc->ops->free(r->svc);
+	if (r->replies != NULL)
+		for (uint32_t i = 0; i < r->cfg->nclients; i++)
+			free(r->replies[i]);
+	free(r->replies);
+	for (int i = 0; i < SNAPS_MAX; i++)
+		wbuf_clear(&r->snaps[i].img);
+	wbuf_clear(&r->xfer.img);
+	wbuf_clear(&r->enc);
+	free(r->arena_mem);
+	free(r);
+}

@@ -1,0 +1,43 @@
+/*
+ * replica.h - one pbft replica: the glue between the consensus core, the
+ * network, the durable store and the service.
+ *
+ * The glue takes no protocol decisions. It turns network frames, ticks and
+ * state-digest answers into core events, and carries out the core's actions
+ * in the order the core's contract demands: every PERSIST of a step is
+ * written and synced before any message of that step leaves. It also runs
+ * the parts of state transfer that move bytes (fetching and serving snapshot
+ * chunks); whether a fetched state is trusted is decided by comparing its
+ * digest with the one 2f+1 replicas certified.
+ */
+#ifndef PBFT_REPLICA_H
+#define PBFT_REPLICA_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cfg.h"
+
+#define REPLICA_TICK_MS 10
+
+struct replica;
+struct ev_loop;
+
+struct replica_opts {
+	uint32_t id;
+	bool insecure_dev; /* --dev: keys derived from the index */
+	int sup_fd; /* supervisor link (fd 3), or -1 */
+	bool corrupt_chunks; /* test-only: serve corrupted state chunks */
+};
+
+/*
+ * Builds a replica for node opts->id of cfg on loop: opens and replays the
+ * data directory, restores the latest snapshot, starts listening. key is
+ * this node's private key (ownership passes to the replica). Returns NULL
+ * with err set on failure.
+ */
+struct replica *replica_new(struct ev_loop *loop, struct cluster_cfg *cfg,
+    void *key, const struct replica_opts *opts, char *err, size_t errlen);
+void replica_free(struct replica *r); /* safe on NULL */
+
+#endif
