@@ -5,6 +5,7 @@
  */
 #include "replica.h"
 
+#include <errno.h>
 #include <ev.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,6 +136,8 @@ do_execute(struct replica *r, const struct pbft_action *a)
 		    .result = slot->result};
 		send_client(r, req->client, &rep);
 	}
+	if (r->svc->ops->flush != NULL)
+		r->svc->ops->flush(r->svc);
 }
 
 static void
@@ -310,8 +313,10 @@ xfer_finish(struct replica *r)
 	pbft_state_digest(&r->rc.ops, sd, ct, ctlen, want);
 	if (memcmp(want, r->xfer.digest, PBFT_DIGEST_LEN) != 0)
 		goto bad;
-	r->svc->ops->free(r->svc);
-	r->svc = fresh;
+	fresh->ops->free(fresh);
+	/* Verified: now replace our own state (this rewrites the journal). */
+	if (r->svc->ops->restore(r->svc, svcimg, svclen) == -1)
+		fatalx("cannot install a verified state image");
 	log_info("state of checkpoint %llu installed (%zu bytes from "
 	         "replica %u)",
 	    (unsigned long long)r->xfer.seq, r->xfer.img.len, r->xfer.peer);
@@ -603,6 +608,19 @@ restore_snapshot(struct replica *r, char *err, size_t errlen)
 	return 0;
 }
 
+static int
+open_service(struct replica *r, char *err, size_t errlen)
+{
+	char path[CFG_PATH_MAX + 16];
+
+	snprintf(path, sizeof(path), "%s/ledger", store_dir(r->store));
+	if ((r->svc = service_ledger_open(path)) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static void
 core_config(struct replica *r, struct pbft_config *pc)
 {
@@ -650,8 +668,7 @@ replica_new(struct ev_loop *loop, struct cluster_cfg *cfg, void *key,
 	r->arena_mem = malloc(r->arena_len);
 	r->replies =
 	    calloc(cfg->nclients ? cfg->nclients : 1, sizeof(*r->replies));
-	r->svc = service_ledger_new();
-	if (r->arena_mem == NULL || r->replies == NULL || r->svc == NULL) {
+	if (r->arena_mem == NULL || r->replies == NULL) {
 		sig_key_free(key);
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -662,7 +679,10 @@ replica_new(struct ev_loop *loop, struct cluster_cfg *cfg, void *key,
 	if ((r->core = pbft_new(&pc, err, errlen)) == NULL)
 		goto fail;
 	r->store = store_open(cfg->data_dir, r->id, cfg->fsync, err, errlen);
-	if (r->store == NULL || restore_snapshot(r, err, errlen) == -1 ||
+	if (r->store == NULL)
+		goto fail;
+	if (open_service(r, err, errlen) == -1 ||
+	    restore_snapshot(r, err, errlen) == -1 ||
 	    store_replay(r->store, recover_record, r, err, errlen) == -1)
 		goto fail;
 	cb.ctx = r;

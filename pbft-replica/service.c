@@ -12,9 +12,11 @@
 #include "service.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "rbuf.h"
 #include "sig.h"
@@ -44,6 +46,7 @@ struct ledger {
 	uint64_t nbuckets, nkeys;
 	uint64_t seed;
 	uint64_t kvsum[4];
+	FILE *journal; /* NULL when not journaling */
 };
 
 static struct ledger *
@@ -212,6 +215,17 @@ ledger_append(struct ledger *l, const uint8_t *tx, size_t len)
 		memcpy(buf + sizeof(hdr), tx, len);
 	sig_sha256(buf, sizeof(hdr) + len, l->chain);
 	free(buf);
+	if (l->journal != NULL) {
+		uint8_t jh[12];
+
+		for (int i = 0; i < 8; i++)
+			jh[i] = (uint8_t)(l->count >> (8 * i));
+		for (int i = 0; i < 4; i++)
+			jh[8 + i] = (uint8_t)(len >> (8 * i));
+		if (fwrite(jh, 1, sizeof(jh), l->journal) != sizeof(jh) ||
+		    (len > 0 && fwrite(tx, 1, len, l->journal) != len))
+			abort(); /* the journal must not silently diverge */
+	}
 	l->count++;
 }
 
@@ -373,8 +387,35 @@ ledger_restore(struct service *s, const uint8_t *img, size_t len)
 		ledger_clear(&tmp);
 		return -1;
 	}
+	tmp.journal = l->journal;
+	l->journal = NULL;
 	ledger_clear(l);
 	*l = tmp;
+	if (l->journal != NULL) {
+		/* Rewrite the journal from the restored ledger. */
+		uint64_t count = l->count;
+		FILE *j = l->journal;
+
+		if (fflush(j) != 0 || ftruncate(fileno(j), 0) == -1 ||
+		    fseeko(j, 0, SEEK_SET) == -1)
+			abort();
+		l->journal = NULL;
+		for (uint64_t i = 0; i < count; i++) {
+			uint8_t jh[12];
+			uint64_t n = l->offs[i + 1] - l->offs[i];
+
+			for (int b = 0; b < 8; b++)
+				jh[b] = (uint8_t)(i >> (8 * b));
+			for (int b = 0; b < 4; b++)
+				jh[8 + b] = (uint8_t)(n >> (8 * b));
+			if (fwrite(jh, 1, 12, j) != 12 ||
+			    (n > 0 &&
+			        fwrite(l->data + l->offs[i], 1, n, j) != n))
+				abort();
+		}
+		l->journal = j;
+		fflush(j);
+	}
 	return 0;
 }
 
@@ -399,11 +440,25 @@ ledger_clear(struct ledger *l)
 }
 
 static void
+ledger_flush(struct service *s)
+{
+	struct ledger *l = ledger_of(s);
+
+	if (l->journal != NULL && fflush(l->journal) != 0)
+		abort();
+}
+
+static void
 ledger_free(struct service *s)
 {
+	struct ledger *l;
+
 	if (s == NULL)
 		return;
-	ledger_clear(ledger_of(s));
+	l = ledger_of(s);
+	if (l->journal != NULL)
+		fclose(l->journal);
+	ledger_clear(l);
 	free(s);
 }
 
@@ -412,6 +467,7 @@ static const struct service_ops ledger_ops = {
     .digest = ledger_digest,
     .snapshot = ledger_snapshot,
     .restore = ledger_restore,
+    .flush = ledger_flush,
     .free = ledger_free,
 };
 
@@ -439,6 +495,22 @@ service_ledger_new(void)
 	if (getrandom(&l->seed, sizeof(l->seed), 0) != sizeof(l->seed))
 		l->seed = (uint64_t)(uintptr_t)l;
 	return &l->base;
+}
+
+struct service *
+service_ledger_open(const char *journal_path)
+{
+	struct service *s = service_ledger_new();
+	struct ledger *l;
+
+	if (s == NULL)
+		return NULL;
+	l = ledger_of(s);
+	if ((l->journal = fopen(journal_path, "w")) == NULL) {
+		ledger_free(s);
+		return NULL;
+	}
+	return s;
 }
 
 uint64_t

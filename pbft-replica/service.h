@@ -47,6 +47,9 @@ struct service_ops {
 	/* Replaces the state with an image from snapshot; 0 or -1 (bad image,
 	 * state unchanged). */
 	int (*restore)(struct service *s, const uint8_t *img, size_t len);
+	/* Pushes buffered output (e.g. a journal) to the kernel; may be NULL.
+	 */
+	void (*flush)(struct service *s);
 	void (*free)(struct service *s);
 };
 
@@ -66,6 +69,14 @@ enum ledger_op {
 
 /* The built-in ledger + key-value service; NULL on allocation failure. */
 struct service *service_ledger_new(void);
+
+/*
+ * The same, also keeping a journal of the ledger in the file at path: one
+ * record per transaction, u64 index | u32 length | bytes, little-endian,
+ * rewritten whole when a snapshot is restored. Replicas that agree have
+ * byte-identical journals. NULL with errno set on failure.
+ */
+struct service *service_ledger_open(const char *journal_path);
 
 /* Number of ledger entries and access to entry i (0-based), for tests. */
 uint64_t service_ledger_count(struct service *s);
