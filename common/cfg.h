@@ -56,6 +56,7 @@ struct cfg_node {
 	uint8_t public_key[PBFT_PUBKEY_LEN];
 	char private_key_file[CFG_PATH_MAX]; /* absolute; empty if not given */
 	int line; /* line of the [node.N] header */
+	int key_line; /* line of private_key_file, 0 if absent */
 };
 
 struct cfg_client {
@@ -63,7 +64,8 @@ struct cfg_client {
 	char name[PBFT_NAME_BYTES_MAX];
 	uint8_t public_key[PBFT_PUBKEY_LEN];
 	char private_key_file[CFG_PATH_MAX];
-	int line;
+	int line; /* line of the [client.NAME] header */
+	int key_line; /* line of private_key_file, 0 if absent */
 };
 
 struct cluster_cfg {

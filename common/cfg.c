@@ -1,0 +1,848 @@
+/*
+ * cfg.c - cluster.ini into a validated struct cluster_cfg; see cfg.h.
+ *
+ * inih does the lexing. Debian's libinih does not pass line numbers to the
+ * handler, so the file is fed through our own line reader, which counts lines
+ * and remembers where each section header stood; every error can then name
+ * the line it is about.
+ */
+#include "cfg.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <ini.h>
+#include <openssl/crypto.h>
+
+#include "sig.h"
+
+#define CFG_LINE_MAX 4096
+
+enum sect_kind { SECT_NONE, SECT_CLUSTER, SECT_NODE, SECT_CLIENT };
+
+struct parse {
+	struct cluster_cfg *cfg;
+	const char *file; /* as the user named it, for messages */
+	char dir[CFG_PATH_MAX - 64]; /* where relative paths start */
+	FILE *fp;
+	int line, header_line;
+	char cur[128]; /* current section name */
+	enum sect_kind kind;
+	uint32_t idx; /* node id or client index of the section */
+	uint32_t keys_seen; /* bit per key in the current section */
+	bool failed;
+	char *err;
+	size_t errlen;
+	/* bookkeeping for validation */
+	bool node_seen[PBFT_REPLICAS_MAX];
+	bool node_has_pub[PBFT_REPLICAS_MAX];
+	int node_addr_line[PBFT_REPLICAS_MAX];
+	int node_pub_line[PBFT_REPLICAS_MAX];
+	bool f_set;
+	int f_line, ckpt_line, window_line, cc_line, bootstrap_line;
+	uint32_t clients_cap;
+	char **sections; /* every section name seen, for duplicates */
+	size_t nsections;
+	bool *client_has_pub;
+	int *client_key_line;
+	bool line_too_long;
+};
+
+static int fail_at(struct parse *ps, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+fail_at(struct parse *ps, int line, const char *fmt, ...)
+{
+	char msg[CFG_ERR_LEN];
+	va_list ap;
+
+	if (ps->failed)
+		return 0;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		snprintf(ps->err, ps->errlen, "%s:%d: %s", ps->file, line, msg);
+	else
+		snprintf(ps->err, ps->errlen, "%s: %s", ps->file, msg);
+	ps->failed = true;
+	return 0;
+}
+
+/* ---- value parsers ------------------------------------------------------ */
+
+static int
+parse_u64(const char *v, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long x;
+
+	if (*v == '\0' || *v == '-' || *v == '+')
+		return -1;
+	errno = 0;
+	x = strtoull(v, &end, 10);
+	if (errno != 0 || *end != '\0' || x < min || x > max)
+		return -1;
+	*out = x;
+	return 0;
+}
+
+/* "10s", "500ms", "2m", or a plain number of milliseconds. */
+static int
+parse_duration_ms(const char *v, uint32_t *out)
+{
+	char *end;
+	unsigned long long x;
+	uint64_t mul = 1;
+
+	if (*v < '0' || *v > '9')
+		return -1;
+	errno = 0;
+	x = strtoull(v, &end, 10);
+	if (errno != 0)
+		return -1;
+	if (strcmp(end, "") == 0 || strcmp(end, "ms") == 0)
+		mul = 1;
+	else if (strcmp(end, "s") == 0)
+		mul = 1000;
+	else if (strcmp(end, "m") == 0)
+		mul = 60000;
+	else
+		return -1;
+	if (x == 0 || x > UINT32_MAX / mul)
+		return -1;
+	*out = (uint32_t)(x * mul);
+	return 0;
+}
+
+int
+cfg_parse_address(const char *s, char *host, size_t hostlen, uint16_t *port)
+{
+	const char *colon, *h = s;
+	size_t hl;
+	uint64_t p;
+
+	if (*s == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (rb == NULL || rb[1] != ':')
+			return -1;
+		h = s + 1;
+		hl = (size_t)(rb - h);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL || strchr(s, ':') != colon)
+			return -1;
+		hl = (size_t)(colon - s);
+	}
+	if (hl == 0 || hl >= hostlen)
+		return -1;
+	for (size_t i = 0; i < hl; i++) {
+		char c = h[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		        (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+		        c == ':' || c == '_'))
+			return -1;
+	}
+	if (parse_u64(colon + 1, 1, 65535, &p) == -1)
+		return -1;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	*port = (uint16_t)p;
+	return 0;
+}
+
+static int
+resolve_path(struct parse *ps, const char *v, char *out, size_t outlen)
+{
+	int n;
+
+	if (*v == '\0')
+		return -1;
+	if (v[0] == '/')
+		n = snprintf(out, outlen, "%s", v);
+	else
+		n = snprintf(out, outlen, "%s/%s", ps->dir, v);
+	return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}
+
+static bool
+valid_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n >= PBFT_NAME_BYTES_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		        (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+		        c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* ---- sections ----------------------------------------------------------- */
+
+static int
+enter_section(struct parse *ps, const char *section)
+{
+	uint64_t id;
+
+	for (size_t i = 0; i < ps->nsections; i++)
+		if (strcmp(ps->sections[i], section) == 0)
+			return fail_at(ps, ps->header_line,
+			    "duplicate section [%s]", section);
+	{
+		char **ns =
+		    realloc(ps->sections, (ps->nsections + 1) * sizeof(*ns));
+
+		if (ns == NULL || (ns[ps->nsections] = strdup(section)) == NULL)
+			return fail_at(ps, ps->header_line, "out of memory");
+		ps->sections = ns;
+		ps->nsections++;
+	}
+	snprintf(ps->cur, sizeof(ps->cur), "%s", section);
+	ps->keys_seen = 0;
+	if (strcmp(section, "cluster") == 0) {
+		ps->kind = SECT_CLUSTER;
+	} else if (strncmp(section, "node.", 5) == 0) {
+		const char *d = section + 5;
+
+		if (parse_u64(d, 0, PBFT_REPLICAS_MAX - 1, &id) == -1 ||
+		    (d[0] == '0' && d[1] != '\0'))
+			return fail_at(ps, ps->header_line,
+			    "bad node id in [%s]: want 0..%d without leading "
+			    "zeros",
+			    section, PBFT_REPLICAS_MAX - 1);
+		ps->kind = SECT_NODE;
+		ps->idx = (uint32_t)id;
+		ps->node_seen[id] = true;
+		ps->cfg->nodes[id].id = (uint32_t)id;
+		ps->cfg->nodes[id].line = ps->header_line;
+	} else if (strncmp(section, "client.", 7) == 0) {
+		struct cluster_cfg *c = ps->cfg;
+
+		if (!valid_name(section + 7))
+			return fail_at(ps, ps->header_line,
+			    "bad client name in [%s]: use 1-63 of "
+			    "A-Z a-z 0-9 _ . -",
+			    section);
+		if (c->nclients == PBFT_CLIENTS_MAX)
+			return fail_at(ps, ps->header_line,
+			    "too many clients (at most %d)", PBFT_CLIENTS_MAX);
+		if (c->nclients == ps->clients_cap) {
+			uint32_t cap =
+			    ps->clients_cap ? ps->clients_cap * 2 : 8;
+			struct cfg_client *nc =
+			    realloc(c->clients, cap * sizeof(*nc));
+			bool *hp =
+			    realloc(ps->client_has_pub, cap * sizeof(*hp));
+			int *kl =
+			    realloc(ps->client_key_line, cap * sizeof(*kl));
+
+			if (nc != NULL)
+				c->clients = nc;
+			if (hp != NULL)
+				ps->client_has_pub = hp;
+			if (kl != NULL)
+				ps->client_key_line = kl;
+			if (nc == NULL || hp == NULL || kl == NULL)
+				return fail_at(
+				    ps, ps->header_line, "out of memory");
+			ps->clients_cap = cap;
+		}
+		ps->kind = SECT_CLIENT;
+		ps->idx = c->nclients++;
+		memset(&c->clients[ps->idx], 0, sizeof(c->clients[0]));
+		c->clients[ps->idx].id = ps->idx;
+		c->clients[ps->idx].line = ps->header_line;
+		snprintf(c->clients[ps->idx].name,
+		    sizeof(c->clients[ps->idx].name), "%s", section + 7);
+		ps->client_has_pub[ps->idx] = false;
+		ps->client_key_line[ps->idx] = 0;
+	} else {
+		return fail_at(ps, ps->header_line,
+		    "unknown section [%s] (want [cluster], [node.N] or "
+		    "[client.NAME])",
+		    section);
+	}
+	return 1;
+}
+
+/* Marks key number bit as seen; a second occurrence is an error. */
+static int
+key_once(struct parse *ps, int bit, const char *name)
+{
+	if (ps->keys_seen & (1u << bit))
+		return fail_at(
+		    ps, ps->line, "duplicate key '%s' in [%s]", name, ps->cur);
+	ps->keys_seen |= 1u << bit;
+	return 1;
+}
+
+static int
+cluster_key(struct parse *ps, const char *name, const char *v)
+{
+	static const char *keys[] = {"name", "f", "checkpoint_interval",
+	    "window", "view_change_timeout", "batch_max", "batch_bytes_max",
+	    "batch_timeout", "inflight_max", "request_timeout", "data_dir",
+	    "control_socket", "control_client", "metrics_listen", "bootstrap",
+	    "fsync", "log_level"};
+	struct cluster_cfg *c = ps->cfg;
+	uint64_t x;
+	int k = -1;
+	char host[256];
+	uint16_t port;
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strcmp(name, keys[i]) == 0)
+			k = (int)i;
+	if (k < 0)
+		return fail_at(
+		    ps, ps->line, "unknown key '%s' in [cluster]", name);
+	if (!key_once(ps, k, name))
+		return 0;
+	switch (k) {
+	case 0:
+		if (!valid_name(v))
+			return fail_at(ps, ps->line,
+			    "bad cluster name '%s': use 1-63 of A-Z a-z 0-9 _ "
+			    ". -",
+			    v);
+		snprintf(c->name, sizeof(c->name), "%s", v);
+		return 1;
+	case 1:
+		if (parse_u64(v, 0, (PBFT_REPLICAS_MAX - 1) / 3, &x) == -1)
+			return fail_at(ps, ps->line,
+			    "f must be a number from 0 to %d",
+			    (PBFT_REPLICAS_MAX - 1) / 3);
+		c->f = (uint32_t)x;
+		ps->f_set = true;
+		ps->f_line = ps->line;
+		return 1;
+	case 2:
+		if (parse_u64(v, 1, 1000000, &x) == -1)
+			return fail_at(ps, ps->line,
+			    "checkpoint_interval must be 1..1000000");
+		c->checkpoint_interval = x;
+		ps->ckpt_line = ps->line;
+		return 1;
+	case 3:
+		if (parse_u64(v, 1, PBFT_WINDOW_MAX, &x) == -1)
+			return fail_at(ps, ps->line, "window must be 1..%d",
+			    PBFT_WINDOW_MAX);
+		c->window = x;
+		ps->window_line = ps->line;
+		return 1;
+	case 4:
+		if (parse_duration_ms(v, &c->view_change_timeout_ms) == -1)
+			return fail_at(ps, ps->line,
+			    "view_change_timeout: want a duration like 10s or "
+			    "500ms");
+		return 1;
+	case 5:
+		if (parse_u64(v, 1, PBFT_BATCH_REQS_MAX, &x) == -1)
+			return fail_at(ps, ps->line, "batch_max must be 1..%d",
+			    PBFT_BATCH_REQS_MAX);
+		c->batch_max = (uint32_t)x;
+		return 1;
+	case 6:
+		if (parse_u64(v, 1024, PBFT_BATCH_BYTES_MAX, &x) == -1)
+			return fail_at(ps, ps->line,
+			    "batch_bytes_max must be 1024..%d",
+			    PBFT_BATCH_BYTES_MAX);
+		c->batch_bytes_max = (uint32_t)x;
+		return 1;
+	case 7:
+		if (parse_duration_ms(v, &c->batch_timeout_ms) == -1)
+			return fail_at(ps, ps->line,
+			    "batch_timeout: want a duration like 2ms");
+		return 1;
+	case 8:
+		if (parse_u64(v, 1, 64, &x) == -1)
+			return fail_at(
+			    ps, ps->line, "inflight_max must be 1..64");
+		c->inflight_max = (uint32_t)x;
+		return 1;
+	case 9:
+		if (parse_duration_ms(v, &c->request_timeout_ms) == -1)
+			return fail_at(ps, ps->line,
+			    "request_timeout: want a duration like 1s");
+		return 1;
+	case 10:
+		if (resolve_path(ps, v, c->data_dir, sizeof(c->data_dir)) == -1)
+			return fail_at(ps, ps->line, "bad data_dir");
+		return 1;
+	case 11:
+		if (resolve_path(ps, v, c->control_socket,
+		        sizeof(c->control_socket)) == -1 ||
+		    strlen(c->control_socket) >= 108)
+			return fail_at(ps, ps->line,
+			    "bad control_socket (a Unix socket path under 108 "
+			    "bytes)");
+		return 1;
+	case 12:
+		if (!valid_name(v))
+			return fail_at(ps, ps->line, "bad control_client name");
+		snprintf(c->control_client, sizeof(c->control_client), "%s", v);
+		ps->cc_line = ps->line;
+		return 1;
+	case 13:
+	case 14:
+		if (cfg_parse_address(v, host, sizeof(host), &port) == -1)
+			return fail_at(ps, ps->line,
+			    "%s: want host:port, got '%s'", name, v);
+		snprintf(k == 13 ? c->metrics_listen : c->bootstrap,
+		    sizeof(c->bootstrap), "%s", v);
+		if (k == 14)
+			ps->bootstrap_line = ps->line;
+		return 1;
+	case 15:
+		if (strcmp(v, "always") == 0)
+			c->fsync = CFG_FSYNC_ALWAYS;
+		else if (strcmp(v, "batch") == 0)
+			c->fsync = CFG_FSYNC_BATCH;
+		else if (strcmp(v, "off") == 0)
+			c->fsync = CFG_FSYNC_OFF;
+		else
+			return fail_at(
+			    ps, ps->line, "fsync must be always, batch or off");
+		return 1;
+	default:
+		if (log_level_parse(v, &c->log_level) == -1)
+			return fail_at(ps, ps->line,
+			    "log_level must be error, warn, info or debug");
+		return 1;
+	}
+}
+
+static int
+pubkey_value(struct parse *ps, const char *v, uint8_t out[PBFT_PUBKEY_LEN])
+{
+	void *k;
+
+	if (sig_hex_decode(v, out, PBFT_PUBKEY_LEN) == -1)
+		return fail_at(ps, ps->line,
+		    "public_key must be 64 hex digits (an Ed25519 key)");
+	if ((k = sig_public_from_raw(out)) == NULL)
+		return fail_at(
+		    ps, ps->line, "public_key is not a valid Ed25519 key");
+	sig_key_free(k);
+	return 1;
+}
+
+static int
+node_key(struct parse *ps, const char *name, const char *v)
+{
+	struct cfg_node *n = &ps->cfg->nodes[ps->idx];
+
+	if (strcmp(name, "address") == 0) {
+		if (!key_once(ps, 0, name))
+			return 0;
+		if (cfg_parse_address(v, n->host, sizeof(n->host), &n->port) ==
+		    -1)
+			return fail_at(ps, ps->line,
+			    "bad address '%s': want host:port", v);
+		n->has_address = true;
+		ps->node_addr_line[ps->idx] = ps->line;
+		return 1;
+	}
+	if (strcmp(name, "public_key") == 0) {
+		if (!key_once(ps, 1, name))
+			return 0;
+		ps->node_has_pub[ps->idx] = true;
+		ps->node_pub_line[ps->idx] = ps->line;
+		return pubkey_value(ps, v, n->public_key);
+	}
+	if (strcmp(name, "private_key_file") == 0) {
+		if (!key_once(ps, 2, name))
+			return 0;
+		n->key_line = ps->line;
+		if (resolve_path(ps, v, n->private_key_file,
+		        sizeof(n->private_key_file)) == -1)
+			return fail_at(ps, ps->line, "bad private_key_file");
+		return 1;
+	}
+	return fail_at(ps, ps->line, "unknown key '%s' in [%s]", name, ps->cur);
+}
+
+static int
+client_key(struct parse *ps, const char *name, const char *v)
+{
+	struct cfg_client *cl = &ps->cfg->clients[ps->idx];
+
+	if (strcmp(name, "public_key") == 0) {
+		if (!key_once(ps, 0, name))
+			return 0;
+		ps->client_has_pub[ps->idx] = true;
+		return pubkey_value(ps, v, cl->public_key);
+	}
+	if (strcmp(name, "private_key_file") == 0) {
+		if (!key_once(ps, 1, name))
+			return 0;
+		cl->key_line = ps->line;
+		if (resolve_path(ps, v, cl->private_key_file,
+		        sizeof(cl->private_key_file)) == -1)
+			return fail_at(ps, ps->line, "bad private_key_file");
+		return 1;
+	}
+	return fail_at(ps, ps->line, "unknown key '%s' in [%s]", name, ps->cur);
+}
+
+static int
+handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse *ps = user;
+
+	if (ps->failed)
+		return 0;
+	if (ps->line_too_long)
+		return fail_at(
+		    ps, ps->line, "line longer than %d bytes", CFG_LINE_MAX);
+	if (section[0] == '\0')
+		return fail_at(
+		    ps, ps->line, "key '%s' outside of any section", name);
+	if (strcmp(section, ps->cur) != 0 && !enter_section(ps, section))
+		return 0;
+	if (name == NULL)
+		return 1; /* a section header (INI_CALL_HANDLER_ON_NEW_SECTION)
+		           */
+	switch (ps->kind) {
+	case SECT_CLUSTER:
+		return cluster_key(ps, name, value);
+	case SECT_NODE:
+		return node_key(ps, name, value);
+	case SECT_CLIENT:
+		return client_key(ps, name, value);
+	default:
+		return fail_at(ps, ps->line, "internal: no section");
+	}
+}
+
+/* Reads one line for inih, counting lines and noting section headers. */
+static char *
+reader(char *str, int num, void *stream)
+{
+	struct parse *ps = stream;
+	int c, i = 0;
+	const char *p;
+
+	if (num <= 1)
+		return NULL;
+	while ((c = fgetc(ps->fp)) != EOF) {
+		if (i < num - 1)
+			str[i++] = (char)c;
+		else if (c != '\n')
+			ps->line_too_long = true;
+		if (c == '\n')
+			break;
+	}
+	if (i == 0 && c == EOF)
+		return NULL;
+	str[i] = '\0';
+	ps->line++;
+	for (p = str; *p == ' ' || *p == '\t'; p++)
+		;
+	if (*p == '[')
+		ps->header_line = ps->line;
+	return str;
+}
+
+/* ---- validation --------------------------------------------------------- */
+
+static int
+validate_nodes(struct parse *ps)
+{
+	struct cluster_cfg *c = ps->cfg;
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < PBFT_REPLICAS_MAX; i++)
+		if (ps->node_seen[i])
+			n = i + 1;
+	if (n == 0)
+		return fail_at(ps, 0, "no [node.N] sections");
+	for (uint32_t i = 0; i < n; i++)
+		if (!ps->node_seen[i])
+			return fail_at(ps, 0,
+			    "node ids must be exactly 0..%u: [node.%u] is "
+			    "missing",
+			    n - 1, i);
+	c->n = n;
+	for (uint32_t i = 0; i < n; i++) {
+		struct cfg_node *a = &c->nodes[i];
+
+		if (!ps->node_has_pub[i])
+			return fail_at(
+			    ps, a->line, "[node.%u] has no public_key", i);
+		if (!a->has_address && c->bootstrap[0] == '\0')
+			return fail_at(ps, a->line,
+			    "[node.%u] has no address (and [cluster] names no "
+			    "bootstrap peer)",
+			    i);
+		for (uint32_t j = 0; j < i; j++) {
+			const struct cfg_node *b = &c->nodes[j];
+
+			if (a->has_address && b->has_address &&
+			    a->port == b->port && strcmp(a->host, b->host) == 0)
+				return fail_at(ps, ps->node_addr_line[i],
+				    "address %s:%u is already used by node %u",
+				    a->host, (unsigned)a->port, j);
+			if (memcmp(a->public_key, b->public_key,
+			        PBFT_PUBKEY_LEN) == 0)
+				return fail_at(ps, ps->node_pub_line[i],
+				    "public_key is the same as node %u's", j);
+		}
+	}
+	return 1;
+}
+
+static int
+validate(struct parse *ps)
+{
+	struct cluster_cfg *c = ps->cfg;
+
+	if (!validate_nodes(ps))
+		return 0;
+	if (!ps->f_set)
+		c->f = (c->n - 1) / 3;
+	else if (c->n < 3 * c->f + 1)
+		return fail_at(ps, ps->f_line,
+		    "f = %u needs at least %u nodes (n >= 3f+1), have %u", c->f,
+		    3 * c->f + 1, c->n);
+	if (c->window == 0)
+		c->window = 2 * c->checkpoint_interval;
+	if (c->window % c->checkpoint_interval != 0 ||
+	    c->window < c->checkpoint_interval || c->window > PBFT_WINDOW_MAX)
+		return fail_at(ps,
+		    ps->window_line ? ps->window_line : ps->ckpt_line,
+		    "window (%llu) must be a multiple of checkpoint_interval "
+		    "(%llu), at most %d",
+		    (unsigned long long)c->window,
+		    (unsigned long long)c->checkpoint_interval,
+		    PBFT_WINDOW_MAX);
+	for (uint32_t i = 0; i < c->nclients; i++) {
+		if (!ps->client_has_pub[i])
+			return fail_at(ps, c->clients[i].line,
+			    "[client.%s] has no public_key",
+			    c->clients[i].name);
+	}
+	if (c->control_client[0] != '\0' &&
+	    cfg_client_by_name(c, c->control_client) == NULL)
+		return fail_at(ps, ps->cc_line,
+		    "control_client '%s' has no [client.%s] section",
+		    c->control_client, c->control_client);
+	if (c->control_client[0] == '\0')
+		for (uint32_t i = 0; i < c->nclients; i++)
+			if (c->clients[i].private_key_file[0] != '\0') {
+				snprintf(c->control_client,
+				    sizeof(c->control_client), "%s",
+				    c->clients[i].name);
+				break;
+			}
+	return 1;
+}
+
+static void
+set_defaults(struct parse *ps)
+{
+	struct cluster_cfg *c = ps->cfg;
+
+	snprintf(c->name, sizeof(c->name), "pbft");
+	c->checkpoint_interval = 100;
+	c->view_change_timeout_ms = 10000;
+	c->batch_max = 512;
+	c->batch_bytes_max = 1024 * 1024;
+	c->batch_timeout_ms = 2;
+	c->inflight_max = 4;
+	c->request_timeout_ms = 1000;
+	c->fsync = CFG_FSYNC_BATCH;
+	c->log_level = LOG_LVL_INFO;
+	snprintf(c->data_dir, sizeof(c->data_dir), "%s/data", ps->dir);
+	snprintf(c->control_socket, sizeof(c->control_socket), "%s/pbftd.sock",
+	    ps->dir);
+}
+
+static void
+parse_clear(struct parse *ps)
+{
+	for (size_t i = 0; i < ps->nsections; i++)
+		free(ps->sections[i]);
+	free(ps->sections);
+	free(ps->client_has_pub);
+	free(ps->client_key_line);
+	if (ps->fp != NULL)
+		fclose(ps->fp);
+}
+
+static int
+set_paths(struct parse *ps, const char *path)
+{
+	char *slash;
+
+	if (realpath(path, ps->cfg->path) == NULL) {
+		fail_at(ps, 0, "cannot read: %s", strerror(errno));
+		return -1;
+	}
+	if (strlen(ps->cfg->path) >= sizeof(ps->dir)) {
+		fail_at(ps, 0, "path too long");
+		return -1;
+	}
+	snprintf(ps->dir, sizeof(ps->dir), "%s", ps->cfg->path);
+	if ((slash = strrchr(ps->dir, '/')) != NULL)
+		*(slash == ps->dir ? slash + 1 : slash) = '\0';
+	return 0;
+}
+
+struct cluster_cfg *
+cfg_load(const char *path, char *err, size_t errlen)
+{
+	struct parse ps = {.file = path, .err = err, .errlen = errlen};
+	int rc;
+
+	if ((ps.cfg = calloc(1, sizeof(*ps.cfg))) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return NULL;
+	}
+	if (set_paths(&ps, path) == -1)
+		goto fail;
+	if ((ps.fp = fopen(path, "r")) == NULL) {
+		fail_at(&ps, 0, "cannot read: %s", strerror(errno));
+		goto fail;
+	}
+	set_defaults(&ps);
+	rc = ini_parse_stream(reader, &ps, handler, &ps);
+	if (ps.failed)
+		goto fail;
+	if (rc != 0) {
+		/* inih reports syntax errors (e.g. a line without '=') */
+		fail_at(&ps, rc > 0 ? rc : 0,
+		    "syntax error (want key = value "
+		    "or [section])");
+		goto fail;
+	}
+	if (ps.line_too_long) {
+		fail_at(&ps, 0, "a line is longer than %d bytes", CFG_LINE_MAX);
+		goto fail;
+	}
+	if (!validate(&ps))
+		goto fail;
+	parse_clear(&ps);
+	return ps.cfg;
+fail:
+	parse_clear(&ps);
+	cfg_free(ps.cfg);
+	return NULL;
+}
+
+void
+cfg_free(struct cluster_cfg *cfg)
+{
+	if (cfg == NULL)
+		return;
+	free(cfg->clients);
+	free(cfg);
+}
+
+const struct cfg_client *
+cfg_client_by_name(const struct cluster_cfg *cfg, const char *name)
+{
+	for (uint32_t i = 0; i < cfg->nclients; i++)
+		if (strcmp(cfg->clients[i].name, name) == 0)
+			return &cfg->clients[i];
+	return NULL;
+}
+
+/*
+ * Loads a private key file: it must exist, be readable, not be readable by
+ * group or others, hold an Ed25519 key, and match the configured public key.
+ */
+static int
+load_key(const struct cluster_cfg *cfg, const char *file, int line,
+    const char *who, const uint8_t pub[PBFT_PUBKEY_LEN], void **out, char *err,
+    size_t errlen)
+{
+	struct stat sb;
+	char kerr[CFG_ERR_LEN];
+	uint8_t have[PBFT_PUBKEY_LEN];
+	void *k;
+
+	if (file[0] == '\0') {
+		snprintf(err, errlen, "%s:%d: %s has no private_key_file",
+		    cfg->path, line, who);
+		return -1;
+	}
+	if (stat(file, &sb) == -1) {
+		snprintf(err, errlen,
+		    "%s:%d: cannot read private key file %s: %s", cfg->path,
+		    line, file, strerror(errno));
+		return -1;
+	}
+	if ((sb.st_mode & 077) != 0) {
+		snprintf(err, errlen,
+		    "%s:%d: private key file %s is readable by group or others "
+		    "(chmod 600 %s)",
+		    cfg->path, line, file, file);
+		return -1;
+	}
+	if ((k = sig_read_private_pem(file, kerr, sizeof(kerr))) == NULL) {
+		snprintf(err, errlen, "%s:%d: %s", cfg->path, line, kerr);
+		return -1;
+	}
+	if (sig_public_raw(k, have) == -1 ||
+	    memcmp(have, pub, PBFT_PUBKEY_LEN) != 0) {
+		snprintf(err, errlen,
+		    "%s:%d: private key in %s does not match the public_key "
+		    "of %s",
+		    cfg->path, line, file, who);
+		sig_key_free(k);
+		return -1;
+	}
+	*out = k;
+	return 0;
+}
+
+int
+cfg_load_node_key(const struct cluster_cfg *cfg, uint32_t id, void **out,
+    char *err, size_t errlen)
+{
+	char who[32];
+
+	if (id >= cfg->n) {
+		snprintf(err, errlen, "%s: no node %u", cfg->path, id);
+		return -1;
+	}
+	snprintf(who, sizeof(who), "[node.%u]", id);
+	return load_key(cfg, cfg->nodes[id].private_key_file,
+	    cfg->nodes[id].key_line ? cfg->nodes[id].key_line
+	                            : cfg->nodes[id].line,
+	    who, cfg->nodes[id].public_key, out, err, errlen);
+}
+
+int
+cfg_load_client_key(const struct cluster_cfg *cfg, uint32_t client, void **out,
+    char *err, size_t errlen)
+{
+	char who[PBFT_NAME_BYTES_MAX + 16];
+	const struct cfg_client *cl;
+
+	if (client >= cfg->nclients) {
+		snprintf(err, errlen, "%s: no client %u", cfg->path, client);
+		return -1;
+	}
+	cl = &cfg->clients[client];
+	snprintf(who, sizeof(who), "[client.%s]", cl->name);
+	return load_key(cfg, cl->private_key_file,
+	    cl->key_line ? cl->key_line : cl->line, who, cl->public_key, out,
+	    err, errlen);
+}

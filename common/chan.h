@@ -1,0 +1,98 @@
+/*
+ * chan.h - authenticated, encrypted channels between pbft processes.
+ *
+ * Sans-I/O: bytes in, bytes out; the caller owns the socket. Handshake:
+ *
+ *   1. each end sends HELLO (role, id, fresh X25519 public key, nonce);
+ *   2. th = SHA-256("pbft handshake v1" || cluster name || initiator's HELLO
+ *      frame || responder's HELLO frame); each end sends AUTH, its Ed25519
+ *      signature over th || "initiator" or th || "responder", made with the
+ *      identity key that cluster.ini lists for its (role, id);
+ *   3. each end checks the other's AUTH against that public key; an id that
+ *      cluster.ini does not know is refused. Session keys are
+ *      HKDF-SHA256(ikm = X25519 shared secret, salt = th, info =
+ *      "pbft i->r" / "pbft r->i").
+ *
+ * Afterwards every record is  u32 len | ChaCha20-Poly1305(frame) | tag,  the
+ * nonce being a per-direction counter that is never sent: a record that is
+ * replayed, reordered, dropped, altered or injected fails authentication and
+ * the channel reports an error (the caller then drops the connection).
+ */
+#ifndef PBFT_CHAN_H
+#define PBFT_CHAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msg.h"
+#include "wbuf.h"
+
+#define CHAN_TAG_LEN 16
+#define CHAN_RECORD_MAX (PBFT_FRAME_BYTES_MAX + CHAN_TAG_LEN)
+
+/* Finds the identity key of (role, id); 0, or -1 when unknown. */
+typedef int (*chan_lookup_fn)(
+    void *ctx, uint8_t role, uint32_t id, uint8_t pub[PBFT_PUBKEY_LEN]);
+/* Receives one authenticated frame (borrowed for the call). */
+typedef void (*chan_frame_fn)(void *arg, const uint8_t *frame, size_t len);
+
+enum chan_state {
+	CHAN_IDLE = 0,
+	CHAN_HELLO_SENT, /* waiting for the peer's HELLO */
+	CHAN_AUTH_SENT, /* waiting for the peer's AUTH */
+	CHAN_ESTABLISHED,
+	CHAN_FAILED,
+};
+
+struct chan {
+	enum chan_state state;
+	bool initiator;
+	uint8_t role;
+	uint32_t id;
+	void *key; /* our Ed25519 key, borrowed */
+	chan_lookup_fn lookup;
+	void *lookup_ctx;
+	char cluster[PBFT_NAME_BYTES_MAX];
+	uint8_t want_role; /* 0: any */
+	uint32_t want_id;
+	uint8_t peer_role;
+	uint32_t peer_id;
+	uint8_t peer_pub[PBFT_PUBKEY_LEN];
+	void *eph; /* our X25519 key (EVP_PKEY) */
+	uint8_t my_hello[128], peer_hello[128];
+	size_t my_hello_len, peer_hello_len;
+	uint8_t th[32];
+	void *tx, *rx; /* EVP_CIPHER_CTX */
+	uint64_t tx_ctr, rx_ctr;
+	const char *error;
+};
+
+/*
+ * Prepares a channel. key: our Ed25519 private key (borrowed). An initiator
+ * names the peer it dialled (want_role, want_id); a responder passes
+ * want_role 0 and learns the peer from its HELLO.
+ */
+void chan_init(struct chan *ch, uint8_t role, uint32_t id, void *key,
+    chan_lookup_fn lookup, void *lookup_ctx, const char *cluster,
+    bool initiator, uint8_t want_role, uint32_t want_id);
+/* Appends our HELLO to out. 0, or -1 (error in chan_error). */
+int chan_start(struct chan *ch, struct wbuf *out);
+/*
+ * Consumes bytes from in (as many as form complete frames or records; the
+ * rest must be passed again with more data), appends handshake replies to
+ * out, and hands every decrypted frame to fn. *consumed says how many bytes
+ * were used. Returns 0, or -1 on any failure (the channel is then dead).
+ */
+int chan_input(struct chan *ch, const uint8_t *in, size_t len, size_t *consumed,
+    struct wbuf *out, chan_frame_fn fn, void *arg);
+/* Appends frame as one sealed record. 0, or -1 before establishment. */
+int chan_seal(
+    struct chan *ch, const uint8_t *frame, size_t len, struct wbuf *out);
+bool chan_established(const struct chan *ch);
+void chan_peer(const struct chan *ch, uint8_t *role, uint32_t *id);
+const char *chan_error(const struct chan *ch);
+/* Frees the channel's keys (wiped); safe to call twice. */
+void chan_clear(struct chan *ch);
+
+#endif

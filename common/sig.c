@@ -1,0 +1,201 @@
+/*
+ * sig.c - Ed25519 and SHA-256 through OpenSSL's EVP interface; see sig.h.
+ */
+#include "sig.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+
+void *
+sig_keygen(const uint8_t seed[32])
+{
+	uint8_t buf[32];
+	EVP_PKEY *k;
+
+	if (seed == NULL) {
+		if (RAND_bytes(buf, sizeof(buf)) != 1)
+			return NULL;
+		seed = buf;
+	}
+	k = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, 32);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return k;
+}
+
+void
+sig_key_free(void *key)
+{
+	EVP_PKEY_free(key);
+}
+
+int
+sig_public_raw(void *key, uint8_t out[PBFT_PUBKEY_LEN])
+{
+	size_t len = PBFT_PUBKEY_LEN;
+
+	if (key == NULL || EVP_PKEY_get_raw_public_key(key, out, &len) != 1 ||
+	    len != PBFT_PUBKEY_LEN)
+		return -1;
+	return 0;
+}
+
+void *
+sig_public_from_raw(const uint8_t raw[PBFT_PUBKEY_LEN])
+{
+	return EVP_PKEY_new_raw_public_key(
+	    EVP_PKEY_ED25519, NULL, raw, PBFT_PUBKEY_LEN);
+}
+
+int
+sig_write_private_pem(
+    void *key, const char *path, bool overwrite, char *err, size_t errlen)
+{
+	int flags =
+	    O_WRONLY | O_CREAT | O_CLOEXEC | (overwrite ? O_TRUNC : O_EXCL);
+	int fd = open(path, flags, 0600);
+	FILE *f;
+	int ok;
+
+	if (fd == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fchmod(fd, 0600) == -1 || (f = fdopen(fd, "w")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	ok = PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
+	if (fclose(f) != 0 || ok != 1) {
+		snprintf(err, errlen, "%s: cannot write the key", path);
+		return -1;
+	}
+	return 0;
+}
+
+void *
+sig_read_private_pem(const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	EVP_PKEY *k;
+
+	if (f == NULL) {
+		snprintf(err, errlen, "cannot read private key file %s: %s",
+		    path, strerror(errno));
+		return NULL;
+	}
+	k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	if (k == NULL) {
+		snprintf(err, errlen, "%s is not a PEM private key", path);
+		return NULL;
+	}
+	if (EVP_PKEY_get_id(k) != EVP_PKEY_ED25519) {
+		snprintf(err, errlen, "%s is not an Ed25519 key", path);
+		EVP_PKEY_free(k);
+		return NULL;
+	}
+	return k;
+}
+
+int
+sig_sign(void *key, const uint8_t *data, size_t len, uint8_t sig[PBFT_SIG_LEN])
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	size_t siglen = PBFT_SIG_LEN;
+	int rc = -1;
+
+	if (ctx != NULL &&
+	    EVP_DigestSignInit(ctx, NULL, NULL, NULL, key) == 1 &&
+	    EVP_DigestSign(ctx, sig, &siglen, data, len) == 1 &&
+	    siglen == PBFT_SIG_LEN)
+		rc = 0;
+	EVP_MD_CTX_free(ctx);
+	return rc;
+}
+
+bool
+sig_verify(void *pubkey, const uint8_t *data, size_t len,
+    const uint8_t sig[PBFT_SIG_LEN])
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	bool ok = false;
+
+	if (ctx != NULL && pubkey != NULL &&
+	    EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pubkey) == 1)
+		ok = EVP_DigestVerify(ctx, sig, PBFT_SIG_LEN, data, len) == 1;
+	EVP_MD_CTX_free(ctx);
+	return ok;
+}
+
+void
+sig_sha256(const uint8_t *data, size_t len, uint8_t out[32])
+{
+	unsigned int n = 32;
+
+	if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1)
+		memset(out, 0, 32);
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+sig_hex_decode(const char *hex, uint8_t *out, size_t outlen)
+{
+	if (strlen(hex) != 2 * outlen)
+		return -1;
+	for (size_t i = 0; i < outlen; i++) {
+		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+void
+sig_hex_encode(const uint8_t *in, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * len] = '\0';
+}
+
+void *
+sig_dev_key(uint32_t index)
+{
+	uint8_t buf[16] = "pbft-dev-key", seed[32];
+	void *k;
+
+	buf[12] = (uint8_t)index;
+	buf[13] = (uint8_t)(index >> 8);
+	buf[14] = (uint8_t)(index >> 16);
+	buf[15] = (uint8_t)(index >> 24);
+	sig_sha256(buf, sizeof(buf), seed);
+	k = sig_keygen(seed);
+	OPENSSL_cleanse(seed, sizeof(seed));
+	return k;
+}

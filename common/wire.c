@@ -1,0 +1,767 @@
+/*
+ * wire.c - frames for every pbft message; see wire.h for the contract.
+ *
+ * Body encodings (all integers little-endian):
+ *   HELLO        u8 role, u32 id, 32 eph_pub, 32 nonce
+ *   AUTH         64 sig
+ *   REQUEST      u32 client, u64 timestamp, u32 op_len, op, u16 auth_len,
+ *                auth
+ *   REPLY        u64 view, u64 timestamp, u32 client, u32 replica, u64 seq,
+ *                u8 status, u32 result_len, result
+ *   PREPREPARE   u64 view, u64 seq, 32 digest, u32 replica, 64 sig,
+ *                u32 batch_len, batch
+ *   PREPARE,
+ *   COMMIT       u64 view, u64 seq, 32 digest, u32 replica, 64 sig
+ *   CHECKPOINT   u64 seq, 32 digest, u32 replica, 64 sig
+ *   VIEW_CHANGE  u64 view, u64 stable_seq, 32 stable_digest,
+ *                u32 nckpt, nckpt x (u32 replica, 64 sig),
+ *                u32 nprepared, nprepared x (u64 view, u64 seq, 32 digest,
+ *                  64 pp_sig, u32 nprepares, nprepares x (u32, 64 sig)),
+ *                u32 replica, 64 sig
+ *   NEW_VIEW     u64 view, u32 nvc, nvc x VIEW_CHANGE body,
+ *                u32 npp, npp x (u64 seq, 32 digest, 64 sig),
+ *                u32 replica, 64 sig
+ *   FETCH_BATCH  u64 seq, 32 digest, u32 replica
+ *   BATCH        u64 seq, 32 digest, u32 replica, u32 batch_len, batch
+ *   FETCH_STATE  u64 seq, 32 digest, u32 index, u32 replica
+ *   STATE_CHUNK  u64 seq, 32 digest, u32 index, u32 count, u64 total_len,
+ *                u32 replica, u32 data_len, data
+ */
+#include "wire.h"
+
+#include <string.h>
+
+#define SIGPAIR_BYTES (4 + PBFT_SIG_LEN)
+#define CERT_MIN_BYTES (8 + 8 + PBFT_DIGEST_LEN + PBFT_SIG_LEN + 4)
+#define VC_MIN_BYTES (8 + 8 + PBFT_DIGEST_LEN + 4 + 4 + 4 + PBFT_SIG_LEN)
+#define NVPP_BYTES (8 + PBFT_DIGEST_LEN + PBFT_SIG_LEN)
+#define REQ_MIN_BYTES (4 + 8 + 4 + 2)
+
+const char *
+wire_strerror(enum wire_err e)
+{
+	static const char *names[] = {"ok", "truncated", "too-big", "trailing",
+	    "version", "type", "value", "nomem"};
+
+	return (unsigned)e < WIRE_E_COUNT ? names[e] : "unknown";
+}
+
+const char *
+wire_type_name(unsigned type)
+{
+	switch (type) {
+	case PBFT_MSG_HELLO:
+		return "hello";
+	case PBFT_MSG_AUTH:
+		return "auth";
+	case PBFT_MSG_REQUEST:
+		return "request";
+	case PBFT_MSG_REPLY:
+		return "reply";
+	case PBFT_MSG_PREPREPARE:
+		return "pre-prepare";
+	case PBFT_MSG_PREPARE:
+		return "prepare";
+	case PBFT_MSG_COMMIT:
+		return "commit";
+	case PBFT_MSG_CHECKPOINT:
+		return "checkpoint";
+	case PBFT_MSG_VIEW_CHANGE:
+		return "view-change";
+	case PBFT_MSG_NEW_VIEW:
+		return "new-view";
+	case PBFT_MSG_FETCH_BATCH:
+		return "fetch-batch";
+	case PBFT_MSG_BATCH:
+		return "batch";
+	case PBFT_MSG_FETCH_STATE:
+		return "fetch-state";
+	case PBFT_MSG_STATE_CHUNK:
+		return "state-chunk";
+	default:
+		return "unknown";
+	}
+}
+
+/*
+ * Decoded arrays: a sigpair is 68 bytes both ways; a cert is 116 encoded
+ * bytes at least and sizeof(struct) is below 2x that; a view change
+ * (>= 128 bytes) likewise; an O entry is 104 bytes. Factor 2 plus
+ * alignment slack is therefore always enough.
+ */
+size_t
+wire_arena_bytes_for(size_t frame_len)
+{
+	return 2 * frame_len + 4096;
+}
+
+static void *
+arena_alloc(struct wire_arena *a, size_t n, size_t size)
+{
+	size_t off = (a->used + 15) & ~(size_t)15;
+	void *p;
+
+	if (n != 0 && size > (a->cap - off) / n)
+		return NULL;
+	if (off > a->cap)
+		return NULL;
+	p = a->base + off;
+	a->used = off + n * size;
+	return p;
+}
+
+/* ---- encoding ----------------------------------------------------------- */
+
+static void
+put_sigpairs(struct wbuf *wb, const struct pbft_sigpair *v, uint32_t n)
+{
+	wbuf_put_u32(wb, n);
+	for (uint32_t i = 0; i < n; i++) {
+		wbuf_put_u32(wb, v[i].replica);
+		wbuf_put_bytes(wb, v[i].sig, PBFT_SIG_LEN);
+	}
+}
+
+static int
+put_view_change(
+    struct wbuf *wb, const struct pbft_view_change *vc, bool with_sig)
+{
+	if (vc->nckpt > PBFT_REPLICAS_MAX || vc->nprepared > PBFT_WINDOW_MAX)
+		return -1;
+	wbuf_put_u64(wb, vc->view);
+	wbuf_put_u64(wb, vc->stable_seq);
+	wbuf_put_bytes(wb, vc->stable_digest, PBFT_DIGEST_LEN);
+	put_sigpairs(wb, vc->ckpt, vc->nckpt);
+	wbuf_put_u32(wb, vc->nprepared);
+	for (uint32_t i = 0; i < vc->nprepared; i++) {
+		const struct pbft_prepared_cert *c = &vc->prepared[i];
+
+		if (c->nprepares > PBFT_REPLICAS_MAX)
+			return -1;
+		wbuf_put_u64(wb, c->view);
+		wbuf_put_u64(wb, c->seq);
+		wbuf_put_bytes(wb, c->digest, PBFT_DIGEST_LEN);
+		wbuf_put_bytes(wb, c->pp_sig, PBFT_SIG_LEN);
+		put_sigpairs(wb, c->prepares, c->nprepares);
+	}
+	wbuf_put_u32(wb, vc->replica);
+	if (with_sig)
+		wbuf_put_bytes(wb, vc->sig, PBFT_SIG_LEN);
+	return 0;
+}
+
+static int
+put_new_view(struct wbuf *wb, const struct pbft_new_view *nv, bool with_sig)
+{
+	if (nv->nvc > PBFT_REPLICAS_MAX || nv->npp > PBFT_WINDOW_MAX)
+		return -1;
+	wbuf_put_u64(wb, nv->view);
+	wbuf_put_u32(wb, nv->nvc);
+	for (uint32_t i = 0; i < nv->nvc; i++)
+		if (put_view_change(wb, &nv->vcs[i], true) == -1)
+			return -1;
+	wbuf_put_u32(wb, nv->npp);
+	for (uint32_t i = 0; i < nv->npp; i++) {
+		wbuf_put_u64(wb, nv->pps[i].seq);
+		wbuf_put_bytes(wb, nv->pps[i].digest, PBFT_DIGEST_LEN);
+		wbuf_put_bytes(wb, nv->pps[i].sig, PBFT_SIG_LEN);
+	}
+	wbuf_put_u32(wb, nv->replica);
+	if (with_sig)
+		wbuf_put_bytes(wb, nv->sig, PBFT_SIG_LEN);
+	return 0;
+}
+
+static void
+put_vote(struct wbuf *wb, const struct pbft_vote *v, bool with_sig)
+{
+	wbuf_put_u64(wb, v->view);
+	wbuf_put_u64(wb, v->seq);
+	wbuf_put_bytes(wb, v->digest, PBFT_DIGEST_LEN);
+	wbuf_put_u32(wb, v->replica);
+	if (with_sig)
+		wbuf_put_bytes(wb, v->sig, PBFT_SIG_LEN);
+}
+
+static void
+put_request(struct wbuf *wb, const struct pbft_request *r)
+{
+	wbuf_put_u32(wb, r->client);
+	wbuf_put_u64(wb, r->timestamp);
+	wbuf_put_u32(wb, r->op_len);
+	wbuf_put_bytes(wb, r->op, r->op_len);
+	wbuf_put_u16(wb, r->auth_len);
+	wbuf_put_bytes(wb, r->auth, r->auth_len);
+}
+
+/* Body of msg, with or without the signature field (for signing). */
+static int
+put_body(struct wbuf *wb, const struct pbft_msg *m, bool with_sig)
+{
+	switch (m->type) {
+	case PBFT_MSG_HELLO:
+		if (m->u.hello.role != PBFT_ROLE_REPLICA &&
+		    m->u.hello.role != PBFT_ROLE_CLIENT)
+			return -1;
+		wbuf_put_u8(wb, m->u.hello.role);
+		wbuf_put_u32(wb, m->u.hello.id);
+		wbuf_put_bytes(wb, m->u.hello.eph_pub, 32);
+		wbuf_put_bytes(wb, m->u.hello.nonce, 32);
+		return 0;
+	case PBFT_MSG_AUTH:
+		wbuf_put_bytes(wb, m->u.auth.sig, PBFT_SIG_LEN);
+		return 0;
+	case PBFT_MSG_REQUEST:
+		if (m->u.request.op_len > PBFT_OP_BYTES_MAX ||
+		    m->u.request.auth_len > PBFT_AUTH_BYTES_MAX)
+			return -1;
+		put_request(wb, &m->u.request);
+		return 0;
+	case PBFT_MSG_REPLY: {
+		const struct pbft_reply *r = &m->u.reply;
+
+		if (r->result_len > PBFT_RESULT_BYTES_MAX)
+			return -1;
+		wbuf_put_u64(wb, r->view);
+		wbuf_put_u64(wb, r->timestamp);
+		wbuf_put_u32(wb, r->client);
+		wbuf_put_u32(wb, r->replica);
+		wbuf_put_u64(wb, r->seq);
+		wbuf_put_u8(wb, r->status);
+		wbuf_put_u32(wb, r->result_len);
+		wbuf_put_bytes(wb, r->result, r->result_len);
+		return 0;
+	}
+	case PBFT_MSG_PREPREPARE: {
+		const struct pbft_preprepare *p = &m->u.preprepare;
+
+		if (p->batch_len > PBFT_BATCH_BYTES_MAX)
+			return -1;
+		wbuf_put_u64(wb, p->view);
+		wbuf_put_u64(wb, p->seq);
+		wbuf_put_bytes(wb, p->digest, PBFT_DIGEST_LEN);
+		wbuf_put_u32(wb, p->replica);
+		if (!with_sig)
+			return 0; /* the digest binds the batch */
+		wbuf_put_bytes(wb, p->sig, PBFT_SIG_LEN);
+		wbuf_put_u32(wb, p->batch_len);
+		wbuf_put_bytes(wb, p->batch, p->batch_len);
+		return 0;
+	}
+	case PBFT_MSG_PREPARE:
+		put_vote(wb, &m->u.prepare, with_sig);
+		return 0;
+	case PBFT_MSG_COMMIT:
+		put_vote(wb, &m->u.commit, with_sig);
+		return 0;
+	case PBFT_MSG_CHECKPOINT:
+		wbuf_put_u64(wb, m->u.checkpoint.seq);
+		wbuf_put_bytes(wb, m->u.checkpoint.digest, PBFT_DIGEST_LEN);
+		wbuf_put_u32(wb, m->u.checkpoint.replica);
+		if (with_sig)
+			wbuf_put_bytes(wb, m->u.checkpoint.sig, PBFT_SIG_LEN);
+		return 0;
+	case PBFT_MSG_VIEW_CHANGE:
+		return put_view_change(wb, &m->u.view_change, with_sig);
+	case PBFT_MSG_NEW_VIEW:
+		return put_new_view(wb, &m->u.new_view, with_sig);
+	case PBFT_MSG_FETCH_BATCH:
+		wbuf_put_u64(wb, m->u.fetch_batch.seq);
+		wbuf_put_bytes(wb, m->u.fetch_batch.digest, PBFT_DIGEST_LEN);
+		wbuf_put_u32(wb, m->u.fetch_batch.replica);
+		return 0;
+	case PBFT_MSG_BATCH:
+		if (m->u.batch.batch_len > PBFT_BATCH_BYTES_MAX)
+			return -1;
+		wbuf_put_u64(wb, m->u.batch.seq);
+		wbuf_put_bytes(wb, m->u.batch.digest, PBFT_DIGEST_LEN);
+		wbuf_put_u32(wb, m->u.batch.replica);
+		wbuf_put_u32(wb, m->u.batch.batch_len);
+		wbuf_put_bytes(wb, m->u.batch.batch, m->u.batch.batch_len);
+		return 0;
+	case PBFT_MSG_FETCH_STATE:
+		wbuf_put_u64(wb, m->u.fetch_state.seq);
+		wbuf_put_bytes(wb, m->u.fetch_state.digest, PBFT_DIGEST_LEN);
+		wbuf_put_u32(wb, m->u.fetch_state.index);
+		wbuf_put_u32(wb, m->u.fetch_state.replica);
+		return 0;
+	case PBFT_MSG_STATE_CHUNK: {
+		const struct pbft_state_chunk *c = &m->u.state_chunk;
+
+		if (c->data_len > PBFT_CHUNK_BYTES_MAX)
+			return -1;
+		wbuf_put_u64(wb, c->seq);
+		wbuf_put_bytes(wb, c->digest, PBFT_DIGEST_LEN);
+		wbuf_put_u32(wb, c->index);
+		wbuf_put_u32(wb, c->count);
+		wbuf_put_u64(wb, c->total_len);
+		wbuf_put_u32(wb, c->replica);
+		wbuf_put_u32(wb, c->data_len);
+		wbuf_put_bytes(wb, c->data, c->data_len);
+		return 0;
+	}
+	default:
+		return -1;
+	}
+}
+
+int
+wire_encode(struct wbuf *wb, const struct pbft_msg *msg)
+{
+	size_t start = wb->len;
+
+	wbuf_put_u32(wb, 0);
+	wbuf_put_u8(wb, PBFT_WIRE_VERSION);
+	wbuf_put_u8(wb, (uint8_t)msg->type);
+	if (put_body(wb, msg, true) == -1 || wbuf_failed(wb) ||
+	    wb->len - start > PBFT_FRAME_BYTES_MAX) {
+		if (!wbuf_failed(wb))
+			wb->len = start;
+		return -1;
+	}
+	wbuf_patch_u32(wb, start, (uint32_t)(wb->len - start - 4));
+	return wbuf_failed(wb) ? -1 : 0;
+}
+
+int
+wire_signed_bytes(struct wbuf *wb, const struct pbft_msg *msg)
+{
+	wbuf_put_u8(wb, (uint8_t)msg->type);
+	if (put_body(wb, msg, false) == -1)
+		return -1;
+	return wbuf_failed(wb) ? -1 : 0;
+}
+
+int
+wire_signed_preprepare(struct wbuf *wb, uint64_t view, uint64_t seq,
+    const uint8_t digest[PBFT_DIGEST_LEN], uint32_t replica)
+{
+	struct pbft_msg m = {.type = PBFT_MSG_PREPREPARE};
+
+	m.u.preprepare.view = view;
+	m.u.preprepare.seq = seq;
+	memcpy(m.u.preprepare.digest, digest, PBFT_DIGEST_LEN);
+	m.u.preprepare.replica = replica;
+	return wire_signed_bytes(wb, &m);
+}
+
+int
+wire_signed_vote(struct wbuf *wb, enum pbft_msg_type type, uint64_t view,
+    uint64_t seq, const uint8_t digest[PBFT_DIGEST_LEN], uint32_t replica)
+{
+	struct pbft_msg m = {.type = type};
+
+	if (type != PBFT_MSG_PREPARE && type != PBFT_MSG_COMMIT)
+		return -1;
+	m.u.prepare.view = view;
+	m.u.prepare.seq = seq;
+	memcpy(m.u.prepare.digest, digest, PBFT_DIGEST_LEN);
+	m.u.prepare.replica = replica;
+	return wire_signed_bytes(wb, &m);
+}
+
+int
+wire_signed_checkpoint(struct wbuf *wb, uint64_t seq,
+    const uint8_t digest[PBFT_DIGEST_LEN], uint32_t replica)
+{
+	struct pbft_msg m = {.type = PBFT_MSG_CHECKPOINT};
+
+	m.u.checkpoint.seq = seq;
+	memcpy(m.u.checkpoint.digest, digest, PBFT_DIGEST_LEN);
+	m.u.checkpoint.replica = replica;
+	return wire_signed_bytes(wb, &m);
+}
+
+int
+wire_signed_request(struct wbuf *wb, const struct pbft_request *req)
+{
+	if (req->op_len > PBFT_OP_BYTES_MAX)
+		return -1;
+	wbuf_put_u8(wb, PBFT_MSG_REQUEST);
+	wbuf_put_u32(wb, req->client);
+	wbuf_put_u64(wb, req->timestamp);
+	wbuf_put_u32(wb, req->op_len);
+	wbuf_put_bytes(wb, req->op, req->op_len);
+	return wbuf_failed(wb) ? -1 : 0;
+}
+
+size_t
+wire_request_bytes(const struct pbft_request *req)
+{
+	return REQ_MIN_BYTES + req->op_len + req->auth_len;
+}
+
+int
+wire_encode_batch(
+    struct wbuf *wb, const struct pbft_request *reqs, uint32_t count)
+{
+	if (count > PBFT_BATCH_REQS_MAX)
+		return -1;
+	wbuf_put_u32(wb, count);
+	for (uint32_t i = 0; i < count; i++) {
+		if (reqs[i].op_len > PBFT_OP_BYTES_MAX ||
+		    reqs[i].auth_len > PBFT_AUTH_BYTES_MAX)
+			return -1;
+		put_request(wb, &reqs[i]);
+	}
+	return wbuf_failed(wb) ? -1 : 0;
+}
+
+/* ---- decoding ----------------------------------------------------------- */
+
+#define NEED(expr)                                                             \
+	do {                                                                   \
+		if ((expr) == -1)                                              \
+			return WIRE_E_TRUNCATED;                               \
+	} while (0)
+
+static enum wire_err
+get_request(struct rbuf *rb, struct pbft_request *r)
+{
+	NEED(rbuf_get_u32(rb, &r->client));
+	NEED(rbuf_get_u64(rb, &r->timestamp));
+	NEED(rbuf_get_u32(rb, &r->op_len));
+	if (r->op_len > PBFT_OP_BYTES_MAX)
+		return WIRE_E_TOO_BIG;
+	NEED(rbuf_get_ref(rb, &r->op, r->op_len));
+	NEED(rbuf_get_u16(rb, &r->auth_len));
+	if (r->auth_len > PBFT_AUTH_BYTES_MAX)
+		return WIRE_E_TOO_BIG;
+	NEED(rbuf_get_ref(rb, &r->auth, r->auth_len));
+	if (r->client >= PBFT_CLIENTS_MAX)
+		return WIRE_E_VALUE;
+	return WIRE_OK;
+}
+
+static enum wire_err
+get_replica(struct rbuf *rb, uint32_t *out)
+{
+	NEED(rbuf_get_u32(rb, out));
+	return *out < PBFT_REPLICAS_MAX ? WIRE_OK : WIRE_E_VALUE;
+}
+
+/* Reads a count and checks it against a limit and the bytes left. */
+static enum wire_err
+get_count(struct rbuf *rb, uint32_t *n, uint32_t max, size_t min_each)
+{
+	NEED(rbuf_get_u32(rb, n));
+	if (*n > max)
+		return WIRE_E_TOO_BIG;
+	if ((uint64_t)*n * min_each > rbuf_left(rb))
+		return WIRE_E_TRUNCATED;
+	return WIRE_OK;
+}
+
+static enum wire_err
+get_sigpairs(struct rbuf *rb, const struct pbft_sigpair **out, uint32_t *n,
+    struct wire_arena *a)
+{
+	struct pbft_sigpair *v;
+	enum wire_err e;
+
+	if ((e = get_count(rb, n, PBFT_REPLICAS_MAX, SIGPAIR_BYTES)) != WIRE_OK)
+		return e;
+	if ((v = arena_alloc(a, *n, sizeof(*v))) == NULL)
+		return WIRE_E_NOMEM;
+	for (uint32_t i = 0; i < *n; i++) {
+		if ((e = get_replica(rb, &v[i].replica)) != WIRE_OK)
+			return e;
+		NEED(rbuf_get_bytes(rb, v[i].sig, PBFT_SIG_LEN));
+	}
+	*out = v;
+	return WIRE_OK;
+}
+
+static enum wire_err
+get_cert(struct rbuf *rb, struct pbft_prepared_cert *c, struct wire_arena *a)
+{
+	NEED(rbuf_get_u64(rb, &c->view));
+	NEED(rbuf_get_u64(rb, &c->seq));
+	NEED(rbuf_get_bytes(rb, c->digest, PBFT_DIGEST_LEN));
+	NEED(rbuf_get_bytes(rb, c->pp_sig, PBFT_SIG_LEN));
+	return get_sigpairs(rb, &c->prepares, &c->nprepares, a);
+}
+
+static enum wire_err
+get_view_change(
+    struct rbuf *rb, struct pbft_view_change *vc, struct wire_arena *a)
+{
+	struct pbft_prepared_cert *certs;
+	enum wire_err e;
+
+	NEED(rbuf_get_u64(rb, &vc->view));
+	NEED(rbuf_get_u64(rb, &vc->stable_seq));
+	NEED(rbuf_get_bytes(rb, vc->stable_digest, PBFT_DIGEST_LEN));
+	if ((e = get_sigpairs(rb, &vc->ckpt, &vc->nckpt, a)) != WIRE_OK)
+		return e;
+	if ((e = get_count(rb, &vc->nprepared, PBFT_WINDOW_MAX,
+	         CERT_MIN_BYTES)) != WIRE_OK)
+		return e;
+	if ((certs = arena_alloc(a, vc->nprepared, sizeof(*certs))) == NULL)
+		return WIRE_E_NOMEM;
+	for (uint32_t i = 0; i < vc->nprepared; i++)
+		if ((e = get_cert(rb, &certs[i], a)) != WIRE_OK)
+			return e;
+	vc->prepared = certs;
+	if ((e = get_replica(rb, &vc->replica)) != WIRE_OK)
+		return e;
+	NEED(rbuf_get_bytes(rb, vc->sig, PBFT_SIG_LEN));
+	return WIRE_OK;
+}
+
+static enum wire_err
+get_new_view(struct rbuf *rb, struct pbft_new_view *nv, struct wire_arena *a)
+{
+	struct pbft_view_change *vcs;
+	struct pbft_nv_preprepare *pps;
+	enum wire_err e;
+
+	NEED(rbuf_get_u64(rb, &nv->view));
+	if ((e = get_count(rb, &nv->nvc, PBFT_REPLICAS_MAX, VC_MIN_BYTES)) !=
+	    WIRE_OK)
+		return e;
+	if ((vcs = arena_alloc(a, nv->nvc, sizeof(*vcs))) == NULL)
+		return WIRE_E_NOMEM;
+	for (uint32_t i = 0; i < nv->nvc; i++)
+		if ((e = get_view_change(rb, &vcs[i], a)) != WIRE_OK)
+			return e;
+	nv->vcs = vcs;
+	if ((e = get_count(rb, &nv->npp, PBFT_WINDOW_MAX, NVPP_BYTES)) !=
+	    WIRE_OK)
+		return e;
+	if ((pps = arena_alloc(a, nv->npp, sizeof(*pps))) == NULL)
+		return WIRE_E_NOMEM;
+	for (uint32_t i = 0; i < nv->npp; i++) {
+		NEED(rbuf_get_u64(rb, &pps[i].seq));
+		NEED(rbuf_get_bytes(rb, pps[i].digest, PBFT_DIGEST_LEN));
+		NEED(rbuf_get_bytes(rb, pps[i].sig, PBFT_SIG_LEN));
+	}
+	nv->pps = pps;
+	if ((e = get_replica(rb, &nv->replica)) != WIRE_OK)
+		return e;
+	NEED(rbuf_get_bytes(rb, nv->sig, PBFT_SIG_LEN));
+	return WIRE_OK;
+}
+
+static enum wire_err
+get_vote(struct rbuf *rb, struct pbft_vote *v)
+{
+	enum wire_err e;
+
+	NEED(rbuf_get_u64(rb, &v->view));
+	NEED(rbuf_get_u64(rb, &v->seq));
+	NEED(rbuf_get_bytes(rb, v->digest, PBFT_DIGEST_LEN));
+	if ((e = get_replica(rb, &v->replica)) != WIRE_OK)
+		return e;
+	NEED(rbuf_get_bytes(rb, v->sig, PBFT_SIG_LEN));
+	return WIRE_OK;
+}
+
+static enum wire_err
+get_bytes32(struct rbuf *rb, uint32_t *len, const uint8_t **p, uint32_t max)
+{
+	NEED(rbuf_get_u32(rb, len));
+	if (*len > max)
+		return WIRE_E_TOO_BIG;
+	NEED(rbuf_get_ref(rb, p, *len));
+	return WIRE_OK;
+}
+
+static enum wire_err
+get_hello(struct rbuf *rb, struct pbft_hello *h)
+{
+	NEED(rbuf_get_u8(rb, &h->role));
+	NEED(rbuf_get_u32(rb, &h->id));
+	NEED(rbuf_get_bytes(rb, h->eph_pub, 32));
+	NEED(rbuf_get_bytes(rb, h->nonce, 32));
+	if (h->role != PBFT_ROLE_REPLICA && h->role != PBFT_ROLE_CLIENT)
+		return WIRE_E_VALUE;
+	if (h->id >= (h->role == PBFT_ROLE_REPLICA ? PBFT_REPLICAS_MAX
+	                                           : PBFT_CLIENTS_MAX))
+		return WIRE_E_VALUE;
+	return WIRE_OK;
+}
+
+static enum wire_err
+get_reply(struct rbuf *rb, struct pbft_reply *r)
+{
+	NEED(rbuf_get_u64(rb, &r->view));
+	NEED(rbuf_get_u64(rb, &r->timestamp));
+	NEED(rbuf_get_u32(rb, &r->client));
+	NEED(rbuf_get_u32(rb, &r->replica));
+	NEED(rbuf_get_u64(rb, &r->seq));
+	NEED(rbuf_get_u8(rb, &r->status));
+	if (r->replica >= PBFT_REPLICAS_MAX || r->client >= PBFT_CLIENTS_MAX)
+		return WIRE_E_VALUE;
+	return get_bytes32(
+	    rb, &r->result_len, &r->result, PBFT_RESULT_BYTES_MAX);
+}
+
+static enum wire_err
+get_preprepare(struct rbuf *rb, struct pbft_preprepare *p)
+{
+	enum wire_err e;
+
+	NEED(rbuf_get_u64(rb, &p->view));
+	NEED(rbuf_get_u64(rb, &p->seq));
+	NEED(rbuf_get_bytes(rb, p->digest, PBFT_DIGEST_LEN));
+	if ((e = get_replica(rb, &p->replica)) != WIRE_OK)
+		return e;
+	NEED(rbuf_get_bytes(rb, p->sig, PBFT_SIG_LEN));
+	return get_bytes32(rb, &p->batch_len, &p->batch, PBFT_BATCH_BYTES_MAX);
+}
+
+static enum wire_err
+get_checkpoint(struct rbuf *rb, struct pbft_checkpoint *c)
+{
+	enum wire_err e;
+
+	NEED(rbuf_get_u64(rb, &c->seq));
+	NEED(rbuf_get_bytes(rb, c->digest, PBFT_DIGEST_LEN));
+	if ((e = get_replica(rb, &c->replica)) != WIRE_OK)
+		return e;
+	NEED(rbuf_get_bytes(rb, c->sig, PBFT_SIG_LEN));
+	return WIRE_OK;
+}
+
+static enum wire_err
+get_fetch(struct rbuf *rb, struct pbft_msg *m)
+{
+	enum wire_err e;
+
+	if (m->type == PBFT_MSG_FETCH_BATCH || m->type == PBFT_MSG_BATCH) {
+		struct pbft_batch *b = &m->u.batch;
+
+		NEED(rbuf_get_u64(rb, &b->seq));
+		NEED(rbuf_get_bytes(rb, b->digest, PBFT_DIGEST_LEN));
+		if ((e = get_replica(rb, &b->replica)) != WIRE_OK)
+			return e;
+		if (m->type == PBFT_MSG_FETCH_BATCH)
+			return WIRE_OK; /* fetch_batch is a prefix of batch */
+		return get_bytes32(
+		    rb, &b->batch_len, &b->batch, PBFT_BATCH_BYTES_MAX);
+	}
+	if (m->type == PBFT_MSG_FETCH_STATE) {
+		struct pbft_fetch_state *f = &m->u.fetch_state;
+
+		NEED(rbuf_get_u64(rb, &f->seq));
+		NEED(rbuf_get_bytes(rb, f->digest, PBFT_DIGEST_LEN));
+		NEED(rbuf_get_u32(rb, &f->index));
+		return get_replica(rb, &f->replica);
+	}
+	{
+		struct pbft_state_chunk *c = &m->u.state_chunk;
+
+		NEED(rbuf_get_u64(rb, &c->seq));
+		NEED(rbuf_get_bytes(rb, c->digest, PBFT_DIGEST_LEN));
+		NEED(rbuf_get_u32(rb, &c->index));
+		NEED(rbuf_get_u32(rb, &c->count));
+		NEED(rbuf_get_u64(rb, &c->total_len));
+		if ((e = get_replica(rb, &c->replica)) != WIRE_OK)
+			return e;
+		return get_bytes32(
+		    rb, &c->data_len, &c->data, PBFT_CHUNK_BYTES_MAX);
+	}
+}
+
+static enum wire_err
+get_body(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
+{
+	switch (m->type) {
+	case PBFT_MSG_HELLO:
+		return get_hello(rb, &m->u.hello);
+	case PBFT_MSG_AUTH:
+		NEED(rbuf_get_bytes(rb, m->u.auth.sig, PBFT_SIG_LEN));
+		return WIRE_OK;
+	case PBFT_MSG_REQUEST:
+		return get_request(rb, &m->u.request);
+	case PBFT_MSG_REPLY:
+		return get_reply(rb, &m->u.reply);
+	case PBFT_MSG_PREPREPARE:
+		return get_preprepare(rb, &m->u.preprepare);
+	case PBFT_MSG_PREPARE:
+		return get_vote(rb, &m->u.prepare);
+	case PBFT_MSG_COMMIT:
+		return get_vote(rb, &m->u.commit);
+	case PBFT_MSG_CHECKPOINT:
+		return get_checkpoint(rb, &m->u.checkpoint);
+	case PBFT_MSG_VIEW_CHANGE:
+		return get_view_change(rb, &m->u.view_change, a);
+	case PBFT_MSG_NEW_VIEW:
+		return get_new_view(rb, &m->u.new_view, a);
+	case PBFT_MSG_FETCH_BATCH:
+	case PBFT_MSG_BATCH:
+	case PBFT_MSG_FETCH_STATE:
+	case PBFT_MSG_STATE_CHUNK:
+		return get_fetch(rb, m);
+	default:
+		return WIRE_E_TYPE;
+	}
+}
+
+enum wire_err
+wire_frame_len(const uint8_t *buf, size_t len, size_t *frame_len)
+{
+	struct rbuf rb;
+	uint32_t n;
+	uint8_t ver;
+
+	if (len < WIRE_HDR_LEN)
+		return WIRE_E_TRUNCATED;
+	rbuf_init(&rb, buf, len);
+	(void)rbuf_get_u32(&rb, &n);
+	(void)rbuf_get_u8(&rb, &ver);
+	if (n < 2 || (size_t)n + 4 > PBFT_FRAME_BYTES_MAX)
+		return WIRE_E_TOO_BIG;
+	if (ver != PBFT_WIRE_VERSION)
+		return WIRE_E_VERSION;
+	*frame_len = (size_t)n + 4;
+	return WIRE_OK;
+}
+
+enum wire_err
+wire_decode(const uint8_t *buf, size_t len, struct pbft_msg *out,
+    struct wire_arena *arena)
+{
+	struct rbuf rb;
+	size_t flen;
+	uint8_t type;
+	enum wire_err e;
+
+	if ((e = wire_frame_len(buf, len, &flen)) != WIRE_OK)
+		return e;
+	if (flen > len)
+		return WIRE_E_TRUNCATED;
+	if (flen < len)
+		return WIRE_E_TRAILING;
+	rbuf_init(&rb, buf + 5, len - 5);
+	(void)rbuf_get_u8(&rb, &type);
+	memset(out, 0, sizeof(*out));
+	out->type = (enum pbft_msg_type)type;
+	if ((e = get_body(&rb, out, arena)) != WIRE_OK)
+		return e;
+	return rbuf_left(&rb) == 0 ? WIRE_OK : WIRE_E_TRAILING;
+}
+
+enum wire_err
+wire_decode_batch(const uint8_t *buf, size_t len, struct pbft_request *reqs,
+    uint32_t max, uint32_t *count)
+{
+	struct rbuf rb;
+	uint32_t n;
+	enum wire_err e;
+
+	rbuf_init(&rb, buf, len);
+	NEED(rbuf_get_u32(&rb, &n));
+	if (n > max || n > PBFT_BATCH_REQS_MAX)
+		return WIRE_E_TOO_BIG;
+	if ((uint64_t)n * REQ_MIN_BYTES > rbuf_left(&rb))
+		return WIRE_E_TRUNCATED;
+	for (uint32_t i = 0; i < n; i++)
+		if ((e = get_request(&rb, &reqs[i])) != WIRE_OK)
+			return e;
+	if (rbuf_left(&rb) != 0)
+		return WIRE_E_TRAILING;
+	*count = n;
+	return WIRE_OK;
+}

@@ -1,0 +1,338 @@
+/*
+ * keys.c - `pbftctl keygen` writes one Ed25519 key; `pbftctl init` writes a
+ * whole cluster: cluster.ini, one key per node and client keys.
+ *
+ * Keys are random unless --seed is given; a seed makes every key derivable by
+ * anyone who knows it, which is meant for demos and tests only.
+ */
+#include "keys.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "msg.h"
+#include "sig.h"
+
+static int
+parse_seed(const char *hex, uint8_t seed[32])
+{
+	if (sig_hex_decode(hex, seed, 32) == -1) {
+		fprintf(stderr, "pbftctl: --seed wants 64 hex digits\n");
+		return -1;
+	}
+	return 0;
+}
+
+int
+pbftctl_keygen(int argc, char **argv)
+{
+	static const struct option lo[] = {
+	    {"output", required_argument, 0, 'o'},
+	    {"seed", required_argument, 0, 's'}, {"force", no_argument, 0, 'f'},
+	    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+	const char *out = NULL;
+	uint8_t seed[32], pub[PBFT_PUBKEY_LEN];
+	bool have_seed = false, force = false;
+	char hex[2 * PBFT_PUBKEY_LEN + 1], err[512];
+	void *k;
+	int ch;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "o:s:fh", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'o':
+			out = optarg;
+			break;
+		case 's':
+			if (parse_seed(optarg, seed) == -1)
+				return 2;
+			have_seed = true;
+			break;
+		case 'f':
+			force = true;
+			break;
+		case 'h':
+			printf("usage: pbftctl keygen [-o FILE] [--seed HEX64] "
+			       "[--force]\n"
+			       "Writes an Ed25519 private key (PEM, mode 0600) "
+			       "to FILE and prints\nthe public key in hex. "
+			       "Without -o only the public key is printed.\n"
+			       "--seed makes the key deterministic (demos and "
+			       "tests only).\n");
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "pbftctl keygen: unexpected argument '%s'\n",
+		    argv[optind]);
+		return 2;
+	}
+	k = sig_keygen(have_seed ? seed : NULL);
+	OPENSSL_cleanse(seed, sizeof(seed));
+	if (k == NULL || sig_public_raw(k, pub) == -1) {
+		fprintf(stderr, "pbftctl keygen: key generation failed\n");
+		sig_key_free(k);
+		return 1;
+	}
+	if (out != NULL &&
+	    sig_write_private_pem(k, out, force, err, sizeof(err)) == -1) {
+		fprintf(stderr, "pbftctl keygen: %s\n", err);
+		sig_key_free(k);
+		return 1;
+	}
+	sig_key_free(k);
+	sig_hex_encode(pub, sizeof(pub), hex);
+	printf("%s\n", hex);
+	return 0;
+}
+
+/* Key i of a seeded cluster: SHA-256(seed || label || i). */
+static void *
+derived_key(const uint8_t *seed, const char *label, uint32_t i)
+{
+	uint8_t buf[32 + 16 + 4], d[32];
+	size_t ll = strlen(label);
+	void *k;
+
+	if (seed == NULL)
+		return sig_keygen(NULL);
+	memcpy(buf, seed, 32);
+	memset(buf + 32, 0, 16);
+	memcpy(buf + 32, label, ll < 16 ? ll : 16);
+	memcpy(buf + 48, &i, 4);
+	sig_sha256(buf, sizeof(buf), d);
+	k = sig_keygen(d);
+	OPENSSL_cleanse(d, sizeof(d));
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return k;
+}
+
+static int
+write_key(const char *dir, const char *name, void *k, char *pubhex)
+{
+	char path[4200], err[512];
+	uint8_t pub[PBFT_PUBKEY_LEN];
+
+	snprintf(path, sizeof(path), "%s/keys/%s.pem", dir, name);
+	if (k == NULL || sig_public_raw(k, pub) == -1 ||
+	    sig_write_private_pem(k, path, true, err, sizeof(err)) == -1) {
+		fprintf(stderr, "pbftctl init: %s\n",
+		    k == NULL ? "key generation failed" : err);
+		return -1;
+	}
+	sig_hex_encode(pub, sizeof(pub), pubhex);
+	return 0;
+}
+
+struct init_opts {
+	unsigned long n, base_port, clients;
+	const char *hosts, *dir;
+	bool force, have_seed;
+	uint8_t seed[32];
+};
+
+static int
+init_args(struct init_opts *o, int argc, char **argv)
+{
+	static const struct option lo[] = {{"nodes", required_argument, 0, 'n'},
+	    {"base-port", required_argument, 0, 'p'},
+	    {"hosts", required_argument, 0, 'H'},
+	    {"output", required_argument, 0, 'o'},
+	    {"clients", required_argument, 0, 'c'},
+	    {"seed", required_argument, 0, 's'}, {"force", no_argument, 0, 'f'},
+	    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+	char *end;
+	int ch;
+
+	optind = 1;
+	while (
+	    (ch = getopt_long(argc, argv, "n:p:H:o:c:s:fh", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'n':
+			o->n = strtoul(optarg, &end, 10);
+			if (*end || o->n < 1 || o->n > PBFT_REPLICAS_MAX)
+				goto bad;
+			break;
+		case 'p':
+			o->base_port = strtoul(optarg, &end, 10);
+			if (*end || o->base_port < 1 || o->base_port > 65535)
+				goto bad;
+			break;
+		case 'c':
+			o->clients = strtoul(optarg, &end, 10);
+			if (*end || o->clients > 1024)
+				goto bad;
+			break;
+		case 'H':
+			o->hosts = optarg;
+			break;
+		case 'o':
+			o->dir = optarg;
+			break;
+		case 's':
+			if (parse_seed(optarg, o->seed) == -1)
+				return -1;
+			o->have_seed = true;
+			break;
+		case 'f':
+			o->force = true;
+			break;
+		case 'h':
+			printf(
+			    "usage: pbftctl init -n N -o DIR [--base-port P] "
+			    "[--hosts h1,h2,...]\n"
+			    "                    [--clients C] [--seed HEX64] "
+			    "[--force]\n"
+			    "Writes DIR/cluster.ini and DIR/keys/*.pem for an "
+			    "N-node cluster: node i\nlistens on "
+			    "hosts[i %% len(hosts)]:P+i (default 127.0.0.1, "
+			    "P = 7000).\nClient keys: admin (used by pbftd) "
+			    "plus C more named bench0.. (default 8).\n");
+			exit(0);
+		default:
+			return -1;
+		}
+	}
+	if (optind != argc || o->n == 0 || o->dir == NULL ||
+	    o->base_port + o->n - 1 > 65535)
+		goto bad;
+	return 0;
+bad:
+	fprintf(stderr,
+	    "pbftctl init: usage: pbftctl init -n N -o DIR "
+	    "[--base-port P] [--hosts LIST] [--clients C] "
+	    "[--seed HEX64] [--force]\n");
+	return -1;
+}
+
+static const char *
+host_of(const char *hosts, unsigned long i, char *buf, size_t len)
+{
+	unsigned long count = 1, k = 0;
+	const char *p, *start;
+
+	if (hosts == NULL)
+		return "127.0.0.1";
+	for (p = hosts; *p; p++)
+		count += *p == ',';
+	i %= count;
+	for (start = p = hosts;; p++) {
+		if (*p == ',' || *p == '\0') {
+			if (k++ == i) {
+				size_t n = (size_t)(p - start);
+
+				if (n >= len)
+					n = len - 1;
+				memcpy(buf, start, n);
+				buf[n] = '\0';
+				return buf;
+			}
+			start = p + 1;
+		}
+		if (*p == '\0')
+			break;
+	}
+	return "127.0.0.1";
+}
+
+static int
+init_write(struct init_opts *o, FILE *f)
+{
+	const uint8_t *seed = o->have_seed ? o->seed : NULL;
+	char pub[2 * PBFT_PUBKEY_LEN + 1], name[32], hb[256];
+
+	fprintf(f,
+	    "; pbft cluster configuration written by `pbftctl init -n %lu`.\n"
+	    "; Every host of the cluster uses this same file; a host needs "
+	    "only the\n; private keys of the nodes it runs. See cluster.ini(5)."
+	    "\n\n[cluster]\nname = pbft\n; f is derived from the node count "
+	    "(largest f with n >= 3f+1)\ncheckpoint_interval = 100\n"
+	    "view_change_timeout = 10s\nbatch_max = 512\nfsync = batch\n"
+	    "data_dir = data\ncontrol_socket = pbftd.sock\n"
+	    "control_client = admin\nlog_level = info\n",
+	    o->n);
+	for (unsigned long i = 0; i < o->n; i++) {
+		void *k = derived_key(seed, "node", (uint32_t)i);
+
+		snprintf(name, sizeof(name), "node%lu", i);
+		if (write_key(o->dir, name, k, pub) == -1) {
+			sig_key_free(k);
+			return -1;
+		}
+		sig_key_free(k);
+		fprintf(f,
+		    "\n[node.%lu]\naddress = %s:%lu\npublic_key = %s\n"
+		    "private_key_file = keys/%s.pem\n",
+		    i, host_of(o->hosts, i, hb, sizeof(hb)), o->base_port + i,
+		    pub, name);
+	}
+	for (unsigned long i = 0; i <= o->clients; i++) {
+		void *k = derived_key(seed, "client", (uint32_t)i);
+
+		if (i == 0)
+			snprintf(name, sizeof(name), "admin");
+		else
+			snprintf(name, sizeof(name), "bench%lu", i - 1);
+		if (write_key(o->dir, name, k, pub) == -1) {
+			sig_key_free(k);
+			return -1;
+		}
+		sig_key_free(k);
+		fprintf(f,
+		    "\n[client.%s]\npublic_key = %s\nprivate_key_file = "
+		    "keys/%s.pem\n",
+		    name, pub, name);
+	}
+	return 0;
+}
+
+int
+pbftctl_init(int argc, char **argv)
+{
+	struct init_opts o = {.base_port = 7000, .clients = 8};
+	char path[4200], tmp[4300];
+	FILE *f;
+	int rc;
+
+	if (init_args(&o, argc, argv) == -1)
+		return 2;
+	snprintf(path, sizeof(path), "%s/keys", o.dir);
+	if ((mkdir(o.dir, 0700) == -1 && errno != EEXIST) ||
+	    (mkdir(path, 0700) == -1 && errno != EEXIST)) {
+		fprintf(
+		    stderr, "pbftctl init: %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	snprintf(path, sizeof(path), "%s/cluster.ini", o.dir);
+	if (!o.force && access(path, F_OK) == 0) {
+		fprintf(stderr,
+		    "pbftctl init: %s exists (use --force to overwrite)\n",
+		    path);
+		return 1;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if ((f = fopen(tmp, "w")) == NULL) {
+		fprintf(stderr, "pbftctl init: %s: %s\n", tmp, strerror(errno));
+		return 1;
+	}
+	rc = init_write(&o, f);
+	if (fclose(f) != 0 || rc == -1 || rename(tmp, path) == -1) {
+		fprintf(stderr, "pbftctl init: cannot write %s\n", path);
+		unlink(tmp);
+		return 1;
+	}
+	printf("wrote %s: %lu nodes (f = %lu), %lu client keys in %s/keys\n",
+	    path, o.n, (o.n - 1) / 3, o.clients + 1, o.dir);
+	printf("start it with: pbftd -c %s\n", path);
+	return 0;
+}
