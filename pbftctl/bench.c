@@ -362,7 +362,7 @@ start_clients(struct bench *b, char *err, size_t errlen)
 	}
 	if (have < b->nclients) {
 		snprintf(err, errlen,
-		    "%s: only %u client identities with a readable private "
+		    "%.200s: only %u client identities with a readable private "
 		    "key (wanted %u); add [client.NAME] sections",
 		    b->cfg->path, have, b->nclients);
 		return -1;

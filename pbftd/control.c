@@ -1,0 +1,645 @@
+/*
+ * control.c - pbftd's control socket: one JSON request per line, one JSON
+ * reply per line (common/ctl_proto.h).
+ *
+ * Local but untrusted input: lines are bounded, bad JSON and unknown commands
+ * get an error reply, an idle client is dropped after 30 s, and nothing a
+ * client does blocks pbftd or other clients. Requests that need the cluster
+ * (submit, put, get, del) go through the client library and are answered
+ * when f+1 replicas agree; status asks every local replica over its
+ * supervisor link and waits at most one second.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "ctl_proto.h"
+#include "log.h"
+#include "pbftd.h"
+#include "service.h"
+#include "sig.h"
+#include "wbuf.h"
+
+#define CTL_CLIENTS_MAX 64
+#define CTL_IDLE_S 30.0
+#define CTL_OUT_MAX (1u << 20)
+#define STATUS_WAIT_S 1.0
+
+struct ctl_client {
+	struct ctl_server *s;
+	int fd;
+	uint64_t gen; /* bumped on close: late answers find a new gen */
+	ev_io rd, wr;
+	ev_timer idle;
+	struct wbuf in, out;
+	bool closing; /* close once out is flushed */
+};
+
+/* A status request waiting for the replicas' answers. */
+struct status_job {
+	struct ctl_server *s;
+	uint32_t slot;
+	uint64_t gen;
+	json_int_t id;
+	json_t *replies[PBFT_REPLICAS_MAX];
+	ev_io rd[PBFT_REPLICAS_MAX];
+	char buf[PBFT_REPLICAS_MAX][4096];
+	size_t len[PBFT_REPLICAS_MAX];
+	uint32_t pending;
+	ev_timer timeout;
+};
+
+/* A cluster request waiting for f+1 replies. */
+struct op_job {
+	struct ctl_server *s;
+	uint32_t slot;
+	uint64_t gen;
+	json_int_t id;
+	uint8_t code;
+};
+
+struct ctl_server {
+	struct pbftd *d;
+	int fd;
+	ev_io accept;
+	struct ctl_client clients[CTL_CLIENTS_MAX];
+	uint64_t next_gen;
+	struct status_job *status; /* at most one at a time */
+};
+
+static void client_close(struct ctl_client *c);
+
+static void
+send_json(struct ctl_client *c, json_t *rep)
+{
+	char *line = json_dumps(rep, JSON_COMPACT);
+
+	json_decref(rep);
+	if (line == NULL)
+		return;
+	if (c->out.len + strlen(line) + 1 > CTL_OUT_MAX) {
+		free(line);
+		client_close(c); /* it does not read its replies */
+		return;
+	}
+	wbuf_put_bytes(&c->out, line, strlen(line));
+	wbuf_put_u8(&c->out, '\n');
+	free(line);
+	ev_io_start(c->s->d->loop, &c->wr);
+}
+
+static json_t *
+reply_new(json_int_t id, bool ok)
+{
+	return json_pack(
+	    "{s:i, s:I, s:b}", "v", CTL_PROTO_VERSION, "id", id, "ok", ok);
+}
+
+static void
+send_error(struct ctl_client *c, json_int_t id, const char *msg)
+{
+	json_t *rep = reply_new(id, false);
+
+	json_object_set_new(rep, "error", json_string(msg));
+	send_json(c, rep);
+}
+
+/* The client for a job, if it is still the same connection. */
+static struct ctl_client *
+job_client(struct ctl_server *s, uint32_t slot, uint64_t gen)
+{
+	struct ctl_client *c = &s->clients[slot];
+
+	return c->fd != -1 && c->gen == gen ? c : NULL;
+}
+
+/* ---- status ------------------------------------------------------------ */
+
+static void
+status_finish(struct status_job *j)
+{
+	struct ctl_server *s = j->s;
+	struct pbftd *d = s->d;
+	struct ctl_client *c = job_client(s, j->slot, j->gen);
+	json_t *rep = reply_new(j->id, true), *arr = json_array();
+	json_int_t view = -1;
+
+	ev_timer_stop(d->loop, &j->timeout);
+	for (uint32_t i = 0; i < d->cfg->n; i++) {
+		struct child *ch = &d->children[i];
+		json_t *r = j->replies[i] ? j->replies[i] : json_object();
+		char addr[300];
+		const char *state = child_state_name(ch->state);
+
+		ev_io_stop(d->loop, &j->rd[i]);
+		if (!ch->local)
+			state = "remote";
+		else if (ch->state == CHILD_RUNNING && j->replies[i] == NULL)
+			state = "unresponsive";
+		snprintf(addr, sizeof(addr), "%s:%u", d->cfg->nodes[i].host,
+		    (unsigned)d->cfg->nodes[i].port);
+		json_object_set_new(r, "id", json_integer(i));
+		json_object_set_new(r, "address", json_string(addr));
+		json_object_set_new(r, "pid", json_integer(ch->pid));
+		json_object_set_new(r, "state", json_string(state));
+		json_object_set_new(r, "restarts", json_integer(ch->restarts));
+		json_object_set_new(r, "uptime",
+		    json_integer(ch->pid > 0
+		            ? (json_int_t)(ev_now(d->loop) - ch->started_at)
+		            : 0));
+		if (json_integer_value(json_object_get(r, "view")) > view)
+			view = json_integer_value(json_object_get(r, "view"));
+		json_array_append_new(arr, r);
+		j->replies[i] = NULL;
+	}
+	json_object_set_new(rep, "cluster", json_string(d->cfg->name));
+	json_object_set_new(rep, "n", json_integer(d->cfg->n));
+	json_object_set_new(rep, "f", json_integer(d->cfg->f));
+	json_object_set_new(rep, "view", json_integer(view < 0 ? 0 : view));
+	json_object_set_new(
+	    rep, "primary", json_integer(view < 0 ? 0 : view % d->cfg->n));
+	json_object_set_new(rep, "replicas", arr);
+	if (c != NULL)
+		send_json(c, rep);
+	else
+		json_decref(rep);
+	s->status = NULL;
+	free(j);
+}
+
+static void
+status_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct status_job *j = w->data;
+	uint32_t i = (uint32_t)(w - j->rd);
+	ssize_t r;
+	char *nl;
+
+	(void)loop;
+	(void)revents;
+	r = read(
+	    w->fd, j->buf[i] + j->len[i], sizeof(j->buf[i]) - 1 - j->len[i]);
+	if (r <= 0) {
+		if (r == -1 && (errno == EAGAIN || errno == EINTR))
+			return;
+		ev_io_stop(j->s->d->loop, w);
+		goto done;
+	}
+	j->len[i] += (size_t)r;
+	j->buf[i][j->len[i]] = '\0';
+	if ((nl = strchr(j->buf[i], '\n')) == NULL) {
+		if (j->len[i] + 1 < sizeof(j->buf[i]))
+			return;
+	} else {
+		*nl = '\0';
+	}
+	ev_io_stop(j->s->d->loop, w);
+	j->replies[i] = json_loads(j->buf[i], 0, NULL);
+done:
+	if (--j->pending == 0)
+		status_finish(j);
+}
+
+static void
+status_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	status_finish(w->data);
+}
+
+static void
+cmd_status(struct ctl_client *c, json_int_t id)
+{
+	struct ctl_server *s = c->s;
+	struct pbftd *d = s->d;
+	struct status_job *j;
+
+	if (s->status != NULL) {
+		send_error(c, id, "busy: another status request is running");
+		return;
+	}
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		send_error(c, id, "out of memory");
+		return;
+	}
+	j->s = s;
+	j->slot = (uint32_t)(c - s->clients);
+	j->gen = c->gen;
+	j->id = id;
+	for (uint32_t i = 0; i < d->cfg->n; i++) {
+		struct child *ch = &d->children[i];
+
+		ev_io_init(&j->rd[i], status_read_cb, 0, EV_READ);
+		j->rd[i].data = j;
+		if (ch->state != CHILD_RUNNING || ch->sup_fd == -1)
+			continue;
+		/* Drain stale bytes, then ask. */
+		while (read(ch->sup_fd, j->buf[i], sizeof(j->buf[i])) > 0)
+			;
+		if (write(ch->sup_fd, "S\n", 2) != 2)
+			continue;
+		ev_io_set(&j->rd[i], ch->sup_fd, EV_READ);
+		ev_io_start(d->loop, &j->rd[i]);
+		j->pending++;
+	}
+	s->status = j;
+	ev_timer_init(&j->timeout, status_timeout_cb, STATUS_WAIT_S, 0);
+	j->timeout.data = j;
+	if (j->pending == 0)
+		status_finish(j);
+	else
+		ev_timer_start(d->loop, &j->timeout);
+}
+
+/* ---- cluster requests -------------------------------------------------- */
+
+static void
+op_done(void *arg, const struct pbft_result *res)
+{
+	struct op_job *j = arg;
+	struct ctl_client *c = job_client(j->s, j->slot, j->gen);
+	json_t *rep;
+
+	if (c == NULL)
+		goto out;
+	if (res->status != PBFT_CLIENT_OK) {
+		send_error(c, j->id,
+		    res->status == PBFT_CLIENT_TIMEOUT
+		        ? "timed out waiting for f+1 matching replies"
+		        : "cancelled");
+		goto out;
+	}
+	if (res->svc_status != SVC_OK) {
+		send_error(c, j->id,
+		    res->svc_status == SVC_NOT_FOUND
+		        ? "not found"
+		        : "rejected by the service");
+		goto out;
+	}
+	rep = reply_new(j->id, true);
+	json_object_set_new(rep, "seq", json_integer((json_int_t)res->seq));
+	json_object_set_new(rep, "view", json_integer((json_int_t)res->view));
+	if (j->code == LEDGER_OP_SUBMIT && res->result_len == 8) {
+		uint64_t idx = 0;
+
+		for (int i = 0; i < 8; i++)
+			idx |= (uint64_t)res->result[i] << (8 * i);
+		json_object_set_new(
+		    rep, "index", json_integer((json_int_t)idx));
+	}
+	if (j->code == LEDGER_OP_GET)
+		json_object_set_new(rep, "value",
+		    json_stringn((const char *)res->result, res->result_len));
+	send_json(c, rep);
+out:
+	free(j);
+}
+
+static void
+cmd_op(struct ctl_client *c, json_int_t id, const char *cmd, json_t *args)
+{
+	const char *data = json_string_value(json_object_get(args, "data"));
+	const char *key = json_string_value(json_object_get(args, "key"));
+	const char *val = json_string_value(json_object_get(args, "value"));
+	struct wbuf op;
+	struct op_job *j;
+	int rc = -1;
+
+	if (c->s->d->client == NULL) {
+		send_error(c, id,
+		    "pbftd has no client identity (set "
+		    "control_client and its private_key_file)");
+		return;
+	}
+	wbuf_init_dynamic(&op, PBFT_OP_BYTES_MAX);
+	if (strcmp(cmd, "submit") == 0 && data != NULL)
+		rc = ledger_op_submit(&op, data, strlen(data));
+	else if (strcmp(cmd, "put") == 0 && key != NULL && val != NULL)
+		rc = ledger_op_put(&op, key, strlen(key), val, strlen(val));
+	else if (strcmp(cmd, "get") == 0 && key != NULL)
+		rc = ledger_op_get(&op, key, strlen(key));
+	else if (strcmp(cmd, "del") == 0 && key != NULL)
+		rc = ledger_op_del(&op, key, strlen(key));
+	if (rc == -1 || (j = calloc(1, sizeof(*j))) == NULL) {
+		wbuf_clear(&op);
+		send_error(c, id, "bad or missing arguments");
+		return;
+	}
+	j->s = c->s;
+	j->slot = (uint32_t)(c - c->s->clients);
+	j->gen = c->gen;
+	j->id = id;
+	j->code = op.p[0];
+	if (pbft_client_submit(c->s->d->client, op.p, op.len, op_done, j) ==
+	    -1) {
+		free(j);
+		send_error(c, id, "too many requests in flight");
+	}
+	wbuf_clear(&op);
+}
+
+/* ---- dispatch ---------------------------------------------------------- */
+
+static void
+cmd_node(struct ctl_client *c, json_int_t id, const char *cmd, json_t *args)
+{
+	struct pbftd *d = c->s->d;
+	json_int_t node = json_integer_value(json_object_get(args, "node"));
+
+	if (!json_is_integer(json_object_get(args, "node")) || node < 0 ||
+	    node >= d->cfg->n || !d->children[node].local) {
+		send_error(c, id, "no such local node");
+		return;
+	}
+	if (strcmp(cmd, "restart") == 0)
+		child_restart_now(&d->children[node]);
+	else
+		child_stop(&d->children[node], SIGTERM);
+	send_json(c, reply_new(id, true));
+}
+
+static void
+cmd_peers(struct ctl_client *c, json_int_t id)
+{
+	struct pbftd *d = c->s->d;
+	json_t *rep = reply_new(id, true), *arr = json_array();
+
+	for (uint32_t i = 0; i < d->cfg->n; i++) {
+		char addr[300], pub[65];
+
+		snprintf(addr, sizeof(addr), "%s:%u", d->cfg->nodes[i].host,
+		    (unsigned)d->cfg->nodes[i].port);
+		sig_hex_encode(d->cfg->nodes[i].public_key, 32, pub);
+		json_array_append_new(arr,
+		    json_pack("{s:i, s:s, s:s, s:b}", "id", (int)i, "address",
+		        addr, "public_key", pub, "local",
+		        d->children[i].local));
+	}
+	json_object_set_new(rep, "peers", arr);
+	send_json(c, rep);
+}
+
+static void
+handle_line(struct ctl_client *c, const char *line, size_t len)
+{
+	json_error_t jerr;
+	json_t *req = json_loadb(line, len, 0, &jerr), *args;
+	json_int_t id = 0;
+	const char *cmd;
+
+	if (req == NULL || !json_is_object(req)) {
+		send_error(c, 0,
+		    req == NULL ? "malformed JSON"
+		                : "request must be an object");
+		json_decref(req);
+		return;
+	}
+	id = json_integer_value(json_object_get(req, "id"));
+	cmd = json_string_value(json_object_get(req, "cmd"));
+	args = json_object_get(req, "args");
+	if (json_integer_value(json_object_get(req, "v")) !=
+	    CTL_PROTO_VERSION) {
+		send_error(c, id, "unsupported protocol version");
+	} else if (cmd == NULL) {
+		send_error(c, id, "missing cmd");
+	} else if (strcmp(cmd, "status") == 0) {
+		cmd_status(c, id);
+	} else if (strcmp(cmd, "peers") == 0) {
+		cmd_peers(c, id);
+	} else if (strcmp(cmd, "submit") == 0 || strcmp(cmd, "put") == 0 ||
+	    strcmp(cmd, "get") == 0 || strcmp(cmd, "del") == 0) {
+		cmd_op(c, id, cmd, args);
+	} else if (strcmp(cmd, "restart") == 0 || strcmp(cmd, "stop") == 0) {
+		cmd_node(c, id, cmd, args);
+	} else if (strcmp(cmd, "shutdown") == 0) {
+		send_json(c, reply_new(id, true));
+		pbftd_shutdown(c->s->d);
+	} else {
+		char msg[128];
+
+		snprintf(msg, sizeof(msg), "unknown command '%.64s'", cmd);
+		send_error(c, id, msg);
+	}
+	json_decref(req);
+}
+
+/* ---- connections ------------------------------------------------------- */
+
+static void
+client_close(struct ctl_client *c)
+{
+	struct ev_loop *loop = c->s->d->loop;
+
+	if (c->fd == -1)
+		return;
+	ev_io_stop(loop, &c->rd);
+	ev_io_stop(loop, &c->wr);
+	ev_timer_stop(loop, &c->idle);
+	close(c->fd);
+	c->fd = -1;
+	c->gen = ++c->s->next_gen;
+	wbuf_clear(&c->in);
+	wbuf_clear(&c->out);
+}
+
+static void
+client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct ctl_client *c = w->data;
+	char *nl;
+	ssize_t r;
+
+	(void)revents;
+	if (wbuf_reserve(&c->in, 4096) == -1) {
+		send_error(c, 0, "request line too long");
+		c->closing = true;
+		ev_io_stop(loop, &c->rd);
+		return;
+	}
+	r = read(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len);
+	if (r == 0 || (r == -1 && errno != EAGAIN && errno != EINTR)) {
+		/* Half-closed: answer what is pending, then close. */
+		c->closing = true;
+		ev_io_stop(loop, &c->rd);
+		if (c->out.len == 0)
+			client_close(c);
+		return;
+	}
+	if (r < 0)
+		return;
+	c->in.len += (size_t)r;
+	ev_timer_again(loop, &c->idle);
+	while (c->fd != -1 && (nl = memchr(c->in.p, '\n', c->in.len)) != NULL) {
+		size_t n = (size_t)(nl - (char *)c->in.p);
+
+		handle_line(c, (const char *)c->in.p, n);
+		if (c->fd == -1)
+			return;
+		memmove(c->in.p, nl + 1, c->in.len - n - 1);
+		c->in.len -= n + 1;
+	}
+}
+
+static void
+client_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct ctl_client *c = w->data;
+	ssize_t r;
+
+	(void)revents;
+	r = write(c->fd, c->out.p, c->out.len);
+	if (r == -1) {
+		if (errno != EAGAIN && errno != EINTR)
+			client_close(c);
+		return;
+	}
+	memmove(c->out.p, c->out.p + r, c->out.len - (size_t)r);
+	c->out.len -= (size_t)r;
+	if (c->out.len == 0) {
+		ev_io_stop(loop, w);
+		if (c->closing)
+			client_close(c);
+	}
+}
+
+static void
+client_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct ctl_client *c = w->data;
+
+	(void)loop;
+	(void)revents;
+	client_close(c);
+}
+
+static bool
+peer_allowed(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1)
+		return false;
+	/* Root, our own user, and anyone the socket's mode (0660) lets in
+	 * through its group. */
+	return cred.uid == 0 || cred.uid == getuid() || cred.gid == getgid();
+}
+
+static void
+accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct ctl_server *s = w->data;
+	struct ctl_client *c = NULL;
+	int fd;
+
+	(void)revents;
+	fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd == -1)
+		return;
+	for (int i = 0; i < CTL_CLIENTS_MAX && c == NULL; i++)
+		if (s->clients[i].fd == -1)
+			c = &s->clients[i];
+	if (c == NULL || !peer_allowed(fd)) {
+		const char *msg = c == NULL
+		    ? "{\"v\":1,\"id\":0,\"ok\":false,\"error\":\"too many "
+		      "control clients\"}\n"
+		    : "{\"v\":1,\"id\":0,\"ok\":false,\"error\":\"permission "
+		      "denied\"}\n";
+
+		if (write(fd, msg, strlen(msg)) < 0)
+			log_debug("control: could not send refusal");
+		close(fd);
+		return;
+	}
+	c->fd = fd;
+	c->closing = false;
+	wbuf_init_dynamic(&c->in, CTL_LINE_MAX + 4096);
+	wbuf_init_dynamic(&c->out, CTL_OUT_MAX + CTL_LINE_MAX);
+	ev_io_init(&c->rd, client_read_cb, fd, EV_READ);
+	ev_io_init(&c->wr, client_write_cb, fd, EV_WRITE);
+	ev_init(&c->idle, client_idle_cb);
+	c->idle.repeat = CTL_IDLE_S;
+	c->rd.data = c->wr.data = c->idle.data = c;
+	ev_io_start(loop, &c->rd);
+	ev_timer_again(loop, &c->idle);
+}
+
+struct ctl_server *
+ctl_server_new(struct pbftd *d, char *err, size_t errlen)
+{
+	struct ctl_server *s = calloc(1, sizeof(*s));
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	const char *path = d->cfg->control_socket;
+	mode_t old;
+	int probe;
+
+	if (s == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->d = d;
+	for (int i = 0; i < CTL_CLIENTS_MAX; i++) {
+		s->clients[i].fd = -1;
+		s->clients[i].s = s;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	/* A socket that answers belongs to a running pbftd: refuse. */
+	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (probe != -1 &&
+	    connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		close(probe);
+		snprintf(err, errlen,
+		    "%s: another pbftd is already serving this socket", path);
+		free(s);
+		return NULL;
+	}
+	if (probe != -1)
+		close(probe);
+	unlink(path);
+	s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	old = umask(0117);
+	if (s->fd == -1 ||
+	    bind(s->fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 ||
+	    chmod(path, 0660) == -1 || listen(s->fd, 16) == -1) {
+		umask(old);
+		snprintf(err, errlen, "control socket %s: %s", path,
+		    strerror(errno));
+		if (s->fd != -1)
+			close(s->fd);
+		free(s);
+		return NULL;
+	}
+	umask(old);
+	ev_io_init(&s->accept, accept_cb, s->fd, EV_READ);
+	s->accept.data = s;
+	ev_io_start(d->loop, &s->accept);
+	return s;
+}
+
+void
+ctl_server_free(struct ctl_server *s)
+{
+	if (s == NULL)
+		return;
+	if (s->status != NULL) {
+		ev_timer_stop(s->d->loop, &s->status->timeout);
+		for (uint32_t i = 0; i < s->d->cfg->n; i++) {
+			ev_io_stop(s->d->loop, &s->status->rd[i]);
+			json_decref(s->status->replies[i]);
+		}
+		free(s->status);
+	}
+	for (int i = 0; i < CTL_CLIENTS_MAX; i++)
+		client_close(&s->clients[i]);
+	ev_io_stop(s->d->loop, &s->accept);
+	close(s->fd);
+	unlink(s->d->cfg->control_socket);
+	free(s);
+}

@@ -1,0 +1,384 @@
+/*
+ * main.c - pbftd: the pbft supervisor daemon.
+ *
+ *     pbftd -c cluster.ini [-t] [-d] [-D [-p PIDFILE]] [--nodes LIST]
+ *           [--replica-bin PATH]
+ *
+ * Foreground by default (what systemd wants); -D daemonizes. SIGTERM and
+ * SIGINT stop every replica (SIGTERM, then SIGKILL after 5 s) and exit 0;
+ * SIGHUP is accepted (logs go to stderr, so there is nothing to reopen).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "pbft_build.h"
+#include "pbftd.h"
+#include "sig.h"
+
+#define GRACE_S 5.0
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: pbftd -c FILE [-t] [-d] [-D [-p PIDFILE]] [--nodes LIST]\n"
+	    "             [--replica-bin PATH]\n"
+	    "\n"
+	    "Supervises the pbft replicas of this host: starts one "
+	    "pbft-replica per\nnode, restarts crashed ones, serves the control "
+	    "socket of cluster.ini.\n"
+	    "\n"
+	    "  -c, --config FILE      cluster configuration\n"
+	    "  -t, --test             check the configuration and the keys of "
+	    "the\n"
+	    "                         local nodes, print 'configuration OK', "
+	    "exit 0 or 2\n"
+	    "  -n, --nodes LIST       run only these node ids (e.g. 0,2); "
+	    "default all\n"
+	    "  -d, --debug            debug logging, also for the replicas\n"
+	    "  -D, --daemon           detach from the terminal\n"
+	    "  -p, --pidfile FILE     with -D: write the pid here\n"
+	    "      --replica-bin PATH the pbft-replica program (default: next "
+	    "to pbftd,\n"
+	    "                         else $PBFT_REPLICA_BIN, else the "
+	    "installed one)\n"
+	    "  -h, --help             this text;  -V, --version\n");
+}
+
+static int
+parse_nodes(struct pbftd *d, const char *list, char *err, size_t errlen)
+{
+	char buf[512], *save = NULL, *end;
+
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (uint32_t i = 0; i < d->cfg->n; i++)
+		d->children[i].local = false;
+	for (char *t = strtok_r(buf, ",", &save); t != NULL;
+	     t = strtok_r(NULL, ",", &save)) {
+		unsigned long id = strtoul(t, &end, 10);
+
+		if (*end || end == t || id >= d->cfg->n) {
+			snprintf(err, errlen,
+			    "--nodes: '%s' is not a node id of %s (0..%u)", t,
+			    d->config_path, d->cfg->n - 1);
+			return -1;
+		}
+		d->children[id].local = true;
+	}
+	return 0;
+}
+
+static void
+find_replica_bin(struct pbftd *d, const char *opt)
+{
+	char self[PATH_MAX], *dir;
+	ssize_t n;
+	const char *env = getenv("PBFT_REPLICA_BIN");
+
+	if (opt != NULL) {
+		snprintf(d->replica_bin, sizeof(d->replica_bin), "%s", opt);
+		return;
+	}
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		dir = dirname(self);
+		/* In a build tree pbftd sits in pbftd/, the replica in
+		 * pbft-replica/; installed, both are in one directory. */
+		snprintf(d->replica_bin, sizeof(d->replica_bin),
+		    "%.2000s/../pbft-replica/pbft-replica", dir);
+		if (access(d->replica_bin, X_OK) == 0)
+			return;
+		snprintf(d->replica_bin, sizeof(d->replica_bin),
+		    "%.2000s/pbft-replica", dir);
+		if (access(d->replica_bin, X_OK) == 0)
+			return;
+	}
+	if (env != NULL) {
+		snprintf(d->replica_bin, sizeof(d->replica_bin), "%s", env);
+		return;
+	}
+	snprintf(d->replica_bin, sizeof(d->replica_bin), "%s/pbft-replica",
+	    PBFT_BINDIR);
+}
+
+/* Checks the keys of every local node (and pbftd's own client key). */
+static int
+check_keys(struct pbftd *d, char *err, size_t errlen)
+{
+	void *k;
+
+	for (uint32_t i = 0; i < d->cfg->n; i++) {
+		if (!d->children[i].local)
+			continue;
+		if (cfg_load_node_key(d->cfg, i, &k, err, errlen) == -1)
+			return -1;
+		sig_key_free(k);
+	}
+	return 0;
+}
+
+static void
+start_client(struct pbftd *d)
+{
+	const struct cfg_client *cl;
+	struct pbft_client_opts o = {.cfg = d->cfg};
+	char err[CFG_ERR_LEN];
+
+	if (d->cfg->control_client[0] == '\0' ||
+	    (cl = cfg_client_by_name(d->cfg, d->cfg->control_client)) == NULL) {
+		log_warnx("no control_client configured: submit, put, get and "
+		          "del are unavailable");
+		return;
+	}
+	o.client_id = cl->id;
+	if (cfg_load_client_key(d->cfg, cl->id, &o.key, err, sizeof(err)) ==
+	    -1) {
+		log_warnx("%s: submit, put, get and del are unavailable", err);
+		return;
+	}
+	if ((d->client = pbft_client_new(d->loop, &o, err, sizeof(err))) ==
+	    NULL)
+		log_warnx("cluster client: %s", err);
+}
+
+static void
+grace_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pbftd *d = w->data;
+
+	(void)revents;
+	for (uint32_t i = 0; i < d->cfg->n; i++)
+		if (d->children[i].pid > 0) {
+			log_warnx("node %u: still running after %.0f s: "
+			          "SIGKILL",
+			    i, GRACE_S);
+			kill(d->children[i].pid, SIGKILL);
+		}
+	(void)loop;
+}
+
+void
+pbftd_shutdown(struct pbftd *d)
+{
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	log_info("stopping the replicas");
+	for (uint32_t i = 0; i < d->cfg->n; i++)
+		child_stop(&d->children[i], SIGTERM);
+	if (children_all_exited(d)) {
+		ev_break(d->loop, EVBREAK_ALL);
+		return;
+	}
+	ev_timer_init(&d->grace, grace_cb, GRACE_S, 0);
+	d->grace.data = d;
+	ev_timer_start(d->loop, &d->grace);
+}
+
+static void
+signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct pbftd *d = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (w->signum == SIGHUP) {
+		log_info("SIGHUP: logs go to stderr; nothing to reopen");
+		return;
+	}
+	log_info("signal %d", w->signum);
+	pbftd_shutdown(d);
+}
+
+static int
+daemonize(const char *pidfile)
+{
+	pid_t pid = fork();
+	FILE *f;
+	int fd;
+
+	if (pid == -1)
+		return -1;
+	if (pid > 0)
+		_exit(0);
+	setsid();
+	if ((fd = open("/dev/null", O_RDWR)) != -1) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		if (fd > 2)
+			close(fd);
+	}
+	if (pidfile != NULL) {
+		if ((f = fopen(pidfile, "w")) == NULL)
+			return -1;
+		fprintf(f, "%d\n", (int)getpid());
+		fclose(f);
+	}
+	return 0;
+}
+
+/* Tells systemd (if it started us) how we are doing; no library needed. */
+static void
+notify(const char *msg)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd;
+
+	if (path == NULL || strlen(path) >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0';
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return;
+	(void)sendto(
+	    fd, msg, strlen(msg), 0, (struct sockaddr *)&sa, sizeof(sa));
+	close(fd);
+}
+
+static void
+watchdog_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+	notify("WATCHDOG=1");
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+	    {"config", required_argument, 0, 'c'},
+	    {"test", no_argument, 0, 't'}, {"nodes", required_argument, 0, 'n'},
+	    {"debug", no_argument, 0, 'd'}, {"daemon", no_argument, 0, 'D'},
+	    {"pidfile", required_argument, 0, 'p'},
+	    {"replica-bin", required_argument, 0, 'R'},
+	    {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
+	    {0, 0, 0, 0}};
+	static struct pbftd d;
+	const char *nodes = NULL, *pidfile = NULL, *bin = NULL, *wd;
+	bool test = false, daemon = false;
+	char err[CFG_ERR_LEN], status[128];
+	ev_signal sigs[4];
+	ev_timer watchdog;
+	int ch, nsig = 0;
+	static const int signums[] = {SIGTERM, SIGINT, SIGHUP};
+
+	while ((ch = getopt_long(argc, argv, "c:tn:dDp:hV", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			d.config_path = optarg;
+			break;
+		case 't':
+			test = true;
+			break;
+		case 'n':
+			nodes = optarg;
+			break;
+		case 'd':
+			d.debug = true;
+			break;
+		case 'D':
+			daemon = true;
+			break;
+		case 'p':
+			pidfile = optarg;
+			break;
+		case 'R':
+			bin = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("pbftd %s\n", PBFT_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (d.config_path == NULL || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	log_init("pbftd", d.debug ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+	log_level_from_env();
+	if ((d.cfg = cfg_load(d.config_path, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "%s\n", err);
+		return 2;
+	}
+	if (!d.debug)
+		log_set_level(d.cfg->log_level);
+	log_level_from_env();
+	for (uint32_t i = 0; i < d.cfg->n; i++) {
+		child_init(&d, &d.children[i], i);
+		d.children[i].local = true;
+	}
+	if ((nodes != NULL && parse_nodes(&d, nodes, err, sizeof(err)) == -1) ||
+	    check_keys(&d, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s\n", err);
+		cfg_free(d.cfg);
+		return 2;
+	}
+	if (test) {
+		printf("configuration OK\n");
+		cfg_free(d.cfg);
+		return 0;
+	}
+	find_replica_bin(&d, bin);
+	if (access(d.replica_bin, X_OK) == -1) {
+		fprintf(stderr,
+		    "pbftd: cannot run %s: %s (see --replica-bin)\n",
+		    d.replica_bin, strerror(errno));
+		return 2;
+	}
+	if (daemon && daemonize(pidfile) == -1)
+		fatal("daemonize");
+	signal(SIGPIPE, SIG_IGN);
+	d.loop = ev_default_loop(EVFLAG_AUTO);
+	if ((d.ctl = ctl_server_new(&d, err, sizeof(err))) == NULL)
+		fatalx("%s", err);
+	for (size_t i = 0; i < sizeof(signums) / sizeof(signums[0]); i++) {
+		ev_signal_init(&sigs[nsig], signal_cb, signums[i]);
+		sigs[nsig].data = &d;
+		ev_signal_start(d.loop, &sigs[nsig++]);
+	}
+	for (uint32_t i = 0; i < d.cfg->n; i++)
+		if (d.children[i].local && child_start(&d.children[i]) == -1)
+			fatalx("cannot start node %u", i);
+	start_client(&d);
+	log_info("cluster %s: n = %u, f = %u; control socket %s", d.cfg->name,
+	    d.cfg->n, d.cfg->f, d.cfg->control_socket);
+	snprintf(status, sizeof(status), "READY=1\nSTATUS=%u replicas running",
+	    d.cfg->n);
+	notify(status);
+	if ((wd = getenv("WATCHDOG_USEC")) != NULL &&
+	    strtol(wd, NULL, 10) > 0) {
+		ev_timer_init(&watchdog, watchdog_cb, 0,
+		    (double)strtol(wd, NULL, 10) / 2e6);
+		ev_timer_again(d.loop, &watchdog);
+	}
+	ev_run(d.loop, 0);
+	notify("STOPPING=1");
+	pbft_client_free(d.client);
+	ctl_server_free(d.ctl);
+	cfg_free(d.cfg);
+	log_info("stopped");
+	return 0;
+}

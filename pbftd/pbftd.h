@@ -1,0 +1,70 @@
+/*
+ * pbftd.h - shared state of the supervisor daemon.
+ *
+ * pbftd validates cluster.ini, starts one pbft-replica per local node
+ * (child.c), restarts the ones that die, and serves the control socket
+ * (control.c). It takes no protocol decisions and never blocks on one
+ * replica or one client.
+ */
+#ifndef PBFTD_H
+#define PBFTD_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cfg.h"
+#include "client.h"
+
+enum child_state {
+	CHILD_STOPPED = 0, /* not running, not to be restarted */
+	CHILD_RUNNING,
+	CHILD_BACKOFF, /* died; restart scheduled */
+	CHILD_FAILED, /* crash loop: given up until `restart NODE` */
+};
+
+struct child {
+	struct pbftd *d;
+	uint32_t id;
+	bool local; /* this host runs it */
+	enum child_state state;
+	pid_t pid;
+	int sup_fd; /* our end of the supervisor link */
+	ev_child watcher;
+	ev_timer restart;
+	uint32_t restarts;
+	double backoff_s;
+	double started_at;
+	double exits[8]; /* recent exit times, for crash-loop detection */
+	uint32_t nexits;
+};
+
+struct pbftd {
+	struct ev_loop *loop;
+	struct cluster_cfg *cfg;
+	const char *config_path;
+	char replica_bin[CFG_PATH_MAX];
+	bool debug;
+	bool stopping;
+	struct child children[PBFT_REPLICAS_MAX];
+	ev_timer grace;
+	struct pbft_client *client; /* pbftd's own identity in the cluster */
+	struct ctl_server *ctl;
+};
+
+/* child.c */
+void child_init(struct pbftd *d, struct child *c, uint32_t id);
+int child_start(struct child *c);
+void child_stop(struct child *c, int sig);
+void child_restart_now(struct child *c);
+const char *child_state_name(enum child_state s);
+bool children_all_exited(const struct pbftd *d);
+
+/* control.c */
+struct ctl_server *ctl_server_new(struct pbftd *d, char *err, size_t errlen);
+void ctl_server_free(struct ctl_server *s);
+
+void pbftd_shutdown(struct pbftd *d);
+
+#endif
