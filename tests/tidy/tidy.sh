@@ -22,7 +22,7 @@ fi
 
 src=$(git ls-files '*.c' '*.h' 2>/dev/null || find . -name '*.[ch]' -not -path './build*')
 if [ -n "$src" ]; then
-	hits=$(grep -nwE 'strcpy|sprintf|vsprintf|atoi|atol|strtok|gets' $src | grep -vE 'snprintf|vsnprintf')
+	hits=$(grep -nE '(^|[^_a-zA-Z0-9])(strcpy|sprintf|vsprintf|atoi|atol|strtok|gets)[[:space:]]*\(' $src)
 	[ -n "$hits" ] && say "banned function:
 $hits"
 	hits=$(grep -n 'FIXME' $src)

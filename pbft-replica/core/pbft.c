@@ -1,0 +1,1305 @@
+/*
+ * pbft.c - the consensus core: events in, actions out (see pbft.h).
+ *
+ * This file holds the event dispatch, client requests, batching, the normal
+ * case (pre-prepare, prepare, commit; Castro and Liskov, OSDI '99 section
+ * 4.2) and in-order execution. Checkpoints live in pbft_ckpt.c, view changes
+ * in pbft_view.c. No I/O, clocks or randomness: time arrives as ticks.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pbft_int.h"
+
+/* ---- small helpers ----------------------------------------------------- */
+
+uint32_t
+pbft_primary(const struct pbft *p, uint64_t view)
+{
+	return (uint32_t)(view % p->n);
+}
+
+uint32_t
+pbft_quorum(const struct pbft *p)
+{
+	if (p->cfg.test_flags & PBFT_TEST_BROKEN_QUORUM)
+		return 2 * p->f; /* deliberately one short */
+	return 2 * p->f + 1;
+}
+
+uint32_t
+pbft_prep_quorum(const struct pbft *p)
+{
+	if (p->cfg.test_flags & PBFT_TEST_BROKEN_QUORUM)
+		return p->f ? 2 * p->f - 1 : 0;
+	return 2 * p->f;
+}
+
+bool
+pbft_digest_is_zero(const uint8_t d[PBFT_DIGEST_LEN])
+{
+	for (int i = 0; i < PBFT_DIGEST_LEN; i++)
+		if (d[i] != 0)
+			return false;
+	return true;
+}
+
+void
+pbft_reject(struct pbft *p, enum pbft_reject why)
+{
+	p->st.rejected[why]++;
+}
+
+const char *
+pbft_reject_name(enum pbft_reject r)
+{
+	static const char *names[PBFT_REJ_COUNT] = {"bad_signature",
+	    "wrong_view", "out_of_window", "bad_digest", "conflict",
+	    "not_primary", "bad_sender", "bad_certificate", "bad_new_view",
+	    "bad_request", "old_request", "queue_full"};
+
+	return (unsigned)r < PBFT_REJ_COUNT ? names[r] : "unknown";
+}
+
+/* Verifies sig over the bytes currently in p->sb. */
+bool
+pbft_verify_sig(struct pbft *p, uint32_t replica, const uint8_t *sig)
+{
+	if (replica >= p->n || wbuf_failed(&p->sb))
+		return false;
+	return p->c->verify(p->c->ctx, replica, p->sb.p, p->sb.len, sig);
+}
+
+static void
+sign_sb(struct pbft *p, uint8_t sig[PBFT_SIG_LEN])
+{
+	p->c->sign(p->c->ctx, p->sb.p, p->sb.len, sig);
+}
+
+/* ---- action output ----------------------------------------------------- */
+
+int
+pbft_emit(struct pbft *p, const struct pbft_action *a)
+{
+	struct pbft_actions *o = p->out;
+
+	if (o->n == o->cap) {
+		size_t cap = o->cap ? o->cap * 2 : 64;
+		struct pbft_action *v = realloc(o->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -1;
+		o->v = v;
+		o->cap = cap;
+	}
+	o->v[o->n++] = *a;
+	return 0;
+}
+
+/* Copies data into memory that lives until the next step. */
+uint8_t *
+pbft_keep(struct pbft *p, const void *data, size_t len)
+{
+	uint8_t *b;
+
+	if (p->nbufs == p->cap_bufs) {
+		size_t cap = p->cap_bufs ? p->cap_bufs * 2 : 64;
+		uint8_t **v = realloc(p->bufs, cap * sizeof(*v));
+
+		if (v == NULL)
+			abort();
+		p->bufs = v;
+		p->cap_bufs = cap;
+	}
+	if ((b = malloc(len ? len : 1)) == NULL)
+		abort();
+	if (data != NULL && len > 0)
+		memcpy(b, data, len);
+	p->bufs[p->nbufs++] = b;
+	return b;
+}
+
+struct pbft_msg *
+pbft_new_msg(struct pbft *p)
+{
+	struct pbft_msg *m =
+	    (struct pbft_msg *)(void *)pbft_keep(p, NULL, sizeof(*m));
+
+	memset(m, 0, sizeof(*m));
+	return m;
+}
+
+void
+pbft_send(struct pbft *p, uint32_t to, const struct pbft_msg *m)
+{
+	struct pbft_action a = {.type = PBFT_ACT_SEND, .to = to, .msg = m};
+
+	if (to != p->id)
+		pbft_emit(p, &a);
+}
+
+void
+pbft_broadcast(struct pbft *p, const struct pbft_msg *m)
+{
+	struct pbft_action a = {.type = PBFT_ACT_BROADCAST, .msg = m};
+
+	pbft_emit(p, &a);
+}
+
+void
+pbft_persist_raw(struct pbft *p, const uint8_t *rec, size_t len)
+{
+	struct pbft_action a = {.type = PBFT_ACT_PERSIST};
+
+	a.record = pbft_keep(p, rec, len);
+	a.record_len = len;
+	pbft_emit(p, &a);
+}
+
+void
+pbft_persist_msg(struct pbft *p, enum rec_kind kind, const struct pbft_msg *m)
+{
+	wbuf_reset(&p->enc);
+	wbuf_put_u8(&p->enc, (uint8_t)kind);
+	if (wire_encode(&p->enc, m) == -1)
+		abort(); /* our own message must encode */
+	pbft_persist_raw(p, p->enc.p, p->enc.len);
+}
+
+/* ---- the log ----------------------------------------------------------- */
+
+struct slot *
+pbft_slot(struct pbft *p, uint64_t seq)
+{
+	struct slot *s;
+
+	if (seq <= p->low || seq > p->low + p->cfg.window)
+		return NULL;
+	s = &p->slots[seq % p->cfg.window];
+	if (s->seq != seq)
+		pbft_slot_reset(p, s, seq);
+	return s;
+}
+
+/* Forgets everything about the slot's previous sequence number. */
+void
+pbft_slot_reset(struct pbft *p, struct slot *s, uint64_t seq)
+{
+	void *pd = s->prep_digest, *ps = s->prep_sig, *cd = s->commit_digest,
+	     *cp = s->cert_prepares;
+
+	free(s->body);
+	memset(s, 0, sizeof(*s));
+	s->prep_digest = pd;
+	s->prep_sig = ps;
+	s->commit_digest = cd;
+	s->cert_prepares = cp;
+	s->seq = seq;
+	(void)p;
+}
+
+/* Clears the current view's votes; keeps the body and the certificate. */
+void
+pbft_slot_new_view(struct pbft *p, struct slot *s)
+{
+	(void)p;
+	s->have_pp = false;
+	s->prep_seen = s->commit_seen = 0;
+	s->sent_prepare = s->sent_commit = false;
+	s->prepared = false;
+	if (!s->executed)
+		s->committed = false;
+}
+
+void
+pbft_set_body(struct pbft *p, struct slot *s, const uint8_t *batch,
+    uint32_t len, const uint8_t digest[PBFT_DIGEST_LEN])
+{
+	(void)p;
+	free(s->body);
+	s->body = NULL;
+	if (len > 0) {
+		if ((s->body = malloc(len)) == NULL)
+			abort();
+		memcpy(s->body, batch, len);
+	}
+	s->body_len = len;
+	s->body_known = true;
+	memcpy(s->body_digest, digest, PBFT_DIGEST_LEN);
+}
+
+static bool
+body_matches(const struct slot *s)
+{
+	return s->body_known &&
+	    memcmp(s->body_digest, s->digest, PBFT_DIGEST_LEN) == 0;
+}
+
+/* ---- timers ------------------------------------------------------------ */
+
+void
+pbft_view_timer_start(struct pbft *p)
+{
+	if (p->vt_running || p->changing)
+		return;
+	p->vt_running = true;
+	p->vt_ticks = p->cfg.view_timeout_ticks;
+}
+
+void
+pbft_view_timer_stop(struct pbft *p)
+{
+	p->vt_running = false;
+}
+
+/* ---- requests (section 4.1) -------------------------------------------- */
+
+static int
+hold(struct held_req *h, const struct pbft_request *r)
+{
+	uint8_t *buf = malloc((size_t)r->op_len + r->auth_len + 1);
+
+	if (buf == NULL)
+		return -1;
+	free(h->buf);
+	memcpy(buf, r->op, r->op_len);
+	memcpy(buf + r->op_len, r->auth, r->auth_len);
+	h->buf = buf;
+	h->r = *r;
+	h->r.op = buf;
+	h->r.auth = buf + r->op_len;
+	return 0;
+}
+
+static void
+release(struct held_req *h)
+{
+	free(h->buf);
+	memset(h, 0, sizeof(*h));
+}
+
+void
+pbft_enqueue(struct pbft *p, const struct pbft_request *r)
+{
+	struct held_req *h;
+
+	if (r->timestamp <= p->queued_ts[r->client] ||
+	    r->timestamp <= p->last_ts[r->client])
+		return; /* already queued or proposed */
+	if (p->qlen == p->cfg.queue_reqs_max) {
+		pbft_reject(p, PBFT_REJ_QUEUE_FULL);
+		return;
+	}
+	h = &p->queue[(p->qhead + p->qlen) % p->cfg.queue_reqs_max];
+	if (hold(h, r) == -1)
+		return;
+	p->qlen++;
+	p->qbytes += wire_request_bytes(r);
+	p->queued_ts[r->client] = r->timestamp;
+}
+
+static bool
+request_ok(struct pbft *p, const struct pbft_request *r)
+{
+	if (r->client >= p->cfg.clients || r->op_len > PBFT_OP_BYTES_MAX ||
+	    !p->c->verify_request(p->c->ctx, r)) {
+		pbft_reject(p, PBFT_REJ_BAD_REQUEST);
+		return false;
+	}
+	return true;
+}
+
+/* A client request, received directly or forwarded by a backup. */
+static void
+on_request(struct pbft *p, const struct pbft_request *r, bool forwarded)
+{
+	if (!request_ok(p, r))
+		return;
+	if (r->timestamp <= p->last_ts[r->client]) {
+		if (r->timestamp == p->last_ts[r->client] && !forwarded) {
+			struct pbft_action a = {.type = PBFT_ACT_RESEND_REPLY,
+			    .client = r->client,
+			    .timestamp = r->timestamp};
+
+			pbft_emit(p, &a);
+		} else {
+			pbft_reject(p, PBFT_REJ_OLD_REQUEST);
+		}
+		return;
+	}
+	if (pbft_primary(p, p->view) == p->id && !p->changing) {
+		pbft_enqueue(p, r);
+		pbft_try_propose(p);
+		return;
+	}
+	if (forwarded)
+		return; /* only the primary acts on forwarded requests */
+	/* Backup: remember it, pass it on, and watch the primary. */
+	if (p->pending[r->client].r.timestamp < r->timestamp) {
+		if (p->pending[r->client].buf == NULL)
+			p->npending++;
+		if (hold(&p->pending[r->client], r) == -1)
+			return;
+	}
+	if (!p->changing) {
+		struct pbft_msg *m = pbft_new_msg(p);
+
+		m->type = PBFT_MSG_REQUEST;
+		m->u.request = p->pending[r->client].r;
+		pbft_send(p, pbft_primary(p, p->view), m);
+	}
+	pbft_view_timer_start(p);
+}
+
+/* ---- batching and the primary (section 4.2) ---------------------------- */
+
+static uint32_t
+inflight(const struct pbft *p)
+{
+	return p->next_seq > p->last_exec + 1
+	    ? (uint32_t)(p->next_seq - 1 - p->last_exec)
+	    : 0;
+}
+
+static void
+propose_one(struct pbft *p)
+{
+	struct pbft_request reqs[PBFT_BATCH_REQS_MAX];
+	uint32_t k = 0;
+	size_t bytes = 4;
+	struct slot *s;
+	struct pbft_msg *m;
+	uint8_t digest[PBFT_DIGEST_LEN];
+
+	while (p->qlen > 0 && k < p->cfg.batch_reqs_max) {
+		struct held_req *h = &p->queue[p->qhead];
+		size_t rb = wire_request_bytes(&h->r);
+
+		if (k > 0 && bytes + rb > p->cfg.batch_bytes_max)
+			break;
+		reqs[k++] = h->r;
+		bytes += rb;
+		p->qhead = (p->qhead + 1) % p->cfg.queue_reqs_max;
+		p->qlen--;
+		p->qbytes -= rb;
+	}
+	s = pbft_slot(p, p->next_seq);
+	wbuf_reset(&p->enc);
+	if (wire_encode_batch(&p->enc, reqs, k) == -1)
+		abort();
+	p->c->digest(p->c->ctx, p->enc.p, p->enc.len, digest);
+	pbft_set_body(p, s, p->enc.p, (uint32_t)p->enc.len, digest);
+	/* The batch is copied: the queue's buffers can go. */
+	for (uint32_t i = 0; i < k; i++) {
+		struct held_req *h =
+		    &p->queue[(p->qhead + p->cfg.queue_reqs_max - k + i) %
+		        p->cfg.queue_reqs_max];
+
+		release(h);
+	}
+	m = pbft_new_msg(p);
+	m->type = PBFT_MSG_PREPREPARE;
+	m->u.preprepare.view = p->view;
+	m->u.preprepare.seq = p->next_seq;
+	memcpy(m->u.preprepare.digest, digest, PBFT_DIGEST_LEN);
+	m->u.preprepare.replica = p->id;
+	wbuf_reset(&p->sb);
+	wire_signed_preprepare(&p->sb, p->view, p->next_seq, digest, p->id);
+	sign_sb(p, m->u.preprepare.sig);
+	m->u.preprepare.batch = s->body;
+	m->u.preprepare.batch_len = s->body_len;
+	pbft_accept_pp(p, s, p->view, digest, m->u.preprepare.sig);
+	pbft_persist_msg(p, REC_PP, m);
+	pbft_broadcast(p, m);
+	p->next_seq++;
+	pbft_try_progress(p, s);
+}
+
+void
+pbft_try_propose(struct pbft *p)
+{
+	if (pbft_primary(p, p->view) != p->id || p->changing ||
+	    p->waiting_state)
+		return;
+	if (p->next_seq <= p->last_exec)
+		p->next_seq = p->last_exec + 1;
+	while (p->qlen > 0 && inflight(p) < p->cfg.inflight_max &&
+	    p->next_seq <= p->low + p->cfg.window) {
+		/* Under load, let a partial batch fill for a little while. */
+		if (inflight(p) > 0 && p->qlen < p->cfg.batch_reqs_max &&
+		    p->hold_ticks < p->cfg.batch_delay_ticks)
+			return;
+		p->hold_ticks = 0;
+		propose_one(p);
+	}
+}
+
+/* ---- the normal case (section 4.2) ------------------------------------- */
+
+/* Records the pre-prepare for (view, s->seq) as accepted. */
+void
+pbft_accept_pp(struct pbft *p, struct slot *s, uint64_t view,
+    const uint8_t digest[PBFT_DIGEST_LEN], const uint8_t sig[PBFT_SIG_LEN])
+{
+	s->have_pp = true;
+	s->pp_view = view;
+	memcpy(s->digest, digest, PBFT_DIGEST_LEN);
+	memcpy(s->pp_sig, sig, PBFT_SIG_LEN);
+	if (pbft_digest_is_zero(digest) && !body_matches(s))
+		pbft_set_body(p, s, NULL, 0, digest); /* null request */
+}
+
+static struct pbft_msg *
+make_vote(struct pbft *p, enum pbft_msg_type type, const struct slot *s,
+    uint8_t *keep_sig)
+{
+	struct pbft_msg *m = pbft_new_msg(p);
+
+	m->type = type;
+	m->u.prepare.view = p->view;
+	m->u.prepare.seq = s->seq;
+	memcpy(m->u.prepare.digest, s->digest, PBFT_DIGEST_LEN);
+	m->u.prepare.replica = p->id;
+	wbuf_reset(&p->sb);
+	wire_signed_vote(&p->sb, type, p->view, s->seq, s->digest, p->id);
+	sign_sb(p, m->u.prepare.sig);
+	memcpy(keep_sig, m->u.prepare.sig, PBFT_SIG_LEN);
+	return m;
+}
+
+static uint32_t
+count_votes(const struct pbft *p, uint64_t seen,
+    uint8_t (*digests)[PBFT_DIGEST_LEN], const uint8_t *digest, uint32_t skip)
+{
+	uint32_t k = 0;
+
+	for (uint32_t i = 0; i < p->n; i++)
+		if ((seen >> i & 1) && i != skip &&
+		    memcmp(digests[i], digest, PBFT_DIGEST_LEN) == 0)
+			k++;
+	return k;
+}
+
+/* Keeps the prepared certificate: pre-prepare plus 2f prepares. */
+static void
+keep_cert(struct pbft *p, struct slot *s)
+{
+	uint32_t k = 0, primary = pbft_primary(p, p->view);
+
+	s->has_cert = true;
+	s->cert_view = p->view;
+	memcpy(s->cert_digest, s->digest, PBFT_DIGEST_LEN);
+	memcpy(s->cert_pp_sig, s->pp_sig, PBFT_SIG_LEN);
+	for (uint32_t i = 0; i < p->n && k < 2 * p->f; i++) {
+		if (!(s->prep_seen >> i & 1) || i == primary ||
+		    memcmp(s->prep_digest[i], s->digest, PBFT_DIGEST_LEN) != 0)
+			continue;
+		s->cert_prepares[k].replica = i;
+		memcpy(s->cert_prepares[k].sig, s->prep_sig[i], PBFT_SIG_LEN);
+		k++;
+	}
+	s->cert_n = k;
+	/* The certificate must survive a crash: a view change may need it
+	 * to carry a committed request into the next view. */
+	wbuf_reset(&p->enc);
+	wbuf_put_u8(&p->enc, REC_CERT);
+	wbuf_put_u64(&p->enc, s->cert_view);
+	wbuf_put_u64(&p->enc, s->seq);
+	wbuf_put_bytes(&p->enc, s->cert_digest, PBFT_DIGEST_LEN);
+	wbuf_put_bytes(&p->enc, s->cert_pp_sig, PBFT_SIG_LEN);
+	wbuf_put_u32(&p->enc, k);
+	for (uint32_t i = 0; i < k; i++) {
+		wbuf_put_u32(&p->enc, s->cert_prepares[i].replica);
+		wbuf_put_bytes(&p->enc, s->cert_prepares[i].sig, PBFT_SIG_LEN);
+	}
+	pbft_persist_raw(p, p->enc.p, p->enc.len);
+}
+
+/*
+ * Moves a slot forward as far as its votes allow: prepared (pre-prepare and
+ * 2f matching prepares from backups), then committed-local (2f+1 matching
+ * commits). Votes count only once the body is known, so that a replica
+ * never commits to a batch it could not execute.
+ */
+void
+pbft_try_progress(struct pbft *p, struct slot *s)
+{
+	uint32_t primary = pbft_primary(p, p->view);
+
+	if (!s->have_pp || s->pp_view != p->view || p->changing)
+		return;
+	if (!s->sent_prepare && p->id != primary && body_matches(s)) {
+		struct pbft_msg *m =
+		    make_vote(p, PBFT_MSG_PREPARE, s, s->my_prep_sig);
+
+		s->sent_prepare = true;
+		s->prep_seen |= 1ULL << p->id;
+		memcpy(s->prep_digest[p->id], s->digest, PBFT_DIGEST_LEN);
+		memcpy(s->prep_sig[p->id], s->my_prep_sig, PBFT_SIG_LEN);
+		pbft_persist_msg(p, REC_VOTE, m);
+		pbft_broadcast(p, m);
+	}
+	if (!s->prepared && body_matches(s) &&
+	    count_votes(p, s->prep_seen, s->prep_digest, s->digest, primary) >=
+	        pbft_prep_quorum(p)) {
+		s->prepared = true;
+		keep_cert(p, s);
+	}
+	if (s->prepared && !s->sent_commit) {
+		struct pbft_msg *m =
+		    make_vote(p, PBFT_MSG_COMMIT, s, s->my_commit_sig);
+
+		s->sent_commit = true;
+		s->commit_seen |= 1ULL << p->id;
+		memcpy(s->commit_digest[p->id], s->digest, PBFT_DIGEST_LEN);
+		pbft_persist_msg(p, REC_VOTE, m);
+		pbft_broadcast(p, m);
+	}
+	if (s->prepared && !s->committed &&
+	    count_votes(p, s->commit_seen, s->commit_digest, s->digest,
+	        UINT32_MAX) >= pbft_quorum(p)) {
+		s->committed = true;
+		pbft_try_execute(p);
+	}
+}
+
+static bool
+check_vote_common(struct pbft *p, uint32_t from, uint64_t view, uint64_t seq,
+    uint32_t replica)
+{
+	if (replica != from) {
+		pbft_reject(p, PBFT_REJ_BAD_SENDER);
+		return false;
+	}
+	if (view != p->view || p->changing) {
+		if (view > p->view)
+			pbft_note_view(p, from, view);
+		pbft_reject(p, PBFT_REJ_WRONG_VIEW);
+		return false;
+	}
+	if (seq <= p->low || seq > p->low + p->cfg.window) {
+		pbft_reject(p, PBFT_REJ_OUT_OF_WINDOW);
+		return false;
+	}
+	return true;
+}
+
+/* OSDI section 4.2: a backup accepts a pre-prepare... */
+static void
+on_preprepare(struct pbft *p, uint32_t from, const struct pbft_preprepare *m)
+{
+	struct pbft_request reqs[PBFT_BATCH_REQS_MAX];
+	uint8_t digest[PBFT_DIGEST_LEN];
+	uint32_t k;
+	struct slot *s;
+
+	if (!check_vote_common(p, from, m->view, m->seq, m->replica))
+		return;
+	if (from != pbft_primary(p, m->view)) {
+		pbft_reject(p, PBFT_REJ_NOT_PRIMARY);
+		return;
+	}
+	wbuf_reset(&p->sb);
+	wire_signed_preprepare(&p->sb, m->view, m->seq, m->digest, m->replica);
+	if (!pbft_verify_sig(p, from, m->sig)) {
+		pbft_reject(p, PBFT_REJ_BAD_SIG);
+		return;
+	}
+	s = pbft_slot(p, m->seq);
+	if (s->have_pp && s->pp_view == m->view) {
+		if (memcmp(s->digest, m->digest, PBFT_DIGEST_LEN) != 0)
+			pbft_reject(p, PBFT_REJ_CONFLICT);
+		else if (!body_matches(s) && m->batch_len > 0)
+			goto body; /* a retransmission brings the body */
+		return;
+	}
+body:
+	p->c->digest(p->c->ctx, m->batch, m->batch_len, digest);
+	if (pbft_digest_is_zero(m->digest)
+	        ? m->batch_len != 0
+	        : memcmp(digest, m->digest, PBFT_DIGEST_LEN) != 0) {
+		pbft_reject(p, PBFT_REJ_BAD_DIGEST);
+		return;
+	}
+	if (m->batch_len > 0 &&
+	    (wire_decode_batch(m->batch, m->batch_len, reqs,
+	         PBFT_BATCH_REQS_MAX, &k) != WIRE_OK)) {
+		pbft_reject(p, PBFT_REJ_BAD_REQUEST);
+		return;
+	}
+	for (uint32_t i = 0; m->batch_len > 0 && i < k; i++)
+		if (!request_ok(p, &reqs[i]))
+			return; /* a faulty primary invented or altered it */
+	if (!s->have_pp || s->pp_view != m->view) {
+		struct pbft_msg pm = {.type = PBFT_MSG_PREPREPARE};
+
+		pm.u.preprepare = *m;
+		pbft_accept_pp(p, s, m->view, m->digest, m->sig);
+		pbft_persist_msg(p, REC_PP, &pm);
+	}
+	if (m->batch_len > 0 || pbft_digest_is_zero(m->digest))
+		pbft_set_body(p, s, m->batch, m->batch_len, m->digest);
+	pbft_try_progress(p, s);
+}
+
+static void
+on_vote(struct pbft *p, uint32_t from, enum pbft_msg_type type,
+    const struct pbft_vote *v)
+{
+	struct slot *s;
+
+	if (!check_vote_common(p, from, v->view, v->seq, v->replica))
+		return;
+	if (type == PBFT_MSG_PREPARE && from == pbft_primary(p, v->view))
+		return; /* the primary's pre-prepare stands for its prepare */
+	wbuf_reset(&p->sb);
+	wire_signed_vote(&p->sb, type, v->view, v->seq, v->digest, v->replica);
+	if (!pbft_verify_sig(p, from, v->sig)) {
+		pbft_reject(p, PBFT_REJ_BAD_SIG);
+		return;
+	}
+	s = pbft_slot(p, v->seq);
+	if (type == PBFT_MSG_PREPARE) {
+		/* A replica's first vote in a view counts; later ones don't. */
+		if (s->prep_seen >> from & 1)
+			return;
+		s->prep_seen |= 1ULL << from;
+		memcpy(s->prep_digest[from], v->digest, PBFT_DIGEST_LEN);
+		memcpy(s->prep_sig[from], v->sig, PBFT_SIG_LEN);
+	} else {
+		if (s->commit_seen >> from & 1)
+			return;
+		s->commit_seen |= 1ULL << from;
+		memcpy(s->commit_digest[from], v->digest, PBFT_DIGEST_LEN);
+	}
+	pbft_try_progress(p, s);
+}
+
+/* ---- batches fetched by digest ----------------------------------------- */
+
+void
+pbft_send_fetch(struct pbft *p, struct slot *s)
+{
+	struct pbft_msg *m = pbft_new_msg(p);
+
+	m->type = PBFT_MSG_FETCH_BATCH;
+	m->u.fetch_batch.seq = s->seq;
+	memcpy(m->u.fetch_batch.digest, s->digest, PBFT_DIGEST_LEN);
+	m->u.fetch_batch.replica = p->id;
+	s->fetch_ticks = 0;
+	pbft_broadcast(p, m);
+}
+
+static void
+on_fetch_batch(struct pbft *p, uint32_t from, const struct pbft_fetch_batch *f)
+{
+	struct slot *s;
+	struct pbft_msg *m;
+
+	if (f->seq <= p->low || f->seq > p->low + p->cfg.window)
+		return;
+	s = pbft_slot(p, f->seq);
+	if (!s->body_known ||
+	    memcmp(s->body_digest, f->digest, PBFT_DIGEST_LEN) != 0)
+		return;
+	m = pbft_new_msg(p);
+	m->type = PBFT_MSG_BATCH;
+	m->u.batch.seq = f->seq;
+	memcpy(m->u.batch.digest, f->digest, PBFT_DIGEST_LEN);
+	m->u.batch.replica = p->id;
+	m->u.batch.batch = s->body;
+	m->u.batch.batch_len = s->body_len;
+	pbft_send(p, from, m);
+}
+
+static void
+on_batch(struct pbft *p, const struct pbft_batch *b)
+{
+	uint8_t digest[PBFT_DIGEST_LEN];
+	struct pbft_request reqs[PBFT_BATCH_REQS_MAX];
+	uint32_t k;
+	struct slot *s;
+
+	if (b->seq <= p->low || b->seq > p->low + p->cfg.window)
+		return;
+	s = pbft_slot(p, b->seq);
+	if (!s->have_pp || body_matches(s) ||
+	    memcmp(s->digest, b->digest, PBFT_DIGEST_LEN) != 0)
+		return;
+	p->c->digest(p->c->ctx, b->batch, b->batch_len, digest);
+	if (memcmp(digest, b->digest, PBFT_DIGEST_LEN) != 0 ||
+	    wire_decode_batch(b->batch, b->batch_len, reqs, PBFT_BATCH_REQS_MAX,
+	        &k) != WIRE_OK) {
+		pbft_reject(p, PBFT_REJ_BAD_DIGEST);
+		return;
+	}
+	pbft_set_body(p, s, b->batch, b->batch_len, b->digest);
+	pbft_try_progress(p, s);
+}
+
+/* ---- execution --------------------------------------------------------- */
+
+static void
+execute_slot(struct pbft *p, struct slot *s)
+{
+	struct pbft_action a = {.type = PBFT_ACT_EXECUTE};
+	uint32_t k = 0;
+
+	if (s->body_len > 0 &&
+	    wire_decode_batch(s->body, s->body_len, p->exec_reqs,
+	        PBFT_BATCH_REQS_MAX, &k) != WIRE_OK)
+		abort(); /* checked when accepted */
+	for (uint32_t i = 0; i < k; i++) {
+		const struct pbft_request *r = &p->exec_reqs[i];
+
+		/* Castro and Liskov 4.1: only newer timestamps execute. */
+		p->exec_skip[i] = r->timestamp <= p->last_ts[r->client];
+		if (p->exec_skip[i])
+			continue;
+		p->last_ts[r->client] = r->timestamp;
+		if (p->pending[r->client].buf != NULL &&
+		    p->pending[r->client].r.timestamp <= r->timestamp) {
+			release(&p->pending[r->client]);
+			p->npending--;
+		}
+		p->st.executed_reqs++;
+	}
+	s->executed = true;
+	p->last_exec = s->seq;
+	p->st.executed_batches++;
+	a.seq = s->seq;
+	a.view = p->view;
+	a.reqs = p->exec_reqs;
+	a.skip = p->exec_skip;
+	a.nreqs = k;
+	pbft_emit(p, &a);
+	/* exec_reqs point into s->body, which lives until GC; but the next
+	 * execution in this step reuses the arrays, so keep a copy. */
+	if (k > 0) {
+		p->out->v[p->out->n - 1].reqs =
+		    (const struct pbft_request *)(void *)pbft_keep(
+		        p, p->exec_reqs, k * sizeof(*p->exec_reqs));
+		p->out->v[p->out->n - 1].skip = (const bool *)(void *)pbft_keep(
+		    p, p->exec_skip, k * sizeof(bool));
+	}
+}
+
+void
+pbft_try_execute(struct pbft *p)
+{
+	struct slot *s;
+
+	while (!p->waiting_state &&
+	    (s = pbft_slot(p, p->last_exec + 1)) != NULL && s->committed &&
+	    body_matches(s)) {
+		execute_slot(p, s);
+		if (s->seq % p->cfg.checkpoint_interval == 0)
+			pbft_take_checkpoint(p, s->seq);
+	}
+	/* Progress resets the view timer (section 4.4); it keeps running
+	 * only while requests still wait. */
+	if (p->npending == 0)
+		pbft_view_timer_stop(p);
+	else if (p->vt_running)
+		p->vt_ticks = p->cfg.view_timeout_ticks;
+	pbft_try_propose(p);
+}
+
+/* ---- ticks ------------------------------------------------------------- */
+
+static void
+retransmit(struct pbft *p)
+{
+	uint32_t primary = pbft_primary(p, p->view);
+
+	if (p->changing)
+		return; /* pbft_view_tick resends the VIEW-CHANGE */
+	for (uint64_t seq = p->low + 1; seq <= p->low + p->cfg.window; seq++) {
+		struct slot *s = &p->slots[seq % p->cfg.window];
+		struct pbft_msg *m;
+
+		if (s->seq != seq || !s->have_pp || s->pp_view != p->view)
+			continue;
+		if (s->have_pp && !body_matches(s)) {
+			pbft_send_fetch(p, s);
+			continue;
+		}
+		if (p->id == primary) {
+			m = pbft_new_msg(p);
+			m->type = PBFT_MSG_PREPREPARE;
+			m->u.preprepare =
+			    (struct pbft_preprepare){.view = p->view,
+			        .seq = seq,
+			        .replica = p->id,
+			        .batch = s->body,
+			        .batch_len = s->body_len};
+			memcpy(
+			    m->u.preprepare.digest, s->digest, PBFT_DIGEST_LEN);
+			memcpy(m->u.preprepare.sig, s->pp_sig, PBFT_SIG_LEN);
+			pbft_broadcast(p, m);
+		}
+		if (s->sent_prepare) {
+			m = pbft_new_msg(p);
+			m->type = PBFT_MSG_PREPARE;
+			m->u.prepare = (struct pbft_vote){
+			    .view = p->view, .seq = seq, .replica = p->id};
+			memcpy(m->u.prepare.digest, s->digest, PBFT_DIGEST_LEN);
+			memcpy(m->u.prepare.sig, s->my_prep_sig, PBFT_SIG_LEN);
+			pbft_broadcast(p, m);
+		}
+		if (s->sent_commit) {
+			m = pbft_new_msg(p);
+			m->type = PBFT_MSG_COMMIT;
+			m->u.commit = (struct pbft_vote){
+			    .view = p->view, .seq = seq, .replica = p->id};
+			memcpy(m->u.commit.digest, s->digest, PBFT_DIGEST_LEN);
+			memcpy(m->u.commit.sig, s->my_commit_sig, PBFT_SIG_LEN);
+			pbft_broadcast(p, m);
+		}
+	}
+	pbft_resend_checkpoint(p);
+}
+
+static void
+on_tick(struct pbft *p)
+{
+	if (p->qlen > 0) {
+		p->hold_ticks++;
+		pbft_try_propose(p);
+	}
+	if (p->vt_running && !p->changing && --p->vt_ticks == 0) {
+		p->vt_running = false;
+		pbft_start_view_change(p, p->view + 1);
+	}
+	pbft_view_tick(p);
+	if (++p->rt_ticks >= p->cfg.retransmit_ticks) {
+		p->rt_ticks = 0;
+		/* Only when stuck: the stable checkpoint did not move. */
+		if (p->rt_low == p->low)
+			retransmit(p);
+		p->rt_low = p->low;
+	}
+}
+
+/* ---- dispatch ---------------------------------------------------------- */
+
+static void
+on_msg(struct pbft *p, uint32_t from, const struct pbft_msg *m,
+    const uint8_t *frame, size_t len)
+{
+	if (from >= p->n || from == p->id) {
+		pbft_reject(p, PBFT_REJ_BAD_SENDER);
+		return;
+	}
+	switch (m->type) {
+	case PBFT_MSG_REQUEST:
+		on_request(p, &m->u.request, true);
+		break;
+	case PBFT_MSG_PREPREPARE:
+		on_preprepare(p, from, &m->u.preprepare);
+		break;
+	case PBFT_MSG_PREPARE:
+		on_vote(p, from, PBFT_MSG_PREPARE, &m->u.prepare);
+		break;
+	case PBFT_MSG_COMMIT:
+		on_vote(p, from, PBFT_MSG_COMMIT, &m->u.commit);
+		break;
+	case PBFT_MSG_CHECKPOINT:
+		pbft_on_checkpoint(p, from, &m->u.checkpoint);
+		break;
+	case PBFT_MSG_VIEW_CHANGE:
+		pbft_on_view_change(p, from, frame, len, &m->u.view_change);
+		break;
+	case PBFT_MSG_NEW_VIEW:
+		pbft_on_new_view(p, from, frame, len, &m->u.new_view);
+		break;
+	case PBFT_MSG_FETCH_BATCH:
+		on_fetch_batch(p, from, &m->u.fetch_batch);
+		break;
+	case PBFT_MSG_BATCH:
+		on_batch(p, &m->u.batch);
+		break;
+	default:
+		pbft_reject(p, PBFT_REJ_BAD_SENDER);
+		break;
+	}
+}
+
+int
+pbft_step(struct pbft *p, const struct pbft_event *ev, struct pbft_actions *out)
+{
+	for (size_t i = 0; i < p->nbufs; i++)
+		free(p->bufs[i]);
+	p->nbufs = 0;
+	p->out = out;
+	switch (ev->type) {
+	case PBFT_EV_MSG:
+		if (ev->msg->type == PBFT_MSG_VIEW_CHANGE ||
+		    ev->msg->type == PBFT_MSG_NEW_VIEW) {
+			/* Kept as frames: re-encode to own the bytes. */
+			wbuf_reset(&p->enc);
+			if (wire_encode(&p->enc, ev->msg) == -1)
+				break;
+			{
+				uint8_t *f = pbft_keep(p, p->enc.p, p->enc.len);
+
+				on_msg(p, ev->from, ev->msg, f, p->enc.len);
+			}
+		} else {
+			on_msg(p, ev->from, ev->msg, NULL, 0);
+		}
+		break;
+	case PBFT_EV_REQUEST:
+		if (ev->msg->type == PBFT_MSG_REQUEST)
+			on_request(p, &ev->msg->u.request, false);
+		break;
+	case PBFT_EV_TICK:
+		on_tick(p);
+		break;
+	case PBFT_EV_STATE_DIGEST:
+		pbft_on_state_digest(p, ev);
+		break;
+	case PBFT_EV_STATE_INSTALLED:
+		pbft_on_state_installed(p, ev);
+		break;
+	}
+	return 0;
+}
+
+/* ---- creation ---------------------------------------------------------- */
+
+void
+pbft_config_default(
+    struct pbft_config *cfg, uint32_t n, uint32_t id, uint32_t clients)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->n = n;
+	cfg->f = n > 0 ? (n - 1) / 3 : 0;
+	cfg->id = id;
+	cfg->clients = clients;
+	cfg->checkpoint_interval = 100;
+	cfg->window = 200;
+	cfg->batch_reqs_max = 512;
+	cfg->batch_bytes_max = 1024 * 1024;
+	cfg->inflight_max = 4;
+	cfg->queue_reqs_max = 65536;
+	cfg->batch_delay_ticks = 0;
+	cfg->view_timeout_ticks = 1000;
+	cfg->retransmit_ticks = 100;
+}
+
+static const char *
+config_error(const struct pbft_config *c)
+{
+	if (c->n == 0 || c->n > PBFT_REPLICAS_MAX)
+		return "n must be 1..64";
+	if (c->n < 3 * c->f + 1)
+		return "n must be at least 3f+1";
+	if (c->id >= c->n)
+		return "id must be below n";
+	if (c->clients > PBFT_CLIENTS_MAX)
+		return "too many clients";
+	if (c->checkpoint_interval == 0 || c->window == 0 ||
+	    c->window % c->checkpoint_interval != 0 ||
+	    c->window > PBFT_WINDOW_MAX)
+		return "window must be a multiple of checkpoint_interval";
+	if (c->batch_reqs_max == 0 || c->batch_reqs_max > PBFT_BATCH_REQS_MAX ||
+	    c->batch_bytes_max > PBFT_BATCH_BYTES_MAX)
+		return "bad batch limits";
+	if (c->inflight_max == 0 || c->queue_reqs_max == 0)
+		return "inflight_max and queue_reqs_max must be positive";
+	if (c->view_timeout_ticks == 0 || c->retransmit_ticks == 0)
+		return "timeouts must be positive";
+	if (c->crypto == NULL)
+		return "no crypto";
+	return NULL;
+}
+
+static void
+set_err(char *err, size_t errlen, const char *why)
+{
+	static const char prefix[] = "consensus core: ";
+	size_t i = 0;
+
+	if (err == NULL || errlen == 0)
+		return;
+	for (const char *q = prefix; *q && i + 1 < errlen; q++)
+		err[i++] = *q;
+	for (const char *q = why; *q && i + 1 < errlen; q++)
+		err[i++] = *q;
+	err[i] = '\0';
+}
+
+static void *
+zalloc(size_t n, size_t size, bool *ok)
+{
+	void *v = calloc(n ? n : 1, size);
+
+	if (v == NULL)
+		*ok = false;
+	return v;
+}
+
+struct pbft *
+pbft_new(const struct pbft_config *cfg, char *err, size_t errlen)
+{
+	struct pbft *p;
+	const char *why = config_error(cfg);
+	bool ok = true;
+
+	if (why != NULL) {
+		set_err(err, errlen, why);
+		return NULL;
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		goto nomem;
+	p->cfg = *cfg;
+	p->c = cfg->crypto;
+	p->n = cfg->n;
+	p->f = cfg->f;
+	p->id = cfg->id;
+	p->next_seq = 1;
+	p->slots = zalloc(cfg->window, sizeof(*p->slots), &ok);
+	for (uint64_t i = 0; ok && i < cfg->window; i++) {
+		struct slot *s = &p->slots[i];
+
+		s->prep_digest = zalloc(p->n, PBFT_DIGEST_LEN, &ok);
+		s->prep_sig = zalloc(p->n, PBFT_SIG_LEN, &ok);
+		s->commit_digest = zalloc(p->n, PBFT_DIGEST_LEN, &ok);
+		s->cert_prepares =
+		    zalloc(p->n, sizeof(struct pbft_sigpair), &ok);
+	}
+	p->low_proof = zalloc(p->n, sizeof(*p->low_proof), &ok);
+	p->vc_frames = zalloc(p->n, sizeof(*p->vc_frames), &ok);
+	p->vc_lens = zalloc(p->n, sizeof(*p->vc_lens), &ok);
+	p->vc_views = zalloc(p->n, sizeof(*p->vc_views), &ok);
+	p->seen_view = zalloc(p->n, sizeof(*p->seen_view), &ok);
+	p->ckpts = zalloc((size_t)p->n * CKPT_RING, sizeof(*p->ckpts), &ok);
+	p->last_ts = zalloc(cfg->clients, sizeof(uint64_t), &ok);
+	p->queued_ts = zalloc(cfg->clients, sizeof(uint64_t), &ok);
+	p->pending = zalloc(cfg->clients, sizeof(*p->pending), &ok);
+	p->queue = zalloc(cfg->queue_reqs_max, sizeof(*p->queue), &ok);
+	p->exec_reqs = zalloc(PBFT_BATCH_REQS_MAX, sizeof(*p->exec_reqs), &ok);
+	p->exec_skip = zalloc(PBFT_BATCH_REQS_MAX, sizeof(bool), &ok);
+	p->arena_len = wire_arena_bytes_for(PBFT_FRAME_BYTES_MAX);
+	p->arena_mem = zalloc(1, p->arena_len, &ok);
+	wbuf_init_dynamic(&p->sb, PBFT_FRAME_BYTES_MAX);
+	wbuf_init_dynamic(&p->enc, PBFT_FRAME_BYTES_MAX + 16);
+	if (!ok)
+		goto nomem;
+	return p;
+nomem:
+	set_err(err, errlen, "out of memory");
+	pbft_free(p);
+	return NULL;
+}
+
+void
+pbft_free(struct pbft *p)
+{
+	if (p == NULL)
+		return;
+	for (uint64_t i = 0; p->slots != NULL && i < p->cfg.window; i++) {
+		free(p->slots[i].body);
+		free(p->slots[i].prep_digest);
+		free(p->slots[i].prep_sig);
+		free(p->slots[i].commit_digest);
+		free(p->slots[i].cert_prepares);
+	}
+	for (uint32_t i = 0; p->vc_frames != NULL && i < p->n; i++)
+		free(p->vc_frames[i]);
+	for (uint32_t i = 0; p->pending != NULL && i < p->cfg.clients; i++)
+		free(p->pending[i].buf);
+	for (uint32_t i = 0; p->queue != NULL && i < p->cfg.queue_reqs_max; i++)
+		free(p->queue[i].buf);
+	for (size_t i = 0; i < p->nbufs; i++)
+		free(p->bufs[i]);
+	free(p->bufs);
+	free(p->msgs);
+	free(p->slots);
+	free(p->low_proof);
+	free(p->vc_frames);
+	free(p->vc_lens);
+	free(p->vc_views);
+	free(p->seen_view);
+	free(p->my_vc);
+	free(p->nv_frame);
+	free(p->ckpts);
+	free(p->last_ts);
+	free(p->queued_ts);
+	free(p->pending);
+	free(p->queue);
+	free(p->exec_reqs);
+	free(p->exec_skip);
+	free(p->arena_mem);
+	wbuf_clear(&p->sb);
+	wbuf_clear(&p->enc);
+	free(p);
+}
+
+/* ---- recovery from persisted records ---------------------------------- */
+
+static int
+recover_pp(struct pbft *p, const struct pbft_preprepare *m)
+{
+	struct slot *s = pbft_slot(p, m->seq);
+
+	if (s == NULL)
+		return 0; /* below the stable checkpoint by now */
+	if (!s->have_pp || s->pp_view != m->view ||
+	    memcmp(s->digest, m->digest, PBFT_DIGEST_LEN) != 0) {
+		pbft_slot_new_view(p, s);
+		pbft_accept_pp(p, s, m->view, m->digest, m->sig);
+	}
+	if (m->batch_len > 0)
+		pbft_set_body(p, s, m->batch, m->batch_len, m->digest);
+	if (m->replica == p->id && m->seq >= p->next_seq)
+		p->next_seq = m->seq + 1;
+	return 0;
+}
+
+static int
+recover_vote(struct pbft *p, enum pbft_msg_type type, const struct pbft_vote *v)
+{
+	struct slot *s = pbft_slot(p, v->seq);
+
+	if (s == NULL || !s->have_pp || s->pp_view != v->view)
+		return 0;
+	if (type == PBFT_MSG_PREPARE) {
+		s->sent_prepare = true;
+		memcpy(s->my_prep_sig, v->sig, PBFT_SIG_LEN);
+		s->prep_seen |= 1ULL << p->id;
+		memcpy(s->prep_digest[p->id], v->digest, PBFT_DIGEST_LEN);
+		memcpy(s->prep_sig[p->id], v->sig, PBFT_SIG_LEN);
+	} else {
+		s->sent_commit = true;
+		s->prepared = true;
+		memcpy(s->my_commit_sig, v->sig, PBFT_SIG_LEN);
+		s->commit_seen |= 1ULL << p->id;
+		memcpy(s->commit_digest[p->id], v->digest, PBFT_DIGEST_LEN);
+	}
+	return 0;
+}
+
+static int
+recover_cert(struct pbft *p, struct rbuf *rb)
+{
+	uint64_t view, seq;
+	uint32_t n;
+	struct slot *s;
+	uint8_t digest[PBFT_DIGEST_LEN], sig[PBFT_SIG_LEN];
+
+	if (rbuf_get_u64(rb, &view) == -1 || rbuf_get_u64(rb, &seq) == -1 ||
+	    rbuf_get_bytes(rb, digest, PBFT_DIGEST_LEN) == -1 ||
+	    rbuf_get_bytes(rb, sig, PBFT_SIG_LEN) == -1 ||
+	    rbuf_get_u32(rb, &n) == -1 || n > p->n)
+		return -1;
+	if ((s = pbft_slot(p, seq)) == NULL)
+		return 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (rbuf_get_u32(rb, &s->cert_prepares[i].replica) == -1 ||
+		    rbuf_get_bytes(rb, s->cert_prepares[i].sig, PBFT_SIG_LEN) ==
+		        -1)
+			return -1;
+	s->has_cert = true;
+	s->cert_view = view;
+	s->cert_n = n;
+	memcpy(s->cert_digest, digest, PBFT_DIGEST_LEN);
+	memcpy(s->cert_pp_sig, sig, PBFT_SIG_LEN);
+	return 0;
+}
+
+static int
+recover_view(struct pbft *p, struct rbuf *rb)
+{
+	uint64_t view;
+	uint8_t changing;
+
+	if (rbuf_get_u64(rb, &view) == -1 || rbuf_get_u8(rb, &changing) == -1)
+		return -1;
+	if (view != p->view)
+		for (uint64_t i = 0; i < p->cfg.window; i++)
+			pbft_slot_new_view(p, &p->slots[i]);
+	p->view = view;
+	p->changing = changing != 0;
+	p->vc_ticks = p->cfg.view_timeout_ticks;
+	return 0;
+}
+
+static int
+recover_frame(struct pbft *p, uint8_t kind, const uint8_t *f, size_t len)
+{
+	struct wire_arena a;
+	struct pbft_msg m;
+
+	if (kind == REC_VC) {
+		pbft_recover_vc(p, f, len);
+		return 0;
+	}
+	wire_arena_init(&a, p->arena_mem, p->arena_len);
+	if (wire_decode(f, len, &m, &a) != WIRE_OK)
+		return -1;
+	switch (m.type) {
+	case PBFT_MSG_PREPREPARE:
+		return recover_pp(p, &m.u.preprepare);
+	case PBFT_MSG_PREPARE:
+	case PBFT_MSG_COMMIT:
+		return recover_vote(p, m.type, &m.u.prepare);
+	case PBFT_MSG_CHECKPOINT:
+		for (int i = 0; i < OWN_CKPTS; i++)
+			if (p->own[i].seq == 0 || i == OWN_CKPTS - 1) {
+				p->own[i].seq = m.u.checkpoint.seq;
+				p->own[i].have_digest = true;
+				memcpy(p->own[i].digest, m.u.checkpoint.digest,
+				    PBFT_DIGEST_LEN);
+				memcpy(p->own[i].sig, m.u.checkpoint.sig,
+				    PBFT_SIG_LEN);
+				break;
+			}
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+int
+pbft_recover(struct pbft *p, const uint8_t *record, size_t len)
+{
+	struct rbuf rb;
+	uint8_t kind;
+
+	rbuf_init(&rb, record, len);
+	if (rbuf_get_u8(&rb, &kind) == -1)
+		return -1;
+	switch (kind) {
+	case REC_VIEW:
+		return recover_view(p, &rb);
+	case REC_STABLE:
+		return pbft_recover_stable(p, &rb);
+	case REC_CERT:
+		return recover_cert(p, &rb);
+	case REC_PP:
+	case REC_VOTE:
+	case REC_CKPT:
+	case REC_VC:
+		return recover_frame(p, kind, record + 1, len - 1);
+	default:
+		return -1;
+	}
+}
+
+void
+pbft_get_status(const struct pbft *p, struct pbft_status *st)
+{
+	*st = p->st;
+	st->view = p->view;
+	st->primary = pbft_primary(p, p->view);
+	st->view_changing = p->changing;
+	st->last_executed = p->last_exec;
+	st->stable_checkpoint = p->low;
+	st->low_mark = p->low;
+	st->high_mark = p->low + p->cfg.window;
+	st->next_seq = p->next_seq;
+	st->queued_reqs = p->qlen;
+	memcpy(st->stable_digest, p->low_digest, PBFT_DIGEST_LEN);
+}

@@ -1,0 +1,322 @@
+/*
+ * pbft_ckpt.c - checkpoints, the stable checkpoint and garbage collection
+ * (Castro and Liskov, OSDI '99 section 4.3), and the hand-over to state
+ * transfer when a replica finds itself behind the stable checkpoint (TOCS
+ * 2002 section 5.3).
+ *
+ * The agreed digest of a checkpoint covers the service state and the client
+ * table (last executed timestamp per client), so that replicas that agree
+ * on it also agree on which requests are duplicates.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pbft_int.h"
+
+void
+pbft_state_digest(const struct pbft_crypto *c,
+    const uint8_t service_digest[PBFT_DIGEST_LEN], const uint8_t *client_table,
+    size_t client_table_len, uint8_t out[PBFT_DIGEST_LEN])
+{
+	uint8_t buf[2 * PBFT_DIGEST_LEN];
+
+	memcpy(buf, service_digest, PBFT_DIGEST_LEN);
+	c->digest(
+	    c->ctx, client_table, client_table_len, buf + PBFT_DIGEST_LEN);
+	c->digest(c->ctx, buf, sizeof(buf), out);
+}
+
+size_t
+pbft_client_table(struct pbft *p, struct wbuf *wb)
+{
+	wbuf_reset(wb);
+	wbuf_put_u32(wb, p->cfg.clients);
+	for (uint32_t i = 0; i < p->cfg.clients; i++)
+		wbuf_put_u64(wb, p->last_ts[i]);
+	return wb->len;
+}
+
+/* After executing seq (a multiple of K): ask the driver for its digest. */
+void
+pbft_take_checkpoint(struct pbft *p, uint64_t seq)
+{
+	struct pbft_action a = {.type = PBFT_ACT_TAKE_CHECKPOINT, .seq = seq};
+	struct own_ckpt *o = &p->own[0];
+
+	for (int i = 0; i < OWN_CKPTS; i++)
+		if (p->own[i].seq < o->seq)
+			o = &p->own[i];
+	memset(o, 0, sizeof(*o));
+	o->seq = seq;
+	pbft_client_table(p, &p->enc);
+	a.client_table = pbft_keep(p, p->enc.p, p->enc.len);
+	a.client_table_len = p->enc.len;
+	p->c->digest(p->c->ctx, p->enc.p, p->enc.len, o->ct_digest);
+	pbft_emit(p, &a);
+}
+
+static struct ckpt_entry *
+ring_of(struct pbft *p, uint32_t replica)
+{
+	return &p->ckpts[(size_t)replica * CKPT_RING];
+}
+
+/* Remembers replica's checkpoint for seq, replacing its oldest one. */
+static void
+remember(struct pbft *p, uint32_t replica, uint64_t seq,
+    const uint8_t digest[PBFT_DIGEST_LEN], const uint8_t sig[PBFT_SIG_LEN])
+{
+	struct ckpt_entry *r = ring_of(p, replica), *slot = &r[0];
+
+	for (int i = 0; i < CKPT_RING; i++) {
+		if (r[i].seq == seq)
+			return; /* first word counts */
+		if (r[i].seq < slot->seq)
+			slot = &r[i];
+	}
+	slot->seq = seq;
+	memcpy(slot->digest, digest, PBFT_DIGEST_LEN);
+	memcpy(slot->sig, sig, PBFT_SIG_LEN);
+}
+
+/* Stable once 2f+1 replicas (ourselves included) sent matching ones. */
+static void
+check_stable(
+    struct pbft *p, uint64_t seq, const uint8_t digest[PBFT_DIGEST_LEN])
+{
+	struct pbft_sigpair proof[PBFT_REPLICAS_MAX];
+	uint32_t k = 0;
+
+	if (seq <= p->low)
+		return;
+	for (uint32_t i = 0; i < p->n; i++) {
+		struct ckpt_entry *r = ring_of(p, i);
+
+		for (int j = 0; j < CKPT_RING; j++)
+			if (r[j].seq == seq &&
+			    memcmp(r[j].digest, digest, PBFT_DIGEST_LEN) == 0) {
+				proof[k].replica = i;
+				memcpy(proof[k].sig, r[j].sig, PBFT_SIG_LEN);
+				k++;
+				break;
+			}
+	}
+	if (k >= pbft_quorum(p))
+		pbft_make_stable(p, seq, digest, proof, k);
+}
+
+void
+pbft_on_state_digest(struct pbft *p, const struct pbft_event *ev)
+{
+	struct own_ckpt *o = NULL;
+	uint8_t buf[2 * PBFT_DIGEST_LEN];
+	struct pbft_msg *m;
+
+	for (int i = 0; i < OWN_CKPTS; i++)
+		if (p->own[i].seq == ev->seq && !p->own[i].have_digest)
+			o = &p->own[i];
+	if (o == NULL)
+		return;
+	memcpy(buf, ev->digest, PBFT_DIGEST_LEN);
+	memcpy(buf + PBFT_DIGEST_LEN, o->ct_digest, PBFT_DIGEST_LEN);
+	p->c->digest(p->c->ctx, buf, sizeof(buf), o->digest);
+	o->have_digest = true;
+	m = pbft_new_msg(p);
+	m->type = PBFT_MSG_CHECKPOINT;
+	m->u.checkpoint.seq = o->seq;
+	memcpy(m->u.checkpoint.digest, o->digest, PBFT_DIGEST_LEN);
+	m->u.checkpoint.replica = p->id;
+	wbuf_reset(&p->sb);
+	wire_signed_checkpoint(&p->sb, o->seq, o->digest, p->id);
+	p->c->sign(p->c->ctx, p->sb.p, p->sb.len, m->u.checkpoint.sig);
+	memcpy(o->sig, m->u.checkpoint.sig, PBFT_SIG_LEN);
+	pbft_persist_msg(p, REC_CKPT, m);
+	pbft_broadcast(p, m);
+	remember(p, p->id, o->seq, o->digest, o->sig);
+	check_stable(p, o->seq, o->digest);
+}
+
+/* OSDI 4.3: a CHECKPOINT from another replica. */
+void
+pbft_on_checkpoint(
+    struct pbft *p, uint32_t from, const struct pbft_checkpoint *m)
+{
+	if (m->replica != from) {
+		pbft_reject(p, PBFT_REJ_BAD_SENDER);
+		return;
+	}
+	if (m->seq == 0 || m->seq % p->cfg.checkpoint_interval != 0 ||
+	    m->seq <= p->low) {
+		pbft_reject(p, PBFT_REJ_OUT_OF_WINDOW);
+		return;
+	}
+	wbuf_reset(&p->sb);
+	wire_signed_checkpoint(&p->sb, m->seq, m->digest, m->replica);
+	if (!pbft_verify_sig(p, from, m->sig)) {
+		pbft_reject(p, PBFT_REJ_BAD_SIG);
+		return;
+	}
+	remember(p, from, m->seq, m->digest, m->sig);
+	check_stable(p, m->seq, m->digest);
+}
+
+bool
+pbft_check_ckpt_proof(struct pbft *p, uint64_t seq,
+    const uint8_t digest[PBFT_DIGEST_LEN], const struct pbft_sigpair *v,
+    uint32_t n)
+{
+	uint64_t seen = 0;
+	uint32_t k = 0;
+
+	if (seq == 0)
+		return n == 0 && pbft_digest_is_zero(digest);
+	if (seq % p->cfg.checkpoint_interval != 0)
+		return false;
+	for (uint32_t i = 0; i < n; i++) {
+		if (v[i].replica >= p->n || (seen >> v[i].replica & 1))
+			return false;
+		seen |= 1ULL << v[i].replica;
+		wbuf_reset(&p->sb);
+		wire_signed_checkpoint(&p->sb, seq, digest, v[i].replica);
+		if (!pbft_verify_sig(p, v[i].replica, v[i].sig))
+			return false;
+		k++;
+	}
+	return k >= pbft_quorum(p);
+}
+
+static void
+persist_stable(struct pbft *p)
+{
+	wbuf_reset(&p->enc);
+	wbuf_put_u8(&p->enc, REC_STABLE);
+	wbuf_put_u64(&p->enc, p->low);
+	wbuf_put_bytes(&p->enc, p->low_digest, PBFT_DIGEST_LEN);
+	wbuf_put_u32(&p->enc, p->low_proof_n);
+	for (uint32_t i = 0; i < p->low_proof_n; i++) {
+		wbuf_put_u32(&p->enc, p->low_proof[i].replica);
+		wbuf_put_bytes(&p->enc, p->low_proof[i].sig, PBFT_SIG_LEN);
+	}
+	pbft_persist_raw(p, p->enc.p, p->enc.len);
+}
+
+/* Moves the low mark to seq and discards everything at or below it. */
+static void
+set_low(struct pbft *p, uint64_t seq, const uint8_t digest[PBFT_DIGEST_LEN],
+    const struct pbft_sigpair *proof, uint32_t nproof)
+{
+	p->low = seq;
+	memcpy(p->low_digest, digest, PBFT_DIGEST_LEN);
+	p->low_proof_n = nproof > p->n ? p->n : nproof;
+	memcpy(p->low_proof, proof, p->low_proof_n * sizeof(*proof));
+	for (uint64_t i = 0; i < p->cfg.window; i++) {
+		struct slot *s = &p->slots[i];
+
+		if (s->seq != 0 && s->seq <= seq)
+			pbft_slot_reset(p, s, 0);
+	}
+	for (int i = 0; i < OWN_CKPTS; i++)
+		if (p->own[i].seq <= seq)
+			memset(&p->own[i], 0, sizeof(p->own[i]));
+	if (p->next_seq <= seq)
+		p->next_seq = seq + 1;
+}
+
+void
+pbft_make_stable(struct pbft *p, uint64_t seq,
+    const uint8_t digest[PBFT_DIGEST_LEN], const struct pbft_sigpair *proof,
+    uint32_t nproof)
+{
+	struct pbft_action a = {.type = PBFT_ACT_STABLE, .seq = seq};
+
+	if (seq <= p->low)
+		return;
+	set_low(p, seq, digest, proof, nproof);
+	persist_stable(p);
+	pbft_emit(p, &a);
+	if (p->last_exec < seq) {
+		/* Behind: the log below seq is gone everywhere. Fetch the
+		 * certified state instead (TOCS 5.3). */
+		struct pbft_action fa = {
+		    .type = PBFT_ACT_FETCH_STATE, .seq = seq};
+
+		memcpy(fa.digest, digest, PBFT_DIGEST_LEN);
+		p->waiting_state = true;
+		p->waiting_seq = seq;
+		pbft_emit(p, &fa);
+		return;
+	}
+	pbft_try_propose(p);
+}
+
+void
+pbft_on_state_installed(struct pbft *p, const struct pbft_event *ev)
+{
+	struct rbuf rb;
+	uint32_t n;
+
+	if (!p->waiting_state || ev->seq != p->waiting_seq)
+		return;
+	rbuf_init(&rb, ev->client_table, ev->client_table_len);
+	if (rbuf_get_u32(&rb, &n) == -1 || n != p->cfg.clients ||
+	    rbuf_left(&rb) != (size_t)n * 8)
+		return; /* the driver checked the digest; this cannot be */
+	for (uint32_t i = 0; i < n; i++) {
+		(void)rbuf_get_u64(&rb, &p->last_ts[i]);
+		if (p->pending[i].buf != NULL &&
+		    p->pending[i].r.timestamp <= p->last_ts[i]) {
+			free(p->pending[i].buf);
+			memset(&p->pending[i], 0, sizeof(p->pending[i]));
+			p->npending--;
+		}
+	}
+	p->last_exec = ev->seq;
+	p->waiting_state = false;
+	if (p->next_seq <= ev->seq)
+		p->next_seq = ev->seq + 1;
+	pbft_try_execute(p);
+}
+
+void
+pbft_resend_checkpoint(struct pbft *p)
+{
+	struct own_ckpt *best = NULL;
+	struct pbft_msg *m;
+
+	for (int i = 0; i < OWN_CKPTS; i++)
+		if (p->own[i].have_digest && p->own[i].seq > p->low &&
+		    (best == NULL || p->own[i].seq > best->seq))
+			best = &p->own[i];
+	if (best == NULL)
+		return;
+	m = pbft_new_msg(p);
+	m->type = PBFT_MSG_CHECKPOINT;
+	m->u.checkpoint.seq = best->seq;
+	memcpy(m->u.checkpoint.digest, best->digest, PBFT_DIGEST_LEN);
+	m->u.checkpoint.replica = p->id;
+	memcpy(m->u.checkpoint.sig, best->sig, PBFT_SIG_LEN);
+	pbft_broadcast(p, m);
+}
+
+int
+pbft_recover_stable(struct pbft *p, struct rbuf *rb)
+{
+	struct pbft_sigpair proof[PBFT_REPLICAS_MAX];
+	uint8_t digest[PBFT_DIGEST_LEN];
+	uint64_t seq;
+	uint32_t n;
+
+	if (rbuf_get_u64(rb, &seq) == -1 ||
+	    rbuf_get_bytes(rb, digest, PBFT_DIGEST_LEN) == -1 ||
+	    rbuf_get_u32(rb, &n) == -1 || n > p->n)
+		return -1;
+	for (uint32_t i = 0; i < n; i++)
+		if (rbuf_get_u32(rb, &proof[i].replica) == -1 ||
+		    rbuf_get_bytes(rb, proof[i].sig, PBFT_SIG_LEN) == -1)
+			return -1;
+	if (seq > p->low) {
+		set_low(p, seq, digest, proof, n);
+		p->last_exec = seq;
+	}
+	return 0;
+}

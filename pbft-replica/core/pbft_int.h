@@ -1,0 +1,197 @@
+/*
+ * pbft_int.h - the consensus core's internal state, shared by its files:
+ * pbft.c (events, requests, normal case, execution), pbft_ckpt.c
+ * (checkpoints, garbage collection, state transfer) and pbft_view.c (view
+ * changes). Nothing outside pbft-replica/core/ includes this.
+ */
+#ifndef PBFT_INT_H
+#define PBFT_INT_H
+
+#include "pbft.h"
+#include "wbuf.h"
+#include "wire.h"
+
+#define CKPT_RING 4 /* recent checkpoints remembered per replica */
+#define OWN_CKPTS 4 /* own checkpoints awaiting stability */
+#define NULL_DIGEST_IS(d) (pbft_digest_is_zero(d))
+
+/* Persist record kinds (first byte of every record). */
+enum rec_kind {
+	REC_VIEW = 1, /* u64 view, u8 changing */
+	REC_PP = 2, /* a pre-prepare frame we accepted or sent */
+	REC_VOTE = 3, /* a prepare or commit frame we sent */
+	REC_CKPT = 4, /* a checkpoint frame we sent */
+	REC_STABLE = 5, /* u64 seq, digest, u32 n, n x (u32, sig) */
+	REC_VC = 6, /* a view-change frame we sent */
+	REC_CERT = 7, /* a prepared certificate: u64 view, u64 seq, digest,
+	                 pp_sig, u32 n, n x (u32, sig) */
+};
+
+/* One sequence number of the window (low, low + L]. */
+struct slot {
+	uint64_t seq; /* 0 when unused */
+	/* the pre-prepare accepted in the current view */
+	bool have_pp;
+	uint64_t pp_view;
+	uint8_t digest[PBFT_DIGEST_LEN];
+	uint8_t pp_sig[PBFT_SIG_LEN];
+	/* the batch whose digest is body_digest (may outlive a view) */
+	uint8_t *body;
+	uint32_t body_len;
+	bool body_known;
+	uint8_t body_digest[PBFT_DIGEST_LEN];
+	/* votes of the current view, per replica */
+	uint64_t prep_seen, commit_seen; /* bit i: replica i voted */
+	uint8_t (*prep_digest)[PBFT_DIGEST_LEN]; /* [n] */
+	uint8_t (*prep_sig)[PBFT_SIG_LEN]; /* [n] */
+	uint8_t (*commit_digest)[PBFT_DIGEST_LEN]; /* [n] */
+	/* what we sent in the current view (kept for retransmission) */
+	bool sent_prepare, sent_commit;
+	uint8_t my_prep_sig[PBFT_SIG_LEN], my_commit_sig[PBFT_SIG_LEN];
+	bool prepared, committed, executed;
+	/* the prepared certificate of the highest view we prepared in */
+	bool has_cert;
+	uint64_t cert_view;
+	uint8_t cert_digest[PBFT_DIGEST_LEN];
+	uint8_t cert_pp_sig[PBFT_SIG_LEN];
+	uint32_t cert_n;
+	struct pbft_sigpair *cert_prepares; /* [n] */
+	uint32_t fetch_ticks; /* body unknown: ticks since the last fetch */
+};
+
+struct ckpt_entry {
+	uint64_t seq; /* 0 = empty */
+	uint8_t digest[PBFT_DIGEST_LEN];
+	uint8_t sig[PBFT_SIG_LEN];
+};
+
+struct own_ckpt {
+	uint64_t seq; /* 0 = empty */
+	uint8_t ct_digest[PBFT_DIGEST_LEN]; /* client table at seq */
+	bool have_digest;
+	uint8_t digest[PBFT_DIGEST_LEN]; /* agreed state digest */
+	uint8_t sig[PBFT_SIG_LEN];
+};
+
+/* A request kept by the primary (queue) or a backup (pending). */
+struct held_req {
+	struct pbft_request r;
+	uint8_t *buf; /* op then auth */
+};
+
+struct pbft {
+	struct pbft_config cfg;
+	const struct pbft_crypto *c;
+	uint32_t n, f, id;
+	/* view */
+	uint64_t view;
+	bool changing; /* between VIEW-CHANGE and NEW-VIEW */
+	uint32_t vc_attempt; /* failed attempts in a row */
+	uint32_t vc_ticks; /* ticks left until the next attempt */
+	uint8_t *my_vc; /* our VIEW-CHANGE frame, for resending */
+	size_t my_vc_len;
+	uint8_t **vc_frames; /* [n] latest VIEW-CHANGE frame per replica */
+	size_t *vc_lens;
+	uint64_t *vc_views;
+	uint8_t *nv_frame; /* NEW-VIEW of the current view */
+	size_t nv_len;
+	uint64_t *seen_view; /* [n] highest view in a normal message */
+	/* window */
+	uint64_t low; /* stable checkpoint = low mark */
+	uint8_t low_digest[PBFT_DIGEST_LEN];
+	struct pbft_sigpair *low_proof; /* [n] */
+	uint32_t low_proof_n;
+	struct slot *slots; /* [L] */
+	uint64_t last_exec;
+	uint64_t next_seq; /* primary: next to assign */
+	bool waiting_state; /* FETCH_STATE asked, not installed yet */
+	uint64_t waiting_seq;
+	/* checkpoints */
+	struct ckpt_entry *ckpts; /* [n][CKPT_RING] */
+	struct own_ckpt own[OWN_CKPTS];
+	/* clients */
+	uint64_t *last_ts; /* [clients] highest executed */
+	uint64_t *queued_ts; /* [clients] primary: highest queued */
+	struct held_req *pending; /* [clients] backup: latest waiting */
+	uint32_t npending;
+	struct held_req *queue; /* primary's ring of queue_reqs_max */
+	uint32_t qhead, qlen;
+	size_t qbytes;
+	uint32_t hold_ticks;
+	/* timers */
+	bool vt_running;
+	uint32_t vt_ticks; /* view timer ticks left */
+	uint32_t rt_ticks; /* retransmission countdown */
+	uint64_t rt_low; /* low mark at the last retransmission */
+	/* scratch */
+	struct wbuf sb; /* signed bytes */
+	struct wbuf enc; /* encodings for records */
+	struct pbft_actions *out;
+	struct pbft_msg *msgs; /* messages actions point to, this step */
+	size_t nmsgs, cap_msgs;
+	uint8_t **bufs; /* bytes actions point to, this step */
+	size_t nbufs, cap_bufs;
+	struct pbft_request *exec_reqs;
+	bool *exec_skip;
+	uint8_t *arena_mem;
+	size_t arena_len;
+	struct pbft_status st; /* counters */
+};
+
+/* pbft.c */
+int pbft_emit(struct pbft *p, const struct pbft_action *a);
+struct pbft_msg *pbft_new_msg(struct pbft *p);
+uint8_t *pbft_keep(struct pbft *p, const void *data, size_t len);
+void pbft_send(struct pbft *p, uint32_t to, const struct pbft_msg *m);
+void pbft_broadcast(struct pbft *p, const struct pbft_msg *m);
+void pbft_persist_msg(
+    struct pbft *p, enum rec_kind kind, const struct pbft_msg *m);
+void pbft_persist_raw(struct pbft *p, const uint8_t *rec, size_t len);
+void pbft_reject(struct pbft *p, enum pbft_reject why);
+bool pbft_verify_sig(struct pbft *p, uint32_t replica, const uint8_t *sig);
+uint32_t pbft_primary(const struct pbft *p, uint64_t view);
+uint32_t pbft_quorum(const struct pbft *p); /* 2f+1 */
+uint32_t pbft_prep_quorum(const struct pbft *p); /* 2f */
+struct slot *pbft_slot(struct pbft *p, uint64_t seq);
+void pbft_slot_reset(struct pbft *p, struct slot *s, uint64_t seq);
+void pbft_slot_new_view(struct pbft *p, struct slot *s);
+void pbft_set_body(struct pbft *p, struct slot *s, const uint8_t *batch,
+    uint32_t len, const uint8_t digest[PBFT_DIGEST_LEN]);
+bool pbft_digest_is_zero(const uint8_t d[PBFT_DIGEST_LEN]);
+void pbft_accept_pp(struct pbft *p, struct slot *s, uint64_t view,
+    const uint8_t digest[PBFT_DIGEST_LEN], const uint8_t sig[PBFT_SIG_LEN]);
+void pbft_try_progress(struct pbft *p, struct slot *s);
+void pbft_try_execute(struct pbft *p);
+void pbft_try_propose(struct pbft *p);
+void pbft_enqueue(struct pbft *p, const struct pbft_request *r);
+void pbft_view_timer_start(struct pbft *p);
+void pbft_view_timer_stop(struct pbft *p);
+void pbft_send_fetch(struct pbft *p, struct slot *s);
+
+/* pbft_ckpt.c */
+void pbft_take_checkpoint(struct pbft *p, uint64_t seq);
+void pbft_on_state_digest(struct pbft *p, const struct pbft_event *ev);
+void pbft_on_checkpoint(
+    struct pbft *p, uint32_t from, const struct pbft_checkpoint *m);
+void pbft_make_stable(struct pbft *p, uint64_t seq,
+    const uint8_t digest[PBFT_DIGEST_LEN], const struct pbft_sigpair *proof,
+    uint32_t nproof);
+void pbft_on_state_installed(struct pbft *p, const struct pbft_event *ev);
+void pbft_resend_checkpoint(struct pbft *p);
+size_t pbft_client_table(struct pbft *p, struct wbuf *wb);
+bool pbft_check_ckpt_proof(struct pbft *p, uint64_t seq,
+    const uint8_t digest[PBFT_DIGEST_LEN], const struct pbft_sigpair *v,
+    uint32_t n);
+int pbft_recover_stable(struct pbft *p, struct rbuf *rb);
+
+/* pbft_view.c */
+void pbft_start_view_change(struct pbft *p, uint64_t view);
+void pbft_on_view_change(struct pbft *p, uint32_t from, const uint8_t *frame,
+    size_t len, const struct pbft_view_change *vc);
+void pbft_on_new_view(struct pbft *p, uint32_t from, const uint8_t *frame,
+    size_t len, const struct pbft_new_view *nv);
+void pbft_view_tick(struct pbft *p);
+void pbft_note_view(struct pbft *p, uint32_t from, uint64_t view);
+void pbft_recover_vc(struct pbft *p, const uint8_t *frame, size_t len);
+
+#endif
