@@ -1,0 +1,151 @@
+/*
+ * main.c - pbft-sim: run the deterministic simulator for one seed or a
+ * range of seeds. Exit status 0 when every check held, 1 on a violation,
+ * 2 on a usage error.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pbft.h"
+#include "sim.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: pbft-sim [--seed S | --seeds A-B] [--n N] [--f F] "
+	    "[--byz K]\n"
+	    "                [--byz-mode MODE] [--clients C] [--requests R]\n"
+	    "                [--no-crash] [--no-partition] [--drop P]\n"
+	    "                [--break-quorum] [--break-newview] [--trace] "
+	    "[--quiet]\n"
+	    "MODE: silent, equivocate, wrong-digest, replay, vote-all,\n"
+	    "      bad-newview, garbage, random (default)\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option lo[] = {{"seed", required_argument, 0, 's'},
+	    {"seeds", required_argument, 0, 'S'},
+	    {"n", required_argument, 0, 'n'}, {"f", required_argument, 0, 'f'},
+	    {"byz", required_argument, 0, 'b'},
+	    {"byz-mode", required_argument, 0, 'm'},
+	    {"clients", required_argument, 0, 'c'},
+	    {"requests", required_argument, 0, 'r'},
+	    {"no-crash", no_argument, 0, 'C'},
+	    {"no-partition", no_argument, 0, 'P'},
+	    {"drop", required_argument, 0, 'd'},
+	    {"break-quorum", no_argument, 0, 'Q'},
+	    {"break-newview", no_argument, 0, 'N'},
+	    {"trace", no_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
+	    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+	struct sim_opts o;
+	struct sim_result r;
+	unsigned long long a = 0, b = 0;
+	bool range = false, fset = false;
+	uint64_t failed = 0, first_bad = 0, completed = 0, vcs = 0, xfers = 0;
+	clock_t t0 = clock();
+	int ch;
+
+	sim_opts_default(&o);
+	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			o.seed = strtoull(optarg, NULL, 10);
+			break;
+		case 'S':
+			if (sscanf(optarg, "%llu-%llu", &a, &b) != 2 || b < a) {
+				usage(stderr);
+				return 2;
+			}
+			range = true;
+			break;
+		case 'n':
+			o.n = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'f':
+			o.f = (uint32_t)strtoul(optarg, NULL, 10);
+			fset = true;
+			break;
+		case 'b':
+			o.byz = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'm':
+			o.byz_mode = sim_byz_parse(optarg);
+			if (o.byz_mode == -2) {
+				usage(stderr);
+				return 2;
+			}
+			break;
+		case 'c':
+			o.clients = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'r':
+			o.requests = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'C':
+			o.crashes = false;
+			break;
+		case 'P':
+			o.partitions = false;
+			break;
+		case 'd':
+			o.drop = strtod(optarg, NULL);
+			break;
+		case 'Q':
+			o.test_flags |= PBFT_TEST_BROKEN_QUORUM;
+			break;
+		case 'N':
+			o.test_flags |= PBFT_TEST_BROKEN_NEWVIEW;
+			break;
+		case 't':
+			o.trace = true;
+			break;
+		case 'q':
+			o.quiet = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!fset)
+		o.f = (o.n - 1) / 3;
+	if (o.n < 1 || o.n > 64 || o.n < 3 * o.f + 1 || o.byz > o.f ||
+	    o.clients == 0 || o.clients > 64) {
+		fprintf(stderr,
+		    "pbft-sim: need n >= 3f+1, byz <= f, "
+		    "1..64 clients\n");
+		return 2;
+	}
+	if (!range)
+		a = b = o.seed;
+	for (unsigned long long seed = a; seed <= b; seed++) {
+		o.seed = seed;
+		if (sim_run(&o, &r) != 0 && failed++ == 0)
+			first_bad = seed;
+		completed += r.completed;
+		vcs += r.view_changes;
+		xfers += r.state_transfers;
+	}
+	printf("pbft-sim: n=%u f=%u byz=%u mode=%s%s%s: %llu seeds, %llu "
+	       "violations",
+	    o.n, o.f, o.byz, sim_byz_name(o.byz_mode),
+	    (o.test_flags & PBFT_TEST_BROKEN_QUORUM) ? " BROKEN-QUORUM" : "",
+	    (o.test_flags & PBFT_TEST_BROKEN_NEWVIEW) ? " BROKEN-NEWVIEW" : "",
+	    b - a + 1, (unsigned long long)failed);
+	if (failed)
+		printf(" (first: seed %llu)", (unsigned long long)first_bad);
+	printf("; %llu requests confirmed, %llu view changes, %llu state "
+	       "transfers; %.1f s\n",
+	    (unsigned long long)completed, (unsigned long long)vcs,
+	    (unsigned long long)xfers, (double)(clock() - t0) / CLOCKS_PER_SEC);
+	return failed ? 1 : 0;
+}

@@ -1,0 +1,1409 @@
+/*
+ * sim.c - the deterministic simulator; see sim.h.
+ *
+ * Messages travel encoded (wire_encode at send, wire_decode at delivery), so
+ * the codec is exercised and each queued message owns its bytes. Virtual
+ * time is in milliseconds; every replica ticks every 10 ms.
+ */
+#include "sim.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fake_crypto.h"
+#include "pbft.h"
+#include "wire.h"
+
+#define TICK_MS 10
+#define FAULT_PHASE_MS 4000
+#define LIVENESS_MS 90000
+#define MAX_DELAY_MS 20
+#define TRACE_LINES 256
+#define TRACE_LEN 200
+#define SNAPS 6
+#define CLIENT_RETRY_MS 400
+
+/* ---- PRNG (xoshiro256**) ----------------------------------------------- */
+
+struct rng {
+	uint64_t s[4];
+};
+
+static uint64_t
+splitmix(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static uint64_t
+rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t
+rnd(struct rng *r)
+{
+	uint64_t res = rotl(r->s[1] * 5, 7) * 9, t = r->s[1] << 17;
+
+	r->s[2] ^= r->s[0];
+	r->s[3] ^= r->s[1];
+	r->s[1] ^= r->s[2];
+	r->s[0] ^= r->s[3];
+	r->s[2] ^= t;
+	r->s[3] = rotl(r->s[3], 45);
+	return res;
+}
+
+static uint64_t
+rnd_below(struct rng *r, uint64_t n)
+{
+	return n ? rnd(r) % n : 0;
+}
+
+static bool
+chance(struct rng *r, double p)
+{
+	return (double)(rnd(r) >> 11) / 9007199254740992.0 < p;
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+enum ev_kind {
+	E_DELIVER, /* frame to replica `to` from `from` (client: from = n+c) */
+	E_REPLY, /* frame to client `to` */
+	E_TICK,
+	E_CLIENT, /* client timer: think time over or retransmit */
+	E_INSTALL, /* state transfer completes at replica `to` */
+	E_FAULT, /* fault schedule step */
+};
+
+struct event {
+	uint64_t t, order;
+	enum ev_kind kind;
+	uint32_t to, from;
+	uint64_t arg;
+	uint8_t *data;
+	size_t len;
+};
+
+struct heap {
+	struct event *v;
+	size_t n, cap;
+};
+
+static bool
+ev_less(const struct event *a, const struct event *b)
+{
+	return a->t < b->t || (a->t == b->t && a->order < b->order);
+}
+
+static void
+heap_push(struct heap *h, struct event e)
+{
+	size_t i;
+
+	if (h->n == h->cap) {
+		h->cap = h->cap ? h->cap * 2 : 1024;
+		h->v = realloc(h->v, h->cap * sizeof(*h->v));
+		if (h->v == NULL)
+			abort();
+	}
+	i = h->n++;
+	h->v[i] = e;
+	while (i > 0 && ev_less(&h->v[i], &h->v[(i - 1) / 2])) {
+		struct event t = h->v[i];
+
+		h->v[i] = h->v[(i - 1) / 2];
+		h->v[(i - 1) / 2] = t;
+		i = (i - 1) / 2;
+	}
+}
+
+static struct event
+heap_pop(struct heap *h)
+{
+	struct event top = h->v[0];
+	size_t i = 0;
+
+	h->v[0] = h->v[--h->n];
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+
+		if (l < h->n && ev_less(&h->v[l], &h->v[m]))
+			m = l;
+		if (r < h->n && ev_less(&h->v[r], &h->v[m]))
+			m = r;
+		if (m == i)
+			break;
+		{
+			struct event t = h->v[i];
+
+			h->v[i] = h->v[m];
+			h->v[m] = t;
+		}
+		i = m;
+	}
+	return top;
+}
+
+/* ---- state ------------------------------------------------------------- */
+
+struct blob {
+	uint8_t *p;
+	size_t len;
+};
+
+struct snap {
+	uint64_t seq;
+	uint8_t app[32];
+	struct blob ct;
+};
+
+struct reply_cache {
+	uint64_t ts, seq;
+	uint8_t result[8];
+};
+
+struct replica {
+	uint32_t id;
+	struct pbft *core;
+	struct fake_crypto fc;
+	struct pbft_actions acts;
+	bool byz;
+	int mode;
+	bool down;
+	uint32_t group; /* partition group */
+	uint8_t app[32]; /* service state: a hash chain */
+	uint64_t last_exec;
+	struct reply_cache *replies;
+	struct snap snaps[SNAPS];
+	struct blob *recs; /* persisted records, in order */
+	size_t nrecs, caprecs;
+	struct blob *old; /* byz replay: frames seen */
+	size_t nold;
+	bool fetching;
+	uint64_t fetch_seq;
+	uint8_t fetch_digest[32];
+};
+
+struct client {
+	uint32_t id;
+	uint32_t done, issued;
+	bool outstanding;
+	uint64_t ts;
+	uint8_t op[16];
+	uint32_t oplen;
+	uint64_t rep_seq[PBFT_REPLICAS_MAX];
+	uint8_t rep_res[PBFT_REPLICAS_MAX][8];
+	bool rep_have[PBFT_REPLICAS_MAX];
+	uint64_t view_guess;
+	uint64_t timer_gen;
+	uint32_t retry_ms;
+};
+
+/* What the agreed history says happened at a seq. */
+struct agreed {
+	bool have;
+	uint8_t digest[32]; /* of the executed requests */
+	uint32_t nreqs;
+	uint64_t *ids; /* client << 48 | (ts & 0xffffffffffff) */
+	bool have_ckpt;
+	uint8_t ckpt[32];
+};
+
+struct confirmed {
+	uint32_t client;
+	uint64_t ts, seq;
+};
+
+struct vote_key {
+	uint64_t view, seq;
+	uint32_t replica, type;
+	uint8_t digest[32];
+	bool used;
+};
+
+struct sim {
+	struct sim_opts o;
+	struct sim_result *res;
+	struct rng rng;
+	struct heap q;
+	uint64_t now, order;
+	uint32_t n, f;
+	struct replica *r;
+	struct client *c;
+	struct agreed *hist;
+	uint64_t hist_cap;
+	struct confirmed *conf;
+	size_t nconf, capconf;
+	struct vote_key *votes;
+	size_t votes_cap, votes_n;
+	bool faults_on;
+	double drop, dup;
+	uint64_t total;
+	char trace[TRACE_LINES][TRACE_LEN];
+	uint64_t ntrace;
+	uint8_t *arena;
+	size_t arena_len;
+	struct wbuf wb;
+	bool failed;
+};
+
+static void trace(struct sim *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+trace(struct sim *s, const char *fmt, ...)
+{
+	char *line = s->trace[s->ntrace++ % TRACE_LINES];
+	int off =
+	    snprintf(line, TRACE_LEN, "%7llu ms  ", (unsigned long long)s->now);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line + off, TRACE_LEN - (size_t)off, fmt, ap);
+	va_end(ap);
+	if (s->o.trace)
+		printf("%s\n", line);
+}
+
+static void violation(struct sim *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+violation(struct sim *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (s->failed)
+		return;
+	s->failed = true;
+	va_start(ap, fmt);
+	vsnprintf(s->res->violation, sizeof(s->res->violation), fmt, ap);
+	va_end(ap);
+}
+
+static bool
+correct(const struct sim *s, uint32_t i)
+{
+	return !s->r[i].byz;
+}
+
+static void
+push(struct sim *s, uint64_t t, enum ev_kind k, uint32_t to, uint32_t from,
+    uint64_t arg, const uint8_t *data, size_t len)
+{
+	struct event e = {.t = t,
+	    .order = s->order++,
+	    .kind = k,
+	    .to = to,
+	    .from = from,
+	    .arg = arg,
+	    .len = len};
+
+	if (data != NULL) {
+		e.data = malloc(len ? len : 1);
+		if (e.data == NULL)
+			abort();
+		memcpy(e.data, data, len);
+	}
+	heap_push(&s->q, e);
+}
+
+/* ---- the network ------------------------------------------------------- */
+
+static bool
+cut(const struct sim *s, uint32_t a, uint32_t b)
+{
+	if (a >= s->n || b >= s->n)
+		return false;
+	return s->r[a].group != s->r[b].group;
+}
+
+static void
+net_send(
+    struct sim *s, uint32_t from, uint32_t to, const uint8_t *frame, size_t len)
+{
+	int copies = 1;
+
+	if (cut(s, from, to) || (s->faults_on && chance(&s->rng, s->drop)))
+		return;
+	if (s->faults_on && chance(&s->rng, s->dup))
+		copies = 2;
+	while (copies-- > 0)
+		push(s, s->now + 1 + rnd_below(&s->rng, MAX_DELAY_MS),
+		    E_DELIVER, to, from, 0, frame, len);
+}
+
+static void
+encode(struct sim *s, const struct pbft_msg *m)
+{
+	wbuf_reset(&s->wb);
+	if (wire_encode(&s->wb, m) == -1)
+		abort();
+}
+
+/* ---- Byzantine behaviour ----------------------------------------------- */
+
+static void
+byz_keep(struct replica *r, const uint8_t *frame, size_t len)
+{
+	size_t i =
+	    r->nold < 64 ? r->nold++ : (size_t)(len * 7 + r->nold++) % 64;
+
+	if (r->old == NULL && (r->old = calloc(64, sizeof(*r->old))) == NULL)
+		abort();
+	free(r->old[i].p);
+	r->old[i].p = malloc(len);
+	memcpy(r->old[i].p, frame, len);
+	r->old[i].len = len;
+}
+
+static bool
+digest_zero(const uint8_t d[32])
+{
+	for (int i = 0; i < 32; i++)
+		if (d[i] != 0)
+			return false;
+	return true;
+}
+
+static void
+resign_vote(uint32_t signer, enum pbft_msg_type type, struct pbft_vote *v)
+{
+	struct wbuf wb;
+
+	wbuf_init_dynamic(&wb, 1 << 16);
+	wire_signed_vote(&wb, type, v->view, v->seq, v->digest, v->replica);
+	fake_sign_as(signer, wb.p, wb.len, v->sig);
+	wbuf_clear(&wb);
+}
+
+/* An equivocating primary: a different batch for half of the backups. */
+static void
+byz_equivocate(struct sim *s, struct replica *r, const struct pbft_msg *m)
+{
+	struct pbft_request reqs[PBFT_BATCH_REQS_MAX];
+	struct pbft_msg alt = *m;
+	struct wbuf batch, wb;
+	uint32_t k = 0;
+
+	encode(s, m);
+	for (uint32_t to = 0; to < s->n; to++)
+		if (to != r->id && to % 2 == 0)
+			net_send(s, r->id, to, s->wb.p, s->wb.len);
+	wbuf_init_dynamic(&batch, PBFT_BATCH_BYTES_MAX);
+	wbuf_init_dynamic(&wb, 1 << 16);
+	if (m->u.preprepare.batch_len > 0 &&
+	    wire_decode_batch(m->u.preprepare.batch, m->u.preprepare.batch_len,
+	        reqs, PBFT_BATCH_REQS_MAX, &k) == WIRE_OK &&
+	    k > 0)
+		k--; /* drop the last request */
+	wire_encode_batch(&batch, reqs, k);
+	alt.u.preprepare.batch = batch.p;
+	alt.u.preprepare.batch_len = (uint32_t)batch.len;
+	fake_digest(batch.p, batch.len, alt.u.preprepare.digest);
+	wire_signed_preprepare(&wb, alt.u.preprepare.view, alt.u.preprepare.seq,
+	    alt.u.preprepare.digest, r->id);
+	fake_sign_as(r->id, wb.p, wb.len, alt.u.preprepare.sig);
+	encode(s, &alt);
+	for (uint32_t to = 0; to < s->n; to++)
+		if (to != r->id && to % 2 == 1)
+			net_send(s, r->id, to, s->wb.p, s->wb.len);
+	wbuf_clear(&batch);
+	wbuf_clear(&wb);
+}
+
+/* A faulty new primary: alter O (swap an entry for null, or invent). */
+static void
+byz_bad_newview(struct sim *s, struct replica *r, const struct pbft_msg *m)
+{
+	struct pbft_msg alt = *m;
+	struct pbft_nv_preprepare pps[PBFT_WINDOW_MAX + 1];
+	struct wbuf wb;
+	uint32_t npp = m->u.new_view.npp;
+
+	memcpy(pps, m->u.new_view.pps, npp * sizeof(*pps));
+	if (npp > 0) {
+		uint32_t i = (uint32_t)rnd_below(&s->rng, npp);
+
+		if (digest_zero(pps[i].digest))
+			pps[i].digest[0] = 0x5a;
+		else
+			memset(pps[i].digest, 0, 32);
+	} else {
+		npp = 1;
+		memset(&pps[0], 0, sizeof(pps[0]));
+		pps[0].seq = m->u.new_view.vcs[0].stable_seq + 1;
+		pps[0].digest[0] = 0x77;
+	}
+	wbuf_init_dynamic(&wb, PBFT_FRAME_BYTES_MAX);
+	for (uint32_t i = 0; i < npp; i++) {
+		wbuf_reset(&wb);
+		wire_signed_preprepare(
+		    &wb, m->u.new_view.view, pps[i].seq, pps[i].digest, r->id);
+		fake_sign_as(r->id, wb.p, wb.len, pps[i].sig);
+	}
+	alt.u.new_view.pps = pps;
+	alt.u.new_view.npp = npp;
+	wbuf_reset(&wb);
+	wire_signed_bytes(&wb, &alt);
+	fake_sign_as(r->id, wb.p, wb.len, alt.u.new_view.sig);
+	wbuf_clear(&wb);
+	encode(s, &alt);
+	trace(s, "r%u BYZ sends a forged NEW-VIEW v=%llu", r->id,
+	    (unsigned long long)m->u.new_view.view);
+	for (uint32_t to = 0; to < s->n; to++)
+		if (to != r->id)
+			net_send(s, r->id, to, s->wb.p, s->wb.len);
+}
+
+/* Byzantine output filter; returns true when it handled the message. */
+static bool
+byz_output(struct sim *s, struct replica *r, const struct pbft_msg *m)
+{
+	struct pbft_msg alt;
+
+	switch (r->mode) {
+	case SIM_BYZ_SILENT:
+		return true;
+	case SIM_BYZ_EQUIVOCATE:
+		if (m->type != PBFT_MSG_PREPREPARE)
+			return false;
+		byz_equivocate(s, r, m);
+		return true;
+	case SIM_BYZ_WRONG_DIGEST:
+		alt = *m;
+		if (m->type == PBFT_MSG_PREPARE || m->type == PBFT_MSG_COMMIT) {
+			alt.u.prepare.digest[0] ^= 0xff;
+			resign_vote(r->id, m->type, &alt.u.prepare);
+		} else if (m->type == PBFT_MSG_CHECKPOINT) {
+			struct wbuf wb;
+
+			alt.u.checkpoint.digest[1] ^= 0xff;
+			wbuf_init_dynamic(&wb, 1 << 16);
+			wire_signed_checkpoint(&wb, alt.u.checkpoint.seq,
+			    alt.u.checkpoint.digest, r->id);
+			fake_sign_as(r->id, wb.p, wb.len, alt.u.checkpoint.sig);
+			wbuf_clear(&wb);
+		} else {
+			return false;
+		}
+		encode(s, &alt);
+		for (uint32_t to = 0; to < s->n; to++)
+			if (to != r->id)
+				net_send(s, r->id, to, s->wb.p, s->wb.len);
+		return true;
+	case SIM_BYZ_BAD_NEWVIEW:
+		if (m->type != PBFT_MSG_NEW_VIEW)
+			return false;
+		byz_bad_newview(s, r, m);
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Extra Byzantine traffic on ticks: replays, garbage, votes. */
+static void
+byz_tick(struct sim *s, struct replica *r)
+{
+	if (r->mode == SIM_BYZ_REPLAY && r->nold > 0 && chance(&s->rng, 0.3)) {
+		struct blob *b =
+		    &r->old[rnd_below(&s->rng, r->nold < 64 ? r->nold : 64)];
+		uint32_t to = (uint32_t)rnd_below(&s->rng, s->n);
+
+		if (to != r->id)
+			net_send(s, r->id, to, b->p, b->len);
+	}
+	if (r->mode == SIM_BYZ_GARBAGE && r->nold > 0 && chance(&s->rng, 0.3)) {
+		struct blob *b =
+		    &r->old[rnd_below(&s->rng, r->nold < 64 ? r->nold : 64)];
+		uint8_t *g = malloc(b->len);
+		uint32_t to = (uint32_t)rnd_below(&s->rng, s->n);
+
+		memcpy(g, b->p, b->len);
+		for (int k = 0; k < 4; k++)
+			g[rnd_below(&s->rng, b->len)] ^=
+			    (uint8_t)(1 + rnd_below(&s->rng, 255));
+		if (to != r->id)
+			net_send(s, r->id, to, g, b->len);
+		free(g);
+	}
+}
+
+/* A replica that votes for everything it sees, and for random digests. */
+static void
+byz_vote_all(struct sim *s, struct replica *r, const struct pbft_msg *m)
+{
+	struct pbft_msg v = {.type = PBFT_MSG_PREPARE};
+
+	if (m->type != PBFT_MSG_PREPREPARE)
+		return;
+	v.u.prepare = (struct pbft_vote){.view = m->u.preprepare.view,
+	    .seq = m->u.preprepare.seq,
+	    .replica = r->id};
+	for (int round = 0; round < 2; round++) {
+		memcpy(v.u.prepare.digest, m->u.preprepare.digest, 32);
+		if (round == 1)
+			v.u.prepare.digest[3] ^= (uint8_t)rnd(&s->rng);
+		for (int t = 0; t < 2; t++) {
+			v.type = t == 0 ? PBFT_MSG_PREPARE : PBFT_MSG_COMMIT;
+			resign_vote(r->id, v.type, &v.u.prepare);
+			encode(s, &v);
+			for (uint32_t to = 0; to < s->n; to++)
+				if (to != r->id)
+					net_send(
+					    s, r->id, to, s->wb.p, s->wb.len);
+		}
+	}
+}
+
+/* ---- the service and checkers ------------------------------------------ */
+
+static struct agreed *
+hist_at(struct sim *s, uint64_t seq)
+{
+	if (seq >= s->hist_cap) {
+		uint64_t cap = s->hist_cap ? s->hist_cap : 256;
+
+		while (cap <= seq)
+			cap *= 2;
+		s->hist = realloc(s->hist, cap * sizeof(*s->hist));
+		if (s->hist == NULL)
+			abort();
+		memset(s->hist + s->hist_cap, 0,
+		    (cap - s->hist_cap) * sizeof(*s->hist));
+		s->hist_cap = cap;
+	}
+	return &s->hist[seq];
+}
+
+static void
+check_vote(struct sim *s, uint32_t replica, uint32_t type, uint64_t view,
+    uint64_t seq, const uint8_t digest[32])
+{
+	uint64_t h = (view * 1000003u + seq) * 131 + replica * 7 + type;
+	size_t i;
+
+	if (s->votes_n * 2 >= s->votes_cap) {
+		struct vote_key *old = s->votes;
+		size_t oc = s->votes_cap;
+
+		s->votes_cap = oc ? oc * 2 : 4096;
+		s->votes = calloc(s->votes_cap, sizeof(*s->votes));
+		s->votes_n = 0;
+		for (size_t k = 0; k < oc; k++)
+			if (old[k].used)
+				check_vote(s, old[k].replica, old[k].type,
+				    old[k].view, old[k].seq, old[k].digest);
+		free(old);
+	}
+	for (i = h % s->votes_cap;; i = (i + 1) % s->votes_cap) {
+		struct vote_key *k = &s->votes[i];
+
+		if (!k->used) {
+			*k = (struct vote_key){.view = view,
+			    .seq = seq,
+			    .replica = replica,
+			    .type = type,
+			    .used = true};
+			memcpy(k->digest, digest, 32);
+			s->votes_n++;
+			return;
+		}
+		if (k->view == view && k->seq == seq && k->replica == replica &&
+		    k->type == type) {
+			if (memcmp(k->digest, digest, 32) != 0)
+				violation(s,
+				    "correct replica %u signed two different "
+				    "%s "
+				    "for view %llu seq %llu",
+				    replica, wire_type_name(type),
+				    (unsigned long long)view,
+				    (unsigned long long)seq);
+			return;
+		}
+	}
+}
+
+static void
+execute(struct sim *s, struct replica *r, const struct pbft_action *a)
+{
+	struct agreed *h = hist_at(s, a->seq);
+	uint8_t d[32];
+	uint64_t ids[PBFT_BATCH_REQS_MAX];
+	uint32_t k = 0;
+	struct wbuf wb;
+
+	if (correct(s, r->id) && a->seq != r->last_exec + 1)
+		violation(s, "replica %u executed seq %llu after %llu", r->id,
+		    (unsigned long long)a->seq,
+		    (unsigned long long)r->last_exec);
+	r->last_exec = a->seq;
+	wbuf_init_dynamic(&wb, PBFT_BATCH_BYTES_MAX);
+	for (uint32_t i = 0; i < a->nreqs; i++) {
+		const struct pbft_request *q = &a->reqs[i];
+		uint8_t buf[32 + 12 + 64];
+		struct reply_cache *rc = &r->replies[q->client];
+
+		if (a->skip[i])
+			continue;
+		ids[k++] = (uint64_t)q->client << 48 |
+		    (q->timestamp & 0xffffffffffffULL);
+		wbuf_put_u32(&wb, q->client);
+		wbuf_put_u64(&wb, q->timestamp);
+		memcpy(buf, r->app, 32);
+		memcpy(buf + 32, &q->client, 4);
+		memcpy(buf + 36, &q->timestamp, 8);
+		memcpy(buf + 44, q->op, q->op_len < 64 ? q->op_len : 64);
+		fake_digest(
+		    buf, 44 + (q->op_len < 64 ? q->op_len : 64), r->app);
+		rc->ts = q->timestamp;
+		rc->seq = a->seq;
+		memcpy(rc->result, r->app, 8);
+		if (!r->down && !r->byz) {
+			struct pbft_msg m = {.type = PBFT_MSG_REPLY};
+
+			m.u.reply = (struct pbft_reply){.view = a->view,
+			    .timestamp = q->timestamp,
+			    .client = q->client,
+			    .replica = r->id,
+			    .seq = a->seq,
+			    .result_len = 8,
+			    .result = rc->result};
+			encode(s, &m);
+			push(s, s->now + 1 + rnd_below(&s->rng, MAX_DELAY_MS),
+			    E_REPLY, q->client, r->id, 0, s->wb.p, s->wb.len);
+		}
+	}
+	fake_digest(wb.p, wb.len, d);
+	wbuf_clear(&wb);
+	if (!correct(s, r->id))
+		return;
+	if (!h->have) {
+		h->have = true;
+		memcpy(h->digest, d, 32);
+		h->nreqs = k;
+		h->ids = malloc((k ? k : 1) * sizeof(uint64_t));
+		memcpy(h->ids, ids, k * sizeof(uint64_t));
+	} else if (memcmp(h->digest, d, 32) != 0) {
+		violation(s,
+		    "agreement: replica %u executed a different batch "
+		    "at seq %llu",
+		    r->id, (unsigned long long)a->seq);
+	}
+}
+
+static void
+take_checkpoint(struct sim *s, struct replica *r, const struct pbft_action *a)
+{
+	struct snap *sn = &r->snaps[0];
+
+	for (int i = 0; i < SNAPS; i++)
+		if (r->snaps[i].seq < sn->seq)
+			sn = &r->snaps[i];
+	sn->seq = a->seq;
+	memcpy(sn->app, r->app, 32);
+	free(sn->ct.p);
+	sn->ct.p = malloc(a->client_table_len);
+	memcpy(sn->ct.p, a->client_table, a->client_table_len);
+	sn->ct.len = a->client_table_len;
+	(void)s;
+}
+
+static void step(struct sim *s, struct replica *r, const struct pbft_event *ev);
+
+static void
+fetch_state(
+    struct sim *s, struct replica *r, uint64_t seq, const uint8_t digest[32])
+{
+	r->fetching = true;
+	r->fetch_seq = seq;
+	memcpy(r->fetch_digest, digest, 32);
+	s->res->state_transfers++;
+	push(s, s->now + 50, E_INSTALL, r->id, 0, seq, NULL, 0);
+}
+
+/* Looks for a correct replica's snapshot that matches the certificate. */
+static void
+try_install(struct sim *s, struct replica *r)
+{
+	struct pbft_crypto *c = &r->fc.ops;
+
+	if (!r->fetching)
+		return;
+	for (uint32_t i = 0; i < s->n; i++) {
+		if (!correct(s, i) || i == r->id)
+			continue;
+		for (int k = 0; k < SNAPS; k++) {
+			struct snap *sn = &s->r[i].snaps[k];
+			uint8_t d[32];
+			struct pbft_event ev = {
+			    .type = PBFT_EV_STATE_INSTALLED};
+
+			if (sn->seq != r->fetch_seq)
+				continue;
+			pbft_state_digest(c, sn->app, sn->ct.p, sn->ct.len, d);
+			if (memcmp(d, r->fetch_digest, 32) != 0)
+				continue;
+			memcpy(r->app, sn->app, 32);
+			r->last_exec = sn->seq;
+			r->fetching = false;
+			trace(s, "r%u installs state of seq %llu from r%u",
+			    r->id, (unsigned long long)sn->seq, i);
+			{
+				struct snap *mine = &r->snaps[0];
+
+				for (int j = 0; j < SNAPS; j++)
+					if (r->snaps[j].seq < mine->seq)
+						mine = &r->snaps[j];
+				mine->seq = sn->seq;
+				memcpy(mine->app, sn->app, 32);
+				free(mine->ct.p);
+				mine->ct.p = malloc(sn->ct.len);
+				memcpy(mine->ct.p, sn->ct.p, sn->ct.len);
+				mine->ct.len = sn->ct.len;
+			}
+			ev.seq = sn->seq;
+			memcpy(ev.digest, sn->app, 32);
+			ev.client_table = sn->ct.p;
+			ev.client_table_len = sn->ct.len;
+			step(s, r, &ev);
+			return;
+		}
+	}
+	push(s, s->now + 200, E_INSTALL, r->id, 0, r->fetch_seq, NULL, 0);
+}
+
+static void
+record(struct replica *r, const struct pbft_action *a)
+{
+	if (r->nrecs == r->caprecs) {
+		r->caprecs = r->caprecs ? r->caprecs * 2 : 256;
+		r->recs = realloc(r->recs, r->caprecs * sizeof(*r->recs));
+		if (r->recs == NULL)
+			abort();
+	}
+	r->recs[r->nrecs].p = malloc(a->record_len);
+	memcpy(r->recs[r->nrecs].p, a->record, a->record_len);
+	r->recs[r->nrecs].len = a->record_len;
+	r->nrecs++;
+}
+
+/* Watches what correct replicas sign: votes and checkpoint digests. */
+static void
+observe(struct sim *s, struct replica *r, const struct pbft_msg *m)
+{
+	if (!correct(s, r->id))
+		return;
+	switch (m->type) {
+	case PBFT_MSG_PREPREPARE:
+		check_vote(s, r->id, m->type, m->u.preprepare.view,
+		    m->u.preprepare.seq, m->u.preprepare.digest);
+		break;
+	case PBFT_MSG_PREPARE:
+	case PBFT_MSG_COMMIT:
+		check_vote(s, r->id, m->type, m->u.prepare.view,
+		    m->u.prepare.seq, m->u.prepare.digest);
+		break;
+	case PBFT_MSG_CHECKPOINT: {
+		struct agreed *h = hist_at(s, m->u.checkpoint.seq);
+
+		if (!h->have_ckpt) {
+			h->have_ckpt = true;
+			memcpy(h->ckpt, m->u.checkpoint.digest, 32);
+		} else if (memcmp(h->ckpt, m->u.checkpoint.digest, 32) != 0) {
+			violation(s,
+			    "replica %u's state digest at checkpoint "
+			    "%llu differs from another correct "
+			    "replica's",
+			    r->id, (unsigned long long)m->u.checkpoint.seq);
+		}
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+static void
+emit_msg(struct sim *s, struct replica *r, const struct pbft_action *a)
+{
+	observe(s, r, a->msg);
+	if (r->byz && byz_output(s, r, a->msg))
+		return;
+	encode(s, a->msg);
+	if (r->byz)
+		byz_keep(r, s->wb.p, s->wb.len);
+	if (a->type == PBFT_ACT_SEND) {
+		net_send(s, r->id, a->to, s->wb.p, s->wb.len);
+		return;
+	}
+	for (uint32_t to = 0; to < s->n; to++)
+		if (to != r->id)
+			net_send(s, r->id, to, s->wb.p, s->wb.len);
+}
+
+static void
+run_actions(struct sim *s, struct replica *r, struct pbft_event *deferred,
+    int *ndeferred)
+{
+	for (size_t i = 0; i < r->acts.n; i++) {
+		const struct pbft_action *a = &r->acts.v[i];
+
+		switch (a->type) {
+		case PBFT_ACT_PERSIST:
+			record(r, a);
+			break;
+		case PBFT_ACT_SEND:
+		case PBFT_ACT_BROADCAST:
+			emit_msg(s, r, a);
+			break;
+		case PBFT_ACT_EXECUTE:
+			execute(s, r, a);
+			break;
+		case PBFT_ACT_RESEND_REPLY: {
+			struct reply_cache *rc = &r->replies[a->client];
+			struct pbft_msg m = {.type = PBFT_MSG_REPLY};
+
+			if (rc->ts != a->timestamp || r->byz)
+				break;
+			m.u.reply = (struct pbft_reply){.timestamp = rc->ts,
+			    .client = a->client,
+			    .replica = r->id,
+			    .seq = rc->seq,
+			    .result_len = 8,
+			    .result = rc->result};
+			encode(s, &m);
+			push(s, s->now + 1 + rnd_below(&s->rng, MAX_DELAY_MS),
+			    E_REPLY, a->client, r->id, 0, s->wb.p, s->wb.len);
+			break;
+		}
+		case PBFT_ACT_TAKE_CHECKPOINT:
+			take_checkpoint(s, r, a);
+			deferred[*ndeferred] = (struct pbft_event){
+			    .type = PBFT_EV_STATE_DIGEST, .seq = a->seq};
+			memcpy(deferred[*ndeferred].digest, r->app, 32);
+			(*ndeferred)++;
+			break;
+		case PBFT_ACT_FETCH_STATE:
+			trace(s, "r%u fetches state of seq %llu", r->id,
+			    (unsigned long long)a->seq);
+			fetch_state(s, r, a->seq, a->digest);
+			break;
+		case PBFT_ACT_VIEW:
+			trace(s, "r%u enters view %llu", r->id,
+			    (unsigned long long)a->view);
+			if (correct(s, r->id))
+				s->res->view_changes++;
+			break;
+		case PBFT_ACT_STABLE:
+			break;
+		}
+	}
+}
+
+static void
+step(struct sim *s, struct replica *r, const struct pbft_event *ev)
+{
+	struct pbft_event deferred[16];
+	int nd = 0;
+
+	r->acts.n = 0;
+	if (pbft_step(r->core, ev, &r->acts) == -1)
+		abort();
+	run_actions(s, r, deferred, &nd);
+	for (int i = 0; i < nd; i++) {
+		r->acts.n = 0;
+		pbft_step(r->core, &deferred[i], &r->acts);
+		run_actions(s, r, deferred + nd, &(int){0});
+	}
+}
+
+/* ---- replicas: start, crash, restart ----------------------------------- */
+
+static void
+replica_boot(struct sim *s, struct replica *r)
+{
+	struct pbft_config cfg;
+	char err[128];
+
+	pbft_config_default(&cfg, s->n, r->id, s->o.clients);
+	cfg.f = s->f;
+	cfg.checkpoint_interval = 4;
+	cfg.window = 8;
+	cfg.batch_reqs_max = 4;
+	cfg.inflight_max = 2;
+	cfg.queue_reqs_max = 256;
+	cfg.view_timeout_ticks = 30;
+	cfg.retransmit_ticks = 10;
+	cfg.test_flags = r->byz ? 0 : s->o.test_flags;
+	fake_crypto_init(&r->fc, r->id);
+	cfg.crypto = &r->fc.ops;
+	r->core = pbft_new(&cfg, err, sizeof(err));
+	if (r->core == NULL) {
+		fprintf(stderr, "pbft-sim: %s\n", err);
+		abort();
+	}
+}
+
+static void
+replica_crash(struct sim *s, struct replica *r)
+{
+	r->down = true;
+	pbft_free(r->core);
+	r->core = NULL;
+	trace(s, "r%u CRASHES", r->id);
+}
+
+static void
+replica_restart(struct sim *s, struct replica *r)
+{
+	struct pbft_status st;
+
+	replica_boot(s, r);
+	for (size_t i = 0; i < r->nrecs; i++)
+		if (pbft_recover(r->core, r->recs[i].p, r->recs[i].len) == -1)
+			violation(s,
+			    "replica %u cannot replay its own record "
+			    "%zu",
+			    r->id, i);
+	pbft_get_status(r->core, &st);
+	memset(r->app, 0, 32);
+	r->last_exec = st.last_executed;
+	if (st.stable_checkpoint > 0) {
+		bool found = false;
+
+		for (int i = 0; i < SNAPS; i++)
+			if (r->snaps[i].seq == st.stable_checkpoint) {
+				memcpy(r->app, r->snaps[i].app, 32);
+				found = true;
+			}
+		if (!found)
+			violation(s,
+			    "replica %u restarted at checkpoint %llu "
+			    "without its snapshot",
+			    r->id, (unsigned long long)st.stable_checkpoint);
+	}
+	memset(r->replies, 0, s->o.clients * sizeof(*r->replies));
+	r->down = false;
+	r->fetching = false;
+	trace(s, "r%u RESTARTS at view %llu, stable %llu", r->id,
+	    (unsigned long long)st.view,
+	    (unsigned long long)st.stable_checkpoint);
+}
+
+/* ---- clients ----------------------------------------------------------- */
+
+static void
+client_send(struct sim *s, struct client *c, bool all)
+{
+	struct pbft_msg m = {.type = PBFT_MSG_REQUEST};
+	uint8_t auth[FAKE_AUTH_LEN];
+	uint32_t primary = (uint32_t)(c->view_guess % s->n);
+
+	m.u.request = (struct pbft_request){.client = c->id,
+	    .timestamp = c->ts,
+	    .op_len = c->oplen,
+	    .op = c->op};
+	fake_request_auth(&m.u.request, auth);
+	m.u.request.auth = auth;
+	m.u.request.auth_len = FAKE_AUTH_LEN;
+	encode(s, &m);
+	for (uint32_t i = 0; i < s->n; i++)
+		if (all || i == primary)
+			push(s, s->now + 1 + rnd_below(&s->rng, MAX_DELAY_MS),
+			    E_DELIVER, i, s->n + c->id, 0, s->wb.p, s->wb.len);
+}
+
+static void
+client_timer(struct sim *s, struct client *c, uint64_t gen)
+{
+	if (gen != c->timer_gen)
+		return;
+	if (!c->outstanding) {
+		if (c->issued == s->o.requests)
+			return;
+		c->outstanding = true;
+		c->issued++;
+		c->ts++;
+		c->oplen = 1 + (uint32_t)rnd_below(&s->rng, sizeof(c->op));
+		for (uint32_t i = 0; i < c->oplen; i++)
+			c->op[i] = (uint8_t)rnd(&s->rng);
+		memset(c->rep_have, 0, sizeof(c->rep_have));
+		c->retry_ms = CLIENT_RETRY_MS;
+		client_send(s, c, false);
+	} else {
+		client_send(s, c, true);
+		c->retry_ms = c->retry_ms * 2 > 5000 ? 5000 : c->retry_ms * 2;
+	}
+	push(s, s->now + c->retry_ms, E_CLIENT, c->id, 0, ++c->timer_gen, NULL,
+	    0);
+}
+
+static void
+client_reply(struct sim *s, struct client *c, uint32_t from,
+    const struct pbft_reply *rep)
+{
+	uint32_t agree = 0;
+
+	if (!c->outstanding || rep->timestamp != c->ts || from >= s->n ||
+	    rep->result_len != 8)
+		return;
+	c->rep_have[from] = true;
+	c->rep_seq[from] = rep->seq;
+	memcpy(c->rep_res[from], rep->result, 8);
+	for (uint32_t i = 0; i < s->n; i++)
+		if (c->rep_have[i] && c->rep_seq[i] == rep->seq &&
+		    memcmp(c->rep_res[i], rep->result, 8) == 0)
+			agree++;
+	if (agree < s->f + 1)
+		return;
+	if (s->nconf == s->capconf) {
+		s->capconf = s->capconf ? s->capconf * 2 : 256;
+		s->conf = realloc(s->conf, s->capconf * sizeof(*s->conf));
+	}
+	s->conf[s->nconf++] = (struct confirmed){c->id, c->ts, rep->seq};
+	if (rep->view > c->view_guess)
+		c->view_guess = rep->view;
+	c->outstanding = false;
+	c->done++;
+	s->res->completed++;
+	trace(s, "client %u: request ts=%llu confirmed at seq %llu", c->id,
+	    (unsigned long long)c->ts, (unsigned long long)rep->seq);
+	push(s, s->now + rnd_below(&s->rng, 150), E_CLIENT, c->id, 0,
+	    ++c->timer_gen, NULL, 0);
+}
+
+/* ---- faults ------------------------------------------------------------ */
+
+static uint32_t
+faulty_now(const struct sim *s)
+{
+	uint32_t k = 0;
+
+	for (uint32_t i = 0; i < s->n; i++)
+		k += s->r[i].byz || s->r[i].down;
+	return k;
+}
+
+static void
+fault_step(struct sim *s)
+{
+	uint64_t r = rnd_below(&s->rng, 3);
+
+	if (s->now >= FAULT_PHASE_MS) {
+		s->faults_on = false;
+		for (uint32_t i = 0; i < s->n; i++) {
+			s->r[i].group = 0;
+			if (s->r[i].down)
+				replica_restart(s, &s->r[i]);
+		}
+		trace(s, "faults end: network healed, all replicas up");
+		return;
+	}
+	if (r == 0 && s->o.partitions) {
+		for (uint32_t i = 0; i < s->n; i++)
+			s->r[i].group = (uint32_t)rnd_below(&s->rng, 2);
+		trace(s, "partition");
+	} else if (r == 1 && s->o.partitions) {
+		for (uint32_t i = 0; i < s->n; i++)
+			s->r[i].group = 0;
+		trace(s, "heal");
+	} else if (s->o.crashes) {
+		uint32_t i = (uint32_t)rnd_below(&s->rng, s->n);
+		struct replica *x = &s->r[i];
+
+		if (x->down)
+			replica_restart(s, x);
+		else if (!x->byz && faulty_now(s) < s->f)
+			replica_crash(s, x);
+	}
+	push(s, s->now + 100 + rnd_below(&s->rng, 600), E_FAULT, 0, 0, 0, NULL,
+	    0);
+}
+
+/* ---- delivery ---------------------------------------------------------- */
+
+static void
+deliver(struct sim *s, struct event *e)
+{
+	struct replica *r = &s->r[e->to];
+	struct wire_arena a;
+	struct pbft_msg m;
+	struct pbft_event ev = {.msg = &m};
+
+	if (r->down)
+		return;
+	wire_arena_init(&a, s->arena, s->arena_len);
+	if (wire_decode(e->data, e->len, &m, &a) != WIRE_OK)
+		return; /* garbage is dropped at the channel */
+	if (e->from >= s->n) {
+		ev.type = PBFT_EV_REQUEST;
+		if (m.type != PBFT_MSG_REQUEST ||
+		    m.u.request.client != e->from - s->n)
+			return;
+	} else {
+		if (cut(s, e->from, e->to))
+			return;
+		ev.type = PBFT_EV_MSG;
+		ev.from = e->from;
+		if (r->byz) {
+			byz_keep(r, e->data, e->len);
+			if (r->mode == SIM_BYZ_VOTE_ALL)
+				byz_vote_all(s, r, &m);
+		}
+	}
+	step(s, r, &ev);
+}
+
+static void
+check_confirmed(struct sim *s)
+{
+	for (size_t i = 0; i < s->nconf; i++) {
+		struct confirmed *c = &s->conf[i];
+		struct agreed *h = hist_at(s, c->seq);
+		uint64_t id =
+		    (uint64_t)c->client << 48 | (c->ts & 0xffffffffffffULL);
+		bool found = false;
+
+		if (!h->have)
+			continue; /* only known via state transfer */
+		for (uint32_t k = 0; k < h->nreqs; k++)
+			found |= h->ids[k] == id;
+		if (!found)
+			violation(s,
+			    "client %u's confirmed request ts=%llu is "
+			    "not in the batch executed at seq %llu",
+			    c->client, (unsigned long long)c->ts,
+			    (unsigned long long)c->seq);
+	}
+}
+
+static bool
+all_done(const struct sim *s)
+{
+	for (uint32_t i = 0; i < s->o.clients; i++)
+		if (s->c[i].done < s->o.requests)
+			return false;
+	return true;
+}
+
+/* ---- the run ----------------------------------------------------------- */
+
+void
+sim_opts_default(struct sim_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->seed = 1;
+	o->n = 4;
+	o->f = 1;
+	o->byz = 1;
+	o->byz_mode = SIM_BYZ_RANDOM;
+	o->clients = 3;
+	o->requests = 15;
+	o->crashes = true;
+	o->partitions = true;
+	o->drop = 0.05;
+	o->dup = 0.02;
+}
+
+const char *
+sim_byz_name(int mode)
+{
+	static const char *names[] = {"silent", "equivocate", "wrong-digest",
+	    "replay", "vote-all", "bad-newview", "garbage"};
+
+	return mode >= 0 && mode < SIM_BYZ_COUNT ? names[mode] : "random";
+}
+
+int
+sim_byz_parse(const char *str)
+{
+	for (int i = 0; i < SIM_BYZ_COUNT; i++)
+		if (strcmp(str, sim_byz_name(i)) == 0)
+			return i;
+	return strcmp(str, "random") == 0 ? SIM_BYZ_RANDOM : -2;
+}
+
+static void
+setup(struct sim *s)
+{
+	uint64_t x = s->o.seed;
+
+	for (int i = 0; i < 4; i++)
+		s->rng.s[i] = splitmix(&x);
+	s->n = s->o.n;
+	s->f = s->o.f;
+	s->drop = s->o.drop;
+	s->dup = s->o.dup;
+	s->faults_on = true;
+	s->arena_len = wire_arena_bytes_for(PBFT_FRAME_BYTES_MAX);
+	s->arena = malloc(s->arena_len);
+	wbuf_init_dynamic(&s->wb, PBFT_FRAME_BYTES_MAX);
+	s->r = calloc(s->n, sizeof(*s->r));
+	s->c = calloc(s->o.clients, sizeof(*s->c));
+	for (uint32_t i = 0; i < s->n; i++) {
+		struct replica *r = &s->r[i];
+
+		r->id = i;
+		r->replies = calloc(s->o.clients, sizeof(*r->replies));
+	}
+	/* Byzantine replicas: chosen by the seed; often the first primary. */
+	for (uint32_t k = 0; k < s->o.byz; k++) {
+		uint32_t i = k == 0 && chance(&s->rng, 0.5)
+		    ? 0
+		    : (uint32_t)rnd_below(&s->rng, s->n);
+
+		while (s->r[i].byz)
+			i = (i + 1) % s->n;
+		s->r[i].byz = true;
+		s->r[i].mode = s->o.byz_mode >= 0
+		    ? s->o.byz_mode
+		    : (int)rnd_below(&s->rng, SIM_BYZ_COUNT);
+	}
+	for (uint32_t i = 0; i < s->n; i++) {
+		replica_boot(s, &s->r[i]);
+		if (s->r[i].byz)
+			trace(s, "r%u is Byzantine: %s", i,
+			    sim_byz_name(s->r[i].mode));
+		push(s, rnd_below(&s->rng, TICK_MS), E_TICK, i, 0, 0, NULL, 0);
+	}
+	for (uint32_t i = 0; i < s->o.clients; i++) {
+		s->c[i].id = i;
+		s->c[i].ts = (uint64_t)(i + 1) << 32;
+		push(s, rnd_below(&s->rng, 100), E_CLIENT, i, 0, 0, NULL, 0);
+	}
+	push(s, 100, E_FAULT, 0, 0, 0, NULL, 0);
+}
+
+static void
+teardown(struct sim *s)
+{
+	while (s->q.n > 0) {
+		struct event e = heap_pop(&s->q);
+
+		free(e.data);
+	}
+	free(s->q.v);
+	for (uint32_t i = 0; i < s->n; i++) {
+		struct replica *r = &s->r[i];
+
+		pbft_free(r->core);
+		free(r->acts.v);
+		free(r->replies);
+		for (size_t k = 0; k < r->nrecs; k++)
+			free(r->recs[k].p);
+		free(r->recs);
+		for (int k = 0; k < SNAPS; k++)
+			free(r->snaps[k].ct.p);
+		for (size_t k = 0; r->old != NULL && k < 64; k++)
+			free(r->old[k].p);
+		free(r->old);
+	}
+	for (uint64_t i = 0; i < s->hist_cap; i++)
+		free(s->hist[i].ids);
+	free(s->hist);
+	free(s->conf);
+	free(s->votes);
+	free(s->r);
+	free(s->c);
+	free(s->arena);
+	wbuf_clear(&s->wb);
+}
+
+static void
+dispatch(struct sim *s, struct event *e)
+{
+	switch (e->kind) {
+	case E_DELIVER:
+		deliver(s, e);
+		break;
+	case E_REPLY: {
+		struct wire_arena a;
+		struct pbft_msg m;
+
+		wire_arena_init(&a, s->arena, s->arena_len);
+		if (wire_decode(e->data, e->len, &m, &a) == WIRE_OK &&
+		    m.type == PBFT_MSG_REPLY && e->to < s->o.clients)
+			client_reply(s, &s->c[e->to], e->from, &m.u.reply);
+		break;
+	}
+	case E_TICK: {
+		struct replica *r = &s->r[e->to];
+		struct pbft_event ev = {.type = PBFT_EV_TICK};
+
+		if (!r->down) {
+			step(s, r, &ev);
+			if (r->byz)
+				byz_tick(s, r);
+		}
+		push(s, s->now + TICK_MS, E_TICK, e->to, 0, 0, NULL, 0);
+		break;
+	}
+	case E_CLIENT:
+		client_timer(s, &s->c[e->to], e->arg);
+		break;
+	case E_INSTALL:
+		if (!s->r[e->to].down && s->r[e->to].fetch_seq == e->arg)
+			try_install(s, &s->r[e->to]);
+		break;
+	case E_FAULT:
+		fault_step(s);
+		break;
+	}
+}
+
+int
+sim_run(const struct sim_opts *o, struct sim_result *res)
+{
+	struct sim *s = calloc(1, sizeof(*s));
+
+	memset(res, 0, sizeof(*res));
+	s->o = *o;
+	s->res = res;
+	setup(s);
+	while (s->q.n > 0 && !s->failed) {
+		struct event e = heap_pop(&s->q);
+
+		s->now = e.t;
+		res->events++;
+		dispatch(s, &e);
+		free(e.data);
+		if (all_done(s) && s->now > FAULT_PHASE_MS)
+			break;
+		if (s->now > FAULT_PHASE_MS + LIVENESS_MS) {
+			violation(s,
+			    "liveness: %llu of %u requests confirmed "
+			    "%u s after the faults ended",
+			    (unsigned long long)res->completed,
+			    o->clients * o->requests, LIVENESS_MS / 1000);
+			break;
+		}
+	}
+	check_confirmed(s);
+	res->end_ms = s->now;
+	res->ok = !s->failed;
+	if (s->failed && !o->quiet) {
+		uint64_t first =
+		    s->ntrace > TRACE_LINES ? s->ntrace - TRACE_LINES : 0;
+
+		printf("pbft-sim: seed %llu: VIOLATION: %s\n",
+		    (unsigned long long)o->seed, res->violation);
+		printf("--- last %llu trace lines ---\n",
+		    (unsigned long long)(s->ntrace - first));
+		for (uint64_t i = first; i < s->ntrace; i++)
+			printf("%s\n", s->trace[i % TRACE_LINES]);
+	}
+	teardown(s);
+	free(s);
+	return res->ok ? 0 : 1;
+}
