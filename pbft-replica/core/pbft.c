@@ -237,19 +237,48 @@ body_matches(const struct slot *s)
 
 /* ---- timers ------------------------------------------------------------ */
 
-void
-pbft_view_timer_start(struct pbft *p)
-{
-	if (p->vt_running || p->changing)
-		return;
-	p->vt_running = true;
-	p->vt_ticks = p->cfg.view_timeout_ticks;
-}
-
+/*
+ * The view-change timer (OSDI 4.4, 4.5.2) runs while this replica knows of
+ * work that is not done: requests a backup is waiting for, requests the
+ * primary has queued, or pre-prepared batches not yet executed. Execution
+ * progress restarts it; when it expires the primary is suspected.
+ */
 void
 pbft_view_timer_stop(struct pbft *p)
 {
 	p->vt_running = false;
+	p->vt_ticks = p->cfg.view_timeout_ticks;
+}
+
+static bool
+work_waiting(const struct pbft *p)
+{
+	if (p->npending > 0 || p->qlen > 0)
+		return true;
+	for (uint64_t seq = p->last_exec + 1; seq <= p->low + p->cfg.window;
+	     seq++) {
+		const struct slot *s = &p->slots[seq % p->cfg.window];
+
+		if (s->seq == seq && s->have_pp && s->pp_view == p->view)
+			return true;
+	}
+	return false;
+}
+
+static void
+view_timer_tick(struct pbft *p)
+{
+	if (p->changing || p->waiting_state || !work_waiting(p) ||
+	    p->last_exec != p->vt_exec) {
+		p->vt_exec = p->last_exec;
+		pbft_view_timer_stop(p);
+		return;
+	}
+	p->vt_running = true;
+	if (p->vt_ticks > 0 && --p->vt_ticks == 0) {
+		pbft_view_timer_stop(p);
+		pbft_start_view_change(p, p->view + 1);
+	}
 }
 
 /* ---- requests (section 4.1) -------------------------------------------- */
@@ -348,7 +377,6 @@ on_request(struct pbft *p, const struct pbft_request *r, bool forwarded)
 		m->u.request = p->pending[r->client].r;
 		pbft_send(p, pbft_primary(p, p->view), m);
 	}
-	pbft_view_timer_start(p);
 }
 
 /* ---- batching and the primary (section 4.2) ---------------------------- */
@@ -796,12 +824,6 @@ pbft_try_execute(struct pbft *p)
 		if (s->seq % p->cfg.checkpoint_interval == 0)
 			pbft_take_checkpoint(p, s->seq);
 	}
-	/* Progress resets the view timer (section 4.4); it keeps running
-	 * only while requests still wait. */
-	if (p->npending == 0)
-		pbft_view_timer_stop(p);
-	else if (p->vt_running)
-		p->vt_ticks = p->cfg.view_timeout_ticks;
 	pbft_try_propose(p);
 }
 
@@ -867,10 +889,7 @@ on_tick(struct pbft *p)
 		p->hold_ticks++;
 		pbft_try_propose(p);
 	}
-	if (p->vt_running && !p->changing && --p->vt_ticks == 0) {
-		p->vt_running = false;
-		pbft_start_view_change(p, p->view + 1);
-	}
+	view_timer_tick(p);
 	pbft_view_tick(p);
 	if (++p->rt_ticks >= p->cfg.retransmit_ticks) {
 		p->rt_ticks = 0;
@@ -1059,6 +1078,7 @@ pbft_new(const struct pbft_config *cfg, char *err, size_t errlen)
 	p->f = cfg->f;
 	p->id = cfg->id;
 	p->next_seq = 1;
+	p->vt_ticks = cfg->view_timeout_ticks;
 	p->slots = zalloc(cfg->window, sizeof(*p->slots), &ok);
 	for (uint64_t i = 0; ok && i < cfg->window; i++) {
 		struct slot *s = &p->slots[i];
@@ -1301,5 +1321,7 @@ pbft_get_status(const struct pbft *p, struct pbft_status *st)
 	st->high_mark = p->low + p->cfg.window;
 	st->next_seq = p->next_seq;
 	st->queued_reqs = p->qlen;
+	st->pending_reqs = p->npending;
+	st->view_timer_running = p->vt_running;
 	memcpy(st->stable_digest, p->low_digest, PBFT_DIGEST_LEN);
 }

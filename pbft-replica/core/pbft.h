@@ -167,7 +167,9 @@ struct pbft_status {
 	uint64_t stable_checkpoint;
 	uint64_t low_mark, high_mark;
 	uint64_t next_seq; /* primary: next seq to assign */
-	uint32_t queued_reqs;
+	uint32_t queued_reqs; /* primary: waiting to be ordered */
+	uint32_t pending_reqs; /* backup: waiting to be executed */
+	bool view_timer_running;
 	uint64_t view_changes; /* view changes completed */
 	uint64_t executed_batches;
 	uint64_t executed_reqs;

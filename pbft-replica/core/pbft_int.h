@@ -88,6 +88,7 @@ struct pbft {
 	bool changing; /* between VIEW-CHANGE and NEW-VIEW */
 	uint32_t vc_attempt; /* failed attempts in a row */
 	uint32_t vc_ticks; /* ticks left until the next attempt */
+	uint32_t rt_vc; /* ticks since our VIEW-CHANGE was resent */
 	uint8_t *my_vc; /* our VIEW-CHANGE frame, for resending */
 	size_t my_vc_len;
 	uint8_t **vc_frames; /* [n] latest VIEW-CHANGE frame per replica */
@@ -121,6 +122,7 @@ struct pbft {
 	/* timers */
 	bool vt_running;
 	uint32_t vt_ticks; /* view timer ticks left */
+	uint64_t vt_exec; /* last_exec when the timer was last reset */
 	uint32_t rt_ticks; /* retransmission countdown */
 	uint64_t rt_low; /* low mark at the last retransmission */
 	/* scratch */
@@ -164,7 +166,6 @@ void pbft_try_progress(struct pbft *p, struct slot *s);
 void pbft_try_execute(struct pbft *p);
 void pbft_try_propose(struct pbft *p);
 void pbft_enqueue(struct pbft *p, const struct pbft_request *r);
-void pbft_view_timer_start(struct pbft *p);
 void pbft_view_timer_stop(struct pbft *p);
 void pbft_send_fetch(struct pbft *p, struct slot *s);
 

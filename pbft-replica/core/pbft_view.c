@@ -293,8 +293,6 @@ requests_to_new_primary(struct pbft *p)
 			pbft_send(p, primary, m);
 		}
 	}
-	if (p->npending > 0)
-		pbft_view_timer_start(p);
 }
 
 static void
@@ -458,15 +456,12 @@ maybe_join(struct pbft *p)
 
 	for (uint32_t i = 0; i < p->n; i++)
 		if (i != p->id && p->vc_frames[i] != NULL &&
-		    (p->vc_views[i] > p->view ||
-		        (p->vc_views[i] == p->view && !p->changing))) {
+		    p->vc_views[i] > p->view) {
 			k++;
 			if (p->vc_views[i] < target)
 				target = p->vc_views[i];
 		}
-	if (k >= p->f + 1 && target != UINT64_MAX &&
-	    (target > p->view ||
-	        (target == p->view && !p->changing && p->nv_frame == NULL)))
+	if (k >= p->f + 1 && target != UINT64_MAX)
 		pbft_start_view_change(p, target);
 }
 
@@ -583,20 +578,31 @@ pbft_on_new_view(struct pbft *p, uint32_t from, const uint8_t *frame,
 
 /* ---- time -------------------------------------------------------------- */
 
+/*
+ * While changing views: resend our VIEW-CHANGE now and then, and count the
+ * timeout down only once 2f+1 replicas want this view or a later one (OSDI
+ * 4.5.2), so that a replica cut off from the others does not run ahead
+ * alone.
+ */
 void
 pbft_view_tick(struct pbft *p)
 {
+	uint32_t k = 0;
+
 	if (!p->changing)
 		return;
-	if (p->my_vc != NULL &&
-	    p->vc_ticks %
-	            (p->cfg.retransmit_ticks ? p->cfg.retransmit_ticks : 1) ==
-	        0) {
+	if (p->my_vc != NULL && ++p->rt_vc >= p->cfg.retransmit_ticks) {
 		struct pbft_msg *m = pbft_new_msg(p);
 
+		p->rt_vc = 0;
 		if (decode_kept(p, p->my_vc, p->my_vc_len, m) == 0)
 			pbft_broadcast(p, m);
 	}
+	for (uint32_t i = 0; i < p->n; i++)
+		if (p->vc_frames[i] != NULL && p->vc_views[i] >= p->view)
+			k++; /* it wants this view or a later one */
+	if (k < pbft_quorum(p))
+		return;
 	if (p->vc_ticks > 0 && --p->vc_ticks == 0)
 		pbft_start_view_change(p, p->view + 1); /* timeout doubles */
 }

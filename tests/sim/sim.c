@@ -1156,6 +1156,12 @@ deliver(struct sim *s, struct event *e)
 			return;
 		ev.type = PBFT_EV_MSG;
 		ev.from = e->from;
+		if (m.type == PBFT_MSG_VIEW_CHANGE || m.type == PBFT_MSG_NEW_VIEW)
+			trace(s, "r%u <- r%u %s v=%llu", e->to, e->from,
+			    wire_type_name(m.type),
+			    (unsigned long long)(m.type == PBFT_MSG_NEW_VIEW
+				    ? m.u.new_view.view
+				    : m.u.view_change.view));
 		if (r->byz) {
 			byz_keep(r, e->data, e->len);
 			if (r->mode == SIM_BYZ_VOTE_ALL)
@@ -1402,6 +1408,28 @@ sim_run(const struct sim_opts *o, struct sim_result *res)
 		    (unsigned long long)(s->ntrace - first));
 		for (uint64_t i = first; i < s->ntrace; i++)
 			printf("%s\n", s->trace[i % TRACE_LINES]);
+		for (uint32_t i = 0; i < s->n; i++) {
+			struct pbft_status st;
+
+			if (s->r[i].core == NULL)
+				continue;
+			pbft_get_status(s->r[i].core, &st);
+			printf("r%u%s: view %llu%s exec %llu stable %llu next "
+			       "%llu queued %u pending %u%s rejected:",
+			    i, s->r[i].byz ? " (byz)" : "",
+			    (unsigned long long)st.view,
+			    st.view_changing ? " (changing)" : "",
+			    (unsigned long long)st.last_executed,
+			    (unsigned long long)st.stable_checkpoint,
+			    (unsigned long long)st.next_seq, st.queued_reqs,
+			    st.pending_reqs,
+			    st.view_timer_running ? " (timer)" : "");
+			for (int k = 0; k < PBFT_REJ_COUNT; k++)
+				if (st.rejected[k])
+					printf(" %s=%llu", pbft_reject_name(k),
+					    (unsigned long long)st.rejected[k]);
+			printf("\n");
+		}
 	}
 	teardown(s);
 	free(s);
