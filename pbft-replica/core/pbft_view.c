@@ -523,9 +523,12 @@ pbft_on_new_view(struct pbft *p, uint32_t from, const uint8_t *frame,
 	uint64_t seen = 0, min_s = 0;
 	uint32_t proof_from = 0, primary = pbft_primary(p, nv->view);
 
+	(void)from;
 	if (nv->view < p->view || (nv->view == p->view && !p->changing))
 		return;
-	if (from != primary || nv->replica != primary) {
+	/* Any replica may relay it (to one that missed it); the signature
+	 * says who made it. */
+	if (nv->replica != primary) {
 		pbft_reject(p, PBFT_REJ_NOT_PRIMARY);
 		return;
 	}
