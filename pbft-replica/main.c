@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cfg.h"
@@ -60,16 +61,33 @@ stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
+/*
+ * The supervisor link (fd 3): each "S" line is a status request, answered
+ * with one JSON line; end-of-file means pbftd is gone.
+ */
 static void
 sup_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-	char buf[256];
-	ssize_t r = read(w->fd, buf, sizeof(buf));
+	struct replica *r = w->data;
+	char buf[256], out[2048];
+	ssize_t n = read(w->fd, buf, sizeof(buf));
 
 	(void)revents;
-	if (r == 0 || (r == -1 && errno != EAGAIN && errno != EINTR)) {
+	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
 		log_info("supervisor went away: stopping");
 		ev_break(loop, EVBREAK_ALL);
+		return;
+	}
+	for (ssize_t i = 0; i < n; i++) {
+		size_t len;
+
+		if (buf[i] != 'S' ||
+		    replica_status_json(r, out, sizeof(out) - 1) == -1)
+			continue;
+		len = strlen(out);
+		out[len++] = '\n';
+		if (write(w->fd, out, len) != (ssize_t)len)
+			log_debug("supervisor link: short write");
 	}
 }
 
@@ -235,8 +253,6 @@ main(int argc, char **argv)
 	loop = ev_default_loop(EVFLAG_AUTO);
 	opts.id = (uint32_t)id;
 	opts.insecure_dev = dev;
-	if (fcntl(SUP_FD, F_GETFD) != -1)
-		opts.sup_fd = SUP_FD;
 	if ((r = replica_new(loop, cfg, key, &opts, err, sizeof(err))) ==
 	    NULL) {
 		log_error("%s", err);
@@ -250,6 +266,7 @@ main(int argc, char **argv)
 	if (opts.sup_fd != -1) {
 		fcntl(opts.sup_fd, F_SETFL, O_NONBLOCK);
 		ev_io_init(&sup, sup_cb, opts.sup_fd, EV_READ);
+		sup.data = r;
 		ev_io_start(loop, &sup);
 	}
 	log_info("node %lu of %u (f = %u) listening on %s:%u", id, cfg->n,

@@ -701,6 +701,44 @@ fail:
 	return NULL;
 }
 
+int
+replica_status_json(struct replica *r, char *buf, size_t len)
+{
+	struct pbft_status st;
+	struct net_stats ns;
+	struct store_stats ss;
+	char digest[2 * PBFT_DIGEST_LEN + 1];
+	int n;
+
+	pbft_get_status(r->core, &st);
+	net_get_stats(r->net, &ns);
+	store_get_stats(r->store, &ss);
+	sig_hex_encode(st.stable_digest, PBFT_DIGEST_LEN, digest);
+	n = snprintf(buf, len,
+	    "{\"id\":%u,\"view\":%llu,\"primary\":%u,\"view_changing\":%s,"
+	    "\"last_executed\":%llu,\"stable_checkpoint\":%llu,"
+	    "\"state_digest\":\"%s\",\"peers_connected\":%u,"
+	    "\"clients_connected\":%u,\"executed_requests\":%llu,"
+	    "\"executed_batches\":%llu,\"view_changes\":%llu,"
+	    "\"queued\":%u,\"state_transfer\":%s,\"wal_syncs\":%llu,"
+	    "\"wal_sync_max_us\":%llu,\"frames_bad\":%llu,"
+	    "\"auth_failures\":%llu,\"queue_drops\":%llu}",
+	    r->id, (unsigned long long)st.view, st.primary,
+	    st.view_changing ? "true" : "false",
+	    (unsigned long long)st.last_executed,
+	    (unsigned long long)st.stable_checkpoint, digest,
+	    ns.peers_connected, ns.clients_connected,
+	    (unsigned long long)st.executed_reqs,
+	    (unsigned long long)st.executed_batches,
+	    (unsigned long long)st.view_changes, st.queued_reqs,
+	    r->xfer.active ? "true" : "false", (unsigned long long)ss.syncs,
+	    (unsigned long long)(ss.sync_ns_max / 1000),
+	    (unsigned long long)r->frames_bad,
+	    (unsigned long long)(ns.auth_failures + ns.handshake_failures),
+	    (unsigned long long)ns.queue_drops);
+	return n > 0 && (size_t)n < len ? 0 : -1;
+}
+
 void
 replica_free(struct replica *r)
 {

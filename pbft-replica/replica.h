@@ -40,4 +40,7 @@ struct replica *replica_new(struct ev_loop *loop, struct cluster_cfg *cfg,
     void *key, const struct replica_opts *opts, char *err, size_t errlen);
 void replica_free(struct replica *r); /* safe on NULL */
 
+/* One line of JSON (no newline) describing the replica, for pbftd. */
+int replica_status_json(struct replica *r, char *buf, size_t len);
+
 #endif

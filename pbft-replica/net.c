@@ -1,0 +1,581 @@
+/*
+ * net.c - the replica's TCP layer; see net.h for the policies.
+ */
+#include "net.h"
+
+#include <errno.h>
+#include <ev.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chan.h"
+#include "log.h"
+#include "wire.h"
+
+#define READ_CHUNK 65536
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+
+struct conn {
+	struct net *n;
+	int fd;
+	bool outbound;
+	uint32_t want; /* outbound: the replica dialled */
+	bool established;
+	uint8_t role; /* peer's, once established */
+	uint32_t peer;
+	struct chan ch;
+	ev_io rd, wr;
+	ev_timer deadline;
+	struct wbuf in, out;
+	size_t out_off;
+	struct conn *next_dead;
+	struct conn *next_all, **prev_all; /* every live connection */
+	struct log_ratelimit rl;
+};
+
+struct net {
+	struct ev_loop *loop;
+	const struct cluster_cfg *cfg;
+	uint32_t id;
+	void *key;
+	struct net_callbacks cb;
+	int lfd;
+	ev_io accept;
+	ev_prepare reaper;
+	struct conn *peers[PBFT_REPLICAS_MAX]; /* established, by id */
+	struct conn *dialing[PBFT_REPLICAS_MAX]; /* outbound in progress */
+	ev_timer redial[PBFT_REPLICAS_MAX];
+	uint32_t backoff_ms[PBFT_REPLICAS_MAX];
+	struct conn **clients; /* [cfg->nclients] */
+	uint32_t nconns;
+	struct conn *dead;
+	struct conn *all;
+	struct wbuf enc;
+	struct net_stats st;
+};
+
+static void dial(struct net *n, uint32_t id);
+
+/* ---- connection lifetime ----------------------------------------------- */
+
+static int
+lookup(void *ctx, uint8_t role, uint32_t id, uint8_t pub[PBFT_PUBKEY_LEN])
+{
+	const struct net *n = ctx;
+
+	if (role == PBFT_ROLE_REPLICA) {
+		if (id >= n->cfg->n || id == n->id)
+			return -1;
+		memcpy(pub, n->cfg->nodes[id].public_key, PBFT_PUBKEY_LEN);
+		return 0;
+	}
+	if (id >= n->cfg->nclients)
+		return -1;
+	memcpy(pub, n->cfg->clients[id].public_key, PBFT_PUBKEY_LEN);
+	return 0;
+}
+
+static void
+schedule_redial(struct net *n, uint32_t id)
+{
+	uint32_t b = n->backoff_ms[id] ? n->backoff_ms[id] : BACKOFF_MIN_MS;
+	struct timespec ts;
+	double d;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	d = b * (0.5 + (double)(ts.tv_nsec % 1000) / 1000.0);
+	n->backoff_ms[id] = b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b * 2;
+	ev_timer_stop(n->loop, &n->redial[id]);
+	ev_timer_set(&n->redial[id], d / 1000.0, 0);
+	ev_timer_start(n->loop, &n->redial[id]);
+}
+
+/* Closes now; the memory goes at the next loop iteration (callers up the
+ * stack may still hold the pointer). */
+static void
+conn_close(struct conn *c, const char *why)
+{
+	struct net *n = c->n;
+
+	if (c->fd == -1)
+		return;
+	ev_io_stop(n->loop, &c->rd);
+	ev_io_stop(n->loop, &c->wr);
+	ev_timer_stop(n->loop, &c->deadline);
+	close(c->fd);
+	c->fd = -1;
+	if (c->established && c->role == PBFT_ROLE_REPLICA) {
+		if (n->peers[c->peer] == c) {
+			n->peers[c->peer] = NULL;
+			n->st.peers_connected--;
+			log_info("replica %u disconnected: %s", c->peer, why);
+		}
+	} else if (c->established && n->clients[c->peer] == c) {
+		n->clients[c->peer] = NULL;
+		n->st.clients_connected--;
+		log_debug("client %u disconnected: %s", c->peer, why);
+	} else if (why != NULL) {
+		log_debug("connection closed before the handshake: %s", why);
+	}
+	if (c->outbound && n->dialing[c->want] == c)
+		n->dialing[c->want] = NULL;
+	if (c->outbound && n->peers[c->want] == NULL &&
+	    n->dialing[c->want] == NULL)
+		schedule_redial(n, c->want);
+	chan_clear(&c->ch);
+	n->nconns--;
+	*c->prev_all = c->next_all;
+	if (c->next_all != NULL)
+		c->next_all->prev_all = c->prev_all;
+	c->next_dead = n->dead;
+	n->dead = c;
+}
+
+static void
+reaper_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct net *n = w->data;
+
+	(void)loop;
+	(void)revents;
+	while (n->dead != NULL) {
+		struct conn *c = n->dead;
+
+		n->dead = c->next_dead;
+		wbuf_clear(&c->in);
+		wbuf_clear(&c->out);
+		free(c);
+	}
+}
+
+static void
+on_established(struct conn *c)
+{
+	struct net *n = c->n;
+	struct conn **slot;
+
+	chan_peer(&c->ch, &c->role, &c->peer);
+	c->established = true;
+	ev_timer_stop(n->loop, &c->deadline);
+	if (c->role == PBFT_ROLE_REPLICA) {
+		slot = &n->peers[c->peer];
+		if (c->outbound) {
+			n->dialing[c->want] = NULL;
+			n->backoff_ms[c->want] = 0;
+		}
+		log_info("replica %u connected (%s)", c->peer,
+		    c->outbound ? "dialled" : "accepted");
+	} else {
+		slot = &n->clients[c->peer];
+		log_debug("client %u connected", c->peer);
+	}
+	if (*slot != NULL) {
+		struct conn *old = *slot;
+
+		old->established = false; /* do not touch the slot on close */
+		conn_close(old, "replaced by a newer connection");
+		if (c->role == PBFT_ROLE_REPLICA)
+			n->st.peers_connected--;
+		else
+			n->st.clients_connected--;
+	}
+	*slot = c;
+	if (c->role == PBFT_ROLE_REPLICA)
+		n->st.peers_connected++;
+	else
+		n->st.clients_connected++;
+}
+
+/* ---- I/O --------------------------------------------------------------- */
+
+static void
+flush(struct conn *c)
+{
+	while (c->out_off < c->out.len) {
+		ssize_t w = write(
+		    c->fd, c->out.p + c->out_off, c->out.len - c->out_off);
+
+		if (w == -1) {
+			if (errno == EAGAIN || errno == EINTR) {
+				ev_io_start(c->n->loop, &c->wr);
+				return;
+			}
+			conn_close(c, strerror(errno));
+			return;
+		}
+		c->out_off += (size_t)w;
+		c->n->st.bytes_out += (uint64_t)w;
+	}
+	wbuf_reset(&c->out);
+	c->out_off = 0;
+	ev_io_stop(c->n->loop, &c->wr);
+}
+
+static void
+on_frame(void *arg, const uint8_t *frame, size_t len)
+{
+	struct conn *c = arg;
+	struct net *n = c->n;
+
+	n->st.frames_in++;
+	if (c->role == PBFT_ROLE_REPLICA)
+		n->cb.on_replica_frame(n->cb.ctx, c->peer, frame, len);
+	else
+		n->cb.on_client_frame(n->cb.ctx, c->peer, frame, len);
+}
+
+static void
+read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct conn *c = w->data;
+	size_t used = 0;
+	ssize_t r;
+
+	(void)loop;
+	(void)revents;
+	if (wbuf_reserve(&c->in, READ_CHUNK) == -1) {
+		conn_close(c, "read buffer limit");
+		return;
+	}
+	r = read(c->fd, c->in.p + c->in.len, READ_CHUNK);
+	if (r == 0 || (r == -1 && errno != EAGAIN && errno != EINTR)) {
+		conn_close(c, r == 0 ? "closed by peer" : strerror(errno));
+		return;
+	}
+	if (r < 0)
+		return;
+	c->in.len += (size_t)r;
+	c->n->st.bytes_in += (uint64_t)r;
+	if (chan_input(&c->ch, c->in.p, c->in.len, &used, &c->out, on_frame,
+	        c) == -1) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		if (c->established)
+			c->n->st.auth_failures++;
+		else
+			c->n->st.handshake_failures++;
+		if (log_ratelimit(
+		        &c->rl, (uint64_t)ts.tv_sec * 1000 + 1, 5, 1000))
+			log_warnx("%s %u: %s: disconnecting",
+			    c->established
+			        ? (c->role == PBFT_ROLE_REPLICA ? "replica"
+			                                        : "client")
+			        : "peer",
+			    c->established ? c->peer : 0, chan_error(&c->ch));
+		conn_close(c, chan_error(&c->ch));
+		return;
+	}
+	if (c->fd == -1)
+		return;
+	memmove(c->in.p, c->in.p + used, c->in.len - used);
+	c->in.len -= used;
+	if (!c->established && chan_established(&c->ch))
+		on_established(c);
+	if (c->out.len > c->out_off)
+		flush(c);
+}
+
+static void
+write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct conn *c = w->data;
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	(void)loop;
+	(void)revents;
+	if (!ev_is_active(&c->rd)) { /* connect() finished */
+		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1 ||
+		    err != 0) {
+			conn_close(c, strerror(err ? err : errno));
+			return;
+		}
+		ev_io_start(c->n->loop, &c->rd);
+	}
+	flush(c);
+}
+
+static void
+deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	conn_close(w->data, "handshake timed out");
+}
+
+static struct conn *
+conn_new(struct net *n, int fd, bool outbound, uint32_t want)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	int one = 1;
+
+	if (c == NULL) {
+		close(fd);
+		return NULL;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->n = n;
+	c->fd = fd;
+	c->outbound = outbound;
+	c->want = want;
+	wbuf_init_dynamic(&c->in, CHAN_RECORD_MAX + 4 + READ_CHUNK);
+	wbuf_init_dynamic(&c->out, NET_WQ_BYTES_MAX + PBFT_FRAME_BYTES_MAX);
+	chan_init(&c->ch, PBFT_ROLE_REPLICA, n->id, n->key, lookup, n,
+	    n->cfg->name, outbound, outbound ? PBFT_ROLE_REPLICA : 0, want);
+	ev_io_init(&c->rd, read_cb, fd, EV_READ);
+	ev_io_init(&c->wr, write_cb, fd, EV_WRITE);
+	ev_timer_init(&c->deadline, deadline_cb, NET_HANDSHAKE_MS / 1000.0, 0);
+	c->rd.data = c->wr.data = c->deadline.data = c;
+	ev_timer_start(n->loop, &c->deadline);
+	n->nconns++;
+	c->next_all = n->all;
+	c->prev_all = &n->all;
+	if (n->all != NULL)
+		n->all->prev_all = &c->next_all;
+	n->all = c;
+	if (chan_start(&c->ch, &c->out) == -1) {
+		conn_close(c, "handshake start failed");
+		return NULL;
+	}
+	return c;
+}
+
+static void
+dial(struct net *n, uint32_t id)
+{
+	const struct cfg_node *node = &n->cfg->nodes[id];
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+	char port[8];
+	struct conn *c;
+	int fd;
+
+	if (n->peers[id] != NULL || n->dialing[id] != NULL)
+		return;
+	snprintf(port, sizeof(port), "%u", (unsigned)node->port);
+	if (!node->has_address ||
+	    getaddrinfo(node->host, port, &hints, &ai) != 0 || ai == NULL) {
+		schedule_redial(n, id);
+		return;
+	}
+	fd = socket(
+	    ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1 ||
+	    (connect(fd, ai->ai_addr, ai->ai_addrlen) == -1 &&
+	        errno != EINPROGRESS)) {
+		if (fd != -1)
+			close(fd);
+		freeaddrinfo(ai);
+		schedule_redial(n, id);
+		return;
+	}
+	freeaddrinfo(ai);
+	if ((c = conn_new(n, fd, true, id)) == NULL) {
+		schedule_redial(n, id);
+		return;
+	}
+	n->dialing[id] = c;
+	ev_io_start(n->loop, &c->wr); /* writable = connected */
+}
+
+static void
+redial_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct net *n = w->data;
+	uint32_t id = (uint32_t)(w - n->redial);
+
+	(void)loop;
+	(void)revents;
+	dial(n, id);
+}
+
+static void
+accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct net *n = w->data;
+	struct conn *c;
+	int fd;
+
+	(void)loop;
+	(void)revents;
+	while ((fd = accept4(
+	            n->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) != -1) {
+		if (n->nconns >= NET_CLIENTS_MAX + 2 * n->cfg->n) {
+			close(fd); /* full: refuse rather than grow */
+			continue;
+		}
+		if ((c = conn_new(n, fd, false, 0)) == NULL)
+			continue;
+		ev_io_start(n->loop, &c->rd);
+		flush(c);
+	}
+}
+
+/* ---- sending ----------------------------------------------------------- */
+
+static int
+encode(struct net *n, const struct pbft_msg *msg)
+{
+	wbuf_reset(&n->enc);
+	if (wire_encode(&n->enc, msg) == -1) {
+		log_warnx(
+		    "cannot encode a %s message", wire_type_name(msg->type));
+		return -1;
+	}
+	return 0;
+}
+
+static void
+queue_frame(struct net *n, struct conn *c)
+{
+	if (c == NULL || c->fd == -1 || !c->established)
+		return;
+	if (c->out.len - c->out_off + n->enc.len + 64 > NET_WQ_BYTES_MAX) {
+		n->st.queue_drops++;
+		log_warnx("%s %u too slow: write queue full, disconnecting",
+		    c->role == PBFT_ROLE_REPLICA ? "replica" : "client",
+		    c->peer);
+		conn_close(c, "write queue full");
+		return;
+	}
+	if (chan_seal(&c->ch, n->enc.p, n->enc.len, &c->out) == -1) {
+		conn_close(c, "cannot seal");
+		return;
+	}
+	n->st.frames_out++;
+	/* Coalesce: one write per loop iteration from the writer. */
+	ev_io_start(n->loop, &c->wr);
+}
+
+void
+net_send(struct net *n, uint32_t replica, const struct pbft_msg *msg)
+{
+	if (replica >= n->cfg->n || replica == n->id || encode(n, msg) == -1)
+		return;
+	queue_frame(n, n->peers[replica]);
+}
+
+void
+net_broadcast(struct net *n, const struct pbft_msg *msg)
+{
+	if (encode(n, msg) == -1)
+		return;
+	for (uint32_t i = 0; i < n->cfg->n; i++)
+		if (i != n->id)
+			queue_frame(n, n->peers[i]);
+}
+
+void
+net_send_client(struct net *n, uint32_t client, const struct pbft_msg *msg)
+{
+	if (client >= n->cfg->nclients || n->clients[client] == NULL ||
+	    encode(n, msg) == -1)
+		return;
+	queue_frame(n, n->clients[client]);
+}
+
+void
+net_get_stats(const struct net *n, struct net_stats *st)
+{
+	*st = n->st;
+}
+
+/* ---- setup ------------------------------------------------------------- */
+
+static int
+listen_on(struct net *n, char *err, size_t errlen)
+{
+	const struct cfg_node *node = &n->cfg->nodes[n->id];
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+	                    .ai_flags = AI_PASSIVE},
+	                *ai = NULL;
+	char port[8];
+	int one = 1;
+
+	snprintf(port, sizeof(port), "%u", (unsigned)node->port);
+	if (getaddrinfo(node->host, port, &hints, &ai) != 0 || ai == NULL) {
+		snprintf(err, errlen, "cannot resolve %s", node->host);
+		return -1;
+	}
+	n->lfd = socket(
+	    ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (n->lfd == -1 ||
+	    setsockopt(n->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ==
+	        -1 ||
+	    bind(n->lfd, ai->ai_addr, ai->ai_addrlen) == -1 ||
+	    listen(n->lfd, 128) == -1) {
+		snprintf(err, errlen, "cannot listen on %s:%u: %s", node->host,
+		    (unsigned)node->port, strerror(errno));
+		freeaddrinfo(ai);
+		return -1;
+	}
+	freeaddrinfo(ai);
+	return 0;
+}
+
+struct net *
+net_new(struct ev_loop *loop, const struct cluster_cfg *cfg, uint32_t id,
+    void *key, const struct net_callbacks *cb, char *err, size_t errlen)
+{
+	struct net *n = calloc(1, sizeof(*n));
+
+	if (n == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	n->loop = loop;
+	n->cfg = cfg;
+	n->id = id;
+	n->key = key;
+	n->cb = *cb;
+	n->lfd = -1;
+	n->clients =
+	    calloc(cfg->nclients ? cfg->nclients : 1, sizeof(*n->clients));
+	wbuf_init_dynamic(&n->enc, PBFT_FRAME_BYTES_MAX);
+	if (n->clients == NULL || listen_on(n, err, errlen) == -1) {
+		net_free(n);
+		return NULL;
+	}
+	ev_io_init(&n->accept, accept_cb, n->lfd, EV_READ);
+	n->accept.data = n;
+	ev_io_start(loop, &n->accept);
+	ev_prepare_init(&n->reaper, reaper_cb);
+	n->reaper.data = n;
+	ev_prepare_start(loop, &n->reaper);
+	for (uint32_t i = 0; i < cfg->n; i++) {
+		ev_init(&n->redial[i], redial_cb);
+		n->redial[i].data = n;
+		if (i > id)
+			dial(n, i); /* the lower id dials */
+	}
+	return n;
+}
+
+void
+net_free(struct net *n)
+{
+	if (n == NULL)
+		return;
+	while (n->all != NULL)
+		conn_close(n->all, "shutting down");
+	for (uint32_t i = 0; i < n->cfg->n; i++)
+		ev_timer_stop(n->loop, &n->redial[i]);
+	if (n->lfd != -1) {
+		ev_io_stop(n->loop, &n->accept);
+		close(n->lfd);
+	}
+	reaper_cb(n->loop, &n->reaper, 0);
+	ev_prepare_stop(n->loop, &n->reaper);
+	free(n->clients);
+	wbuf_clear(&n->enc);
+	free(n);
+}

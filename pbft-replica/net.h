@@ -1,0 +1,66 @@
+/*
+ * net.h - the replica's TCP layer on libev: one authenticated channel
+ * (common/chan.h) to every other replica, plus client connections.
+ *
+ * The replica with the lower id dials the higher one, so two replicas never
+ * race to connect to each other; a newer channel from the same peer replaces
+ * an older one. Dials are retried forever with doubling, jittered backoff
+ * (100 ms to 5 s). A peer that disconnects or sends anything that does not
+ * authenticate is dropped and logged; the replica carries on.
+ *
+ * Write queues are bounded (NET_WQ_BYTES_MAX per connection). A peer whose
+ * queue overflows is too slow or dead: its connection is dropped, queued
+ * data with it, and the drop is counted. That is safe because the protocol
+ * retransmits what matters; it keeps a stuck peer from growing our memory.
+ */
+#ifndef PBFT_NET_H
+#define PBFT_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cfg.h"
+#include "msg.h"
+
+#define NET_WQ_BYTES_MAX (32u << 20)
+#define NET_CLIENTS_MAX 1024
+#define NET_HANDSHAKE_MS 5000
+
+struct ev_loop;
+struct net;
+
+struct net_callbacks {
+	void *ctx;
+	/* An authenticated frame from replica `from` (borrowed). */
+	void (*on_replica_frame)(
+	    void *ctx, uint32_t from, const uint8_t *frame, size_t len);
+	/* An authenticated frame from client `client` (borrowed). */
+	void (*on_client_frame)(
+	    void *ctx, uint32_t client, const uint8_t *frame, size_t len);
+};
+
+struct net_stats {
+	uint32_t peers_connected;
+	uint32_t clients_connected;
+	uint64_t frames_in, frames_out, bytes_in, bytes_out;
+	uint64_t handshake_failures, auth_failures, queue_drops;
+};
+
+/*
+ * Listens on node id's address and starts dialling. key: this node's
+ * Ed25519 key (borrowed; must outlive the net). NULL with err on failure.
+ */
+struct net *net_new(struct ev_loop *loop, const struct cluster_cfg *cfg,
+    uint32_t id, void *key, const struct net_callbacks *cb, char *err,
+    size_t errlen);
+void net_free(struct net *n); /* safe on NULL */
+
+/* Queue msg to a replica / every other replica / a client; silently
+ * dropped when there is no channel (the protocol retransmits). */
+void net_send(struct net *n, uint32_t replica, const struct pbft_msg *msg);
+void net_broadcast(struct net *n, const struct pbft_msg *msg);
+void net_send_client(
+    struct net *n, uint32_t client, const struct pbft_msg *msg);
+void net_get_stats(const struct net *n, struct net_stats *st);
+
+#endif
