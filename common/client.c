@@ -55,6 +55,7 @@ struct vote {
 
 struct creq {
 	bool used;
+	bool sent;
 	uint64_t ts;
 	uint8_t *frame; /* the encoded REQUEST frame */
 	size_t frame_len;
@@ -343,6 +344,26 @@ conn_schedule(struct client_conn *cc)
 
 /* ---- requests ---------------------------------------------------------- */
 
+static void req_start(struct pbft_client *c, struct creq *q);
+
+/* Serial mode: the waiting request with the lowest timestamp goes next. */
+static void
+start_next(struct pbft_client *c)
+{
+	struct creq *next = NULL;
+
+	for (uint32_t i = 0; i < c->nreqs_max; i++) {
+		struct creq *q = &c->reqs[i];
+
+		if (q->used && q->sent)
+			return; /* one is in flight */
+		if (q->used && (next == NULL || q->ts < next->ts))
+			next = q;
+	}
+	if (next != NULL)
+		req_start(c, next);
+}
+
 static void
 req_finish(struct pbft_client *c, struct creq *q, const struct pbft_result *res)
 {
@@ -354,8 +375,11 @@ req_finish(struct pbft_client *c, struct creq *q, const struct pbft_result *res)
 	free(q->frame);
 	q->frame = NULL;
 	q->used = false;
+	q->sent = false;
 	c->outstanding--;
 	cb(arg, res);
+	if (!c->opts.pipeline && res->status != PBFT_CLIENT_CANCELLED)
+		start_next(c);
 }
 
 static void
@@ -411,7 +435,7 @@ client_on_reply(
 	uint32_t agree = 0;
 	struct pbft_result res = {.status = PBFT_CLIENT_OK};
 
-	if (q == NULL || rep->client != c->opts.client_id)
+	if (q == NULL || !q->sent || rep->client != c->opts.client_id)
 		return; /* late duplicate, or not ours */
 	v = &q->votes[replica];
 	v->have = true;
@@ -474,9 +498,21 @@ pbft_client_submit(struct pbft_client *c, const uint8_t *op, size_t len,
 	q->cb = cb;
 	q->arg = arg;
 	q->c = c;
+	q->sent = false;
+	c->outstanding++;
+	if (c->opts.pipeline)
+		req_start(c, q);
+	else
+		start_next(c);
+	return 0;
+}
+
+static void
+req_start(struct pbft_client *c, struct creq *q)
+{
+	q->sent = true;
 	q->start_us = mono_us();
 	q->retrans_ms = c->opts.retransmit_ms;
-	c->outstanding++;
 	ev_timer_init(&q->retrans, req_retrans_cb, q->retrans_ms / 1000.0, 0);
 	ev_timer_init(
 	    &q->deadline, req_deadline_cb, c->opts.timeout_ms / 1000.0, 0);
@@ -484,7 +520,6 @@ pbft_client_submit(struct pbft_client *c, const uint8_t *op, size_t len,
 	ev_timer_start(c->loop, &q->retrans);
 	ev_timer_start(c->loop, &q->deadline);
 	req_send(c, q, false);
-	return 0;
 }
 
 /* ---- lifecycle --------------------------------------------------------- */

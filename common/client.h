@@ -24,6 +24,7 @@
 #ifndef PBFT_CLIENT_H
 #define PBFT_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,6 +46,15 @@ struct pbft_client_opts {
 	uint32_t timeout_ms; /* per request; 0 = 30 s */
 	uint32_t retransmit_ms; /* first retransmission; 0 = cfg's */
 	uint32_t max_outstanding; /* 0 = 1024 */
+	/*
+	 * false (default): requests go out one at a time in timestamp order,
+	 * the others wait in the library. Replicas execute a client's request
+	 * only if its timestamp is newer than the last one executed, so a
+	 * request overtaken by a later one (possible across a view change)
+	 * would never run; sending one at a time rules that out.
+	 * true: send at once, for load generators that accept the caveat.
+	 */
+	bool pipeline;
 };
 
 struct pbft_result {

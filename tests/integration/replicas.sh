@@ -78,7 +78,7 @@ echo "ok: 1000 requests, four identical ledgers"
 echo "killing the primary (node 0)"
 kill -9 "${pids[0]}"
 timeout $((60 * mult)) "$pbftctl" bench -c "$cfg" --requests 200 \
-    --outstanding 5 --size 64 --json >"$dir/bench2.json" ||
+    --clients 4 --outstanding 1 --size 64 --json >"$dir/bench2.json" ||
     fail "cluster did not serve after the primary died: $(cat "$dir/bench2.json")"
 grep -q '"completed":200' "$dir/bench2.json" ||
     fail "not all requests completed after failover"
