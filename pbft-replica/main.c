@@ -163,7 +163,12 @@ main(int argc, char **argv)
 	ev_signal sigterm, sigint;
 	ev_io sup;
 	void *key;
+	struct stat sb;
 	int ch;
+
+	/* Before anything else opens a file: is fd 3 pbftd's socketpair? */
+	if (fstat(SUP_FD, &sb) == 0 && S_ISSOCK(sb.st_mode))
+		opts.sup_fd = SUP_FD;
 
 	while ((ch = getopt_long(
 	            argc, argv, "c:i:dp:n:b:hV", longopts, NULL)) != -1) {

@@ -85,6 +85,8 @@ child_start(struct child *c)
 		child_exec(c, sv[1]);
 	}
 	close(sv[1]);
+	/* Never block on a replica: status reads are event-driven. */
+	fcntl(sv[0], F_SETFL, O_NONBLOCK);
 	c->sup_fd = sv[0];
 	c->pid = pid;
 	c->state = CHILD_RUNNING;

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# pbftd.sh - the supervisor with real replicas on 127.0.0.1, hard time bounds:
+#   - pbftd -c on a 4-node config; 20 `pbftctl submit`s succeed; status
+#     --json shows all four replicas at one last_executed and state digest;
+#   - kill -9 of a replica: pbftd restarts it;
+#   - the control socket survives garbage, a 10 MB line, an unknown command,
+#     an idle client and a half-closed socket, and keeps serving;
+#   - SIGTERM: pbftd exits 0 and no replica is left;
+#   - kill -9 of pbftd: the replicas exit by themselves.
+set -euo pipefail
+
+build=${PBFT_BUILD:?PBFT_BUILD must name the build directory}
+mult=${PBFT_TIMEOUT_MULT:-1}
+pbftctl=$build/pbftctl/pbftctl
+pbftd=$build/pbftd/pbftd
+dir=$(mktemp -d /tmp/pbft-pbftd.XXXXXX)
+pid=
+
+cleanup() {
+	local rc=$?
+	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
+	pkill -9 -f "pbft-replica -c $dir/" 2>/dev/null || true
+	if [ $rc -ne 0 ]; then
+		echo "--- pbftd log (test failed) ---"
+		tail -n 60 "$dir/pbftd.log" 2>/dev/null || true
+	fi
+	[ -n "${PBFT_TEST_KEEP:-}" ] || rm -rf "$dir"
+	exit $rc
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+passed=0
+ok() { echo "ok: $*"; passed=$((passed + 1)); }
+
+# wait_until SECONDS COMMAND...: polls every 0.1 s.
+wait_until() {
+	local limit=$(( $1 * 10 * mult )); shift
+	for _ in $(seq 1 "$limit"); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+base=$(( 30000 + ($$ % 2000) * 10 ))
+"$pbftctl" init -n 4 --base-port "$base" -o "$dir/c" >/dev/null
+cfg=$dir/c/cluster.ini
+sed -i 's/^view_change_timeout.*/view_change_timeout = 1s/' "$cfg"
+ctl() { timeout $((20 * mult)) "$pbftctl" -c "$cfg" -t $((15 * mult)) "$@"; }
+
+"$pbftd" -c "$cfg" 2>"$dir/pbftd.log" &
+pid=$!
+wait_until 10 test -S "$dir/c/pbftd.sock" || fail "no control socket"
+
+all_running() {
+	ctl status --json | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+sys.exit(0 if all(r["state"] == "running" and "view" in r for r in s["replicas"]) else 1)'
+}
+wait_until 20 all_running || fail "replicas did not come up"
+
+for i in $(seq 1 20); do
+	ctl submit "tx$i" >/dev/null || fail "submit tx$i failed"
+done
+ok "20 submits through pbftd"
+
+same_state() {
+	ctl status --json | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+r = s["replicas"]
+ex = {x["last_executed"] for x in r}
+sys.exit(0 if len(ex) == 1 and min(ex) >= 20 else 1)'
+}
+wait_until 10 same_state || fail "replicas disagree: $(ctl status --json)"
+ok "status --json: four replicas at one last_executed"
+
+ctl put color blue >/dev/null || fail "put"
+[ "$(ctl get color)" = blue ] || fail "get did not return the value put"
+ctl del color >/dev/null || fail "del"
+if ctl get color 2>/dev/null; then fail "get after del succeeded"; fi
+ok "put, get, del"
+
+victim=$(ctl status --json | python3 -c '
+import json, sys; print(json.load(sys.stdin)["replicas"][2]["pid"])')
+kill -9 "$victim"
+restarted() {
+	ctl status --json | python3 -c '
+import json, sys
+r = json.load(sys.stdin)["replicas"][2]
+sys.exit(0 if r["restarts"] >= 1 and r["state"] == "running" else 1)'
+}
+wait_until 15 restarted || fail "replica 2 was not restarted"
+ctl submit after-restart >/dev/null || fail "submit after restart"
+ok "kill -9 of a replica: restarted, cluster serves"
+
+# Hostile control clients; pbftd must answer each and keep serving.
+python3 - "$dir/c/pbftd.sock" <<'PY' || fail "control socket abuse"
+import json, socket, sys, time
+path = sys.argv[1]
+def conn():
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(path)
+    return s
+def line(s):
+    buf = b""
+    while not buf.endswith(b"\n"):
+        d = s.recv(65536)
+        if not d:
+            break
+        buf += d
+    return buf
+idle = conn()                                   # connects, never sends
+s = conn(); s.sendall(b"garbage\n")
+assert json.loads(line(s))["ok"] is False
+s = conn(); s.sendall(b'{"v":1,"id":3,"cmd":"frobnicate"}\n')
+r = json.loads(line(s)); assert r["ok"] is False and "unknown" in r["error"], r
+s = conn()
+try:
+    s.sendall(b"x" * (10 * 1024 * 1024) + b"\n")
+except OSError:
+    pass                                        # pbftd may close first
+r = line(s)
+assert r == b"" or json.loads(r)["ok"] is False
+s = conn(); s.sendall(b'{"v":1,"id":4,"cmd":"status"}\n'); s.shutdown(socket.SHUT_WR)
+assert json.loads(line(s))["ok"] is True        # half-closed: still answered
+s = conn(); s.sendall(b'{"v":1,"id":5,"cmd":"peers"}\n')
+assert json.loads(line(s))["ok"] is True        # idle one did not block us
+PY
+ok "control socket: garbage, 10 MB line, unknown command, idle, half-closed"
+
+replicas=$(pgrep -f "pbft-replica -c $cfg" | wc -l)
+[ "$replicas" = 4 ] || fail "expected 4 replicas, found $replicas"
+kill -TERM "$pid"
+rc=0
+timeout $((20 * mult)) tail --pid="$pid" -f /dev/null || fail "pbftd did not exit"
+wait "$pid" || rc=$?
+pid=
+[ "$rc" = 0 ] || fail "pbftd exited with $rc after SIGTERM"
+if pgrep -f "pbft-replica -c $cfg" >/dev/null; then fail "replicas left behind"; fi
+ok "SIGTERM: exit 0, no replica left"
+
+"$pbftd" -c "$cfg" 2>>"$dir/pbftd.log" &
+pid=$!
+wait_until 20 all_running || fail "second start: replicas did not come up"
+kill -9 "$pid"
+wait "$pid" 2>/dev/null || true
+pid=
+gone() { ! pgrep -f "pbft-replica -c $cfg" >/dev/null; }
+wait_until 10 gone || fail "replicas outlived a killed pbftd"
+ok "kill -9 of pbftd: replicas exit by themselves"
+echo "$passed passed, 0 failed"
