@@ -287,8 +287,23 @@ pbft_resend_checkpoint(struct pbft *p)
 		if (p->own[i].have_digest && p->own[i].seq > p->low &&
 		    (best == NULL || p->own[i].seq > best->seq))
 			best = &p->own[i];
-	if (best == NULL)
+	if (best == NULL) {
+		/* Nothing newer: repeat our part of the stable checkpoint's
+		 * proof, so a replica that missed it learns it moved on. */
+		for (uint32_t i = 0; i < p->low_proof_n; i++)
+			if (p->low_proof[i].replica == p->id) {
+				m = pbft_new_msg(p);
+				m->type = PBFT_MSG_CHECKPOINT;
+				m->u.checkpoint.seq = p->low;
+				memcpy(m->u.checkpoint.digest, p->low_digest,
+				    PBFT_DIGEST_LEN);
+				m->u.checkpoint.replica = p->id;
+				memcpy(m->u.checkpoint.sig, p->low_proof[i].sig,
+				    PBFT_SIG_LEN);
+				pbft_broadcast(p, m);
+			}
 		return;
+	}
 	m = pbft_new_msg(p);
 	m->type = PBFT_MSG_CHECKPOINT;
 	m->u.checkpoint.seq = best->seq;

@@ -1,0 +1,609 @@
+/*
+ * check_core.c - the consensus core's rules, one scenario each, on a tiny
+ * in-memory network: messages are encoded and decoded like on the wire, and
+ * a test can drop, alter or inject any of them.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fake_crypto.h"
+#include "pbft.h"
+#include "wire.h"
+
+#define NMAX 7
+#define QMAX 4096
+
+struct pkt {
+	uint32_t from, to;
+	uint8_t *data;
+	size_t len;
+};
+
+struct net {
+	uint32_t n;
+	struct pbft *core[NMAX];
+	struct fake_crypto fc[NMAX];
+	struct pbft_actions acts[NMAX];
+	struct pkt q[QMAX];
+	size_t qn;
+	bool down[NMAX]; /* drops everything to and from it */
+	uint64_t executed[NMAX]; /* highest seq executed */
+	uint32_t exec_reqs[NMAX]; /* requests executed (not skipped) */
+	uint32_t resends[NMAX];
+	uint32_t fetch_state[NMAX];
+	uint64_t view_entered[NMAX];
+	struct wbuf rec[NMAX]; /* persisted records, length-prefixed */
+	uint8_t app[NMAX][32];
+	uint8_t arena[1 << 20];
+};
+
+static struct net *N;
+
+static void
+net_setup(uint32_t n, uint32_t test_flags)
+{
+	N = calloc(1, sizeof(*N));
+	N->n = n;
+	for (uint32_t i = 0; i < n; i++) {
+		struct pbft_config c;
+		char err[128];
+
+		fake_crypto_init(&N->fc[i], i);
+		pbft_config_default(&c, n, i, 4);
+		c.checkpoint_interval = 4;
+		c.window = 8;
+		c.view_timeout_ticks = 20;
+		c.retransmit_ticks = 5;
+		c.test_flags = test_flags;
+		c.crypto = &N->fc[i].ops;
+		N->core[i] = pbft_new(&c, err, sizeof(err));
+		ck_assert_msg(N->core[i] != NULL, "%s", err);
+		wbuf_init_dynamic(&N->rec[i], 1 << 26);
+	}
+}
+
+static void
+net_teardown(void)
+{
+	for (uint32_t i = 0; i < N->n; i++) {
+		pbft_free(N->core[i]);
+		free(N->acts[i].v);
+		wbuf_clear(&N->rec[i]);
+	}
+	for (size_t i = 0; i < N->qn; i++)
+		free(N->q[i].data);
+	free(N);
+}
+
+static void
+enqueue(uint32_t from, uint32_t to, const struct pbft_msg *m)
+{
+	struct wbuf wb;
+
+	ck_assert_uint_lt(N->qn, QMAX);
+	wbuf_init_dynamic(&wb, PBFT_FRAME_BYTES_MAX);
+	ck_assert_int_eq(wire_encode(&wb, m), 0);
+	N->q[N->qn++] = (struct pkt){from, to, wb.p, wb.len};
+}
+
+static void step(uint32_t i, const struct pbft_event *ev);
+
+static void
+run_actions(uint32_t i)
+{
+	struct pbft_actions *a = &N->acts[i];
+	struct pbft_event dig[4];
+	int nd = 0;
+
+	for (size_t k = 0; k < a->n; k++) {
+		const struct pbft_action *x = &a->v[k];
+
+		switch (x->type) {
+		case PBFT_ACT_SEND:
+			enqueue(i, x->to, x->msg);
+			break;
+		case PBFT_ACT_BROADCAST:
+			for (uint32_t to = 0; to < N->n; to++)
+				if (to != i)
+					enqueue(i, to, x->msg);
+			break;
+		case PBFT_ACT_PERSIST:
+			wbuf_put_u32(&N->rec[i], (uint32_t)x->record_len);
+			wbuf_put_bytes(&N->rec[i], x->record, x->record_len);
+			break;
+		case PBFT_ACT_EXECUTE:
+			ck_assert_uint_eq(x->seq, N->executed[i] + 1);
+			N->executed[i] = x->seq;
+			for (uint32_t r = 0; r < x->nreqs; r++)
+				if (!x->skip[r]) {
+					N->exec_reqs[i]++;
+					N->app[i][0]++;
+				}
+			break;
+		case PBFT_ACT_RESEND_REPLY:
+			N->resends[i]++;
+			break;
+		case PBFT_ACT_TAKE_CHECKPOINT:
+			dig[nd] = (struct pbft_event){
+			    .type = PBFT_EV_STATE_DIGEST, .seq = x->seq};
+			memcpy(dig[nd].digest, N->app[i], 32);
+			nd++;
+			break;
+		case PBFT_ACT_FETCH_STATE:
+			N->fetch_state[i]++;
+			break;
+		case PBFT_ACT_VIEW:
+			N->view_entered[i] = x->view;
+			break;
+		case PBFT_ACT_STABLE:
+			break;
+		}
+	}
+	for (int k = 0; k < nd; k++)
+		step(i, &dig[k]);
+}
+
+static void
+step(uint32_t i, const struct pbft_event *ev)
+{
+	N->acts[i].n = 0;
+	ck_assert_int_eq(pbft_step(N->core[i], ev, &N->acts[i]), 0);
+	run_actions(i);
+}
+
+/* Delivers queued packets (in order) until none are left. */
+static void
+drain(void)
+{
+	for (int guard = 0; N->qn > 0 && guard < 100000; guard++) {
+		struct pkt p = N->q[0];
+		struct wire_arena a;
+		struct pbft_msg m;
+		struct pbft_event ev = {.type = PBFT_EV_MSG, .msg = &m};
+
+		memmove(N->q, N->q + 1, (N->qn - 1) * sizeof(N->q[0]));
+		N->qn--;
+		if (!N->down[p.from] && !N->down[p.to]) {
+			wire_arena_init(&a, N->arena, sizeof(N->arena));
+			ck_assert_int_eq(
+			    wire_decode(p.data, p.len, &m, &a), WIRE_OK);
+			ev.from = p.from;
+			step(p.to, &ev);
+		}
+		free(p.data);
+	}
+}
+
+static void
+ticks(int k)
+{
+	struct pbft_event ev = {.type = PBFT_EV_TICK};
+
+	for (int t = 0; t < k; t++) {
+		for (uint32_t i = 0; i < N->n; i++)
+			if (!N->down[i])
+				step(i, &ev);
+		drain();
+	}
+}
+
+static uint8_t op_buf[16];
+
+static struct pbft_msg
+request(uint32_t client, uint64_t ts)
+{
+	static uint8_t auth[FAKE_AUTH_LEN];
+	struct pbft_msg m = {.type = PBFT_MSG_REQUEST};
+
+	op_buf[0] = (uint8_t)ts;
+	m.u.request = (struct pbft_request){
+	    .client = client, .timestamp = ts, .op_len = 4, .op = op_buf};
+	fake_request_auth(&m.u.request, auth);
+	m.u.request.auth = auth;
+	m.u.request.auth_len = FAKE_AUTH_LEN;
+	return m;
+}
+
+static void
+submit(uint32_t to, uint32_t client, uint64_t ts)
+{
+	struct pbft_msg m = request(client, ts);
+	struct pbft_event ev = {.type = PBFT_EV_REQUEST, .msg = &m};
+
+	step(to, &ev);
+	drain();
+}
+
+static uint64_t
+rejected(uint32_t i, enum pbft_reject r)
+{
+	struct pbft_status st;
+
+	pbft_get_status(N->core[i], &st);
+	return st.rejected[r];
+}
+
+static struct pbft_status
+status(uint32_t i)
+{
+	struct pbft_status st;
+
+	pbft_get_status(N->core[i], &st);
+	return st;
+}
+
+/* Injects a message as if replica `from` had sent it to `to`. */
+static void
+inject(uint32_t from, uint32_t to, const struct pbft_msg *m)
+{
+	struct pbft_event ev = {.type = PBFT_EV_MSG, .from = from, .msg = m};
+
+	step(to, &ev);
+	drain();
+}
+
+static struct pbft_msg
+signed_vote(uint32_t signer, enum pbft_msg_type type, uint64_t view,
+    uint64_t seq, uint8_t fill)
+{
+	struct pbft_msg m = {.type = type};
+	struct wbuf wb;
+
+	m.u.prepare =
+	    (struct pbft_vote){.view = view, .seq = seq, .replica = signer};
+	memset(m.u.prepare.digest, fill, 32);
+	wbuf_init_dynamic(&wb, 4096);
+	wire_signed_vote(&wb, type, view, seq, m.u.prepare.digest, signer);
+	fake_sign_as(signer, wb.p, wb.len, m.u.prepare.sig);
+	wbuf_clear(&wb);
+	return m;
+}
+
+/* A pre-prepare with a one-request batch, signed by `signer`. */
+static struct pbft_msg
+signed_pp(uint32_t signer, uint64_t view, uint64_t seq, uint64_t ts,
+    struct wbuf *batch)
+{
+	struct pbft_msg m = {.type = PBFT_MSG_PREPREPARE};
+	struct pbft_msg r = request(1, ts);
+	struct wbuf wb;
+
+	wbuf_reset(batch);
+	wire_encode_batch(batch, &r.u.request, 1);
+	m.u.preprepare = (struct pbft_preprepare){.view = view,
+	    .seq = seq,
+	    .replica = signer,
+	    .batch = batch->p,
+	    .batch_len = (uint32_t)batch->len};
+	fake_digest(batch->p, batch->len, m.u.preprepare.digest);
+	wbuf_init_dynamic(&wb, 4096);
+	wire_signed_preprepare(&wb, view, seq, m.u.preprepare.digest, signer);
+	fake_sign_as(signer, wb.p, wb.len, m.u.preprepare.sig);
+	wbuf_clear(&wb);
+	return m;
+}
+
+/* ---- normal case -------------------------------------------------------- */
+
+START_TEST(test_commit_one_request)
+{
+	net_setup(4, 0);
+	submit(0, 0, 1);
+	for (uint32_t i = 0; i < 4; i++) {
+		ck_assert_uint_eq(N->executed[i], 1);
+		ck_assert_uint_eq(N->exec_reqs[i], 1);
+	}
+	net_teardown();
+}
+END_TEST
+
+START_TEST(test_quorums_n5_n6)
+{
+	for (uint32_t n = 5; n <= 6; n++) {
+		net_setup(n, 0);
+		N->down[n - 1] = true; /* f = 1: one may be silent */
+		submit(0, 0, 1);
+		for (uint32_t i = 0; i < n - 1; i++)
+			ck_assert_uint_eq(N->executed[i], 1);
+		net_teardown();
+	}
+}
+END_TEST
+
+/* Without 2f+1 live replicas nothing may commit. */
+START_TEST(test_no_commit_without_quorum)
+{
+	net_setup(4, 0);
+	N->down[2] = N->down[3] = true;
+	submit(0, 0, 1);
+	ck_assert_uint_eq(N->executed[0], 0);
+	ck_assert_uint_eq(N->executed[1], 0);
+	net_teardown();
+}
+END_TEST
+
+START_TEST(test_duplicate_not_reexecuted)
+{
+	net_setup(4, 0);
+	submit(0, 0, 7);
+	submit(0, 0, 7); /* retransmission of an executed request */
+	ck_assert_uint_eq(N->exec_reqs[0], 1);
+	ck_assert_uint_eq(N->resends[0], 1);
+	submit(0, 0, 5); /* older: dropped */
+	ck_assert_uint_eq(N->exec_reqs[1], 1);
+	ck_assert_uint_ge(rejected(0, PBFT_REJ_OLD_REQUEST), 1);
+	net_teardown();
+}
+END_TEST
+
+START_TEST(test_batching)
+{
+	net_setup(4, 0);
+	N->down[0] = true; /* hold the primary's traffic back */
+	for (uint32_t c = 0; c < 4; c++) {
+		struct pbft_msg m = request(c, 1);
+		struct pbft_event ev = {.type = PBFT_EV_REQUEST, .msg = &m};
+
+		step(0, &ev);
+	}
+	N->down[0] = false;
+	drain();
+	ck_assert_uint_eq(N->exec_reqs[1], 4);
+	ck_assert_uint_le(N->executed[1], 4);
+	net_teardown();
+}
+END_TEST
+
+/* ---- hostile input ------------------------------------------------------ */
+
+START_TEST(test_bad_signature_rejected)
+{
+	struct pbft_msg v;
+
+	net_setup(4, 0);
+	v = signed_vote(2, PBFT_MSG_PREPARE, 0, 1, 0xaa);
+	v.u.prepare.sig[0] ^= 1;
+	inject(2, 1, &v);
+	ck_assert_uint_eq(rejected(1, PBFT_REJ_BAD_SIG), 1);
+	net_teardown();
+}
+END_TEST
+
+START_TEST(test_wrong_view_and_window)
+{
+	struct pbft_msg v;
+
+	net_setup(4, 0);
+	v = signed_vote(2, PBFT_MSG_COMMIT, 3, 1, 0xaa);
+	inject(2, 1, &v);
+	ck_assert_uint_eq(rejected(1, PBFT_REJ_WRONG_VIEW), 1);
+	v = signed_vote(2, PBFT_MSG_COMMIT, 0, 9, 0xaa); /* L = 8 */
+	inject(2, 1, &v);
+	ck_assert_uint_eq(rejected(1, PBFT_REJ_OUT_OF_WINDOW), 1);
+	v = signed_vote(3, PBFT_MSG_COMMIT, 0, 1, 0xaa);
+	inject(2, 1, &v); /* replica field says 3, channel says 2 */
+	ck_assert_uint_eq(rejected(1, PBFT_REJ_BAD_SENDER), 1);
+	net_teardown();
+}
+END_TEST
+
+START_TEST(test_preprepare_rules)
+{
+	struct wbuf b;
+	struct pbft_msg pp;
+
+	wbuf_init_dynamic(&b, 1 << 16);
+	net_setup(4, 0);
+	pp = signed_pp(2, 0, 1, 1, &b); /* replica 2 is not primary of 0 */
+	inject(2, 1, &pp);
+	ck_assert_uint_eq(rejected(1, PBFT_REJ_NOT_PRIMARY), 1);
+	pp = signed_pp(0, 0, 1, 1, &b);
+	pp.u.preprepare.digest[5] ^= 1; /* digest does not match batch */
+	{
+		struct wbuf wb;
+
+		wbuf_init_dynamic(&wb, 4096);
+		wire_signed_preprepare(&wb, 0, 1, pp.u.preprepare.digest, 0);
+		fake_sign_as(0, wb.p, wb.len, pp.u.preprepare.sig);
+		wbuf_clear(&wb);
+	}
+	inject(0, 1, &pp);
+	ck_assert_uint_eq(rejected(1, PBFT_REJ_BAD_DIGEST), 1);
+	N->down[0] = true; /* keep replica 1's prepare from mattering */
+	pp = signed_pp(0, 0, 1, 1, &b);
+	inject(0, 1, &pp);
+	pp = signed_pp(0, 0, 1, 2, &b); /* a second, different one */
+	inject(0, 1, &pp);
+	ck_assert_uint_eq(rejected(1, PBFT_REJ_CONFLICT), 1);
+	net_teardown();
+	wbuf_clear(&b);
+}
+END_TEST
+
+/* ---- checkpoints -------------------------------------------------------- */
+
+START_TEST(test_checkpoint_stable_and_gc)
+{
+	net_setup(4, 0);
+	for (uint64_t t = 1; t <= 4; t++)
+		submit(0, 0, t); /* K = 4: seq 4 is a checkpoint */
+	for (uint32_t i = 0; i < 4; i++) {
+		ck_assert_uint_eq(status(i).stable_checkpoint, 4);
+		ck_assert_uint_eq(status(i).low_mark, 4);
+	}
+	net_teardown();
+}
+END_TEST
+
+START_TEST(test_lagging_replica_fetches_state)
+{
+	net_setup(4, 0);
+	N->down[3] = true;
+	for (uint64_t t = 1; t <= 4; t++)
+		submit(0, 0, t);
+	N->down[3] = false;
+	ticks(12); /* retransmitted checkpoints reach replica 3 */
+	ck_assert_uint_ge(N->fetch_state[3], 1);
+	net_teardown();
+}
+END_TEST
+
+/* ---- view change -------------------------------------------------------- */
+
+START_TEST(test_view_change_keeps_committed)
+{
+	net_setup(4, 0);
+	submit(0, 0, 1);
+	N->down[0] = true; /* the primary goes silent */
+	submit(1, 1, 1); /* a backup forwards, starts its timer */
+	submit(2, 1, 1);
+	submit(3, 1, 1);
+	ticks(200);
+	for (uint32_t i = 1; i < 4; i++) {
+		ck_assert_uint_ge(status(i).view, 1);
+		ck_assert_uint_eq(N->exec_reqs[i], 2);
+	}
+	net_teardown();
+}
+END_TEST
+
+/* A NEW-VIEW whose O does not follow from its V is refused. */
+static bool tamper_nv;
+
+START_TEST(test_tampered_new_view_rejected)
+{
+	net_setup(4, 0);
+	submit(0, 0, 1);
+	N->down[0] = true;
+	submit(1, 1, 1);
+	submit(2, 1, 1);
+	submit(3, 1, 1);
+	/* Let the view change start but intercept replica 1's NEW-VIEW. */
+	for (int t = 0; t < 200 && status(1).view_changes == 0; t++) {
+		struct pbft_event ev = {.type = PBFT_EV_TICK};
+
+		for (uint32_t i = 1; i < 4; i++)
+			step(i, &ev);
+		drain();
+	}
+	(void)tamper_nv;
+	ck_assert_uint_eq(status(1).view, 1);
+	{
+		/* Forge: replica 1 (primary of view 1) signs a NEW-VIEW with
+		 * an empty V: it must be refused for want of 2f+1 VCs. */
+		struct pbft_msg nv = {.type = PBFT_MSG_NEW_VIEW};
+		struct wbuf wb;
+
+		nv.u.new_view = (struct pbft_new_view){.view = 2, .replica = 2};
+		wbuf_init_dynamic(&wb, 4096);
+		wire_signed_bytes(&wb, &nv);
+		fake_sign_as(2, wb.p, wb.len, nv.u.new_view.sig);
+		wbuf_clear(&wb);
+		inject(2, 3, &nv);
+		ck_assert_uint_eq(rejected(3, PBFT_REJ_BAD_NEW_VIEW), 1);
+		ck_assert_uint_eq(status(3).view, 1);
+	}
+	net_teardown();
+}
+END_TEST
+
+/* ---- recovery ----------------------------------------------------------- */
+
+START_TEST(test_recovery_never_contradicts)
+{
+	struct pbft_config c;
+	struct wbuf b;
+	struct pbft_msg pp;
+	struct rbuf rb;
+	uint32_t len;
+	const uint8_t *rec;
+
+	wbuf_init_dynamic(&b, 1 << 16);
+	net_setup(4, 0);
+	N->down[0] = N->down[2] = N->down[3] = true;
+	pp = signed_pp(0, 0, 1, 1, &b);
+	inject(0, 1, &pp); /* replica 1 accepts and prepares */
+	/* Crash replica 1 and rebuild it from its records. */
+	pbft_free(N->core[1]);
+	pbft_config_default(&c, 4, 1, 4);
+	c.checkpoint_interval = 4;
+	c.window = 8;
+	c.crypto = &N->fc[1].ops;
+	N->core[1] = pbft_new(&c, NULL, 0);
+	rbuf_init(&rb, N->rec[1].p, N->rec[1].len);
+	while (
+	    rbuf_get_u32(&rb, &len) == 0 && rbuf_get_ref(&rb, &rec, len) == 0)
+		ck_assert_int_eq(pbft_recover(N->core[1], rec, len), 0);
+	/* The same slot, another batch: it must be refused as a conflict. */
+	pp = signed_pp(0, 0, 1, 2, &b);
+	inject(0, 1, &pp);
+	ck_assert_uint_eq(rejected(1, PBFT_REJ_CONFLICT), 1);
+	ck_assert_int_eq(
+	    pbft_recover(N->core[1], (const uint8_t *)"\x63", 1), -1);
+	net_teardown();
+	wbuf_clear(&b);
+}
+END_TEST
+
+START_TEST(test_config_validation)
+{
+	struct pbft_config c;
+	struct fake_crypto fc;
+	char err[128];
+
+	fake_crypto_init(&fc, 0);
+	pbft_config_default(&c, 4, 0, 1);
+	c.crypto = &fc.ops;
+	c.f = 2; /* n < 3f+1 */
+	ck_assert_ptr_null(pbft_new(&c, err, sizeof(err)));
+	ck_assert_ptr_nonnull(strstr(err, "3f+1"));
+	c.f = 1;
+	c.window = 150; /* not a multiple of K = 100 */
+	ck_assert_ptr_null(pbft_new(&c, err, sizeof(err)));
+}
+END_TEST
+
+static Suite *
+core_suite(void)
+{
+	Suite *s = suite_create("core");
+	TCase *tc = tcase_create("normal");
+
+	tcase_add_test(tc, test_commit_one_request);
+	tcase_add_test(tc, test_quorums_n5_n6);
+	tcase_add_test(tc, test_no_commit_without_quorum);
+	tcase_add_test(tc, test_duplicate_not_reexecuted);
+	tcase_add_test(tc, test_batching);
+	tcase_add_test(tc, test_config_validation);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("hostile");
+	tcase_add_test(tc, test_bad_signature_rejected);
+	tcase_add_test(tc, test_wrong_view_and_window);
+	tcase_add_test(tc, test_preprepare_rules);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("checkpoint");
+	tcase_add_test(tc, test_checkpoint_stable_and_gc);
+	tcase_add_test(tc, test_lagging_replica_fetches_state);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("view_change");
+	tcase_add_test(tc, test_view_change_keeps_committed);
+	tcase_add_test(tc, test_tampered_new_view_rejected);
+	tcase_add_test(tc, test_recovery_never_contradicts);
+	tcase_set_timeout(tc, 60);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(core_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
