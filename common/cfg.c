@@ -698,7 +698,7 @@ set_paths(struct parse *ps, const char *path)
 		fail_at(ps, 0, "path too long");
 		return -1;
 	}
-	snprintf(ps->dir, sizeof(ps->dir), "%s", ps->cfg->path);
+	memcpy(ps->dir, ps->cfg->path, strlen(ps->cfg->path) + 1);
 	if ((slash = strrchr(ps->dir, '/')) != NULL)
 		*(slash == ps->dir ? slash + 1 : slash) = '\0';
 	return 0;

@@ -64,6 +64,9 @@ log_level_from_env(void)
 		log_level = lvl;
 }
 
+static void log_vline(enum log_level lvl, const char *fmt, va_list ap,
+    int errnum) __attribute__((format(printf, 2, 0)));
+
 static void
 log_vline(enum log_level lvl, const char *fmt, va_list ap, int errnum)
 {
