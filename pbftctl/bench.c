@@ -385,8 +385,7 @@ wait_connected(struct bench *b)
 		bool all = true;
 
 		for (uint32_t i = 0; i < b->nclients; i++)
-			if (pbft_client_connected(b->clients[i].pc) <
-			    b->cfg->n)
+			if (pbft_client_connected(b->clients[i].pc) < b->cfg->n)
 				all = false;
 		if (all)
 			return;

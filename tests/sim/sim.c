@@ -1156,12 +1156,13 @@ deliver(struct sim *s, struct event *e)
 			return;
 		ev.type = PBFT_EV_MSG;
 		ev.from = e->from;
-		if (m.type == PBFT_MSG_VIEW_CHANGE || m.type == PBFT_MSG_NEW_VIEW)
+		if (m.type == PBFT_MSG_VIEW_CHANGE ||
+		    m.type == PBFT_MSG_NEW_VIEW)
 			trace(s, "r%u <- r%u %s v=%llu", e->to, e->from,
 			    wire_type_name(m.type),
 			    (unsigned long long)(m.type == PBFT_MSG_NEW_VIEW
-				    ? m.u.new_view.view
-				    : m.u.view_change.view));
+			            ? m.u.new_view.view
+			            : m.u.view_change.view));
 		if (r->byz) {
 			byz_keep(r, e->data, e->len);
 			if (r->mode == SIM_BYZ_VOTE_ALL)
