@@ -39,6 +39,7 @@ struct ctl_client {
 	ev_timer idle;
 	struct wbuf in, out;
 	bool closing; /* close once out is flushed */
+	uint32_t waiting; /* replies still being worked out */
 };
 
 /* A status request waiting for the replicas' answers. */
@@ -110,13 +111,27 @@ send_error(struct ctl_client *c, json_int_t id, const char *msg)
 	send_json(c, rep);
 }
 
-/* The client for a job, if it is still the same connection. */
+/*
+ * The client a finished job answers, if it is still the same connection;
+ * it stops waiting for this job.
+ */
 static struct ctl_client *
 job_client(struct ctl_server *s, uint32_t slot, uint64_t gen)
 {
 	struct ctl_client *c = &s->clients[slot];
 
-	return c->fd != -1 && c->gen == gen ? c : NULL;
+	if (c->fd == -1 || c->gen != gen)
+		return NULL;
+	c->waiting--;
+	return c;
+}
+
+/* A half-closed client is closed once every answer has gone out. */
+static void
+maybe_close(struct ctl_client *c)
+{
+	if (c->fd != -1 && c->closing && c->waiting == 0 && c->out.len == 0)
+		client_close(c);
 }
 
 /* ---- status ------------------------------------------------------------ */
@@ -165,12 +180,14 @@ status_finish(struct status_job *j)
 	json_object_set_new(
 	    rep, "primary", json_integer(view < 0 ? 0 : view % d->cfg->n));
 	json_object_set_new(rep, "replicas", arr);
-	if (c != NULL)
-		send_json(c, rep);
-	else
-		json_decref(rep);
 	s->status = NULL;
 	free(j);
+	if (c != NULL) {
+		send_json(c, rep);
+		maybe_close(c);
+	} else {
+		json_decref(rep);
+	}
 }
 
 static void
@@ -233,6 +250,7 @@ cmd_status(struct ctl_client *c, json_int_t id)
 	j->slot = (uint32_t)(c - s->clients);
 	j->gen = c->gen;
 	j->id = id;
+	c->waiting++;
 	for (uint32_t i = 0; i < d->cfg->n; i++) {
 		struct child *ch = &d->children[i];
 
@@ -299,6 +317,8 @@ op_done(void *arg, const struct pbft_result *res)
 		    json_stringn((const char *)res->result, res->result_len));
 	send_json(c, rep);
 out:
+	if (c != NULL)
+		maybe_close(c);
 	free(j);
 }
 
@@ -337,8 +357,10 @@ cmd_op(struct ctl_client *c, json_int_t id, const char *cmd, json_t *args)
 	j->gen = c->gen;
 	j->id = id;
 	j->code = op.p[0];
+	c->waiting++;
 	if (pbft_client_submit(c->s->d->client, op.p, op.len, op_done, j) ==
 	    -1) {
+		c->waiting--;
 		free(j);
 		send_error(c, id, "too many requests in flight");
 	}
@@ -468,8 +490,7 @@ client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		/* Half-closed: answer what is pending, then close. */
 		c->closing = true;
 		ev_io_stop(loop, &c->rd);
-		if (c->out.len == 0)
-			client_close(c);
+		maybe_close(c);
 		return;
 	}
 	if (r < 0)
@@ -504,8 +525,7 @@ client_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 	c->out.len -= (size_t)r;
 	if (c->out.len == 0) {
 		ev_io_stop(loop, w);
-		if (c->closing)
-			client_close(c);
+		maybe_close(c);
 	}
 }
 
@@ -560,6 +580,7 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	c->fd = fd;
 	c->closing = false;
+	c->waiting = 0;
 	wbuf_init_dynamic(&c->in, CTL_LINE_MAX + 4096);
 	wbuf_init_dynamic(&c->out, CTL_OUT_MAX + CTL_LINE_MAX);
 	ev_io_init(&c->rd, client_read_cb, fd, EV_READ);
