@@ -127,6 +127,18 @@ check_keys(struct pbftd *d, char *err, size_t errlen)
 			return -1;
 		sig_key_free(k);
 	}
+	/* pbftd's own client identity, when it has a key here. */
+	if (d->cfg->control_client[0] != '\0') {
+		const struct cfg_client *cl =
+		    cfg_client_by_name(d->cfg, d->cfg->control_client);
+
+		if (cl != NULL && cl->private_key_file[0] != '\0') {
+			if (cfg_load_client_key(
+			        d->cfg, cl->id, &k, err, errlen) == -1)
+				return -1;
+			sig_key_free(k);
+		}
+	}
 	return 0;
 }
 
