@@ -1,0 +1,249 @@
+/*
+ * check_wire.c - the wire codec: every message type round-trips; every
+ * failure class gives its error code; every truncation of a valid frame is
+ * refused and every single-bit change decodes or fails cleanly.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "samples.h"
+#include "wire.h"
+
+static uint8_t arena_mem[1 << 22];
+
+static enum wire_err
+decode(const uint8_t *p, size_t len, struct pbft_msg *m)
+{
+	struct wire_arena a;
+
+	wire_arena_init(&a, arena_mem, sizeof(arena_mem));
+	return wire_decode(p, len, m, &a);
+}
+
+static void
+frame(int i, struct wbuf *wb)
+{
+	wbuf_init_dynamic(wb, 1 << 20);
+	ck_assert_int_eq(sample_frame(i, wb), 0);
+}
+
+START_TEST(test_roundtrip_every_type)
+{
+	for (int i = 0; i < SAMPLES_COUNT; i++) {
+		struct wbuf a, b;
+		struct pbft_msg m;
+
+		frame(i, &a);
+		ck_assert_int_eq(decode(a.p, a.len, &m), WIRE_OK);
+		wbuf_init_dynamic(&b, 1 << 20);
+		ck_assert_int_eq(wire_encode(&b, &m), 0);
+		ck_assert_uint_eq(a.len, b.len);
+		ck_assert_int_eq(memcmp(a.p, b.p, a.len), 0);
+		wbuf_clear(&a);
+		wbuf_clear(&b);
+	}
+}
+END_TEST
+
+START_TEST(test_nested_fields)
+{
+	struct wbuf a;
+	struct pbft_msg m;
+
+	frame(9, &a); /* new view: 2 view changes, 3 O entries */
+	ck_assert_int_eq(decode(a.p, a.len, &m), WIRE_OK);
+	ck_assert_int_eq(m.type, PBFT_MSG_NEW_VIEW);
+	ck_assert_uint_eq(m.u.new_view.nvc, 2);
+	ck_assert_uint_eq(m.u.new_view.npp, 3);
+	ck_assert_uint_eq(m.u.new_view.vcs[0].nprepared, 2);
+	ck_assert_uint_eq(m.u.new_view.vcs[0].prepared[1].nprepares, 3);
+	ck_assert_uint_eq(
+	    m.u.new_view.vcs[0].prepared[1].prepares[2].replica, 3);
+	ck_assert_uint_eq(m.u.new_view.pps[2].seq, 7);
+	wbuf_clear(&a);
+}
+END_TEST
+
+START_TEST(test_batch_roundtrip)
+{
+	struct pbft_request in[3], out[3];
+	struct wbuf wb;
+	uint32_t k;
+
+	for (int i = 0; i < 3; i++)
+		in[i] = (struct pbft_request){.client = (uint32_t)i,
+		    .timestamp = 10 + (uint64_t)i,
+		    .op_len = 3,
+		    .op = (const uint8_t *)"abc",
+		    .auth_len = 2,
+		    .auth = (const uint8_t *)"xy"};
+	wbuf_init_dynamic(&wb, 4096);
+	ck_assert_int_eq(wire_encode_batch(&wb, in, 3), 0);
+	ck_assert_int_eq(wire_decode_batch(wb.p, wb.len, out, 3, &k), WIRE_OK);
+	ck_assert_uint_eq(k, 3);
+	ck_assert_uint_eq(out[2].timestamp, 12);
+	ck_assert_int_eq(
+	    wire_decode_batch(wb.p, wb.len, out, 2, &k), WIRE_E_TOO_BIG);
+	ck_assert_int_eq(
+	    wire_decode_batch(wb.p, wb.len - 1, out, 3, &k), WIRE_E_TRUNCATED);
+	wbuf_clear(&wb);
+}
+END_TEST
+
+START_TEST(test_signed_bytes_cover_fields)
+{
+	uint8_t d[PBFT_DIGEST_LEN] = {1};
+	struct wbuf a, b;
+
+	wbuf_init_dynamic(&a, 4096);
+	wbuf_init_dynamic(&b, 4096);
+	wire_signed_vote(&a, PBFT_MSG_PREPARE, 1, 2, d, 3);
+	wire_signed_vote(&b, PBFT_MSG_COMMIT, 1, 2, d, 3);
+	ck_assert(a.len != b.len || memcmp(a.p, b.p, a.len) != 0);
+	wbuf_reset(&b);
+	wire_signed_vote(&b, PBFT_MSG_PREPARE, 1, 3, d, 3);
+	ck_assert(memcmp(a.p, b.p, a.len) != 0);
+	wbuf_clear(&a);
+	wbuf_clear(&b);
+}
+END_TEST
+
+/* ---- malformed ---------------------------------------------------------- */
+
+START_TEST(test_truncated_every_offset)
+{
+	for (int i = 0; i < SAMPLES_COUNT; i++) {
+		struct wbuf a;
+		struct pbft_msg m;
+
+		frame(i, &a);
+		for (size_t cut = 0; cut < a.len; cut++)
+			ck_assert_int_ne(decode(a.p, cut, &m), WIRE_OK);
+		wbuf_clear(&a);
+	}
+}
+END_TEST
+
+START_TEST(test_bit_flips_fail_cleanly)
+{
+	for (int i = 0; i < SAMPLES_COUNT; i++) {
+		struct wbuf a;
+		struct pbft_msg m;
+
+		frame(i, &a);
+		for (size_t bit = 0; bit < a.len * 8; bit++) {
+			enum wire_err e;
+
+			a.p[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+			e = decode(a.p, a.len, &m);
+			ck_assert(e >= WIRE_OK && e < WIRE_E_COUNT);
+			a.p[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		}
+		wbuf_clear(&a);
+	}
+}
+END_TEST
+
+START_TEST(test_error_classes)
+{
+	struct wbuf a;
+	struct pbft_msg m;
+	uint8_t *copy;
+
+	frame(2, &a); /* a request */
+	copy = malloc(a.len + 1);
+	memcpy(copy, a.p, a.len);
+	copy[a.len] = 0;
+	/* trailing byte: the length says one byte more, body has it */
+	copy[0]++;
+	ck_assert_int_eq(decode(copy, a.len + 1, &m), WIRE_E_TRAILING);
+	copy[0]--;
+	ck_assert_int_eq(decode(copy, a.len + 1, &m), WIRE_E_TRAILING);
+	copy[4] = 9; /* version */
+	ck_assert_int_eq(decode(copy, a.len, &m), WIRE_E_VERSION);
+	copy[4] = PBFT_WIRE_VERSION;
+	copy[5] = 200; /* type */
+	ck_assert_int_eq(decode(copy, a.len, &m), WIRE_E_TYPE);
+	copy[5] = PBFT_MSG_REQUEST;
+	/* op_len (after u32 client, u64 ts) above the limit */
+	copy[6 + 12 + 3] = 0x7f;
+	ck_assert_int_eq(decode(copy, a.len, &m), WIRE_E_TOO_BIG);
+	free(copy);
+	wbuf_clear(&a);
+
+	frame(0, &a); /* hello with a role that does not exist */
+	a.p[6] = 7;
+	ck_assert_int_eq(decode(a.p, a.len, &m), WIRE_E_VALUE);
+	wbuf_clear(&a);
+
+	frame(5, &a); /* prepare from replica 64 */
+	a.p[6 + 8 + 8 + 32] = PBFT_REPLICAS_MAX;
+	ck_assert_int_eq(decode(a.p, a.len, &m), WIRE_E_VALUE);
+	wbuf_clear(&a);
+
+	/* a frame claiming more than the frame limit */
+	{
+		uint8_t big[6] = {
+		    0xff, 0xff, 0xff, 0x7f, PBFT_WIRE_VERSION, 21};
+		size_t fl;
+
+		ck_assert_int_eq(wire_frame_len(big, 6, &fl), WIRE_E_TOO_BIG);
+		ck_assert_int_eq(wire_frame_len(big, 3, &fl), WIRE_E_TRUNCATED);
+	}
+}
+END_TEST
+
+/* A count that cannot fit the bytes left is refused before allocating. */
+START_TEST(test_count_larger_than_frame)
+{
+	struct wbuf a;
+	struct pbft_msg m;
+	struct wire_arena tiny;
+	uint8_t small[64];
+
+	frame(8, &a); /* view change: nckpt at offset 6 + 8 + 8 + 32 */
+	a.p[6 + 48] = 60;
+	ck_assert_int_eq(decode(a.p, a.len, &m), WIRE_E_TRUNCATED);
+	wbuf_clear(&a);
+	frame(9, &a);
+	wire_arena_init(&tiny, small, sizeof(small));
+	ck_assert_int_eq(wire_decode(a.p, a.len, &m, &tiny), WIRE_E_NOMEM);
+	ck_assert_uint_le(a.len * 2 + 4096, wire_arena_bytes_for(a.len));
+	wbuf_clear(&a);
+}
+END_TEST
+
+static Suite *
+wire_suite(void)
+{
+	Suite *s = suite_create("wire");
+	TCase *tc = tcase_create("valid");
+
+	tcase_add_test(tc, test_roundtrip_every_type);
+	tcase_add_test(tc, test_nested_fields);
+	tcase_add_test(tc, test_batch_roundtrip);
+	tcase_add_test(tc, test_signed_bytes_cover_fields);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("malformed");
+	tcase_add_test(tc, test_truncated_every_offset);
+	tcase_add_test(tc, test_bit_flips_fail_cleanly);
+	tcase_add_test(tc, test_error_classes);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("limits");
+	tcase_add_test(tc, test_count_larger_than_frame);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(wire_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
