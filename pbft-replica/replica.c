@@ -210,16 +210,24 @@ do_take_checkpoint(struct replica *r, const struct pbft_action *a)
 	defer_event(r, &ev);
 }
 
+/*
+ * Runs before the step's records are synced, so the snapshot of a stable
+ * checkpoint is on disk before the log names it.
+ */
 static void
-do_stable(struct replica *r, const struct pbft_action *a)
+write_stable_snapshot(struct replica *r, const struct pbft_action *a)
 {
 	struct snap *s = snap_find(r, a->seq);
 
 	if (s != NULL &&
 	    store_snapshot_write(r->store, s->seq, s->img.p, s->img.len) == -1)
-		log_warnx("checkpoint %llu: snapshot not written; a restart "
-		          "will need state transfer",
+		fatalx("checkpoint %llu: cannot write its snapshot",
 		    (unsigned long long)a->seq);
+}
+
+static void
+do_stable(struct replica *r, const struct pbft_action *a)
+{
 	/* Older images are no longer needed by anyone. */
 	for (int i = 0; i < SNAPS_MAX; i++)
 		if (r->snaps[i].seq != 0 && r->snaps[i].seq < a->seq)
@@ -425,6 +433,8 @@ run_actions(struct replica *r)
 	for (size_t i = 0; i < r->acts.n; i++) {
 		const struct pbft_action *a = &r->acts.v[i];
 
+		if (a->type == PBFT_ACT_STABLE)
+			write_stable_snapshot(r, a);
 		if (a->type != PBFT_ACT_PERSIST)
 			continue;
 		if (store_append(r->store, a->record, a->record_len) == -1)
@@ -576,33 +586,47 @@ recover_record(void *arg, const uint8_t *rec, size_t len)
 	return pbft_recover(r->core, rec, len);
 }
 
+/*
+ * After the log replay: restore the service from the snapshot of the stable
+ * checkpoint the log names, and give the core its client table.
+ */
 static int
 restore_snapshot(struct replica *r, char *err, size_t errlen)
 {
+	struct pbft_status st;
 	struct wbuf img;
-	uint64_t seq;
 	const uint8_t *ct, *svc;
 	size_t ctlen, svclen;
 	int rc;
 
-	wbuf_init_dynamic(&img, XFER_BYTES_MAX);
-	rc = store_snapshot_read(r->store, &seq, &img, err, errlen);
-	if (rc == 1) {
-		wbuf_clear(&img);
+	pbft_get_status(r->core, &st);
+	if (st.stable_checkpoint == 0)
 		return 0;
-	}
-	if (rc == -1 ||
+	wbuf_init_dynamic(&img, XFER_BYTES_MAX);
+	rc = store_snapshot_read(
+	    r->store, st.stable_checkpoint, &img, err, errlen);
+	if (rc == 1)
+		snprintf(err, errlen,
+		    "%s: the log names checkpoint %llu but its snapshot is "
+		    "missing; move the directory aside to rejoin by state "
+		    "transfer",
+		    store_dir(r->store),
+		    (unsigned long long)st.stable_checkpoint);
+	if (rc != 0 ||
 	    image_split(img.p, img.len, &ct, &ctlen, &svc, &svclen) == -1 ||
-	    r->svc->ops->restore(r->svc, svc, svclen) == -1) {
-		if (rc != -1)
-			snprintf(err, errlen, "%s/snapshot: malformed image",
-			    store_dir(r->store));
+	    r->svc->ops->restore(r->svc, svc, svclen) == -1 ||
+	    pbft_recover_state(r->core, st.stable_checkpoint, ct, ctlen) ==
+	        -1) {
+		if (rc == 0)
+			snprintf(err, errlen, "%s: snapshot %llu is malformed",
+			    store_dir(r->store),
+			    (unsigned long long)st.stable_checkpoint);
 		wbuf_clear(&img);
 		return -1;
 	}
 	log_info("restored the snapshot of checkpoint %llu (%zu bytes)",
-	    (unsigned long long)seq, img.len);
-	r->snaps[0].seq = seq;
+	    (unsigned long long)st.stable_checkpoint, img.len);
+	r->snaps[0].seq = st.stable_checkpoint;
 	wbuf_clear(&r->snaps[0].img);
 	r->snaps[0].img = img;
 	return 0;
@@ -682,8 +706,8 @@ replica_new(struct ev_loop *loop, struct cluster_cfg *cfg, void *key,
 	if (r->store == NULL)
 		goto fail;
 	if (open_service(r, err, errlen) == -1 ||
-	    restore_snapshot(r, err, errlen) == -1 ||
-	    store_replay(r->store, recover_record, r, err, errlen) == -1)
+	    store_replay(r->store, recover_record, r, err, errlen) == -1 ||
+	    restore_snapshot(r, err, errlen) == -1)
 		goto fail;
 	cb.ctx = r;
 	cb.on_replica_frame = on_replica_frame;

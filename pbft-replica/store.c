@@ -22,6 +22,7 @@ struct store {
 	int dir_fd, lock_fd, wal_fd;
 	enum cfg_fsync mode;
 	struct wbuf pending; /* records appended, not yet written */
+	uint64_t snap_last, snap_prev; /* snapshots kept on disk */
 	struct store_stats stats;
 };
 
@@ -310,16 +311,23 @@ store_sync(struct store *st)
 	return 0;
 }
 
+static void
+snap_path(const struct store *st, uint64_t seq, char *buf, size_t len)
+{
+	snprintf(
+	    buf, len, "%s/snapshot-%020llu", st->dir, (unsigned long long)seq);
+}
+
 int
 store_snapshot_write(
     struct store *st, uint64_t seq, const uint8_t *data, size_t len)
 {
-	char tmp[CFG_PATH_MAX + 32], dst[CFG_PATH_MAX + 32];
+	char tmp[CFG_PATH_MAX + 32], dst[CFG_PATH_MAX + 48];
 	uint8_t hdr[16];
 	int fd;
 
 	snprintf(tmp, sizeof(tmp), "%s/snapshot.tmp", st->dir);
-	snprintf(dst, sizeof(dst), "%s/snapshot", st->dir);
+	snap_path(st, seq, dst, sizeof(dst));
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd == -1) {
 		log_warn("%s", tmp);
@@ -343,17 +351,26 @@ store_snapshot_write(
 		log_warn("%s", dst);
 		return -1;
 	}
+	/* Keep this one and the one before: the log may still name it. */
+	if (st->snap_prev != 0 && st->snap_prev != seq) {
+		char old[CFG_PATH_MAX + 48];
+
+		snap_path(st, st->snap_prev, old, sizeof(old));
+		unlink(old);
+	}
+	st->snap_prev = st->snap_last;
+	st->snap_last = seq;
 	return 0;
 }
 
 int
 store_snapshot_read(
-    struct store *st, uint64_t *seq, struct wbuf *out, char *err, size_t errlen)
+    struct store *st, uint64_t seq, struct wbuf *out, char *err, size_t errlen)
 {
-	char path[CFG_PATH_MAX + 32];
+	char path[CFG_PATH_MAX + 48];
 	int fd, rc = -1;
 
-	snprintf(path, sizeof(path), "%s/snapshot", st->dir);
+	snap_path(st, seq, path, sizeof(path));
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
 		if (errno == ENOENT)
 			return 1;
@@ -363,14 +380,16 @@ store_snapshot_read(
 	wbuf_reset(out);
 	if (read_all(fd, out) == -1 || out->len < 16 ||
 	    memcmp(out->p + 12, "SNP1", 4) != 0 ||
-	    crc32c(0, out->p + 16, out->len - 16) != le32(out->p + 8)) {
+	    crc32c(0, out->p + 16, out->len - 16) != le32(out->p + 8) ||
+	    ((uint64_t)le32(out->p) | (uint64_t)le32(out->p + 4) << 32) !=
+	        seq) {
 		snprintf(
 		    err, errlen, "%s: unreadable or corrupt snapshot", path);
 		goto out;
 	}
-	*seq = (uint64_t)le32(out->p) | (uint64_t)le32(out->p + 4) << 32;
 	memmove(out->p, out->p + 16, out->len - 16);
 	out->len -= 16;
+	st->snap_last = seq;
 	rc = 0;
 out:
 	close(fd);

@@ -52,14 +52,17 @@ int store_append(struct store *st, const uint8_t *rec, size_t len);
 /* Writes buffered records and syncs them per the fsync mode. 0 or -1. */
 int store_sync(struct store *st);
 
-/* Snapshot at checkpoint seq: durable replace of the previous one. */
-int store_snapshot_write(
-    struct store *st, uint64_t seq, const uint8_t *data, size_t len);
 /*
- * Reads the latest snapshot into out (a dynamic wbuf); *seq = its seq.
+ * Writes the snapshot of checkpoint seq durably (snapshot-<seq>); the one
+ * before it is kept too, because the log may not name the new one yet.
+ */
+int store_snapshot_write(struct store *st, uint64_t seq, const uint8_t *data,
+    size_t len);
+/*
+ * Reads the snapshot of checkpoint seq into out (a dynamic wbuf).
  * Returns 0, 1 when there is none, -1 on error (err set).
  */
-int store_snapshot_read(struct store *st, uint64_t *seq, struct wbuf *out,
+int store_snapshot_read(struct store *st, uint64_t seq, struct wbuf *out,
     char *err, size_t errlen);
 
 const char *store_dir(const struct store *st);

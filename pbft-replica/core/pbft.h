@@ -198,6 +198,16 @@ void pbft_free(struct pbft *p); /* safe on NULL */
 int pbft_recover(struct pbft *p, const uint8_t *record, size_t len);
 
 /*
+ * After the records: the driver restored the service snapshot of the stable
+ * checkpoint seq and hands over the client table saved with it. Returns 0,
+ * or -1 if seq is not the recovered stable checkpoint or the table is
+ * malformed. The core then retransmits its votes at the next tick so that
+ * peers help it re-commit what it had executed.
+ */
+int pbft_recover_state(
+    struct pbft *p, uint64_t seq, const uint8_t *ct, size_t ct_len);
+
+/*
  * Feeds one event. Actions are appended to out (reset it first: out->n = 0);
  * out->v is grown with realloc when needed and owned by the caller, who frees
  * it once (free(out->v)). Returns 0, or -1 only on memory exhaustion.

@@ -314,6 +314,27 @@ pbft_resend_checkpoint(struct pbft *p)
 }
 
 int
+pbft_recover_state(
+    struct pbft *p, uint64_t seq, const uint8_t *ct, size_t ct_len)
+{
+	struct rbuf rb;
+	uint32_t n;
+
+	if (seq != p->low)
+		return -1;
+	rbuf_init(&rb, ct, ct_len);
+	if (rbuf_get_u32(&rb, &n) == -1 || n != p->cfg.clients ||
+	    rbuf_left(&rb) != (size_t)n * 8)
+		return -1;
+	for (uint32_t i = 0; i < n; i++)
+		(void)rbuf_get_u64(&rb, &p->last_ts[i]);
+	memcpy(p->queued_ts, p->last_ts, n * sizeof(uint64_t));
+	p->rt_ticks = p->cfg.retransmit_ticks; /* resend at the next tick */
+	p->rt_low = p->low;
+	return 0;
+}
+
+int
 pbft_recover_stable(struct pbft *p, struct rbuf *rb)
 {
 	struct pbft_sigpair proof[PBFT_REPLICAS_MAX];

@@ -164,25 +164,37 @@ END_TEST
 
 START_TEST(test_snapshot)
 {
-	char err[256];
+	char err[256], path[128];
 	struct store *st =
 	    store_open(dir, 2, CFG_FSYNC_ALWAYS, err, sizeof(err));
 	struct wbuf out;
-	uint64_t seq = 0;
 
 	ck_assert_msg(st != NULL, "%s", err);
 	wbuf_init_dynamic(&out, 1 << 20);
 	ck_assert_int_eq(
-	    store_snapshot_read(st, &seq, &out, err, sizeof(err)), 1);
+	    store_snapshot_read(st, 100, &out, err, sizeof(err)), 1);
 	ck_assert_int_eq(
 	    store_snapshot_write(st, 100, (const uint8_t *)"one", 3), 0);
 	ck_assert_int_eq(
 	    store_snapshot_write(st, 200, (const uint8_t *)"two!", 4), 0);
 	ck_assert_int_eq(
-	    store_snapshot_read(st, &seq, &out, err, sizeof(err)), 0);
-	ck_assert_uint_eq(seq, 200);
+	    store_snapshot_read(st, 200, &out, err, sizeof(err)), 0);
 	ck_assert_uint_eq(out.len, 4);
 	ck_assert_int_eq(memcmp(out.p, "two!", 4), 0);
+	/* The previous one stays (the log may still name it)... */
+	ck_assert_int_eq(
+	    store_snapshot_read(st, 100, &out, err, sizeof(err)), 0);
+	ck_assert_int_eq(memcmp(out.p, "one", 3), 0);
+	/* ...until a third arrives. */
+	ck_assert_int_eq(
+	    store_snapshot_write(st, 300, (const uint8_t *)"3", 1), 0);
+	ck_assert_int_eq(
+	    store_snapshot_read(st, 100, &out, err, sizeof(err)), 1);
+	/* A damaged snapshot is refused. */
+	snprintf(path, sizeof(path), "%s/node-2/snapshot-%020d", dir, 300);
+	ck_assert_int_eq(truncate(path, 17), 0);
+	ck_assert_int_eq(
+	    store_snapshot_read(st, 300, &out, err, sizeof(err)), -1);
 	wbuf_clear(&out);
 	store_close(st);
 }
