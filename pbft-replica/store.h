@@ -56,14 +56,14 @@ int store_sync(struct store *st);
  * Writes the snapshot of checkpoint seq durably (snapshot-<seq>); the one
  * before it is kept too, because the log may not name the new one yet.
  */
-int store_snapshot_write(struct store *st, uint64_t seq, const uint8_t *data,
-    size_t len);
+int store_snapshot_write(
+    struct store *st, uint64_t seq, const uint8_t *data, size_t len);
 /*
  * Reads the snapshot of checkpoint seq into out (a dynamic wbuf).
  * Returns 0, 1 when there is none, -1 on error (err set).
  */
-int store_snapshot_read(struct store *st, uint64_t seq, struct wbuf *out,
-    char *err, size_t errlen);
+int store_snapshot_read(
+    struct store *st, uint64_t seq, struct wbuf *out, char *err, size_t errlen);
 
 const char *store_dir(const struct store *st);
 void store_get_stats(const struct store *st, struct store_stats *out);

@@ -192,7 +192,7 @@ START_TEST(test_snapshot)
 	    store_snapshot_read(st, 100, &out, err, sizeof(err)), 1);
 	/* A damaged snapshot is refused. */
 	snprintf(path, sizeof(path), "%s/node-2/snapshot-%020d", dir, 300);
-	ck_assert_int_eq(truncate(path, 17), 0);
+	ck_assert_int_eq(truncate(path, 16), 0);
 	ck_assert_int_eq(
 	    store_snapshot_read(st, 300, &out, err, sizeof(err)), -1);
 	wbuf_clear(&out);
