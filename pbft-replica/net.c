@@ -39,7 +39,6 @@ struct conn {
 	size_t out_off;
 	struct conn *next_dead;
 	struct conn *next_all, **prev_all; /* every live connection */
-	struct log_ratelimit rl;
 };
 
 struct net {
@@ -61,6 +60,7 @@ struct net {
 	struct conn *all;
 	struct wbuf enc;
 	struct net_stats st;
+	struct log_ratelimit rl; /* warnings caused by peers */
 };
 
 static void dial(struct net *n, uint32_t id);
@@ -78,7 +78,7 @@ lookup(void *ctx, uint8_t role, uint32_t id, uint8_t pub[PBFT_PUBKEY_LEN])
 		memcpy(pub, n->cfg->nodes[id].public_key, PBFT_PUBKEY_LEN);
 		return 0;
 	}
-	if (id >= n->cfg->nclients)
+	if (role != PBFT_ROLE_CLIENT || id >= n->cfg->nclients)
 		return -1;
 	memcpy(pub, n->cfg->clients[id].public_key, PBFT_PUBKEY_LEN);
 	return 0;
@@ -198,11 +198,32 @@ on_established(struct conn *c)
 /* ---- I/O --------------------------------------------------------------- */
 
 static void
+count_failure(struct conn *c)
+{
+	struct net *n = c->n;
+	uint8_t role;
+	uint32_t id;
+
+	if (c->established) {
+		n->st.auth_failures++;
+		if (c->role == PBFT_ROLE_REPLICA)
+			n->st.peer[c->peer].bad_frames++;
+		return;
+	}
+	n->st.handshake_failures++;
+	chan_peer(&c->ch, &role, &id);
+	if (c->outbound)
+		n->st.peer[c->want].handshake_failures++;
+	else if (role == PBFT_ROLE_REPLICA && id < n->cfg->n)
+		n->st.peer[id].handshake_failures++;
+}
+
+static void
 flush(struct conn *c)
 {
 	while (c->out_off < c->out.len) {
-		ssize_t w = write(
-		    c->fd, c->out.p + c->out_off, c->out.len - c->out_off);
+		ssize_t w = send(c->fd, c->out.p + c->out_off,
+		    c->out.len - c->out_off, MSG_NOSIGNAL);
 
 		if (w == -1) {
 			if (errno == EAGAIN || errno == EINTR) {
@@ -214,6 +235,8 @@ flush(struct conn *c)
 		}
 		c->out_off += (size_t)w;
 		c->n->st.bytes_out += (uint64_t)w;
+		if (c->established && c->role == PBFT_ROLE_REPLICA)
+			c->n->st.peer[c->peer].bytes_out += (uint64_t)w;
 	}
 	wbuf_reset(&c->out);
 	c->out_off = 0;
@@ -226,11 +249,19 @@ on_frame(void *arg, const uint8_t *frame, size_t len)
 	struct conn *c = arg;
 	struct net *n = c->n;
 
+	if (c->fd == -1)
+		return; /* closed by an earlier frame's callback */
+	/* Records may follow the peer's AUTH in the same read. */
+	if (!c->established && chan_established(&c->ch))
+		on_established(c);
 	n->st.frames_in++;
-	if (c->role == PBFT_ROLE_REPLICA)
-		n->cb.on_replica_frame(n->cb.ctx, c->peer, frame, len);
-	else
+	if (c->role == PBFT_ROLE_REPLICA) {
+		n->st.peer[c->peer].frames_in++;
+		if (n->cb.on_replica_frame != NULL)
+			n->cb.on_replica_frame(n->cb.ctx, c->peer, frame, len);
+	} else if (n->cb.on_client_frame != NULL) {
 		n->cb.on_client_frame(n->cb.ctx, c->peer, frame, len);
+	}
 }
 
 static void
@@ -255,23 +286,31 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	c->in.len += (size_t)r;
 	c->n->st.bytes_in += (uint64_t)r;
+	if (c->established && c->role == PBFT_ROLE_REPLICA)
+		c->n->st.peer[c->peer].bytes_in += (uint64_t)r;
 	if (chan_input(&c->ch, c->in.p, c->in.len, &used, &c->out, on_frame,
 	        c) == -1) {
 		struct timespec ts;
 
+		if (c->fd == -1)
+			return; /* a frame callback closed it */
 		clock_gettime(CLOCK_MONOTONIC, &ts);
-		if (c->established)
-			c->n->st.auth_failures++;
-		else
-			c->n->st.handshake_failures++;
-		if (log_ratelimit(
-		        &c->rl, (uint64_t)ts.tv_sec * 1000 + 1, 5, 1000))
-			log_warnx("%s %u: %s: disconnecting",
-			    c->established
-			        ? (c->role == PBFT_ROLE_REPLICA ? "replica"
-			                                        : "client")
-			        : "peer",
-			    c->established ? c->peer : 0, chan_error(&c->ch));
+		count_failure(c);
+		if (log_ratelimit(&c->n->rl,
+		        (uint64_t)ts.tv_sec * 1000 +
+		            (uint64_t)ts.tv_nsec / 1000000,
+		        20, 1000)) {
+			if (c->established)
+				log_warnx("%s %u: %s: disconnecting",
+				    c->role == PBFT_ROLE_REPLICA ? "replica"
+				                                 : "client",
+				    c->peer, chan_error(&c->ch));
+			else
+				log_warnx("%s connection: handshake failed: "
+				          "%s: disconnecting",
+				    c->outbound ? "outgoing" : "incoming",
+				    chan_error(&c->ch));
+		}
 		conn_close(c, chan_error(&c->ch));
 		return;
 	}
@@ -308,9 +347,12 @@ write_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void
 deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
+	struct conn *c = w->data;
+
 	(void)loop;
 	(void)revents;
-	conn_close(w->data, "handshake timed out");
+	count_failure(c);
+	conn_close(c, "handshake timed out");
 }
 
 static struct conn *
@@ -441,17 +483,28 @@ queue_frame(struct net *n, struct conn *c)
 		return;
 	if (c->out.len - c->out_off + n->enc.len + 64 > NET_WQ_BYTES_MAX) {
 		n->st.queue_drops++;
+		if (c->role == PBFT_ROLE_REPLICA)
+			n->st.peer[c->peer].queue_drops++;
 		log_warnx("%s %u too slow: write queue full, disconnecting",
 		    c->role == PBFT_ROLE_REPLICA ? "replica" : "client",
 		    c->peer);
 		conn_close(c, "write queue full");
 		return;
 	}
+	if (c->out_off > 0 && c->out.len + n->enc.len + 64 > NET_WQ_BYTES_MAX) {
+		/* Reclaim what the socket already took. */
+		memmove(
+		    c->out.p, c->out.p + c->out_off, c->out.len - c->out_off);
+		c->out.len -= c->out_off;
+		c->out_off = 0;
+	}
 	if (chan_seal(&c->ch, n->enc.p, n->enc.len, &c->out) == -1) {
 		conn_close(c, "cannot seal");
 		return;
 	}
 	n->st.frames_out++;
+	if (c->role == PBFT_ROLE_REPLICA)
+		n->st.peer[c->peer].frames_out++;
 	/* Coalesce: one write per loop iteration from the writer. */
 	ev_io_start(n->loop, &c->wr);
 }

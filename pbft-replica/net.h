@@ -39,11 +39,26 @@ struct net_callbacks {
 	    void *ctx, uint32_t client, const uint8_t *frame, size_t len);
 };
 
+/* Counters for one replica peer (all its connections so far). */
+struct net_peer_stats {
+	uint64_t frames_in, frames_out, bytes_in, bytes_out;
+	uint64_t handshake_failures; /* on channels that named this peer */
+	uint64_t bad_frames; /* records that failed authentication */
+	uint64_t queue_drops; /* disconnects for a full write queue */
+};
+
+/*
+ * Totals over every connection. handshake_failures: channels dropped
+ * before authentication (garbage, unknown key, bad signature, timeout);
+ * auth_failures: established channels dropped for a record that did not
+ * authenticate (altered, replayed, reordered, oversized, foreign key).
+ */
 struct net_stats {
 	uint32_t peers_connected;
 	uint32_t clients_connected;
 	uint64_t frames_in, frames_out, bytes_in, bytes_out;
 	uint64_t handshake_failures, auth_failures, queue_drops;
+	struct net_peer_stats peer[PBFT_REPLICAS_MAX]; /* by replica id */
 };
 
 /*

@@ -1,0 +1,672 @@
+/*
+ * check_net.c - the replica TCP mesh on 127.0.0.1: three nodes connect and
+ * exchange frames both ways, a restarted node is reconnected, and hostile
+ * connections (garbage, an oversized length, a truncated or replayed
+ * record, an unknown or lying key) are dropped while the mesh keeps
+ * working. Everything runs on one libev loop with bounded waits.
+ */
+#include <check.h>
+#include <errno.h>
+#include <ev.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chan.h"
+#include "net.h"
+#include "sig.h"
+#include "wire.h"
+
+#define NODES 3
+#define WAIT_MS 4000
+
+static struct ev_loop *loop;
+static struct cluster_cfg *cfg;
+static void *rkey[NODES], *ckey, *stranger;
+static struct net *nets[NODES];
+
+struct rx {
+	int from[NODES]; /* frames from each replica */
+	uint64_t last_seq[NODES];
+	int client_frames;
+	uint64_t client_seq;
+};
+static struct rx rxs[NODES];
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t
+frame_seq(const uint8_t *f, size_t len)
+{
+	uint8_t abuf[256];
+	struct wire_arena a;
+	struct pbft_msg m;
+
+	wire_arena_init(&a, abuf, sizeof(abuf));
+	if (wire_decode(f, len, &m, &a) != WIRE_OK ||
+	    m.type != PBFT_MSG_CHECKPOINT)
+		return UINT64_MAX;
+	return m.u.checkpoint.seq;
+}
+
+static void
+on_replica(void *ctx, uint32_t from, const uint8_t *f, size_t len)
+{
+	struct rx *r = ctx;
+
+	ck_assert_uint_lt(from, NODES);
+	r->from[from]++;
+	r->last_seq[from] = frame_seq(f, len);
+}
+
+static void
+on_client(void *ctx, uint32_t client, const uint8_t *f, size_t len)
+{
+	struct rx *r = ctx;
+
+	ck_assert_uint_eq(client, 0);
+	r->client_frames++;
+	r->client_seq = frame_seq(f, len);
+}
+
+static void
+checkpoint(struct pbft_msg *m, uint64_t seq, uint32_t replica)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = PBFT_MSG_CHECKPOINT;
+	m->u.checkpoint.seq = seq;
+	m->u.checkpoint.replica = replica;
+}
+
+/* Ports that were free a moment ago (all bound at once, so distinct). */
+static void
+pick_ports(uint16_t *ports, int k)
+{
+	int fds[NODES];
+
+	for (int i = 0; i < k; i++) {
+		struct sockaddr_in sa = {.sin_family = AF_INET,
+		    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		socklen_t sl = sizeof(sa);
+
+		fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+		ck_assert_int_ge(fds[i], 0);
+		ck_assert_int_eq(bind(fds[i], (struct sockaddr *)&sa, sl), 0);
+		ck_assert_int_eq(
+		    getsockname(fds[i], (struct sockaddr *)&sa, &sl), 0);
+		ports[i] = ntohs(sa.sin_port);
+	}
+	for (int i = 0; i < k; i++)
+		close(fds[i]);
+}
+
+static void
+setup(void)
+{
+	uint8_t seed[32];
+	uint16_t ports[NODES];
+
+	loop = ev_loop_new(EVFLAG_AUTO);
+	cfg = calloc(1, sizeof(*cfg));
+	ck_assert_ptr_nonnull(cfg);
+	snprintf(cfg->name, sizeof(cfg->name), "nettest");
+	cfg->n = NODES;
+	cfg->f = 0;
+	pick_ports(ports, NODES);
+	for (uint32_t i = 0; i < NODES; i++) {
+		memset(seed, 20 + (int)i, 32);
+		rkey[i] = sig_keygen(seed);
+		cfg->nodes[i].id = i;
+		snprintf(cfg->nodes[i].host, sizeof(cfg->nodes[i].host),
+		    "127.0.0.1");
+		cfg->nodes[i].port = ports[i];
+		cfg->nodes[i].has_address = true;
+		sig_public_raw(rkey[i], cfg->nodes[i].public_key);
+	}
+	cfg->nclients = 1;
+	cfg->clients = calloc(1, sizeof(*cfg->clients));
+	ck_assert_ptr_nonnull(cfg->clients);
+	memset(seed, 70, 32);
+	ckey = sig_keygen(seed);
+	sig_public_raw(ckey, cfg->clients[0].public_key);
+	snprintf(cfg->clients[0].name, sizeof(cfg->clients[0].name), "c0");
+	memset(seed, 71, 32);
+	stranger = sig_keygen(seed);
+	memset(rxs, 0, sizeof(rxs));
+	memset(nets, 0, sizeof(nets));
+}
+
+static void
+teardown(void)
+{
+	for (int i = 0; i < NODES; i++) {
+		net_free(nets[i]);
+		nets[i] = NULL;
+		sig_key_free(rkey[i]);
+	}
+	sig_key_free(ckey);
+	sig_key_free(stranger);
+	free(cfg->clients);
+	free(cfg);
+	ev_loop_destroy(loop);
+}
+
+static void
+start_node(uint32_t i)
+{
+	struct net_callbacks cb = {.ctx = &rxs[i],
+	    .on_replica_frame = on_replica,
+	    .on_client_frame = on_client};
+	char err[256] = "";
+
+	nets[i] = net_new(loop, cfg, i, rkey[i], &cb, err, sizeof(err));
+	ck_assert_msg(nets[i] != NULL, "net_new %u: %s", i, err);
+}
+
+static void
+tick_cb(struct ev_loop *l, ev_timer *w, int revents)
+{
+	(void)l;
+	(void)w;
+	(void)revents;
+}
+
+/* Runs the loop until pred(arg) holds or WAIT_MS pass; returns pred. */
+static bool
+run_until(bool (*pred)(void *), void *arg)
+{
+	ev_timer tick;
+	uint64_t end = now_ms() + WAIT_MS;
+	bool ok = pred(arg);
+
+	ev_timer_init(&tick, tick_cb, 0.01, 0.01);
+	ev_timer_start(loop, &tick);
+	for (int i = 0; i < 100000 && !ok && now_ms() < end; i++) {
+		ev_run(loop, EVRUN_ONCE);
+		ok = pred(arg);
+	}
+	ev_timer_stop(loop, &tick);
+	return ok;
+}
+
+static uint32_t
+peers_of(uint32_t i)
+{
+	struct net_stats st;
+
+	if (nets[i] == NULL)
+		return 0;
+	net_get_stats(nets[i], &st);
+	return st.peers_connected;
+}
+
+static bool
+all_connected(void *arg)
+{
+	(void)arg;
+	for (uint32_t i = 0; i < NODES; i++)
+		if (peers_of(i) != NODES - 1)
+			return false;
+	return true;
+}
+
+struct want_frame {
+	uint32_t to, from;
+	int count;
+};
+
+static bool
+got_frames(void *arg)
+{
+	const struct want_frame *w = arg;
+
+	return rxs[w->to].from[w->from] >= w->count;
+}
+
+/* Sends seq from `from` to `to` and waits for it to arrive. */
+static void
+exchange(uint32_t from, uint32_t to, uint64_t seq)
+{
+	struct pbft_msg m;
+	struct want_frame w = {to, from, rxs[to].from[from] + 1};
+
+	checkpoint(&m, seq, from);
+	net_send(nets[from], to, &m);
+	ck_assert_msg(
+	    run_until(got_frames, &w), "frame %u -> %u lost", from, to);
+	ck_assert_uint_eq(rxs[to].last_seq[from], seq);
+}
+
+START_TEST(test_mesh_connects_and_exchanges)
+{
+	struct pbft_msg m;
+	struct net_stats st;
+
+	for (uint32_t i = 0; i < NODES; i++)
+		start_node(i);
+	ck_assert(run_until(all_connected, NULL));
+	exchange(0, 2, 7);
+	exchange(2, 0, 8);
+	exchange(1, 0, 9);
+	exchange(2, 1, 10);
+	checkpoint(&m, 11, 1);
+	net_broadcast(nets[1], &m);
+	{
+		struct want_frame a = {0, 1, 2}, b = {2, 1, 1};
+
+		ck_assert(run_until(got_frames, &a));
+		ck_assert(run_until(got_frames, &b));
+	}
+	ck_assert_uint_eq(rxs[0].last_seq[1], 11);
+	ck_assert_uint_eq(rxs[2].last_seq[1], 11);
+	/* Sending to oneself or an unknown replica is a no-op. */
+	net_send(nets[1], 1, &m);
+	net_send(nets[1], 99, &m);
+	net_get_stats(nets[1], &st);
+	ck_assert_uint_eq(st.frames_out, 3);
+	ck_assert_uint_eq(st.peer[0].frames_out, 2);
+	ck_assert_uint_eq(st.peer[2].frames_out, 1);
+	ck_assert_uint_eq(st.handshake_failures, 0);
+	ck_assert_uint_eq(st.auth_failures, 0);
+}
+END_TEST
+
+static bool
+two_down(void *arg)
+{
+	(void)arg;
+	return peers_of(0) == 1 && peers_of(1) == 1;
+}
+
+START_TEST(test_restart_reconnects)
+{
+	for (uint32_t i = 0; i < NODES; i++)
+		start_node(i);
+	ck_assert(run_until(all_connected, NULL));
+	exchange(0, 2, 1);
+	net_free(nets[2]);
+	nets[2] = NULL;
+	ck_assert(run_until(two_down, NULL));
+	exchange(0, 1, 2); /* the rest still works */
+	start_node(2);
+	ck_assert(run_until(all_connected, NULL));
+	exchange(0, 2, 3);
+	exchange(2, 1, 4);
+	/* And the lower id's restart: it dials again. */
+	net_free(nets[0]);
+	nets[0] = NULL;
+	start_node(0);
+	ck_assert(run_until(all_connected, NULL));
+	exchange(1, 0, 5);
+	exchange(0, 2, 6);
+}
+END_TEST
+
+/* ---- raw and hostile clients ------------------------------------------ */
+
+static int
+client_connect(uint32_t node)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+	    .sin_port = htons(cfg->nodes[node].port),
+	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+	ck_assert_int_ge(fd, 0);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1)
+		ck_assert_int_eq(errno, EINPROGRESS);
+	return fd;
+}
+
+/* Sends everything, running the loop while the socket is full. */
+static void
+client_send(int fd, const void *p, size_t len)
+{
+	const uint8_t *b = p;
+	uint64_t end = now_ms() + WAIT_MS;
+
+	while (len > 0 && now_ms() < end) {
+		ssize_t w = send(fd, b, len, MSG_NOSIGNAL);
+
+		if (w > 0) {
+			b += w;
+			len -= (size_t)w;
+		} else if (w == -1 && (errno == EAGAIN || errno == ENOTCONN)) {
+			ev_run(loop, EVRUN_NOWAIT);
+		} else {
+			return; /* the server may already have hung up */
+		}
+	}
+}
+
+struct client {
+	int fd;
+	struct chan ch;
+	uint8_t in[4096];
+	size_t inlen;
+	bool closed;
+	int frames;
+};
+
+static void
+client_frame(void *arg, const uint8_t *f, size_t len)
+{
+	struct client *c = arg;
+
+	(void)f;
+	(void)len;
+	c->frames++;
+}
+
+/* Reads what is there; notes EOF or reset. */
+static void
+client_poll(struct client *c)
+{
+	for (int i = 0; i < 64 && !c->closed; i++) {
+		ssize_t r =
+		    recv(c->fd, c->in + c->inlen, sizeof(c->in) - c->inlen, 0);
+
+		if (r == 0 ||
+		    (r == -1 && errno != EAGAIN && errno != ENOTCONN &&
+		        errno != EINTR)) {
+			c->closed = true;
+			return;
+		}
+		if (r < 0)
+			return;
+		c->inlen += (size_t)r;
+		if (c->ch.state != CHAN_IDLE && c->ch.state != CHAN_FAILED) {
+			struct wbuf out;
+			size_t used = 0;
+
+			wbuf_init_dynamic(&out, 1 << 20);
+			if (chan_input(&c->ch, c->in, c->inlen, &used, &out,
+			        client_frame, c) == 0) {
+				memmove(c->in, c->in + used, c->inlen - used);
+				c->inlen -= used;
+			}
+			if (out.len > 0)
+				client_send(c->fd, out.p, out.len);
+			wbuf_clear(&out);
+		} else {
+			c->inlen = 0;
+		}
+	}
+}
+
+static bool
+client_done(void *arg)
+{
+	struct client *c = arg;
+
+	client_poll(c);
+	return c->closed || chan_established(&c->ch) ||
+	    c->ch.state == CHAN_FAILED;
+}
+
+static bool
+client_closed(void *arg)
+{
+	struct client *c = arg;
+
+	client_poll(c);
+	return c->closed;
+}
+
+static int
+client_lookup(void *ctx, uint8_t role, uint32_t id, uint8_t pub[32])
+{
+	(void)ctx;
+	if (role != PBFT_ROLE_REPLICA || id >= cfg->n)
+		return -1;
+	memcpy(pub, cfg->nodes[id].public_key, 32);
+	return 0;
+}
+
+/* Opens a channel to node as client id, signing with key. */
+static void
+client_open(struct client *c, uint32_t node, uint32_t id, void *key)
+{
+	struct wbuf out;
+
+	memset(c, 0, sizeof(*c));
+	c->fd = client_connect(node);
+	chan_init(&c->ch, PBFT_ROLE_CLIENT, id, key, client_lookup, NULL,
+	    cfg->name, true, PBFT_ROLE_REPLICA, node);
+	wbuf_init_dynamic(&out, 4096);
+	ck_assert_int_eq(chan_start(&c->ch, &out), 0);
+	client_send(c->fd, out.p, out.len);
+	wbuf_clear(&out);
+	run_until(client_done, c);
+}
+
+static void
+client_close(struct client *c)
+{
+	chan_clear(&c->ch);
+	close(c->fd);
+}
+
+static void
+sealed(struct client *c, uint64_t seq, struct wbuf *out)
+{
+	struct pbft_msg m;
+	struct wbuf f;
+
+	checkpoint(&m, seq, 0);
+	wbuf_init_dynamic(&f, 4096);
+	ck_assert_int_eq(wire_encode(&f, &m), 0);
+	ck_assert_int_eq(chan_seal(&c->ch, f.p, f.len, out), 0);
+	wbuf_clear(&f);
+}
+
+static void
+mesh_up(void)
+{
+	start_node(0);
+	start_node(1);
+	start_node(2);
+	ck_assert(run_until(all_connected, NULL));
+}
+
+static struct net_stats
+stats(uint32_t i)
+{
+	struct net_stats st;
+
+	net_get_stats(nets[i], &st);
+	return st;
+}
+
+static bool
+client_frame_seen(void *arg)
+{
+	return rxs[1].client_frames >= *(int *)arg;
+}
+
+START_TEST(test_client_ok_then_replay)
+{
+	struct client c;
+	struct wbuf rec;
+	struct pbft_msg m;
+	int want = 1;
+
+	mesh_up();
+	client_open(&c, 1, 0, ckey);
+	ck_assert(chan_established(&c.ch));
+	ck_assert(!c.closed);
+	wbuf_init_dynamic(&rec, 1 << 20);
+	sealed(&c, 42, &rec);
+	client_send(c.fd, rec.p, rec.len);
+	ck_assert(run_until(client_frame_seen, &want));
+	ck_assert_uint_eq(rxs[1].client_seq, 42);
+	/* The node answers on the client's connection. */
+	checkpoint(&m, 43, 1);
+	net_send_client(nets[1], 0, &m);
+	{
+		uint64_t end = now_ms() + WAIT_MS;
+
+		while (c.frames == 0 && !c.closed && now_ms() < end) {
+			ev_run(loop, EVRUN_NOWAIT);
+			client_poll(&c);
+		}
+	}
+	ck_assert_int_eq(c.frames, 1);
+	/* The same record again is a replay: dropped. */
+	client_send(c.fd, rec.p, rec.len);
+	ck_assert(run_until(client_closed, &c));
+	ck_assert_int_eq(rxs[1].client_frames, 1);
+	ck_assert_uint_eq(stats(1).auth_failures, 1);
+	ck_assert_uint_eq(stats(1).clients_connected, 0);
+	wbuf_clear(&rec);
+	client_close(&c);
+	exchange(0, 1, 100);
+	exchange(1, 2, 101);
+}
+END_TEST
+
+START_TEST(test_garbage_dropped)
+{
+	static const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct client c;
+
+	mesh_up();
+	memset(&c, 0, sizeof(c));
+	c.fd = client_connect(1);
+	client_send(c.fd, junk, sizeof(junk) - 1);
+	ck_assert(run_until(client_closed, &c));
+	close(c.fd);
+	ck_assert_uint_eq(stats(1).handshake_failures, 1);
+	exchange(0, 1, 200);
+	exchange(1, 0, 201);
+}
+END_TEST
+
+START_TEST(test_oversized_lengths_dropped)
+{
+	static const uint8_t huge_frame[] = {0xff, 0xff, 0xff, 0x7f, 1, 1};
+	static const uint8_t huge_record[] = {0xff, 0xff, 0xff, 0xff, 0, 0};
+	struct client c;
+
+	mesh_up();
+	/* Before the handshake: a frame header claiming ~2 GiB. */
+	memset(&c, 0, sizeof(c));
+	c.fd = client_connect(1);
+	client_send(c.fd, huge_frame, sizeof(huge_frame));
+	ck_assert(run_until(client_closed, &c));
+	close(c.fd);
+	ck_assert_uint_eq(stats(1).handshake_failures, 1);
+	/* After it: a record header claiming 4 GiB. */
+	client_open(&c, 1, 0, ckey);
+	ck_assert(chan_established(&c.ch));
+	client_send(c.fd, huge_record, sizeof(huge_record));
+	ck_assert(run_until(client_closed, &c));
+	client_close(&c);
+	ck_assert_uint_eq(stats(1).auth_failures, 1);
+	exchange(0, 1, 300);
+}
+END_TEST
+
+START_TEST(test_truncated_record_dropped)
+{
+	struct client c;
+	struct wbuf a, b;
+
+	mesh_up();
+	client_open(&c, 1, 0, ckey);
+	ck_assert(chan_established(&c.ch));
+	wbuf_init_dynamic(&a, 1 << 20);
+	wbuf_init_dynamic(&b, 1 << 20);
+	sealed(&c, 1, &a);
+	sealed(&c, 2, &b);
+	/* The first record loses its last byte; the second follows. */
+	client_send(c.fd, a.p, a.len - 1);
+	client_send(c.fd, b.p, b.len);
+	ck_assert(run_until(client_closed, &c));
+	ck_assert_int_eq(rxs[1].client_frames, 0);
+	ck_assert_uint_eq(stats(1).auth_failures, 1);
+	wbuf_clear(&a);
+	wbuf_clear(&b);
+	client_close(&c);
+	/* A truncated hello followed by EOF is dropped too. */
+	memset(&c, 0, sizeof(c));
+	c.fd = client_connect(1);
+	{
+		static const uint8_t partial[] = {60, 0, 0, 0, 1, 1, 2};
+
+		client_send(c.fd, partial, sizeof(partial));
+	}
+	shutdown(c.fd, SHUT_WR);
+	ck_assert(run_until(client_closed, &c));
+	close(c.fd);
+	exchange(2, 1, 400);
+}
+END_TEST
+
+START_TEST(test_unknown_and_lying_keys_refused)
+{
+	struct client c;
+
+	mesh_up();
+	/* A client id that cluster.ini does not list. */
+	client_open(&c, 1, 5, ckey);
+	ck_assert(!chan_established(&c.ch));
+	ck_assert(run_until(client_closed, &c));
+	client_close(&c);
+	/* Client 0's id, but signed with a key that is not its own. */
+	client_open(&c, 1, 0, stranger);
+	ck_assert(run_until(client_closed, &c));
+	client_close(&c);
+	ck_assert_uint_eq(stats(1).handshake_failures, 2);
+	ck_assert_uint_eq(stats(1).clients_connected, 0);
+	ck_assert_int_eq(rxs[1].client_frames, 0);
+	/* Client 0 signing with a replica's key: refused as well. */
+	client_open(&c, 1, 0, rkey[2]);
+	ck_assert(run_until(client_closed, &c));
+	client_close(&c);
+	ck_assert_uint_eq(stats(1).handshake_failures, 3);
+	exchange(0, 1, 500);
+}
+END_TEST
+
+static Suite *
+net_suite(void)
+{
+	Suite *s = suite_create("net");
+	TCase *tc = tcase_create("mesh");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_mesh_connects_and_exchanges);
+	tcase_add_test(tc, test_restart_reconnects);
+	tcase_add_test(tc, test_client_ok_then_replay);
+	tcase_add_test(tc, test_garbage_dropped);
+	tcase_add_test(tc, test_oversized_lengths_dropped);
+	tcase_add_test(tc, test_truncated_record_dropped);
+	tcase_add_test(tc, test_unknown_and_lying_keys_refused);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(net_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
