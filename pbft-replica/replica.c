@@ -423,9 +423,27 @@ on_fetch_state(
 
 /* ---- the core ---------------------------------------------------------- */
 
+static int
+compact_emit(void *arg, const uint8_t *rec, size_t len)
+{
+	struct replica *r = arg;
+
+	return store_append(r->store, rec, len);
+}
+
+static int
+compact_gen(void *arg)
+{
+	struct replica *r = arg;
+
+	return pbft_compact(r->core, compact_emit, r) == 0 ? 0 : -1;
+}
+
 static void
 run_actions(struct replica *r)
 {
+	bool stable = false;
+
 	bool persisted = false;
 
 	/* Group commit: every record of the step is durable before any of
@@ -467,6 +485,7 @@ run_actions(struct replica *r)
 			break;
 		case PBFT_ACT_STABLE:
 			do_stable(r, a);
+			stable = true;
 			break;
 		case PBFT_ACT_VIEW:
 			log_info("entered view %llu (primary %u)",
@@ -478,6 +497,12 @@ run_actions(struct replica *r)
 			break;
 		}
 	}
+	/* The log below the stable checkpoint is history: rewrite it from the
+	 * core's compacted state, so disk use stays bounded. */
+	if (stable && store_rewrite(r->store, compact_gen, r) == -1)
+		log_warnx("write-ahead log: compaction failed; the old log is "
+		          "kept and compaction is retried at the next "
+		          "checkpoint");
 }
 
 static void
@@ -745,7 +770,8 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 	    "\"clients_connected\":%u,\"executed_requests\":%llu,"
 	    "\"executed_batches\":%llu,\"view_changes\":%llu,"
 	    "\"queued\":%u,\"state_transfer\":%s,\"wal_syncs\":%llu,"
-	    "\"wal_sync_max_us\":%llu,\"frames_bad\":%llu,"
+	    "\"wal_sync_max_us\":%llu,\"wal_bytes\":%llu,"
+	    "\"wal_compactions\":%llu,\"frames_bad\":%llu,"
 	    "\"auth_failures\":%llu,\"queue_drops\":%llu}",
 	    r->id, (unsigned long long)st.view, st.primary,
 	    st.view_changing ? "true" : "false",
@@ -757,6 +783,7 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 	    (unsigned long long)st.view_changes, st.queued_reqs,
 	    r->xfer.active ? "true" : "false", (unsigned long long)ss.syncs,
 	    (unsigned long long)(ss.sync_ns_max / 1000),
+	    (unsigned long long)ss.bytes, (unsigned long long)ss.compactions,
 	    (unsigned long long)r->frames_bad,
 	    (unsigned long long)(ns.auth_failures + ns.handshake_failures),
 	    (unsigned long long)ns.queue_drops);

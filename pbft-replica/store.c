@@ -311,6 +311,39 @@ store_sync(struct store *st)
 	return 0;
 }
 
+int
+store_rewrite(struct store *st, int (*gen)(void *arg), void *arg)
+{
+	char tmp[CFG_PATH_MAX + 32], dst[CFG_PATH_MAX + 32];
+	int fd;
+
+	if (store_sync(st) == -1)
+		return -1;
+	if (gen(arg) == -1) {
+		wbuf_reset(&st->pending);
+		return -1;
+	}
+	snprintf(tmp, sizeof(tmp), "%s/wal.tmp", st->dir);
+	snprintf(dst, sizeof(dst), "%s/wal", st->dir);
+	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+	if (fd == -1 || write_full(fd, st->pending.p, st->pending.len) == -1 ||
+	    (st->mode != CFG_FSYNC_OFF && fdatasync(fd) == -1) ||
+	    rename(tmp, dst) == -1 ||
+	    (st->mode != CFG_FSYNC_OFF && fsync(st->dir_fd) == -1)) {
+		log_warn("%s: compaction", dst);
+		if (fd != -1)
+			close(fd);
+		wbuf_reset(&st->pending);
+		return -1;
+	}
+	close(st->wal_fd);
+	st->wal_fd = fd;
+	st->stats.bytes = st->pending.len;
+	wbuf_reset(&st->pending);
+	st->stats.compactions++;
+	return 0;
+}
+
 static void
 snap_path(const struct store *st, uint64_t seq, char *buf, size_t len)
 {

@@ -26,7 +26,7 @@
 struct store;
 
 struct store_stats {
-	uint64_t records, bytes, syncs;
+	uint64_t records, bytes, syncs, compactions;
 	uint64_t sync_ns_total, sync_ns_max;
 };
 
@@ -51,6 +51,13 @@ int store_replay(struct store *st,
 int store_append(struct store *st, const uint8_t *rec, size_t len);
 /* Writes buffered records and syncs them per the fsync mode. 0 or -1. */
 int store_sync(struct store *st);
+
+/*
+ * Compaction: replaces the whole log with the records gen appends (through
+ * store_append). The new log is written aside, synced and renamed into
+ * place, so a crash leaves the old log or the new one. 0 or -1.
+ */
+int store_rewrite(struct store *st, int (*gen)(void *arg), void *arg);
 
 /*
  * Writes the snapshot of checkpoint seq durably (snapshot-<seq>); the one

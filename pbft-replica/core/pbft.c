@@ -1308,6 +1308,137 @@ pbft_recover(struct pbft *p, const uint8_t *record, size_t len)
 	}
 }
 
+/* ---- log compaction ---------------------------------------------------- */
+
+struct compact {
+	struct pbft *p;
+	int (*emit)(void *arg, const uint8_t *rec, size_t len);
+	void *arg;
+	int rc;
+};
+
+static void
+compact_msg(struct compact *c, uint8_t kind, const struct pbft_msg *m)
+{
+	struct wbuf *wb = &c->p->enc;
+
+	if (c->rc != 0)
+		return;
+	wbuf_reset(wb);
+	wbuf_put_u8(wb, kind);
+	if (wire_encode(wb, m) == -1)
+		abort();
+	c->rc = c->emit(c->arg, wb->p, wb->len);
+}
+
+static void
+compact_vote(struct compact *c, const struct slot *s, enum pbft_msg_type t,
+    const uint8_t *sig)
+{
+	struct pbft_msg m = {.type = t};
+
+	m.u.prepare = (struct pbft_vote){
+	    .view = s->pp_view, .seq = s->seq, .replica = c->p->id};
+	memcpy(m.u.prepare.digest, s->digest, PBFT_DIGEST_LEN);
+	memcpy(m.u.prepare.sig, sig, PBFT_SIG_LEN);
+	compact_msg(c, REC_VOTE, &m);
+}
+
+static void
+compact_slot(struct compact *c, const struct slot *s)
+{
+	struct pbft *p = c->p;
+	struct pbft_msg m = {.type = PBFT_MSG_PREPREPARE};
+	struct wbuf *wb = &p->enc;
+
+	if (s->has_cert && c->rc == 0) {
+		wbuf_reset(wb);
+		wbuf_put_u8(wb, REC_CERT);
+		wbuf_put_u64(wb, s->cert_view);
+		wbuf_put_u64(wb, s->seq);
+		wbuf_put_bytes(wb, s->cert_digest, PBFT_DIGEST_LEN);
+		wbuf_put_bytes(wb, s->cert_pp_sig, PBFT_SIG_LEN);
+		wbuf_put_u32(wb, s->cert_n);
+		for (uint32_t i = 0; i < s->cert_n; i++) {
+			wbuf_put_u32(wb, s->cert_prepares[i].replica);
+			wbuf_put_bytes(
+			    wb, s->cert_prepares[i].sig, PBFT_SIG_LEN);
+		}
+		c->rc = c->emit(c->arg, wb->p, wb->len);
+	}
+	if (!s->have_pp)
+		return;
+	m.u.preprepare = (struct pbft_preprepare){.view = s->pp_view,
+	    .seq = s->seq,
+	    .replica = pbft_primary(p, s->pp_view)};
+	memcpy(m.u.preprepare.digest, s->digest, PBFT_DIGEST_LEN);
+	memcpy(m.u.preprepare.sig, s->pp_sig, PBFT_SIG_LEN);
+	if (body_matches(s)) {
+		m.u.preprepare.batch = s->body;
+		m.u.preprepare.batch_len = s->body_len;
+	}
+	compact_msg(c, REC_PP, &m);
+	if (s->sent_prepare)
+		compact_vote(c, s, PBFT_MSG_PREPARE, s->my_prep_sig);
+	if (s->sent_commit)
+		compact_vote(c, s, PBFT_MSG_COMMIT, s->my_commit_sig);
+}
+
+int
+pbft_compact(struct pbft *p,
+    int (*emit)(void *arg, const uint8_t *rec, size_t len), void *arg)
+{
+	struct compact c = {.p = p, .emit = emit, .arg = arg};
+	uint8_t rec[10];
+
+	if (p->low > 0) {
+		struct wbuf *wb = &p->enc;
+
+		wbuf_reset(wb);
+		wbuf_put_u8(wb, REC_STABLE);
+		wbuf_put_u64(wb, p->low);
+		wbuf_put_bytes(wb, p->low_digest, PBFT_DIGEST_LEN);
+		wbuf_put_u32(wb, p->low_proof_n);
+		for (uint32_t i = 0; i < p->low_proof_n; i++) {
+			wbuf_put_u32(wb, p->low_proof[i].replica);
+			wbuf_put_bytes(wb, p->low_proof[i].sig, PBFT_SIG_LEN);
+		}
+		c.rc = emit(arg, wb->p, wb->len);
+	}
+	rec[0] = REC_VIEW;
+	for (int i = 0; i < 8; i++)
+		rec[1 + i] = (uint8_t)(p->view >> (8 * i));
+	rec[9] = p->changing ? 1 : 0;
+	if (c.rc == 0)
+		c.rc = emit(arg, rec, sizeof(rec));
+	for (uint64_t seq = p->low + 1; seq <= p->low + p->cfg.window; seq++) {
+		const struct slot *s = &p->slots[seq % p->cfg.window];
+
+		if (s->seq == seq)
+			compact_slot(&c, s);
+	}
+	for (int i = 0; i < OWN_CKPTS; i++)
+		if (p->own[i].have_digest && p->own[i].seq > p->low) {
+			struct pbft_msg m = {.type = PBFT_MSG_CHECKPOINT};
+
+			m.u.checkpoint.seq = p->own[i].seq;
+			memcpy(m.u.checkpoint.digest, p->own[i].digest,
+			    PBFT_DIGEST_LEN);
+			m.u.checkpoint.replica = p->id;
+			memcpy(m.u.checkpoint.sig, p->own[i].sig, PBFT_SIG_LEN);
+			compact_msg(&c, REC_CKPT, &m);
+		}
+	if (p->changing && p->my_vc != NULL && c.rc == 0) {
+		struct wbuf *wb = &p->enc;
+
+		wbuf_reset(wb);
+		wbuf_put_u8(wb, REC_VC);
+		wbuf_put_bytes(wb, p->my_vc, p->my_vc_len);
+		c.rc = emit(arg, wb->p, wb->len);
+	}
+	return c.rc;
+}
+
 void
 pbft_get_status(const struct pbft *p, struct pbft_status *st)
 {

@@ -208,6 +208,17 @@ int pbft_recover_state(
     struct pbft *p, uint64_t seq, const uint8_t *ct, size_t ct_len);
 
 /*
+ * Log compaction: hands emit, in order, a minimal set of records that
+ * pbft_recover turns back into the core's durable state (stable checkpoint
+ * and proof, view, the window's pre-prepares, votes sent and certificates,
+ * own checkpoints and view change). A driver may replace its whole log with
+ * them after a PBFT_ACT_STABLE, which keeps the log bounded by the window.
+ * Returns 0, or the first non-zero value emit returned.
+ */
+int pbft_compact(struct pbft *p,
+    int (*emit)(void *arg, const uint8_t *rec, size_t len), void *arg);
+
+/*
  * Feeds one event. Actions are appended to out (reset it first: out->n = 0);
  * out->v is grown with realloc when needed and owned by the caller, who frees
  * it once (free(out->v)). Returns 0, or -1 only on memory exhaustion.
