@@ -200,6 +200,38 @@ START_TEST(test_snapshot)
 }
 END_TEST
 
+static int
+gen_two(void *arg)
+{
+	struct store *st = arg;
+
+	if (store_append(st, (const uint8_t *)"a", 1) == -1 ||
+	    store_append(st, (const uint8_t *)"bb", 2) == -1)
+		return -1;
+	return 0;
+}
+
+/* Compaction replaces the whole log; later appends go to the new one. */
+START_TEST(test_rewrite)
+{
+	char wal[128], err[256];
+	struct seen sn;
+	struct store *st;
+
+	write_records(wal, sizeof(wal));
+	st = store_open(dir, 1, CFG_FSYNC_BATCH, err, sizeof(err));
+	ck_assert_msg(st != NULL, "%s", err);
+	ck_assert_int_eq(store_rewrite(st, gen_two, st), 0);
+	ck_assert_int_eq(store_append(st, (const uint8_t *)"ccc", 3), 0);
+	ck_assert_int_eq(store_sync(st), 0);
+	store_close(st);
+	ck_assert_int_eq(replay(&sn, err, sizeof(err)), 0);
+	ck_assert_int_eq(sn.n, 3);
+	ck_assert_uint_eq(sn.lens[0], 1);
+	ck_assert_uint_eq(sn.lens[2], 3);
+}
+END_TEST
+
 START_TEST(test_locked)
 {
 	char err[256];
@@ -231,6 +263,7 @@ store_suite(void)
 	tcase_add_test(tc, test_roundtrip);
 	tcase_add_test(tc, test_snapshot);
 	tcase_add_test(tc, test_locked);
+	tcase_add_test(tc, test_rewrite);
 	tcase_add_test(tc, test_crc32c_known);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("malformed");
