@@ -34,7 +34,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: pbftd -c FILE [-t] [-d] [-D [-p PIDFILE]] [--nodes LIST]\n"
-	    "             [--replica-bin PATH]\n"
+	    "             [-s SOCKET] [--client NAME] [--replica-bin PATH]\n"
 	    "\n"
 	    "Supervises the pbft replicas of this host: starts one "
 	    "pbft-replica per\nnode, restarts crashed ones, serves the control "
@@ -47,6 +47,12 @@ usage(FILE *f)
 	    "exit 0 or 2\n"
 	    "  -n, --nodes LIST       run only these node ids (e.g. 0,2); "
 	    "default all\n"
+	    "  -s, --socket PATH      control socket (default: control_socket "
+	    "of FILE);\n"
+	    "                         lets two pbftd share one host\n"
+	    "      --client NAME      the [client.NAME] identity pbftd uses "
+	    "(default:\n"
+	    "                         control_client); one per pbftd\n"
 	    "  -d, --debug            debug logging, also for the replicas\n"
 	    "  -D, --daemon           detach from the terminal\n"
 	    "  -p, --pidfile FILE     with -D: write the pid here\n"
@@ -280,10 +286,13 @@ main(int argc, char **argv)
 	    {"debug", no_argument, 0, 'd'}, {"daemon", no_argument, 0, 'D'},
 	    {"pidfile", required_argument, 0, 'p'},
 	    {"replica-bin", required_argument, 0, 'R'},
+	    {"socket", required_argument, 0, 's'},
+	    {"client", required_argument, 0, 'C'},
 	    {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
 	    {0, 0, 0, 0}};
 	static struct pbftd d;
 	const char *nodes = NULL, *pidfile = NULL, *bin = NULL, *wd;
+	const char *sock = NULL, *client = NULL;
 	bool test = false, daemon = false;
 	char err[CFG_ERR_LEN], status[128];
 	ev_signal sigs[4];
@@ -291,7 +300,8 @@ main(int argc, char **argv)
 	int ch, nsig = 0;
 	static const int signums[] = {SIGTERM, SIGINT, SIGHUP};
 
-	while ((ch = getopt_long(argc, argv, "c:tn:dDp:hV", lo, NULL)) != -1) {
+	while (
+	    (ch = getopt_long(argc, argv, "c:tn:dDp:s:hV", lo, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			d.config_path = optarg;
@@ -314,6 +324,12 @@ main(int argc, char **argv)
 		case 'R':
 			bin = optarg;
 			break;
+		case 's':
+			sock = optarg;
+			break;
+		case 'C':
+			client = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -334,6 +350,24 @@ main(int argc, char **argv)
 	if ((d.cfg = cfg_load(d.config_path, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "%s\n", err);
 		return 2;
+	}
+	if (sock != NULL) {
+		if (strlen(sock) >= 108) {
+			fprintf(stderr, "pbftd: --socket path too long\n");
+			return 2;
+		}
+		snprintf(d.cfg->control_socket, sizeof(d.cfg->control_socket),
+		    "%s", sock);
+	}
+	if (client != NULL) {
+		if (cfg_client_by_name(d.cfg, client) == NULL) {
+			fprintf(stderr,
+			    "pbftd: --client: %s has no [client.%s]\n",
+			    d.config_path, client);
+			return 2;
+		}
+		snprintf(d.cfg->control_client, sizeof(d.cfg->control_client),
+		    "%s", client);
 	}
 	if (!d.debug)
 		log_set_level(d.cfg->log_level);

@@ -16,9 +16,11 @@ pbftd=$build/pbftd/pbftd
 dir=$(mktemp -d /tmp/pbft-pbftd.XXXXXX)
 pid=
 
+pid2=
 cleanup() {
 	local rc=$?
 	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
+	[ -n "$pid2" ] && kill -9 "$pid2" 2>/dev/null || true
 	pkill -9 -f "pbft-replica -c $dir/" 2>/dev/null || true
 	if [ $rc -ne 0 ]; then
 		echo "--- pbftd log (test failed) ---"
@@ -151,4 +153,25 @@ pid=
 gone() { ! pgrep -f "pbft-replica -c $cfg" >/dev/null; }
 wait_until 10 gone || fail "replicas outlived a killed pbftd"
 ok "kill -9 of pbftd: replicas exit by themselves"
+
+# Two pbftd on one host, two nodes each, one cluster.ini (as two hosts
+# would run it): each with its own control socket and client identity.
+"$pbftd" -c "$cfg" --nodes 0,1 -s "$dir/a.sock" 2>>"$dir/pbftd.log" &
+pid=$!
+"$pbftd" -c "$cfg" --nodes 2,3 -s "$dir/b.sock" --client bench0 \
+    2>>"$dir/pbftd.log" &
+pid2=$!
+wait_until 10 test -S "$dir/b.sock" || fail "second pbftd has no socket"
+sctl() { timeout $((20 * mult)) "$pbftctl" -s "$1" -t $((15 * mult)) "${@:2}"; }
+wait_until 20 sctl "$dir/a.sock" submit from-a || fail "submit through a"
+sctl "$dir/b.sock" submit from-b >/dev/null || fail "submit through b"
+local_states=$(sctl "$dir/b.sock" status --json | python3 -c '
+import json, sys
+print(" ".join(r["state"] for r in json.load(sys.stdin)["replicas"]))')
+[ "$local_states" = "remote remote running running" ] ||
+    fail "b's view of the nodes: $local_states"
+kill -TERM "$pid" "$pid2"
+wait "$pid" "$pid2" || fail "a pbftd did not exit cleanly"
+pid= pid2=
+ok "two pbftd, two nodes each, one cluster"
 echo "$passed passed, 0 failed"
