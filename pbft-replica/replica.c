@@ -67,7 +67,6 @@ struct replica {
 	/* scratch, reused for every frame */
 	uint8_t *arena_mem;
 	size_t arena_len;
-	struct wbuf enc;
 	struct reply_slot **replies; /* nclients, allocated on first use */
 	struct snap snaps[SNAPS_MAX];
 	struct xfer xfer;
@@ -709,7 +708,6 @@ replica_new(struct ev_loop *loop, struct cluster_cfg *cfg, void *key,
 	r->cfg = cfg;
 	r->opts = *opts;
 	r->id = opts->id;
-	wbuf_init_dynamic(&r->enc, PBFT_FRAME_BYTES_MAX);
 	wbuf_init_dynamic(&r->xfer.img, XFER_BYTES_MAX);
 	for (int i = 0; i < SNAPS_MAX; i++)
 		wbuf_init_dynamic(&r->snaps[i].img, XFER_BYTES_MAX);
@@ -811,7 +809,6 @@ replica_free(struct replica *r)
 	for (int i = 0; i < SNAPS_MAX; i++)
 		wbuf_clear(&r->snaps[i].img);
 	wbuf_clear(&r->xfer.img);
-	wbuf_clear(&r->enc);
 	free(r->arena_mem);
 	free(r);
 }

@@ -1135,7 +1135,6 @@ pbft_free(struct pbft *p)
 	for (size_t i = 0; i < p->nbufs; i++)
 		free(p->bufs[i]);
 	free(p->bufs);
-	free(p->msgs);
 	free(p->slots);
 	free(p->low_proof);
 	free(p->vc_frames);

@@ -13,7 +13,6 @@
 
 #define CKPT_RING 4 /* recent checkpoints remembered per replica */
 #define OWN_CKPTS 4 /* own checkpoints awaiting stability */
-#define NULL_DIGEST_IS(d) (pbft_digest_is_zero(d))
 
 /* Persist record kinds (first byte of every record). */
 enum rec_kind {
@@ -129,8 +128,6 @@ struct pbft {
 	struct wbuf sb; /* signed bytes */
 	struct wbuf enc; /* encodings for records */
 	struct pbft_actions *out;
-	struct pbft_msg *msgs; /* messages actions point to, this step */
-	size_t nmsgs, cap_msgs;
 	uint8_t **bufs; /* bytes actions point to, this step */
 	size_t nbufs, cap_bufs;
 	struct pbft_request *exec_reqs;
