@@ -97,6 +97,43 @@ wait_until 15 restarted || fail "replica 2 was not restarted"
 ctl submit after-restart >/dev/null || fail "submit after restart"
 ok "kill -9 of a replica: restarted, cluster serves"
 
+# kill -9 of the primary: service resumes within three view-change
+# timeouts (through a new view, or through the primary pbftd restarted,
+# whichever comes first), and the killed replica catches up.
+primary_pid=$(ctl status --json | python3 -c '
+import json, sys
+s = json.load(sys.stdin); print(s["replicas"][s["primary"]]["pid"])')
+old_view=$(ctl status --json | python3 -c '
+import json, sys; print(json.load(sys.stdin)["view"])')
+kill -9 "$primary_pid"
+new_view() {
+	ctl status --json | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+sys.exit(0 if s["view"] > '"$old_view"' else 1)'
+}
+# A view change needs a waiting request: submit, and time it.
+t0=$(date +%s%N)
+ctl submit after-failover >/dev/null || fail "submit after the primary died"
+took_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$took_ms" -le $((3000 * mult + 2000)) ] ||
+    fail "failover took $took_ms ms (view-change timeout 1 s)"
+if new_view; then how="a new view"; else how="the restarted primary"; fi
+echo "failover: request answered after $took_ms ms, by $how"
+# Push the cluster past a checkpoint so the restarted replica can catch up.
+timeout $((60 * mult)) "$pbftctl" bench -c "$cfg" --requests 250 \
+    --clients 4 --json >/dev/null || fail "load after failover"
+caught_up() {
+	ctl status --json | python3 -c '
+import json, sys
+r = json.load(sys.stdin)["replicas"]
+st = {x["stable_checkpoint"] for x in r}
+sys.exit(0 if len(st) == 1 and min(st) >= 100 and
+    all(x["state"] == "running" for x in r) else 1)'
+}
+wait_until 30 caught_up || fail "restarted primary did not catch up: $(ctl status --json)"
+ok "kill -9 of the primary: service resumes, restart, catch-up"
+
 # Hostile control clients; pbftd must answer each and keep serving.
 python3 - "$dir/c/pbftd.sock" <<'PY' || fail "control socket abuse"
 import json, socket, sys, time
