@@ -614,6 +614,23 @@ validate(struct parse *ps)
 
 	if (!validate_nodes(ps))
 		return 0;
+	c->bootstrap_id = UINT32_MAX;
+	if (c->bootstrap[0] != '\0') {
+		char host[256];
+		uint16_t port;
+
+		(void)cfg_parse_address(
+		    c->bootstrap, host, sizeof(host), &port);
+		for (uint32_t i = 0; i < c->n; i++)
+			if (c->nodes[i].has_address &&
+			    c->nodes[i].port == port &&
+			    strcmp(c->nodes[i].host, host) == 0)
+				c->bootstrap_id = i;
+		if (c->bootstrap_id == UINT32_MAX)
+			return fail_at(ps, ps->bootstrap_line,
+			    "bootstrap %s is not the address of any [node.N]",
+			    c->bootstrap);
+	}
 	if (!ps->f_set)
 		c->f = (c->n - 1) / 3;
 	else if (c->n < 3 * c->f + 1)

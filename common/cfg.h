@@ -53,6 +53,9 @@ struct cfg_node {
 	char host[256]; /* empty when learned from bootstrap */
 	uint16_t port;
 	bool has_address;
+	/* Address given at startup (pbft-replica --listen), not by the file:
+	 * the node announces it to its peers, signed. */
+	bool announce;
 	uint8_t public_key[PBFT_PUBKEY_LEN];
 	char private_key_file[CFG_PATH_MAX]; /* absolute; empty if not given */
 	int line; /* line of the [node.N] header */
@@ -86,6 +89,7 @@ struct cluster_cfg {
 	char control_client[PBFT_NAME_BYTES_MAX]; /* client pbftd acts as */
 	char metrics_listen[300]; /* host:port, empty = off */
 	char bootstrap[300]; /* host:port of a known node, or "" */
+	uint32_t bootstrap_id; /* the node at that address, or UINT32_MAX */
 	enum cfg_fsync fsync;
 	enum log_level log_level;
 	struct cfg_node nodes[PBFT_REPLICAS_MAX];

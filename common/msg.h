@@ -61,7 +61,9 @@ enum pbft_msg_type {
 	/* state transfer (TOCS section 5.3) */
 	PBFT_MSG_FETCH_STATE = 28,
 	PBFT_MSG_STATE_CHUNK = 29,
-	PBFT_MSG_TYPE_MAX = 30,
+	/* address discovery through a bootstrap peer (net layer only) */
+	PBFT_MSG_ANNOUNCE = 30,
+	PBFT_MSG_TYPE_MAX = 31,
 };
 
 /* Channel handshake; see common/chan.h for the protocol around these. */
@@ -230,6 +232,22 @@ struct pbft_state_chunk {
 	const uint8_t *data;
 };
 
+/*
+ * <ANNOUNCE, i, e, host, port>: replica i can be reached at host:port,
+ * signed by i so that any peer may relay it. epoch orders a replica's own
+ * announcements (a higher one replaces a lower one). host is 1..255 bytes
+ * of letters, digits and ".-:_%" (an IPv6 address without brackets).
+ */
+#define PBFT_HOST_BYTES_MAX 255
+struct pbft_announce {
+	uint32_t replica;
+	uint64_t epoch;
+	uint8_t host_len;
+	const uint8_t *host;
+	uint16_t port;
+	uint8_t sig[PBFT_SIG_LEN];
+};
+
 struct pbft_msg {
 	enum pbft_msg_type type;
 	union {
@@ -247,6 +265,7 @@ struct pbft_msg {
 		struct pbft_batch batch;
 		struct pbft_fetch_state fetch_state;
 		struct pbft_state_chunk state_chunk;
+		struct pbft_announce announce;
 	} u;
 };
 

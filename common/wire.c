@@ -26,6 +26,7 @@
  *   FETCH_STATE  u64 seq, 32 digest, u32 index, u32 replica
  *   STATE_CHUNK  u64 seq, 32 digest, u32 index, u32 count, u64 total_len,
  *                u32 replica, u32 data_len, data
+ *   ANNOUNCE     u32 replica, u64 epoch, u8 host_len, host, u16 port, 64 sig
  */
 #include "wire.h"
 
@@ -44,6 +45,22 @@ wire_strerror(enum wire_err e)
 	    "version", "type", "value", "nomem"};
 
 	return (unsigned)e < WIRE_E_COUNT ? names[e] : "unknown";
+}
+
+bool
+wire_host_valid(const uint8_t *host, size_t len)
+{
+	if (len == 0 || len > PBFT_HOST_BYTES_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		uint8_t ch = host[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		        (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' ||
+		        ch == ':' || ch == '_' || ch == '%'))
+			return false;
+	}
+	return true;
 }
 
 const char *
@@ -78,6 +95,8 @@ wire_type_name(unsigned type)
 		return "fetch-state";
 	case PBFT_MSG_STATE_CHUNK:
 		return "state-chunk";
+	case PBFT_MSG_ANNOUNCE:
+		return "announce";
 	default:
 		return "unknown";
 	}
@@ -298,6 +317,20 @@ put_body(struct wbuf *wb, const struct pbft_msg *m, bool with_sig)
 		wbuf_put_u32(wb, c->replica);
 		wbuf_put_u32(wb, c->data_len);
 		wbuf_put_bytes(wb, c->data, c->data_len);
+		return 0;
+	}
+	case PBFT_MSG_ANNOUNCE: {
+		const struct pbft_announce *a = &m->u.announce;
+
+		if (!wire_host_valid(a->host, a->host_len) || a->port == 0)
+			return -1;
+		wbuf_put_u32(wb, a->replica);
+		wbuf_put_u64(wb, a->epoch);
+		wbuf_put_u8(wb, a->host_len);
+		wbuf_put_bytes(wb, a->host, a->host_len);
+		wbuf_put_u16(wb, a->port);
+		if (with_sig)
+			wbuf_put_bytes(wb, a->sig, PBFT_SIG_LEN);
 		return 0;
 	}
 	default:
@@ -665,6 +698,23 @@ get_fetch(struct rbuf *rb, struct pbft_msg *m)
 }
 
 static enum wire_err
+get_announce(struct rbuf *rb, struct pbft_announce *a)
+{
+	enum wire_err e;
+
+	if ((e = get_replica(rb, &a->replica)) != WIRE_OK)
+		return e;
+	NEED(rbuf_get_u64(rb, &a->epoch));
+	NEED(rbuf_get_u8(rb, &a->host_len));
+	NEED(rbuf_get_ref(rb, &a->host, a->host_len));
+	NEED(rbuf_get_u16(rb, &a->port));
+	NEED(rbuf_get_bytes(rb, a->sig, PBFT_SIG_LEN));
+	if (!wire_host_valid(a->host, a->host_len) || a->port == 0)
+		return WIRE_E_VALUE;
+	return WIRE_OK;
+}
+
+static enum wire_err
 get_body(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
 {
 	switch (m->type) {
@@ -694,6 +744,8 @@ get_body(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
 	case PBFT_MSG_FETCH_STATE:
 	case PBFT_MSG_STATE_CHUNK:
 		return get_fetch(rb, m);
+	case PBFT_MSG_ANNOUNCE:
+		return get_announce(rb, &m->u.announce);
 	default:
 		return WIRE_E_TYPE;
 	}

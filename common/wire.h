@@ -22,6 +22,7 @@
 #ifndef PBFT_WIRE_H
 #define PBFT_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,6 +46,8 @@ enum wire_err {
 
 /* A short, stable name for an error ("truncated", "too-big", ...). */
 const char *wire_strerror(enum wire_err e);
+/* True if host[0..len) is a host name or address an ANNOUNCE may carry. */
+bool wire_host_valid(const uint8_t *host, size_t len);
 /* A stable name for a message type ("prepare"), or "unknown". */
 const char *wire_type_name(unsigned type);
 

@@ -1,7 +1,7 @@
 /*
  * main.c - pbft-replica: one replica of a pbft cluster.
  *
- *     pbft-replica -c cluster.ini -i ID [-d]
+ *     pbft-replica -c cluster.ini -i ID [-l HOST:PORT] [-d]
  *     pbft-replica --dev -p PORT -i IDX -n N [-b HOST:PORT]... [-d]
  *
  * Normally started by pbftd, which passes its end of a socketpair as fd 3;
@@ -32,7 +32,7 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: pbft-replica -c FILE -i ID [-d]\n"
+	    "usage: pbft-replica -c FILE -i ID [-l HOST:PORT] [-d]\n"
 	    "       pbft-replica --dev -p PORT -i IDX -n N [-b HOST:PORT]... "
 	    "[-d]\n"
 	    "\n"
@@ -40,6 +40,9 @@ usage(FILE *f)
 	    "\n"
 	    "  -c, --config FILE   cluster configuration (cluster.ini)\n"
 	    "  -i, --id ID         this replica's node index\n"
+	    "  -l, --listen H:P    this node's address, for a [node.N] that\n"
+	    "                      gives none: it listens there and announces\n"
+	    "                      it, signed, through the bootstrap peer\n"
 	    "  -d, --debug         log at debug level (also PBFT_LOG=debug)\n"
 	    "      --dev           demo mode: keys derived from node indexes "
 	    "(INSECURE)\n"
@@ -112,6 +115,7 @@ dev_config(uint32_t n, uint16_t base_port)
 	c->request_timeout_ms = 1000;
 	c->fsync = CFG_FSYNC_BATCH;
 	c->log_level = LOG_LVL_INFO;
+	c->bootstrap_id = UINT32_MAX;
 	snprintf(c->data_dir, sizeof(c->data_dir), "/tmp/pbft-dev-%u",
 	    (unsigned)base_port);
 	for (uint32_t i = 0; i < n; i++) {
@@ -150,9 +154,10 @@ main(int argc, char **argv)
 	    {"port", required_argument, NULL, 'p'},
 	    {"nodes", required_argument, NULL, 'n'},
 	    {"bootstrap", required_argument, NULL, 'b'},
+	    {"listen", required_argument, NULL, 'l'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
-	const char *config = NULL;
+	const char *config = NULL, *listen = NULL;
 	char err[CFG_ERR_LEN], tag[32], *end;
 	unsigned long id = ULONG_MAX, port = 0, nodes = 4;
 	bool dev = false, debug = false;
@@ -171,7 +176,7 @@ main(int argc, char **argv)
 		opts.sup_fd = SUP_FD;
 
 	while ((ch = getopt_long(
-	            argc, argv, "c:i:dp:n:b:hV", longopts, NULL)) != -1) {
+	            argc, argv, "c:i:l:dp:n:b:hV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			config = optarg;
@@ -184,6 +189,9 @@ main(int argc, char **argv)
 				    optarg);
 				return 2;
 			}
+			break;
+		case 'l':
+			listen = optarg;
 			break;
 		case 'd':
 			debug = true;
@@ -244,6 +252,34 @@ main(int argc, char **argv)
 			fprintf(stderr, "%s: no node %lu (n = %u)\n", config,
 			    id, cfg->n);
 			return 2;
+		}
+		if (listen != NULL || !cfg->nodes[id].has_address) {
+			struct cfg_node *self = &cfg->nodes[id];
+
+			if (listen == NULL) {
+				fprintf(stderr,
+				    "%s: [node.%lu] has no address: start it "
+				    "with --listen HOST:PORT\n",
+				    config, id);
+				return 2;
+			}
+			if (self->has_address) {
+				fprintf(stderr,
+				    "%s: [node.%lu] has an address; --listen "
+				    "is for nodes without one\n",
+				    config, id);
+				return 2;
+			}
+			if (cfg_parse_address(listen, self->host,
+			        sizeof(self->host), &self->port) == -1) {
+				fprintf(stderr,
+				    "pbft-replica: --listen: want HOST:PORT, "
+				    "got '%s'\n",
+				    listen);
+				return 2;
+			}
+			self->has_address = true;
+			self->announce = true;
 		}
 		if (!debug)
 			log_set_level(cfg->log_level);

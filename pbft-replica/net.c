@@ -18,6 +18,7 @@
 
 #include "chan.h"
 #include "log.h"
+#include "sig.h"
 #include "wire.h"
 
 #define READ_CHUNK 65536
@@ -41,6 +42,17 @@ struct conn {
 	struct conn *next_all, **prev_all; /* every live connection */
 };
 
+/* A replica's address learned from its signed ANNOUNCE (kept to relay). */
+struct learned {
+	bool known;
+	uint64_t epoch;
+	char host[PBFT_HOST_BYTES_MAX + 1];
+	uint16_t port;
+	uint8_t frame[WIRE_HDR_LEN + 4 + 8 + 1 + PBFT_HOST_BYTES_MAX + 2 +
+	    PBFT_SIG_LEN];
+	size_t frame_len;
+};
+
 struct net {
 	struct ev_loop *loop;
 	const struct cluster_cfg *cfg;
@@ -61,9 +73,24 @@ struct net {
 	struct wbuf enc;
 	struct net_stats st;
 	struct log_ratelimit rl; /* warnings caused by peers */
+	struct learned learned[PBFT_REPLICAS_MAX]; /* [id] also: our own */
+	void *pub[PBFT_REPLICAS_MAX]; /* replicas' public keys */
 };
 
 static void dial(struct net *n, uint32_t id);
+
+/*
+ * Whether this node keeps a connection to replica id by dialling it: the
+ * lower id dials, and a node whose address the file does not give dials its
+ * bootstrap peer too, which cannot know where to find it.
+ */
+static bool
+dials(const struct net *n, uint32_t id)
+{
+	return id != n->id &&
+	    (id > n->id ||
+	        (n->cfg->nodes[n->id].announce && id == n->cfg->bootstrap_id));
+}
 
 /* ---- connection lifetime ----------------------------------------------- */
 
@@ -128,9 +155,19 @@ conn_close(struct conn *c, const char *why)
 	}
 	if (c->outbound && n->dialing[c->want] == c)
 		n->dialing[c->want] = NULL;
-	if (c->outbound && n->peers[c->want] == NULL &&
-	    n->dialing[c->want] == NULL)
-		schedule_redial(n, c->want);
+	{
+		/* Whatever the closed channel was, a peer we dial gets
+		 * dialled again (an accepted channel may have replaced ours).
+		 */
+		uint32_t p = c->outbound ? c->want
+		    : c->established && c->role == PBFT_ROLE_REPLICA
+		    ? c->peer
+		    : UINT32_MAX;
+
+		if (p != UINT32_MAX && dials(n, p) && n->peers[p] == NULL &&
+		    n->dialing[p] == NULL && !ev_is_active(&n->redial[p]))
+			schedule_redial(n, p);
+	}
 	chan_clear(&c->ch);
 	n->nconns--;
 	*c->prev_all = c->next_all;
@@ -156,6 +193,9 @@ reaper_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 		free(c);
 	}
 }
+
+static void queue_raw(
+    struct net *n, struct conn *c, const uint8_t *frame, size_t len);
 
 static void
 on_established(struct conn *c)
@@ -189,13 +229,21 @@ on_established(struct conn *c)
 			n->st.clients_connected--;
 	}
 	*slot = c;
-	if (c->role == PBFT_ROLE_REPLICA)
+	if (c->role == PBFT_ROLE_REPLICA) {
 		n->st.peers_connected++;
-	else
+		/* Tell the new peer every address we can vouch for. */
+		for (uint32_t i = 0; i < n->cfg->n; i++)
+			if (n->learned[i].known && i != c->peer)
+				queue_raw(n, c, n->learned[i].frame,
+				    n->learned[i].frame_len);
+	} else {
 		n->st.clients_connected++;
+	}
 }
 
 /* ---- I/O --------------------------------------------------------------- */
+
+static int on_announce(struct conn *c, const uint8_t *frame, size_t len);
 
 static void
 count_failure(struct conn *c)
@@ -257,6 +305,11 @@ on_frame(void *arg, const uint8_t *frame, size_t len)
 	n->st.frames_in++;
 	if (c->role == PBFT_ROLE_REPLICA) {
 		n->st.peer[c->peer].frames_in++;
+		if (len > WIRE_HDR_LEN && frame[5] == PBFT_MSG_ANNOUNCE) {
+			if (on_announce(c, frame, len) == -1)
+				conn_close(c, "bad address announcement");
+			return;
+		}
 		if (n->cb.on_replica_frame != NULL)
 			n->cb.on_replica_frame(n->cb.ctx, c->peer, frame, len);
 	} else if (n->cb.on_client_frame != NULL) {
@@ -401,11 +454,18 @@ dial(struct net *n, uint32_t id)
 	struct conn *c;
 	int fd;
 
+	const char *host = node->host;
+	uint16_t p = node->port;
+
 	if (n->peers[id] != NULL || n->dialing[id] != NULL)
 		return;
-	snprintf(port, sizeof(port), "%u", (unsigned)node->port);
-	if (!node->has_address ||
-	    getaddrinfo(node->host, port, &hints, &ai) != 0 || ai == NULL) {
+	if (!node->has_address && n->learned[id].known) {
+		host = n->learned[id].host;
+		p = n->learned[id].port;
+	}
+	snprintf(port, sizeof(port), "%u", (unsigned)p);
+	if ((!node->has_address && !n->learned[id].known) ||
+	    getaddrinfo(host, port, &hints, &ai) != 0 || ai == NULL) {
 		schedule_redial(n, id);
 		return;
 	}
@@ -477,11 +537,11 @@ encode(struct net *n, const struct pbft_msg *msg)
 }
 
 static void
-queue_frame(struct net *n, struct conn *c)
+queue_raw(struct net *n, struct conn *c, const uint8_t *frame, size_t len)
 {
 	if (c == NULL || c->fd == -1 || !c->established)
 		return;
-	if (c->out.len - c->out_off + n->enc.len + 64 > NET_WQ_BYTES_MAX) {
+	if (c->out.len - c->out_off + len + 64 > NET_WQ_BYTES_MAX) {
 		n->st.queue_drops++;
 		if (c->role == PBFT_ROLE_REPLICA)
 			n->st.peer[c->peer].queue_drops++;
@@ -491,14 +551,14 @@ queue_frame(struct net *n, struct conn *c)
 		conn_close(c, "write queue full");
 		return;
 	}
-	if (c->out_off > 0 && c->out.len + n->enc.len + 64 > NET_WQ_BYTES_MAX) {
+	if (c->out_off > 0 && c->out.len + len + 64 > NET_WQ_BYTES_MAX) {
 		/* Reclaim what the socket already took. */
 		memmove(
 		    c->out.p, c->out.p + c->out_off, c->out.len - c->out_off);
 		c->out.len -= c->out_off;
 		c->out_off = 0;
 	}
-	if (chan_seal(&c->ch, n->enc.p, n->enc.len, &c->out) == -1) {
+	if (chan_seal(&c->ch, frame, len, &c->out) == -1) {
 		conn_close(c, "cannot seal");
 		return;
 	}
@@ -507,6 +567,133 @@ queue_frame(struct net *n, struct conn *c)
 		n->st.peer[c->peer].frames_out++;
 	/* Coalesce: one write per loop iteration from the writer. */
 	ev_io_start(n->loop, &c->wr);
+}
+
+static void
+queue_frame(struct net *n, struct conn *c)
+{
+	queue_raw(n, c, n->enc.p, n->enc.len);
+}
+
+/* ---- address announcements --------------------------------------------- */
+
+/*
+ * A signed ANNOUNCE from a peer (its own or relayed). A bad signature means
+ * the sending peer forged or altered it: -1, and the caller drops the peer.
+ * A valid one newer than what we know is kept, relayed to every other peer,
+ * and dialled if we dial that replica. Addresses the file gives win.
+ */
+static int
+on_announce(struct conn *c, const uint8_t *frame, size_t len)
+{
+	struct net *n = c->n;
+	struct pbft_msg m;
+	struct wire_arena a;
+	uint8_t arena[64];
+	struct wbuf sb;
+	uint8_t sbuf[sizeof(((struct learned *)0)->frame)];
+	const struct pbft_announce *an = &m.u.announce;
+	struct learned *l;
+	bool ok;
+
+	wire_arena_init(&a, arena, sizeof(arena));
+	if (wire_decode(frame, len, &m, &a) != WIRE_OK ||
+	    an->replica >= n->cfg->n || len > sizeof(l->frame)) {
+		n->st.announce_rejected++;
+		return -1;
+	}
+	wbuf_init_fixed(&sb, sbuf, sizeof(sbuf));
+	ok = wire_signed_bytes(&sb, &m) == 0 &&
+	    sig_verify(n->pub[an->replica], sb.p, sb.len, an->sig);
+	if (!ok) {
+		n->st.announce_rejected++;
+		log_warnx("replica %u sent an address announcement for replica "
+		          "%u that replica %u did not sign: disconnecting",
+		    c->peer, an->replica, an->replica);
+		return -1;
+	}
+	l = &n->learned[an->replica];
+	if (an->replica == n->id || n->cfg->nodes[an->replica].has_address ||
+	    (l->known && an->epoch <= l->epoch))
+		return 0; /* ours, configured, or not news */
+	l->known = true;
+	l->epoch = an->epoch;
+	memcpy(l->host, an->host, an->host_len);
+	l->host[an->host_len] = '\0';
+	l->port = an->port;
+	memcpy(l->frame, frame, len);
+	l->frame_len = len;
+	n->st.announce_accepted++;
+	log_info("replica %u is at %s:%u (announced, via replica %u)",
+	    an->replica, l->host, (unsigned)l->port, c->peer);
+	for (uint32_t i = 0; i < n->cfg->n; i++)
+		if (i != an->replica && i != c->peer && n->peers[i] != NULL)
+			queue_raw(n, n->peers[i], frame, len);
+	if (dials(n, an->replica) && n->peers[an->replica] == NULL &&
+	    n->dialing[an->replica] == NULL) {
+		ev_timer_stop(n->loop, &n->redial[an->replica]);
+		n->backoff_ms[an->replica] = 0;
+		dial(n, an->replica);
+	}
+	return 0;
+}
+
+/* Signs our own announcement; epoch from the wall clock, so a restarted
+ * node's announcement replaces the one its peers remember. */
+static int
+announce_self(struct net *n)
+{
+	const struct cfg_node *self = &n->cfg->nodes[n->id];
+	struct learned *l = &n->learned[n->id];
+	struct pbft_msg m = {.type = PBFT_MSG_ANNOUNCE};
+	struct wbuf wb;
+	uint8_t sbuf[sizeof(l->frame)];
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	m.u.announce.replica = n->id;
+	m.u.announce.epoch =
+	    (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	m.u.announce.host_len = (uint8_t)strlen(self->host);
+	m.u.announce.host = (const uint8_t *)self->host;
+	m.u.announce.port = self->port;
+	wbuf_init_fixed(&wb, sbuf, sizeof(sbuf));
+	if (strlen(self->host) > PBFT_HOST_BYTES_MAX ||
+	    wire_signed_bytes(&wb, &m) == -1 ||
+	    sig_sign(n->key, wb.p, wb.len, m.u.announce.sig) == -1)
+		return -1;
+	wbuf_init_fixed(&wb, l->frame, sizeof(l->frame));
+	if (wire_encode(&wb, &m) == -1)
+		return -1;
+	l->frame_len = wb.len;
+	l->known = true;
+	l->epoch = m.u.announce.epoch;
+	snprintf(l->host, sizeof(l->host), "%s", self->host);
+	l->port = self->port;
+	return 0;
+}
+
+int
+net_peer_address(const struct net *n, uint32_t id, char *buf, size_t len)
+{
+	const struct cfg_node *node;
+
+	if (id >= n->cfg->n)
+		return -1;
+	node = &n->cfg->nodes[id];
+	if (node->has_address)
+		snprintf(buf, len, "%s%s%s:%u",
+		    strchr(node->host, ':') ? "[" : "", node->host,
+		    strchr(node->host, ':') ? "]" : "", (unsigned)node->port);
+	else if (n->learned[id].known)
+		snprintf(buf, len, "%s%s%s:%u",
+		    strchr(n->learned[id].host, ':') ? "[" : "",
+		    n->learned[id].host,
+		    strchr(n->learned[id].host, ':') ? "]" : "",
+		    (unsigned)n->learned[id].port);
+	else
+		return -1;
+	return 0;
 }
 
 void
@@ -605,10 +792,23 @@ net_new(struct ev_loop *loop, const struct cluster_cfg *cfg, uint32_t id,
 	n->reaper.data = n;
 	ev_prepare_start(loop, &n->reaper);
 	for (uint32_t i = 0; i < cfg->n; i++) {
+		if ((n->pub[i] = sig_public_from_raw(
+		         cfg->nodes[i].public_key)) == NULL) {
+			snprintf(err, errlen, "bad public key for node %u", i);
+			net_free(n);
+			return NULL;
+		}
+	}
+	if (cfg->nodes[id].announce && announce_self(n) == -1) {
+		snprintf(err, errlen, "cannot sign our address announcement");
+		net_free(n);
+		return NULL;
+	}
+	for (uint32_t i = 0; i < cfg->n; i++) {
 		ev_init(&n->redial[i], redial_cb);
 		n->redial[i].data = n;
-		if (i > id)
-			dial(n, i); /* the lower id dials */
+		if (dials(n, i))
+			dial(n, i);
 	}
 	return n;
 }
@@ -628,6 +828,8 @@ net_free(struct net *n)
 	}
 	reaper_cb(n->loop, &n->reaper, 0);
 	ev_prepare_stop(n->loop, &n->reaper);
+	for (uint32_t i = 0; i < n->cfg->n; i++)
+		sig_key_free(n->pub[i]);
 	free(n->clients);
 	wbuf_clear(&n->enc);
 	free(n);

@@ -8,6 +8,14 @@
  * (100 ms to 5 s). A peer that disconnects or sends anything that does not
  * authenticate is dropped and logged; the replica carries on.
  *
+ * Addresses. A node whose [node.N] gives no address is started with one
+ * (pbft-replica --listen) and dials the cluster's bootstrap peer. Every
+ * node sends each newly connected peer the signed ANNOUNCE frames it
+ * knows (its own, if it announces, and those it learned); a receiver checks
+ * the named replica's signature, keeps the newest by epoch, relays it and
+ * dials the address if it is the dialling side. A peer that sends an
+ * announcement that does not verify is disconnected and counted.
+ *
  * Write queues are bounded (NET_WQ_BYTES_MAX per connection). A peer whose
  * queue overflows is too slow or dead: its connection is dropped, queued
  * data with it, and the drop is counted. That is safe because the protocol
@@ -58,6 +66,8 @@ struct net_stats {
 	uint32_t clients_connected;
 	uint64_t frames_in, frames_out, bytes_in, bytes_out;
 	uint64_t handshake_failures, auth_failures, queue_drops;
+	uint64_t announce_accepted; /* new addresses learned */
+	uint64_t announce_rejected; /* bad signature or malformed */
 	struct net_peer_stats peer[PBFT_REPLICAS_MAX]; /* by replica id */
 };
 
@@ -77,5 +87,8 @@ void net_broadcast(struct net *n, const struct pbft_msg *msg);
 void net_send_client(
     struct net *n, uint32_t client, const struct pbft_msg *msg);
 void net_get_stats(const struct net *n, struct net_stats *st);
+/* "host:port" where replica id is reached (from the file or announced);
+ * 0, or -1 if not known yet. */
+int net_peer_address(const struct net *n, uint32_t id, char *buf, size_t len);
 
 #endif

@@ -38,8 +38,9 @@ child_state_name(enum child_state s)
 static void
 child_exec(struct child *c, int fd)
 {
-	char id[16];
-	const char *argv[8];
+	char id[16], listen[300];
+	const char *argv[10];
+	const struct cfg_node *node = &c->d->cfg->nodes[c->id];
 	int i = 0;
 
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -53,6 +54,13 @@ child_exec(struct child *c, int fd)
 	argv[i++] = c->d->cfg->path;
 	argv[i++] = "-i";
 	argv[i++] = id;
+	if (node->announce) {
+		snprintf(listen, sizeof(listen), "%s%s%s:%u",
+		    strchr(node->host, ':') ? "[" : "", node->host,
+		    strchr(node->host, ':') ? "]" : "", (unsigned)node->port);
+		argv[i++] = "--listen";
+		argv[i++] = listen;
+	}
 	if (c->d->debug)
 		argv[i++] = "-d";
 	argv[i] = NULL;

@@ -35,6 +35,7 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: pbftd -c FILE [-t] [-d] [-D [-p PIDFILE]] [--nodes LIST]\n"
 	    "             [-s SOCKET] [--client NAME] [--replica-bin PATH]\n"
+	    "             [--listen ID=HOST:PORT]...\n"
 	    "\n"
 	    "Supervises the pbft replicas of this host: starts one "
 	    "pbft-replica per\nnode, restarts crashed ones, serves the control "
@@ -53,6 +54,11 @@ usage(FILE *f)
 	    "      --client NAME      the [client.NAME] identity pbftd uses "
 	    "(default:\n"
 	    "                         control_client); one per pbftd\n"
+	    "  -l, --listen ID=H:P    address of local node ID when its "
+	    "[node.ID]\n"
+	    "                         gives none (it announces it, signed, "
+	    "through\n"
+	    "                         the bootstrap peer); repeatable\n"
 	    "  -d, --debug            debug logging, also for the replicas\n"
 	    "  -D, --daemon           detach from the terminal\n"
 	    "  -p, --pidfile FILE     with -D: write the pid here\n"
@@ -61,6 +67,38 @@ usage(FILE *f)
 	    "                         else $PBFT_REPLICA_BIN, else the "
 	    "installed one)\n"
 	    "  -h, --help             this text;  -V, --version\n");
+}
+
+/* --listen ID=HOST:PORT: the address of a node the file gives none. */
+static int
+set_listen(struct pbftd *d, const char *arg, char *err, size_t errlen)
+{
+	char *end;
+	unsigned long id = strtoul(arg, &end, 10);
+	struct cfg_node *node;
+
+	if (end == arg || *end != '=' || id >= d->cfg->n) {
+		snprintf(err, errlen,
+		    "pbftd: --listen wants ID=HOST:PORT with a node id of "
+		    "%s, got '%s'",
+		    d->config_path, arg);
+		return -1;
+	}
+	node = &d->cfg->nodes[id];
+	if (node->has_address) {
+		snprintf(err, errlen,
+		    "pbftd: --listen %s: [node.%lu] already has an address",
+		    arg, id);
+		return -1;
+	}
+	if (cfg_parse_address(
+	        end + 1, node->host, sizeof(node->host), &node->port) == -1) {
+		snprintf(err, errlen, "pbftd: --listen %s: bad HOST:PORT", arg);
+		return -1;
+	}
+	node->has_address = true;
+	node->announce = true;
+	return 0;
 }
 
 static int
@@ -288,11 +326,13 @@ main(int argc, char **argv)
 	    {"replica-bin", required_argument, 0, 'R'},
 	    {"socket", required_argument, 0, 's'},
 	    {"client", required_argument, 0, 'C'},
+	    {"listen", required_argument, 0, 'l'},
 	    {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
 	    {0, 0, 0, 0}};
 	static struct pbftd d;
 	const char *nodes = NULL, *pidfile = NULL, *bin = NULL, *wd;
-	const char *sock = NULL, *client = NULL;
+	const char *sock = NULL, *client = NULL, *listens[PBFT_REPLICAS_MAX];
+	int nlistens = 0;
 	bool test = false, daemon = false;
 	char err[CFG_ERR_LEN], status[128];
 	ev_signal sigs[4];
@@ -301,7 +341,7 @@ main(int argc, char **argv)
 	static const int signums[] = {SIGTERM, SIGINT, SIGHUP};
 
 	while (
-	    (ch = getopt_long(argc, argv, "c:tn:dDp:s:hV", lo, NULL)) != -1) {
+	    (ch = getopt_long(argc, argv, "c:tn:dDp:s:l:hV", lo, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			d.config_path = optarg;
@@ -329,6 +369,13 @@ main(int argc, char **argv)
 			break;
 		case 'C':
 			client = optarg;
+			break;
+		case 'l':
+			if (nlistens == PBFT_REPLICAS_MAX) {
+				fprintf(stderr, "pbftd: too many --listen\n");
+				return 2;
+			}
+			listens[nlistens++] = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -369,6 +416,12 @@ main(int argc, char **argv)
 		snprintf(d.cfg->control_client, sizeof(d.cfg->control_client),
 		    "%s", client);
 	}
+	for (int i = 0; i < nlistens; i++)
+		if (set_listen(&d, listens[i], err, sizeof(err)) == -1) {
+			fprintf(stderr, "%s\n", err);
+			cfg_free(d.cfg);
+			return 2;
+		}
 	if (!d.debug)
 		log_set_level(d.cfg->log_level);
 	log_level_from_env();
@@ -382,6 +435,16 @@ main(int argc, char **argv)
 		cfg_free(d.cfg);
 		return 2;
 	}
+	for (uint32_t i = 0; i < d.cfg->n; i++)
+		if (d.children[i].local && !d.cfg->nodes[i].has_address) {
+			fprintf(stderr,
+			    "%s: [node.%u] has no address: give it with "
+			    "--listen %u=HOST:PORT, or leave it to another "
+			    "host with --nodes\n",
+			    d.config_path, i, i);
+			cfg_free(d.cfg);
+			return 2;
+		}
 	if (test) {
 		printf("configuration OK\n");
 		cfg_free(d.cfg);

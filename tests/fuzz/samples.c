@@ -148,6 +148,15 @@ sample_frame(int i, struct wbuf *wb)
 		    .data_len = sizeof(blob),
 		    .data = blob};
 		break;
+	case 14:
+		m.type = PBFT_MSG_ANNOUNCE;
+		m.u.announce = (struct pbft_announce){.replica = 3,
+		    .epoch = 1234,
+		    .host_len = 9,
+		    .host = (const uint8_t *)"127.0.0.1",
+		    .port = 7003,
+		    .sig = {7}};
+		break;
 	default:
 		return -1;
 	}

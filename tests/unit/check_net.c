@@ -134,6 +134,7 @@ setup(void)
 		cfg->nodes[i].has_address = true;
 		sig_public_raw(rkey[i], cfg->nodes[i].public_key);
 	}
+	cfg->bootstrap_id = UINT32_MAX;
 	cfg->nclients = 1;
 	cfg->clients = calloc(1, sizeof(*cfg->clients));
 	ck_assert_ptr_nonnull(cfg->clients);
@@ -640,6 +641,134 @@ START_TEST(test_unknown_and_lying_keys_refused)
 }
 END_TEST
 
+/* ---- address announcements ------------------------------------------- */
+
+/* An ANNOUNCE for replica `who` at port, signed with key. */
+static void
+announce_frame(
+    uint32_t who, uint64_t epoch, uint16_t port, void *key, struct wbuf *out)
+{
+	struct pbft_msg m = {.type = PBFT_MSG_ANNOUNCE};
+	struct wbuf sb;
+
+	m.u.announce.replica = who;
+	m.u.announce.epoch = epoch;
+	m.u.announce.host = (const uint8_t *)"127.0.0.1";
+	m.u.announce.host_len = 9;
+	m.u.announce.port = port;
+	wbuf_init_dynamic(&sb, 1024);
+	ck_assert_int_eq(wire_signed_bytes(&sb, &m), 0);
+	ck_assert_int_eq(sig_sign(key, sb.p, sb.len, m.u.announce.sig), 0);
+	wbuf_clear(&sb);
+	ck_assert_int_eq(wire_encode(out, &m), 0);
+}
+
+static bool
+rejected_one(void *arg)
+{
+	(void)arg;
+	return stats(0).announce_rejected >= 1;
+}
+
+/*
+ * Node 2's section gives no address: it is started with one, dials the
+ * bootstrap peer (node 0) and announces itself; node 1 learns the address
+ * through node 0's relay and dials it. Then a cluster member (replica 1's
+ * key) sends node 0 an announcement for replica 2 that replica 2 did not
+ * sign: node 0 drops that channel, counts it and keeps the real address;
+ * an old announcement that replica 2 did sign changes nothing either.
+ */
+START_TEST(test_bootstrap_announcements)
+{
+	struct cluster_cfg *own = malloc(sizeof(*own));
+	struct net_callbacks cb = {.ctx = &rxs[2],
+	    .on_replica_frame = on_replica,
+	    .on_client_frame = on_client};
+	char err[256] = "", addr[64];
+	uint16_t port2 = cfg->nodes[2].port;
+	struct client c;
+	struct wbuf f, out;
+
+	ck_assert_ptr_nonnull(own);
+	cfg->bootstrap_id = 0;
+	cfg->nodes[2].has_address = false;
+	cfg->nodes[2].host[0] = '\0';
+	cfg->nodes[2].port = 0;
+	*own = *cfg; /* node 2's own view: the address from --listen */
+	snprintf(own->nodes[2].host, sizeof(own->nodes[2].host), "127.0.0.1");
+	own->nodes[2].port = port2;
+	own->nodes[2].has_address = true;
+	own->nodes[2].announce = true;
+	start_node(0);
+	start_node(1);
+	ck_assert_int_eq(net_peer_address(nets[1], 2, addr, sizeof(addr)), -1);
+	nets[2] = net_new(loop, own, 2, rkey[2], &cb, err, sizeof(err));
+	ck_assert_msg(nets[2] != NULL, "net_new: %s", err);
+	ck_assert(run_until(all_connected, NULL));
+	ck_assert_uint_eq(stats(0).announce_accepted, 1);
+	ck_assert_uint_eq(stats(1).announce_accepted, 1);
+	ck_assert_int_eq(net_peer_address(nets[1], 2, addr, sizeof(addr)), 0);
+	ck_assert_uint_eq(strtoul(strchr(addr, ':') + 1, NULL, 10), port2);
+	exchange(1, 2, 700);
+	exchange(2, 1, 701);
+
+	/* Forged: replica 1's channel, an announcement "by" replica 2. */
+	memset(&c, 0, sizeof(c));
+	c.fd = client_connect(0);
+	chan_init(&c.ch, PBFT_ROLE_REPLICA, 1, rkey[1], client_lookup, NULL,
+	    cfg->name, true, PBFT_ROLE_REPLICA, 0);
+	wbuf_init_dynamic(&out, 1 << 16);
+	ck_assert_int_eq(chan_start(&c.ch, &out), 0);
+	client_send(c.fd, out.p, out.len);
+	wbuf_reset(&out);
+	run_until(client_done, &c);
+	ck_assert(chan_established(&c.ch));
+	wbuf_init_dynamic(&f, 4096);
+	announce_frame(2, UINT64_MAX, 1, rkey[1], &f);
+	ck_assert_int_eq(chan_seal(&c.ch, f.p, f.len, &out), 0);
+	client_send(c.fd, out.p, out.len);
+	ck_assert(run_until(rejected_one, NULL));
+	ck_assert(run_until(client_closed, &c));
+	client_close(&c);
+	ck_assert_int_eq(net_peer_address(nets[0], 2, addr, sizeof(addr)), 0);
+	ck_assert_uint_eq(strtoul(strchr(addr, ':') + 1, NULL, 10), port2);
+
+	/* Replayed: genuinely signed by replica 2, but older. */
+	wbuf_reset(&f);
+	announce_frame(2, 1, 1, rkey[2], &f);
+	memset(&c, 0, sizeof(c));
+	c.fd = client_connect(0);
+	chan_init(&c.ch, PBFT_ROLE_REPLICA, 1, rkey[1], client_lookup, NULL,
+	    cfg->name, true, PBFT_ROLE_REPLICA, 0);
+	wbuf_reset(&out);
+	ck_assert_int_eq(chan_start(&c.ch, &out), 0);
+	client_send(c.fd, out.p, out.len);
+	wbuf_reset(&out);
+	run_until(client_done, &c);
+	ck_assert(chan_established(&c.ch));
+	ck_assert_int_eq(chan_seal(&c.ch, f.p, f.len, &out), 0);
+	client_send(c.fd, out.p, out.len);
+	for (int i = 0; i < 20; i++)
+		ev_run(loop, EVRUN_NOWAIT);
+	client_close(&c);
+	ck_assert_uint_eq(stats(0).announce_rejected, 1);
+	ck_assert_uint_eq(stats(0).announce_accepted, 1);
+	ck_assert_int_eq(net_peer_address(nets[0], 2, addr, sizeof(addr)), 0);
+	ck_assert_uint_eq(strtoul(strchr(addr, ':') + 1, NULL, 10), port2);
+	wbuf_clear(&f);
+	wbuf_clear(&out);
+
+	/* Replica 1's own channel to node 0 was replaced by the fake one;
+	 * node 0 dials it again and the mesh heals. */
+	ck_assert(run_until(all_connected, NULL));
+	exchange(0, 1, 702);
+	exchange(0, 2, 703);
+	net_free(nets[2]);
+	nets[2] = NULL;
+	free(own);
+}
+END_TEST
+
 static Suite *
 net_suite(void)
 {
@@ -655,6 +784,7 @@ net_suite(void)
 	tcase_add_test(tc, test_oversized_lengths_dropped);
 	tcase_add_test(tc, test_truncated_record_dropped);
 	tcase_add_test(tc, test_unknown_and_lying_keys_refused);
+	tcase_add_test(tc, test_bootstrap_announcements);
 	suite_add_tcase(s, tc);
 	return s;
 }
