@@ -61,6 +61,7 @@ struct net {
 	struct net_callbacks cb;
 	int lfd;
 	ev_io accept;
+	ev_timer accept_pause; /* out of descriptors: stop accepting a while */
 	ev_prepare reaper;
 	struct conn *peers[PBFT_REPLICAS_MAX]; /* established, by id */
 	struct conn *dialing[PBFT_REPLICAS_MAX]; /* outbound in progress */
@@ -520,6 +521,25 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		ev_io_start(n->loop, &c->rd);
 		flush(c);
 	}
+	if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+	    errno == ENOMEM) {
+		/* The pending connection stays queued and the listening
+		 * socket stays readable: pause instead of spinning. */
+		n->st.accept_pauses++;
+		log_warnx("accept: %s: pausing new connections for 100 ms",
+		    strerror(errno));
+		ev_io_stop(n->loop, &n->accept);
+		ev_timer_start(n->loop, &n->accept_pause);
+	}
+}
+
+static void
+accept_resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct net *n = w->data;
+
+	(void)revents;
+	ev_io_start(loop, &n->accept);
 }
 
 /* ---- sending ----------------------------------------------------------- */
@@ -788,6 +808,8 @@ net_new(struct ev_loop *loop, const struct cluster_cfg *cfg, uint32_t id,
 	ev_io_init(&n->accept, accept_cb, n->lfd, EV_READ);
 	n->accept.data = n;
 	ev_io_start(loop, &n->accept);
+	ev_timer_init(&n->accept_pause, accept_resume_cb, 0.1, 0);
+	n->accept_pause.data = n;
 	ev_prepare_init(&n->reaper, reaper_cb);
 	n->reaper.data = n;
 	ev_prepare_start(loop, &n->reaper);
@@ -824,6 +846,7 @@ net_free(struct net *n)
 		ev_timer_stop(n->loop, &n->redial[i]);
 	if (n->lfd != -1) {
 		ev_io_stop(n->loop, &n->accept);
+		ev_timer_stop(n->loop, &n->accept_pause);
 		close(n->lfd);
 	}
 	reaper_cb(n->loop, &n->reaper, 0);

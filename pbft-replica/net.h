@@ -68,6 +68,7 @@ struct net_stats {
 	uint64_t handshake_failures, auth_failures, queue_drops;
 	uint64_t announce_accepted; /* new addresses learned */
 	uint64_t announce_rejected; /* bad signature or malformed */
+	uint64_t accept_pauses; /* accept() out of descriptors or memory */
 	struct net_peer_stats peer[PBFT_REPLICAS_MAX]; /* by replica id */
 };
 

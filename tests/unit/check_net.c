@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -769,6 +770,83 @@ START_TEST(test_bootstrap_announcements)
 }
 END_TEST
 
+/*
+ * A client that never reads: its write queue fills to NET_WQ_BYTES_MAX,
+ * the net drops that connection (counted) rather than grow, and keeps
+ * serving its replicas.
+ */
+START_TEST(test_slow_reader_dropped)
+{
+	static uint8_t blob[PBFT_CHUNK_BYTES_MAX];
+	struct pbft_msg m = {.type = PBFT_MSG_STATE_CHUNK};
+	struct client c;
+	int sent = 0;
+
+	mesh_up();
+	client_open(&c, 1, 0, ckey);
+	ck_assert(chan_established(&c.ch));
+	for (int i = 0; i < 50 && stats(1).clients_connected == 0; i++)
+		ev_run(loop, EVRUN_NOWAIT);
+	ck_assert_uint_eq(stats(1).clients_connected, 1);
+	m.u.state_chunk.data = blob;
+	m.u.state_chunk.data_len = sizeof(blob);
+	/* Never read c.fd; push twice the queue limit at it. */
+	while (stats(1).queue_drops == 0 &&
+	    sent < 2 * (int)(NET_WQ_BYTES_MAX / sizeof(blob))) {
+		net_send_client(nets[1], 0, &m);
+		ev_run(loop, EVRUN_NOWAIT);
+		sent++;
+	}
+	ck_assert_uint_eq(stats(1).queue_drops, 1);
+	ck_assert_uint_eq(stats(1).clients_connected, 0);
+	ck_assert_int_ge(sent, (int)(NET_WQ_BYTES_MAX / sizeof(blob)) - 8);
+	client_close(&c);
+	exchange(0, 1, 900);
+	exchange(1, 2, 901);
+}
+END_TEST
+
+/*
+ * Out of descriptors: accept() fails with EMFILE while the connection
+ * stays queued. The net pauses accepting instead of spinning, and takes
+ * the connection once descriptors are free again.
+ */
+START_TEST(test_emfile_pauses_accept)
+{
+	struct rlimit old, low;
+	int fds[64], nfd = 0, probe;
+	struct client c;
+
+	mesh_up();
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	/* Use up every descriptor but one under a lowered limit. */
+	probe = dup(0);
+	ck_assert_int_ge(probe, 0);
+	low = old;
+	low.rlim_cur = (rlim_t)probe + 2;
+	close(probe);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	while (nfd < 64 && (fds[nfd] = dup(0)) != -1)
+		nfd++;
+	ck_assert_int_eq(errno, EMFILE);
+	close(fds[--nfd]); /* room for our client socket only */
+	memset(&c, 0, sizeof(c));
+	c.fd = client_connect(1);
+	for (int i = 0; i < 50; i++)
+		ev_run(loop, EVRUN_NOWAIT);
+	ck_assert_uint_ge(stats(1).accept_pauses, 1);
+	ck_assert_uint_le(stats(1).accept_pauses, 5); /* paused, not spinning */
+	while (nfd > 0)
+		close(fds[--nfd]);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	close(c.fd);
+	client_open(&c, 1, 0, ckey);
+	ck_assert(chan_established(&c.ch));
+	client_close(&c);
+	exchange(0, 1, 800);
+}
+END_TEST
+
 static Suite *
 net_suite(void)
 {
@@ -785,6 +863,8 @@ net_suite(void)
 	tcase_add_test(tc, test_truncated_record_dropped);
 	tcase_add_test(tc, test_unknown_and_lying_keys_refused);
 	tcase_add_test(tc, test_bootstrap_announcements);
+	tcase_add_test(tc, test_emfile_pauses_accept);
+	tcase_add_test(tc, test_slow_reader_dropped);
 	suite_add_tcase(s, tc);
 	return s;
 }
