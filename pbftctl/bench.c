@@ -6,6 +6,16 @@
  *
  *     pbftctl bench -c cluster.ini [--clients N] [--outstanding K]
  *         [--duration S | --requests M] [--size B] [--rate R] [--json]
+ *         [--log FILE]
+ *
+ * Every transaction is unique: its first 16 bytes after the operation code
+ * are a per-run nonce and a counter. --log writes one line per finished
+ * request (the client-side history a checker compares with the ledgers):
+ *
+ *     ok|timeout|error CLIENT INVOKED_US DONE_US SEQ INDEX TX_HEX
+ *
+ * with wall-clock microseconds, the sequence number and ledger index of an
+ * ok result ("-" otherwise), and the transaction bytes in hex.
  *
  * Client identities are the [client.NAME] sections whose private key file is
  * readable here, used in file order; each runs K requests at once.
@@ -21,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cfg.h"
 #include "client.h"
@@ -84,10 +95,22 @@ hist_pct(const struct hist *h, double p)
 
 struct bench;
 
+struct bclient;
+
+/* One request in flight (a pool of `outstanding` per client). */
+struct breq {
+	struct bclient *bc;
+	uint64_t counter;
+	uint64_t invoked_us; /* wall clock */
+	struct breq *next_free;
+};
+
 struct bclient {
 	struct bench *b;
 	struct pbft_client *pc;
+	uint32_t id; /* [client.*] index */
 	uint32_t inflight;
+	struct breq *pool, *free;
 };
 
 struct bench {
@@ -98,6 +121,9 @@ struct bench {
 	uint64_t requests; /* 0 = by duration */
 	double duration, rate;
 	bool json;
+	const char *log_path;
+	FILE *log;
+	uint64_t nonce;
 	uint8_t *op;
 	uint64_t issued, done, errors, timeouts;
 	uint64_t t0_us, last_us, last_done;
@@ -118,6 +144,53 @@ mono_us(void)
 
 static void issue(struct bclient *bc);
 
+static uint64_t
+wall_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* The transaction of request `counter`: op code, nonce, counter, filler. */
+static void
+make_op(struct bench *b, uint64_t counter)
+{
+	uint8_t id[16];
+
+	for (int i = 0; i < 8; i++) {
+		id[i] = (uint8_t)(b->nonce >> (8 * i));
+		id[8 + i] = (uint8_t)(counter >> (8 * i));
+	}
+	memcpy(b->op + 1, id, b->size - 1 < 16 ? b->size - 1 : 16);
+}
+
+static void
+log_result(struct bench *b, const struct breq *rq, const char *what,
+    const struct pbft_result *res)
+{
+	uint64_t index = 0;
+	bool have_index = res != NULL && res->result_len == 8;
+
+	if (b->log == NULL)
+		return;
+	make_op(b, rq->counter);
+	for (int i = 0; have_index && i < 8; i++)
+		index |= (uint64_t)res->result[i] << (8 * i);
+	fprintf(b->log, "%s %s %llu %llu ", what,
+	    b->cfg->clients[rq->bc->id].name,
+	    (unsigned long long)rq->invoked_us, (unsigned long long)wall_us());
+	if (have_index)
+		fprintf(b->log, "%llu %llu ", (unsigned long long)res->seq,
+		    (unsigned long long)index);
+	else
+		fputs("- - ", b->log);
+	for (uint32_t i = 1; i < b->size; i++)
+		fprintf(b->log, "%02x", b->op[i]);
+	fputc('\n', b->log);
+}
+
 static bool
 want_more(const struct bench *b)
 {
@@ -127,7 +200,8 @@ want_more(const struct bench *b)
 static void
 done_cb(void *arg, const struct pbft_result *res)
 {
-	struct bclient *bc = arg;
+	struct breq *rq = arg;
+	struct bclient *bc = rq->bc;
 	struct bench *b = bc->b;
 
 	bc->inflight--;
@@ -135,11 +209,16 @@ done_cb(void *arg, const struct pbft_result *res)
 		b->done++;
 		hist_add(&b->all, res->latency_us);
 		hist_add(&b->sec, res->latency_us);
+		log_result(b, rq, "ok", res);
 	} else if (res->status == PBFT_CLIENT_TIMEOUT) {
 		b->timeouts++;
+		log_result(b, rq, "timeout", NULL);
 	} else if (res->status != PBFT_CLIENT_CANCELLED) {
 		b->errors++;
+		log_result(b, rq, "error", NULL);
 	}
+	rq->next_free = bc->free;
+	bc->free = rq;
 	if (b->requests != 0 &&
 	    b->done + b->errors + b->timeouts >= b->requests) {
 		ev_break(b->loop, EVBREAK_ALL);
@@ -153,13 +232,18 @@ static void
 issue(struct bclient *bc)
 {
 	struct bench *b = bc->b;
+	struct breq *rq = bc->free;
 
-	/* Vary the payload so every transaction differs. */
-	memcpy(b->op + 1, &b->issued, b->size - 1 < 8 ? b->size - 1 : 8);
-	if (pbft_client_submit(bc->pc, b->op, b->size, done_cb, bc) == -1) {
+	if (rq == NULL)
+		return;
+	rq->counter = b->issued;
+	rq->invoked_us = wall_us();
+	make_op(b, rq->counter);
+	if (pbft_client_submit(bc->pc, b->op, b->size, done_cb, rq) == -1) {
 		b->errors++;
 		return;
 	}
+	bc->free = rq->next_free;
 	bc->inflight++;
 	b->issued++;
 }
@@ -265,7 +349,10 @@ usage(FILE *f)
 	    "  --requests M         stop after M requests instead\n"
 	    "  --size B             request size in bytes (default 64)\n"
 	    "  --rate R             open loop: R requests/s in total\n"
-	    "  --json               one JSON object with the results\n");
+	    "  --json               one JSON object with the results\n"
+	    "  --log FILE           one line per finished request (status,\n"
+	    "                       client, times, seq, ledger index, tx "
+	    "hex)\n");
 }
 
 static int
@@ -279,7 +366,8 @@ parse_args(struct bench *b, int argc, char **argv, const char **config)
 	    {"requests", required_argument, 0, 'r'},
 	    {"size", required_argument, 0, 's'},
 	    {"rate", required_argument, 0, 'R'}, {"json", no_argument, 0, 'j'},
-	    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+	    {"log", required_argument, 0, 'L'}, {"help", no_argument, 0, 'h'},
+	    {0, 0, 0, 0}};
 	int ch;
 	char *end;
 	double v;
@@ -292,6 +380,10 @@ parse_args(struct bench *b, int argc, char **argv, const char **config)
 		}
 		if (ch == 'j') {
 			b->json = true;
+			continue;
+		}
+		if (ch == 'L') {
+			b->log_path = optarg;
 			continue;
 		}
 		if (ch == 'h') {
@@ -356,6 +448,18 @@ start_clients(struct bench *b, char *err, size_t errlen)
 		o.pipeline = b->outstanding > 1;
 		o.timeout_ms = 10000;
 		b->clients[have].b = b;
+		b->clients[have].id = i;
+		b->clients[have].pool =
+		    calloc(b->outstanding, sizeof(struct breq));
+		if (b->clients[have].pool == NULL)
+			return -1;
+		for (uint32_t k = 0; k < b->outstanding; k++) {
+			struct breq *rq = &b->clients[have].pool[k];
+
+			rq->bc = &b->clients[have];
+			rq->next_free = b->clients[have].free;
+			b->clients[have].free = rq;
+		}
 		b->clients[have].pc = pbft_client_new(b->loop, &o, err, errlen);
 		if (b->clients[have].pc == NULL)
 			return -1;
@@ -420,6 +524,12 @@ pbftctl_bench(int argc, char **argv)
 		goto out;
 	}
 	b->op[0] = LEDGER_OP_SUBMIT;
+	b->nonce = wall_us() ^ ((uint64_t)getpid() << 40);
+	if (b->log_path != NULL && (b->log = fopen(b->log_path, "w")) == NULL) {
+		fprintf(stderr, "pbftctl bench: %s: %s\n", b->log_path,
+		    strerror(errno));
+		goto out;
+	}
 	if (start_clients(b, err, sizeof(err)) == -1) {
 		fprintf(stderr, "pbftctl bench: %s\n", err);
 		goto out;
@@ -449,9 +559,16 @@ pbftctl_bench(int argc, char **argv)
 	rc = b->done > 0 && b->errors == 0 ? 0 : 1;
 out:
 	if (b->clients != NULL)
-		for (uint32_t i = 0; i < b->nclients; i++)
+		for (uint32_t i = 0; i < b->nclients; i++) {
 			pbft_client_free(b->clients[i].pc);
+			free(b->clients[i].pool);
+		}
 	free(b->clients);
+	if (b->log != NULL && fclose(b->log) != 0) {
+		fprintf(
+		    stderr, "pbftctl bench: %s: write failed\n", b->log_path);
+		rc = 1;
+	}
 	if (b->loop != NULL)
 		ev_loop_destroy(b->loop);
 	cfg_free(b->cfg);
