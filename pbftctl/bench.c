@@ -436,10 +436,26 @@ start_clients(struct bench *b, char *err, size_t errlen)
 	b->clients = calloc(b->nclients, sizeof(*b->clients));
 	if (b->clients == NULL)
 		return -1;
-	for (uint32_t i = 0; i < b->cfg->nclients && have < b->nclients; i++) {
+	/* pbftd acts as control_client: take that identity last, since two
+	 * processes sharing one identity overtake each other's timestamps. */
+	const struct cfg_client *cc =
+	    cfg_client_by_name(b->cfg, b->cfg->control_client);
+	uint32_t last = cc != NULL ? cc->id : b->cfg->nclients;
+
+	for (uint32_t i = 0; cc == NULL && i < b->cfg->nclients; i++)
+		if (b->cfg->clients[i].private_key_file[0] != '\0') {
+			last = i; /* pbftd's default: the first with a key */
+			break;
+		}
+	for (uint32_t k = 0; k < b->cfg->nclients + 1 && have < b->nclients;
+	     k++) {
+		uint32_t i = k < b->cfg->nclients ? k : last;
 		struct pbft_client_opts o = {.cfg = b->cfg, .client_id = i};
 		char kerr[CFG_ERR_LEN];
 
+		if (i >= b->cfg->nclients ||
+		    (k < b->cfg->nclients && i == last))
+			continue;
 		if (b->cfg->clients[i].private_key_file[0] == '\0' ||
 		    cfg_load_client_key(
 		        b->cfg, i, &o.key, kerr, sizeof(kerr)) == -1)
@@ -453,8 +469,8 @@ start_clients(struct bench *b, char *err, size_t errlen)
 		    calloc(b->outstanding, sizeof(struct breq));
 		if (b->clients[have].pool == NULL)
 			return -1;
-		for (uint32_t k = 0; k < b->outstanding; k++) {
-			struct breq *rq = &b->clients[have].pool[k];
+		for (uint32_t j = 0; j < b->outstanding; j++) {
+			struct breq *rq = &b->clients[have].pool[j];
 
 			rq->bc = &b->clients[have];
 			rq->next_free = b->clients[have].free;
