@@ -1,18 +1,22 @@
 /*
  * log.c - leveled logging to stderr with a process/node tag.
  *
- * Deliberately tiny: no files, no syslog client. Under systemd stderr goes to
- * the journal, which is where a daemon's lines belong.
+ * Deliberately tiny: no syslog client; a log file, when asked for, simply
+ * becomes the process's stderr (log_file_open), so children inherit it. Under
+ * systemd stderr goes to the journal, which is where a daemon's lines belong.
  */
 #include "log.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <unistd.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 static char log_tag[64] = "pbft";
+static char log_path[4096];
 static enum log_level log_level = LOG_LVL_INFO;
 
 void
@@ -175,4 +179,44 @@ log_hex(char *out, const void *buf, size_t len, size_t max)
 		out[2 * i + 1] = hex[p[i] & 15];
 	}
 	out[2 * n] = '\0';
+}
+
+int
+log_file_open(const char *path, char *err, size_t errlen)
+{
+	int fd;
+
+	if (strlen(path) >= sizeof(log_path)) {
+		snprintf(err, errlen, "%s: path too long", path);
+		return -1;
+	}
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	fflush(stderr);
+	if (dup2(fd, STDERR_FILENO) == -1) {
+		snprintf(err, errlen, "%s: dup2: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	if (log_path != path)
+		snprintf(log_path, sizeof(log_path), "%s", path);
+	return 0;
+}
+
+int
+log_file_reopen(void)
+{
+	char err[256];
+
+	if (log_path[0] == '\0')
+		return 0;
+	if (log_file_open(log_path, err, sizeof(err)) == -1) {
+		log_warnx("cannot reopen the log file: %s", err);
+		return -1;
+	}
+	return 0;
 }

@@ -55,6 +55,15 @@ struct log_ratelimit {
 bool log_ratelimit(struct log_ratelimit *rl, uint64_t now_ms, uint32_t burst,
     uint32_t interval_ms);
 
+/*
+ * Sends stderr (and so every log line, also of children started later) to
+ * path, opened for appending with mode 0640. log_file_reopen opens the
+ * same path again (after log rotation moved it); a no-op without a file.
+ * Both return 0, or -1 (with err set, or a warning logged).
+ */
+int log_file_open(const char *path, char *err, size_t errlen);
+int log_file_reopen(void);
+
 /* Hex-encodes up to max bytes of buf into out (size >= 2*max+1). */
 void log_hex(char *out, const void *buf, size_t len, size_t max);
 

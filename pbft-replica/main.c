@@ -43,6 +43,7 @@ usage(FILE *f)
 	    "  -l, --listen H:P    this node's address, for a [node.N] that\n"
 	    "                      gives none: it listens there and announces\n"
 	    "                      it, signed, through the bootstrap peer\n"
+	    "  -L, --log-file FILE append the log to FILE (SIGHUP reopens it)\n"
 	    "  -d, --debug         log at debug level (also PBFT_LOG=debug)\n"
 	    "      --dev           demo mode: keys derived from node indexes "
 	    "(INSECURE)\n"
@@ -54,6 +55,16 @@ usage(FILE *f)
 	    "                      derived as above\n"
 	    "  -h, --help          this text\n"
 	    "  -V, --version       print the version\n");
+}
+
+static void
+hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+	if (log_file_reopen() == 0)
+		log_info("SIGHUP: log file reopened");
 }
 
 static void
@@ -72,7 +83,7 @@ static void
 sup_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct replica *r = w->data;
-	char buf[256], out[2048];
+	char buf[256], out[8192];
 	ssize_t n = read(w->fd, buf, sizeof(buf));
 
 	(void)revents;
@@ -187,9 +198,10 @@ main(int argc, char **argv)
 	    {"nodes", required_argument, NULL, 'n'},
 	    {"bootstrap", required_argument, NULL, 'b'},
 	    {"listen", required_argument, NULL, 'l'},
+	    {"log-file", required_argument, NULL, 'L'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
-	const char *config = NULL, *listen = NULL;
+	const char *config = NULL, *listen = NULL, *log_file = NULL;
 	char err[CFG_ERR_LEN], tag[32], *end;
 	unsigned long id = ULONG_MAX, port = 0, nodes = 4;
 	bool dev = false, debug = false;
@@ -197,7 +209,7 @@ main(int argc, char **argv)
 	struct replica_opts opts = {.sup_fd = -1};
 	struct replica *r;
 	struct ev_loop *loop;
-	ev_signal sigterm, sigint;
+	ev_signal sigterm, sigint, sighup;
 	ev_io sup;
 	void *key;
 	struct stat sb;
@@ -208,7 +220,7 @@ main(int argc, char **argv)
 		opts.sup_fd = SUP_FD;
 
 	while ((ch = getopt_long(
-	            argc, argv, "c:i:l:dp:n:b:hV", longopts, NULL)) != -1) {
+	            argc, argv, "c:i:l:L:dp:n:b:hV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			config = optarg;
@@ -224,6 +236,9 @@ main(int argc, char **argv)
 			break;
 		case 'l':
 			listen = optarg;
+			break;
+		case 'L':
+			log_file = optarg;
 			break;
 		case 'd':
 			debug = true;
@@ -264,6 +279,11 @@ main(int argc, char **argv)
 	if (optind != argc || id == ULONG_MAX || (!dev && config == NULL) ||
 	    (dev && (port == 0 || id >= nodes || port < id))) {
 		usage(stderr);
+		return 2;
+	}
+	if (log_file != NULL &&
+	    log_file_open(log_file, err, sizeof(err)) == -1) {
+		fprintf(stderr, "pbft-replica: --log-file %s\n", err);
 		return 2;
 	}
 	snprintf(tag, sizeof(tag), "replica %lu", id);
@@ -346,6 +366,8 @@ main(int argc, char **argv)
 	ev_signal_init(&sigint, stop_cb, SIGINT);
 	ev_signal_start(loop, &sigterm);
 	ev_signal_start(loop, &sigint);
+	ev_signal_init(&sighup, hup_cb, SIGHUP);
+	ev_signal_start(loop, &sighup);
 	if (opts.sup_fd != -1) {
 		fcntl(opts.sup_fd, F_SETFL, O_NONBLOCK);
 		ev_io_init(&sup, sup_cb, opts.sup_fd, EV_READ);

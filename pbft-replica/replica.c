@@ -6,6 +6,7 @@
 #include "replica.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <ev.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,7 +50,8 @@ struct xfer {
 	uint64_t total_len;
 	uint32_t idle_ticks;
 	struct wbuf img;
-	uint64_t failures;
+	uint64_t failures; /* images that did not match the digest */
+	uint64_t completed;
 };
 
 struct replica {
@@ -331,6 +333,7 @@ xfer_finish(struct replica *r)
 	        r->store, r->xfer.seq, r->xfer.img.p, r->xfer.img.len) == -1)
 		log_warnx("installed state not written to disk");
 	r->xfer.active = false;
+	r->xfer.completed++;
 	ev.seq = r->xfer.seq;
 	memcpy(ev.digest, sd, PBFT_DIGEST_LEN);
 	ev.client_table = ct;
@@ -748,6 +751,22 @@ fail:
 	return NULL;
 }
 
+/* snprintf that appends at *off; sets *off past len on overflow. */
+PBFT_PRINTF(4, 5)
+static void
+jput(char *buf, size_t len, size_t *off, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (*off >= len)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(buf + *off, len - *off, fmt, ap);
+	va_end(ap);
+	*off = n < 0 ? len : *off + (size_t)n;
+}
+
 int
 replica_status_json(struct replica *r, char *buf, size_t len)
 {
@@ -755,22 +774,23 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 	struct net_stats ns;
 	struct store_stats ss;
 	char digest[2 * PBFT_DIGEST_LEN + 1];
-	int n;
+	size_t off = 0;
 
 	pbft_get_status(r->core, &st);
 	net_get_stats(r->net, &ns);
 	store_get_stats(r->store, &ss);
 	sig_hex_encode(st.stable_digest, PBFT_DIGEST_LEN, digest);
-	n = snprintf(buf, len,
+	jput(buf, len, &off,
 	    "{\"id\":%u,\"view\":%llu,\"primary\":%u,\"view_changing\":%s,"
 	    "\"last_executed\":%llu,\"stable_checkpoint\":%llu,"
 	    "\"state_digest\":\"%s\",\"peers_connected\":%u,"
 	    "\"clients_connected\":%u,\"executed_requests\":%llu,"
 	    "\"executed_batches\":%llu,\"view_changes\":%llu,"
-	    "\"queued\":%u,\"state_transfer\":%s,\"wal_syncs\":%llu,"
-	    "\"wal_sync_max_us\":%llu,\"wal_bytes\":%llu,"
+	    "\"queued\":%u,\"state_transfer\":%s,\"state_transfers\":%llu,"
+	    "\"wal_syncs\":%llu,\"wal_sync_max_us\":%llu,"
+	    "\"wal_sync_sum_us\":%llu,\"wal_bytes\":%llu,"
 	    "\"wal_compactions\":%llu,\"frames_bad\":%llu,"
-	    "\"auth_failures\":%llu,\"queue_drops\":%llu}",
+	    "\"auth_failures\":%llu,\"queue_drops\":%llu",
 	    r->id, (unsigned long long)st.view, st.primary,
 	    st.view_changing ? "true" : "false",
 	    (unsigned long long)st.last_executed,
@@ -779,13 +799,38 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 	    (unsigned long long)st.executed_reqs,
 	    (unsigned long long)st.executed_batches,
 	    (unsigned long long)st.view_changes, st.queued_reqs,
-	    r->xfer.active ? "true" : "false", (unsigned long long)ss.syncs,
+	    r->xfer.active ? "true" : "false",
+	    (unsigned long long)r->xfer.completed, (unsigned long long)ss.syncs,
 	    (unsigned long long)(ss.sync_ns_max / 1000),
+	    (unsigned long long)(ss.sync_ns_total / 1000),
 	    (unsigned long long)ss.bytes, (unsigned long long)ss.compactions,
 	    (unsigned long long)r->frames_bad,
 	    (unsigned long long)(ns.auth_failures + ns.handshake_failures),
 	    (unsigned long long)ns.queue_drops);
-	return n > 0 && (size_t)n < len ? 0 : -1;
+	/* Rejected input by reason: the core's, then the glue's and net's. */
+	jput(buf, len, &off, ",\"rejected\":{");
+	for (int i = 0; i < PBFT_REJ_COUNT; i++)
+		jput(buf, len, &off, "\"%s\":%llu,",
+		    pbft_reject_name((enum pbft_reject)i),
+		    (unsigned long long)st.rejected[i]);
+	jput(buf, len, &off,
+	    "\"undecodable_frame\":%llu,\"handshake\":%llu,"
+	    "\"bad_record\":%llu,\"bad_announcement\":%llu,"
+	    "\"bad_state_chunk\":%llu}",
+	    (unsigned long long)r->frames_bad,
+	    (unsigned long long)ns.handshake_failures,
+	    (unsigned long long)ns.auth_failures,
+	    (unsigned long long)ns.announce_rejected,
+	    (unsigned long long)r->xfer.failures);
+	jput(buf, len, &off, ",\"wal_sync_le_us\":[");
+	for (int i = 0; i < STORE_SYNC_BUCKETS - 1; i++)
+		jput(buf, len, &off, "%s%u", i ? "," : "", store_sync_le_us[i]);
+	jput(buf, len, &off, "],\"wal_sync_buckets\":[");
+	for (int i = 0; i < STORE_SYNC_BUCKETS; i++)
+		jput(buf, len, &off, "%s%llu", i ? "," : "",
+		    (unsigned long long)ss.sync_hist[i]);
+	jput(buf, len, &off, "]}");
+	return off < len ? 0 : -1;
 }
 
 void

@@ -308,8 +308,19 @@ store_sync(struct store *st)
 	st->stats.sync_ns_total += dt;
 	if (dt > st->stats.sync_ns_max)
 		st->stats.sync_ns_max = dt;
+	{
+		int b = 0;
+
+		while (b < STORE_SYNC_BUCKETS - 1 &&
+		    dt > (uint64_t)store_sync_le_us[b] * 1000)
+			b++;
+		st->stats.sync_hist[b]++;
+	}
 	return 0;
 }
+
+const uint32_t store_sync_le_us[STORE_SYNC_BUCKETS - 1] = {50, 100, 250, 500,
+    1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000};
 
 int
 store_rewrite(struct store *st, int (*gen)(void *arg), void *arg)

@@ -25,9 +25,15 @@
 
 struct store;
 
+/* fdatasync latency histogram: bucket i counts syncs of at most
+ * store_sync_le_us[i] microseconds; the last bucket has no bound. */
+#define STORE_SYNC_BUCKETS 14
+extern const uint32_t store_sync_le_us[STORE_SYNC_BUCKETS - 1];
+
 struct store_stats {
 	uint64_t records, bytes, syncs, compactions;
 	uint64_t sync_ns_total, sync_ns_max;
+	uint64_t sync_hist[STORE_SYNC_BUCKETS];
 };
 
 /*

@@ -18,6 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "log.h"
 #include "pbftd.h"
 
@@ -39,7 +41,7 @@ static void
 child_exec(struct child *c, int fd)
 {
 	char id[16], listen[300];
-	const char *argv[10];
+	const char *argv[12];
 	const struct cfg_node *node = &c->d->cfg->nodes[c->id];
 	int i = 0;
 
@@ -61,6 +63,10 @@ child_exec(struct child *c, int fd)
 		argv[i++] = "--listen";
 		argv[i++] = listen;
 	}
+	if (c->d->log_file != NULL) {
+		argv[i++] = "--log-file";
+		argv[i++] = c->d->log_file;
+	}
 	if (c->d->debug)
 		argv[i++] = "-d";
 	argv[i] = NULL;
@@ -71,6 +77,63 @@ child_exec(struct child *c, int fd)
 }
 
 static void child_exit_cb(struct ev_loop *loop, ev_child *w, int revents);
+
+void
+child_free_status(struct child *c)
+{
+	json_decref(c->status);
+	c->status = NULL;
+}
+
+/* Lines from the replica on the supervisor link: status answers. */
+static void
+sup_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct child *c = w->data;
+	ssize_t r;
+	char *nl;
+
+	(void)revents;
+	if (c->sup_len == sizeof(c->sup_buf) - 1)
+		c->sup_len = 0; /* an overlong line: drop it */
+	r = read(w->fd, c->sup_buf + c->sup_len,
+	    sizeof(c->sup_buf) - 1 - c->sup_len);
+	if (r <= 0) {
+		if (r == 0 || (errno != EAGAIN && errno != EINTR))
+			ev_io_stop(loop, w); /* the exit callback cleans up */
+		return;
+	}
+	c->sup_len += (size_t)r;
+	c->sup_buf[c->sup_len] = '\0';
+	while ((nl = strchr(c->sup_buf, '\n')) != NULL) {
+		json_t *j;
+
+		*nl = '\0';
+		if ((j = json_loads(c->sup_buf, 0, NULL)) != NULL &&
+		    json_is_object(j)) {
+			child_free_status(c);
+			c->status = j;
+			c->status_at = ev_now(loop);
+			c->answers++;
+		} else {
+			json_decref(j);
+			log_warnx("node %u: unreadable status line", c->id);
+		}
+		c->sup_len -= (size_t)(nl + 1 - c->sup_buf);
+		memmove(c->sup_buf, nl + 1, c->sup_len + 1);
+	}
+	if (c->d->ctl != NULL)
+		ctl_status_arrived(c->d->ctl);
+}
+
+void
+child_ask_status(struct child *c)
+{
+	if (c->state != CHILD_RUNNING || c->sup_fd == -1)
+		return;
+	if (write(c->sup_fd, "S\n", 2) != 2)
+		log_debug("node %u: supervisor link full", c->id);
+}
 
 int
 child_start(struct child *c)
@@ -96,6 +159,10 @@ child_start(struct child *c)
 	/* Never block on a replica: status reads are event-driven. */
 	fcntl(sv[0], F_SETFL, O_NONBLOCK);
 	c->sup_fd = sv[0];
+	c->sup_len = 0;
+	child_free_status(c);
+	ev_io_set(&c->sup_rd, c->sup_fd, EV_READ);
+	ev_io_start(c->d->loop, &c->sup_rd);
 	c->pid = pid;
 	c->state = CHILD_RUNNING;
 	c->started_at = ev_now(c->d->loop);
@@ -143,9 +210,11 @@ child_exit_cb(struct ev_loop *loop, ev_child *w, int revents)
 
 	(void)revents;
 	ev_child_stop(loop, w);
+	ev_io_stop(loop, &c->sup_rd);
 	if (c->sup_fd != -1)
 		close(c->sup_fd);
 	c->sup_fd = -1;
+	child_free_status(c);
 	if (WIFSIGNALED(st))
 		log_warnx("node %u: pbft-replica (pid %d) killed by signal %d",
 		    c->id, (int)c->pid, WTERMSIG(st));
@@ -188,6 +257,8 @@ child_init(struct pbftd *d, struct child *c, uint32_t id)
 	c->watcher.data = c;
 	ev_init(&c->restart, restart_cb);
 	c->restart.data = c;
+	ev_init(&c->sup_rd, sup_read_cb);
+	c->sup_rd.data = c;
 }
 
 void

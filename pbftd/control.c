@@ -42,17 +42,14 @@ struct ctl_client {
 	uint32_t waiting; /* replies still being worked out */
 };
 
-/* A status request waiting for the replicas' answers. */
+/* A status request waiting for the replicas' next answers. */
 struct status_job {
 	struct ctl_server *s;
 	uint32_t slot;
 	uint64_t gen;
 	json_int_t id;
-	json_t *replies[PBFT_REPLICAS_MAX];
-	ev_io rd[PBFT_REPLICAS_MAX];
-	char buf[PBFT_REPLICAS_MAX][4096];
-	size_t len[PBFT_REPLICAS_MAX];
-	uint32_t pending;
+	bool asked[PBFT_REPLICAS_MAX];
+	uint64_t answers[PBFT_REPLICAS_MAX]; /* child's count when asked */
 	ev_timer timeout;
 };
 
@@ -71,7 +68,7 @@ struct ctl_server {
 	ev_io accept;
 	struct ctl_client clients[CTL_CLIENTS_MAX];
 	uint64_t next_gen;
-	struct status_job *status; /* at most one at a time */
+	struct status_job *status[CTL_CLIENTS_MAX]; /* by client slot */
 };
 
 static void client_close(struct ctl_client *c);
@@ -148,14 +145,15 @@ status_finish(struct status_job *j)
 	ev_timer_stop(d->loop, &j->timeout);
 	for (uint32_t i = 0; i < d->cfg->n; i++) {
 		struct child *ch = &d->children[i];
-		json_t *r = j->replies[i] ? j->replies[i] : json_object();
+		bool fresh = j->asked[i] && ch->status != NULL &&
+		    ch->answers > j->answers[i];
+		json_t *r = fresh ? json_deep_copy(ch->status) : json_object();
 		char addr[300];
 		const char *state = child_state_name(ch->state);
 
-		ev_io_stop(d->loop, &j->rd[i]);
 		if (!ch->local)
 			state = "remote";
-		else if (ch->state == CHILD_RUNNING && j->replies[i] == NULL)
+		else if (ch->state == CHILD_RUNNING && !fresh)
 			state = "unresponsive";
 		snprintf(addr, sizeof(addr), "%s:%u", d->cfg->nodes[i].host,
 		    (unsigned)d->cfg->nodes[i].port);
@@ -171,7 +169,6 @@ status_finish(struct status_job *j)
 		if (json_integer_value(json_object_get(r, "view")) > view)
 			view = json_integer_value(json_object_get(r, "view"));
 		json_array_append_new(arr, r);
-		j->replies[i] = NULL;
 	}
 	json_object_set_new(rep, "cluster", json_string(d->cfg->name));
 	json_object_set_new(rep, "n", json_integer(d->cfg->n));
@@ -180,7 +177,7 @@ status_finish(struct status_job *j)
 	json_object_set_new(
 	    rep, "primary", json_integer(view < 0 ? 0 : view % d->cfg->n));
 	json_object_set_new(rep, "replicas", arr);
-	s->status = NULL;
+	s->status[j->slot] = NULL;
 	free(j);
 	if (c != NULL) {
 		send_json(c, rep);
@@ -190,37 +187,26 @@ status_finish(struct status_job *j)
 	}
 }
 
-static void
-status_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+/* Every asked replica answered (or stopped running): done. */
+static bool
+status_complete(const struct status_job *j)
 {
-	struct status_job *j = w->data;
-	uint32_t i = (uint32_t)(w - j->rd);
-	ssize_t r;
-	char *nl;
+	for (uint32_t i = 0; i < j->s->d->cfg->n; i++) {
+		const struct child *ch = &j->s->d->children[i];
 
-	(void)loop;
-	(void)revents;
-	r = read(
-	    w->fd, j->buf[i] + j->len[i], sizeof(j->buf[i]) - 1 - j->len[i]);
-	if (r <= 0) {
-		if (r == -1 && (errno == EAGAIN || errno == EINTR))
-			return;
-		ev_io_stop(j->s->d->loop, w);
-		goto done;
+		if (j->asked[i] && ch->state == CHILD_RUNNING &&
+		    ch->answers <= j->answers[i])
+			return false;
 	}
-	j->len[i] += (size_t)r;
-	j->buf[i][j->len[i]] = '\0';
-	if ((nl = strchr(j->buf[i], '\n')) == NULL) {
-		if (j->len[i] + 1 < sizeof(j->buf[i]))
-			return;
-	} else {
-		*nl = '\0';
-	}
-	ev_io_stop(j->s->d->loop, w);
-	j->replies[i] = json_loads(j->buf[i], 0, NULL);
-done:
-	if (--j->pending == 0)
-		status_finish(j);
+	return true;
+}
+
+void
+ctl_status_arrived(struct ctl_server *s)
+{
+	for (int k = 0; k < CTL_CLIENTS_MAX; k++)
+		if (s->status[k] != NULL && status_complete(s->status[k]))
+			status_finish(s->status[k]);
 }
 
 static void
@@ -237,9 +223,12 @@ cmd_status(struct ctl_client *c, json_int_t id)
 	struct ctl_server *s = c->s;
 	struct pbftd *d = s->d;
 	struct status_job *j;
+	uint32_t pending = 0;
 
-	if (s->status != NULL) {
-		send_error(c, id, "busy: another status request is running");
+	if (s->status[c - s->clients] != NULL) {
+		send_error(c, id,
+		    "busy: this connection's status request is "
+		    "still running");
 		return;
 	}
 	if ((j = calloc(1, sizeof(*j))) == NULL) {
@@ -254,23 +243,17 @@ cmd_status(struct ctl_client *c, json_int_t id)
 	for (uint32_t i = 0; i < d->cfg->n; i++) {
 		struct child *ch = &d->children[i];
 
-		ev_io_init(&j->rd[i], status_read_cb, 0, EV_READ);
-		j->rd[i].data = j;
 		if (ch->state != CHILD_RUNNING || ch->sup_fd == -1)
 			continue;
-		/* Drain stale bytes, then ask. */
-		while (read(ch->sup_fd, j->buf[i], sizeof(j->buf[i])) > 0)
-			;
-		if (write(ch->sup_fd, "S\n", 2) != 2)
-			continue;
-		ev_io_set(&j->rd[i], ch->sup_fd, EV_READ);
-		ev_io_start(d->loop, &j->rd[i]);
-		j->pending++;
+		j->asked[i] = true;
+		j->answers[i] = ch->answers;
+		child_ask_status(ch);
+		pending++;
 	}
-	s->status = j;
+	s->status[j->slot] = j;
 	ev_timer_init(&j->timeout, status_timeout_cb, STATUS_WAIT_S, 0);
 	j->timeout.data = j;
-	if (j->pending == 0)
+	if (pending == 0)
 		status_finish(j);
 	else
 		ev_timer_start(d->loop, &j->timeout);
@@ -649,14 +632,11 @@ ctl_server_free(struct ctl_server *s)
 {
 	if (s == NULL)
 		return;
-	if (s->status != NULL) {
-		ev_timer_stop(s->d->loop, &s->status->timeout);
-		for (uint32_t i = 0; i < s->d->cfg->n; i++) {
-			ev_io_stop(s->d->loop, &s->status->rd[i]);
-			json_decref(s->status->replies[i]);
+	for (int k = 0; k < CTL_CLIENTS_MAX; k++)
+		if (s->status[k] != NULL) {
+			ev_timer_stop(s->d->loop, &s->status[k]->timeout);
+			free(s->status[k]);
 		}
-		free(s->status);
-	}
 	for (int i = 0; i < CTL_CLIENTS_MAX; i++)
 		client_close(&s->clients[i]);
 	ev_io_stop(s->d->loop, &s->accept);

@@ -6,7 +6,8 @@
  *
  * Foreground by default (what systemd wants); -D daemonizes. SIGTERM and
  * SIGINT stop every replica (SIGTERM, then SIGKILL after 5 s) and exit 0;
- * SIGHUP is accepted (logs go to stderr, so there is nothing to reopen).
+ * SIGHUP reopens the log file (-L) and is passed on to the replicas, which
+ * reopen theirs; without -L logs go to stderr and there is nothing to do.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,7 +36,7 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: pbftd -c FILE [-t] [-d] [-D [-p PIDFILE]] [--nodes LIST]\n"
 	    "             [-s SOCKET] [--client NAME] [--replica-bin PATH]\n"
-	    "             [--listen ID=HOST:PORT]...\n"
+	    "             [--listen ID=HOST:PORT]... [-L LOGFILE]\n"
 	    "\n"
 	    "Supervises the pbft replicas of this host: starts one "
 	    "pbft-replica per\nnode, restarts crashed ones, serves the control "
@@ -59,6 +60,10 @@ usage(FILE *f)
 	    "                         gives none (it announces it, signed, "
 	    "through\n"
 	    "                         the bootstrap peer); repeatable\n"
+	    "  -L, --log-file FILE    append pbftd's and the replicas' logs to "
+	    "FILE\n"
+	    "                         (mode 0640; SIGHUP reopens it); default "
+	    "stderr\n"
 	    "  -d, --debug            debug logging, also for the replicas\n"
 	    "  -D, --daemon           detach from the terminal\n"
 	    "  -p, --pidfile FILE     with -D: write the pid here\n"
@@ -252,7 +257,16 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	(void)loop;
 	(void)revents;
 	if (w->signum == SIGHUP) {
-		log_info("SIGHUP: logs go to stderr; nothing to reopen");
+		if (d->log_file == NULL) {
+			log_info(
+			    "SIGHUP: logs go to stderr; nothing to reopen");
+			return;
+		}
+		if (log_file_reopen() == 0)
+			log_info("SIGHUP: reopened %s", d->log_file);
+		for (uint32_t i = 0; i < d->cfg->n; i++)
+			if (d->children[i].pid > 0)
+				kill(d->children[i].pid, SIGHUP);
 		return;
 	}
 	log_info("signal %d", w->signum);
@@ -306,6 +320,18 @@ notify(const char *msg)
 	close(fd);
 }
 
+/* Keeps every local replica's status fresh for metrics and status. */
+static void
+poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pbftd *d = w->data;
+
+	(void)loop;
+	(void)revents;
+	for (uint32_t i = 0; i < d->cfg->n; i++)
+		child_ask_status(&d->children[i]);
+}
+
 static void
 watchdog_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -327,6 +353,7 @@ main(int argc, char **argv)
 	    {"socket", required_argument, 0, 's'},
 	    {"client", required_argument, 0, 'C'},
 	    {"listen", required_argument, 0, 'l'},
+	    {"log-file", required_argument, 0, 'L'},
 	    {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
 	    {0, 0, 0, 0}};
 	static struct pbftd d;
@@ -340,8 +367,8 @@ main(int argc, char **argv)
 	int ch, nsig = 0;
 	static const int signums[] = {SIGTERM, SIGINT, SIGHUP};
 
-	while (
-	    (ch = getopt_long(argc, argv, "c:tn:dDp:s:l:hV", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:tn:dDp:s:l:L:hV", lo, NULL)) !=
+	    -1) {
 		switch (ch) {
 		case 'c':
 			d.config_path = optarg;
@@ -369,6 +396,9 @@ main(int argc, char **argv)
 			break;
 		case 'C':
 			client = optarg;
+			break;
+		case 'L':
+			d.log_file = optarg;
 			break;
 		case 'l':
 			if (nlistens == PBFT_REPLICAS_MAX) {
@@ -457,12 +487,36 @@ main(int argc, char **argv)
 		    d.replica_bin, strerror(errno));
 		return 2;
 	}
+	if (d.log_file != NULL) {
+		static char abs_log[CFG_PATH_MAX];
+
+		/* Absolute, so replicas and reopens find it after a chdir. */
+		if (d.log_file[0] != '/' &&
+		    getcwd(abs_log, sizeof(abs_log) - strlen(d.log_file) - 2) !=
+		        NULL) {
+			size_t l = strlen(abs_log);
+
+			snprintf(abs_log + l, sizeof(abs_log) - l, "/%s",
+			    d.log_file);
+			d.log_file = abs_log;
+		}
+		if (log_file_open(d.log_file, err, sizeof(err)) == -1) {
+			fprintf(stderr, "pbftd: --log-file %s\n", err);
+			return 2;
+		}
+	}
 	if (daemon && daemonize(pidfile) == -1)
 		fatal("daemonize");
 	signal(SIGPIPE, SIG_IGN);
 	d.loop = ev_default_loop(EVFLAG_AUTO);
 	if ((d.ctl = ctl_server_new(&d, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
+	if ((d.metrics = metrics_new(&d, err, sizeof(err))) == NULL &&
+	    d.cfg->metrics_listen[0] != '\0')
+		fatalx("%s", err);
+	ev_timer_init(&d.poll, poll_cb, 1.0, 1.0);
+	d.poll.data = &d;
+	ev_timer_start(d.loop, &d.poll);
 	for (size_t i = 0; i < sizeof(signums) / sizeof(signums[0]); i++) {
 		ev_signal_init(&sigs[nsig], signal_cb, signums[i]);
 		sigs[nsig].data = &d;
@@ -486,7 +540,11 @@ main(int argc, char **argv)
 	ev_run(d.loop, 0);
 	notify("STOPPING=1");
 	pbft_client_free(d.client);
+	ev_timer_stop(d.loop, &d.poll);
+	metrics_free(d.metrics);
 	ctl_server_free(d.ctl);
+	for (uint32_t i = 0; i < d.cfg->n; i++)
+		child_free_status(&d.children[i]);
 	cfg_free(d.cfg);
 	log_info("stopped");
 	return 0;

@@ -17,6 +17,8 @@
 #include "cfg.h"
 #include "client.h"
 
+struct json_t;
+
 enum child_state {
 	CHILD_STOPPED = 0, /* not running, not to be restarted */
 	CHILD_RUNNING,
@@ -38,6 +40,13 @@ struct child {
 	double started_at;
 	double exits[8]; /* recent exit times, for crash-loop detection */
 	uint32_t nexits;
+	/* The replica's answers on the supervisor link ("S" -> one line). */
+	ev_io sup_rd;
+	char sup_buf[16384];
+	size_t sup_len;
+	struct json_t *status; /* latest answer, NULL if none from this pid */
+	double status_at; /* when it arrived */
+	uint64_t answers; /* answers so far (all pids) */
 };
 
 struct pbftd {
@@ -51,6 +60,9 @@ struct pbftd {
 	ev_timer grace;
 	struct pbft_client *client; /* pbftd's own identity in the cluster */
 	struct ctl_server *ctl;
+	struct metrics *metrics;
+	ev_timer poll; /* asks every replica for its status each second */
+	const char *log_file; /* -L, reopened on SIGHUP; NULL: stderr */
 };
 
 /* child.c */
@@ -60,10 +72,19 @@ void child_stop(struct child *c, int sig);
 void child_restart_now(struct child *c);
 const char *child_state_name(enum child_state s);
 bool children_all_exited(const struct pbftd *d);
+/* Asks a running replica for its status; the answer lands in c->status
+ * and ctl_status_arrived() is told. */
+void child_ask_status(struct child *c);
+void child_free_status(struct child *c);
 
 /* control.c */
 struct ctl_server *ctl_server_new(struct pbftd *d, char *err, size_t errlen);
 void ctl_server_free(struct ctl_server *s);
+void ctl_status_arrived(struct ctl_server *s);
+
+/* metrics.c: Prometheus text format over HTTP on metrics_listen. */
+struct metrics *metrics_new(struct pbftd *d, char *err, size_t errlen);
+void metrics_free(struct metrics *m);
 
 void pbftd_shutdown(struct pbftd *d);
 

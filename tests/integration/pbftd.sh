@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # pbftd.sh - the supervisor with real replicas on 127.0.0.1, hard time bounds:
-#   - pbftd -c on a 4-node config; 20 `pbftctl submit`s succeed; status
+#   - pbftd -c on a 4-node config; 100 `pbftctl submit`s succeed; status
 #     --json shows all four replicas at one last_executed and state digest;
 #   - kill -9 of a replica: pbftd restarts it;
 #   - the control socket survives garbage, a 10 MB line, an unknown command,
@@ -62,10 +62,10 @@ sys.exit(0 if all(r["state"] == "running" and "view" in r for r in s["replicas"]
 }
 wait_until 20 all_running || fail "replicas did not come up"
 
-for i in $(seq 1 20); do
+for i in $(seq 1 100); do
 	ctl submit "tx$i" >/dev/null || fail "submit tx$i failed"
 done
-ok "20 submits through pbftd"
+ok "100 submits through pbftd"
 
 same_state() {
 	ctl status --json | python3 -c '
@@ -73,7 +73,7 @@ import json, sys
 s = json.load(sys.stdin)
 r = s["replicas"]
 ex = {x["last_executed"] for x in r}
-sys.exit(0 if len(ex) == 1 and min(ex) >= 20 else 1)'
+sys.exit(0 if len(ex) == 1 and min(ex) >= 100 else 1)'
 }
 wait_until 10 same_state || fail "replicas disagree: $(ctl status --json)"
 ok "status --json: four replicas at one last_executed"

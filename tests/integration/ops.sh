@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# ops.sh - what an operator relies on, with real processes on 127.0.0.1:
+#   - metrics_listen serves Prometheus text: per-replica gauges and
+#     counters that move with the load, rejected input by reason, and a
+#     fsync latency histogram; anything but GET /metrics gets 404/405;
+#   - -L FILE: pbftd and its replicas log there; after the file is moved
+#     away, SIGHUP makes every process write to a new FILE;
+#   - SIGHUP does not stop a replica started by hand.
+# Needs PBFT_BUILD (the meson build directory). Hard time bounds throughout.
+set -euo pipefail
+
+build=${PBFT_BUILD:?PBFT_BUILD must name the build directory}
+mult=${PBFT_TIMEOUT_MULT:-1}
+pbftctl=$build/pbftctl/pbftctl
+pbftd=$build/pbftd/pbftd
+replica=$build/pbft-replica/pbft-replica
+dir=$(mktemp -d /tmp/pbft-ops.XXXXXX)
+pid=
+
+cleanup() {
+	local rc=$?
+	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
+	pkill -9 -f "pbft-replica -c $dir/" 2>/dev/null || true
+	if [ $rc -ne 0 ]; then
+		echo "--- logs (test failed) ---"
+		tail -n 40 "$dir"/*.log 2>/dev/null || true
+	fi
+	[ -n "${PBFT_TEST_KEEP:-}" ] || rm -rf "$dir"
+	exit $rc
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+passed=0
+ok() { echo "ok: $*"; passed=$((passed + 1)); }
+wait_until() {
+	local limit=$(( $1 * 10 * mult )); shift
+	for _ in $(seq 1 "$limit"); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+base=$(( 38000 + ($$ % 2000) * 10 ))
+mport=$((base + 9))
+"$pbftctl" init -n 4 --base-port "$base" -o "$dir/c" >/dev/null
+cfg=$dir/c/cluster.ini
+sed -i "/^\[cluster\]/a metrics_listen = 127.0.0.1:$mport" "$cfg"
+ctl() { timeout $((20 * mult)) "$pbftctl" -c "$cfg" -t $((15 * mult)) "$@"; }
+
+"$pbftd" -c "$cfg" -L "$dir/pbftd.log" 2>"$dir/stderr.log" &
+pid=$!
+wait_until 10 test -S "$dir/c/pbftd.sock" || fail "no control socket"
+for i in $(seq 1 30); do ctl submit "m$i" >/dev/null || fail "submit m$i"; done
+
+# scrape PATH: prints "STATUS BODY" via python (no curl needed).
+scrape() {
+	python3 - "$mport" "$1" <<'PY'
+import sys, urllib.request, urllib.error
+try:
+    r = urllib.request.urlopen('http://127.0.0.1:%s%s' % (sys.argv[1], sys.argv[2]), timeout=5)
+    print(r.status); print(r.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code)
+PY
+}
+metrics_ready() {
+	scrape /metrics >"$dir/m.txt" && python3 - "$dir/m.txt" <<'PY'
+import sys
+lines = open(sys.argv[1]).read().split('\n')
+assert lines[0] == '200'
+vals = {}
+for l in lines[1:]:
+    if l and not l.startswith('#'):
+        k, v = l.rsplit(' ', 1)
+        vals[k] = float(v)
+for n in range(4):
+    assert vals['pbft_replica_up{node="%d"}' % n] == 1
+    assert vals['pbft_requests_executed_total{node="%d"}' % n] >= 30
+    assert vals['pbft_last_executed{node="%d"}' % n] >= 30
+    assert vals['pbft_peers_connected{node="%d"}' % n] == 3
+    assert vals['pbft_wal_fsync_seconds_count{node="%d"}' % n] > 0
+    assert vals['pbft_wal_fsync_seconds_bucket{node="%d",le="+Inf"}' % n] == \
+        vals['pbft_wal_fsync_seconds_count{node="%d"}' % n]
+    assert ('pbft_rejected_total{node="%d",reason="bad_signature"}' % n) in vals
+    assert ('pbft_rejected_total{node="%d",reason="handshake"}' % n) in vals
+assert 'pbft_view_changes_total{node="0"}' in vals
+PY
+}
+wait_until 10 metrics_ready || fail "metrics: $(head -c 2000 "$dir/m.txt")"
+ok "GET /metrics: up, executed, peers, fsync histogram, rejections by reason"
+
+# A connection that sends garbage to a replica shows up as a rejection.
+python3 -c 'import socket; s = socket.create_connection(("127.0.0.1", '"$base"')); s.sendall(b"\x10\x00\x00\x00garbage-garbage!"); s.recv(100)' 2>/dev/null || true
+rejected() {
+	scrape /metrics | grep -q 'pbft_rejected_total{node="0",reason="handshake"} [1-9]'
+}
+wait_until 10 rejected || fail "garbage was not counted: $(scrape /metrics | grep 'node="0",reason="handshake"')"
+ok "garbage on a replica port counted as rejected (handshake)"
+[ "$(scrape /nope | head -n 1)" = 404 ] || fail "GET /nope was not 404"
+code=$(python3 -c '
+import socket; s = socket.create_connection(("127.0.0.1", '"$mport"'))
+s.sendall(b"POST /metrics HTTP/1.0\r\n\r\n"); print(s.recv(100).split()[1].decode())')
+[ "$code" = 405 ] || fail "POST /metrics gave $code"
+ok "other paths 404, other methods 405"
+
+# Logs: everything in the file; rotate, SIGHUP, new file.
+grep -q "pbftd: info: cluster" "$dir/pbftd.log" || fail "pbftd did not log to -L"
+grep -q "replica 3: info:" "$dir/pbftd.log" || fail "replicas did not log to -L"
+mv "$dir/pbftd.log" "$dir/pbftd.log.1"
+kill -HUP "$pid"
+wait_until 10 grep -q "pbftd: info: SIGHUP: reopened" "$dir/pbftd.log" ||
+    fail "pbftd did not reopen its log"
+for n in 0 1 2 3; do
+	wait_until 10 grep -q "replica $n: info: SIGHUP: log file reopened" \
+	    "$dir/pbftd.log" || fail "replica $n did not reopen its log"
+done
+ctl submit after-rotate >/dev/null || fail "submit after SIGHUP"
+kill -0 "$pid" || fail "pbftd died on SIGHUP"
+ok "-L log file: rotated with SIGHUP by pbftd and every replica"
+
+kill -TERM "$pid"
+wait "$pid" || fail "pbftd exit status after SIGTERM"
+pid=
+"$replica" -c "$cfg" -i 0 2>"$dir/hand.log" &
+rp=$!
+wait_until 10 grep -q "listening on" "$dir/hand.log" || fail "replica by hand"
+kill -HUP "$rp"
+sleep 0.3
+kill -0 "$rp" || fail "SIGHUP stopped a replica"
+kill -TERM "$rp"; wait "$rp" || fail "replica exit after SIGTERM"
+ok "SIGHUP leaves a replica running"
+echo "$passed passed, 0 failed"
