@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
@@ -328,8 +329,41 @@ poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	for (uint32_t i = 0; i < d->cfg->n; i++)
-		child_ask_status(&d->children[i]);
+	uint32_t local = 0, up = 0;
+	long long view = -1, exec = -1;
+	char msg[160];
+
+	for (uint32_t i = 0; i < d->cfg->n; i++) {
+		struct child *c = &d->children[i];
+
+		child_ask_status(c);
+		if (!c->local)
+			continue;
+		local++;
+		if (c->state == CHILD_RUNNING && c->status != NULL &&
+		    ev_now(loop) - c->status_at < 3.0) {
+			up++;
+			view = json_integer_value(
+			    json_object_get(c->status, "view"));
+			exec = json_integer_value(
+			    json_object_get(c->status, "last_executed"));
+		}
+	}
+	/* Ready once every local replica answered (or after 10 s anyway, so
+	 * a replica stuck at start does not hold the unit in "activating"). */
+	if (!d->ready && (up == local || ev_now(loop) - d->started > 10.0)) {
+		d->ready = true;
+		snprintf(msg, sizeof(msg),
+		    "READY=1\nSTATUS=%u of %u replicas up", up, local);
+		notify(msg);
+		log_info("ready: %u of %u local replicas up", up, local);
+	} else if (d->ready) {
+		snprintf(msg, sizeof(msg),
+		    "STATUS=%u of %u replicas up; view %lld, last executed "
+		    "%lld",
+		    up, local, view, exec);
+		notify(msg);
+	}
 }
 
 static void
@@ -514,7 +548,8 @@ main(int argc, char **argv)
 	if ((d.metrics = metrics_new(&d, err, sizeof(err))) == NULL &&
 	    d.cfg->metrics_listen[0] != '\0')
 		fatalx("%s", err);
-	ev_timer_init(&d.poll, poll_cb, 1.0, 1.0);
+	d.started = ev_now(d.loop);
+	ev_timer_init(&d.poll, poll_cb, 0.2, 1.0);
 	d.poll.data = &d;
 	ev_timer_start(d.loop, &d.poll);
 	for (size_t i = 0; i < sizeof(signums) / sizeof(signums[0]); i++) {
@@ -528,8 +563,8 @@ main(int argc, char **argv)
 	start_client(&d);
 	log_info("cluster %s: n = %u, f = %u; control socket %s", d.cfg->name,
 	    d.cfg->n, d.cfg->f, d.cfg->control_socket);
-	snprintf(status, sizeof(status), "READY=1\nSTATUS=%u replicas running",
-	    d.cfg->n);
+	snprintf(
+	    status, sizeof(status), "STATUS=starting %u replicas", d.cfg->n);
 	notify(status);
 	if ((wd = getenv("WATCHDOG_USEC")) != NULL &&
 	    strtol(wd, NULL, 10) > 0) {

@@ -63,6 +63,8 @@ struct pbftd {
 	struct metrics *metrics;
 	ev_timer poll; /* asks every replica for its status each second */
 	const char *log_file; /* -L, reopened on SIGHUP; NULL: stderr */
+	bool ready; /* told systemd READY=1 */
+	double started;
 };
 
 /* child.c */

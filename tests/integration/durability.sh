@@ -32,6 +32,7 @@ cleanup() {
 	for p in "${bpids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
 	pkill -9 -f "pbft-replica -c $dir/" 2>/dev/null || true
+	wait 2>/dev/null || true
 	if [ $rc -ne 0 ]; then
 		echo "--- pbftd log (test failed) ---"
 		tail -n 80 "$dir/pbftd.log" 2>/dev/null || true

@@ -5,6 +5,8 @@
 #     fsync latency histogram; anything but GET /metrics gets 404/405;
 #   - -L FILE: pbftd and its replicas log there; after the file is moved
 #     away, SIGHUP makes every process write to a new FILE;
+#   - with NOTIFY_SOCKET set, pbftd sends READY=1 once its replicas
+#     answer, then STATUS= lines;
 #   - SIGHUP does not stop a replica started by hand.
 # Needs PBFT_BUILD (the meson build directory). Hard time bounds throughout.
 set -euo pipefail
@@ -16,11 +18,14 @@ pbftd=$build/pbftd/pbftd
 replica=$build/pbft-replica/pbft-replica
 dir=$(mktemp -d /tmp/pbft-ops.XXXXXX)
 pid=
+npid=
 
 cleanup() {
 	local rc=$?
 	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
+	[ -n "$npid" ] && kill -9 "$npid" 2>/dev/null || true
 	pkill -9 -f "pbft-replica -c $dir/" 2>/dev/null || true
+	wait 2>/dev/null || true
 	if [ $rc -ne 0 ]; then
 		echo "--- logs (test failed) ---"
 		tail -n 40 "$dir"/*.log 2>/dev/null || true
@@ -48,9 +53,29 @@ cfg=$dir/c/cluster.ini
 sed -i "/^\[cluster\]/a metrics_listen = 127.0.0.1:$mport" "$cfg"
 ctl() { timeout $((20 * mult)) "$pbftctl" -c "$cfg" -t $((15 * mult)) "$@"; }
 
-"$pbftd" -c "$cfg" -L "$dir/pbftd.log" 2>"$dir/stderr.log" &
+# A stand-in for systemd's notification socket.
+python3 - "$dir/notify.sock" "$dir/notify.txt" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(60)
+with open(sys.argv[2], 'a') as f:
+    while True:
+        f.write(s.recv(4096).decode() + '\n')
+        f.flush()
+PY
+npid=$!
+wait_until 5 test -S "$dir/notify.sock" || fail "no notify socket"
+NOTIFY_SOCKET=$dir/notify.sock "$pbftd" -c "$cfg" -L "$dir/pbftd.log" \
+    2>"$dir/stderr.log" &
 pid=$!
 wait_until 10 test -S "$dir/c/pbftd.sock" || fail "no control socket"
+wait_until 10 grep -q "^READY=1" "$dir/notify.txt" || fail "no READY=1"
+grep -q "^STATUS=4 of 4 replicas up" "$dir/notify.txt" ||
+    fail "READY=1 before the replicas were up: $(cat "$dir/notify.txt")"
+wait_until 5 grep -q "^STATUS=4 of 4 replicas up; view 0, last executed" \
+    "$dir/notify.txt" || fail "no STATUS updates: $(cat "$dir/notify.txt")"
+ok "sd_notify: READY=1 once the replicas answer, then STATUS lines"
 for i in $(seq 1 30); do ctl submit "m$i" >/dev/null || fail "submit m$i"; done
 
 # scrape PATH: prints "STATUS BODY" via python (no curl needed).

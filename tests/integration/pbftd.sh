@@ -73,10 +73,11 @@ import json, sys
 s = json.load(sys.stdin)
 r = s["replicas"]
 ex = {x["last_executed"] for x in r}
-sys.exit(0 if len(ex) == 1 and min(ex) >= 100 else 1)'
+dg = {x["state_digest"] for x in r}
+sys.exit(0 if len(ex) == 1 and len(dg) == 1 and min(ex) >= 100 else 1)'
 }
 wait_until 10 same_state || fail "replicas disagree: $(ctl status --json)"
-ok "status --json: four replicas at one last_executed"
+ok "status --json: four replicas at one last_executed and state digest"
 
 ctl put color blue >/dev/null || fail "put"
 [ "$(ctl get color)" = blue ] || fail "get did not return the value put"
