@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "ctl_proto.h"
+#include "ctl_req.h"
 #include "log.h"
 #include "pbftd.h"
 #include "service.h"
@@ -306,14 +307,9 @@ out:
 }
 
 static void
-cmd_op(struct ctl_client *c, json_int_t id, const char *cmd, json_t *args)
+cmd_op(struct ctl_client *c, json_int_t id, const struct wbuf *op)
 {
-	const char *data = json_string_value(json_object_get(args, "data"));
-	const char *key = json_string_value(json_object_get(args, "key"));
-	const char *val = json_string_value(json_object_get(args, "value"));
-	struct wbuf op;
 	struct op_job *j;
-	int rc = -1;
 
 	if (c->s->d->client == NULL) {
 		send_error(c, id,
@@ -321,49 +317,34 @@ cmd_op(struct ctl_client *c, json_int_t id, const char *cmd, json_t *args)
 		    "control_client and its private_key_file)");
 		return;
 	}
-	wbuf_init_dynamic(&op, PBFT_OP_BYTES_MAX);
-	if (strcmp(cmd, "submit") == 0 && data != NULL)
-		rc = ledger_op_submit(&op, data, strlen(data));
-	else if (strcmp(cmd, "put") == 0 && key != NULL && val != NULL)
-		rc = ledger_op_put(&op, key, strlen(key), val, strlen(val));
-	else if (strcmp(cmd, "get") == 0 && key != NULL)
-		rc = ledger_op_get(&op, key, strlen(key));
-	else if (strcmp(cmd, "del") == 0 && key != NULL)
-		rc = ledger_op_del(&op, key, strlen(key));
-	if (rc == -1 || (j = calloc(1, sizeof(*j))) == NULL) {
-		wbuf_clear(&op);
-		send_error(c, id, "bad or missing arguments");
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		send_error(c, id, "out of memory");
 		return;
 	}
 	j->s = c->s;
 	j->slot = (uint32_t)(c - c->s->clients);
 	j->gen = c->gen;
 	j->id = id;
-	j->code = op.p[0];
+	j->code = op->p[0];
 	c->waiting++;
-	if (pbft_client_submit(c->s->d->client, op.p, op.len, op_done, j) ==
+	if (pbft_client_submit(c->s->d->client, op->p, op->len, op_done, j) ==
 	    -1) {
 		c->waiting--;
 		free(j);
 		send_error(c, id, "too many requests in flight");
 	}
-	wbuf_clear(&op);
 }
 
-/* ---- dispatch ---------------------------------------------------------- */
-
 static void
-cmd_node(struct ctl_client *c, json_int_t id, const char *cmd, json_t *args)
+cmd_node(struct ctl_client *c, json_int_t id, enum ctl_cmd cmd, int64_t node)
 {
 	struct pbftd *d = c->s->d;
-	json_int_t node = json_integer_value(json_object_get(args, "node"));
 
-	if (!json_is_integer(json_object_get(args, "node")) || node < 0 ||
-	    node >= d->cfg->n || !d->children[node].local) {
+	if (node < 0 || node >= d->cfg->n || !d->children[node].local) {
 		send_error(c, id, "no such local node");
 		return;
 	}
-	if (strcmp(cmd, "restart") == 0)
+	if (cmd == CTL_CMD_RESTART)
 		child_restart_now(&d->children[node]);
 	else
 		child_stop(&d->children[node], SIGTERM);
@@ -394,45 +375,35 @@ cmd_peers(struct ctl_client *c, json_int_t id)
 static void
 handle_line(struct ctl_client *c, const char *line, size_t len)
 {
-	json_error_t jerr;
-	json_t *req = json_loadb(line, len, 0, &jerr), *args;
-	json_int_t id = 0;
-	const char *cmd;
+	struct ctl_req req;
+	char err[160];
 
-	if (req == NULL || !json_is_object(req)) {
-		send_error(c, 0,
-		    req == NULL ? "malformed JSON"
-		                : "request must be an object");
-		json_decref(req);
+	wbuf_init_dynamic(&req.op, PBFT_OP_BYTES_MAX + 64);
+	if (ctl_req_parse(line, len, &req, err, sizeof(err)) == -1) {
+		send_error(c, (json_int_t)req.id, err);
+		wbuf_clear(&req.op);
 		return;
 	}
-	id = json_integer_value(json_object_get(req, "id"));
-	cmd = json_string_value(json_object_get(req, "cmd"));
-	args = json_object_get(req, "args");
-	if (json_integer_value(json_object_get(req, "v")) !=
-	    CTL_PROTO_VERSION) {
-		send_error(c, id, "unsupported protocol version");
-	} else if (cmd == NULL) {
-		send_error(c, id, "missing cmd");
-	} else if (strcmp(cmd, "status") == 0) {
-		cmd_status(c, id);
-	} else if (strcmp(cmd, "peers") == 0) {
-		cmd_peers(c, id);
-	} else if (strcmp(cmd, "submit") == 0 || strcmp(cmd, "put") == 0 ||
-	    strcmp(cmd, "get") == 0 || strcmp(cmd, "del") == 0) {
-		cmd_op(c, id, cmd, args);
-	} else if (strcmp(cmd, "restart") == 0 || strcmp(cmd, "stop") == 0) {
-		cmd_node(c, id, cmd, args);
-	} else if (strcmp(cmd, "shutdown") == 0) {
-		send_json(c, reply_new(id, true));
+	switch (req.cmd) {
+	case CTL_CMD_STATUS:
+		cmd_status(c, (json_int_t)req.id);
+		break;
+	case CTL_CMD_PEERS:
+		cmd_peers(c, (json_int_t)req.id);
+		break;
+	case CTL_CMD_OP:
+		cmd_op(c, (json_int_t)req.id, &req.op);
+		break;
+	case CTL_CMD_RESTART:
+	case CTL_CMD_STOP:
+		cmd_node(c, (json_int_t)req.id, req.cmd, req.node);
+		break;
+	case CTL_CMD_SHUTDOWN:
+		send_json(c, reply_new((json_int_t)req.id, true));
 		pbftd_shutdown(c->s->d);
-	} else {
-		char msg[128];
-
-		snprintf(msg, sizeof(msg), "unknown command '%.64s'", cmd);
-		send_error(c, id, msg);
+		break;
 	}
-	json_decref(req);
+	wbuf_clear(&req.op);
 }
 
 /* ---- connections ------------------------------------------------------- */
