@@ -105,38 +105,6 @@ sup_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
-#if PBFT_FAULT_INJECTION
-/*
- * PBFT_FAULTS="ID:NAME[,ID:NAME]...": misbehaviours for the fault tests,
- * compiled in only with -Dfault_injection=true. Entries for other nodes
- * are skipped, so one setting serves a whole cluster under pbftd.
- */
-static int
-parse_faults(const char *spec, uint32_t id, struct replica_opts *o)
-{
-	char buf[512], *save = NULL;
-
-	if (strlen(spec) >= sizeof(buf))
-		return -1;
-	snprintf(buf, sizeof(buf), "%s", spec);
-	for (char *t = strtok_r(buf, ",", &save); t != NULL;
-	     t = strtok_r(NULL, ",", &save)) {
-		char *end;
-		unsigned long who = strtoul(t, &end, 10);
-
-		if (end == t || *end != ':')
-			return -1;
-		if (strcmp(end + 1, "corrupt-chunks") != 0)
-			return -1;
-		if (who == id) {
-			o->corrupt_chunks = true;
-			log_warnx("FAULT INJECTION: %s", end + 1);
-		}
-	}
-	return 0;
-}
-#endif
-
 /* A cluster of n nodes on 127.0.0.1 with keys anyone can derive. */
 static struct cluster_cfg *
 dev_config(uint32_t n, uint16_t base_port)
@@ -343,14 +311,7 @@ main(int argc, char **argv)
 		}
 	}
 #if PBFT_FAULT_INJECTION
-	if (getenv("PBFT_FAULTS") != NULL &&
-	    parse_faults(getenv("PBFT_FAULTS"), (uint32_t)id, &opts) == -1) {
-		fprintf(stderr,
-		    "pbft-replica: PBFT_FAULTS: want ID:NAME[,ID:NAME]... "
-		    "with NAME corrupt-chunks, got '%s'\n",
-		    getenv("PBFT_FAULTS"));
-		return 2;
-	}
+	opts.faults = getenv("PBFT_FAULTS");
 #endif
 	signal(SIGPIPE, SIG_IGN);
 	loop = ev_default_loop(EVFLAG_AUTO);

@@ -725,6 +725,15 @@ net_send(struct net *n, uint32_t replica, const struct pbft_msg *msg)
 }
 
 void
+net_send_raw(struct net *n, uint32_t replica, const uint8_t *frame, size_t len)
+{
+	if (replica >= n->cfg->n || replica == n->id ||
+	    len > PBFT_FRAME_BYTES_MAX)
+		return;
+	queue_raw(n, n->peers[replica], frame, len);
+}
+
+void
 net_broadcast(struct net *n, const struct pbft_msg *msg)
 {
 	if (encode(n, msg) == -1)

@@ -85,6 +85,9 @@ void net_free(struct net *n); /* safe on NULL */
  * dropped when there is no channel (the protocol retransmits). */
 void net_send(struct net *n, uint32_t replica, const struct pbft_msg *msg);
 void net_broadcast(struct net *n, const struct pbft_msg *msg);
+/* An already encoded frame (any bytes: fault injection sends garbage). */
+void net_send_raw(
+    struct net *n, uint32_t replica, const uint8_t *frame, size_t len);
 void net_send_client(
     struct net *n, uint32_t client, const struct pbft_msg *msg);
 void net_get_stats(const struct net *n, struct net_stats *st);

@@ -13,6 +13,10 @@
 #include <string.h>
 
 #include "crypto.h"
+#include "pbft_build.h"
+#if PBFT_FAULT_INJECTION
+#include "fault.h"
+#endif
 #include "log.h"
 #include "net.h"
 #include "pbft.h"
@@ -76,6 +80,10 @@ struct replica {
 	struct pbft_event deferred[SNAPS_MAX];
 	size_t ndeferred;
 	uint64_t frames_bad;
+	struct pbft_action fetch_on_start; /* .seq != 0: state to fetch */
+#if PBFT_FAULT_INJECTION
+	struct fault *fault;
+#endif
 };
 
 static void replica_step(struct replica *r, const struct pbft_event *ev);
@@ -85,7 +93,21 @@ static void replica_step(struct replica *r, const struct pbft_event *ev);
 static void
 send_to(struct replica *r, uint32_t to, const struct pbft_msg *m)
 {
+#if PBFT_FAULT_INJECTION
+	if (fault_send(r->fault, r->net, to, m))
+		return;
+#endif
 	net_send(r->net, to, m);
+}
+
+static void
+broadcast(struct replica *r, const struct pbft_msg *m)
+{
+#if PBFT_FAULT_INJECTION
+	if (fault_send(r->fault, r->net, UINT32_MAX, m))
+		return;
+#endif
+	net_broadcast(r->net, m);
 }
 
 static void
@@ -93,6 +115,10 @@ send_client(struct replica *r, uint32_t client, const struct pbft_reply *rep)
 {
 	struct pbft_msg m = {.type = PBFT_MSG_REPLY};
 
+#if PBFT_FAULT_INJECTION
+	if (fault_drop_replies(r->fault))
+		return;
+#endif
 	m.u.reply = *rep;
 	net_send_client(r->net, client, &m);
 }
@@ -376,6 +402,10 @@ on_state_chunk(
 	}
 	wbuf_put_bytes(&x->img, c->data, c->data_len);
 	x->next_index++;
+#if PBFT_FAULT_INJECTION
+	if (x->next_index == (x->count + 1) / 2)
+		fault_point(r->fault, FAULT_STATE_TRANSFER);
+#endif
 	if (x->next_index == x->count) {
 		if (x->img.len != x->total_len) {
 			xfer_next_peer(r);
@@ -395,7 +425,6 @@ on_fetch_state(
 	struct pbft_msg m = {.type = PBFT_MSG_STATE_CHUNK};
 	struct pbft_state_chunk *c = &m.u.state_chunk;
 	uint64_t off;
-	static uint8_t bad[PBFT_CHUNK_BYTES_MAX];
 
 	if (s == NULL)
 		return; /* not here (any more): the asker tries another */
@@ -415,11 +444,15 @@ on_fetch_state(
 	        ? s->img.len - off
 	        : PBFT_CHUNK_BYTES_MAX);
 	c->data = s->img.p + off;
-	if (r->opts.corrupt_chunks && c->data_len > 0) {
+#if PBFT_FAULT_INJECTION
+	if (fault_corrupt_chunks(r->fault) && c->data_len > 0) {
+		static uint8_t bad[PBFT_CHUNK_BYTES_MAX];
+
 		memcpy(bad, c->data, c->data_len);
 		bad[c->data_len / 2] ^= 0x5a;
 		c->data = bad;
 	}
+#endif
 	send_to(r, from, &m);
 }
 
@@ -462,8 +495,16 @@ run_actions(struct replica *r)
 			    a->record_len);
 		persisted = true;
 	}
+#if PBFT_FAULT_INJECTION
+	if (persisted)
+		fault_point(r->fault, FAULT_BEFORE_WAL);
+#endif
 	if (persisted && store_sync(r->store) == -1)
 		fatalx("write-ahead log: cannot make records durable");
+#if PBFT_FAULT_INJECTION
+	if (persisted)
+		fault_point(r->fault, FAULT_AFTER_WAL);
+#endif
 	for (size_t i = 0; i < r->acts.n; i++) {
 		const struct pbft_action *a = &r->acts.v[i];
 
@@ -472,7 +513,7 @@ run_actions(struct replica *r)
 			send_to(r, a->to, a->msg);
 			break;
 		case PBFT_ACT_BROADCAST:
-			net_broadcast(r->net, a->msg);
+			broadcast(r, a->msg);
 			break;
 		case PBFT_ACT_PERSIST:
 			break;
@@ -601,6 +642,9 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	replica_step(r, &ev);
 	if (r->xfer.active && ++r->xfer.idle_ticks > XFER_RETRY_TICKS)
 		xfer_next_peer(r);
+#if PBFT_FAULT_INJECTION
+	fault_tick(r->fault, r->net);
+#endif
 }
 
 /* ---- setup ------------------------------------------------------------- */
@@ -632,13 +676,20 @@ restore_snapshot(struct replica *r, char *err, size_t errlen)
 	wbuf_init_dynamic(&img, XFER_BYTES_MAX);
 	rc = store_snapshot_read(
 	    r->store, st.stable_checkpoint, &img, err, errlen);
-	if (rc == 1)
-		snprintf(err, errlen,
-		    "%s: the log names checkpoint %llu but its snapshot is "
-		    "missing; move the directory aside to rejoin by state "
-		    "transfer",
-		    store_dir(r->store),
-		    (unsigned long long)st.stable_checkpoint);
+	if (rc == 1) {
+		/* Crashed while fetching that state: fetch it again. The
+		 * log only names checkpoints that 2f+1 replicas certified. */
+		struct pbft_action a = {.type = PBFT_ACT_FETCH_STATE};
+
+		wbuf_clear(&img);
+		a.seq = pbft_recover_awaiting_state(r->core, a.digest);
+		log_warnx("the log names checkpoint %llu but its snapshot is "
+		          "missing (a state transfer was cut short): fetching "
+		          "it from the other replicas",
+		    (unsigned long long)a.seq);
+		r->fetch_on_start = a;
+		return 0;
+	}
 	if (rc != 0 ||
 	    image_split(img.p, img.len, &ct, &ctlen, &svc, &svclen) == -1 ||
 	    r->svc->ops->restore(r->svc, svc, svclen) == -1 ||
@@ -731,6 +782,20 @@ replica_new(struct ev_loop *loop, struct cluster_cfg *cfg, void *key,
 	r->store = store_open(cfg->data_dir, r->id, cfg->fsync, err, errlen);
 	if (r->store == NULL)
 		goto fail;
+#if PBFT_FAULT_INJECTION
+	if (opts->faults != NULL) {
+		bool bad;
+		char ferr[128];
+
+		r->fault =
+		    fault_new(opts->faults, r->id, cfg->n, store_dir(r->store),
+		        r->rc.self_key, &bad, ferr, sizeof(ferr));
+		if (bad) {
+			snprintf(err, errlen, "PBFT_FAULTS: %s", ferr);
+			goto fail;
+		}
+	}
+#endif
 	if (open_service(r, err, errlen) == -1 ||
 	    store_replay(r->store, recover_record, r, err, errlen) == -1 ||
 	    restore_snapshot(r, err, errlen) == -1)
@@ -741,6 +806,8 @@ replica_new(struct ev_loop *loop, struct cluster_cfg *cfg, void *key,
 	r->net = net_new(loop, cfg, r->id, r->rc.self_key, &cb, err, errlen);
 	if (r->net == NULL)
 		goto fail;
+	if (r->fetch_on_start.seq != 0)
+		do_fetch_state(r, &r->fetch_on_start);
 	ev_timer_init(&r->tick, tick_cb, REPLICA_TICK_MS / 1000.0,
 	    REPLICA_TICK_MS / 1000.0);
 	r->tick.data = r;
@@ -841,6 +908,9 @@ replica_free(struct replica *r)
 	if (r->loop != NULL)
 		ev_timer_stop(r->loop, &r->tick);
 	net_free(r->net);
+#if PBFT_FAULT_INJECTION
+	fault_free(r->fault);
+#endif
 	store_close(r->store);
 	pbft_free(r->core);
 	free(r->acts.v);

@@ -27,7 +27,7 @@ struct replica_opts {
 	uint32_t id;
 	bool insecure_dev; /* --dev: keys derived from the index */
 	int sup_fd; /* supervisor link (fd 3), or -1 */
-	bool corrupt_chunks; /* test-only: serve corrupted state chunks */
+	const char *faults; /* PBFT_FAULTS (fault-injection builds only) */
 };
 
 /*

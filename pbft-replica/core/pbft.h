@@ -226,6 +226,17 @@ int pbft_compact(struct pbft *p,
 int pbft_step(
     struct pbft *p, const struct pbft_event *ev, struct pbft_actions *out);
 
+/*
+ * Instead of pbft_recover_state, when the snapshot of the recovered stable
+ * checkpoint is missing (the replica crashed while fetching that state):
+ * the core waits for the state of that checkpoint, executing nothing, as
+ * if it had just asked for it. Returns the checkpoint's sequence number
+ * and writes its certified digest, for the driver to fetch and then report
+ * with PBFT_EV_STATE_INSTALLED; 0 if there is no stable checkpoint.
+ */
+uint64_t pbft_recover_awaiting_state(
+    struct pbft *p, uint8_t digest[PBFT_DIGEST_LEN]);
+
 void pbft_get_status(const struct pbft *p, struct pbft_status *st);
 
 /*

@@ -334,6 +334,17 @@ pbft_recover_state(
 	return 0;
 }
 
+uint64_t
+pbft_recover_awaiting_state(struct pbft *p, uint8_t digest[PBFT_DIGEST_LEN])
+{
+	if (p->low == 0)
+		return 0;
+	p->waiting_state = true;
+	p->waiting_seq = p->low;
+	memcpy(digest, p->low_digest, PBFT_DIGEST_LEN);
+	return p->low;
+}
+
 int
 pbft_recover_stable(struct pbft *p, struct rbuf *rb)
 {

@@ -28,7 +28,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if ((req.cmd == CTL_CMD_RESTART || req.cmd == CTL_CMD_STOP) &&
 		    req.node < 0)
 			abort();
-	} else if (err[0] == '\0' || memchr(err, '\n', sizeof(err)) != NULL) {
+	} else if (err[0] == '\0' || strchr(err, '\n') != NULL) {
 		abort(); /* every failure has a one-line reason */
 	}
 	wbuf_clear(&req.op);

@@ -145,11 +145,20 @@ bytes=$(grep -E 'replica 3.*state of checkpoint [0-9]+ installed' "$dir/pbftd.lo
 [ "$bytes" -ge 50000000 ] || fail "state transferred was only $bytes bytes"
 python3 "$histcheck" --log "$dir/h1" --log "$dir/h2" $(ledgers) ||
     fail "history check after state transfer"
-if [ -n "${PBFT_FAULTS:-}" ]; then
+case ${PBFT_FAULTS:-} in *corrupt-chunks*)
 	grep -q 'replica 3.*does not match the certified digest' "$dir/pbftd.log" ||
 	    fail "the corrupted state was not detected"
 	ok "a peer serving corrupted chunks was detected; the transfer completed from another"
-fi
+	;;
+esac
+case ${PBFT_FAULTS:-} in *3:crash-state-transfer*)
+	grep -q "replica 3: warn: FAULT INJECTION: crash-state-transfer: aborting" \
+	    "$dir/pbftd.log" || fail "node 3 did not crash mid-transfer"
+	grep -q "replica 3: warn: the log names checkpoint .* snapshot is missing" \
+	    "$dir/pbftd.log" || fail "node 3 did not resume the transfer"
+	ok "node 3 crashed halfway through the transfer and completed it after its restart"
+	;;
+esac
 ok "wiped replica caught up by state transfer of $bytes bytes in $took ms"
 
 # ---- 3. a torn or corrupted write-ahead log --------------------------------
@@ -204,11 +213,34 @@ grep -q "corrupt record at offset" "$dir/corrupt.log" ||
 ok "a flipped byte in the middle of the log: refused ($(grep -o 'corrupt record at offset [0-9]*' "$dir/corrupt.log"))"
 cp "$dir/wal.orig" "$wal"
 ctl restart 1 >/dev/null || fail "restart 1"
-ctl submit after-wal-tests >/dev/null || fail "submit after the log tests"
-exec3=$(field 0 last_executed)
-wait_until 60 converged "$exec3" ||
-    fail "node 1 did not rejoin: $(status)"
-python3 "$histcheck" --log "$dir/h1" --log "$dir/h2" $(ledgers) ||
+# Load past two checkpoints: a replica that alone moved to a view change
+# meanwhile (its timer ran while node 1 was away) catches up from them.
+timeout $((60 * mult)) "$pbftctl" bench -c "$cfg" --clients 2 \
+    --requests 100 --json --log "$dir/h3" >"$dir/bench3.json" ||
+    fail "load after the log tests: $(cat "$dir/bench3.json")"
+exec3=$(field 2 last_executed)
+# Node 1 must be back among a quorum (2f+1 = 3) of replicas that agree.
+# (Not all four: a replica that alone timed out into a view change while
+# the cluster went idle waits there for the next request; see the note
+# of the faults issue.)
+quorum_with_1() {
+	status | python3 -c '
+import json, sys
+r = json.load(sys.stdin)["replicas"]
+me = r[1]
+same = [x for x in r if x["state"] == "running" and
+        x["last_executed"] == me["last_executed"] and
+        x["state_digest"] == me["state_digest"]]
+sys.exit(0 if len(same) >= 3 and me["last_executed"] >= '"$exec3"' else 1)'
+}
+wait_until 60 quorum_with_1 || fail "node 1 did not rejoin: $(status)"
+agree=$(status | python3 -c '
+import json, sys
+r = json.load(sys.stdin)["replicas"]
+print(" ".join(str(x["id"]) for x in r
+      if x["last_executed"] == r[1]["last_executed"]))')
+python3 "$histcheck" --log "$dir/h1" --log "$dir/h2" --log "$dir/h3" \
+    $(for i in $agree; do echo "$dir/c/data/node-$i/ledger"; done) ||
     fail "history check at the end"
 ok "node 1 rejoined with its log restored"
 echo "$passed passed, 0 failed"
