@@ -271,6 +271,7 @@ main(int argc, char **argv)
 		if (id >= cfg->n) {
 			fprintf(stderr, "%s: no node %lu (n = %u)\n", config,
 			    id, cfg->n);
+			cfg_free(cfg);
 			return 2;
 		}
 		if (listen != NULL || !cfg->nodes[id].has_address) {
@@ -281,6 +282,7 @@ main(int argc, char **argv)
 				    "%s: [node.%lu] has no address: start it "
 				    "with --listen HOST:PORT\n",
 				    config, id);
+				cfg_free(cfg);
 				return 2;
 			}
 			if (self->has_address) {
@@ -288,6 +290,7 @@ main(int argc, char **argv)
 				    "%s: [node.%lu] has an address; --listen "
 				    "is for nodes without one\n",
 				    config, id);
+				cfg_free(cfg);
 				return 2;
 			}
 			if (cfg_parse_address(listen, self->host,
@@ -296,6 +299,7 @@ main(int argc, char **argv)
 				    "pbft-replica: --listen: want HOST:PORT, "
 				    "got '%s'\n",
 				    listen);
+				cfg_free(cfg);
 				return 2;
 			}
 			self->has_address = true;
@@ -307,6 +311,7 @@ main(int argc, char **argv)
 		if (cfg_load_node_key(
 		        cfg, (uint32_t)id, &key, err, sizeof(err)) == -1) {
 			fprintf(stderr, "%s\n", err);
+			cfg_free(cfg);
 			return 2;
 		}
 	}
