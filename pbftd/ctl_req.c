@@ -107,7 +107,15 @@ ctl_req_parse(
 		}
 		req->node = (int64_t)json_integer_value(n);
 	} else {
-		snprintf(err, errlen, "unknown command '%.64s'", cmd);
+		char shown[65];
+		size_t i;
+
+		/* Echo it printable: replies and logs stay one line. */
+		for (i = 0; cmd[i] != '\0' && i < sizeof(shown) - 1; i++)
+			shown[i] =
+			    cmd[i] < 0x20 || cmd[i] == 0x7f ? '?' : cmd[i];
+		shown[i] = '\0';
+		snprintf(err, errlen, "unknown command '%s'", shown);
 		goto out;
 	}
 	rc = 0;
