@@ -169,7 +169,7 @@ wait_until 10 stopped1 || fail "node 1 did not stop"
 wal=$dir/c/data/node-1/wal
 cp "$wal" "$dir/wal.orig"
 size=$(stat -c %s "$wal")
-[ "$size" -gt 1000 ] || fail "write-ahead log of node 1 is only $size bytes"
+[ "$size" -gt 64 ] || fail "write-ahead log of node 1 is only $size bytes"
 # run_replica LOG: starts node 1 by hand, waits until it listens, stops
 # it with SIGTERM; the exit status is the replica's.
 run_replica() {
