@@ -50,7 +50,7 @@ start() {
 	stop_cluster
 	rm -rf "$work/c"
 	"$pbftctl" init -n "$1" --base-port 47000 --clients 16 -o "$work/c" >/dev/null
-	sed -i "/^\[cluster\]/a fsync = $2" "$work/c/cluster.ini"
+	sed -i "s/^fsync = .*/fsync = $2/" "$work/c/cluster.ini"
 	for i in $(seq 0 $(($1 - 1))); do
 		"$replica" -c "$work/c/cluster.ini" -i "$i" 2>"$work/r$i.log" &
 		pids+=($!)

@@ -125,7 +125,11 @@ struct pbft_preprepare {
 	const uint8_t *batch;
 };
 
-/* <PREPARE, v, n, d, i> and <COMMIT, v, n, d, i> have the same shape. */
+/*
+ * <PREPARE, v, n, d, i> and <COMMIT, v, n, d, i> have the same shape. A
+ * commit's sig is all zero: commits never appear in certificates, so the
+ * authenticated channel (common/chan.h) is proof enough of their sender.
+ */
 struct pbft_vote {
 	uint64_t view;
 	uint64_t seq;

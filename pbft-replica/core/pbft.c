@@ -488,9 +488,16 @@ make_vote(struct pbft *p, enum pbft_msg_type type, const struct slot *s,
 	m->u.prepare.seq = s->seq;
 	memcpy(m->u.prepare.digest, s->digest, PBFT_DIGEST_LEN);
 	m->u.prepare.replica = p->id;
-	wbuf_reset(&p->sb);
-	wire_signed_vote(&p->sb, type, p->view, s->seq, s->digest, p->id);
-	sign_sb(p, m->u.prepare.sig);
+	/* A commit is never shown to a third party (no certificate holds
+	 * commits), so the authenticated channel that carries it is proof
+	 * enough of its sender, as MACs are in Castro and Liskov: it goes
+	 * unsigned. Prepares enter prepared certificates and are signed. */
+	if (type == PBFT_MSG_PREPARE) {
+		wbuf_reset(&p->sb);
+		wire_signed_vote(
+		    &p->sb, type, p->view, s->seq, s->digest, p->id);
+		sign_sb(p, m->u.prepare.sig);
+	}
 	memcpy(keep_sig, m->u.prepare.sig, PBFT_SIG_LEN);
 	return m;
 }
@@ -680,11 +687,14 @@ on_vote(struct pbft *p, uint32_t from, enum pbft_msg_type type,
 		return;
 	if (type == PBFT_MSG_PREPARE && from == pbft_primary(p, v->view))
 		return; /* the primary's pre-prepare stands for its prepare */
-	wbuf_reset(&p->sb);
-	wire_signed_vote(&p->sb, type, v->view, v->seq, v->digest, v->replica);
-	if (!pbft_verify_sig(p, from, v->sig)) {
-		pbft_reject(p, PBFT_REJ_BAD_SIG);
-		return;
+	if (type == PBFT_MSG_PREPARE) { /* commits: see make_vote */
+		wbuf_reset(&p->sb);
+		wire_signed_vote(
+		    &p->sb, type, v->view, v->seq, v->digest, v->replica);
+		if (!pbft_verify_sig(p, from, v->sig)) {
+			pbft_reject(p, PBFT_REJ_BAD_SIG);
+			return;
+		}
 	}
 	s = pbft_slot(p, v->seq);
 	if (type == PBFT_MSG_PREPARE) {
