@@ -55,6 +55,13 @@ usage(FILE *f)
 	    "                      derived as above\n"
 	    "  -h, --help          this text\n"
 	    "  -V, --version       print the version\n");
+#if PBFT_FAULT_INJECTION
+	fprintf(f,
+	    "      --fault SPEC    misbehave on purpose, as PBFT_FAULTS "
+	    "(see\n"
+	    "                      pbft-replica/fault.h); this build "
+	    "only\n");
+#endif
 }
 
 static void
@@ -159,16 +166,22 @@ int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"id", required_argument, NULL, 'i'},
-	    {"debug", no_argument, NULL, 'd'}, {"dev", no_argument, NULL, 'D'},
-	    {"port", required_argument, NULL, 'p'},
-	    {"nodes", required_argument, NULL, 'n'},
-	    {"bootstrap", required_argument, NULL, 'b'},
-	    {"listen", required_argument, NULL, 'l'},
-	    {"log-file", required_argument, NULL, 'L'},
-	    {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
+		{"config", required_argument, NULL, 'c'},
+		{"id", required_argument, NULL, 'i'},
+		{"debug", no_argument, NULL, 'd'},
+		{"dev", no_argument, NULL, 'D'},
+		{"port", required_argument, NULL, 'p'},
+		{"nodes", required_argument, NULL, 'n'},
+		{"bootstrap", required_argument, NULL, 'b'},
+		{"listen", required_argument, NULL, 'l'},
+		{"log-file", required_argument, NULL, 'L'},
+#if PBFT_FAULT_INJECTION
+		{"fault", required_argument, NULL, 'F'},
+#endif
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0}
+	};
 	const char *config = NULL, *listen = NULL, *log_file = NULL;
 	char err[CFG_ERR_LEN], tag[32], *end;
 	unsigned long id = ULONG_MAX, port = 0, nodes = 4;
@@ -208,6 +221,11 @@ main(int argc, char **argv)
 		case 'L':
 			log_file = optarg;
 			break;
+#if PBFT_FAULT_INJECTION
+		case 'F':
+			opts.faults = optarg;
+			break;
+#endif
 		case 'd':
 			debug = true;
 			break;
@@ -316,7 +334,8 @@ main(int argc, char **argv)
 		}
 	}
 #if PBFT_FAULT_INJECTION
-	opts.faults = getenv("PBFT_FAULTS");
+	if (opts.faults == NULL)
+		opts.faults = getenv("PBFT_FAULTS");
 #endif
 	signal(SIGPIPE, SIG_IGN);
 	loop = ev_default_loop(EVFLAG_AUTO);
