@@ -184,7 +184,8 @@ derive_keys(struct chan *ch, const uint8_t peer_eph[32])
 	    EVP_PKEY_derive(d, shared, &slen) != 1 || slen != 32)
 		goto out;
 	if (hkdf(shared, slen, ch->th, "pbft i->r", k_ir) == -1 ||
-	    hkdf(shared, slen, ch->th, "pbft r->i", k_ri) == -1)
+	    hkdf(shared, slen, ch->th, "pbft r->i", k_ri) == -1 ||
+	    hkdf(shared, slen, ch->th, "pbft request mac", ch->mac_key) == -1)
 		goto out;
 	ch->tx = cipher(ch->initiator ? k_ir : k_ri, true);
 	ch->rx = cipher(ch->initiator ? k_ri : k_ir, false);
@@ -384,6 +385,12 @@ chan_established(const struct chan *ch)
 	return ch->state == CHAN_ESTABLISHED;
 }
 
+const uint8_t *
+chan_request_key(const struct chan *ch)
+{
+	return ch->state == CHAN_ESTABLISHED ? ch->mac_key : NULL;
+}
+
 void
 chan_peer(const struct chan *ch, uint8_t *role, uint32_t *id)
 {
@@ -405,6 +412,7 @@ chan_clear(struct chan *ch)
 	EVP_CIPHER_CTX_free(ch->rx);
 	ch->eph = ch->tx = ch->rx = NULL;
 	OPENSSL_cleanse(ch->th, sizeof(ch->th));
+	OPENSSL_cleanse(ch->mac_key, sizeof(ch->mac_key));
 	if (ch->state != CHAN_FAILED)
 		ch->state = CHAN_IDLE;
 }

@@ -63,6 +63,7 @@ struct chan {
 	uint8_t my_hello[128], peer_hello[128];
 	size_t my_hello_len, peer_hello_len;
 	uint8_t th[32];
+	uint8_t mac_key[32]; /* request MACs (chan_request_key) */
 	void *tx, *rx; /* EVP_CIPHER_CTX */
 	uint64_t tx_ctr, rx_ctr;
 	const char *error;
@@ -90,6 +91,12 @@ int chan_input(struct chan *ch, const uint8_t *in, size_t len, size_t *consumed,
 int chan_seal(
     struct chan *ch, const uint8_t *frame, size_t len, struct wbuf *out);
 bool chan_established(const struct chan *ch);
+/*
+ * A key both ends of an established channel share, apart from the record
+ * keys: a client MACs its requests for this replica with it (the request
+ * authenticator of common/msg.h). NULL until the channel is established.
+ */
+const uint8_t *chan_request_key(const struct chan *ch);
 void chan_peer(const struct chan *ch, uint8_t *role, uint32_t *id);
 const char *chan_error(const struct chan *ch);
 /* Frees the channel's keys (wiped); safe to call twice. */

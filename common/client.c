@@ -469,7 +469,8 @@ pbft_client_submit(struct pbft_client *c, const uint8_t *op, size_t len,
 {
 	struct creq *q = NULL;
 	struct pbft_msg m = {.type = PBFT_MSG_REQUEST};
-	uint8_t sig[PBFT_SIG_LEN];
+	uint8_t auth[PBFT_AUTH_BYTES_MAX];
+	uint32_t n = c->opts.cfg->n;
 
 	if (len > PBFT_OP_BYTES_MAX || c->outstanding >= c->nreqs_max)
 		return -1;
@@ -482,12 +483,24 @@ pbft_client_submit(struct pbft_client *c, const uint8_t *op, size_t len,
 	    .timestamp = q->ts,
 	    .op_len = (uint32_t)len,
 	    .op = op,
-	    .auth_len = PBFT_SIG_LEN,
-	    .auth = sig};
+	    .auth_len = (uint16_t)(PBFT_SIG_LEN + PBFT_REQ_MAC_LEN * n),
+	    .auth = auth};
 	wbuf_reset(&c->scratch);
 	if (wire_signed_request(&c->scratch, &m.u.request) == -1 ||
-	    sig_sign(c->opts.key, c->scratch.p, c->scratch.len, sig) == -1)
+	    sig_sign(c->opts.key, c->scratch.p, c->scratch.len, auth) == -1)
 		return -1;
+	/* The authenticator: replicas check their MAC instead of the
+	 * signature where they can (a replica not connected yet gets zeros
+	 * and checks the signature). */
+	for (uint32_t i = 0; i < n; i++) {
+		const uint8_t *key = chan_request_key(&c->conns[i].ch);
+		uint8_t *mac = auth + PBFT_SIG_LEN + PBFT_REQ_MAC_LEN * i;
+
+		if (key != NULL && c->conns[i].ready)
+			sig_req_mac(key, c->scratch.p, c->scratch.len, mac);
+		else
+			memset(mac, 0, PBFT_REQ_MAC_LEN);
+	}
 	wbuf_reset(&c->scratch);
 	if (wire_encode(&c->scratch, &m) == -1 ||
 	    (q->frame = malloc(c->scratch.len)) == NULL)

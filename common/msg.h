@@ -27,7 +27,9 @@
 #define PBFT_REPLICAS_MAX 64 /* n */
 #define PBFT_CLIENTS_MAX 4096 /* [client.NAME] sections */
 #define PBFT_OP_BYTES_MAX (64 * 1024) /* one request's operation */
-#define PBFT_AUTH_BYTES_MAX (16 * PBFT_REPLICAS_MAX) /* authenticator */
+#define PBFT_REQ_MAC_LEN 16 /* one replica's entry in an authenticator */
+#define PBFT_AUTH_BYTES_MAX                                                    \
+	(PBFT_SIG_LEN + PBFT_REQ_MAC_LEN * PBFT_REPLICAS_MAX)
 #define PBFT_RESULT_BYTES_MAX 4096 /* one reply's result */
 #define PBFT_BATCH_REQS_MAX 4096 /* requests in one batch */
 #define PBFT_BATCH_BYTES_MAX (4 * 1024 * 1024)
@@ -85,8 +87,10 @@ struct pbft_auth {
 
 /*
  * A client request <REQUEST, o, t, c>. auth authenticates (client, timestamp,
- * op) to the replicas: an Ed25519 signature by the client, or a MAC
- * authenticator; the core asks its crypto interface, never parses it.
+ * op) to the replicas: the client's Ed25519 signature, optionally followed
+ * by an authenticator of n MACs, entry i (PBFT_REQ_MAC_LEN bytes) keyed
+ * with the request key of the client's channel to replica i
+ * (chan_request_key). The core asks its crypto interface, never parses it.
  */
 struct pbft_request {
 	uint32_t client;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
@@ -198,4 +199,19 @@ sig_dev_key(uint32_t index)
 	k = sig_keygen(seed);
 	OPENSSL_cleanse(seed, sizeof(seed));
 	return k;
+}
+
+void
+sig_req_mac(const uint8_t key[32], const uint8_t *data, size_t len,
+    uint8_t out[PBFT_REQ_MAC_LEN])
+{
+	uint8_t full[EVP_MAX_MD_SIZE];
+	unsigned int flen = 0;
+
+	if (HMAC(EVP_sha256(), key, 32, data, len, full, &flen) == NULL ||
+	    flen < PBFT_REQ_MAC_LEN) {
+		memset(out, 0, PBFT_REQ_MAC_LEN);
+		return;
+	}
+	memcpy(out, full, PBFT_REQ_MAC_LEN);
 }

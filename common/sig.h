@@ -32,6 +32,9 @@ int sig_sign(
 bool sig_verify(void *pubkey, const uint8_t *data, size_t len,
     const uint8_t sig[PBFT_SIG_LEN]);
 void sig_sha256(const uint8_t *data, size_t len, uint8_t out[32]);
+/* The first PBFT_REQ_MAC_LEN bytes of HMAC-SHA256(key, data). */
+void sig_req_mac(const uint8_t key[32], const uint8_t *data, size_t len,
+    uint8_t out[PBFT_REQ_MAC_LEN]);
 
 /* Hex helpers: 0 or -1 (wrong length or non-hex digit). */
 int sig_hex_decode(const char *hex, uint8_t *out, size_t outlen);

@@ -24,6 +24,12 @@ struct replica_crypto {
 	uint32_t n, nclients;
 	struct wbuf scratch; /* signed-bytes buffer, reused */
 	uint64_t verify_calls, verify_failures;
+	uint64_t mac_ok, mac_fallbacks; /* authenticator entries */
+	uint64_t req_sig_checks; /* client signatures verified */
+	uint32_t self; /* this replica's id: its authenticator entry */
+	/* The request key of the current channel with a client, or NULL. */
+	const uint8_t *(*client_key)(void *ctx, uint32_t client);
+	void *client_key_ctx;
 };
 
 /*

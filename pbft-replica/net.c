@@ -752,6 +752,17 @@ net_send_client(struct net *n, uint32_t client, const struct pbft_msg *msg)
 	queue_frame(n, n->clients[client]);
 }
 
+const uint8_t *
+net_client_request_key(const struct net *n, uint32_t client)
+{
+	const struct conn *c;
+
+	if (client >= n->cfg->nclients || (c = n->clients[client]) == NULL ||
+	    c->fd == -1)
+		return NULL;
+	return chan_request_key(&c->ch);
+}
+
 void
 net_get_stats(const struct net *n, struct net_stats *st)
 {

@@ -91,6 +91,8 @@ void net_send_raw(
 void net_send_client(
     struct net *n, uint32_t client, const struct pbft_msg *msg);
 void net_get_stats(const struct net *n, struct net_stats *st);
+/* The request-MAC key of the client's current channel, or NULL. */
+const uint8_t *net_client_request_key(const struct net *n, uint32_t client);
 /* "host:port" where replica id is reached (from the file or announced);
  * 0, or -1 if not known yet. */
 int net_peer_address(const struct net *n, uint32_t id, char *buf, size_t len);

@@ -649,6 +649,14 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- setup ------------------------------------------------------------- */
 
+static const uint8_t *
+client_key(void *ctx, uint32_t client)
+{
+	struct replica *r = ctx;
+
+	return net_client_request_key(r->net, client);
+}
+
 static int
 recover_record(void *arg, const uint8_t *rec, size_t len)
 {
@@ -806,6 +814,9 @@ replica_new(struct ev_loop *loop, struct cluster_cfg *cfg, void *key,
 	r->net = net_new(loop, cfg, r->id, r->rc.self_key, &cb, err, errlen);
 	if (r->net == NULL)
 		goto fail;
+	r->rc.self = r->id;
+	r->rc.client_key = client_key;
+	r->rc.client_key_ctx = r;
 	if (r->fetch_on_start.seq != 0)
 		do_fetch_state(r, &r->fetch_on_start);
 	ev_timer_init(&r->tick, tick_cb, REPLICA_TICK_MS / 1000.0,
@@ -857,7 +868,9 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 	    "\"wal_syncs\":%llu,\"wal_sync_max_us\":%llu,"
 	    "\"wal_sync_sum_us\":%llu,\"wal_bytes\":%llu,"
 	    "\"wal_compactions\":%llu,\"frames_bad\":%llu,"
-	    "\"auth_failures\":%llu,\"queue_drops\":%llu",
+	    "\"auth_failures\":%llu,\"queue_drops\":%llu,"
+	    "\"request_sig_checks\":%llu,\"request_mac_checks\":%llu,"
+	    "\"request_mac_fallbacks\":%llu",
 	    r->id, (unsigned long long)st.view, st.primary,
 	    st.view_changing ? "true" : "false",
 	    (unsigned long long)st.last_executed,
@@ -873,7 +886,10 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 	    (unsigned long long)ss.bytes, (unsigned long long)ss.compactions,
 	    (unsigned long long)r->frames_bad,
 	    (unsigned long long)(ns.auth_failures + ns.handshake_failures),
-	    (unsigned long long)ns.queue_drops);
+	    (unsigned long long)ns.queue_drops,
+	    (unsigned long long)r->rc.req_sig_checks,
+	    (unsigned long long)r->rc.mac_ok,
+	    (unsigned long long)r->rc.mac_fallbacks);
 	/* Rejected input by reason: the core's, then the glue's and net's. */
 	jput(buf, len, &off, ",\"rejected\":{");
 	for (int i = 0; i < PBFT_REJ_COUNT; i++)

@@ -328,10 +328,10 @@ pbft_enqueue(struct pbft *p, const struct pbft_request *r)
 }
 
 static bool
-request_ok(struct pbft *p, const struct pbft_request *r)
+request_ok(struct pbft *p, const struct pbft_request *r, bool strict)
 {
 	if (r->client >= p->cfg.clients || r->op_len > PBFT_OP_BYTES_MAX ||
-	    !p->c->verify_request(p->c->ctx, r)) {
+	    !p->c->verify_request(p->c->ctx, r, strict)) {
 		pbft_reject(p, PBFT_REJ_BAD_REQUEST);
 		return false;
 	}
@@ -342,7 +342,10 @@ request_ok(struct pbft *p, const struct pbft_request *r)
 static void
 on_request(struct pbft *p, const struct pbft_request *r, bool forwarded)
 {
-	if (!request_ok(p, r))
+	/* Strict: the primary batches it, and a backup would start its view
+	 * timer for it; a MAC alone would let a faulty client whose MACs
+	 * differ from its signature stall batches or force view changes. */
+	if (!request_ok(p, r, true))
 		return;
 	if (r->timestamp <= p->last_ts[r->client]) {
 		if (r->timestamp == p->last_ts[r->client] && !forwarded) {
@@ -663,7 +666,7 @@ body:
 		return;
 	}
 	for (uint32_t i = 0; m->batch_len > 0 && i < k; i++)
-		if (!request_ok(p, &reqs[i]))
+		if (!request_ok(p, &reqs[i], false))
 			return; /* a faulty primary invented or altered it */
 	if (!s->have_pp || s->pp_view != m->view) {
 		struct pbft_msg pm = {.type = PBFT_MSG_PREPREPARE};

@@ -53,8 +53,16 @@ struct pbft_crypto {
 	/* True when sig is replica's signature over data. */
 	bool (*verify)(void *ctx, uint32_t replica, const uint8_t *data,
 	    size_t len, const uint8_t sig[PBFT_SIG_LEN]);
-	/* True when req->auth authenticates req as sent by req->client. */
-	bool (*verify_request)(void *ctx, const struct pbft_request *req);
+	/*
+	 * True when req->auth authenticates req as sent by req->client.
+	 * strict: by the client's signature, which every replica can check
+	 * (the primary admits requests into batches only so, so that no
+	 * correct backup can judge a batch differently). Otherwise this
+	 * replica's MAC entry may suffice, the signature checked when it
+	 * does not.
+	 */
+	bool (*verify_request)(
+	    void *ctx, const struct pbft_request *req, bool strict);
 };
 
 /* Test-only switches that break the protocol on purpose (never in daemons). */

@@ -178,6 +178,25 @@ START_TEST(test_client_handshake)
 }
 END_TEST
 
+/* Both ends share the request-MAC key; another session has another. */
+START_TEST(test_request_key_shared_per_session)
+{
+	struct pair p, q;
+	uint8_t k[32];
+
+	ck_assert_int_eq(handshake(&p, PBFT_ROLE_CLIENT, 1, ckey[1], 2, 2), 0);
+	ck_assert_ptr_nonnull(chan_request_key(&p.a));
+	ck_assert_ptr_nonnull(chan_request_key(&p.b));
+	ck_assert_mem_eq(chan_request_key(&p.a), chan_request_key(&p.b), 32);
+	memcpy(k, chan_request_key(&p.a), 32);
+	ck_assert_int_eq(handshake(&q, PBFT_ROLE_CLIENT, 1, ckey[1], 2, 2), 0);
+	ck_assert_mem_ne(chan_request_key(&q.a), k, 32);
+	pair_clear(&p);
+	ck_assert_ptr_null(chan_request_key(&p.a)); /* gone with the session */
+	pair_clear(&q);
+}
+END_TEST
+
 START_TEST(test_altered_record_detected)
 {
 	for (size_t k = 0;; k++) {
@@ -285,6 +304,7 @@ chan_suite(void)
 	tcase_add_checked_fixture(tc, keys_setup, keys_teardown);
 	tcase_add_test(tc, test_replica_handshake_and_frames);
 	tcase_add_test(tc, test_client_handshake);
+	tcase_add_test(tc, test_request_key_shared_per_session);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("malformed");
 	tcase_add_checked_fixture(tc, keys_setup, keys_teardown);
