@@ -22,6 +22,7 @@
 
 #include "chan.h"
 #include "log.h"
+#include "pbft_build.h"
 #include "sig.h"
 #include "wire.h"
 
@@ -501,6 +502,20 @@ pbft_client_submit(struct pbft_client *c, const uint8_t *op, size_t len,
 		else
 			memset(mac, 0, PBFT_REQ_MAC_LEN);
 	}
+#if PBFT_FAULT_INJECTION
+	/* A faulty client (PBFT_CLIENT_FAULT, fault-injection builds):
+	 * bad-macs: the MACs of odd replicas are wrong, the signature right;
+	 * bad-sig: the signature is wrong, every MAC right. */
+	if (getenv("PBFT_CLIENT_FAULT") != NULL) {
+		const char *f = getenv("PBFT_CLIENT_FAULT");
+
+		if (strcmp(f, "bad-macs") == 0)
+			for (uint32_t i = 1; i < n; i += 2)
+				auth[PBFT_SIG_LEN + PBFT_REQ_MAC_LEN * i] ^= 1;
+		else if (strcmp(f, "bad-sig") == 0)
+			auth[0] ^= 1;
+	}
+#endif
 	wbuf_reset(&c->scratch);
 	if (wire_encode(&c->scratch, &m) == -1 ||
 	    (q->frame = malloc(c->scratch.len)) == NULL)
