@@ -4,6 +4,7 @@
  */
 #include "store.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
@@ -75,6 +76,56 @@ mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
+static void snap_path(
+    const struct store *st, uint64_t seq, char *buf, size_t len);
+
+/*
+ * After a restart: the two newest snapshots are the only ones the log can
+ * name (a snapshot is written before the log names it), so older ones
+ * left by earlier runs go, and writing resumes the keep-two rotation.
+ */
+static void
+prune_snapshots(struct store *st)
+{
+	DIR *d = opendir(st->dir);
+	struct dirent *e;
+	uint64_t top[2] = {0, 0};
+	unsigned removed = 0;
+
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		unsigned long long seq;
+		char end;
+
+		if (sscanf(e->d_name, "snapshot-%20llu%c", &seq, &end) != 1)
+			continue;
+		if (seq > top[0]) {
+			top[1] = top[0];
+			top[0] = seq;
+		} else if (seq > top[1]) {
+			top[1] = seq;
+		}
+	}
+	rewinddir(d);
+	while ((e = readdir(d)) != NULL) {
+		unsigned long long seq;
+		char end, path[CFG_PATH_MAX + 48];
+
+		if (sscanf(e->d_name, "snapshot-%20llu%c", &seq, &end) != 1 ||
+		    seq == top[0] || seq == top[1])
+			continue;
+		snap_path(st, seq, path, sizeof(path));
+		if (unlink(path) == 0)
+			removed++;
+	}
+	closedir(d);
+	if (removed > 0)
+		log_info("%s: removed %u old snapshots", st->dir, removed);
+	st->snap_last = top[0];
+	st->snap_prev = top[1];
+}
+
 struct store *
 store_open(const char *data_dir, uint32_t id, enum cfg_fsync mode, char *err,
     size_t errlen)
@@ -115,6 +166,7 @@ store_open(const char *data_dir, uint32_t id, enum cfg_fsync mode, char *err,
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
+	prune_snapshots(st);
 	return st;
 fail:
 	store_close(st);

@@ -5,6 +5,7 @@
  * data directory cannot be opened twice.
  */
 #include <check.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,6 +202,57 @@ START_TEST(test_snapshot)
 END_TEST
 
 static int
+count_snapshots(const char *node_dir)
+{
+	DIR *d = opendir(node_dir);
+	struct dirent *e;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d)) != NULL)
+		if (strncmp(e->d_name, "snapshot-", 9) == 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* Across restarts only the two newest snapshots are kept on disk. */
+START_TEST(test_snapshots_bounded_across_restarts)
+{
+	char err[256], node[128];
+	struct wbuf out;
+
+	snprintf(node, sizeof(node), "%s/node-5", dir);
+	for (uint64_t seq = 100; seq <= 600; seq += 100) {
+		struct store *st =
+		    store_open(dir, 5, CFG_FSYNC_OFF, err, sizeof(err));
+
+		ck_assert_msg(st != NULL, "%s", err);
+		ck_assert_int_eq(
+		    store_snapshot_write(st, seq, (const uint8_t *)"x", 1), 0);
+		store_close(st); /* a restart after every checkpoint */
+		ck_assert_int_le(count_snapshots(node), 3);
+	}
+	{
+		struct store *st =
+		    store_open(dir, 5, CFG_FSYNC_OFF, err, sizeof(err));
+
+		ck_assert_msg(st != NULL, "%s", err);
+		ck_assert_int_eq(count_snapshots(node), 2);
+		wbuf_init_dynamic(&out, 1 << 10);
+		ck_assert_int_eq(
+		    store_snapshot_read(st, 600, &out, err, sizeof(err)), 0);
+		ck_assert_int_eq(
+		    store_snapshot_read(st, 500, &out, err, sizeof(err)), 0);
+		ck_assert_int_eq(
+		    store_snapshot_read(st, 400, &out, err, sizeof(err)), 1);
+		wbuf_clear(&out);
+		store_close(st);
+	}
+}
+END_TEST
+
+static int
 gen_two(void *arg)
 {
 	struct store *st = arg;
@@ -262,6 +314,7 @@ store_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_roundtrip);
 	tcase_add_test(tc, test_snapshot);
+	tcase_add_test(tc, test_snapshots_bounded_across_restarts);
 	tcase_add_test(tc, test_locked);
 	tcase_add_test(tc, test_rewrite);
 	tcase_add_test(tc, test_crc32c_known);
