@@ -41,11 +41,36 @@ crc_init(void)
 	}
 }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("sse4.2"))) static uint32_t
+crc32c_hw(uint32_t crc, const uint8_t *p, size_t len)
+{
+	uint64_t c = ~crc;
+
+	while (len >= 8) {
+		uint64_t w;
+
+		memcpy(&w, p, 8);
+		c = __builtin_ia32_crc32di(c, w);
+		p += 8;
+		len -= 8;
+	}
+	while (len--)
+		c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
+	return ~(uint32_t)c;
+}
+#endif
+
 uint32_t
 crc32c(uint32_t crc, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+	/* The CPU's CRC32 instruction computes exactly CRC32C. */
+	if (__builtin_cpu_supports("sse4.2"))
+		return crc32c_hw(crc, p, len);
+#endif
 	if (crc_table[1] == 0)
 		crc_init();
 	crc = ~crc;

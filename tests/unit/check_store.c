@@ -300,8 +300,23 @@ END_TEST
 
 START_TEST(test_crc32c_known)
 {
-	/* The standard check value of CRC-32C. */
+	uint8_t b[32], big[1000];
+	uint32_t whole, parts = 0;
+
+	/* The standard check value of CRC-32C, and RFC 3720's vectors. */
 	ck_assert_uint_eq(crc32c(0, "123456789", 9), 0xe3069283u);
+	memset(b, 0, sizeof(b));
+	ck_assert_uint_eq(crc32c(0, b, 32), 0x8a9136aau);
+	memset(b, 0xff, sizeof(b));
+	ck_assert_uint_eq(crc32c(0, b, 32), 0x62a8ab43u);
+	/* Pieces of every odd size chain to the one-shot value. */
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (uint8_t)(i * 7 + 3);
+	whole = crc32c(0, big, sizeof(big));
+	for (size_t off = 0, k = 1; off < sizeof(big); off += k, k += 2)
+		parts = crc32c(parts, big + off,
+		    off + k <= sizeof(big) ? k : sizeof(big) - off);
+	ck_assert_uint_eq(parts, whole);
 }
 END_TEST
 
