@@ -49,7 +49,7 @@ trap 'stop_cluster; rm -rf "$work"' EXIT
 start() {
 	stop_cluster
 	rm -rf "$work/c"
-	"$pbftctl" init -n "$1" --base-port 47000 --clients 16 -o "$work/c" >/dev/null
+	"$pbftctl" init -n "$1" --base-port 27000 --clients 16 -o "$work/c" >/dev/null
 	sed -i "s/^fsync = .*/fsync = $2/" "$work/c/cluster.ini"
 	for i in $(seq 0 $(($1 - 1))); do
 		"$replica" -c "$work/c/cluster.ini" -i "$i" 2>"$work/r$i.log" &

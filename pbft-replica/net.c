@@ -178,13 +178,10 @@ conn_close(struct conn *c, const char *why)
 	n->dead = c;
 }
 
+/* Frees the connections closed since the last loop iteration. */
 static void
-reaper_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+reap(struct net *n)
 {
-	struct net *n = w->data;
-
-	(void)loop;
-	(void)revents;
 	while (n->dead != NULL) {
 		struct conn *c = n->dead;
 
@@ -193,6 +190,14 @@ reaper_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 		wbuf_clear(&c->out);
 		free(c);
 	}
+}
+
+static void
+reaper_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	reap(w->data);
 }
 
 static void queue_raw(
@@ -869,7 +874,9 @@ net_free(struct net *n)
 		ev_timer_stop(n->loop, &n->accept_pause);
 		close(n->lfd);
 	}
-	reaper_cb(n->loop, &n->reaper, 0);
+	/* Not through the watcher: net_new may have failed before setting
+	 * it up (e.g. the port was taken). */
+	reap(n);
 	ev_prepare_stop(n->loop, &n->reaper);
 	for (uint32_t i = 0; i < n->cfg->n; i++)
 		sig_key_free(n->pub[i]);

@@ -31,7 +31,7 @@ trap cleanup EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-base=$(( 42000 + ($$ % 2000) * 10 ))
+base=$(( 10000 + ($$ % 2200) * 10 ))
 "$pbftctl" init -n 4 --base-port "$base" -o "$dir/c" >/dev/null
 cfg=$dir/c/cluster.ini
 port3=$((base + 3))

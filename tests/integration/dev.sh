@@ -10,7 +10,7 @@ mult=${PBFT_TIMEOUT_MULT:-1}
 replica=$build/pbft-replica/pbft-replica
 pbftctl=$build/pbftctl/pbftctl
 dir=$(mktemp -d /tmp/pbft-dev.XXXXXX)
-base=$(( 36000 + ($$ % 500) * 10 ))
+base=$(( 10000 + ($$ % 2200) * 10 ))
 pids=()
 cleanup() {
 	local rc=$?

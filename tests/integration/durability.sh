@@ -54,7 +54,7 @@ wait_until() {
 	return 1
 }
 
-base=$(( 34000 + ($$ % 2000) * 10 ))
+base=$(( 10000 + ($$ % 2200) * 10 ))
 "$pbftctl" init -n 4 --base-port "$base" --clients 2 -o "$dir/c" >/dev/null
 cfg=$dir/c/cluster.ini
 sed -i 's/^view_change_timeout.*/view_change_timeout = 1s/' "$cfg"

@@ -53,7 +53,7 @@ wait_until() {
 }
 
 faulty=$(echo "$spec" | tr ',' '\n' | cut -d: -f1 | sort -u | tr '\n' ' ')
-base=$(( 44000 + ($$ % 1500) * 14 ))
+base=$(( 10000 + ($$ % 2200) * 10 ))
 "$pbftctl" init -n "$n" --base-port "$base" --clients 3 -o "$dir/c" >/dev/null
 cfg=$dir/c/cluster.ini
 sed -i 's/^view_change_timeout.*/view_change_timeout = 1s/' "$cfg"

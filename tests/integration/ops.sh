@@ -46,7 +46,7 @@ wait_until() {
 	return 1
 }
 
-base=$(( 38000 + ($$ % 2000) * 10 ))
+base=$(( 10000 + ($$ % 2200) * 10 ))
 mport=$((base + 9))
 "$pbftctl" init -n 4 --base-port "$base" -o "$dir/c" >/dev/null
 cfg=$dir/c/cluster.ini

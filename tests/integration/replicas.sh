@@ -29,8 +29,9 @@ trap cleanup EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-# Ports from the pid so parallel runs do not collide.
-base=$(( 20000 + ($$ % 2000) * 10 ))
+# Ports from the pid so parallel runs do not collide, below the kernel's
+# ephemeral range (32768-60999), where outgoing connections would take them.
+base=$(( 10000 + ($$ % 2200) * 10 ))
 "$pbftctl" init -n 4 --base-port "$base" -o "$dir/c" >/dev/null
 cfg=$dir/c/cluster.ini
 # Short view-change timeout so the failover part stays quick.

@@ -38,7 +38,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$pbftctl" init -n 4 --base-port $((46000 + ($$ % 500) * 10)) --clients 3 \
+"$pbftctl" init -n 4 --base-port $((10000 + ($$ % 2200) * 10)) --clients 3 \
     -o "$dir/c" >/dev/null
 cfg=$dir/c/cluster.ini
 sed -i 's/^view_change_timeout.*/view_change_timeout = 1s/' "$cfg"

@@ -770,6 +770,26 @@ START_TEST(test_bootstrap_announcements)
 }
 END_TEST
 
+/* A port already taken: net_new fails with a reason, and cleans up. */
+START_TEST(test_port_taken)
+{
+	struct net_callbacks cb = {.ctx = &rxs[0]};
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+	    .sin_port = htons(cfg->nodes[0].port),
+	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	char err[256] = "";
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(fd, 1), 0);
+	ck_assert_ptr_null(
+	    net_new(loop, cfg, 0, rkey[0], &cb, err, sizeof(err)));
+	ck_assert_msg(strstr(err, "cannot listen") != NULL, "%s", err);
+	close(fd);
+}
+END_TEST
+
 /*
  * A client that never reads: its write queue fills to NET_WQ_BYTES_MAX,
  * the net drops that connection (counted) rather than grow, and keeps
@@ -863,6 +883,7 @@ net_suite(void)
 	tcase_add_test(tc, test_truncated_record_dropped);
 	tcase_add_test(tc, test_unknown_and_lying_keys_refused);
 	tcase_add_test(tc, test_bootstrap_announcements);
+	tcase_add_test(tc, test_port_taken);
 	tcase_add_test(tc, test_emfile_pauses_accept);
 	tcase_add_test(tc, test_slow_reader_dropped);
 	suite_add_tcase(s, tc);
