@@ -121,6 +121,15 @@ parse_duration_ms(const char *v, uint32_t *out)
 	return 0;
 }
 
+void
+cfg_format_address(const char *host, uint16_t port, char *buf, size_t len)
+{
+	bool v6 = strchr(host, ':') != NULL;
+
+	snprintf(buf, len, "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "",
+	    (unsigned)port);
+}
+
 int
 cfg_parse_address(const char *s, char *host, size_t hostlen, uint16_t *port)
 {

@@ -118,6 +118,8 @@ int cfg_load_node_key(const struct cluster_cfg *cfg, uint32_t id, void **out,
 int cfg_load_client_key(const struct cluster_cfg *cfg, uint32_t client,
     void **out, char *err, size_t errlen);
 
+/* Writes "host:port" ("[host]:port" for an IPv6 address) into buf. */
+void cfg_format_address(const char *host, uint16_t port, char *buf, size_t len);
 /* Parses "host:port" (IPv4, [IPv6] or name) into host and port. */
 int cfg_parse_address(
     const char *s, char *host, size_t hostlen, uint16_t *port);

@@ -707,15 +707,10 @@ net_peer_address(const struct net *n, uint32_t id, char *buf, size_t len)
 		return -1;
 	node = &n->cfg->nodes[id];
 	if (node->has_address)
-		snprintf(buf, len, "%s%s%s:%u",
-		    strchr(node->host, ':') ? "[" : "", node->host,
-		    strchr(node->host, ':') ? "]" : "", (unsigned)node->port);
+		cfg_format_address(node->host, node->port, buf, len);
 	else if (n->learned[id].known)
-		snprintf(buf, len, "%s%s%s:%u",
-		    strchr(n->learned[id].host, ':') ? "[" : "",
-		    n->learned[id].host,
-		    strchr(n->learned[id].host, ':') ? "]" : "",
-		    (unsigned)n->learned[id].port);
+		cfg_format_address(
+		    n->learned[id].host, n->learned[id].port, buf, len);
 	else
 		return -1;
 	return 0;

@@ -57,9 +57,8 @@ child_exec(struct child *c, int fd)
 	argv[i++] = "-i";
 	argv[i++] = id;
 	if (node->announce) {
-		snprintf(listen, sizeof(listen), "%s%s%s:%u",
-		    strchr(node->host, ':') ? "[" : "", node->host,
-		    strchr(node->host, ':') ? "]" : "", (unsigned)node->port);
+		cfg_format_address(
+		    node->host, node->port, listen, sizeof(listen));
 		argv[i++] = "--listen";
 		argv[i++] = listen;
 	}
