@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh - the standard performance scenarios, one JSON result each.
 #
-#     bench/run.sh [-b BUILD] [-o OUTDIR] [-d SECONDS] [--memory MINUTES]
+#     bench/run.sh [-b BUILD] [-o OUTDIR] [-d SECONDS] [-s SCENARIO]...
+#                  [--memory MINUTES]
 #
 # Each scenario starts a fresh cluster of pbft-replica processes on
 # 127.0.0.1 (keys from `pbftctl init`), runs `pbftctl bench` against it and
@@ -14,20 +15,24 @@
 #   peak-n7-64, peak-n10-64, peak-n4-1024, peak-n4-4096
 #   memory           (with --memory M) M minutes at saturation; RSS of
 #                    every process sampled each second into memory.csv
-# Defaults: build directory ./build, OUTDIR bench/results, 10 s each.
+# -s runs only the named scenarios (rate70-n4-64 reads peak-n4-64's result
+# from OUTDIR). Defaults: build directory ./build, OUTDIR bench/results,
+# 10 s each.
 set -euo pipefail
 
 build=build
 out=bench/results
 secs=10
 memory=0
+only=" "
 while [ $# -gt 0 ]; do
 	case $1 in
 	-b) build=$2; shift 2 ;;
 	-o) out=$2; shift 2 ;;
 	-d) secs=$2; shift 2 ;;
+	-s) only="$only$2 "; shift 2 ;;
 	--memory) memory=$2; shift 2 ;;
-	-h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,23p' "$0"; exit 0 ;;
 	*) echo "bench/run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -61,6 +66,7 @@ start() {
 run() {
 	local name=$1 n=$2 fs=$3
 	shift 3
+	[ "$only" = " " ] || [[ "$only" == *" $name "* ]] || return 0
 	start "$n" "$fs"
 	"$pbftctl" bench -c "$work/c/cluster.ini" --json "$@" \
 	    >"$work/res.json" 2>/dev/null || true

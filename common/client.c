@@ -3,7 +3,13 @@
  *
  * Two layers: connections (one per replica, dialled with backoff, each an
  * authenticated channel from chan.h) and requests (a fixed table of
- * outstanding requests with their reply votes and timers).
+ * outstanding requests with their reply votes and timers, found by
+ * timestamp through a hash index).
+ *
+ * Requests submitted during one loop iteration are signed together just
+ * before the loop waits again (an ev_prepare watcher): one Ed25519 signature
+ * over a hash tree of up to REQAUTH_GROUP_MAX requests (reqauth.h), so a
+ * busy client pays for one signature per burst, not per request.
  */
 #include "client.h"
 
@@ -23,6 +29,7 @@
 #include "chan.h"
 #include "log.h"
 #include "pbft_build.h"
+#include "reqauth.h"
 #include "sig.h"
 #include "wire.h"
 
@@ -58,7 +65,9 @@ struct creq {
 	bool used;
 	bool sent;
 	uint64_t ts;
-	uint8_t *frame; /* the encoded REQUEST frame */
+	uint8_t *op; /* until signed: a copy of the operation */
+	uint32_t op_len;
+	uint8_t *frame; /* once signed: the encoded REQUEST frame */
 	size_t frame_len;
 	pbft_client_cb cb;
 	void *arg;
@@ -79,6 +88,14 @@ struct pbft_client {
 	struct client_conn conns[PBFT_REPLICAS_MAX];
 	struct creq *reqs;
 	uint32_t nreqs_max, outstanding;
+	uint32_t *free_slots, nfree; /* stack of unused reqs[] indexes */
+	uint32_t *by_ts, ts_mask; /* open addressing: reqs index + 1, or 0 */
+	struct creq **pending; /* submitted, not signed yet */
+	uint32_t npending;
+	struct creq **signing; /* the group being signed */
+	uint8_t (*leaves)[32];
+	struct reqauth_tree *tree;
+	ev_prepare sign_w; /* signs pending requests before the loop waits */
 	struct wbuf scratch;
 	uint8_t *arena;
 	size_t arena_len;
@@ -365,6 +382,63 @@ start_next(struct pbft_client *c)
 		req_start(c, next);
 }
 
+/* ---- the timestamp index ----------------------------------------------- */
+
+static uint32_t
+ts_home(const struct pbft_client *c, uint64_t ts)
+{
+	return (uint32_t)((ts * 0x9e3779b97f4a7c15ull) >> 32) & c->ts_mask;
+}
+
+static void
+ts_insert(struct pbft_client *c, struct creq *q)
+{
+	uint32_t i = ts_home(c, q->ts);
+
+	while (c->by_ts[i] != 0)
+		i = (i + 1) & c->ts_mask;
+	c->by_ts[i] = (uint32_t)(q - c->reqs) + 1;
+}
+
+static struct creq *
+req_by_ts(struct pbft_client *c, uint64_t ts)
+{
+	for (uint32_t i = ts_home(c, ts); c->by_ts[i] != 0;
+	     i = (i + 1) & c->ts_mask)
+		if (c->reqs[c->by_ts[i] - 1].ts == ts)
+			return &c->reqs[c->by_ts[i] - 1];
+	return NULL;
+}
+
+/* Removes q, shifting later entries of its probe run back (no tombstones). */
+static void
+ts_remove(struct pbft_client *c, struct creq *q)
+{
+	uint32_t i = ts_home(c, q->ts);
+	uint32_t want = (uint32_t)(q - c->reqs) + 1;
+
+	while (c->by_ts[i] != want) {
+		if (c->by_ts[i] == 0)
+			return;
+		i = (i + 1) & c->ts_mask;
+	}
+	c->by_ts[i] = 0;
+	for (uint32_t j = (i + 1) & c->ts_mask; c->by_ts[j] != 0;
+	     j = (j + 1) & c->ts_mask) {
+		uint32_t k = ts_home(c, c->reqs[c->by_ts[j] - 1].ts);
+
+		/* Entry j may move to the hole at i unless its home lies
+		 * cyclically in (i, j]. */
+		if (i <= j ? (k > i && k <= j) : (k > i || k <= j))
+			continue;
+		c->by_ts[i] = c->by_ts[j];
+		c->by_ts[j] = 0;
+		i = j;
+	}
+}
+
+/* ---- request lifecycle ------------------------------------------------- */
+
 static void
 req_finish(struct pbft_client *c, struct creq *q, const struct pbft_result *res)
 {
@@ -373,10 +447,13 @@ req_finish(struct pbft_client *c, struct creq *q, const struct pbft_result *res)
 
 	ev_timer_stop(c->loop, &q->retrans);
 	ev_timer_stop(c->loop, &q->deadline);
+	ts_remove(c, q);
 	free(q->frame);
-	q->frame = NULL;
+	free(q->op);
+	q->frame = q->op = NULL;
 	q->used = false;
 	q->sent = false;
+	c->free_slots[c->nfree++] = (uint32_t)(q - c->reqs);
 	c->outstanding--;
 	cb(arg, res);
 	if (!c->opts.pipeline && res->status != PBFT_CLIENT_CANCELLED)
@@ -388,6 +465,8 @@ req_send(struct pbft_client *c, struct creq *q, bool all)
 {
 	uint32_t primary = (uint32_t)(c->view % c->n);
 
+	if (q->frame == NULL)
+		return; /* not signed yet; sign_pending sends it */
 	for (uint32_t i = 0; i < c->n; i++)
 		if (all || i == primary)
 			conn_queue(&c->conns[i], q->frame, q->frame_len);
@@ -416,15 +495,6 @@ req_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	res.latency_us = mono_us() - q->start_us;
 	req_finish(q->c, q, &res);
-}
-
-static struct creq *
-req_by_ts(struct pbft_client *c, uint64_t ts)
-{
-	for (uint32_t i = 0; i < c->nreqs_max; i++)
-		if (c->reqs[i].used && c->reqs[i].ts == ts)
-			return &c->reqs[i];
-	return NULL;
 }
 
 static void
@@ -464,38 +534,32 @@ client_on_reply(
 	req_finish(c, q, &res);
 }
 
-int
-pbft_client_submit(struct pbft_client *c, const uint8_t *op, size_t len,
-    pbft_client_cb cb, void *arg)
+/*
+ * Encodes q's REQUEST frame: the group's signature and q's path, then one
+ * MAC per replica (zeros for a replica not connected yet, which then checks
+ * the signature). Returns 0 or -1.
+ */
+static int
+req_seal(struct pbft_client *c, struct creq *q, uint32_t index,
+    const uint8_t sig[PBFT_SIG_LEN])
 {
-	struct creq *q = NULL;
 	struct pbft_msg m = {.type = PBFT_MSG_REQUEST};
 	uint8_t auth[PBFT_AUTH_BYTES_MAX];
-	uint32_t n = c->opts.cfg->n;
+	uint8_t *macs = auth + reqauth_len(c->tree->depth, c->n, 0);
 
-	if (len > PBFT_OP_BYTES_MAX || c->outstanding >= c->nreqs_max)
-		return -1;
-	for (uint32_t i = 0; i < c->nreqs_max && q == NULL; i++)
-		if (!c->reqs[i].used)
-			q = &c->reqs[i];
-	memset(q->votes, 0, sizeof(q->votes));
-	q->ts = next_ts(c);
 	m.u.request = (struct pbft_request){.client = c->opts.client_id,
 	    .timestamp = q->ts,
-	    .op_len = (uint32_t)len,
-	    .op = op,
-	    .auth_len = (uint16_t)(PBFT_SIG_LEN + PBFT_REQ_MAC_LEN * n),
+	    .op_len = q->op_len,
+	    .op = q->op,
+	    .auth_len = (uint16_t)reqauth_len(c->tree->depth, c->n, 1),
 	    .auth = auth};
+	reqauth_tree_write(c->tree, index, sig, auth);
 	wbuf_reset(&c->scratch);
-	if (wire_signed_request(&c->scratch, &m.u.request) == -1 ||
-	    sig_sign(c->opts.key, c->scratch.p, c->scratch.len, auth) == -1)
+	if (wire_signed_request(&c->scratch, &m.u.request) == -1)
 		return -1;
-	/* The authenticator: replicas check their MAC instead of the
-	 * signature where they can (a replica not connected yet gets zeros
-	 * and checks the signature). */
-	for (uint32_t i = 0; i < n; i++) {
+	for (uint32_t i = 0; i < c->n; i++) {
 		const uint8_t *key = chan_request_key(&c->conns[i].ch);
-		uint8_t *mac = auth + PBFT_SIG_LEN + PBFT_REQ_MAC_LEN * i;
+		uint8_t *mac = macs + PBFT_REQ_MAC_LEN * i;
 
 		if (key != NULL && c->conns[i].ready)
 			sig_req_mac(key, c->scratch.p, c->scratch.len, mac);
@@ -510,8 +574,8 @@ pbft_client_submit(struct pbft_client *c, const uint8_t *op, size_t len,
 		const char *f = getenv("PBFT_CLIENT_FAULT");
 
 		if (strcmp(f, "bad-macs") == 0)
-			for (uint32_t i = 1; i < n; i += 2)
-				auth[PBFT_SIG_LEN + PBFT_REQ_MAC_LEN * i] ^= 1;
+			for (uint32_t i = 1; i < c->n; i += 2)
+				macs[PBFT_REQ_MAC_LEN * i] ^= 1;
 		else if (strcmp(f, "bad-sig") == 0)
 			auth[0] ^= 1;
 	}
@@ -522,11 +586,100 @@ pbft_client_submit(struct pbft_client *c, const uint8_t *op, size_t len,
 		return -1;
 	memcpy(q->frame, c->scratch.p, c->scratch.len);
 	q->frame_len = c->scratch.len;
+	free(q->op);
+	q->op = NULL;
+	return 0;
+}
+
+/* Signs count requests (1..REQAUTH_GROUP_MAX) with one signature. */
+static int
+sign_group(struct pbft_client *c, struct creq **group, uint32_t count)
+{
+	uint8_t msg[REQAUTH_ROOT_MSG_LEN];
+	uint8_t sig[PBFT_SIG_LEN];
+
+	for (uint32_t j = 0; j < count; j++) {
+		struct pbft_request r = {.client = c->opts.client_id,
+		    .timestamp = group[j]->ts,
+		    .op_len = group[j]->op_len,
+		    .op = group[j]->op};
+
+		wbuf_reset(&c->scratch);
+		if (wire_signed_request(&c->scratch, &r) == -1)
+			return -1;
+		reqauth_leaf(c->scratch.p, c->scratch.len, c->leaves[j]);
+	}
+	reqauth_tree(c->tree, (const uint8_t(*)[32])c->leaves, count);
+	reqauth_root_msg(reqauth_tree_root(c->tree), msg);
+	if (sig_sign(c->opts.key, msg, sizeof(msg), sig) == -1)
+		return -1;
+	for (uint32_t j = 0; j < count; j++)
+		if (req_seal(c, group[j], j, sig) == -1)
+			return -1;
+	return 0;
+}
+
+/*
+ * Signs everything submitted since the last call, in groups, and sends what
+ * is already started. A request that cannot be signed (out of memory) fails
+ * with PBFT_CLIENT_TIMEOUT at its deadline: its timers run, nothing is sent.
+ */
+static void
+sign_pending(struct pbft_client *c)
+{
+	uint32_t count = c->npending;
+
+	/* Callbacks may submit more while we send: work on a copy. */
+	memcpy(c->signing, c->pending, count * sizeof(*c->signing));
+	c->npending = 0;
+	for (uint32_t at = 0; at < count; at += REQAUTH_GROUP_MAX) {
+		uint32_t k = count - at < REQAUTH_GROUP_MAX ? count - at
+		                                            : REQAUTH_GROUP_MAX;
+
+		if (sign_group(c, c->signing + at, k) == -1)
+			log_error("client: cannot sign %u requests", k);
+	}
+	for (uint32_t j = 0; j < count; j++)
+		if (c->signing[j]->sent)
+			req_send(c, c->signing[j], false);
+}
+
+static void
+sign_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct pbft_client *c = w->data;
+
+	(void)revents;
+	ev_prepare_stop(loop, w);
+	sign_pending(c);
+}
+
+int
+pbft_client_submit(struct pbft_client *c, const uint8_t *op, size_t len,
+    pbft_client_cb cb, void *arg)
+{
+	struct creq *q;
+
+	if (len > PBFT_OP_BYTES_MAX || c->nfree == 0)
+		return -1;
+	q = &c->reqs[c->free_slots[c->nfree - 1]];
+	q->op = malloc(len ? len : 1);
+	if (q->op == NULL)
+		return -1;
+	c->nfree--;
+	memcpy(q->op, op, len);
+	q->op_len = (uint32_t)len;
+	q->frame = NULL;
+	memset(q->votes, 0, sizeof(q->votes));
+	q->ts = next_ts(c);
 	q->used = true;
 	q->cb = cb;
 	q->arg = arg;
 	q->c = c;
 	q->sent = false;
+	ts_insert(c, q);
+	c->pending[c->npending++] = q;
+	ev_prepare_start(c->loop, &c->sign_w);
 	c->outstanding++;
 	if (c->opts.pipeline)
 		req_start(c, q);
@@ -577,14 +730,31 @@ pbft_client_new(struct ev_loop *loop, const struct pbft_client_opts *opts,
 		c->opts.max_outstanding = 1024;
 	c->nreqs_max = c->opts.max_outstanding;
 	c->reqs = calloc(c->nreqs_max, sizeof(*c->reqs));
+	c->free_slots = calloc(c->nreqs_max, sizeof(*c->free_slots));
+	c->ts_mask = 1;
+	while (c->ts_mask < 2 * c->nreqs_max)
+		c->ts_mask <<= 1;
+	c->by_ts = calloc(c->ts_mask, sizeof(*c->by_ts));
+	c->ts_mask--;
+	c->pending = calloc(c->nreqs_max, sizeof(*c->pending));
+	c->signing = calloc(c->nreqs_max, sizeof(*c->signing));
+	c->leaves = calloc(REQAUTH_GROUP_MAX, sizeof(*c->leaves));
+	c->tree = malloc(sizeof(*c->tree));
 	c->arena_len = wire_arena_bytes_for(PBFT_FRAME_BYTES_MAX);
 	c->arena = malloc(c->arena_len);
 	wbuf_init_dynamic(&c->scratch, PBFT_FRAME_BYTES_MAX);
-	if (c->reqs == NULL || c->arena == NULL) {
+	ev_prepare_init(&c->sign_w, sign_cb);
+	c->sign_w.data = c;
+	if (c->reqs == NULL || c->arena == NULL || c->free_slots == NULL ||
+	    c->by_ts == NULL || c->pending == NULL || c->signing == NULL ||
+	    c->leaves == NULL || c->tree == NULL) {
 		snprintf(err, errlen, "out of memory");
 		pbft_client_free(c);
 		return NULL;
 	}
+	for (uint32_t i = 0; i < c->nreqs_max; i++)
+		c->free_slots[i] = c->nreqs_max - 1 - i;
+	c->nfree = c->nreqs_max;
 	if (opts->client_id >= cfg->nclients) {
 		snprintf(err, errlen, "no client with id %u", opts->client_id);
 		pbft_client_free(c);
@@ -633,9 +803,16 @@ pbft_client_free(struct pbft_client *c)
 		wbuf_clear(&cc->in);
 		wbuf_clear(&cc->out);
 	}
+	ev_prepare_stop(c->loop, &c->sign_w);
 	wbuf_clear(&c->scratch);
 	free(c->arena);
 	free(c->reqs);
+	free(c->free_slots);
+	free(c->by_ts);
+	free(c->pending);
+	free(c->signing);
+	free(c->leaves);
+	free(c->tree);
 	sig_key_free(c->opts.key);
 	free(c);
 }

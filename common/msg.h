@@ -28,8 +28,9 @@
 #define PBFT_CLIENTS_MAX 4096 /* [client.NAME] sections */
 #define PBFT_OP_BYTES_MAX (64 * 1024) /* one request's operation */
 #define PBFT_REQ_MAC_LEN 16 /* one replica's entry in an authenticator */
+/* signature, tree position and path of depth 8, n MACs (reqauth.h) */
 #define PBFT_AUTH_BYTES_MAX                                                    \
-	(PBFT_SIG_LEN + PBFT_REQ_MAC_LEN * PBFT_REPLICAS_MAX)
+	(PBFT_SIG_LEN + 3 + 32 * 8 + PBFT_REQ_MAC_LEN * PBFT_REPLICAS_MAX)
 #define PBFT_RESULT_BYTES_MAX 4096 /* one reply's result */
 #define PBFT_BATCH_REQS_MAX 4096 /* requests in one batch */
 #define PBFT_BATCH_BYTES_MAX (4 * 1024 * 1024)
@@ -87,10 +88,11 @@ struct pbft_auth {
 
 /*
  * A client request <REQUEST, o, t, c>. auth authenticates (client, timestamp,
- * op) to the replicas: the client's Ed25519 signature, optionally followed
- * by an authenticator of n MACs, entry i (PBFT_REQ_MAC_LEN bytes) keyed
- * with the request key of the client's channel to replica i
- * (chan_request_key). The core asks its crypto interface, never parses it.
+ * op) to the replicas: the client's Ed25519 signature over a hash tree of
+ * the requests it sent together, this request's path in that tree, and
+ * optionally n MACs, entry i keyed with the request key of the client's
+ * channel to replica i (common/reqauth.h). The core asks its crypto
+ * interface, never parses it.
  */
 struct pbft_request {
 	uint32_t client;

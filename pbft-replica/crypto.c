@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "reqauth.h"
 #include "sig.h"
 #include "wire.h"
 
@@ -42,20 +43,66 @@ rc_verify(void *ctx, uint32_t replica, const uint8_t *data, size_t len,
 	return ok;
 }
 
+/*
+ * Is (client, root, signature) among the group signatures verified lately?
+ * The cache only ever holds triples that verified, so a hit is as good as
+ * checking again; a miss costs one verification. The signature is part of
+ * the key: a copy of a request whose signature bytes were altered must fail
+ * at every replica, cached or not, or a faulty client or primary could make
+ * correct replicas judge one request differently.
+ */
+static struct group_seen *
+group_slot(struct replica_crypto *rc, uint32_t client, const uint8_t root[32])
+{
+	uint32_t h = ((uint32_t)root[0] | (uint32_t)root[1] << 8 |
+	                 (uint32_t)root[2] << 16) ^
+	    client * 2654435761u;
+
+	return &rc->seen[h % CRYPTO_GROUPS_SEEN];
+}
+
+static bool
+group_signature_ok(struct replica_crypto *rc, uint32_t client,
+    const uint8_t leaf[32], const struct reqauth *a)
+{
+	uint8_t root[32];
+	uint8_t msg[REQAUTH_ROOT_MSG_LEN];
+	struct group_seen *g;
+
+	reqauth_root(leaf, a, root);
+	g = group_slot(rc, client, root);
+	if (g->used && g->client == client && memcmp(g->root, root, 32) == 0 &&
+	    memcmp(g->sig, a->sig, PBFT_SIG_LEN) == 0) {
+		rc->req_sig_cached++;
+		return true;
+	}
+	reqauth_root_msg(root, msg);
+	rc->req_sig_checks++;
+	if (!sig_verify(rc->client_pub[client], msg, sizeof(msg), a->sig)) {
+		rc->verify_failures++;
+		return false;
+	}
+	g->used = true;
+	g->client = client;
+	memcpy(g->root, root, 32);
+	memcpy(g->sig, a->sig, PBFT_SIG_LEN);
+	return true;
+}
+
 static bool
 rc_verify_request(void *ctx, const struct pbft_request *req, bool strict)
 {
 	struct replica_crypto *rc = ctx;
-	size_t with_macs = PBFT_SIG_LEN + (size_t)PBFT_REQ_MAC_LEN * rc->n;
-	bool ok;
+	struct reqauth a;
+	uint8_t leaf[32];
 
 	if (req->client >= rc->nclients ||
-	    (req->auth_len != PBFT_SIG_LEN && req->auth_len != with_macs))
+	    reqauth_parse(req->auth, req->auth_len, rc->n, &a) == -1)
 		return false;
 	wbuf_reset(&rc->scratch);
 	if (wire_signed_request(&rc->scratch, req) == -1)
 		return false;
-	if (!strict && req->auth_len == with_macs && rc->client_key != NULL) {
+	if (!strict && a.macs != NULL && rc->client_key != NULL) {
 		const uint8_t *key =
 		    rc->client_key(rc->client_key_ctx, req->client);
 		uint8_t mac[PBFT_REQ_MAC_LEN];
@@ -63,8 +110,7 @@ rc_verify_request(void *ctx, const struct pbft_request *req, bool strict)
 		if (key != NULL) {
 			sig_req_mac(key, rc->scratch.p, rc->scratch.len, mac);
 			if (CRYPTO_memcmp(mac,
-			        req->auth + PBFT_SIG_LEN +
-			            (size_t)PBFT_REQ_MAC_LEN * rc->self,
+			        a.macs + (size_t)PBFT_REQ_MAC_LEN * rc->self,
 			        PBFT_REQ_MAC_LEN) == 0) {
 				rc->mac_ok++;
 				return true;
@@ -72,12 +118,8 @@ rc_verify_request(void *ctx, const struct pbft_request *req, bool strict)
 		}
 		rc->mac_fallbacks++; /* stale key or a lying client */
 	}
-	rc->req_sig_checks++;
-	ok = sig_verify(rc->client_pub[req->client], rc->scratch.p,
-	    rc->scratch.len, req->auth);
-	if (!ok)
-		rc->verify_failures++;
-	return ok;
+	reqauth_leaf(rc->scratch.p, rc->scratch.len, leaf);
+	return group_signature_ok(rc, req->client, leaf, &a);
 }
 
 int

@@ -4,10 +4,12 @@
  * public key from cluster.ini) and SHA-256 digests.
  *
  * Client requests are authenticated by an Ed25519 signature of the client
- * over wire_signed_request(): validity is objective, so a request verifies at
- * every correct replica or at none, and a faulty client cannot make replicas
- * disagree about it (the attack Aardvark describes against MAC
- * authenticators).
+ * over a hash tree of the requests it sent together (common/reqauth.h):
+ * validity is objective, so a request verifies at every correct replica or
+ * at none, and a faulty client cannot make replicas disagree about it (the
+ * attack Aardvark describes against MAC authenticators). Backups try their
+ * MAC entry first; verified group roots are cached, so a group of requests
+ * costs one signature verification per replica.
  */
 #ifndef PBFT_REPLICA_CRYPTO_H
 #define PBFT_REPLICA_CRYPTO_H
@@ -15,6 +17,15 @@
 #include "cfg.h"
 #include "pbft.h"
 #include "wbuf.h"
+
+#define CRYPTO_GROUPS_SEEN 4096 /* cached verified group roots */
+
+struct group_seen {
+	bool used;
+	uint32_t client;
+	uint8_t root[32];
+	uint8_t sig[PBFT_SIG_LEN];
+};
 
 struct replica_crypto {
 	struct pbft_crypto ops; /* hand &rc->ops to the core */
@@ -26,6 +37,8 @@ struct replica_crypto {
 	uint64_t verify_calls, verify_failures;
 	uint64_t mac_ok, mac_fallbacks; /* authenticator entries */
 	uint64_t req_sig_checks; /* client signatures verified */
+	uint64_t req_sig_cached; /* requests whose group root was verified */
+	struct group_seen seen[CRYPTO_GROUPS_SEEN];
 	uint32_t self; /* this replica's id: its authenticator entry */
 	/* The request key of the current channel with a client, or NULL. */
 	const uint8_t *(*client_key)(void *ctx, uint32_t client);

@@ -869,7 +869,8 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 	    "\"wal_sync_sum_us\":%llu,\"wal_bytes\":%llu,"
 	    "\"wal_compactions\":%llu,\"frames_bad\":%llu,"
 	    "\"auth_failures\":%llu,\"queue_drops\":%llu,"
-	    "\"request_sig_checks\":%llu,\"request_mac_checks\":%llu,"
+	    "\"request_sig_checks\":%llu,\"request_sig_cached\":%llu,"
+	    "\"request_mac_checks\":%llu,"
 	    "\"request_mac_fallbacks\":%llu",
 	    r->id, (unsigned long long)st.view, st.primary,
 	    st.view_changing ? "true" : "false",
@@ -888,6 +889,7 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 	    (unsigned long long)(ns.auth_failures + ns.handshake_failures),
 	    (unsigned long long)ns.queue_drops,
 	    (unsigned long long)r->rc.req_sig_checks,
+	    (unsigned long long)r->rc.req_sig_cached,
 	    (unsigned long long)r->rc.mac_ok,
 	    (unsigned long long)r->rc.mac_fallbacks);
 	/* Rejected input by reason: the core's, then the glue's and net's. */
