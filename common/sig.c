@@ -5,13 +5,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
@@ -137,13 +139,84 @@ sig_verify(void *pubkey, const uint8_t *data, size_t len,
 	return ok;
 }
 
+/*
+ * Hashing and MACs run per request, so they avoid OpenSSL 3's per-call
+ * algorithm lookup (a locked name search): the algorithms are fetched once
+ * per process, the contexts made once per thread and reused.
+ */
+static pthread_once_t algs_once = PTHREAD_ONCE_INIT;
+static EVP_MD *alg_sha256;
+static EVP_MAC *alg_hmac;
+static _Thread_local EVP_MD_CTX *md_ctx;
+static _Thread_local EVP_MAC_CTX *mac_ctx;
+
+static void
+algs_fetch(void)
+{
+	alg_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	alg_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
+
+static EVP_MD_CTX *
+sha256_ctx(void)
+{
+	pthread_once(&algs_once, algs_fetch);
+	if (md_ctx == NULL)
+		md_ctx = EVP_MD_CTX_new();
+	if (md_ctx == NULL || alg_sha256 == NULL ||
+	    EVP_DigestInit_ex(md_ctx, alg_sha256, NULL) != 1)
+		return NULL;
+	return md_ctx;
+}
+
+void
+sig_sha256_cat(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
+    const uint8_t *c, size_t clen, uint8_t out[32])
+{
+	EVP_MD_CTX *ctx = sha256_ctx();
+	unsigned int n = 32;
+
+	if (ctx == NULL || (alen && EVP_DigestUpdate(ctx, a, alen) != 1) ||
+	    (blen && EVP_DigestUpdate(ctx, b, blen) != 1) ||
+	    (clen && EVP_DigestUpdate(ctx, c, clen) != 1) ||
+	    EVP_DigestFinal_ex(ctx, out, &n) != 1)
+		memset(out, 0, 32);
+}
+
 void
 sig_sha256(const uint8_t *data, size_t len, uint8_t out[32])
 {
-	unsigned int n = 32;
+	sig_sha256_cat(data, len, NULL, 0, NULL, 0, out);
+}
 
-	if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1)
-		memset(out, 0, 32);
+void
+sig_req_mac(const uint8_t key[32], const uint8_t *data, size_t len,
+    uint8_t out[PBFT_REQ_MAC_LEN])
+{
+	uint8_t full[32];
+	size_t flen = 0;
+
+	pthread_once(&algs_once, algs_fetch);
+	if (mac_ctx == NULL && alg_hmac != NULL) {
+		OSSL_PARAM params[] = {
+		    OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0),
+		    OSSL_PARAM_construct_end()};
+
+		mac_ctx = EVP_MAC_CTX_new(alg_hmac);
+		if (mac_ctx != NULL &&
+		    EVP_MAC_CTX_set_params(mac_ctx, params) != 1) {
+			EVP_MAC_CTX_free(mac_ctx);
+			mac_ctx = NULL;
+		}
+	}
+	if (mac_ctx == NULL || EVP_MAC_init(mac_ctx, key, 32, NULL) != 1 ||
+	    EVP_MAC_update(mac_ctx, data, len) != 1 ||
+	    EVP_MAC_final(mac_ctx, full, &flen, sizeof(full)) != 1 ||
+	    flen != sizeof(full)) {
+		memset(out, 0, PBFT_REQ_MAC_LEN);
+		return;
+	}
+	memcpy(out, full, PBFT_REQ_MAC_LEN);
 }
 
 static int
@@ -199,19 +272,4 @@ sig_dev_key(uint32_t index)
 	k = sig_keygen(seed);
 	OPENSSL_cleanse(seed, sizeof(seed));
 	return k;
-}
-
-void
-sig_req_mac(const uint8_t key[32], const uint8_t *data, size_t len,
-    uint8_t out[PBFT_REQ_MAC_LEN])
-{
-	uint8_t full[EVP_MAX_MD_SIZE];
-	unsigned int flen = 0;
-
-	if (HMAC(EVP_sha256(), key, 32, data, len, full, &flen) == NULL ||
-	    flen < PBFT_REQ_MAC_LEN) {
-		memset(out, 0, PBFT_REQ_MAC_LEN);
-		return;
-	}
-	memcpy(out, full, PBFT_REQ_MAC_LEN);
 }

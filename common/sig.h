@@ -32,6 +32,9 @@ int sig_sign(
 bool sig_verify(void *pubkey, const uint8_t *data, size_t len,
     const uint8_t sig[PBFT_SIG_LEN]);
 void sig_sha256(const uint8_t *data, size_t len, uint8_t out[32]);
+/* SHA-256 of a || b || c (any part may be empty). */
+void sig_sha256_cat(const uint8_t *a, size_t alen, const uint8_t *b,
+    size_t blen, const uint8_t *c, size_t clen, uint8_t out[32]);
 /* The first PBFT_REQ_MAC_LEN bytes of HMAC-SHA256(key, data). */
 void sig_req_mac(const uint8_t key[32], const uint8_t *data, size_t len,
     uint8_t out[PBFT_REQ_MAC_LEN]);

@@ -255,6 +255,33 @@ START_TEST(test_malformed_layouts_refused)
 }
 END_TEST
 
+/* The fast paths in sig.c still compute the standard functions. */
+START_TEST(test_hash_and_mac_vectors)
+{
+	uint8_t key[32], mac[PBFT_REQ_MAC_LEN], h[32], h2[32];
+	static const uint8_t want_mac[PBFT_REQ_MAC_LEN] = {0x19, 0x8a, 0x60,
+	    0x7e, 0xb4, 0x4b, 0xfb, 0xc6, 0x99, 0x03, 0xa0, 0xf1, 0xcf, 0x2b,
+	    0xbd, 0xc5};
+	static const uint8_t want_abc[32] = {0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01,
+	    0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0,
+	    0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61,
+	    0xf2, 0x00, 0x15, 0xad};
+
+	memset(key, 0x0b, sizeof(key));
+	sig_req_mac(key, (const uint8_t *)"Hi There", 8, mac);
+	ck_assert_mem_eq(mac, want_mac, sizeof(mac));
+	sig_sha256((const uint8_t *)"abc", 3, h);
+	ck_assert_mem_eq(h, want_abc, 32);
+	sig_sha256_cat((const uint8_t *)"a", 1, (const uint8_t *)"b", 1,
+	    (const uint8_t *)"c", 1, h2);
+	ck_assert_mem_eq(h2, want_abc, 32);
+	/* A second key after the first: the reused context is re-keyed. */
+	memset(key, 0x0c, sizeof(key));
+	sig_req_mac(key, (const uint8_t *)"Hi There", 8, mac);
+	ck_assert(memcmp(mac, want_mac, sizeof(mac)) != 0);
+}
+END_TEST
+
 static Suite *
 reqauth_suite(void)
 {
@@ -266,6 +293,7 @@ reqauth_suite(void)
 	tcase_add_test(tc, test_changed_request_fails);
 	tcase_add_test(tc, test_mac_first_then_signature);
 	tcase_add_test(tc, test_malformed_layouts_refused);
+	tcase_add_test(tc, test_hash_and_mac_vectors);
 	suite_add_tcase(s, tc);
 	return s;
 }
