@@ -38,6 +38,9 @@ struct conn {
 	ev_timer deadline;
 	struct wbuf in, out;
 	size_t out_off;
+	/* out[out_off, release) may be written; later frames wait for the
+	 * replica's log (net_hold). mark: out.len at the last net_mark. */
+	size_t release, mark;
 	struct conn *next_dead;
 	struct conn *next_all, **prev_all; /* every live connection */
 };
@@ -72,6 +75,7 @@ struct net {
 	struct conn *dead;
 	struct conn *all;
 	struct wbuf enc;
+	bool hold; /* frames queued now wait for net_release_marked */
 	struct net_stats st;
 	struct log_ratelimit rl; /* warnings caused by peers */
 	struct learned learned[PBFT_REPLICAS_MAX]; /* [id] also: our own */
@@ -209,6 +213,7 @@ on_established(struct conn *c)
 	struct net *n = c->n;
 	struct conn **slot;
 
+	c->release = c->out.len; /* the handshake's records never wait */
 	chan_peer(&c->ch, &c->role, &c->peer);
 	c->established = true;
 	ev_timer_stop(n->loop, &c->deadline);
@@ -275,9 +280,11 @@ count_failure(struct conn *c)
 static void
 flush(struct conn *c)
 {
-	while (c->out_off < c->out.len) {
+	if (!c->established)
+		c->release = c->out.len; /* handshake records never wait */
+	while (c->out_off < c->release) {
 		ssize_t w = send(c->fd, c->out.p + c->out_off,
-		    c->out.len - c->out_off, MSG_NOSIGNAL);
+		    c->release - c->out_off, MSG_NOSIGNAL);
 
 		if (w == -1) {
 			if (errno == EAGAIN || errno == EINTR) {
@@ -292,8 +299,10 @@ flush(struct conn *c)
 		if (c->established && c->role == PBFT_ROLE_REPLICA)
 			c->n->st.peer[c->peer].bytes_out += (uint64_t)w;
 	}
-	wbuf_reset(&c->out);
-	c->out_off = 0;
+	if (c->out_off == c->out.len) {
+		wbuf_reset(&c->out);
+		c->out_off = c->release = c->mark = 0;
+	}
 	ev_io_stop(c->n->loop, &c->wr);
 }
 
@@ -581,6 +590,8 @@ queue_raw(struct net *n, struct conn *c, const uint8_t *frame, size_t len)
 		memmove(
 		    c->out.p, c->out.p + c->out_off, c->out.len - c->out_off);
 		c->out.len -= c->out_off;
+		c->release -= c->out_off;
+		c->mark = c->mark > c->out_off ? c->mark - c->out_off : 0;
 		c->out_off = 0;
 	}
 	if (chan_seal(&c->ch, frame, len, &c->out) == -1) {
@@ -590,8 +601,51 @@ queue_raw(struct net *n, struct conn *c, const uint8_t *frame, size_t len)
 	n->st.frames_out++;
 	if (c->role == PBFT_ROLE_REPLICA)
 		n->st.peer[c->peer].frames_out++;
+	if (n->hold)
+		return;
+	c->release = c->out.len;
 	/* Coalesce: one write per loop iteration from the writer. */
 	ev_io_start(n->loop, &c->wr);
+}
+
+void
+net_hold(struct net *n)
+{
+	n->hold = true;
+}
+
+void
+net_mark(struct net *n)
+{
+	for (struct conn *c = n->all; c != NULL; c = c->next_all)
+		c->mark = c->out.len;
+}
+
+/* Lets every connection write up to its mark, or everything if all. */
+static void
+release_to(struct net *n, bool all)
+{
+	for (struct conn *c = n->all; c != NULL; c = c->next_all) {
+		size_t to = all ? c->out.len : c->mark;
+
+		if (c->fd == -1 || to <= c->release)
+			continue;
+		c->release = to;
+		ev_io_start(n->loop, &c->wr);
+	}
+}
+
+void
+net_release_marked(struct net *n)
+{
+	release_to(n, false);
+}
+
+void
+net_unhold(struct net *n)
+{
+	n->hold = false;
+	release_to(n, true);
 }
 
 static void

@@ -91,6 +91,18 @@ void net_send_raw(
 void net_send_client(
     struct net *n, uint32_t client, const struct pbft_msg *msg);
 void net_get_stats(const struct net *n, struct net_stats *st);
+
+/*
+ * Holding output for the write-ahead log: after net_hold, frames are queued
+ * (sealed, counted against the queue limit) but not written. net_mark
+ * remembers what every connection has queued; net_release_marked lets that
+ * much go out (the records it depended on are durable); net_unhold lets
+ * everything go and stops holding. Handshakes are never held.
+ */
+void net_hold(struct net *n);
+void net_mark(struct net *n);
+void net_release_marked(struct net *n);
+void net_unhold(struct net *n);
 /* The request-MAC key of the client's current channel, or NULL. */
 const uint8_t *net_client_request_key(const struct net *n, uint32_t client);
 /* "host:port" where replica id is reached (from the file or announced);

@@ -70,6 +70,12 @@ struct replica {
 	struct store *store;
 	struct service *svc;
 	ev_timer tick;
+	/* Group commit off the loop (fsync = batch): records of any number of
+	 * steps share one background flush; their output waits in net. */
+	ev_prepare wal_prep; /* before the loop waits: start a flush */
+	ev_io wal_done; /* the store's eventfd: a flush ended */
+	bool wal_dirty; /* records buffered since the last flush began */
+	bool wal_inflight;
 	/* scratch, reused for every frame */
 	uint8_t *arena_mem;
 	size_t arena_len;
@@ -474,15 +480,93 @@ compact_gen(void *arg)
 	return pbft_compact(r->core, compact_emit, r) == 0 ? 0 : -1;
 }
 
+/*
+ * The core's contract: a step's records are durable before its messages
+ * leave. With fsync = batch the loop does not wait for the disk: a step's
+ * records are buffered and its output is held in net (net_hold); before the
+ * loop next waits, wal_begin writes everything buffered, marks what net holds
+ * and hands one fdatasync to the store's thread; when it ends, wal_ended
+ * releases the marked output. Steps that run meanwhile buffer records for
+ * the next flush, so flushes overlap with work and carry many batches.
+ * Output queued after a mark goes out only with a later flush, so frames
+ * keep their order.
+ */
+static void wal_begin(struct replica *r);
+
+static void
+wal_ended(struct replica *r, int rc)
+{
+	r->wal_inflight = false;
+	if (rc == -1)
+		fatalx("write-ahead log: cannot make records durable");
+#if PBFT_FAULT_INJECTION
+	fault_point(r->fault, FAULT_AFTER_WAL);
+#endif
+	net_release_marked(r->net);
+	if (r->wal_dirty)
+		wal_begin(r);
+	else
+		net_unhold(r->net);
+}
+
+static void
+wal_begin(struct replica *r)
+{
+	int rc;
+
+#if PBFT_FAULT_INJECTION
+	fault_point(r->fault, FAULT_BEFORE_WAL);
+#endif
+	net_mark(r->net);
+	r->wal_dirty = false;
+	rc = store_sync_begin(r->store);
+	if (rc == 1)
+		r->wal_inflight = true;
+	else
+		wal_ended(r, rc);
+}
+
+static void
+wal_prep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct replica *r = w->data;
+
+	(void)revents;
+	ev_prepare_stop(loop, w);
+	if (r->wal_dirty && !r->wal_inflight)
+		wal_begin(r);
+}
+
+static void
+wal_done_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct replica *r = w->data;
+	int rc;
+
+	(void)loop;
+	(void)revents;
+	rc = store_sync_poll(r->store, false); /* also drains the eventfd */
+	if (rc == 1 || !r->wal_inflight)
+		return;
+	wal_ended(r, rc);
+}
+
+/* Everything buffered is durable now (the log was just rewritten). */
+static void
+wal_settled(struct replica *r)
+{
+	r->wal_dirty = false;
+	net_mark(r->net);
+	net_release_marked(r->net);
+	net_unhold(r->net);
+}
+
 static void
 run_actions(struct replica *r)
 {
 	bool stable = false;
-
 	bool persisted = false;
 
-	/* Group commit: every record of the step is durable before any of
-	 * the step's messages leaves (the core's ordering contract). */
 	for (size_t i = 0; i < r->acts.n; i++) {
 		const struct pbft_action *a = &r->acts.v[i];
 
@@ -495,16 +579,22 @@ run_actions(struct replica *r)
 			    a->record_len);
 		persisted = true;
 	}
+	if (persisted && r->cfg->fsync != CFG_FSYNC_BATCH) {
+		/* off: write and send right away; always: the loop waits
+		 * for the disk after every step. */
 #if PBFT_FAULT_INJECTION
-	if (persisted)
 		fault_point(r->fault, FAULT_BEFORE_WAL);
 #endif
-	if (persisted && store_sync(r->store) == -1)
-		fatalx("write-ahead log: cannot make records durable");
+		if (store_sync(r->store) == -1)
+			fatalx("write-ahead log: cannot write records");
 #if PBFT_FAULT_INJECTION
-	if (persisted)
 		fault_point(r->fault, FAULT_AFTER_WAL);
 #endif
+	} else if (persisted) {
+		r->wal_dirty = true;
+		net_hold(r->net);
+		ev_prepare_start(r->loop, &r->wal_prep);
+	}
 	for (size_t i = 0; i < r->acts.n; i++) {
 		const struct pbft_action *a = &r->acts.v[i];
 
@@ -542,10 +632,22 @@ run_actions(struct replica *r)
 	}
 	/* The log below the stable checkpoint is history: rewrite it from the
 	 * core's compacted state, so disk use stays bounded. */
-	if (stable && store_rewrite(r->store, compact_gen, r) == -1)
-		log_warnx("write-ahead log: compaction failed; the old log is "
-		          "kept and compaction is retried at the next "
-		          "checkpoint");
+	if (stable) {
+		/* The rewrite waits for the flush in flight and syncs what is
+		 * buffered: afterwards everything is durable. */
+		if (r->wal_inflight && store_sync_poll(r->store, true) == -1)
+			fatalx("write-ahead log: cannot make records durable");
+		r->wal_inflight = false;
+		if (store_rewrite(r->store, compact_gen, r) == -1) {
+			log_warnx("write-ahead log: compaction failed; the old "
+			          "log is kept and compaction is retried at "
+			          "the next checkpoint");
+			if (store_sync(r->store) == -1)
+				fatalx("write-ahead log: cannot make records "
+				       "durable");
+		}
+		wal_settled(r);
+	}
 }
 
 static void
@@ -819,6 +921,14 @@ replica_new(struct ev_loop *loop, struct cluster_cfg *cfg, void *key,
 	r->rc.client_key_ctx = r;
 	if (r->fetch_on_start.seq != 0)
 		do_fetch_state(r, &r->fetch_on_start);
+	ev_prepare_init(&r->wal_prep, wal_prep_cb);
+	r->wal_prep.data = r;
+	if (store_sync_fd(r->store) != -1) {
+		ev_io_init(&r->wal_done, wal_done_cb, store_sync_fd(r->store),
+		    EV_READ);
+		r->wal_done.data = r;
+		ev_io_start(loop, &r->wal_done);
+	}
 	ev_timer_init(&r->tick, tick_cb, REPLICA_TICK_MS / 1000.0,
 	    REPLICA_TICK_MS / 1000.0);
 	r->tick.data = r;
@@ -923,8 +1033,12 @@ replica_free(struct replica *r)
 {
 	if (r == NULL)
 		return;
-	if (r->loop != NULL)
+	if (r->loop != NULL) {
 		ev_timer_stop(r->loop, &r->tick);
+		ev_prepare_stop(r->loop, &r->wal_prep);
+		if (r->store != NULL && store_sync_fd(r->store) != -1)
+			ev_io_stop(r->loop, &r->wal_done);
+	}
 	net_free(r->net);
 #if PBFT_FAULT_INJECTION
 	fault_free(r->fault);

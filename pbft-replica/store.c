@@ -6,17 +6,39 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <stdbool.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "log.h"
+
+/*
+ * The background syncer: one thread that runs fdatasync on request, so the
+ * replica's loop keeps working while the disk flushes. The loop writes the
+ * records itself (write(2) into the page cache is quick) and only hands the
+ * flush over; at most one flush is in flight. Everything below the mutex is
+ * shared with the thread.
+ */
+struct syncer {
+	bool started;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int efd; /* eventfd: readable when a flush ended */
+	bool inflight; /* loop side: a flush was requested, not yet reaped */
+	/* shared, under mu */
+	bool request, done, quit;
+	int fd, result;
+	uint64_t ns;
+};
 
 struct store {
 	char dir[CFG_PATH_MAX];
@@ -25,7 +47,11 @@ struct store {
 	struct wbuf pending; /* records appended, not yet written */
 	uint64_t snap_last, snap_prev; /* snapshots kept on disk */
 	struct store_stats stats;
+	struct syncer sy;
 };
+
+static int syncer_start(struct store *st);
+static void syncer_stop(struct store *st);
 
 static uint32_t crc_table[256];
 
@@ -163,6 +189,7 @@ store_open(const char *data_dir, uint32_t id, enum cfg_fsync mode, char *err,
 		return NULL;
 	}
 	st->dir_fd = st->lock_fd = st->wal_fd = -1;
+	st->sy.efd = -1;
 	st->mode = mode;
 	wbuf_init_dynamic(&st->pending, 1ULL << 30);
 	if ((size_t)snprintf(st->dir, sizeof(st->dir), "%s/node-%u", data_dir,
@@ -191,6 +218,11 @@ store_open(const char *data_dir, uint32_t id, enum cfg_fsync mode, char *err,
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
+	if (mode == CFG_FSYNC_BATCH && syncer_start(st) == -1) {
+		snprintf(err, errlen, "cannot start the WAL sync thread: %s",
+		    strerror(errno));
+		goto fail;
+	}
 	prune_snapshots(st);
 	return st;
 fail:
@@ -205,6 +237,8 @@ store_close(struct store *st)
 		return;
 	if (st->pending.len > 0)
 		(void)store_sync(st);
+	(void)store_sync_poll(st, true);
+	syncer_stop(st);
 	if (st->wal_fd != -1)
 		close(st->wal_fd);
 	if (st->lock_fd != -1)
@@ -360,11 +394,25 @@ write_full(int fd, const uint8_t *p, size_t len)
 	return 0;
 }
 
-int
-store_sync(struct store *st)
+static void
+note_sync(struct store *st, uint64_t dt)
 {
-	uint64_t t0, dt;
+	int b = 0;
 
+	st->stats.syncs++;
+	st->stats.sync_ns_total += dt;
+	if (dt > st->stats.sync_ns_max)
+		st->stats.sync_ns_max = dt;
+	while (b < STORE_SYNC_BUCKETS - 1 &&
+	    dt > (uint64_t)store_sync_le_us[b] * 1000)
+		b++;
+	st->stats.sync_hist[b]++;
+}
+
+/* Writes the buffered records to the WAL (page cache). 0 or -1. */
+static int
+write_pending(struct store *st)
+{
 	if (st->pending.len == 0)
 		return 0;
 	if (write_full(st->wal_fd, st->pending.p, st->pending.len) == -1) {
@@ -373,6 +421,20 @@ store_sync(struct store *st)
 	}
 	st->stats.bytes += st->pending.len;
 	wbuf_reset(&st->pending);
+	return 0;
+}
+
+int
+store_sync(struct store *st)
+{
+	uint64_t t0;
+
+	if (store_sync_poll(st, true) == -1)
+		return -1;
+	if (st->pending.len == 0)
+		return 0;
+	if (write_pending(st) == -1)
+		return -1;
 	if (st->mode == CFG_FSYNC_OFF)
 		return 0;
 	t0 = now_ns();
@@ -380,18 +442,141 @@ store_sync(struct store *st)
 		log_warn("%s/wal: fdatasync", st->dir);
 		return -1;
 	}
-	dt = now_ns() - t0;
-	st->stats.syncs++;
-	st->stats.sync_ns_total += dt;
-	if (dt > st->stats.sync_ns_max)
-		st->stats.sync_ns_max = dt;
-	{
-		int b = 0;
+	note_sync(st, now_ns() - t0);
+	return 0;
+}
 
-		while (b < STORE_SYNC_BUCKETS - 1 &&
-		    dt > (uint64_t)store_sync_le_us[b] * 1000)
-			b++;
-		st->stats.sync_hist[b]++;
+static void *
+syncer_main(void *arg)
+{
+	struct store *st = arg;
+	struct syncer *sy = &st->sy;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&sy->mu);
+	for (;;) {
+		int fd, r;
+		uint64_t t0;
+
+		while (!sy->request && !sy->quit)
+			pthread_cond_wait(&sy->cv, &sy->mu);
+		if (sy->quit)
+			break;
+		fd = sy->fd;
+		pthread_mutex_unlock(&sy->mu);
+		t0 = now_ns();
+		r = fdatasync(fd);
+		pthread_mutex_lock(&sy->mu);
+		sy->result = r == -1 ? errno : 0;
+		sy->ns = now_ns() - t0;
+		sy->request = false;
+		sy->done = true;
+		pthread_cond_broadcast(&sy->cv);
+		(void)!write(sy->efd, &one, sizeof(one));
+	}
+	pthread_mutex_unlock(&sy->mu);
+	return NULL;
+}
+
+static int
+syncer_start(struct store *st)
+{
+	struct syncer *sy = &st->sy;
+	int e;
+
+	sy->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (sy->efd == -1)
+		return -1;
+	pthread_mutex_init(&sy->mu, NULL);
+	pthread_cond_init(&sy->cv, NULL);
+	if ((e = pthread_create(&sy->thread, NULL, syncer_main, st)) != 0) {
+		pthread_mutex_destroy(&sy->mu);
+		pthread_cond_destroy(&sy->cv);
+		errno = e;
+		return -1;
+	}
+	sy->started = true;
+	return 0;
+}
+
+static void
+syncer_stop(struct store *st)
+{
+	struct syncer *sy = &st->sy;
+
+	if (sy->started) {
+		pthread_mutex_lock(&sy->mu);
+		sy->quit = true;
+		pthread_cond_broadcast(&sy->cv);
+		pthread_mutex_unlock(&sy->mu);
+		pthread_join(sy->thread, NULL);
+		pthread_mutex_destroy(&sy->mu);
+		pthread_cond_destroy(&sy->cv);
+		sy->started = false;
+	}
+	if (sy->efd != -1)
+		close(sy->efd);
+	sy->efd = -1;
+}
+
+int
+store_sync_begin(struct store *st)
+{
+	struct syncer *sy = &st->sy;
+
+	if (sy->inflight)
+		return 1;
+	if (!sy->started) /* fsync = always or off: no thread */
+		return store_sync(st) == -1 ? -1 : 0;
+	if (st->pending.len == 0)
+		return 0;
+	if (write_pending(st) == -1)
+		return -1;
+	pthread_mutex_lock(&sy->mu);
+	sy->fd = st->wal_fd;
+	sy->request = true;
+	sy->done = false;
+	pthread_cond_signal(&sy->cv);
+	pthread_mutex_unlock(&sy->mu);
+	sy->inflight = true;
+	return 1;
+}
+
+int
+store_sync_fd(const struct store *st)
+{
+	return st->sy.efd;
+}
+
+int
+store_sync_poll(struct store *st, bool wait)
+{
+	struct syncer *sy = &st->sy;
+	uint64_t v;
+	int result;
+
+	if (!sy->inflight) {
+		if (sy->efd != -1)
+			(void)!read(sy->efd, &v, sizeof(v));
+		return 0;
+	}
+	pthread_mutex_lock(&sy->mu);
+	while (wait && !sy->done)
+		pthread_cond_wait(&sy->cv, &sy->mu);
+	if (!sy->done) {
+		pthread_mutex_unlock(&sy->mu);
+		return 1;
+	}
+	sy->done = false;
+	result = sy->result;
+	note_sync(st, sy->ns);
+	pthread_mutex_unlock(&sy->mu);
+	(void)!read(sy->efd, &v, sizeof(v)); /* may be empty: fine */
+	sy->inflight = false;
+	if (result != 0) {
+		errno = result;
+		log_warn("%s/wal: fdatasync", st->dir);
+		return -1;
 	}
 	return 0;
 }
@@ -405,7 +590,7 @@ store_rewrite(struct store *st, int (*gen)(void *arg), void *arg)
 	char tmp[CFG_PATH_MAX + 32], dst[CFG_PATH_MAX + 32];
 	int fd;
 
-	if (store_sync(st) == -1)
+	if (store_sync(st) == -1) /* waits for a background flush first */
 		return -1;
 	if (gen(arg) == -1) {
 		wbuf_reset(&st->pending);

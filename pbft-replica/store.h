@@ -15,6 +15,7 @@
 #ifndef PBFT_STORE_H
 #define PBFT_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,8 +56,30 @@ int store_replay(struct store *st,
 
 /* Buffers one record; store_sync makes everything buffered durable. */
 int store_append(struct store *st, const uint8_t *rec, size_t len);
-/* Writes buffered records and syncs them per the fsync mode. 0 or -1. */
+/*
+ * Writes buffered records and syncs them per the fsync mode, after waiting
+ * for a background flush in flight. 0 or -1.
+ */
 int store_sync(struct store *st);
+
+/*
+ * Group commit off the loop: writes the buffered records and hands their
+ * fdatasync to the store's sync thread. Returns 1 if a flush is now in
+ * flight (store_sync_fd becomes readable when it ends; at most one at a
+ * time, so 1 also means "one was already in flight, nothing new started"),
+ * 0 if the records need no flush (none buffered, or a mode other than
+ * batch: written, and synced as store_sync would), -1 on a write error.
+ */
+int store_sync_begin(struct store *st);
+/* An eventfd that becomes readable when a background flush ends (-1 unless
+ * fsync = batch). */
+int store_sync_fd(const struct store *st);
+/*
+ * Reaps the flush in flight: 1 if it has not ended (only without wait), 0 if
+ * it ended well or none was in flight, -1 if fdatasync failed. With wait,
+ * blocks until it ends.
+ */
+int store_sync_poll(struct store *st, bool wait);
 
 /*
  * Compaction: replaces the whole log with the records gen appends (through

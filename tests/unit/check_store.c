@@ -298,6 +298,60 @@ START_TEST(test_locked)
 }
 END_TEST
 
+/* Group commit off the loop: one flush in flight, reaped by poll. */
+START_TEST(test_background_sync)
+{
+	char err[256];
+	struct store *st =
+	    store_open(dir, 1, CFG_FSYNC_BATCH, err, sizeof(err));
+	struct store_stats ss;
+	struct seen s;
+	uint8_t rec[100];
+	int rc;
+
+	ck_assert_msg(st != NULL, "%s", err);
+	ck_assert_int_ne(store_sync_fd(st), -1);
+	ck_assert_int_eq(store_sync_begin(st), 0); /* nothing buffered */
+	ck_assert_int_eq(store_sync_poll(st, false), 0);
+	memset(rec, 1, sizeof(rec));
+	ck_assert_int_eq(store_append(st, rec, sizeof(rec)), 0);
+	ck_assert_int_eq(store_sync_begin(st), 1);
+	/* While one is in flight, more records wait for the next. */
+	rec[0] = 2;
+	ck_assert_int_eq(store_append(st, rec, sizeof(rec)), 0);
+	ck_assert_int_eq(store_sync_begin(st), 1);
+	ck_assert_int_eq(store_sync_poll(st, true), 0);
+	ck_assert_int_eq(store_sync_poll(st, false), 0); /* reaped */
+	store_get_stats(st, &ss);
+	ck_assert_uint_eq(ss.syncs, 1);
+	/* The second record's flush: poll without waiting until it ends. */
+	ck_assert_int_eq(store_sync_begin(st), 1);
+	for (int i = 0; i < 100000 && (rc = store_sync_poll(st, false)) == 1;
+	     i++)
+		usleep(100);
+	ck_assert_int_eq(rc, 0);
+	store_get_stats(st, &ss);
+	ck_assert_uint_eq(ss.syncs, 2);
+	/* Closing with a flush in flight waits for it. */
+	rec[0] = 3;
+	ck_assert_int_eq(store_append(st, rec, sizeof(rec)), 0);
+	ck_assert_int_eq(store_sync_begin(st), 1);
+	store_close(st);
+	ck_assert_int_eq(replay(&s, err, sizeof(err)), 0);
+	ck_assert_int_eq(s.n, 3);
+	ck_assert_uint_eq(s.first[2], 3);
+	/* Modes other than batch have no thread and sync in place. */
+	st = store_open(dir, 1, CFG_FSYNC_ALWAYS, err, sizeof(err));
+	ck_assert_msg(st != NULL, "%s", err);
+	ck_assert_int_eq(store_sync_fd(st), -1);
+	ck_assert_int_eq(store_append(st, rec, sizeof(rec)), 0);
+	ck_assert_int_eq(store_sync_begin(st), 0);
+	store_get_stats(st, &ss);
+	ck_assert_uint_eq(ss.syncs, 1);
+	store_close(st);
+}
+END_TEST
+
 START_TEST(test_crc32c_known)
 {
 	uint8_t b[32], big[1000];
@@ -333,6 +387,7 @@ store_suite(void)
 	tcase_add_test(tc, test_locked);
 	tcase_add_test(tc, test_rewrite);
 	tcase_add_test(tc, test_crc32c_known);
+	tcase_add_test(tc, test_background_sync);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("malformed");
 	tcase_add_checked_fixture(tc, setup, teardown);
