@@ -265,12 +265,25 @@ work_waiting(const struct pbft *p)
 	return false;
 }
 
+/*
+ * Progress restarts the timer: this replica's own execution, or, for a
+ * replica that lags behind (a batch it missed, awaiting retransmission or
+ * the next checkpoint), f+1 commits for a later batch in this view, so at
+ * least one correct replica saw the primary do its job. Without that a
+ * lagging replica would suspect a working primary alone and sit in a view
+ * change nobody joins. A censored request still times out at the replicas
+ * that are not behind, and f+1 of their VIEW-CHANGEs pull the rest along.
+ */
 static void
 view_timer_tick(struct pbft *p)
 {
+	bool lagging_progress = p->seen_commit > p->last_exec &&
+	    p->seen_commit != p->vt_seen_commit;
+
 	if (p->changing || p->waiting_state || !work_waiting(p) ||
-	    p->last_exec != p->vt_exec) {
+	    p->last_exec != p->vt_exec || lagging_progress) {
 		p->vt_exec = p->last_exec;
+		p->vt_seen_commit = p->seen_commit;
 		pbft_view_timer_stop(p);
 		return;
 	}
@@ -712,6 +725,10 @@ on_vote(struct pbft *p, uint32_t from, enum pbft_msg_type type,
 			return;
 		s->commit_seen |= 1ULL << from;
 		memcpy(s->commit_digest[from], v->digest, PBFT_DIGEST_LEN);
+		if (v->seq > p->seen_commit &&
+		    count_votes(p, s->commit_seen, s->commit_digest, v->digest,
+		        UINT32_MAX) >= p->f + 1)
+			p->seen_commit = v->seq;
 	}
 	pbft_try_progress(p, s);
 }

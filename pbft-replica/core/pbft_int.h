@@ -122,6 +122,10 @@ struct pbft {
 	bool vt_running;
 	uint32_t vt_ticks; /* view timer ticks left */
 	uint64_t vt_exec; /* last_exec when the timer was last reset */
+	/* Highest seq above last_exec that f+1 replicas committed in this
+	 * view (a lagging replica's proof that the primary works), and its
+	 * value when the timer was last reset. */
+	uint64_t seen_commit, vt_seen_commit;
 	uint32_t rt_ticks; /* retransmission countdown */
 	uint64_t rt_low; /* low mark at the last retransmission */
 	/* scratch */

@@ -29,6 +29,7 @@ struct net {
 	struct pkt q[QMAX];
 	size_t qn;
 	bool down[NMAX]; /* drops everything to and from it */
+	uint64_t drop_pp_seq[NMAX]; /* drops the pre-prepare of that seq */
 	uint64_t executed[NMAX]; /* highest seq executed */
 	uint32_t exec_reqs[NMAX]; /* requests executed (not skipped) */
 	uint32_t resends[NMAX];
@@ -170,7 +171,9 @@ drain(void)
 			ck_assert_int_eq(
 			    wire_decode(p.data, p.len, &m, &a), WIRE_OK);
 			ev.from = p.from;
-			step(p.to, &ev);
+			if (m.type != PBFT_MSG_PREPREPARE ||
+			    m.u.preprepare.seq != N->drop_pp_seq[p.to])
+				step(p.to, &ev);
 		}
 		free(p.data);
 	}
@@ -450,6 +453,34 @@ START_TEST(test_lagging_replica_fetches_state)
 }
 END_TEST
 
+/*
+ * A replica that missed one batch cannot execute past it, but while f+1
+ * commits for later batches show the primary at work, it does not suspect
+ * the primary on its own (it would sit in a view change nobody joins).
+ */
+START_TEST(test_lagging_replica_does_not_suspect_a_working_primary)
+{
+	net_setup(4, 0);
+	N->drop_pp_seq[3] = 1; /* replica 3 never sees batch 1 */
+	submit(0, 0, 1);
+	ck_assert_uint_eq(N->executed[3], 0);
+	/* Requests keep coming, each also to replica 3 (its timer runs). */
+	for (uint64_t t = 2; t <= 3; t++) {
+		submit(3, 0, t);
+		submit(0, 0, t);
+		ticks(15); /* under the 20-tick view timeout each */
+	}
+	ck_assert_uint_eq(N->executed[0], 3);
+	ck_assert_uint_eq(N->executed[3], 0);
+	ck_assert_uint_eq(status(3).view, 0);
+	ck_assert(!status(3).view_changing);
+	/* Once commits stop, a replica still stuck suspects the primary. */
+	ticks(40);
+	ck_assert(status(3).view_changing || status(3).view > 0);
+	net_teardown();
+}
+END_TEST
+
 /* ---- view change -------------------------------------------------------- */
 
 START_TEST(test_view_change_keeps_committed)
@@ -583,6 +614,8 @@ core_suite(void)
 	tc = tcase_create("checkpoint");
 	tcase_add_test(tc, test_checkpoint_stable_and_gc);
 	tcase_add_test(tc, test_lagging_replica_fetches_state);
+	tcase_add_test(
+	    tc, test_lagging_replica_does_not_suspect_a_working_primary);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("view_change");
 	tcase_add_test(tc, test_view_change_keeps_committed);
