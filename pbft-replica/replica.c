@@ -38,9 +38,14 @@ struct reply_slot {
 };
 
 /* A service image taken at a checkpoint: u32 ct_len | client table | svc. */
+/*
+ * A checkpoint's state image: img, then (services with incremental
+ * checkpoints) the first tail_len bytes of the service's own file.
+ */
 struct snap {
 	uint64_t seq; /* 0 = unused */
-	struct wbuf img;
+	struct wbuf img; /* u32 table length | client table | service image */
+	uint64_t tail_len;
 };
 
 /* An ongoing state transfer (TOCS section 5.3.2). */
@@ -86,6 +91,7 @@ struct replica {
 	struct pbft_event deferred[SNAPS_MAX];
 	size_t ndeferred;
 	uint64_t frames_bad;
+	uint8_t *chunk_buf; /* a state chunk read from the service's file */
 	struct pbft_action fetch_on_start; /* .seq != 0: state to fetch */
 #if PBFT_FAULT_INJECTION
 	struct fault *fault;
@@ -225,6 +231,24 @@ defer_event(struct replica *r, const struct pbft_event *ev)
 	r->deferred[r->ndeferred++] = *ev;
 }
 
+/* s->img = table and the service's image (its head if incremental). */
+static int
+snap_build(
+    struct replica *r, struct snap *s, const uint8_t *table, size_t table_len)
+{
+	const struct service_ops *ops = r->svc->ops;
+
+	wbuf_reset(&s->img);
+	s->tail_len = 0;
+	wbuf_put_u32(&s->img, (uint32_t)table_len);
+	wbuf_put_bytes(&s->img, table, table_len);
+	if (ops->checkpoint != NULL
+	        ? ops->checkpoint(r->svc, &s->img, &s->tail_len) == -1
+	        : ops->snapshot(r->svc, &s->img) == -1)
+		return -1;
+	return wbuf_failed(&s->img) ? -1 : 0;
+}
+
 static void
 do_take_checkpoint(struct replica *r, const struct pbft_action *a)
 {
@@ -232,11 +256,7 @@ do_take_checkpoint(struct replica *r, const struct pbft_action *a)
 	struct pbft_event ev = {.type = PBFT_EV_STATE_DIGEST, .seq = a->seq};
 
 	s->seq = a->seq;
-	wbuf_reset(&s->img);
-	wbuf_put_u32(&s->img, (uint32_t)a->client_table_len);
-	wbuf_put_bytes(&s->img, a->client_table, a->client_table_len);
-	if (r->svc->ops->snapshot(r->svc, &s->img) == -1 ||
-	    wbuf_failed(&s->img))
+	if (snap_build(r, s, a->client_table, a->client_table_len) == -1)
 		fatalx("checkpoint %llu: cannot snapshot the service",
 		    (unsigned long long)a->seq);
 	r->svc->ops->digest(r->svc, ev.digest);
@@ -252,8 +272,14 @@ write_stable_snapshot(struct replica *r, const struct pbft_action *a)
 {
 	struct snap *s = snap_find(r, a->seq);
 
-	if (s != NULL &&
-	    store_snapshot_write(r->store, s->seq, s->img.p, s->img.len) == -1)
+	if (s == NULL)
+		return;
+	/* The file part first: the head on disk names only durable bytes. */
+	if (r->svc->ops->sync != NULL && r->svc->ops->sync(r->svc) == -1)
+		fatalx("checkpoint %llu: cannot make the service's file "
+		       "durable",
+		    (unsigned long long)a->seq);
+	if (store_snapshot_write(r->store, s->seq, s->img.p, s->img.len) == -1)
 		fatalx("checkpoint %llu: cannot write its snapshot",
 		    (unsigned long long)a->seq);
 }
@@ -361,9 +387,19 @@ xfer_finish(struct replica *r)
 	log_info("state of checkpoint %llu installed (%zu bytes from "
 	         "replica %u)",
 	    (unsigned long long)r->xfer.seq, r->xfer.img.len, r->xfer.peer);
-	if (store_snapshot_write(
-	        r->store, r->xfer.seq, r->xfer.img.p, r->xfer.img.len) == -1)
-		log_warnx("installed state not written to disk");
+	/* Images of older checkpoints referred to the replaced state. */
+	for (int i = 0; i < SNAPS_MAX; i++)
+		if (r->snaps[i].seq <= r->xfer.seq)
+			r->snaps[i].seq = 0;
+	{
+		struct snap *s = snap_slot(r);
+
+		s->seq = r->xfer.seq;
+		if (snap_build(r, s, ct, ctlen) == -1 ||
+		    store_snapshot_write(
+		        r->store, s->seq, s->img.p, s->img.len) == -1)
+			log_warnx("installed state not written to disk");
+	}
 	r->xfer.active = false;
 	r->xfer.completed++;
 	ev.seq = r->xfer.seq;
@@ -430,26 +466,46 @@ on_fetch_state(
 	struct snap *s = snap_find(r, f->seq);
 	struct pbft_msg m = {.type = PBFT_MSG_STATE_CHUNK};
 	struct pbft_state_chunk *c = &m.u.state_chunk;
-	uint64_t off;
+	uint64_t off, total;
 
 	if (s == NULL)
 		return; /* not here (any more): the asker tries another */
 	c->seq = f->seq;
 	memcpy(c->digest, f->digest, PBFT_DIGEST_LEN);
-	c->count = (uint32_t)((s->img.len + PBFT_CHUNK_BYTES_MAX - 1) /
+	total = s->img.len + s->tail_len;
+	c->count = (uint32_t)((total + PBFT_CHUNK_BYTES_MAX - 1) /
 	    PBFT_CHUNK_BYTES_MAX);
 	if (c->count == 0)
 		c->count = 1;
-	c->total_len = s->img.len;
+	c->total_len = total;
 	c->replica = r->id;
 	if (f->index >= c->count)
 		return;
 	c->index = f->index;
 	off = (uint64_t)f->index * PBFT_CHUNK_BYTES_MAX;
-	c->data_len = (uint32_t)(s->img.len - off < PBFT_CHUNK_BYTES_MAX
-	        ? s->img.len - off
+	c->data_len = (uint32_t)(total - off < PBFT_CHUNK_BYTES_MAX
+	        ? total - off
 	        : PBFT_CHUNK_BYTES_MAX);
-	c->data = s->img.p + off;
+	if (off + c->data_len <= s->img.len) {
+		c->data = s->img.p + off;
+	} else {
+		/* Part or all of it from the service's file. */
+		size_t head = off < s->img.len ? (size_t)(s->img.len - off) : 0;
+		uint64_t toff = off + head - s->img.len;
+
+		if (r->chunk_buf == NULL &&
+		    (r->chunk_buf = malloc(PBFT_CHUNK_BYTES_MAX)) == NULL)
+			return;
+		if (head > 0)
+			memcpy(r->chunk_buf, s->img.p + off, head);
+		if (r->svc->ops->tail_read(r->svc, toff, r->chunk_buf + head,
+		        c->data_len - head) == -1) {
+			log_warnx("checkpoint %llu: cannot read its state",
+			    (unsigned long long)s->seq);
+			return;
+		}
+		c->data = r->chunk_buf;
+	}
 #if PBFT_FAULT_INJECTION
 	if (fault_corrupt_chunks(r->fault) && c->data_len > 0) {
 		static uint8_t bad[PBFT_CHUNK_BYTES_MAX];
@@ -771,40 +827,58 @@ recover_record(void *arg, const uint8_t *rec, size_t len)
  * After the log replay: restore the service from the snapshot of the stable
  * checkpoint the log names, and give the core its client table.
  */
+/* Start over from the certified state of the log's stable checkpoint. */
+static void
+fetch_on_start(struct replica *r, const char *why)
+{
+	struct pbft_action a = {.type = PBFT_ACT_FETCH_STATE};
+
+	a.seq = pbft_recover_awaiting_state(r->core, a.digest);
+	log_warnx("%s: fetching the state of checkpoint %llu from the other "
+	          "replicas",
+	    why, (unsigned long long)a.seq);
+	r->fetch_on_start = a;
+}
+
 static int
 restore_snapshot(struct replica *r, char *err, size_t errlen)
 {
+	const struct service_ops *ops = r->svc->ops;
 	struct pbft_status st;
 	struct wbuf img;
 	const uint8_t *ct, *svc;
 	size_t ctlen, svclen;
+	uint64_t tail_len = 0;
 	int rc;
 
 	pbft_get_status(r->core, &st);
-	if (st.stable_checkpoint == 0)
+	if (st.stable_checkpoint == 0) {
+		if (ops->reopen != NULL &&
+		    ops->reopen(r->svc, NULL, 0, &tail_len) == -1) {
+			snprintf(err, errlen,
+			    "%s: cannot reset the service's "
+			    "file",
+			    store_dir(r->store));
+			return -1;
+		}
 		return 0;
+	}
 	wbuf_init_dynamic(&img, XFER_BYTES_MAX);
 	rc = store_snapshot_read(
 	    r->store, st.stable_checkpoint, &img, err, errlen);
 	if (rc == 1) {
 		/* Crashed while fetching that state: fetch it again. The
 		 * log only names checkpoints that 2f+1 replicas certified. */
-		struct pbft_action a = {.type = PBFT_ACT_FETCH_STATE};
-
 		wbuf_clear(&img);
-		a.seq = pbft_recover_awaiting_state(r->core, a.digest);
-		log_warnx("the log names checkpoint %llu but its snapshot is "
-		          "missing (a state transfer was cut short): fetching "
-		          "it from the other replicas",
-		    (unsigned long long)a.seq);
-		r->fetch_on_start = a;
+		if (ops->reopen != NULL)
+			(void)ops->reopen(r->svc, NULL, 0, &tail_len);
+		fetch_on_start(r,
+		    "the log names a checkpoint whose snapshot "
+		    "is missing (a state transfer was cut short)");
 		return 0;
 	}
 	if (rc != 0 ||
-	    image_split(img.p, img.len, &ct, &ctlen, &svc, &svclen) == -1 ||
-	    r->svc->ops->restore(r->svc, svc, svclen) == -1 ||
-	    pbft_recover_state(r->core, st.stable_checkpoint, ct, ctlen) ==
-	        -1) {
+	    image_split(img.p, img.len, &ct, &ctlen, &svc, &svclen) == -1) {
 		if (rc == 0)
 			snprintf(err, errlen, "%s: snapshot %llu is malformed",
 			    store_dir(r->store),
@@ -812,11 +886,34 @@ restore_snapshot(struct replica *r, char *err, size_t errlen)
 		wbuf_clear(&img);
 		return -1;
 	}
-	log_info("restored the snapshot of checkpoint %llu (%zu bytes)",
-	    (unsigned long long)st.stable_checkpoint, img.len);
+	if (ops->reopen != NULL &&
+	    ops->reopen(r->svc, svc, svclen, &tail_len) == -1) {
+		/* The service's file lost what the snapshot names (e.g. the
+		 * disk lost unsynced data, or someone removed the file). */
+		wbuf_clear(&img);
+		(void)ops->reopen(r->svc, NULL, 0, &tail_len);
+		fetch_on_start(r,
+		    "the service's file does not hold the state "
+		    "its snapshot names");
+		return 0;
+	}
+	if ((ops->reopen == NULL && ops->restore(r->svc, svc, svclen) == -1) ||
+	    pbft_recover_state(r->core, st.stable_checkpoint, ct, ctlen) ==
+	        -1) {
+		snprintf(err, errlen, "%s: snapshot %llu is malformed",
+		    store_dir(r->store),
+		    (unsigned long long)st.stable_checkpoint);
+		wbuf_clear(&img);
+		return -1;
+	}
+	log_info("restored the state of checkpoint %llu (%zu bytes of "
+	         "snapshot, %llu of the service's file)",
+	    (unsigned long long)st.stable_checkpoint, img.len,
+	    (unsigned long long)tail_len);
 	r->snaps[0].seq = st.stable_checkpoint;
 	wbuf_clear(&r->snaps[0].img);
 	r->snaps[0].img = img;
+	r->snaps[0].tail_len = tail_len;
 	return 0;
 }
 
@@ -1056,6 +1153,7 @@ replica_free(struct replica *r)
 	for (int i = 0; i < SNAPS_MAX; i++)
 		wbuf_clear(&r->snaps[i].img);
 	wbuf_clear(&r->xfer.img);
+	free(r->chunk_buf);
 	free(r->arena_mem);
 	free(r);
 }

@@ -5,12 +5,27 @@
  * State digest: H("pbft ledger v1" || count || chain || kvsum), where chain is
  * a hash chain over every ledger entry and kvsum is the sum, modulo 2^256, of
  * H(key || value) over all pairs, so puts and deletes update it in O(1).
- * Everything lives in memory; snapshots serialise it. The hash table's seed is
- * random per process: table layout never reaches the digest, and a client
- * cannot aim keys at one bucket.
+ * The hash table's seed is random per process: table layout never reaches
+ * the digest, and a client cannot aim keys at one bucket.
+ *
+ * Where the ledger lives: a replica's service (service_ledger_open) keeps
+ * the entries only in its journal file, so memory stays flat however long
+ * the ledger grows, and a checkpoint costs O(keys), not O(ledger): its image
+ * is the head below plus "the journal's first jlen bytes", which the journal
+ * already holds (sync makes them durable; reopen checks them against the
+ * chain after a restart). A service without a journal keeps the entries in
+ * memory (tests, verification of fetched state).
+ *
+ * Image (snapshot, restore), little-endian:
+ *     "PBFTSVC2" | u64 count | chain[32] | u64 jlen | u64 nkeys
+ *     | nkeys x (u16 klen | key | u32 vlen | value)      <- the head
+ *     | count x (u64 index | u32 len | bytes)            <- jlen bytes
+ * The entries have the journal's own format.
  */
 #include "service.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +36,8 @@
 #include "rbuf.h"
 #include "sig.h"
 
-#define SNAP_MAGIC "PBFTSVC1"
+#define SNAP_MAGIC "PBFTSVC2"
+#define ENTRY_HDR 12 /* u64 index | u32 len */
 
 struct kv {
 	struct kv *next;
@@ -35,12 +51,11 @@ struct ledger {
 	struct service base;
 	/* ledger */
 	uint64_t count;
-	uint64_t
-	    *offs; /* offs[i] = start of entry i in data; offs[count] = end */
-	uint64_t offs_cap;
-	uint8_t *data;
-	uint64_t data_len, data_cap;
+	uint64_t jlen; /* bytes of the entries in journal format */
 	uint8_t chain[PBFT_DIGEST_LEN];
+	/* entries in journal format, in memory (only without a journal) */
+	uint8_t *data;
+	uint64_t data_cap;
 	/* key-value store */
 	struct kv **buckets;
 	uint64_t nbuckets, nkeys;
@@ -181,51 +196,58 @@ kv_del(struct ledger *l, const uint8_t *k, size_t klen)
 }
 
 static void
+put_le(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t
+get_le(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+
+	for (int i = n - 1; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* chain = H(chain || index || len || tx) */
+static void
+chain_step(uint8_t chain[PBFT_DIGEST_LEN], uint64_t index, const uint8_t *tx,
+    size_t len)
+{
+	uint8_t hdr[PBFT_DIGEST_LEN + ENTRY_HDR];
+
+	memcpy(hdr, chain, PBFT_DIGEST_LEN);
+	put_le(hdr + PBFT_DIGEST_LEN, index, 8);
+	put_le(hdr + PBFT_DIGEST_LEN + 8, len, 4);
+	sig_sha256_cat(hdr, sizeof(hdr), tx, len, NULL, 0, chain);
+}
+
+static void
 ledger_append(struct ledger *l, const uint8_t *tx, size_t len)
 {
-	uint8_t hdr[PBFT_DIGEST_LEN + 12];
-	uint8_t *buf;
+	uint8_t jh[ENTRY_HDR];
 
-	while (l->count + 2 > l->offs_cap) {
-		l->offs_cap = l->offs_cap ? l->offs_cap * 2 : 1024;
-		l->offs = realloc(l->offs, l->offs_cap * sizeof(*l->offs));
-		if (l->offs == NULL)
-			abort();
-	}
-	while (l->data_len + len > l->data_cap) {
-		l->data_cap = l->data_cap ? l->data_cap * 2 : 65536;
-		if ((l->data = realloc(l->data, l->data_cap)) == NULL)
-			abort();
-	}
-	if (len > 0)
-		memcpy(l->data + l->data_len, tx, len);
-	l->offs[l->count] = l->data_len;
-	l->data_len += len;
-	l->offs[l->count + 1] = l->data_len;
-	/* chain = H(chain || index || len || tx) */
-	memcpy(hdr, l->chain, PBFT_DIGEST_LEN);
-	for (int i = 0; i < 8; i++)
-		hdr[PBFT_DIGEST_LEN + i] = (uint8_t)(l->count >> (8 * i));
-	for (int i = 0; i < 4; i++)
-		hdr[PBFT_DIGEST_LEN + 8 + i] = (uint8_t)(len >> (8 * i));
-	if ((buf = malloc(sizeof(hdr) + len)) == NULL)
-		abort();
-	memcpy(buf, hdr, sizeof(hdr));
-	if (len > 0)
-		memcpy(buf + sizeof(hdr), tx, len);
-	sig_sha256(buf, sizeof(hdr) + len, l->chain);
-	free(buf);
+	chain_step(l->chain, l->count, tx, len);
+	put_le(jh, l->count, 8);
+	put_le(jh + 8, len, 4);
 	if (l->journal != NULL) {
-		uint8_t jh[12];
-
-		for (int i = 0; i < 8; i++)
-			jh[i] = (uint8_t)(l->count >> (8 * i));
-		for (int i = 0; i < 4; i++)
-			jh[8 + i] = (uint8_t)(len >> (8 * i));
 		if (fwrite(jh, 1, sizeof(jh), l->journal) != sizeof(jh) ||
 		    (len > 0 && fwrite(tx, 1, len, l->journal) != len))
 			abort(); /* the journal must not silently diverge */
+	} else {
+		while (l->jlen + sizeof(jh) + len > l->data_cap) {
+			l->data_cap = l->data_cap ? l->data_cap * 2 : 65536;
+			if ((l->data = realloc(l->data, l->data_cap)) == NULL)
+				abort();
+		}
+		memcpy(l->data + l->jlen, jh, sizeof(jh));
+		if (len > 0)
+			memcpy(l->data + l->jlen + sizeof(jh), tx, len);
 	}
+	l->jlen += sizeof(jh) + len;
 	l->count++;
 }
 
@@ -303,19 +325,16 @@ ledger_digest(struct service *s, uint8_t out[PBFT_DIGEST_LEN])
 	sig_sha256(buf, sizeof(buf), out);
 }
 
+/* The image's head: everything but the entries. */
 static int
-ledger_snapshot(struct service *s, struct wbuf *out)
+ledger_checkpoint(struct service *s, struct wbuf *out, uint64_t *tail_len)
 {
 	struct ledger *l = ledger_of(s);
 
 	wbuf_put_bytes(out, SNAP_MAGIC, 8);
 	wbuf_put_u64(out, l->count);
-	for (uint64_t i = 0; i < l->count; i++) {
-		uint64_t len = l->offs[i + 1] - l->offs[i];
-
-		wbuf_put_u32(out, (uint32_t)len);
-		wbuf_put_bytes(out, l->data + l->offs[i], len);
-	}
+	wbuf_put_bytes(out, l->chain, PBFT_DIGEST_LEN);
+	wbuf_put_u64(out, l->jlen);
 	wbuf_put_u64(out, l->nkeys);
 	for (uint64_t b = 0; b < l->nbuckets; b++) {
 		for (struct kv *e = l->buckets[b]; e != NULL; e = e->next) {
@@ -325,35 +344,73 @@ ledger_snapshot(struct service *s, struct wbuf *out)
 			wbuf_put_bytes(out, e->key + e->klen, e->vlen);
 		}
 	}
+	*tail_len = l->jlen;
 	return wbuf_failed(out) ? -1 : 0;
 }
 
-static void ledger_clear(struct ledger *l);
-static int ledger_init(struct ledger *l);
+static int
+ledger_tail_read(struct service *s, uint64_t off, uint8_t *buf, size_t len)
+{
+	struct ledger *l = ledger_of(s);
+
+	if (off > l->jlen || len > l->jlen - off)
+		return -1;
+	if (l->journal == NULL) {
+		memcpy(buf, l->data + off, len);
+		return 0;
+	}
+	if (fflush(l->journal) != 0)
+		return -1;
+	while (len > 0) {
+		ssize_t r = pread(fileno(l->journal), buf, len, (off_t)off);
+
+		if (r <= 0)
+			return -1;
+		buf += r;
+		off += (uint64_t)r;
+		len -= (size_t)r;
+	}
+	return 0;
+}
 
 static int
-ledger_load(struct ledger *l, const uint8_t *img, size_t len)
+ledger_snapshot(struct service *s, struct wbuf *out)
+{
+	uint64_t tail;
+	size_t at;
+
+	if (ledger_checkpoint(s, out, &tail) == -1 ||
+	    wbuf_reserve(out, tail) == -1)
+		return -1;
+	at = out->len;
+	if (ledger_tail_read(s, 0, out->p + at, tail) == -1)
+		return -1;
+	out->len += tail;
+	return 0;
+}
+
+struct head {
+	uint64_t count, jlen;
+	uint8_t chain[PBFT_DIGEST_LEN];
+	size_t len; /* bytes of the head in the image */
+};
+
+/* Parses an image's head into h and the key-value pairs into l (if not
+ * NULL). 0 or -1. */
+static int
+head_parse(const uint8_t *img, size_t len, struct head *h, struct ledger *l)
 {
 	struct rbuf rb;
 	uint8_t magic[8];
-	uint64_t count, nkeys;
+	uint64_t nkeys;
 
 	rbuf_init(&rb, img, len);
 	if (rbuf_get_bytes(&rb, magic, 8) == -1 ||
 	    memcmp(magic, SNAP_MAGIC, 8) != 0 ||
-	    rbuf_get_u64(&rb, &count) == -1)
-		return -1;
-	for (uint64_t i = 0; i < count; i++) {
-		uint32_t tlen;
-		const uint8_t *tx;
-
-		if (rbuf_get_u32(&rb, &tlen) == -1 ||
-		    tlen > PBFT_OP_BYTES_MAX ||
-		    rbuf_get_ref(&rb, &tx, tlen) == -1)
-			return -1;
-		ledger_append(l, tx, tlen);
-	}
-	if (rbuf_get_u64(&rb, &nkeys) == -1)
+	    rbuf_get_u64(&rb, &h->count) == -1 ||
+	    rbuf_get_bytes(&rb, h->chain, PBFT_DIGEST_LEN) == -1 ||
+	    rbuf_get_u64(&rb, &h->jlen) == -1 ||
+	    rbuf_get_u64(&rb, &nkeys) == -1 || h->jlen / ENTRY_HDR < h->count)
 		return -1;
 	for (uint64_t i = 0; i < nkeys; i++) {
 		uint16_t klen;
@@ -367,56 +424,187 @@ ledger_load(struct ledger *l, const uint8_t *img, size_t len)
 		    vlen > PBFT_RESULT_BYTES_MAX ||
 		    rbuf_get_ref(&rb, &v, vlen) == -1)
 			return -1;
-		kv_put(l, k, klen, v, vlen);
+		if (l != NULL)
+			kv_put(l, k, klen, v, vlen);
 	}
-	return rbuf_left(&rb) == 0 ? 0 : -1;
+	h->len = rb.off;
+	return 0;
+}
+
+/*
+ * Checks entries in journal format, fed in pieces by next(), against the
+ * head: indexes 0..count-1 in order, lengths in bounds, exactly jlen bytes,
+ * and the chain they make equal to the head's. 0 or -1.
+ */
+typedef int (*entry_reader)(void *arg, uint8_t *buf, size_t len);
+
+static int
+entries_check(
+    const struct head *h, entry_reader next, void *arg, uint8_t *txbuf)
+{
+	uint8_t chain[PBFT_DIGEST_LEN] = {0};
+	uint64_t used = 0;
+
+	for (uint64_t i = 0; i < h->count; i++) {
+		uint8_t jh[ENTRY_HDR];
+		uint64_t len;
+
+		if (h->jlen - used < ENTRY_HDR ||
+		    next(arg, jh, ENTRY_HDR) == -1 || get_le(jh, 8) != i)
+			return -1;
+		len = get_le(jh + 8, 4);
+		used += ENTRY_HDR;
+		if (len > PBFT_OP_BYTES_MAX || h->jlen - used < len ||
+		    next(arg, txbuf, len) == -1)
+			return -1;
+		used += len;
+		chain_step(chain, i, txbuf, len);
+	}
+	return used == h->jlen && memcmp(chain, h->chain, PBFT_DIGEST_LEN) == 0
+	    ? 0
+	    : -1;
+}
+
+struct mem_reader {
+	const uint8_t *p;
+	size_t left;
+};
+
+static int
+mem_next(void *arg, uint8_t *buf, size_t len)
+{
+	struct mem_reader *m = arg;
+
+	if (len > m->left)
+		return -1;
+	memcpy(buf, m->p, len);
+	m->p += len;
+	m->left -= len;
+	return 0;
+}
+
+static int
+file_next(void *arg, uint8_t *buf, size_t len)
+{
+	return len == 0 || fread(buf, 1, len, arg) == len ? 0 : -1;
+}
+
+static void ledger_clear(struct ledger *l);
+static int ledger_init(struct ledger *l);
+
+/* Replaces l's state with tmp's (keeping l's journal, seed and ops). */
+static void
+ledger_swap_in(struct ledger *l, struct ledger *tmp)
+{
+	tmp->journal = l->journal;
+	l->journal = NULL;
+	ledger_clear(l);
+	*l = *tmp;
 }
 
 static int
 ledger_restore(struct service *s, const uint8_t *img, size_t len)
 {
 	struct ledger *l = ledger_of(s), tmp;
+	struct head h;
+	struct mem_reader m;
+	uint8_t *txbuf = malloc(PBFT_OP_BYTES_MAX);
+	int rc = -1;
 
 	/* Build the new state aside so a bad image leaves the old one. */
 	memset(&tmp, 0, sizeof(tmp));
 	tmp.base = l->base;
-	if (ledger_init(&tmp) == -1)
-		return -1;
 	tmp.seed = l->seed;
-	if (ledger_load(&tmp, img, len) == -1) {
-		ledger_clear(&tmp);
-		return -1;
-	}
-	tmp.journal = l->journal;
-	l->journal = NULL;
-	ledger_clear(l);
-	*l = tmp;
-	if (l->journal != NULL) {
-		/* Rewrite the journal from the restored ledger. */
-		uint64_t count = l->count;
+	if (txbuf == NULL || ledger_init(&tmp) == -1)
+		goto out;
+	if (head_parse(img, len, &h, &tmp) == -1 || len - h.len != h.jlen)
+		goto out;
+	m = (struct mem_reader){img + h.len, h.jlen};
+	if (entries_check(&h, mem_next, &m, txbuf) == -1)
+		goto out;
+	tmp.count = h.count;
+	tmp.jlen = h.jlen;
+	memcpy(tmp.chain, h.chain, PBFT_DIGEST_LEN);
+	if (l->journal == NULL) {
+		if ((tmp.data = malloc(h.jlen ? h.jlen : 1)) == NULL)
+			goto out;
+		memcpy(tmp.data, img + h.len, h.jlen);
+		tmp.data_cap = h.jlen;
+	} else {
+		/* The entries are the journal: write them as they are. */
 		FILE *j = l->journal;
 
 		if (fflush(j) != 0 || ftruncate(fileno(j), 0) == -1 ||
-		    fseeko(j, 0, SEEK_SET) == -1)
-			abort();
-		l->journal = NULL;
-		for (uint64_t i = 0; i < count; i++) {
-			uint8_t jh[12];
-			uint64_t n = l->offs[i + 1] - l->offs[i];
-
-			for (int b = 0; b < 8; b++)
-				jh[b] = (uint8_t)(i >> (8 * b));
-			for (int b = 0; b < 4; b++)
-				jh[8 + b] = (uint8_t)(n >> (8 * b));
-			if (fwrite(jh, 1, 12, j) != 12 ||
-			    (n > 0 &&
-			        fwrite(l->data + l->offs[i], 1, n, j) != n))
-				abort();
-		}
-		l->journal = j;
-		fflush(j);
+		    fseeko(j, 0, SEEK_SET) == -1 ||
+		    (h.jlen > 0 &&
+		        fwrite(img + h.len, 1, h.jlen, j) != h.jlen) ||
+		    fflush(j) != 0 || fdatasync(fileno(j)) == -1)
+			abort(); /* the journal must not silently diverge */
 	}
-	return 0;
+	ledger_swap_in(l, &tmp);
+	rc = 0;
+out:
+	if (rc == -1)
+		ledger_clear(&tmp);
+	free(txbuf);
+	return rc;
+}
+
+/*
+ * After a restart: the state of a checkpoint from its head and the journal,
+ * whose first jlen bytes must hold exactly the entries the head names (they
+ * were made durable before the head was written). Later entries are cut:
+ * their batches are executed again from the log. img == NULL: empty state.
+ */
+static int
+ledger_reopen(
+    struct service *s, const uint8_t *img, size_t len, uint64_t *tail_len)
+{
+	struct ledger *l = ledger_of(s), tmp;
+	struct head h = {0};
+	uint8_t *txbuf = malloc(PBFT_OP_BYTES_MAX);
+	FILE *j = l->journal;
+	int rc = -1;
+
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.base = l->base;
+	tmp.seed = l->seed;
+	if (txbuf == NULL || j == NULL || ledger_init(&tmp) == -1)
+		goto out;
+	if (img != NULL &&
+	    (head_parse(img, len, &h, &tmp) == -1 || len != h.len))
+		goto out;
+	if (fflush(j) != 0 || fseeko(j, 0, SEEK_SET) == -1 ||
+	    entries_check(&h, file_next, j, txbuf) == -1 ||
+	    ftruncate(fileno(j), (off_t)h.jlen) == -1 ||
+	    fseeko(j, 0, SEEK_END) == -1)
+		goto out;
+	tmp.count = h.count;
+	tmp.jlen = h.jlen;
+	memcpy(tmp.chain, h.chain, PBFT_DIGEST_LEN);
+	ledger_swap_in(l, &tmp);
+	*tail_len = h.jlen;
+	rc = 0;
+out:
+	if (rc == -1) {
+		ledger_clear(&tmp);
+		if (j != NULL)
+			(void)fseeko(j, 0, SEEK_END);
+	}
+	free(txbuf);
+	return rc;
+}
+
+static int
+ledger_sync(struct service *s)
+{
+	struct ledger *l = ledger_of(s);
+
+	if (l->journal == NULL)
+		return 0;
+	return fflush(l->journal) == 0 && fdatasync(fileno(l->journal)) == 0
+	    ? 0
+	    : -1;
 }
 
 static void
@@ -432,10 +620,8 @@ ledger_clear(struct ledger *l)
 		}
 	}
 	free(l->buckets);
-	free(l->offs);
 	free(l->data);
 	l->buckets = NULL;
-	l->offs = NULL;
 	l->data = NULL;
 }
 
@@ -467,6 +653,10 @@ static const struct service_ops ledger_ops = {
     .digest = ledger_digest,
     .snapshot = ledger_snapshot,
     .restore = ledger_restore,
+    .checkpoint = ledger_checkpoint,
+    .tail_read = ledger_tail_read,
+    .sync = ledger_sync,
+    .reopen = ledger_reopen,
     .flush = ledger_flush,
     .free = ledger_free,
 };
@@ -502,11 +692,23 @@ service_ledger_open(const char *journal_path)
 {
 	struct service *s = service_ledger_new();
 	struct ledger *l;
+	int fd;
 
 	if (s == NULL)
 		return NULL;
 	l = ledger_of(s);
-	if ((l->journal = fopen(journal_path, "w")) == NULL) {
+	/* Not truncated: reopen checks what it holds against a snapshot. */
+	fd = open(journal_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd == -1 || (l->journal = fdopen(fd, "r+")) == NULL) {
+		int e = errno;
+
+		if (fd != -1)
+			close(fd);
+		ledger_free(s);
+		errno = e;
+		return NULL;
+	}
+	if (fseeko(l->journal, 0, SEEK_END) == -1) {
 		ledger_free(s);
 		return NULL;
 	}
@@ -517,19 +719,6 @@ uint64_t
 service_ledger_count(struct service *s)
 {
 	return ledger_of(s)->count;
-}
-
-int
-service_ledger_entry(
-    struct service *s, uint64_t i, const uint8_t **data, size_t *len)
-{
-	struct ledger *l = ledger_of(s);
-
-	if (i >= l->count)
-		return -1;
-	*data = l->data + l->offs[i];
-	*len = l->offs[i + 1] - l->offs[i];
-	return 0;
 }
 
 int

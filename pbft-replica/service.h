@@ -50,6 +50,26 @@ struct service_ops {
 	/* Pushes buffered output (e.g. a journal) to the kernel; may be NULL.
 	 */
 	void (*flush)(struct service *s);
+	/*
+	 * Incremental checkpoints, for a service that keeps most of its state
+	 * in a durable file of its own. All four NULL: the replica takes
+	 * whole snapshot images instead.
+	 * checkpoint: appends a head such that the snapshot image is exactly
+	 *   head || the file's first *tail_len bytes, and those bytes never
+	 *   change afterwards (the file only grows until a restore). 0 or -1.
+	 * tail_read: len bytes of the file at off. 0 or -1.
+	 * sync: makes the file durable up to its end. 0 or -1.
+	 * reopen: after a restart, the state of a head and the file (img NULL:
+	 *   the empty state); sets *tail_len. -1 if the file does not hold
+	 *   what the head names (state unchanged: fetch it instead).
+	 */
+	int (*checkpoint)(
+	    struct service *s, struct wbuf *out, uint64_t *tail_len);
+	int (*tail_read)(
+	    struct service *s, uint64_t off, uint8_t *buf, size_t len);
+	int (*sync)(struct service *s);
+	int (*reopen)(struct service *s, const uint8_t *img, size_t len,
+	    uint64_t *tail_len);
 	void (*free)(struct service *s);
 };
 
@@ -71,17 +91,16 @@ enum ledger_op {
 struct service *service_ledger_new(void);
 
 /*
- * The same, also keeping a journal of the ledger in the file at path: one
- * record per transaction, u64 index | u32 length | bytes, little-endian,
- * rewritten whole when a snapshot is restored. Replicas that agree have
- * byte-identical journals. NULL with errno set on failure.
+ * The same, keeping the ledger in a journal in the file at path instead of
+ * memory: one record per transaction, u64 index | u32 length | bytes,
+ * little-endian, rewritten whole when an image is restored. Replicas that
+ * agree have byte-identical journals. The file is not truncated: call
+ * reopen before executing anything. NULL with errno set on failure.
  */
 struct service *service_ledger_open(const char *journal_path);
 
-/* Number of ledger entries and access to entry i (0-based), for tests. */
+/* Number of ledger entries. */
 uint64_t service_ledger_count(struct service *s);
-int service_ledger_entry(
-    struct service *s, uint64_t i, const uint8_t **data, size_t *len);
 
 /* Helpers to build operations for the built-in service; 0 or -1. */
 int ledger_op_submit(struct wbuf *wb, const void *tx, size_t len);

@@ -6,6 +6,7 @@
  * backups, signature when strict.
  */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,7 +50,7 @@ setup(void)
 		sig_key_free(k);
 	}
 	memset(&client_cfg, 0, sizeof(client_cfg));
-	strcpy(client_cfg.name, "c0");
+	snprintf(client_cfg.name, sizeof(client_cfg.name), "c0");
 	sig_public_raw(client_key, client_cfg.public_key);
 	cfg.nclients = 1;
 	cfg.clients = &client_cfg;

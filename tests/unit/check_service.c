@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "service.h"
 
 static uint8_t
@@ -133,6 +136,118 @@ START_TEST(test_digest_and_snapshot)
 }
 END_TEST
 
+/* Runs k submits and k puts on s. */
+static void
+load(struct service *s, int k, int tag)
+{
+	uint8_t res[PBFT_RESULT_BYTES_MAX];
+	size_t rlen;
+	struct wbuf wb;
+	char buf[32];
+
+	wbuf_init_dynamic(&wb, 1 << 20);
+	for (int i = 0; i < k; i++) {
+		snprintf(buf, sizeof(buf), "tx-%d-%d", tag, i);
+		wbuf_reset(&wb);
+		ledger_op_submit(&wb, buf, strlen(buf));
+		ck_assert_int_eq(run(s, &wb, res, &rlen), SVC_OK);
+		wbuf_reset(&wb);
+		ledger_op_put(&wb, buf, 4 + (size_t)(i % 3), buf, strlen(buf));
+		ck_assert_int_eq(run(s, &wb, res, &rlen), SVC_OK);
+	}
+	wbuf_clear(&wb);
+}
+
+static off_t
+file_size(const char *path)
+{
+	struct stat st;
+
+	ck_assert_int_eq(stat(path, &st), 0);
+	return st.st_size;
+}
+
+/*
+ * Incremental checkpoints: the head plus the journal's first tail_len
+ * bytes are the whole image; after a restart the head and the journal give
+ * back the state of the checkpoint, later entries cut; a journal that lost
+ * what the head names is refused.
+ */
+START_TEST(test_checkpoint_head_and_journal)
+{
+	char dir[] = "/tmp/pbft-svc-XXXXXX", path[64];
+	struct service *s, *t, *m = service_ledger_new();
+	struct wbuf head, full;
+	uint64_t tail, tail2;
+	uint8_t d_ck[32], d[32];
+	FILE *f;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/ledger", dir);
+	wbuf_init_dynamic(&head, 1 << 20);
+	wbuf_init_dynamic(&full, 1 << 24);
+	s = service_ledger_open(path);
+	ck_assert_ptr_nonnull(s);
+	ck_assert_int_eq(s->ops->reopen(s, NULL, 0, &tail), 0);
+	load(s, 300, 1);
+	ck_assert_int_eq(s->ops->checkpoint(s, &head, &tail), 0);
+	ck_assert_uint_gt(tail, head.len); /* the head is the small part */
+	s->ops->digest(s, d_ck);
+	ck_assert_int_eq(s->ops->sync(s), 0);
+	load(s, 50, 2); /* after the checkpoint */
+	/* head || tail bytes == the full image, which restores elsewhere. */
+	wbuf_put_bytes(&full, head.p, head.len);
+	ck_assert_int_eq(wbuf_reserve(&full, tail), 0);
+	ck_assert_int_eq(s->ops->tail_read(s, 0, full.p + full.len, tail), 0);
+	full.len += tail;
+	ck_assert_int_eq(m->ops->restore(m, full.p, full.len), 0);
+	m->ops->digest(m, d);
+	ck_assert_mem_eq(d, d_ck, 32);
+	ck_assert_int_eq(s->ops->tail_read(s, tail * 100, full.p, 1), -1);
+	s->ops->free(s);
+
+	/* Restart: the checkpoint's state, the later entries cut. */
+	t = service_ledger_open(path);
+	ck_assert_int_eq(t->ops->reopen(t, head.p, head.len, &tail2), 0);
+	ck_assert_uint_eq(tail2, tail);
+	ck_assert_uint_eq(service_ledger_count(t), 300);
+	t->ops->digest(t, d);
+	ck_assert_mem_eq(d, d_ck, 32);
+	ck_assert_int_eq(file_size(path), (off_t)tail);
+	load(t, 10, 3); /* and it goes on from there */
+	ck_assert_uint_eq(service_ledger_count(t), 310);
+	t->ops->free(t);
+
+	/* A flipped byte in the journal: refused, state unchanged. */
+	f = fopen(path, "r+");
+	ck_assert_ptr_nonnull(f);
+	fseek(f, 100, SEEK_SET);
+	fputc(0x5a ^ 'x', f);
+	fclose(f);
+	t = service_ledger_open(path);
+	ck_assert_int_eq(t->ops->reopen(t, head.p, head.len, &tail2), -1);
+	ck_assert_uint_eq(service_ledger_count(t), 0);
+	/* A truncated journal: refused too; the empty state still works. */
+	ck_assert_int_eq(truncate(path, (off_t)tail / 2), 0);
+	ck_assert_int_eq(t->ops->reopen(t, head.p, head.len, &tail2), -1);
+	ck_assert_int_eq(t->ops->reopen(t, NULL, 0, &tail2), 0);
+	ck_assert_int_eq(file_size(path), 0);
+	/* A head with trailing bytes is not a head. */
+	ck_assert_int_eq(t->ops->reopen(t, full.p, full.len, &tail2), -1);
+	/* The full image restores into the journaled service too. */
+	ck_assert_int_eq(t->ops->restore(t, full.p, full.len), 0);
+	ck_assert_int_eq(file_size(path), (off_t)tail);
+	t->ops->digest(t, d);
+	ck_assert_mem_eq(d, d_ck, 32);
+	t->ops->free(t);
+	m->ops->free(m);
+	wbuf_clear(&head);
+	wbuf_clear(&full);
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
 static Suite *
 service_suite(void)
 {
@@ -142,6 +257,7 @@ service_suite(void)
 	tcase_add_test(tc, test_submit_indexes);
 	tcase_add_test(tc, test_kv);
 	tcase_add_test(tc, test_digest_and_snapshot);
+	tcase_add_test(tc, test_checkpoint_head_and_journal);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("malformed");
 	tcase_add_test(tc, test_bad_ops);
