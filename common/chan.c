@@ -278,15 +278,17 @@ input_record(struct chan *ch, const uint8_t *in, size_t len, size_t *used,
 	if (open_record(ch, in, rl + 4, scratch->p) == -1)
 		return fail(ch, "record failed authentication");
 	flen = rl - CHAN_TAG_LEN;
-	{
-		size_t want;
-
-		if (wire_frame_len(scratch->p, flen, &want) != WIRE_OK ||
-		    want != flen)
-			return fail(ch, "record does not hold one frame");
-	}
+	/* Whole frames back to back, checked before any is delivered. */
+	for (size_t off = 0, want; off < flen; off += want)
+		if (wire_frame_len(scratch->p + off, flen - off, &want) !=
+		        WIRE_OK ||
+		    want > flen - off)
+			return fail(ch, "record does not hold whole frames");
 	*used = rl + 4;
-	fn(arg, scratch->p, flen);
+	for (size_t off = 0, want; off < flen; off += want) {
+		(void)wire_frame_len(scratch->p + off, flen - off, &want);
+		fn(arg, scratch->p + off, want);
+	}
 	return 0;
 }
 

@@ -13,10 +13,13 @@
  *      HKDF-SHA256(ikm = X25519 shared secret, salt = th, info =
  *      "pbft i->r" / "pbft r->i").
  *
- * Afterwards every record is  u32 len | ChaCha20-Poly1305(frame) | tag,  the
+ * Afterwards every record is  u32 len | ChaCha20-Poly1305(frames) | tag,  the
  * nonce being a per-direction counter that is never sent: a record that is
  * replayed, reordered, dropped, altered or injected fails authentication and
- * the channel reports an error (the caller then drops the connection).
+ * the channel reports an error (the caller then drops the connection). A
+ * record holds one or more whole frames back to back: senders coalesce what
+ * they queue in one loop iteration, so a burst of small messages costs one
+ * AEAD operation.
  */
 #ifndef PBFT_CHAN_H
 #define PBFT_CHAN_H
@@ -87,7 +90,11 @@ int chan_start(struct chan *ch, struct wbuf *out);
  */
 int chan_input(struct chan *ch, const uint8_t *in, size_t len, size_t *consumed,
     struct wbuf *out, chan_frame_fn fn, void *arg);
-/* Appends frame as one sealed record. 0, or -1 before establishment. */
+/*
+ * Appends frames (one or more whole frames back to back, at most
+ * PBFT_FRAME_BYTES_MAX bytes) as one sealed record. 0, or -1 before
+ * establishment.
+ */
 int chan_seal(
     struct chan *ch, const uint8_t *frame, size_t len, struct wbuf *out);
 bool chan_established(const struct chan *ch);

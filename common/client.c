@@ -35,6 +35,7 @@
 
 #define CONN_READ_CHUNK 65536
 #define CONN_WQ_MAX (16u << 20) /* bytes queued to one replica */
+#define CONN_RECORD_COALESCE (256 * 1024) /* frames per sealed record */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define HANDSHAKE_MS 5000
@@ -51,6 +52,7 @@ struct client_conn {
 	struct wbuf in; /* received, not yet consumed */
 	struct wbuf out; /* sealed, not yet written */
 	size_t out_off;
+	struct wbuf pt; /* frames queued this iteration: sealed as one record */
 };
 
 /* A reply vote: what replica i said about a request. */
@@ -151,8 +153,23 @@ conn_close(struct client_conn *cc, const char *why)
 	chan_clear(&cc->ch);
 	wbuf_reset(&cc->in);
 	wbuf_reset(&cc->out);
+	wbuf_reset(&cc->pt);
 	cc->out_off = 0;
 	conn_schedule(cc);
+}
+
+/* Seals the queued frames as one record. 0, or -1 (connection closed). */
+static int
+conn_seal(struct client_conn *cc)
+{
+	if (cc->pt.len == 0)
+		return 0;
+	if (chan_seal(&cc->ch, cc->pt.p, cc->pt.len, &cc->out) == -1) {
+		conn_close(cc, "cannot seal frames");
+		return -1;
+	}
+	wbuf_reset(&cc->pt);
+	return 0;
 }
 
 static void
@@ -160,12 +177,16 @@ conn_queue(struct client_conn *cc, const uint8_t *frame, size_t len)
 {
 	if (!cc->ready)
 		return; /* retransmission covers what is lost here */
-	if (cc->out.len - cc->out_off + len > CONN_WQ_MAX) {
+	if (cc->out.len - cc->out_off + cc->pt.len + len > CONN_WQ_MAX) {
 		conn_close(cc, "write queue full");
 		return;
 	}
-	if (chan_seal(&cc->ch, frame, len, &cc->out) == -1) {
-		conn_close(cc, "cannot seal frame");
+	if (cc->pt.len > 0 && cc->pt.len + len > CONN_RECORD_COALESCE &&
+	    conn_seal(cc) == -1)
+		return;
+	wbuf_put_bytes(&cc->pt, frame, len);
+	if (wbuf_failed(&cc->pt)) {
+		conn_close(cc, "out of memory");
 		return;
 	}
 	ev_io_start(cc->c->loop, &cc->wr);
@@ -234,6 +255,8 @@ conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void
 conn_flush(struct client_conn *cc)
 {
+	if (cc->ready && conn_seal(cc) == -1)
+		return;
 	while (cc->out_off < cc->out.len) {
 		ssize_t w = write(
 		    cc->fd, cc->out.p + cc->out_off, cc->out.len - cc->out_off);
@@ -769,6 +792,7 @@ pbft_client_new(struct ev_loop *loop, const struct pbft_client_opts *opts,
 		cc->backoff_ms = BACKOFF_MIN_MS;
 		wbuf_init_dynamic(&cc->in, PBFT_FRAME_BYTES_MAX + 4096);
 		wbuf_init_dynamic(&cc->out, CONN_WQ_MAX + PBFT_FRAME_BYTES_MAX);
+		wbuf_init_dynamic(&cc->pt, CONN_WQ_MAX + PBFT_FRAME_BYTES_MAX);
 		ev_io_init(&cc->rd, conn_read_cb, 0, EV_READ);
 		ev_io_init(&cc->wr, conn_write_cb, 0, EV_WRITE);
 		ev_init(&cc->retry, conn_retry_cb);
@@ -802,6 +826,7 @@ pbft_client_free(struct pbft_client *c)
 		}
 		wbuf_clear(&cc->in);
 		wbuf_clear(&cc->out);
+		wbuf_clear(&cc->pt);
 	}
 	ev_prepare_stop(c->loop, &c->sign_w);
 	wbuf_clear(&c->scratch);

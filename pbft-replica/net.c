@@ -22,6 +22,7 @@
 #include "wire.h"
 
 #define READ_CHUNK 65536
+#define NET_RECORD_COALESCE (256 * 1024) /* frames per sealed record */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 
@@ -41,6 +42,7 @@ struct conn {
 	/* out[out_off, release) may be written; later frames wait for the
 	 * replica's log (net_hold). mark: out.len at the last net_mark. */
 	size_t release, mark;
+	struct wbuf pt; /* frames queued, not sealed yet (one record later) */
 	struct conn *next_dead;
 	struct conn *next_all, **prev_all; /* every live connection */
 };
@@ -192,6 +194,7 @@ reap(struct net *n)
 		n->dead = c->next_dead;
 		wbuf_clear(&c->in);
 		wbuf_clear(&c->out);
+		wbuf_clear(&c->pt);
 		free(c);
 	}
 }
@@ -277,11 +280,15 @@ count_failure(struct conn *c)
 		n->st.peer[id].handshake_failures++;
 }
 
+static int seal_pending(struct conn *c);
+
 static void
 flush(struct conn *c)
 {
-	if (!c->established)
-		c->release = c->out.len; /* handshake records never wait */
+	if (c->pt.len > 0 && seal_pending(c) == -1)
+		return;
+	if (!c->established || !c->n->hold)
+		c->release = c->out.len; /* handshakes never wait */
 	while (c->out_off < c->release) {
 		ssize_t w = send(c->fd, c->out.p + c->out_off,
 		    c->release - c->out_off, MSG_NOSIGNAL);
@@ -440,6 +447,7 @@ conn_new(struct net *n, int fd, bool outbound, uint32_t want)
 	c->want = want;
 	wbuf_init_dynamic(&c->in, CHAN_RECORD_MAX + 4 + READ_CHUNK);
 	wbuf_init_dynamic(&c->out, NET_WQ_BYTES_MAX + PBFT_FRAME_BYTES_MAX);
+	wbuf_init_dynamic(&c->pt, NET_WQ_BYTES_MAX + PBFT_FRAME_BYTES_MAX);
 	chan_init(&c->ch, PBFT_ROLE_REPLICA, n->id, n->key, lookup, n,
 	    n->cfg->name, outbound, outbound ? PBFT_ROLE_REPLICA : 0, want);
 	ev_io_init(&c->rd, read_cb, fd, EV_READ);
@@ -570,12 +578,38 @@ encode(struct net *n, const struct pbft_msg *msg)
 	return 0;
 }
 
+/*
+ * Seals the queued frames into one record (one AEAD operation for all the
+ * frames of a loop iteration). 0, or -1 with the connection closed.
+ */
+static int
+seal_pending(struct conn *c)
+{
+	if (c->pt.len == 0)
+		return 0;
+	if (c->out_off > 0 && c->out.len + c->pt.len + 64 > NET_WQ_BYTES_MAX) {
+		/* Reclaim what the socket already took. */
+		memmove(
+		    c->out.p, c->out.p + c->out_off, c->out.len - c->out_off);
+		c->out.len -= c->out_off;
+		c->release -= c->out_off;
+		c->mark = c->mark > c->out_off ? c->mark - c->out_off : 0;
+		c->out_off = 0;
+	}
+	if (chan_seal(&c->ch, c->pt.p, c->pt.len, &c->out) == -1) {
+		conn_close(c, "cannot seal");
+		return -1;
+	}
+	wbuf_reset(&c->pt);
+	return 0;
+}
+
 static void
 queue_raw(struct net *n, struct conn *c, const uint8_t *frame, size_t len)
 {
 	if (c == NULL || c->fd == -1 || !c->established)
 		return;
-	if (c->out.len - c->out_off + len + 64 > NET_WQ_BYTES_MAX) {
+	if (c->out.len - c->out_off + c->pt.len + len + 64 > NET_WQ_BYTES_MAX) {
 		n->st.queue_drops++;
 		if (c->role == PBFT_ROLE_REPLICA)
 			n->st.peer[c->peer].queue_drops++;
@@ -585,17 +619,12 @@ queue_raw(struct net *n, struct conn *c, const uint8_t *frame, size_t len)
 		conn_close(c, "write queue full");
 		return;
 	}
-	if (c->out_off > 0 && c->out.len + len + 64 > NET_WQ_BYTES_MAX) {
-		/* Reclaim what the socket already took. */
-		memmove(
-		    c->out.p, c->out.p + c->out_off, c->out.len - c->out_off);
-		c->out.len -= c->out_off;
-		c->release -= c->out_off;
-		c->mark = c->mark > c->out_off ? c->mark - c->out_off : 0;
-		c->out_off = 0;
-	}
-	if (chan_seal(&c->ch, frame, len, &c->out) == -1) {
-		conn_close(c, "cannot seal");
+	if (c->pt.len > 0 && c->pt.len + len > NET_RECORD_COALESCE &&
+	    seal_pending(c) == -1)
+		return;
+	wbuf_put_bytes(&c->pt, frame, len);
+	if (wbuf_failed(&c->pt)) {
+		conn_close(c, "out of memory");
 		return;
 	}
 	n->st.frames_out++;
@@ -603,9 +632,14 @@ queue_raw(struct net *n, struct conn *c, const uint8_t *frame, size_t len)
 		n->st.peer[c->peer].frames_out++;
 	if (n->hold)
 		return;
-	c->release = c->out.len;
-	/* Coalesce: one write per loop iteration from the writer. */
+	/* Coalesce: one record and one write per loop iteration. */
 	ev_io_start(n->loop, &c->wr);
+}
+
+static void
+queue_frame(struct net *n, struct conn *c)
+{
+	queue_raw(n, c, n->enc.p, n->enc.len);
 }
 
 void
@@ -617,8 +651,13 @@ net_hold(struct net *n)
 void
 net_mark(struct net *n)
 {
-	for (struct conn *c = n->all; c != NULL; c = c->next_all)
-		c->mark = c->out.len;
+	struct conn *next;
+
+	for (struct conn *c = n->all; c != NULL; c = next) {
+		next = c->next_all;
+		if (seal_pending(c) == 0)
+			c->mark = c->out.len;
+	}
 }
 
 /* Lets every connection write up to its mark, or everything if all. */
@@ -628,10 +667,11 @@ release_to(struct net *n, bool all)
 	for (struct conn *c = n->all; c != NULL; c = c->next_all) {
 		size_t to = all ? c->out.len : c->mark;
 
-		if (c->fd == -1 || to <= c->release)
+		if (c->fd == -1 || (to <= c->release && !(all && c->pt.len)))
 			continue;
-		c->release = to;
-		ev_io_start(n->loop, &c->wr);
+		if (to > c->release)
+			c->release = to;
+		ev_io_start(n->loop, &c->wr); /* all: seals pt there */
 	}
 }
 
@@ -646,12 +686,6 @@ net_unhold(struct net *n)
 {
 	n->hold = false;
 	release_to(n, true);
-}
-
-static void
-queue_frame(struct net *n, struct conn *c)
-{
-	queue_raw(n, c, n->enc.p, n->enc.len);
 }
 
 /* ---- address announcements --------------------------------------------- */

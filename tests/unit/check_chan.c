@@ -164,6 +164,34 @@ START_TEST(test_replica_handshake_and_frames)
 }
 END_TEST
 
+/* One record may carry several whole frames; a cut frame fails it. */
+START_TEST(test_record_with_several_frames)
+{
+	struct pair p;
+	struct pbft_msg m = {.type = PBFT_MSG_REQUEST};
+	struct wbuf f;
+
+	ck_assert_int_eq(handshake(&p, PBFT_ROLE_REPLICA, 0, rkey[0], 1, 1), 0);
+	wbuf_init_dynamic(&f, 4096);
+	for (uint64_t ts = 1; ts <= 3; ts++) {
+		m.u.request = (struct pbft_request){.client = 0,
+		    .timestamp = ts,
+		    .op_len = 2,
+		    .op = (const uint8_t *)"hi"};
+		ck_assert_int_eq(wire_encode(&f, &m), 0);
+	}
+	ck_assert_int_eq(chan_seal(&p.a, f.p, f.len, &p.ao), 0);
+	ck_assert_int_eq(pump(&p.ao, &p.b, &p.bo, &p.bs), 0);
+	ck_assert_int_eq(p.bs.frames, 3);
+	/* The last frame cut short: nothing of the record is delivered. */
+	ck_assert_int_eq(chan_seal(&p.a, f.p, f.len - 1, &p.ao), 0);
+	ck_assert_int_eq(pump(&p.ao, &p.b, &p.bo, &p.bs), -1);
+	ck_assert_int_eq(p.bs.frames, 3);
+	wbuf_clear(&f);
+	pair_clear(&p);
+}
+END_TEST
+
 START_TEST(test_client_handshake)
 {
 	struct pair p;
@@ -304,6 +332,7 @@ chan_suite(void)
 	tcase_add_checked_fixture(tc, keys_setup, keys_teardown);
 	tcase_add_test(tc, test_replica_handshake_and_frames);
 	tcase_add_test(tc, test_client_handshake);
+	tcase_add_test(tc, test_record_with_several_frames);
 	tcase_add_test(tc, test_request_key_shared_per_session);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("malformed");
