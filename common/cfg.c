@@ -376,7 +376,7 @@ cluster_key(struct parse *ps, const char *name, const char *v)
 	case 7:
 		if (parse_duration_ms(v, &c->batch_timeout_ms) == -1)
 			return fail_at(ps, ps->line,
-			    "batch_timeout: want a duration like 2ms");
+			    "batch_timeout: want a duration like 20ms");
 		return 1;
 	case 8:
 		if (parse_u64(v, 1, 64, &x) == -1)
@@ -689,8 +689,8 @@ set_defaults(struct parse *ps)
 	c->view_change_timeout_ms = 10000;
 	c->batch_max = 512;
 	c->batch_bytes_max = 1024 * 1024;
-	c->batch_timeout_ms = 2;
-	c->inflight_max = 4;
+	c->batch_timeout_ms = 0;
+	c->inflight_max = 2;
 	c->request_timeout_ms = 1000;
 	c->fsync = CFG_FSYNC_BATCH;
 	c->log_level = LOG_LVL_INFO;

@@ -859,10 +859,15 @@ pbft_try_execute(struct pbft *p)
 
 /* ---- ticks ------------------------------------------------------------- */
 
+/* Batch bytes the primary resends per round: the rest waits a round. */
+#define RETRANSMIT_BYTES_MAX (8u << 20)
+
 static void
 retransmit(struct pbft *p)
 {
 	uint32_t primary = pbft_primary(p, p->view);
+
+	size_t bodies = 0; /* batch bytes resent this round */
 
 	if (p->changing)
 		return; /* pbft_view_tick resends the VIEW-CHANGE */
@@ -876,7 +881,8 @@ retransmit(struct pbft *p)
 			pbft_send_fetch(p, s);
 			continue;
 		}
-		if (p->id == primary) {
+		if (p->id == primary && bodies < RETRANSMIT_BYTES_MAX) {
+			bodies += s->body_len;
 			m = pbft_new_msg(p);
 			m->type = PBFT_MSG_PREPREPARE;
 			m->u.preprepare =
@@ -923,10 +929,14 @@ on_tick(struct pbft *p)
 	pbft_view_tick(p);
 	if (++p->rt_ticks >= p->cfg.retransmit_ticks) {
 		p->rt_ticks = 0;
-		/* Only when stuck: the stable checkpoint did not move. */
-		if (p->rt_low == p->low)
+		/* Only when stuck: neither the stable checkpoint nor execution
+		 * moved. Under load a lagging replica catches up at the next
+		 * checkpoint; resending a window of large batches to everyone
+		 * would only fill the queues. */
+		if (p->rt_low == p->low && p->rt_exec == p->last_exec)
 			retransmit(p);
 		p->rt_low = p->low;
+		p->rt_exec = p->last_exec;
 	}
 }
 

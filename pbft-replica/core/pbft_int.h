@@ -128,6 +128,7 @@ struct pbft {
 	uint64_t seen_commit, vt_seen_commit;
 	uint32_t rt_ticks; /* retransmission countdown */
 	uint64_t rt_low; /* low mark at the last retransmission */
+	uint64_t rt_exec; /* last_exec then */
 	/* scratch */
 	struct wbuf sb; /* signed bytes */
 	struct wbuf enc; /* encodings for records */
