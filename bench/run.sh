@@ -8,13 +8,18 @@
 # 127.0.0.1 (keys from `pbftctl init`), runs `pbftctl bench` against it and
 # writes OUTDIR/<scenario>.json (bench's --json object plus the scenario's
 # settings); a summary table goes to standard output. Scenarios:
-#   peak-n4-64       saturation: 8 clients x 32 outstanding, 64-byte requests
-#   rate70-n4-64     open loop at 70% of peak-n4-64's throughput
+#   peak-n4-64       saturation: 16 clients x 256 outstanding, 64 B
+#   rate70-n4-64     open loop at 70% of peak-n4-64's throughput, from 4
+#                    clients (see README: each client's requests of one
+#                    loop iteration share a signature, so many clients
+#                    with a trickle each cost the primary more)
 #   light-n4-64      1 client, 1 outstanding, fsync = batch
 #   light-off-n4-64  the same with fsync = off
-#   peak-n7-64, peak-n10-64, peak-n4-1024, peak-n4-4096
-#   memory           (with --memory M) M minutes at saturation; RSS of
-#                    every process sampled each second into memory.csv
+#   peak-n7-64, peak-n10-64    16 x 256, 64 B
+#   peak-n4-1024     16 x 64, 1 KiB;  peak-n4-4096  8 x 64, 4 KiB
+#   memory           (with --memory M) M minutes at saturation (16 x 256);
+#                    RSS of every process sampled each second into
+#                    memory.csv
 # -s runs only the named scenarios (rate70-n4-64 reads peak-n4-64's result
 # from OUTDIR). Defaults: build directory ./build, OUTDIR bench/results,
 # 10 s each.
@@ -32,7 +37,7 @@ while [ $# -gt 0 ]; do
 	-d) secs=$2; shift 2 ;;
 	-s) only="$only$2 "; shift 2 ;;
 	--memory) memory=$2; shift 2 ;;
-	-h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,27p' "$0"; exit 0 ;;
 	*) echo "bench/run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -81,20 +86,20 @@ print("%-16s n=%-2d %5dB fsync=%-5s %9.0f req/s  p50 %7.2f  p99 %7.2f  p99.9 %7.
     l["p99"], l["p999"], r["errors"], r["timeouts"]))
 PY
 }
-sat="--clients 8 --outstanding 32 --duration $secs"
+sat="--clients 16 --outstanding 256 --duration $secs"
 run peak-n4-64 4 batch $sat --size 64
-peak=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["throughput"]))' "$out/peak-n4-64.json")
-run rate70-n4-64 4 batch --clients 8 --outstanding 64 --duration "$secs" \
+peak=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["throughput"]))' "$out/peak-n4-64.json" 2>/dev/null || echo 0)
+run rate70-n4-64 4 batch --clients 4 --outstanding 4096 --duration "$secs" \
     --size 64 --rate $(( peak * 7 / 10 > 0 ? peak * 7 / 10 : 1 ))
 run light-n4-64 4 batch --clients 1 --outstanding 1 --duration "$secs" --size 64
 run light-off-n4-64 4 off --clients 1 --outstanding 1 --duration "$secs" --size 64
 run peak-n7-64 7 batch $sat --size 64
 run peak-n10-64 10 batch $sat --size 64
-run peak-n4-1024 4 batch $sat --size 1024
-run peak-n4-4096 4 batch $sat --size 4096
+run peak-n4-1024 4 batch --clients 16 --outstanding 64 --duration "$secs" --size 1024
+run peak-n4-4096 4 batch --clients 8 --outstanding 64 --duration "$secs" --size 4096
 if [ "$memory" -gt 0 ]; then
 	start 4 batch
-	"$pbftctl" bench -c "$work/c/cluster.ini" --clients 8 --outstanding 32 \
+	"$pbftctl" bench -c "$work/c/cluster.ini" --clients 16 --outstanding 256 \
 	    --duration $((memory * 60)) --json >"$out/memory.json" 2>/dev/null &
 	b=$!
 	echo "second,$(seq -s, 0 3 | sed 's/\([0-9]\)/r\1/g'),bench" >"$out/memory.csv"
