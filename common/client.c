@@ -60,7 +60,9 @@ struct vote {
 	bool have;
 	uint64_t seq, view;
 	uint8_t status;
-	uint8_t digest[PBFT_DIGEST_LEN]; /* of the result bytes */
+	uint32_t rlen;
+	/* the result itself if it fits (most do), else its SHA-256 */
+	uint8_t digest[PBFT_DIGEST_LEN];
 };
 
 struct creq {
@@ -536,11 +538,17 @@ client_on_reply(
 	v->seq = rep->seq;
 	v->view = rep->view;
 	v->status = rep->status;
-	sig_sha256(rep->result, rep->result_len, v->digest);
+	v->rlen = rep->result_len;
+	memset(v->digest, 0, sizeof(v->digest));
+	if (rep->result_len <= sizeof(v->digest))
+		memcpy(v->digest, rep->result, rep->result_len);
+	else
+		sig_sha256(rep->result, rep->result_len, v->digest);
 	for (uint32_t i = 0; i < c->n; i++) {
 		const struct vote *o = &q->votes[i];
 
 		if (o->have && o->seq == v->seq && o->status == v->status &&
+		    o->rlen == v->rlen &&
 		    memcmp(o->digest, v->digest, PBFT_DIGEST_LEN) == 0)
 			agree++;
 	}

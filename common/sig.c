@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <openssl/pem.h>
@@ -148,7 +149,6 @@ static pthread_once_t algs_once = PTHREAD_ONCE_INIT;
 static EVP_MD *alg_sha256;
 static EVP_MAC *alg_hmac;
 static _Thread_local EVP_MD_CTX *md_ctx;
-static _Thread_local EVP_MAC_CTX *mac_ctx;
 
 static void
 algs_fetch(void)
@@ -189,29 +189,66 @@ sig_sha256(const uint8_t *data, size_t len, uint8_t out[32])
 	sig_sha256_cat(data, len, NULL, 0, NULL, 0, out);
 }
 
-void
-sig_req_mac(const uint8_t key[32], const uint8_t *data, size_t len,
-    uint8_t out[PBFT_REQ_MAC_LEN])
+/*
+ * HMAC contexts keyed once and reused: re-keying costs more than MACing a
+ * short request. Direct-mapped by key, per thread; a miss keys the slot.
+ */
+#define MAC_SLOTS 64
+
+struct mac_slot {
+	EVP_MAC_CTX *ctx;
+	uint8_t key[32];
+	bool keyed;
+};
+
+static _Thread_local struct mac_slot mac_slots[MAC_SLOTS];
+
+static EVP_MAC_CTX *
+mac_for(const uint8_t key[32])
 {
-	uint8_t full[32];
-	size_t flen = 0;
+	struct mac_slot *m;
+	uint32_t h;
 
 	pthread_once(&algs_once, algs_fetch);
-	if (mac_ctx == NULL && alg_hmac != NULL) {
+	h = ((uint32_t)key[0] | (uint32_t)key[1] << 8) % MAC_SLOTS;
+	m = &mac_slots[h];
+	if (m->ctx == NULL && alg_hmac != NULL) {
 		OSSL_PARAM params[] = {
 		    OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0),
 		    OSSL_PARAM_construct_end()};
 
-		mac_ctx = EVP_MAC_CTX_new(alg_hmac);
-		if (mac_ctx != NULL &&
-		    EVP_MAC_CTX_set_params(mac_ctx, params) != 1) {
-			EVP_MAC_CTX_free(mac_ctx);
-			mac_ctx = NULL;
+		m->ctx = EVP_MAC_CTX_new(alg_hmac);
+		if (m->ctx != NULL &&
+		    EVP_MAC_CTX_set_params(m->ctx, params) != 1) {
+			EVP_MAC_CTX_free(m->ctx);
+			m->ctx = NULL;
 		}
 	}
-	if (mac_ctx == NULL || EVP_MAC_init(mac_ctx, key, 32, NULL) != 1 ||
-	    EVP_MAC_update(mac_ctx, data, len) != 1 ||
-	    EVP_MAC_final(mac_ctx, full, &flen, sizeof(full)) != 1 ||
+	if (m->ctx == NULL)
+		return NULL;
+	if (m->keyed && CRYPTO_memcmp(m->key, key, 32) == 0) {
+		if (EVP_MAC_init(m->ctx, NULL, 0, NULL) != 1)
+			return NULL;
+		return m->ctx;
+	}
+	m->keyed = false;
+	if (EVP_MAC_init(m->ctx, key, 32, NULL) != 1)
+		return NULL;
+	memcpy(m->key, key, 32);
+	m->keyed = true;
+	return m->ctx;
+}
+
+void
+sig_req_mac(const uint8_t key[32], const uint8_t *data, size_t len,
+    uint8_t out[PBFT_REQ_MAC_LEN])
+{
+	EVP_MAC_CTX *ctx = mac_for(key);
+	uint8_t full[32];
+	size_t flen = 0;
+
+	if (ctx == NULL || EVP_MAC_update(ctx, data, len) != 1 ||
+	    EVP_MAC_final(ctx, full, &flen, sizeof(full)) != 1 ||
 	    flen != sizeof(full)) {
 		memset(out, 0, PBFT_REQ_MAC_LEN);
 		return;

@@ -280,6 +280,19 @@ START_TEST(test_hash_and_mac_vectors)
 	memset(key, 0x0c, sizeof(key));
 	sig_req_mac(key, (const uint8_t *)"Hi There", 8, mac);
 	ck_assert(memcmp(mac, want_mac, sizeof(mac)) != 0);
+	/* The first key again (a cached context, or re-keyed): same MAC. */
+	memset(key, 0x0b, sizeof(key));
+	for (int i = 0; i < 3; i++) {
+		sig_req_mac(key, (const uint8_t *)"Hi There", 8, mac);
+		ck_assert_mem_eq(mac, want_mac, sizeof(mac));
+	}
+	/* Two keys sharing a cache slot alternate correctly. */
+	key[2] = 0x77;
+	sig_req_mac(key, (const uint8_t *)"Hi There", 8, mac);
+	ck_assert(memcmp(mac, want_mac, sizeof(mac)) != 0);
+	key[2] = 0x0b;
+	sig_req_mac(key, (const uint8_t *)"Hi There", 8, mac);
+	ck_assert_mem_eq(mac, want_mac, sizeof(mac));
 }
 END_TEST
 
