@@ -104,9 +104,10 @@ if [ "$memory" -gt 0 ]; then
 	b=$!
 	echo "second,$(seq -s, 0 3 | sed 's/\([0-9]\)/r\1/g'),bench" >"$out/memory.csv"
 	for s in $(seq 1 $((memory * 60))); do
+		kill -0 "$b" 2>/dev/null || break
 		row=$s
 		for p in "${pids[@]}" "$b"; do
-			row="$row,$(ps -o rss= -p "$p" 2>/dev/null | tr -d ' ')"
+			row="$row,$( (ps -o rss= -p "$p" 2>/dev/null || true) | tr -d ' ')"
 		done
 		echo "$row" >>"$out/memory.csv"
 		sleep 1
@@ -117,7 +118,11 @@ import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 for col in [c for c in rows[0] if c != "second"]:
     v = [int(r[col] or 0) for r in rows]
-    a, b = sorted(v[60:120])[30], sorted(v[-60:])[30]
-    print("memory %-5s RSS after 1 min %7d KiB, last minute %7d KiB (%+.1f%%)" % (col, a, b, 100.0 * (b - a) / a))
+    # Medians of a window after the warm-up and of the last window.
+    w = max(1, min(60, len(v) // 5))
+    first, last = sorted(v[w:2 * w] or v[:w]), sorted(v[-w:])
+    a, b = first[len(first) // 2], last[len(last) // 2]
+    print("memory %-5s RSS median %7d KiB after warm-up, %7d KiB at the end (%+.1f%%), max %d KiB" % (
+        col, a, b, 100.0 * (b - a) / max(a, 1), max(v)))
 PY
 fi
