@@ -278,15 +278,16 @@ input_record(struct chan *ch, const uint8_t *in, size_t len, size_t *used,
 	if (open_record(ch, in, rl + 4, scratch->p) == -1)
 		return fail(ch, "record failed authentication");
 	flen = rl - CHAN_TAG_LEN;
-	/* Whole frames back to back, checked before any is delivered. */
-	for (size_t off = 0, want; off < flen; off += want)
+	*used = rl + 4;
+	/* Whole frames back to back. The record is authentic, so the frames
+	 * before a malformed one are the peer's as much as if they had come
+	 * in records of their own: they are delivered, then the channel
+	 * fails. */
+	for (size_t off = 0, want; off < flen; off += want) {
 		if (wire_frame_len(scratch->p + off, flen - off, &want) !=
 		        WIRE_OK ||
 		    want > flen - off)
 			return fail(ch, "record does not hold whole frames");
-	*used = rl + 4;
-	for (size_t off = 0, want; off < flen; off += want) {
-		(void)wire_frame_len(scratch->p + off, flen - off, &want);
 		fn(arg, scratch->p + off, want);
 	}
 	return 0;

@@ -834,9 +834,9 @@ fetch_on_start(struct replica *r, const char *why)
 	struct pbft_action a = {.type = PBFT_ACT_FETCH_STATE};
 
 	a.seq = pbft_recover_awaiting_state(r->core, a.digest);
-	log_warnx("%s: fetching the state of checkpoint %llu from the other "
-	          "replicas",
-	    why, (unsigned long long)a.seq);
+	log_warnx("the log names checkpoint %llu but %s: fetching it from the "
+	          "other replicas",
+	    (unsigned long long)a.seq, why);
 	r->fetch_on_start = a;
 }
 
@@ -873,8 +873,8 @@ restore_snapshot(struct replica *r, char *err, size_t errlen)
 		if (ops->reopen != NULL)
 			(void)ops->reopen(r->svc, NULL, 0, &tail_len);
 		fetch_on_start(r,
-		    "the log names a checkpoint whose snapshot "
-		    "is missing (a state transfer was cut short)");
+		    "its snapshot is missing (a state transfer "
+		    "was cut short)");
 		return 0;
 	}
 	if (rc != 0 ||
