@@ -80,13 +80,16 @@ sys.exit(0 if all(r["state"] == "running" and "view" in r for r in s["replicas"]
 }
 wait_until 20 all_running || fail "replicas did not come up"
 
-# converged MIN: every replica running, one last_executed >= MIN and one
-# state digest.
+# converged MIN: every replica running and not fetching state, one
+# last_executed >= MIN and one state digest. (A replica that restarts
+# waiting for a checkpoint's state reports that checkpoint as executed
+# while it fetches it.)
 converged() {
 	status | python3 -c '
 import json, sys
 r = json.load(sys.stdin)["replicas"]
 ok = (all(x["state"] == "running" for x in r) and
+      not any(x.get("state_transfer") for x in r) and
       len({x["last_executed"] for x in r}) == 1 and
       len({x["state_digest"] for x in r}) == 1 and
       r[0]["last_executed"] >= '"$1"')
