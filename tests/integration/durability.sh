@@ -57,7 +57,11 @@ wait_until() {
 base=$(( 10000 + ($$ % 2200) * 10 ))
 "$pbftctl" init -n 4 --base-port "$base" --clients 2 -o "$dir/c" >/dev/null
 cfg=$dir/c/cluster.ini
-sed -i 's/^view_change_timeout.*/view_change_timeout = 1s/' "$cfg"
+# pbftd restarts a killed replica after 1 s: a view-change timeout of the
+# same length raced it, and a backup whose timer won alone sat in a view
+# change the others never joined (a known gap, see the performance issue's
+# notes). 3 s lets the restarted primary come back first.
+sed -i 's/^view_change_timeout.*/view_change_timeout = 3s/' "$cfg"
 sed -i 's/^checkpoint_interval.*/checkpoint_interval = 20/' "$cfg"
 grep -q '^checkpoint_interval = 20' "$cfg" ||
     sed -i '/^\[cluster\]/a checkpoint_interval = 20' "$cfg"
