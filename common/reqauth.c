@@ -79,7 +79,7 @@ reqauth_root_msg(const uint8_t root[32], uint8_t msg[REQAUTH_ROOT_MSG_LEN])
 	memcpy(msg + sizeof(REQAUTH_ROOT_DOMAIN) - 1, root, 32);
 }
 
-uint32_t
+void
 reqauth_tree(
     struct reqauth_tree *t, const uint8_t (*leaves)[32], uint32_t count)
 {
@@ -92,7 +92,6 @@ reqauth_tree(
 		depth++;
 	width = 1u << depth;
 	t->depth = depth;
-	t->count = count;
 	for (uint32_t i = 0; i < width; i++) {
 		if (i < count)
 			memcpy(t->node[width + i], leaves[i], 32);
@@ -102,7 +101,6 @@ reqauth_tree(
 	for (uint32_t i = width - 1; i >= 1; i--)
 		hash_tagged(
 		    1, t->node[2 * i], 32, t->node[2 * i + 1], 32, t->node[i]);
-	return depth;
 }
 
 const uint8_t *

@@ -69,15 +69,15 @@ void reqauth_root_msg(
 
 /*
  * Client side. tree holds 2 * REQAUTH_GROUP_MAX nodes; reqauth_tree builds
- * it from count (1..REQAUTH_GROUP_MAX) leaves and returns the depth.
+ * it from count (1..REQAUTH_GROUP_MAX) leaves.
  * reqauth_tree_root and reqauth_tree_path read it.
  */
 struct reqauth_tree {
-	uint32_t depth, count;
+	uint32_t depth;
 	uint8_t node[2 * REQAUTH_GROUP_MAX][32]; /* heap order, root at 1 */
 };
 
-uint32_t reqauth_tree(
+void reqauth_tree(
     struct reqauth_tree *t, const uint8_t (*leaves)[32], uint32_t count);
 const uint8_t *reqauth_tree_root(const struct reqauth_tree *t);
 /* Writes sig, depth, index and path into auth (reqauth_len(depth, 0, 0)). */

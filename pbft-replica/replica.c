@@ -37,7 +37,6 @@ struct reply_slot {
 	uint8_t result[PBFT_RESULT_BYTES_MAX];
 };
 
-/* A service image taken at a checkpoint: u32 ct_len | client table | svc. */
 /*
  * A checkpoint's state image: img, then (services with incremental
  * checkpoints) the first tail_len bytes of the service's own file.
@@ -612,9 +611,7 @@ static void
 wal_settled(struct replica *r)
 {
 	r->wal_dirty = false;
-	net_mark(r->net);
-	net_release_marked(r->net);
-	net_unhold(r->net);
+	net_unhold(r->net); /* lets everything held go */
 }
 
 static void
@@ -824,15 +821,17 @@ recover_record(void *arg, const uint8_t *rec, size_t len)
 }
 
 /*
- * After the log replay: restore the service from the snapshot of the stable
- * checkpoint the log names, and give the core its client table.
+ * Start over from the certified state of the log's stable checkpoint: the
+ * service goes back to empty until the fetched state is installed.
  */
-/* Start over from the certified state of the log's stable checkpoint. */
 static void
 fetch_on_start(struct replica *r, const char *why)
 {
 	struct pbft_action a = {.type = PBFT_ACT_FETCH_STATE};
+	uint64_t tail_len;
 
+	if (r->svc->ops->reopen != NULL)
+		(void)r->svc->ops->reopen(r->svc, NULL, 0, &tail_len);
 	a.seq = pbft_recover_awaiting_state(r->core, a.digest);
 	log_warnx("the log names checkpoint %llu but %s: fetching it from the "
 	          "other replicas",
@@ -840,6 +839,10 @@ fetch_on_start(struct replica *r, const char *why)
 	r->fetch_on_start = a;
 }
 
+/*
+ * After the log replay: restore the service from the snapshot of the stable
+ * checkpoint the log names, and give the core its client table.
+ */
 static int
 restore_snapshot(struct replica *r, char *err, size_t errlen)
 {
@@ -856,8 +859,7 @@ restore_snapshot(struct replica *r, char *err, size_t errlen)
 		if (ops->reopen != NULL &&
 		    ops->reopen(r->svc, NULL, 0, &tail_len) == -1) {
 			snprintf(err, errlen,
-			    "%s: cannot reset the service's "
-			    "file",
+			    "%s: cannot reset the service's file",
 			    store_dir(r->store));
 			return -1;
 		}
@@ -870,8 +872,6 @@ restore_snapshot(struct replica *r, char *err, size_t errlen)
 		/* Crashed while fetching that state: fetch it again. The
 		 * log only names checkpoints that 2f+1 replicas certified. */
 		wbuf_clear(&img);
-		if (ops->reopen != NULL)
-			(void)ops->reopen(r->svc, NULL, 0, &tail_len);
 		fetch_on_start(r,
 		    "its snapshot is missing (a state transfer "
 		    "was cut short)");
@@ -891,7 +891,6 @@ restore_snapshot(struct replica *r, char *err, size_t errlen)
 		/* The service's file lost what the snapshot names (e.g. the
 		 * disk lost unsynced data, or someone removed the file). */
 		wbuf_clear(&img);
-		(void)ops->reopen(r->svc, NULL, 0, &tail_len);
 		fetch_on_start(r,
 		    "the service's file does not hold the state "
 		    "its snapshot names");

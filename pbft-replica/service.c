@@ -315,13 +315,10 @@ ledger_digest(struct service *s, uint8_t out[PBFT_DIGEST_LEN])
 	uint8_t buf[14 + 8 + PBFT_DIGEST_LEN + 32];
 
 	memcpy(buf, "pbft ledger v1", 14);
-	for (int i = 0; i < 8; i++)
-		buf[14 + i] = (uint8_t)(l->count >> (8 * i));
+	put_le(buf + 14, l->count, 8);
 	memcpy(buf + 22, l->chain, PBFT_DIGEST_LEN);
 	for (int i = 0; i < 4; i++)
-		for (int j = 0; j < 8; j++)
-			buf[22 + PBFT_DIGEST_LEN + 8 * i + j] =
-			    (uint8_t)(l->kvsum[i] >> (8 * j));
+		put_le(buf + 22 + PBFT_DIGEST_LEN + 8 * i, l->kvsum[i], 8);
 	sig_sha256(buf, sizeof(buf), out);
 }
 
