@@ -55,6 +55,12 @@ reqauth_leaf(const uint8_t *signed_bytes, size_t len, uint8_t leaf[32])
 }
 
 void
+reqauth_parent(const uint8_t left[32], const uint8_t right[32], uint8_t out[32])
+{
+	hash_tagged(1, left, 32, right, 32, out);
+}
+
+void
 reqauth_root(const uint8_t leaf[32], const struct reqauth *a, uint8_t root[32])
 {
 	uint8_t h[32];

@@ -59,6 +59,10 @@ int reqauth_parse(
 /* H(0x00 || signed bytes). */
 void reqauth_leaf(const uint8_t *signed_bytes, size_t len, uint8_t leaf[32]);
 
+/* The inner node above left and right: H(0x01 || left || right). */
+void reqauth_parent(
+    const uint8_t left[32], const uint8_t right[32], uint8_t out[32]);
+
 /* The root that leaf, index and path lead to. */
 void reqauth_root(
     const uint8_t leaf[32], const struct reqauth *a, uint8_t root[32]);

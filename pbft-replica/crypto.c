@@ -63,14 +63,11 @@ group_slot(struct replica_crypto *rc, uint32_t client, const uint8_t root[32])
 
 static bool
 group_signature_ok(struct replica_crypto *rc, uint32_t client,
-    const uint8_t leaf[32], const struct reqauth *a)
+    const uint8_t root[32], const struct reqauth *a)
 {
-	uint8_t root[32];
 	uint8_t msg[REQAUTH_ROOT_MSG_LEN];
-	struct group_seen *g;
+	struct group_seen *g = group_slot(rc, client, root);
 
-	reqauth_root(leaf, a, root);
-	g = group_slot(rc, client, root);
 	if (g->used && g->client == client && memcmp(g->root, root, 32) == 0 &&
 	    memcmp(g->sig, a->sig, PBFT_SIG_LEN) == 0) {
 		rc->req_sig_cached++;
@@ -86,6 +83,127 @@ group_signature_ok(struct replica_crypto *rc, uint32_t client,
 	g->client = client;
 	memcpy(g->root, root, 32);
 	memcpy(g->sig, a->sig, PBFT_SIG_LEN);
+	return true;
+}
+
+/* ---- known tree nodes per group (crypto.h, struct group_tree) ---------- */
+
+static struct group_tree *
+tree_slot(struct replica_crypto *rc, uint32_t client, const uint8_t *sig)
+{
+	uint32_t h = ((uint32_t)sig[0] | (uint32_t)sig[1] << 8 |
+	                 (uint32_t)sig[2] << 16) ^
+	    client * 2654435761u;
+
+	return &rc->trees[h % CRYPTO_TREES];
+}
+
+static bool
+tree_known(const struct group_tree *t, uint32_t pos)
+{
+	return t->known[pos / 64] >> (pos % 64) & 1;
+}
+
+static void
+tree_put(struct group_tree *t, uint32_t pos, const uint8_t h[32])
+{
+	t->known[pos / 64] |= 1ULL << (pos % 64);
+	memcpy(t->node[pos], h, 32);
+}
+
+/*
+ * True when leaf, index and path lead to a node this tree already knows and
+ * the path from there up equals the known siblings, that is, when the full
+ * path would reach the same verified root. Records the nodes it hashed. A
+ * false answer says nothing: the caller checks the full path.
+ */
+static bool
+tree_check(
+    struct group_tree *t, const uint8_t leaf[32], const struct reqauth *a)
+{
+	uint8_t h[REQAUTH_DEPTH_MAX + 1][32];
+	uint32_t base = (1u << a->depth) + a->index;
+	uint32_t l;
+
+	memcpy(h[0], leaf, 32);
+	for (l = 0;; l++) {
+		uint32_t pos = base >> l;
+		const uint8_t *sib = a->path + 32 * l;
+
+		if (tree_known(t, pos) && memcmp(t->node[pos], h[l], 32) == 0)
+			break;
+		if (l == a->depth)
+			return false;
+		if (pos & 1)
+			reqauth_parent(sib, h[l], h[l + 1]);
+		else
+			reqauth_parent(h[l], sib, h[l + 1]);
+	}
+	for (uint32_t k = l; k < a->depth; k++) {
+		uint32_t sp = (base >> k) ^ 1;
+
+		if (!tree_known(t, sp) ||
+		    memcmp(t->node[sp], a->path + 32 * k, 32) != 0)
+			return false;
+	}
+	for (uint32_t k = 0; k < l; k++) {
+		tree_put(t, base >> k, h[k]);
+		tree_put(t, (base >> k) ^ 1, a->path + 32 * k);
+	}
+	return true;
+}
+
+/* Starts t over with the verified path of one request of a new group. */
+static void
+tree_start(struct group_tree *t, uint32_t client, const uint8_t leaf[32],
+    const struct reqauth *a)
+{
+	uint32_t pos = (1u << a->depth) + a->index;
+	uint8_t h[32];
+
+	t->used = true;
+	t->client = client;
+	t->depth = a->depth;
+	memcpy(t->sig, a->sig, PBFT_SIG_LEN);
+	memset(t->known, 0, sizeof(t->known));
+	memcpy(h, leaf, 32);
+	for (uint32_t l = 0; l < a->depth; l++, pos >>= 1) {
+		const uint8_t *sib = a->path + 32 * l;
+
+		tree_put(t, pos, h);
+		tree_put(t, pos ^ 1, sib);
+		if (pos & 1)
+			reqauth_parent(sib, h, h);
+		else
+			reqauth_parent(h, sib, h);
+	}
+	tree_put(t, pos, h); /* the root */
+}
+
+/*
+ * The signature check of a request. A request of a group seen lately is
+ * checked against the group's known tree nodes (about two hashes instead
+ * of one per level); otherwise, or if that does not settle it, the full
+ * path is hashed to the root and the root's signature checked (cached).
+ */
+static bool
+request_signature_ok(struct replica_crypto *rc, uint32_t client,
+    const uint8_t leaf[32], const struct reqauth *a)
+{
+	struct group_tree *t = tree_slot(rc, client, a->sig);
+	uint8_t root[32];
+
+	if (t->used && t->client == client && t->depth == a->depth &&
+	    memcmp(t->sig, a->sig, PBFT_SIG_LEN) == 0 &&
+	    tree_check(t, leaf, a)) {
+		rc->req_sig_cached++;
+		rc->req_tree_hits++;
+		return true;
+	}
+	reqauth_root(leaf, a, root);
+	if (!group_signature_ok(rc, client, root, a))
+		return false;
+	tree_start(t, client, leaf, a);
 	return true;
 }
 
@@ -119,7 +237,7 @@ rc_verify_request(void *ctx, const struct pbft_request *req, bool strict)
 		rc->mac_fallbacks++; /* stale key or a lying client */
 	}
 	reqauth_leaf(rc->scratch.p, rc->scratch.len, leaf);
-	return group_signature_ok(rc, req->client, leaf, &a);
+	return request_signature_ok(rc, req->client, leaf, &a);
 }
 
 int
@@ -134,7 +252,9 @@ replica_crypto_init(struct replica_crypto *rc, const struct cluster_cfg *cfg,
 	rc->node_pub = calloc(cfg->n, sizeof(void *));
 	rc->client_pub =
 	    calloc(cfg->nclients ? cfg->nclients : 1, sizeof(void *));
-	if (rc->node_pub == NULL || rc->client_pub == NULL) {
+	rc->trees = calloc(CRYPTO_TREES, sizeof(*rc->trees));
+	if (rc->node_pub == NULL || rc->client_pub == NULL ||
+	    rc->trees == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -177,6 +297,7 @@ replica_crypto_clear(struct replica_crypto *rc)
 			sig_key_free(rc->client_pub[i]);
 	free(rc->node_pub);
 	free(rc->client_pub);
+	free(rc->trees);
 	sig_key_free(rc->self_key);
 	wbuf_clear(&rc->scratch);
 	memset(rc, 0, sizeof(*rc));

@@ -16,15 +16,33 @@
 
 #include "cfg.h"
 #include "pbft.h"
+#include "reqauth.h"
 #include "wbuf.h"
 
 #define CRYPTO_GROUPS_SEEN 4096 /* cached verified group roots */
+#define CRYPTO_TREES 64 /* groups whose verified tree nodes are kept */
 
 struct group_seen {
 	bool used;
 	uint32_t client;
 	uint8_t root[32];
 	uint8_t sig[PBFT_SIG_LEN];
+};
+
+/*
+ * The nodes of one group's hash tree that lie on paths already verified up
+ * to its signed root, in heap order (root at 1). A later request of the
+ * group needs hashing only until its path meets a known node; the rest of
+ * its path must then equal known nodes byte for byte, so the answer is the
+ * one the full path would give.
+ */
+struct group_tree {
+	bool used;
+	uint8_t depth;
+	uint32_t client;
+	uint8_t sig[PBFT_SIG_LEN];
+	uint64_t known[2 * REQAUTH_GROUP_MAX / 64];
+	uint8_t node[2 * REQAUTH_GROUP_MAX][32];
 };
 
 struct replica_crypto {
@@ -38,7 +56,9 @@ struct replica_crypto {
 	uint64_t mac_ok, mac_fallbacks; /* authenticator entries */
 	uint64_t req_sig_checks; /* client signatures verified */
 	uint64_t req_sig_cached; /* requests whose group root was verified */
+	uint64_t req_tree_hits; /* of those, checked against a known tree */
 	struct group_seen seen[CRYPTO_GROUPS_SEEN];
+	struct group_tree *trees; /* CRYPTO_TREES, owned */
 	uint32_t self; /* this replica's id: its authenticator entry */
 	/* The request key of the current channel with a client, or NULL. */
 	const uint8_t *(*client_key)(void *ctx, uint32_t client);

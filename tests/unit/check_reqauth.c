@@ -141,6 +141,43 @@ START_TEST(test_every_member_verifies_once_per_group)
 }
 END_TEST
 
+/*
+ * Later members of a group are checked against the tree nodes the earlier
+ * ones verified, but the answer must stay the one the full path gives: a
+ * member whose upper path was altered fails although its lower part meets
+ * a known node (a backup checking the full path would refuse it).
+ */
+START_TEST(test_known_tree_nodes_keep_answers_objective)
+{
+	struct group g;
+	struct pbft_request r;
+	uint8_t auth[PBFT_AUTH_BYTES_MAX];
+	uint64_t hits = rc.req_tree_hits;
+
+	make_group(&g, 16, 4242); /* depth 4 */
+	for (uint32_t j = 0; j < 16; j++)
+		ck_assert(verify(&g.req[j], true));
+	ck_assert_uint_eq(rc.req_tree_hits, hits + 15);
+	for (uint32_t level = 0; level < 4; level++) {
+		for (uint32_t j = 0; j < 16; j++) {
+			r = g.req[j];
+			memcpy(auth, r.auth, r.auth_len);
+			r.auth = auth;
+			auth[REQAUTH_HEAD_LEN + 32 * level + 31] ^= 0x01;
+			ck_assert_msg(!verify(&r, true),
+			    "member %u with level %u altered verified", j,
+			    level);
+		}
+	}
+	/* Every member still verifies; a fresh group does too. */
+	for (uint32_t j = 0; j < 16; j++)
+		ck_assert(verify(&g.req[j], true));
+	make_group(&g, 7, 9999);
+	for (uint32_t j = 7; j-- > 0;)
+		ck_assert(verify(&g.req[j], true));
+}
+END_TEST
+
 START_TEST(test_changed_request_fails)
 {
 	struct group g;
@@ -305,6 +342,7 @@ reqauth_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_every_member_verifies_once_per_group);
 	tcase_add_test(tc, test_changed_request_fails);
+	tcase_add_test(tc, test_known_tree_nodes_keep_answers_objective);
 	tcase_add_test(tc, test_mac_first_then_signature);
 	tcase_add_test(tc, test_malformed_layouts_refused);
 	tcase_add_test(tc, test_hash_and_mac_vectors);
