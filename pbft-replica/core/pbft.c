@@ -703,7 +703,13 @@ on_vote(struct pbft *p, uint32_t from, enum pbft_msg_type type,
 		return;
 	if (type == PBFT_MSG_PREPARE && from == pbft_primary(p, v->view))
 		return; /* the primary's pre-prepare stands for its prepare */
+	s = pbft_slot(p, v->seq);
 	if (type == PBFT_MSG_PREPARE) { /* commits: see make_vote */
+		/* A replica's first vote in a view counts; later ones
+		 * don't, and once the certificate is complete no further
+		 * prepare adds to it: neither costs a verification. */
+		if ((s->prep_seen >> from & 1) || s->prepared)
+			return;
 		wbuf_reset(&p->sb);
 		wire_signed_vote(
 		    &p->sb, type, v->view, v->seq, v->digest, v->replica);
@@ -712,11 +718,7 @@ on_vote(struct pbft *p, uint32_t from, enum pbft_msg_type type,
 			return;
 		}
 	}
-	s = pbft_slot(p, v->seq);
 	if (type == PBFT_MSG_PREPARE) {
-		/* A replica's first vote in a view counts; later ones don't. */
-		if (s->prep_seen >> from & 1)
-			return;
 		s->prep_seen |= 1ULL << from;
 		memcpy(s->prep_digest[from], v->digest, PBFT_DIGEST_LEN);
 		memcpy(s->prep_sig[from], v->sig, PBFT_SIG_LEN);

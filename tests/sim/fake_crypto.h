@@ -21,6 +21,7 @@
 struct fake_crypto {
 	struct pbft_crypto ops; /* pass &fc->ops as pbft_config.crypto */
 	uint32_t self;
+	uint64_t verifies; /* signature checks asked for */
 };
 
 /* Prepares fc for replica self; fc must outlive the core using it. */

@@ -359,6 +359,49 @@ START_TEST(test_batching)
 }
 END_TEST
 
+/*
+ * A backup that is prepared (pre-prepare plus 2f prepares) checks no
+ * further prepare for that batch, nor a second one from the same replica:
+ * here the late ones carry bad signatures and nobody notices.
+ */
+START_TEST(test_prepares_beyond_quorum_not_verified)
+{
+	struct wbuf b, wb;
+	struct pbft_msg pp, v;
+	uint64_t before;
+
+	net_setup(4, 0);
+	wbuf_init_dynamic(&b, 1 << 16);
+	wbuf_init_dynamic(&wb, 4096);
+	N->down[0] = N->down[2] = N->down[3] = true; /* 1 hears only us */
+	pp = signed_pp(0, 0, 1, 1, &b);
+	inject(0, 1, &pp);
+	before = N->fc[1].verifies;
+	for (uint32_t from = 2; from <= 3; from++) {
+		v = (struct pbft_msg){.type = PBFT_MSG_PREPARE};
+		v.u.prepare =
+		    (struct pbft_vote){.view = 0, .seq = 1, .replica = from};
+		memcpy(v.u.prepare.digest, pp.u.preprepare.digest, 32);
+		wbuf_reset(&wb);
+		wire_signed_vote(
+		    &wb, PBFT_MSG_PREPARE, 0, 1, v.u.prepare.digest, from);
+		fake_sign_as(from, wb.p, wb.len, v.u.prepare.sig);
+		if (from == 3)
+			v.u.prepare.sig[0] ^= 1;
+		inject(from, 1, &v);
+		if (from == 2) {
+			v.u.prepare.sig[0] ^= 1; /* a second, bad, from 2 */
+			inject(from, 1, &v);
+		}
+	}
+	ck_assert_uint_eq(N->fc[1].verifies, before + 1);
+	ck_assert_uint_eq(rejected(1, PBFT_REJ_BAD_SIG), 0);
+	wbuf_clear(&wb);
+	wbuf_clear(&b);
+	net_teardown();
+}
+END_TEST
+
 /* ---- hostile input ------------------------------------------------------ */
 
 START_TEST(test_bad_signature_rejected)
@@ -604,6 +647,7 @@ core_suite(void)
 	tcase_add_test(tc, test_no_commit_without_quorum);
 	tcase_add_test(tc, test_duplicate_not_reexecuted);
 	tcase_add_test(tc, test_batching);
+	tcase_add_test(tc, test_prepares_beyond_quorum_not_verified);
 	tcase_add_test(tc, test_config_validation);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("hostile");
