@@ -566,13 +566,12 @@ client_on_reply(
 }
 
 /*
- * Encodes q's REQUEST frame: the group's signature and q's path, then one
- * MAC per replica (zeros for a replica not connected yet, which then checks
- * the signature). Returns 0 or -1.
+ * Encodes q's REQUEST frame: the group's signature and q's path, then the
+ * group's MACs (sign_group). Returns 0 or -1.
  */
 static int
 req_seal(struct pbft_client *c, struct creq *q, uint32_t index,
-    const uint8_t sig[PBFT_SIG_LEN])
+    const uint8_t sig[PBFT_SIG_LEN], const uint8_t *group_macs)
 {
 	struct pbft_msg m = {.type = PBFT_MSG_REQUEST};
 	uint8_t auth[PBFT_AUTH_BYTES_MAX];
@@ -585,18 +584,7 @@ req_seal(struct pbft_client *c, struct creq *q, uint32_t index,
 	    .auth_len = (uint16_t)reqauth_len(c->tree->depth, c->n, 1),
 	    .auth = auth};
 	reqauth_tree_write(c->tree, index, sig, auth);
-	wbuf_reset(&c->scratch);
-	if (wire_signed_request(&c->scratch, &m.u.request) == -1)
-		return -1;
-	for (uint32_t i = 0; i < c->n; i++) {
-		const uint8_t *key = chan_request_key(&c->conns[i].ch);
-		uint8_t *mac = macs + PBFT_REQ_MAC_LEN * i;
-
-		if (key != NULL && c->conns[i].ready)
-			sig_req_mac(key, c->scratch.p, c->scratch.len, mac);
-		else
-			memset(mac, 0, PBFT_REQ_MAC_LEN);
-	}
+	memcpy(macs, group_macs, (size_t)PBFT_REQ_MAC_LEN * c->n);
 #if PBFT_FAULT_INJECTION
 	/* A faulty client (PBFT_CLIENT_FAULT, fault-injection builds):
 	 * bad-macs: the MACs of odd replicas are wrong, the signature right;
@@ -628,6 +616,7 @@ sign_group(struct pbft_client *c, struct creq **group, uint32_t count)
 {
 	uint8_t msg[REQAUTH_ROOT_MSG_LEN];
 	uint8_t sig[PBFT_SIG_LEN];
+	uint8_t macs[PBFT_REQ_MAC_LEN * PBFT_REPLICAS_MAX];
 
 	for (uint32_t j = 0; j < count; j++) {
 		struct pbft_request r = {.client = c->opts.client_id,
@@ -644,8 +633,19 @@ sign_group(struct pbft_client *c, struct creq **group, uint32_t count)
 	reqauth_root_msg(reqauth_tree_root(c->tree), msg);
 	if (sig_sign(c->opts.key, msg, sizeof(msg), sig) == -1)
 		return -1;
+	/* One MAC per replica over the signed root message (zeros for a
+	 * replica not connected yet, which then checks the signature). */
+	for (uint32_t i = 0; i < c->n; i++) {
+		const uint8_t *key = chan_request_key(&c->conns[i].ch);
+		uint8_t *mac = macs + PBFT_REQ_MAC_LEN * i;
+
+		if (key != NULL && c->conns[i].ready)
+			sig_req_mac(key, msg, sizeof(msg), mac);
+		else
+			memset(mac, 0, PBFT_REQ_MAC_LEN);
+	}
 	for (uint32_t j = 0; j < count; j++)
-		if (req_seal(c, group[j], j, sig) == -1)
+		if (req_seal(c, group[j], j, sig, macs) == -1)
 			return -1;
 	return 0;
 }

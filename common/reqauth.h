@@ -17,10 +17,12 @@
  *     sig[64] | depth u8 | index u16 (big endian) | path[depth][32]
  *     | optional macs[n][16]
  *
- * macs[i] is HMAC-SHA256 (truncated) of the signed bytes under the request
- * key of the client's channel to replica i (chan_request_key). Backups check
- * their MAC first and fall back to the signature, so a request's validity
- * stays objective: it verifies at every correct replica or at none.
+ * macs[i] is HMAC-SHA256 (truncated) of the signed root message
+ * (reqauth_root_msg) under the request key of the client's channel to
+ * replica i (chan_request_key): one MAC per replica covers the group, and
+ * every request of the group carries the same ones. Backups check their
+ * MAC first and fall back to the signature, so a request's validity stays
+ * objective: it verifies at every correct replica or at none.
  */
 #ifndef PBFT_REQAUTH_H
 #define PBFT_REQAUTH_H

@@ -153,15 +153,19 @@ tree_check(
 	return true;
 }
 
-/* Starts t over with the verified path of one request of a new group. */
+/*
+ * Starts t over with the path of one request of a new group, whose root was
+ * authenticated by the client's signature (sig_ok) or by its MAC to us.
+ */
 static void
 tree_start(struct group_tree *t, uint32_t client, const uint8_t leaf[32],
-    const struct reqauth *a)
+    const struct reqauth *a, bool sig_ok)
 {
 	uint32_t pos = (1u << a->depth) + a->index;
 	uint8_t h[32];
 
 	t->used = true;
+	t->sig_ok = sig_ok;
 	t->client = client;
 	t->depth = a->depth;
 	memcpy(t->sig, a->sig, PBFT_SIG_LEN);
@@ -180,6 +184,14 @@ tree_start(struct group_tree *t, uint32_t client, const uint8_t leaf[32],
 	tree_put(t, pos, h); /* the root */
 }
 
+/* t holds the tree of a's group (whichever way its root was authenticated). */
+static bool
+tree_is(const struct group_tree *t, uint32_t client, const struct reqauth *a)
+{
+	return t->used && t->client == client && t->depth == a->depth &&
+	    memcmp(t->sig, a->sig, PBFT_SIG_LEN) == 0;
+}
+
 /*
  * The signature check of a request. A request of a group seen lately is
  * checked against the group's known tree nodes (about two hashes instead
@@ -193,9 +205,7 @@ request_signature_ok(struct replica_crypto *rc, uint32_t client,
 	struct group_tree *t = tree_slot(rc, client, a->sig);
 	uint8_t root[32];
 
-	if (t->used && t->client == client && t->depth == a->depth &&
-	    memcmp(t->sig, a->sig, PBFT_SIG_LEN) == 0 &&
-	    tree_check(t, leaf, a)) {
+	if (tree_is(t, client, a) && t->sig_ok && tree_check(t, leaf, a)) {
 		rc->req_sig_cached++;
 		rc->req_tree_hits++;
 		return true;
@@ -203,7 +213,43 @@ request_signature_ok(struct replica_crypto *rc, uint32_t client,
 	reqauth_root(leaf, a, root);
 	if (!group_signature_ok(rc, client, root, a))
 		return false;
-	tree_start(t, client, leaf, a);
+	tree_start(t, client, leaf, a, true);
+	return true;
+}
+
+/*
+ * Our MAC entry: HMAC under the client's request key of the group's root
+ * message, so that one MAC per replica covers a whole group. A request of
+ * a group whose root is already known (by MAC or signature) needs no MAC
+ * computation at all.
+ */
+static bool
+request_mac_ok(struct replica_crypto *rc, uint32_t client,
+    const uint8_t leaf[32], const struct reqauth *a)
+{
+	struct group_tree *t = tree_slot(rc, client, a->sig);
+	const uint8_t *key;
+	uint8_t root[32], msg[REQAUTH_ROOT_MSG_LEN], mac[PBFT_REQ_MAC_LEN];
+
+	if (tree_is(t, client, a) && tree_check(t, leaf, a)) {
+		rc->req_tree_hits++;
+		if (t->sig_ok)
+			rc->req_sig_cached++;
+		else
+			rc->mac_ok++;
+		return true;
+	}
+	key = rc->client_key(rc->client_key_ctx, client);
+	if (key == NULL)
+		return false;
+	reqauth_root(leaf, a, root);
+	reqauth_root_msg(root, msg);
+	sig_req_mac(key, msg, sizeof(msg), mac);
+	if (CRYPTO_memcmp(mac, a->macs + (size_t)PBFT_REQ_MAC_LEN * rc->self,
+	        PBFT_REQ_MAC_LEN) != 0)
+		return false;
+	rc->mac_ok++;
+	tree_start(t, client, leaf, a, false);
 	return true;
 }
 
@@ -220,23 +266,12 @@ rc_verify_request(void *ctx, const struct pbft_request *req, bool strict)
 	wbuf_reset(&rc->scratch);
 	if (wire_signed_request(&rc->scratch, req) == -1)
 		return false;
+	reqauth_leaf(rc->scratch.p, rc->scratch.len, leaf);
 	if (!strict && a.macs != NULL && rc->client_key != NULL) {
-		const uint8_t *key =
-		    rc->client_key(rc->client_key_ctx, req->client);
-		uint8_t mac[PBFT_REQ_MAC_LEN];
-
-		if (key != NULL) {
-			sig_req_mac(key, rc->scratch.p, rc->scratch.len, mac);
-			if (CRYPTO_memcmp(mac,
-			        a.macs + (size_t)PBFT_REQ_MAC_LEN * rc->self,
-			        PBFT_REQ_MAC_LEN) == 0) {
-				rc->mac_ok++;
-				return true;
-			}
-		}
+		if (request_mac_ok(rc, req->client, leaf, &a))
+			return true;
 		rc->mac_fallbacks++; /* stale key or a lying client */
 	}
-	reqauth_leaf(rc->scratch.p, rc->scratch.len, leaf);
 	return request_signature_ok(rc, req->client, leaf, &a);
 }
 

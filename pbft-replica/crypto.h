@@ -31,13 +31,15 @@ struct group_seen {
 
 /*
  * The nodes of one group's hash tree that lie on paths already verified up
- * to its signed root, in heap order (root at 1). A later request of the
+ * to its root, in heap order (root at 1); the root was authenticated by the
+ * client's signature (sig_ok) or only by its MAC to this replica, which is
+ * enough for a backup's check but not for a strict one. A later request of the
  * group needs hashing only until its path meets a known node; the rest of
  * its path must then equal known nodes byte for byte, so the answer is the
  * one the full path would give.
  */
 struct group_tree {
-	bool used;
+	bool used, sig_ok;
 	uint8_t depth;
 	uint32_t client;
 	uint8_t sig[PBFT_SIG_LEN];

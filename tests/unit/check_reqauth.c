@@ -108,11 +108,9 @@ make_group(struct group *g, uint32_t count, uint64_t ts0)
 		reqauth_tree_write(&tree, j, sig, g->auth[j]);
 		g->req[j].auth_len = (uint16_t)reqauth_len(tree.depth, N, 1);
 		macs = g->auth[j] + reqauth_len(tree.depth, N, 0);
-		wbuf_reset(&wb);
-		wire_signed_request(&wb, &g->req[j]);
 		for (uint32_t i = 0; i < N; i++)
-			sig_req_mac(
-			    mac_key, wb.p, wb.len, macs + PBFT_REQ_MAC_LEN * i);
+			sig_req_mac(mac_key, msg, sizeof(msg),
+			    macs + PBFT_REQ_MAC_LEN * i);
 	}
 	wbuf_clear(&wb);
 }
@@ -231,12 +229,17 @@ START_TEST(test_mac_first_then_signature)
 	uint64_t checks;
 	size_t mac_at;
 
-	make_group(&g, 2, 9000);
+	/* One MAC per group: the first member costs a MAC, the next ones
+	 * only their path up to the known tree, and no signature. */
+	make_group(&g, 4, 9000);
 	checks = rc.req_sig_checks;
-	ck_assert(verify(&g.req[0], false));
-	ck_assert_uint_eq(rc.mac_ok, 1);
+	for (uint32_t j = 0; j < 4; j++)
+		ck_assert(verify(&g.req[j], false));
+	ck_assert_uint_eq(rc.mac_ok, 4);
+	ck_assert_uint_eq(rc.req_tree_hits, 3);
 	ck_assert_uint_eq(rc.req_sig_checks, checks); /* no signature */
 	/* A wrong MAC for this replica: the signature decides. */
+	make_group(&g, 2, 9100);
 	r = g.req[1];
 	memcpy(auth, r.auth, r.auth_len);
 	r.auth = auth;
@@ -246,12 +249,20 @@ START_TEST(test_mac_first_then_signature)
 	ck_assert_uint_eq(rc.mac_fallbacks, 1);
 	ck_assert_uint_eq(rc.req_sig_checks, checks + 1);
 	/* Strict ignores a right MAC when the signature is wrong, even
-	 * though the same root verified with the right signature. */
-	auth[mac_at] ^= 1;
+	 * though the same root verified with the right signature; and a
+	 * root known by MAC only never satisfies a strict check. */
+	make_group(&g, 2, 9200);
+	r = g.req[1];
+	memcpy(auth, r.auth, r.auth_len);
+	r.auth = auth;
 	auth[0] ^= 1;
 	ck_assert(verify(&r, false)); /* MAC right */
 	ck_assert(!verify(&r, true));
 	ck_assert(!verify(&r, true)); /* a failure is never cached */
+	ck_assert(verify(&g.req[0], false)); /* known by MAC */
+	checks = rc.req_sig_checks;
+	ck_assert(verify(&g.req[0], true));
+	ck_assert_uint_eq(rc.req_sig_checks, checks + 1);
 }
 END_TEST
 
