@@ -687,7 +687,7 @@ set_defaults(struct parse *ps)
 	snprintf(c->name, sizeof(c->name), "pbft");
 	c->checkpoint_interval = 100;
 	c->view_change_timeout_ms = 10000;
-	c->batch_max = 512;
+	c->batch_max = 1024;
 	c->batch_bytes_max = 1024 * 1024;
 	c->batch_timeout_ms = 0;
 	c->inflight_max = 2;

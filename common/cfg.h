@@ -79,7 +79,7 @@ struct cluster_cfg {
 	uint64_t checkpoint_interval; /* default 100 */
 	uint64_t window; /* default 2 * checkpoint_interval */
 	uint32_t view_change_timeout_ms; /* default 10000 */
-	uint32_t batch_max; /* requests per batch, default 512 */
+	uint32_t batch_max; /* requests per batch, default 1024 */
 	uint32_t batch_bytes_max; /* default 1 MiB */
 	uint32_t batch_timeout_ms; /* default 2 */
 	uint32_t inflight_max; /* batches in flight, default 4 */

@@ -126,7 +126,7 @@ dev_config(uint32_t n, uint16_t base_port)
 	c->checkpoint_interval = 100;
 	c->window = 200;
 	c->view_change_timeout_ms = 2000;
-	c->batch_max = 512;
+	c->batch_max = 1024;
 	c->batch_bytes_max = 1 << 20;
 	c->batch_timeout_ms = 2;
 	c->inflight_max = 4;

@@ -257,7 +257,7 @@ init_write(struct init_opts *o, FILE *f)
 	    "only the\n; private keys of the nodes it runs. See cluster.ini(5)."
 	    "\n\n[cluster]\nname = pbft\n; f is derived from the node count "
 	    "(largest f with n >= 3f+1)\ncheckpoint_interval = 100\n"
-	    "view_change_timeout = 10s\nbatch_max = 512\nfsync = batch\n"
+	    "view_change_timeout = 10s\nbatch_max = 1024\nfsync = batch\n"
 	    "data_dir = data\ncontrol_socket = pbftd.sock\n"
 	    "control_client = admin\nlog_level = info\n",
 	    o->n);

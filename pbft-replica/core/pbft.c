@@ -1040,7 +1040,7 @@ pbft_config_default(
 	cfg->clients = clients;
 	cfg->checkpoint_interval = 100;
 	cfg->window = 200;
-	cfg->batch_reqs_max = 512;
+	cfg->batch_reqs_max = 1024;
 	cfg->batch_bytes_max = 1024 * 1024;
 	cfg->inflight_max = 4;
 	cfg->queue_reqs_max = 65536;
