@@ -9,7 +9,12 @@
  * Requests submitted during one loop iteration are signed together just
  * before the loop waits again (an ev_prepare watcher): one Ed25519 signature
  * over a hash tree of up to REQAUTH_GROUP_MAX requests (reqauth.h), so a
- * busy client pays for one signature per burst, not per request.
+ * busy client pays for one signature per burst, not per request. While
+ * earlier requests are still unanswered, a new group is signed at most once
+ * per sign_interval_us (as Nagle's algorithm holds small segments while
+ * data is unacknowledged): a client that submits in a steady trickle then
+ * costs the primary one signature check per interval instead of one per
+ * loop iteration, and a lone request never waits.
  */
 #include "client.h"
 
@@ -92,6 +97,7 @@ struct pbft_client {
 	struct client_conn conns[PBFT_REPLICAS_MAX];
 	struct creq *reqs;
 	uint32_t nreqs_max, outstanding;
+	uint32_t sign_interval_us;
 	uint32_t *free_slots, nfree; /* stack of unused reqs[] indexes */
 	uint32_t *by_ts, ts_mask; /* open addressing: reqs index + 1, or 0 */
 	struct creq **pending; /* submitted, not signed yet */
@@ -100,6 +106,8 @@ struct pbft_client {
 	uint8_t (*leaves)[32];
 	struct reqauth_tree *tree;
 	ev_prepare sign_w; /* signs pending requests before the loop waits */
+	ev_timer sign_t; /* or when the sign interval is over */
+	uint64_t last_sign_us;
 	struct wbuf scratch;
 	uint8_t *arena;
 	size_t arena_len;
@@ -679,9 +687,32 @@ static void
 sign_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	struct pbft_client *c = w->data;
+	uint64_t now = mono_us(), since = now - c->last_sign_us;
 
 	(void)revents;
 	ev_prepare_stop(loop, w);
+	if (c->npending == 0)
+		return;
+	if (c->outstanding == c->npending || since >= c->sign_interval_us ||
+	    c->npending >= REQAUTH_GROUP_MAX) {
+		ev_timer_stop(loop, &c->sign_t);
+		c->last_sign_us = now;
+		sign_pending(c);
+	} else if (!ev_is_active(&c->sign_t)) {
+		ev_timer_set(
+		    &c->sign_t, (double)(c->sign_interval_us - since) / 1e6, 0);
+		ev_timer_start(loop, &c->sign_t);
+	}
+}
+
+static void
+sign_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pbft_client *c = w->data;
+
+	(void)loop;
+	(void)revents;
+	c->last_sign_us = mono_us();
 	sign_pending(c);
 }
 
@@ -776,6 +807,10 @@ pbft_client_new(struct ev_loop *loop, const struct pbft_client_opts *opts,
 	wbuf_init_dynamic(&c->scratch, PBFT_FRAME_BYTES_MAX);
 	ev_prepare_init(&c->sign_w, sign_cb);
 	c->sign_w.data = c;
+	ev_timer_init(&c->sign_t, sign_timer_cb, 0, 0);
+	c->sign_t.data = c;
+	c->sign_interval_us =
+	    opts->sign_interval_us ? opts->sign_interval_us : 2000;
 	if (c->reqs == NULL || c->arena == NULL || c->free_slots == NULL ||
 	    c->by_ts == NULL || c->pending == NULL || c->signing == NULL ||
 	    c->leaves == NULL || c->tree == NULL) {
@@ -837,6 +872,7 @@ pbft_client_free(struct pbft_client *c)
 		wbuf_clear(&cc->pt);
 	}
 	ev_prepare_stop(c->loop, &c->sign_w);
+	ev_timer_stop(c->loop, &c->sign_t);
 	wbuf_clear(&c->scratch);
 	free(c->arena);
 	free(c->reqs);

@@ -55,6 +55,12 @@ struct pbft_client_opts {
 	 * true: send at once, for load generators that accept the caveat.
 	 */
 	bool pipeline;
+	/*
+	 * While requests are unanswered, new ones are signed together at most
+	 * this often (0 = 2000 us); a request submitted when none is
+	 * unanswered is signed at once.
+	 */
+	uint32_t sign_interval_us;
 };
 
 struct pbft_result {
