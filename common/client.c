@@ -84,7 +84,7 @@ struct creq {
 	uint32_t retrans_ms;
 	ev_timer retrans, deadline;
 	struct pbft_client *c;
-	struct vote votes[PBFT_REPLICAS_MAX];
+	struct vote *votes; /* n, in pbft_client.votes */
 };
 
 struct pbft_client {
@@ -96,6 +96,7 @@ struct pbft_client {
 	uint64_t view; /* latest view a reply told us */
 	struct client_conn conns[PBFT_REPLICAS_MAX];
 	struct creq *reqs;
+	struct vote *votes; /* nreqs_max x n */
 	uint32_t nreqs_max, outstanding;
 	uint32_t sign_interval_us;
 	uint32_t *free_slots, nfree; /* stack of unused reqs[] indexes */
@@ -732,7 +733,7 @@ pbft_client_submit(struct pbft_client *c, const uint8_t *op, size_t len,
 	memcpy(q->op, op, len);
 	q->op_len = (uint32_t)len;
 	q->frame = NULL;
-	memset(q->votes, 0, sizeof(q->votes));
+	memset(q->votes, 0, c->n * sizeof(*q->votes));
 	q->ts = next_ts(c);
 	q->used = true;
 	q->cb = cb;
@@ -792,6 +793,7 @@ pbft_client_new(struct ev_loop *loop, const struct pbft_client_opts *opts,
 		c->opts.max_outstanding = 1024;
 	c->nreqs_max = c->opts.max_outstanding;
 	c->reqs = calloc(c->nreqs_max, sizeof(*c->reqs));
+	c->votes = calloc((size_t)c->nreqs_max * c->n, sizeof(*c->votes));
 	c->free_slots = calloc(c->nreqs_max, sizeof(*c->free_slots));
 	c->ts_mask = 1;
 	while (c->ts_mask < 2 * c->nreqs_max)
@@ -811,15 +813,17 @@ pbft_client_new(struct ev_loop *loop, const struct pbft_client_opts *opts,
 	c->sign_t.data = c;
 	c->sign_interval_us =
 	    opts->sign_interval_us ? opts->sign_interval_us : 2000;
-	if (c->reqs == NULL || c->arena == NULL || c->free_slots == NULL ||
-	    c->by_ts == NULL || c->pending == NULL || c->signing == NULL ||
-	    c->leaves == NULL || c->tree == NULL) {
+	if (c->reqs == NULL || c->votes == NULL || c->arena == NULL ||
+	    c->free_slots == NULL || c->by_ts == NULL || c->pending == NULL ||
+	    c->signing == NULL || c->leaves == NULL || c->tree == NULL) {
 		snprintf(err, errlen, "out of memory");
 		pbft_client_free(c);
 		return NULL;
 	}
-	for (uint32_t i = 0; i < c->nreqs_max; i++)
+	for (uint32_t i = 0; i < c->nreqs_max; i++) {
 		c->free_slots[i] = c->nreqs_max - 1 - i;
+		c->reqs[i].votes = c->votes + (size_t)i * c->n;
+	}
 	c->nfree = c->nreqs_max;
 	if (opts->client_id >= cfg->nclients) {
 		snprintf(err, errlen, "no client with id %u", opts->client_id);
@@ -876,6 +880,7 @@ pbft_client_free(struct pbft_client *c)
 	wbuf_clear(&c->scratch);
 	free(c->arena);
 	free(c->reqs);
+	free(c->votes);
 	free(c->free_slots);
 	free(c->by_ts);
 	free(c->pending);
