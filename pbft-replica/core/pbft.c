@@ -156,9 +156,30 @@ pbft_persist_raw(struct pbft *p, const uint8_t *rec, size_t len)
 	pbft_emit(p, &a);
 }
 
+/* A pre-prepare's encoding beyond its batch: header, fields, signature. */
+#define PP_RECORD_OVERHEAD 512
+
 void
 pbft_persist_msg(struct pbft *p, enum rec_kind kind, const struct pbft_msg *m)
 {
+	/* A pre-prepare carries a batch of up to megabytes: it is encoded
+	 * straight into the record the action keeps, not copied there. */
+	if (m->type == PBFT_MSG_PREPREPARE) {
+		size_t cap = PP_RECORD_OVERHEAD + m->u.preprepare.batch_len;
+		uint8_t *rec = pbft_keep(p, NULL, cap);
+		struct wbuf wb;
+
+		wbuf_init_fixed(&wb, rec, cap);
+		wbuf_put_u8(&wb, (uint8_t)kind);
+		if (wire_encode(&wb, m) == 0) {
+			struct pbft_action a = {.type = PBFT_ACT_PERSIST};
+
+			a.record = rec;
+			a.record_len = wb.len;
+			pbft_emit(p, &a);
+			return;
+		}
+	}
 	wbuf_reset(&p->enc);
 	wbuf_put_u8(&p->enc, (uint8_t)kind);
 	if (wire_encode(&p->enc, m) == -1)
