@@ -689,7 +689,7 @@ set_defaults(struct parse *ps)
 	c->view_change_timeout_ms = 10000;
 	c->batch_max = 1024;
 	c->batch_bytes_max = 1024 * 1024;
-	c->batch_timeout_ms = 0;
+	c->batch_timeout_ms = 10;
 	c->inflight_max = 2;
 	c->request_timeout_ms = 1000;
 	c->fsync = CFG_FSYNC_BATCH;

@@ -128,7 +128,7 @@ dev_config(uint32_t n, uint16_t base_port)
 	c->view_change_timeout_ms = 2000;
 	c->batch_max = 1024;
 	c->batch_bytes_max = 1 << 20;
-	c->batch_timeout_ms = 2;
+	c->batch_timeout_ms = 10;
 	c->inflight_max = 4;
 	c->request_timeout_ms = 1000;
 	c->fsync = CFG_FSYNC_BATCH;

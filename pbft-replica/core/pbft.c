@@ -490,8 +490,11 @@ pbft_try_propose(struct pbft *p)
 		p->next_seq = p->last_exec + 1;
 	while (p->qlen > 0 && inflight(p) < p->cfg.inflight_max &&
 	    p->next_seq <= p->low + p->cfg.window) {
-		/* Under load, let a partial batch fill for a little while. */
-		if (inflight(p) > 0 && p->qlen < p->cfg.batch_reqs_max &&
+		/* While batches are in flight, a new one waits until half a
+		 * batch is queued, the in-flight ones execute, or
+		 * batch_delay_ticks pass: fewer, fuller batches cost less
+		 * (signatures, flushes) than they would gain by overlapping. */
+		if (inflight(p) > 0 && p->qlen < p->cfg.batch_reqs_max / 2 &&
 		    p->hold_ticks < p->cfg.batch_delay_ticks)
 			return;
 		p->hold_ticks = 0;

@@ -41,6 +41,8 @@ struct net {
 };
 
 static struct net *N;
+/* Batching settings for the next net_setup (0: the core's defaults). */
+static uint32_t setup_batch_max, setup_batch_delay, setup_inflight;
 
 static void
 net_setup(uint32_t n, uint32_t test_flags)
@@ -57,6 +59,12 @@ net_setup(uint32_t n, uint32_t test_flags)
 		c.window = 8;
 		c.view_timeout_ticks = 20;
 		c.retransmit_ticks = 5;
+		if (setup_batch_max)
+			c.batch_reqs_max = setup_batch_max;
+		if (setup_batch_delay)
+			c.batch_delay_ticks = setup_batch_delay;
+		if (setup_inflight)
+			c.inflight_max = setup_inflight;
 		c.test_flags = test_flags;
 		c.crypto = &N->fc[i].ops;
 		N->core[i] = pbft_new(&c, err, sizeof(err));
@@ -360,6 +368,39 @@ START_TEST(test_batching)
 END_TEST
 
 /*
+ * While a batch is in flight, the primary holds a partial one until half a
+ * batch is queued or batch_delay_ticks pass; with none in flight a request
+ * goes out at once.
+ */
+START_TEST(test_partial_batch_waits_while_one_in_flight)
+{
+	uint64_t ts = 1;
+
+	setup_batch_max = 8;
+	setup_batch_delay = 2;
+	setup_inflight = 4;
+	net_setup(4, 0);
+	setup_batch_max = setup_batch_delay = setup_inflight = 0;
+	N->down[1] = N->down[2] = N->down[3] = true; /* nothing completes */
+	submit(0, 0, ts++);
+	ck_assert_uint_eq(status(0).next_seq, 2); /* proposed at once */
+	for (int i = 0; i < 3; i++)
+		submit(0, 0, ts++);
+	ck_assert_uint_eq(status(0).queued_reqs, 3); /* held: 3 < 8 / 2 */
+	submit(0, 0, ts++);
+	ck_assert_uint_eq(status(0).queued_reqs, 0); /* half a batch */
+	ck_assert_uint_eq(status(0).next_seq, 3);
+	submit(0, 0, ts++);
+	ticks(1);
+	ck_assert_uint_eq(status(0).queued_reqs, 1);
+	ticks(1); /* batch_delay_ticks passed */
+	ck_assert_uint_eq(status(0).queued_reqs, 0);
+	ck_assert_uint_eq(status(0).next_seq, 4);
+	net_teardown();
+}
+END_TEST
+
+/*
  * A backup that is prepared (pre-prepare plus 2f prepares) checks no
  * further prepare for that batch, nor a second one from the same replica:
  * here the late ones carry bad signatures and nobody notices.
@@ -647,6 +688,7 @@ core_suite(void)
 	tcase_add_test(tc, test_no_commit_without_quorum);
 	tcase_add_test(tc, test_duplicate_not_reexecuted);
 	tcase_add_test(tc, test_batching);
+	tcase_add_test(tc, test_partial_batch_waits_while_one_in_flight);
 	tcase_add_test(tc, test_prepares_beyond_quorum_not_verified);
 	tcase_add_test(tc, test_config_validation);
 	suite_add_tcase(s, tc);
