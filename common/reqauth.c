@@ -55,27 +55,24 @@ reqauth_leaf(const uint8_t *signed_bytes, size_t len, uint8_t leaf[32])
 }
 
 void
-reqauth_parent(const uint8_t left[32], const uint8_t right[32], uint8_t out[32])
+reqauth_step(uint32_t pos, const uint8_t child[32], const uint8_t sib[32],
+    uint8_t out[32])
 {
-	hash_tagged(1, left, 32, right, 32, out);
+	if (pos & 1)
+		hash_tagged(1, sib, 32, child, 32, out);
+	else
+		hash_tagged(1, child, 32, sib, 32, out);
 }
 
 void
-reqauth_root(const uint8_t leaf[32], const struct reqauth *a, uint8_t root[32])
+reqauth_path(const uint8_t leaf[32], const struct reqauth *a,
+    uint8_t h[REQAUTH_DEPTH_MAX + 1][32])
 {
-	uint8_t h[32];
-	uint32_t index = a->index;
+	uint32_t pos = (1u << a->depth) + a->index;
 
-	memcpy(h, leaf, 32);
-	for (uint32_t l = 0; l < a->depth; l++, index >>= 1) {
-		const uint8_t *sib = a->path + 32 * l;
-
-		if (index & 1)
-			hash_tagged(1, sib, 32, h, 32, h);
-		else
-			hash_tagged(1, h, 32, sib, 32, h);
-	}
-	memcpy(root, h, 32);
+	memcpy(h[0], leaf, 32);
+	for (uint32_t l = 0; l < a->depth; l++, pos >>= 1)
+		reqauth_step(pos, h[l], a->path + 32 * l, h[l + 1]);
 }
 
 void

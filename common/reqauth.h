@@ -61,13 +61,16 @@ int reqauth_parse(
 /* H(0x00 || signed bytes). */
 void reqauth_leaf(const uint8_t *signed_bytes, size_t len, uint8_t leaf[32]);
 
-/* The inner node above left and right: H(0x01 || left || right). */
-void reqauth_parent(
-    const uint8_t left[32], const uint8_t right[32], uint8_t out[32]);
+/*
+ * The node above child, which sits at heap position pos (root at 1, leaves
+ * of a depth-d tree at 2^d + index), given its sibling sib.
+ */
+void reqauth_step(uint32_t pos, const uint8_t child[32], const uint8_t sib[32],
+    uint8_t out[32]);
 
-/* The root that leaf, index and path lead to. */
-void reqauth_root(
-    const uint8_t leaf[32], const struct reqauth *a, uint8_t root[32]);
+/* The nodes from leaf up along a's path: h[0] = leaf, h[a->depth] = root. */
+void reqauth_path(const uint8_t leaf[32], const struct reqauth *a,
+    uint8_t h[REQAUTH_DEPTH_MAX + 1][32]);
 
 /* The message the client signs: REQAUTH_ROOT_DOMAIN || root. */
 void reqauth_root_msg(

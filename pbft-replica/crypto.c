@@ -134,10 +134,7 @@ tree_check(
 			break;
 		if (l == a->depth)
 			return false;
-		if (pos & 1)
-			reqauth_parent(sib, h[l], h[l + 1]);
-		else
-			reqauth_parent(h[l], sib, h[l + 1]);
+		reqauth_step(pos, h[l], sib, h[l + 1]);
 	}
 	for (uint32_t k = l; k < a->depth; k++) {
 		uint32_t sp = (base >> k) ^ 1;
@@ -154,15 +151,15 @@ tree_check(
 }
 
 /*
- * Starts t over with the path of one request of a new group, whose root was
- * authenticated by the client's signature (sig_ok) or by its MAC to us.
+ * Starts t over with the path h (reqauth_path) of one request of a new group,
+ * whose root was authenticated by the client's signature (sig_ok) or by its
+ * MAC to us.
  */
 static void
-tree_start(struct group_tree *t, uint32_t client, const uint8_t leaf[32],
-    const struct reqauth *a, bool sig_ok)
+tree_start(struct group_tree *t, uint32_t client, const struct reqauth *a,
+    const uint8_t h[REQAUTH_DEPTH_MAX + 1][32], bool sig_ok)
 {
-	uint32_t pos = (1u << a->depth) + a->index;
-	uint8_t h[32];
+	uint32_t base = (1u << a->depth) + a->index;
 
 	t->used = true;
 	t->sig_ok = sig_ok;
@@ -170,18 +167,11 @@ tree_start(struct group_tree *t, uint32_t client, const uint8_t leaf[32],
 	t->depth = a->depth;
 	memcpy(t->sig, a->sig, PBFT_SIG_LEN);
 	memset(t->known, 0, sizeof(t->known));
-	memcpy(h, leaf, 32);
-	for (uint32_t l = 0; l < a->depth; l++, pos >>= 1) {
-		const uint8_t *sib = a->path + 32 * l;
-
-		tree_put(t, pos, h);
-		tree_put(t, pos ^ 1, sib);
-		if (pos & 1)
-			reqauth_parent(sib, h, h);
-		else
-			reqauth_parent(h, sib, h);
+	for (uint32_t l = 0; l < a->depth; l++) {
+		tree_put(t, base >> l, h[l]);
+		tree_put(t, (base >> l) ^ 1, a->path + 32 * l);
 	}
-	tree_put(t, pos, h); /* the root */
+	tree_put(t, 1, h[a->depth]); /* the root */
 }
 
 /* t holds the tree of a's group (whichever way its root was authenticated). */
@@ -203,17 +193,17 @@ request_signature_ok(struct replica_crypto *rc, uint32_t client,
     const uint8_t leaf[32], const struct reqauth *a)
 {
 	struct group_tree *t = tree_slot(rc, client, a->sig);
-	uint8_t root[32];
+	uint8_t h[REQAUTH_DEPTH_MAX + 1][32];
 
 	if (tree_is(t, client, a) && t->sig_ok && tree_check(t, leaf, a)) {
 		rc->req_sig_cached++;
 		rc->req_tree_hits++;
 		return true;
 	}
-	reqauth_root(leaf, a, root);
-	if (!group_signature_ok(rc, client, root, a))
+	reqauth_path(leaf, a, h);
+	if (!group_signature_ok(rc, client, h[a->depth], a))
 		return false;
-	tree_start(t, client, leaf, a, true);
+	tree_start(t, client, a, (const uint8_t(*)[32])h, true);
 	return true;
 }
 
@@ -229,7 +219,8 @@ request_mac_ok(struct replica_crypto *rc, uint32_t client,
 {
 	struct group_tree *t = tree_slot(rc, client, a->sig);
 	const uint8_t *key;
-	uint8_t root[32], msg[REQAUTH_ROOT_MSG_LEN], mac[PBFT_REQ_MAC_LEN];
+	uint8_t h[REQAUTH_DEPTH_MAX + 1][32];
+	uint8_t msg[REQAUTH_ROOT_MSG_LEN], mac[PBFT_REQ_MAC_LEN];
 
 	if (tree_is(t, client, a) && tree_check(t, leaf, a)) {
 		rc->req_tree_hits++;
@@ -242,14 +233,14 @@ request_mac_ok(struct replica_crypto *rc, uint32_t client,
 	key = rc->client_key(rc->client_key_ctx, client);
 	if (key == NULL)
 		return false;
-	reqauth_root(leaf, a, root);
-	reqauth_root_msg(root, msg);
+	reqauth_path(leaf, a, h);
+	reqauth_root_msg(h[a->depth], msg);
 	sig_req_mac(key, msg, sizeof(msg), mac);
 	if (CRYPTO_memcmp(mac, a->macs + (size_t)PBFT_REQ_MAC_LEN * rc->self,
 	        PBFT_REQ_MAC_LEN) != 0)
 		return false;
 	rc->mac_ok++;
-	tree_start(t, client, leaf, a, false);
+	tree_start(t, client, a, (const uint8_t(*)[32])h, false);
 	return true;
 }
 

@@ -146,14 +146,21 @@ pbft_broadcast(struct pbft *p, const struct pbft_msg *m)
 	pbft_emit(p, &a);
 }
 
-void
-pbft_persist_raw(struct pbft *p, const uint8_t *rec, size_t len)
+/* Emits a PERSIST action for rec, which must already be kept (pbft_keep). */
+static void
+persist_kept(struct pbft *p, const uint8_t *rec, size_t len)
 {
 	struct pbft_action a = {.type = PBFT_ACT_PERSIST};
 
-	a.record = pbft_keep(p, rec, len);
+	a.record = rec;
 	a.record_len = len;
 	pbft_emit(p, &a);
+}
+
+void
+pbft_persist_raw(struct pbft *p, const uint8_t *rec, size_t len)
+{
+	persist_kept(p, pbft_keep(p, rec, len), len);
 }
 
 /* A pre-prepare's encoding beyond its batch: header, fields, signature. */
@@ -172,11 +179,7 @@ pbft_persist_msg(struct pbft *p, enum rec_kind kind, const struct pbft_msg *m)
 		wbuf_init_fixed(&wb, rec, cap);
 		wbuf_put_u8(&wb, (uint8_t)kind);
 		if (wire_encode(&wb, m) == 0) {
-			struct pbft_action a = {.type = PBFT_ACT_PERSIST};
-
-			a.record = rec;
-			a.record_len = wb.len;
-			pbft_emit(p, &a);
+			persist_kept(p, rec, wb.len);
 			return;
 		}
 	}

@@ -80,8 +80,7 @@ struct pbft_config {
 	uint32_t batch_bytes_max; /* encoded batch bytes */
 	uint32_t inflight_max; /* batches proposed, not yet executed */
 	uint32_t queue_reqs_max; /* primary's pending request queue */
-	uint32_t
-	    batch_delay_ticks; /* in flight: hold < half a batch this long */
+	uint32_t batch_delay_ticks; /* partial-batch hold: pbft_try_propose */
 	uint32_t view_timeout_ticks; /* initial view-change timeout */
 	uint32_t retransmit_ticks; /* resend own unfinished votes after this */
 	uint32_t test_flags; /* PBFT_TEST_*; 0 in production */
