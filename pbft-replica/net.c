@@ -282,13 +282,25 @@ count_failure(struct conn *c)
 
 static int seal_pending(struct conn *c);
 
+/*
+ * True when what c queues now waits for the replica's log (net_hold). Only
+ * frames to peers do: a reply depends on no record of this replica (the
+ * batch it answers committed on 2f+1 commits, each sent only once its
+ * sender's certificate was durable), and handshakes depend on nothing.
+ */
+static bool
+held(const struct conn *c)
+{
+	return c->n->hold && c->established && c->role == PBFT_ROLE_REPLICA;
+}
+
 static void
 flush(struct conn *c)
 {
 	if (c->pt.len > 0 && seal_pending(c) == -1)
 		return;
-	if (!c->established || !c->n->hold)
-		c->release = c->out.len; /* handshakes never wait */
+	if (!held(c))
+		c->release = c->out.len;
 	while (c->out_off < c->release) {
 		ssize_t w = send(c->fd, c->out.p + c->out_off,
 		    c->release - c->out_off, MSG_NOSIGNAL);
@@ -630,7 +642,7 @@ queue_raw(struct net *n, struct conn *c, const uint8_t *frame, size_t len)
 	n->st.frames_out++;
 	if (c->role == PBFT_ROLE_REPLICA)
 		n->st.peer[c->peer].frames_out++;
-	if (n->hold)
+	if (held(c))
 		return;
 	/* Coalesce: one record and one write per loop iteration. */
 	ev_io_start(n->loop, &c->wr);

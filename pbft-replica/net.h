@@ -97,7 +97,8 @@ void net_get_stats(const struct net *n, struct net_stats *st);
  * (sealed, counted against the queue limit) but not written. net_mark
  * remembers what every connection has queued; net_release_marked lets that
  * much go out (the records it depended on are durable); net_unhold lets
- * everything go and stops holding. Handshakes are never held.
+ * everything go and stops holding. Only frames to replicas are held:
+ * replies to clients and handshakes go out at once.
  */
 void net_hold(struct net *n);
 void net_mark(struct net *n);

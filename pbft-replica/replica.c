@@ -538,7 +538,8 @@ compact_gen(void *arg)
 /*
  * The core's contract: a step's records are durable before its messages
  * leave. With fsync = batch the loop does not wait for the disk: a step's
- * records are buffered and its output is held in net (net_hold); before the
+ * records are buffered and its output to replicas is held in net (net_hold:
+ * replies to clients depend on no record here and go at once); before the
  * loop next waits, wal_begin writes everything buffered, marks what net holds
  * and hands one fdatasync to the store's thread; when it ends, wal_ended
  * releases the marked output. Steps that run meanwhile buffer records for
