@@ -692,7 +692,13 @@ run_actions(struct replica *r)
 		if (r->wal_inflight && store_sync_poll(r->store, true) == -1)
 			fatalx("write-ahead log: cannot make records durable");
 		r->wal_inflight = false;
-		if (store_rewrite(r->store, compact_gen, r) == -1) {
+		int rc = store_rewrite(r->store, compact_gen, r);
+
+		if (rc == -2)
+			fatalx("write-ahead log: compaction failed after its "
+			       "new log was written; stopping rather than "
+			       "guessing which log a restart would read");
+		if (rc == -1) {
 			log_warnx("write-ahead log: compaction failed; the old "
 			          "log is kept and compaction is retried at "
 			          "the next checkpoint");

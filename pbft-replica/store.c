@@ -40,9 +40,29 @@ struct syncer {
 	uint64_t ns;
 };
 
+/*
+ * The log lives in two files, log.0 and log.1 (see store.h). The live one
+ * has the newer generation; the other is the spare that the next compaction
+ * overwrites. Offsets are file offsets.
+ */
+#define LOG_HDR_LEN 32
+#define REC_HDR_LEN 24
+#define LOG_NOT_REPLAYED UINT64_MAX
+static const char log_magic[8] = {'P', 'B', 'F', 'T', 'L', 'O', 'G', '2'};
+
 struct store {
 	char dir[CFG_PATH_MAX];
-	int dir_fd, lock_fd, wal_fd;
+	int dir_fd, lock_fd;
+	int wal_fd; /* the live log file (or the old-format wal) */
+	int spare_fd; /* the other log file, or -1 */
+	int live; /* index of the live file: log.<live>; -1: old format */
+	uint64_t gen; /* the live file's generation */
+	uint64_t base; /* end of the records its header came with */
+	uint64_t rec_gen; /* generation store_append writes */
+	uint64_t wal_off; /* where the next write goes */
+	uint64_t durable_off; /* everything before it is durable */
+	uint64_t flush_end; /* durable_off once the flush in flight ends */
+	bool compacting; /* store_append writes the next generation */
 	enum cfg_fsync mode;
 	struct wbuf pending; /* records appended, not yet written */
 	uint64_t snap_last, snap_prev; /* snapshots kept on disk */
@@ -177,6 +197,168 @@ prune_snapshots(struct store *st)
 	st->snap_prev = top[1];
 }
 
+static void
+put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void
+put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t le32(const uint8_t *p);
+
+static uint64_t
+le64(const uint8_t *p)
+{
+	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
+}
+
+static void
+log_path(const struct store *st, int i, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/log.%d", st->dir, i);
+}
+
+/* base: where the records written with the header (compaction) end. */
+static void
+log_header(uint8_t hdr[LOG_HDR_LEN], uint64_t gen, uint64_t base)
+{
+	memset(hdr, 0, LOG_HDR_LEN);
+	memcpy(hdr, log_magic, sizeof(log_magic));
+	put_le64(hdr + 8, gen);
+	put_le64(hdr + 16, base);
+	put_le32(hdr + 24, crc32c(0, hdr, 24));
+}
+
+/*
+ * A log file's header: 1 with *gen and *base set, 0 when the file holds no
+ * log (too short, or not begun: a spare whose first compaction never
+ * finished), -1 when it is damaged (the magic is there, the check fails).
+ */
+static int
+log_header_read(int fd, uint64_t *gen, uint64_t *base)
+{
+	uint8_t hdr[LOG_HDR_LEN];
+
+	if (pread(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
+	    memcmp(hdr, log_magic, sizeof(log_magic)) != 0)
+		return 0;
+	if (crc32c(0, hdr, 24) != le32(hdr + 24))
+		return -1;
+	*gen = le64(hdr + 8);
+	*base = le64(hdr + 16);
+	return *gen == 0 || *base < LOG_HDR_LEN ? -1 : 1;
+}
+
+static int
+sync_fd(const struct store *st, int fd)
+{
+	return st->mode == CFG_FSYNC_OFF ? 0 : fdatasync(fd);
+}
+
+/*
+ * Makes fd a log of generation gen holding the records in st->pending: the
+ * records first (after the header's place), synced, then the header,
+ * synced; until the header is durable the file is not a log of this
+ * generation, so a crash halfway leaves the previous log in charge. 0, or
+ * -1 when nothing was made live (headers not touched), -2 when the header
+ * write or its sync failed (the file may or may not be live on disk).
+ */
+static int
+log_write_new(struct store *st, int fd, uint64_t gen)
+{
+	uint8_t hdr[LOG_HDR_LEN];
+
+	if (pwrite(fd, st->pending.p, st->pending.len, LOG_HDR_LEN) !=
+	        (ssize_t)st->pending.len ||
+	    sync_fd(st, fd) == -1)
+		return -1;
+	log_header(hdr, gen, LOG_HDR_LEN + st->pending.len);
+	if (pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
+	    sync_fd(st, fd) == -1)
+		return -2;
+	return 0;
+}
+
+/*
+ * Opens the log files: the live one is the valid one of the newer
+ * generation. A data directory with neither but an old-format wal is
+ * converted by store_replay; one with nothing starts log.0 afresh.
+ */
+static int
+log_open(struct store *st, char *err, size_t errlen)
+{
+	char path[CFG_PATH_MAX + 32];
+	int fd[2] = {-1, -1};
+	uint64_t gen[2] = {0, 0}, base[2] = {0, 0};
+	int valid[2] = {0, 0};
+
+	for (int i = 0; i < 2; i++) {
+		log_path(st, i, path, sizeof(path));
+		fd[i] = open(path, O_RDWR | O_CLOEXEC);
+		if (fd[i] == -1 && errno != ENOENT) {
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			goto fail;
+		}
+		if (fd[i] != -1 &&
+		    (valid[i] = log_header_read(fd[i], &gen[i], &base[i])) ==
+		        -1) {
+			snprintf(err, errlen,
+			    "%s: damaged header: refusing to start", path);
+			goto fail;
+		}
+	}
+	if (valid[0] && valid[1] && gen[0] == gen[1]) {
+		snprintf(err, errlen,
+		    "%s/log.0 and log.1 claim the same generation %llu: "
+		    "refusing to start",
+		    st->dir, (unsigned long long)gen[0]);
+		goto fail;
+	}
+	if (valid[0] || valid[1]) {
+		st->live = valid[1] && (!valid[0] || gen[1] > gen[0]) ? 1 : 0;
+		st->gen = st->rec_gen = gen[st->live];
+		st->base = base[st->live];
+		st->wal_fd = fd[st->live];
+		st->spare_fd = fd[1 - st->live];
+		st->wal_off = st->durable_off = LOG_NOT_REPLAYED;
+		return 0;
+	}
+	st->spare_fd = fd[1];
+	if (fd[0] != -1)
+		close(fd[0]);
+	snprintf(path, sizeof(path), "%s/wal", st->dir);
+	st->wal_fd = open(path, O_RDWR | O_CLOEXEC);
+	if (st->wal_fd != -1) { /* the old format: store_replay converts */
+		st->live = -1;
+		st->wal_off = st->durable_off = LOG_NOT_REPLAYED;
+		return 0;
+	}
+	log_path(st, 0, path, sizeof(path));
+	st->wal_fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	st->live = 0;
+	st->gen = st->rec_gen = 1;
+	st->base = LOG_HDR_LEN;
+	if (st->wal_fd == -1 || log_write_new(st, st->wal_fd, 1) != 0 ||
+	    (st->mode != CFG_FSYNC_OFF && fsync(st->dir_fd) == -1)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	st->wal_off = st->durable_off = LOG_HDR_LEN;
+	return 0;
+fail:
+	for (int i = 0; i < 2; i++)
+		if (fd[i] != -1)
+			close(fd[i]);
+	return -1;
+}
+
 struct store *
 store_open(const char *data_dir, uint32_t id, enum cfg_fsync mode, char *err,
     size_t errlen)
@@ -188,7 +370,7 @@ store_open(const char *data_dir, uint32_t id, enum cfg_fsync mode, char *err,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	st->dir_fd = st->lock_fd = st->wal_fd = -1;
+	st->dir_fd = st->lock_fd = st->wal_fd = st->spare_fd = -1;
 	st->sy.efd = -1;
 	st->mode = mode;
 	wbuf_init_dynamic(&st->pending, 1ULL << 30);
@@ -212,12 +394,8 @@ store_open(const char *data_dir, uint32_t id, enum cfg_fsync mode, char *err,
 		    st->dir, strerror(errno));
 		goto fail;
 	}
-	snprintf(path, sizeof(path), "%s/wal", st->dir);
-	st->wal_fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (st->wal_fd == -1) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	if (log_open(st, err, errlen) == -1)
 		goto fail;
-	}
 	if (mode == CFG_FSYNC_BATCH && syncer_start(st) == -1) {
 		snprintf(err, errlen, "cannot start the WAL sync thread: %s",
 		    strerror(errno));
@@ -241,6 +419,8 @@ store_close(struct store *st)
 	syncer_stop(st);
 	if (st->wal_fd != -1)
 		close(st->wal_fd);
+	if (st->spare_fd != -1)
+		close(st->spare_fd);
 	if (st->lock_fd != -1)
 		close(st->lock_fd);
 	if (st->dir_fd != -1)
@@ -278,11 +458,12 @@ le32(const uint8_t *p)
 }
 
 /*
- * True when some intact record starts after off: then the bad record at off
- * is damage in the middle of the log, not a tail torn by a crash.
+ * The old format (a single file "wal" of  u32 len | u32 crc32c | data):
+ * true when some intact record starts after off, so that the bad record at
+ * off is damage in the middle of the log, not a tail torn by a crash.
  */
 static bool
-intact_record_after(const struct wbuf *all, size_t off)
+v1_intact_record_after(const struct wbuf *all, size_t off)
 {
 	for (size_t pos = off + 1; pos + 8 <= all->len; pos++) {
 		uint32_t len = le32(all->p + pos);
@@ -295,14 +476,20 @@ intact_record_after(const struct wbuf *all, size_t off)
 	return false;
 }
 
-int
-store_replay(struct store *st,
+/*
+ * Replays an old-format wal and converts it: its records become log.0 of
+ * generation 1, then the wal goes. A crash halfway leaves the wal, and the
+ * next start converts it again.
+ */
+static int
+replay_v1(struct store *st,
     int (*fn)(void *arg, const uint8_t *rec, size_t len), void *arg, char *err,
     size_t errlen)
 {
 	struct wbuf all;
+	char path[CFG_PATH_MAX + 32];
 	size_t off = 0;
-	int rc = -1;
+	int rc = -1, fd = -1;
 
 	wbuf_init_dynamic(&all, SIZE_MAX / 2);
 	if (read_all(st->wal_fd, &all) == -1) {
@@ -310,6 +497,8 @@ store_replay(struct store *st,
 		    err, errlen, "%s/wal: read: %s", st->dir, strerror(errno));
 		goto out;
 	}
+	st->rec_gen = 1;
+	st->compacting = true;
 	while (off < all.len) {
 		size_t left = all.len - off;
 		uint32_t len, crc;
@@ -320,7 +509,7 @@ store_replay(struct store *st,
 		crc = le32(all.p + off + 4);
 		if (len > STORE_RECORD_BYTES_MAX || len > left - 8 ||
 		    crc32c(0, all.p + off + 8, len) != crc) {
-			if (!intact_record_after(&all, off))
+			if (!v1_intact_record_after(&all, off))
 				break; /* torn tail */
 			snprintf(err, errlen,
 			    "%s/wal: corrupt record at offset %zu (length %u, "
@@ -335,19 +524,158 @@ store_replay(struct store *st,
 			    st->dir, off);
 			goto out;
 		}
-		off += 8 + (size_t)len;
-	}
-	if (off < all.len) {
-		log_warnx("%s/wal: torn tail of %zu bytes at offset %zu "
-		          "truncated",
-		    st->dir, all.len - off, off);
-		if (ftruncate(st->wal_fd, (off_t)off) == -1 ||
-		    fsync(st->wal_fd) == -1) {
-			snprintf(err, errlen, "%s/wal: truncate: %s", st->dir,
-			    strerror(errno));
+		if (store_append(st, all.p + off + 8, len) == -1) {
+			snprintf(err, errlen, "%s/wal: out of memory", st->dir);
 			goto out;
 		}
+		off += 8 + (size_t)len;
 	}
+	if (off < all.len)
+		log_warnx("%s/wal: torn tail of %zu bytes at offset %zu "
+		          "dropped",
+		    st->dir, all.len - off, off);
+	log_path(st, 0, path, sizeof(path));
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd == -1 || log_write_new(st, fd, 1) != 0 ||
+	    (st->mode != CFG_FSYNC_OFF && fsync(st->dir_fd) == -1)) {
+		snprintf(err, errlen, "%s: cannot convert the old wal: %s",
+		    path, strerror(errno));
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/wal", st->dir);
+	if (unlink(path) == -1 ||
+	    (st->mode != CFG_FSYNC_OFF && fsync(st->dir_fd) == -1)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	log_info("%s: converted the write-ahead log (wal) to log.0", st->dir);
+	close(st->wal_fd);
+	st->wal_fd = fd;
+	fd = -1;
+	st->live = 0;
+	st->gen = 1;
+	st->wal_off = st->durable_off = st->base =
+	    LOG_HDR_LEN + st->pending.len;
+	st->stats.bytes = st->pending.len;
+	rc = 0;
+out:
+	st->compacting = false;
+	st->rec_gen = st->gen;
+	wbuf_reset(&st->pending);
+	if (fd != -1)
+		close(fd);
+	wbuf_clear(&all);
+	return rc;
+}
+
+/*
+ * The record at off (of a log of generation gen32): its length when it is
+ * whole and belongs to this generation, else 0 (no record is empty: the
+ * core writes none). *synced: where the log was durable when it was
+ * written.
+ */
+static uint32_t
+record_at(const struct wbuf *all, size_t off, uint32_t gen32, uint64_t *synced)
+{
+	const uint8_t *h = all->p + off;
+	uint32_t len;
+
+	if (all->len - off < REC_HDR_LEN || le32(h + 4) != gen32 ||
+	    crc32c(0, h, 20) != le32(h + 20))
+		return 0;
+	len = le32(h);
+	if (len == 0 || len > STORE_RECORD_BYTES_MAX ||
+	    len > all->len - off - REC_HDR_LEN ||
+	    crc32c(0, h + REC_HDR_LEN, len) != le32(h + 16))
+		return 0;
+	*synced = le64(h + 8);
+	return len;
+}
+
+/* True when a record header of this generation is at off. */
+static bool
+header_at(const struct wbuf *all, size_t off, uint32_t gen32)
+{
+	const uint8_t *h = all->p + off;
+
+	return all->len - off >= REC_HDR_LEN && le32(h + 4) == gen32 &&
+	    crc32c(0, h, 20) == le32(h + 20);
+}
+
+int
+store_replay(struct store *st,
+    int (*fn)(void *arg, const uint8_t *rec, size_t len), void *arg, char *err,
+    size_t errlen)
+{
+	struct wbuf all;
+	size_t off = LOG_HDR_LEN;
+	uint32_t gen32 = (uint32_t)st->gen;
+	bool later = false; /* records of this generation after the end */
+	int rc = -1;
+
+	if (st->live == -1)
+		return replay_v1(st, fn, arg, err, errlen);
+	wbuf_init_dynamic(&all, SIZE_MAX / 2);
+	if (read_all(st->wal_fd, &all) == -1 || all.len < LOG_HDR_LEN) {
+		snprintf(err, errlen, "%s/log.%d: read: %s", st->dir, st->live,
+		    all.len < LOG_HDR_LEN ? "too short" : strerror(errno));
+		goto out;
+	}
+	for (;;) {
+		uint64_t synced;
+		uint32_t len = record_at(&all, off, gen32, &synced);
+
+		if (len == 0)
+			break;
+		if (fn(arg, all.p + off + REC_HDR_LEN, len) == -1) {
+			snprintf(err, errlen,
+			    "%s/log.%d: record at offset %zu rejected by the "
+			    "consensus core",
+			    st->dir, st->live, off);
+			goto out;
+		}
+		off += REC_HDR_LEN + (size_t)len;
+	}
+	/*
+	 * The log ends at off. After it there may be records of older
+	 * generations (the file is reused) and what a crash cut short: the
+	 * records of the flush in flight, any of whose pages may or may not
+	 * have reached the disk. A whole record of this generation further on
+	 * that was written when the log was already durable past off proves
+	 * the record at off was durable: it is damage, not a torn write. So
+	 * does any whole record after a bad one among those the header came
+	 * with (they were durable before the header was written).
+	 */
+	for (size_t pos = off + 1; pos + REC_HDR_LEN <= all.len; pos++) {
+		uint64_t synced;
+
+		if (record_at(&all, pos, gen32, &synced) == 0)
+			continue;
+		if (synced > off || off < st->base) {
+			snprintf(err, errlen,
+			    "%s/log.%d: corrupt record at offset %zu (%zu "
+			    "bytes follow): refusing to start",
+			    st->dir, st->live, off, all.len - off);
+			goto out;
+		}
+		later = true;
+	}
+	/* Past the end, a reused file holds an older generation's bytes;
+	 * they stay, and new records go over them. Whole records of this one
+	 * there were cut off by a crash and must not come back when new
+	 * records end short of them: the file is cut. */
+	if (later || header_at(&all, off, gen32))
+		log_warnx("%s/log.%d: torn tail at offset %zu dropped%s",
+		    st->dir, st->live, off, later ? " (file truncated)" : "");
+	if (later &&
+	    (ftruncate(st->wal_fd, (off_t)off) == -1 ||
+	        fsync(st->wal_fd) == -1)) {
+		snprintf(err, errlen, "%s/log.%d: truncate: %s", st->dir,
+		    st->live, strerror(errno));
+		goto out;
+	}
+	st->wal_off = st->durable_off = off;
+	st->stats.bytes = off - LOG_HDR_LEN;
 	rc = 0;
 out:
 	wbuf_clear(&all);
@@ -357,10 +685,22 @@ out:
 int
 store_append(struct store *st, const uint8_t *rec, size_t len)
 {
-	if (len > STORE_RECORD_BYTES_MAX)
+	uint8_t h[REC_HDR_LEN];
+	/* Where the log was durable when this record was written (0 when
+	 * that says nothing: compaction, fsync = off); see store_replay. */
+	uint64_t synced = st->compacting || st->mode == CFG_FSYNC_OFF ||
+	        st->durable_off == LOG_NOT_REPLAYED
+	    ? 0
+	    : st->durable_off;
+
+	if (len == 0 || len > STORE_RECORD_BYTES_MAX)
 		return -1;
-	wbuf_put_u32(&st->pending, (uint32_t)len);
-	wbuf_put_u32(&st->pending, crc32c(0, rec, len));
+	put_le32(h, (uint32_t)len);
+	put_le32(h + 4, (uint32_t)st->rec_gen);
+	put_le64(h + 8, synced);
+	put_le32(h + 16, crc32c(0, rec, len));
+	put_le32(h + 20, crc32c(0, h, 20));
+	wbuf_put_bytes(&st->pending, h, sizeof(h));
 	wbuf_put_bytes(&st->pending, rec, len);
 	if (wbuf_failed(&st->pending))
 		return -1;
@@ -415,10 +755,17 @@ write_pending(struct store *st)
 {
 	if (st->pending.len == 0)
 		return 0;
-	if (write_full(st->wal_fd, st->pending.p, st->pending.len) == -1) {
-		log_warn("%s/wal: write", st->dir);
+	if (st->wal_off == LOG_NOT_REPLAYED) {
+		log_warnx("%s/log.%d: appending before the log was replayed",
+		    st->dir, st->live);
 		return -1;
 	}
+	if (pwrite(st->wal_fd, st->pending.p, st->pending.len,
+	        (off_t)st->wal_off) != (ssize_t)st->pending.len) {
+		log_warn("%s/log.%d: write", st->dir, st->live);
+		return -1;
+	}
+	st->wal_off += st->pending.len;
 	st->stats.bytes += st->pending.len;
 	wbuf_reset(&st->pending);
 	return 0;
@@ -439,10 +786,11 @@ store_sync(struct store *st)
 		return 0;
 	t0 = now_ns();
 	if (fdatasync(st->wal_fd) == -1) {
-		log_warn("%s/wal: fdatasync", st->dir);
+		log_warn("%s/log.%d: fdatasync", st->dir, st->live);
 		return -1;
 	}
 	note_sync(st, now_ns() - t0);
+	st->durable_off = st->wal_off;
 	return 0;
 }
 
@@ -532,6 +880,7 @@ store_sync_begin(struct store *st)
 		return 0;
 	if (write_pending(st) == -1)
 		return -1;
+	st->flush_end = st->wal_off;
 	pthread_mutex_lock(&sy->mu);
 	sy->fd = st->wal_fd;
 	sy->request = true;
@@ -575,9 +924,10 @@ store_sync_poll(struct store *st, bool wait)
 	sy->inflight = false;
 	if (result != 0) {
 		errno = result;
-		log_warn("%s/wal: fdatasync", st->dir);
+		log_warn("%s/log.%d: fdatasync", st->dir, st->live);
 		return -1;
 	}
+	st->durable_off = st->flush_end;
 	return 0;
 }
 
@@ -587,32 +937,50 @@ const uint32_t store_sync_le_us[STORE_SYNC_BUCKETS - 1] = {50, 100, 250, 500,
 int
 store_rewrite(struct store *st, int (*gen)(void *arg), void *arg)
 {
-	char tmp[CFG_PATH_MAX + 32], dst[CFG_PATH_MAX + 32];
-	int fd;
+	char path[CFG_PATH_MAX + 32];
+	int fd = st->spare_fd, rc, target = 1 - st->live;
+	bool created = false;
+	size_t len;
 
+	if (st->live == -1) /* the old format is converted by replay */
+		return -1;
 	if (store_sync(st) == -1) /* waits for a background flush first */
 		return -1;
-	if (gen(arg) == -1) {
+	st->compacting = true;
+	st->rec_gen = st->gen + 1;
+	rc = gen(arg);
+	st->compacting = false;
+	st->rec_gen = st->gen;
+	if (rc == -1) {
 		wbuf_reset(&st->pending);
 		return -1;
 	}
-	snprintf(tmp, sizeof(tmp), "%s/wal.tmp", st->dir);
-	snprintf(dst, sizeof(dst), "%s/wal", st->dir);
-	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
-	if (fd == -1 || write_full(fd, st->pending.p, st->pending.len) == -1 ||
-	    (st->mode != CFG_FSYNC_OFF && fdatasync(fd) == -1) ||
-	    rename(tmp, dst) == -1 ||
-	    (st->mode != CFG_FSYNC_OFF && fsync(st->dir_fd) == -1)) {
-		log_warn("%s: compaction", dst);
-		if (fd != -1)
-			close(fd);
-		wbuf_reset(&st->pending);
-		return -1;
+	log_path(st, target, path, sizeof(path));
+	if (fd == -1) {
+		fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		created = fd != -1;
 	}
-	close(st->wal_fd);
-	st->wal_fd = fd;
-	st->stats.bytes = st->pending.len;
+	/* The spare is overwritten in place: its blocks are allocated and
+	 * the file does not grow until the log outgrows it, so the flushes
+	 * that follow write data, not file system metadata. */
+	rc = fd == -1 ? -1 : log_write_new(st, fd, st->gen + 1);
+	if (rc == 0 && created && st->mode != CFG_FSYNC_OFF &&
+	    fsync(st->dir_fd) == -1)
+		rc = -2;
+	if (created)
+		st->spare_fd = fd;
+	len = st->pending.len;
 	wbuf_reset(&st->pending);
+	if (rc != 0) {
+		log_warn("%s: compaction", path);
+		return rc;
+	}
+	st->spare_fd = st->wal_fd;
+	st->wal_fd = fd;
+	st->live = target;
+	st->rec_gen = ++st->gen;
+	st->wal_off = st->durable_off = st->base = LOG_HDR_LEN + (uint64_t)len;
+	st->stats.bytes = len;
 	st->stats.compactions++;
 	return 0;
 }

@@ -3,10 +3,28 @@
  * (data_dir/node-ID): the write-ahead log of the core's PERSIST records and
  * snapshots of the service at stable checkpoints.
  *
- * WAL records are  u32 len | u32 crc32c(data) | data.  A torn tail (the last
- * record cut short or failing its CRC with nothing valid after it) is
- * truncated with a log line; a bad record followed by more data stops the
- * replica: silently dropping acknowledged state is never an option.
+ * The write-ahead log lives in two files, log.0 and log.1, each
+ *
+ *   header:  "PBFTLOG2" | u64 generation | u64 base | u32 crc32c(first
+ *            24) | 4 zero     (base: where the records written with the
+ *            header end)
+ *   records: u32 len | u32 generation | u64 synced | u32 crc32c(data)
+ *            | u32 crc32c(first 20 bytes) | data
+ *
+ * The live file is the one whose header is valid with the newer generation.
+ * Compaction writes the new log into the other file (the spare) over what it
+ * held, the records first and the header last, each synced, and the files
+ * swap roles: the log is written into blocks the file system has already
+ * allocated, so a flush writes data and no metadata. A record is the log's
+ * end when it is not whole or not of the file's generation; older records
+ * beyond it are what a reused file holds. synced says how far the log was
+ * durable when the record was written: a bad record followed by a whole one
+ * that was written after the bad one was durable (or a bad one before base
+ * followed by any whole one) is damage, and the replica
+ * refuses to start (silently dropping acknowledged state is never an
+ * option); otherwise it is a tail a crash cut short, dropped with a log line.
+ * A data directory with the older single-file format (wal: u32 len | u32
+ * crc32c(data) | data) is converted on replay.
  *
  * Snapshots are written to a temporary file, fsynced, renamed into place and
  * the directory fsynced, so a crash leaves either the old or the new one.
@@ -46,9 +64,9 @@ struct store *store_open(const char *data_dir, uint32_t id, enum cfg_fsync mode,
 void store_close(struct store *st); /* safe on NULL */
 
 /*
- * Calls fn for every intact WAL record in order. A torn tail is truncated.
- * Returns 0, or -1 with err set when a record in the middle is corrupt or
- * fn returns -1.
+ * Calls fn for every intact WAL record in order; required before appending
+ * to a log that holds records. A torn tail is truncated. Returns 0, or -1
+ * with err set when a record in the middle is corrupt or fn returns -1.
  */
 int store_replay(struct store *st,
     int (*fn)(void *arg, const uint8_t *rec, size_t len), void *arg, char *err,
@@ -83,8 +101,10 @@ int store_sync_poll(struct store *st, bool wait);
 
 /*
  * Compaction: replaces the whole log with the records gen appends (through
- * store_append). The new log is written aside, synced and renamed into
- * place, so a crash leaves the old log or the new one. 0 or -1.
+ * store_append), written into the spare file and made live by its header,
+ * so a crash leaves the old log or the new one. 0; -1 when the old log is
+ * still the live one; -2 when the new header's write or sync failed, so
+ * that which log is live on disk is unknown (stop).
  */
 int store_rewrite(struct store *st, int (*gen)(void *arg), void *arg);
 

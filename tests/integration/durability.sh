@@ -173,10 +173,37 @@ replica=$build/pbft-replica/pbft-replica
 ctl stop 1 >/dev/null || fail "stop 1"
 stopped1() { [ "$(field 1 state)" = stopped ]; }
 wait_until 10 stopped1 || fail "node 1 did not stop"
-wal=$dir/c/data/node-1/wal
+# The live log file (the newer generation of log.0 and log.1) and where its
+# records end (a reused file holds older bytes after that).
+read -r wal size < <(python3 - "$dir/c/data/node-1" <<'PY'
+import struct, sys
+best = None
+for i in (0, 1):
+    try:
+        b = open("%s/log.%d" % (sys.argv[1], i), "rb").read()
+    except FileNotFoundError:
+        continue
+    if len(b) >= 32 and b[:8] == b"PBFTLOG2":
+        g = struct.unpack_from("<Q", b, 8)[0]
+        if best is None or g > best[1]:
+            best = (i, g, b)
+i, g, b = best
+off = 32
+while off + 24 <= len(b):
+    ln, rg = struct.unpack_from("<II", b, off)
+    if rg != g & 0xffffffff or ln == 0 or off + 24 + ln > len(b):
+        break
+    off += 24 + ln
+print("%s/log.%d %d" % (sys.argv[1], i, off))
+PY
+)
 cp "$wal" "$dir/wal.orig"
-size=$(stat -c %s "$wal")
-[ "$size" -gt 64 ] || fail "write-ahead log of node 1 is only $size bytes"
+# Each run below may compact into the spare: both files go back each time.
+logs=$dir/c/data/node-1
+mkdir -p "$dir/logs.orig"
+cp "$logs"/log.* "$dir/logs.orig/"
+restore_logs() { rm -f "$logs"/log.*; cp "$dir/logs.orig"/log.* "$logs/"; }
+[ "$size" -gt 96 ] || fail "write-ahead log of node 1 holds only $size bytes"
 # run_replica LOG: starts node 1 by hand, waits until it listens, stops
 # it with SIGTERM; the exit status is the replica's.
 run_replica() {
@@ -193,7 +220,10 @@ run_replica() {
 	return $rc
 }
 torn=0
-for off in $(python3 -c 'import random, sys; r = random.Random(int(sys.argv[2])); print(" ".join(str(r.randrange(1, int(sys.argv[1]))) for _ in range(20)))' "$size" "$$"); do
+# Cuts after the file's 32-byte header: a crash never tears it (it is
+# written once, before the file holds anything that matters).
+for off in $(python3 -c 'import random, sys; r = random.Random(int(sys.argv[2])); print(" ".join(str(r.randrange(33, int(sys.argv[1]))) for _ in range(20)))' "$size" "$$"); do
+	restore_logs
 	head -c "$off" "$dir/wal.orig" >"$wal"
 	run_replica "$dir/torn.log" ||
 	    fail "replica 1 with its log cut at $off of $size bytes: $(tail -n 3 "$dir/torn.log")"
@@ -203,10 +233,11 @@ for off in $(python3 -c 'import random, sys; r = random.Random(int(sys.argv[2]))
 done
 [ "$torn" -ge 1 ] || fail "no cut was reported as a torn tail"
 ok "log cut at 20 random offsets: 20 clean starts ($torn reported a torn tail)"
-python3 - "$dir/wal.orig" "$wal" <<'PY'
+restore_logs
+python3 - "$dir/wal.orig" "$wal" "$size" <<'PY'
 import sys
 b = bytearray(open(sys.argv[1], 'rb').read())
-b[len(b) // 3] ^= 0x40
+b[32 + (int(sys.argv[3]) - 32) // 3] ^= 0x40
 open(sys.argv[2], 'wb').write(b)
 PY
 set +e
@@ -218,7 +249,7 @@ set -e
 grep -q "corrupt record at offset" "$dir/corrupt.log" ||
     fail "no clear error for a flipped byte: $(tail -n 3 "$dir/corrupt.log")"
 ok "a flipped byte in the middle of the log: refused ($(grep -o 'corrupt record at offset [0-9]*' "$dir/corrupt.log"))"
-cp "$dir/wal.orig" "$wal"
+restore_logs
 ctl restart 1 >/dev/null || fail "restart 1"
 # Load past two checkpoints: a replica that alone moved to a view change
 # meanwhile (its timer ran while node 1 was away) catches up from them.

@@ -73,7 +73,7 @@ write_records(char *wal, size_t wallen)
 	}
 	ck_assert_int_eq(store_sync(st), 0);
 	store_close(st);
-	snprintf(wal, wallen, "%s/node-1/wal", dir);
+	snprintf(wal, wallen, "%s/node-1/log.0", dir);
 }
 
 static int
@@ -87,6 +87,23 @@ replay(struct seen *s, char *err, size_t errlen)
 	rc = store_replay(st, collect, s, err, errlen);
 	store_close(st);
 	return rc;
+}
+
+/* A restart that replays the log, then appends one record and syncs. */
+static void
+restart_and_append(const uint8_t *rec, size_t len)
+{
+	char err[256];
+	struct seen s;
+	struct store *st =
+	    store_open(dir, 1, CFG_FSYNC_BATCH, err, sizeof(err));
+
+	ck_assert_msg(st != NULL, "%s", err);
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(store_replay(st, collect, &s, err, sizeof(err)), 0);
+	ck_assert_int_eq(store_append(st, rec, len), 0);
+	ck_assert_int_eq(store_sync(st), 0);
+	store_close(st);
 }
 
 START_TEST(test_roundtrip)
@@ -122,14 +139,14 @@ START_TEST(test_torn_tail_every_offset)
 		    : k == 1       ? size - 1
 		                   : (off_t)(rand_r(&seed) % (unsigned)size);
 		int whole = 0;
-		off_t off = 0;
+		off_t off;
 
-		write_records(wal, sizeof(wal)); /* fresh full log */
-		ck_assert_int_eq(truncate(wal, 0), 0);
+		ck_assert_int_eq(truncate(wal, 0), 0); /* a fresh log */
 		write_records(wal, sizeof(wal));
 		ck_assert_int_eq(truncate(wal, cut), 0);
+		off = 32; /* the file's header */
 		for (int i = 0; i < 50; i++) {
-			off += 8 + i * 10 + 1;
+			off += 24 + i * 10 + 1;
 			if (off <= cut)
 				whole++;
 		}
@@ -143,21 +160,26 @@ START_TEST(test_torn_tail_every_offset)
 }
 END_TEST
 
+static void
+flip_bit(const char *path, off_t off, uint8_t mask)
+{
+	int fd = open(path, O_RDWR);
+	uint8_t b;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, &b, 1, off), 1);
+	b ^= mask;
+	ck_assert_int_eq(pwrite(fd, &b, 1, off), 1);
+	close(fd);
+}
+
 START_TEST(test_corrupt_middle_refused)
 {
 	char wal[128], err[256];
 	struct seen s;
-	int fd;
-	uint8_t b;
 
 	write_records(wal, sizeof(wal));
-	fd = open(wal, O_RDWR);
-	ck_assert_int_ge(fd, 0);
-	/* A byte inside record 10's payload. */
-	ck_assert_int_eq(pread(fd, &b, 1, 1000), 1);
-	b ^= 0x40;
-	ck_assert_int_eq(pwrite(fd, &b, 1, 1000), 1);
-	close(fd);
+	flip_bit(wal, 1000, 0x40); /* inside record 10's payload */
 	ck_assert_int_eq(replay(&s, err, sizeof(err)), -1);
 	ck_assert_ptr_nonnull(strstr(err, "corrupt record"));
 }
@@ -284,6 +306,188 @@ START_TEST(test_rewrite)
 }
 END_TEST
 
+static int
+gen_many(void *arg)
+{
+	uint8_t rec[300];
+
+	(void)arg;
+	for (int i = 0; i < 20; i++) {
+		memset(rec, 100 + i, sizeof(rec));
+		if (store_append(arg, rec, sizeof(rec)) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+static off_t
+file_size(const char *name)
+{
+	char path[128];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/node-1/%s", dir, name);
+	return stat(path, &sb) == 0 ? sb.st_size : -1;
+}
+
+/*
+ * Compaction reuses the other file: after two, log.0 is live again and was
+ * written over in place (it keeps its size); what it held beyond the new
+ * log's end is an older generation's and never replays.
+ */
+START_TEST(test_rewrite_reuses_spare)
+{
+	char wal[128], err[256];
+	struct seen sn;
+	struct store *st;
+	off_t size0;
+
+	write_records(wal, sizeof(wal)); /* log.0: 50 records */
+	size0 = file_size("log.0");
+	st = store_open(dir, 1, CFG_FSYNC_BATCH, err, sizeof(err));
+	ck_assert_msg(st != NULL, "%s", err);
+	memset(&sn, 0, sizeof(sn));
+	ck_assert_int_eq(store_replay(st, collect, &sn, err, sizeof(err)), 0);
+	ck_assert_int_eq(store_rewrite(st, gen_many, st), 0); /* log.1 */
+	ck_assert_int_eq(store_rewrite(st, gen_two, st), 0); /* log.0 */
+	ck_assert_int_eq(store_append(st, (const uint8_t *)"ccc", 3), 0);
+	ck_assert_int_eq(store_sync(st), 0);
+	store_close(st);
+	ck_assert_int_eq(file_size("log.0"), size0);
+	ck_assert_int_gt(file_size("log.1"), 20 * 300);
+	ck_assert_int_eq(replay(&sn, err, sizeof(err)), 0);
+	ck_assert_int_eq(sn.n, 3);
+	ck_assert_uint_eq(sn.lens[0], 1);
+	ck_assert_uint_eq(sn.lens[1], 2);
+	ck_assert_uint_eq(sn.lens[2], 3);
+	/* A restart appends where the log ends, and keeps the file. */
+	restart_and_append((const uint8_t *)"dddd", 4);
+	ck_assert_int_eq(file_size("log.0"), size0);
+	ck_assert_int_eq(replay(&sn, err, sizeof(err)), 0);
+	ck_assert_int_eq(sn.n, 4);
+	ck_assert_uint_eq(sn.lens[3], 4);
+}
+END_TEST
+
+/*
+ * A crash during compaction, after the spare's records and before its
+ * header: the spare is not a log yet and the old log stays live.
+ */
+START_TEST(test_compaction_cut_before_header)
+{
+	char wal[128], err[256], spare[160];
+	struct seen sn;
+	int fd;
+	uint8_t junk[4096];
+
+	write_records(wal, sizeof(wal));
+	snprintf(spare, sizeof(spare), "%s/node-1/log.1", dir);
+	fd = open(spare, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	memset(junk, 0x5a, sizeof(junk));
+	ck_assert_int_eq(pwrite(fd, junk, sizeof(junk), 32), sizeof(junk));
+	close(fd);
+	ck_assert_int_eq(replay(&sn, err, sizeof(err)), 0);
+	ck_assert_int_eq(sn.n, 50);
+}
+END_TEST
+
+/*
+ * A crash in the middle of a flush into a reused file: its pages reach the
+ * disk in any order, so a record of it may be missing while a later one of
+ * the same flush is whole. That is a torn tail (dropped, with the later
+ * record), not damage: the later record was written before the missing one
+ * was durable.
+ */
+START_TEST(test_torn_flush_out_of_order)
+{
+	char wal[128], err[256];
+	struct seen sn;
+	struct store *st;
+	uint8_t rec[100], zero[124];
+	int fd;
+
+	write_records(wal, sizeof(wal));
+	st = store_open(dir, 1, CFG_FSYNC_BATCH, err, sizeof(err));
+	ck_assert_msg(st != NULL, "%s", err);
+	memset(&sn, 0, sizeof(sn));
+	ck_assert_int_eq(store_replay(st, collect, &sn, err, sizeof(err)), 0);
+	memset(rec, 7, sizeof(rec));
+	/* One flush with three records. */
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(store_append(st, rec, sizeof(rec)), 0);
+	ck_assert_int_eq(store_sync(st), 0);
+	store_close(st);
+	/* The first of them never reached the disk. */
+	fd = open(wal, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	memset(zero, 0, sizeof(zero));
+	ck_assert_int_eq(pwrite(fd, zero, sizeof(zero),
+	                     file_size("log.0") - 3 * (off_t)sizeof(zero)),
+	    sizeof(zero));
+	close(fd);
+	ck_assert_int_eq(replay(&sn, err, sizeof(err)), 0);
+	ck_assert_int_eq(sn.n, 50);
+	/* The dropped records stay dropped, even once a new record fills
+	 * exactly the place of the missing one. */
+	memset(rec, 9, sizeof(rec));
+	restart_and_append(rec, sizeof(rec));
+	ck_assert_int_eq(replay(&sn, err, sizeof(err)), 0);
+	ck_assert_int_eq(sn.n, 51);
+	ck_assert_uint_eq(sn.first[50], 9);
+}
+END_TEST
+
+/* A data directory of the single-file format is converted on replay. */
+START_TEST(test_converts_old_wal)
+{
+	char path[128], err[256];
+	struct seen sn;
+	uint8_t buf[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/node-1", dir);
+	ck_assert_int_eq(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/node-1/wal", dir);
+	fd = open(path, O_RDWR | O_CREAT, 0600);
+	ck_assert_int_ge(fd, 0);
+	for (int i = 1; i <= 3; i++) {
+		uint32_t crc;
+
+		memset(buf + 8, 'a' + i, (size_t)i);
+		crc = crc32c(0, buf + 8, (size_t)i);
+		for (int b = 0; b < 4; b++) {
+			buf[b] = (uint8_t)((uint32_t)i >> (8 * b));
+			buf[4 + b] = (uint8_t)(crc >> (8 * b));
+		}
+		ck_assert_int_eq(write(fd, buf, 8 + (size_t)i), 8 + i);
+	}
+	ck_assert_int_eq(write(fd, "torn", 4), 4);
+	close(fd);
+	ck_assert_int_eq(replay(&sn, err, sizeof(err)), 0);
+	ck_assert_int_eq(sn.n, 3);
+	ck_assert_uint_eq(sn.first[2], 'a' + 3);
+	ck_assert_int_eq(access(path, F_OK), -1); /* wal is gone */
+	restart_and_append((const uint8_t *)"x", 1);
+	ck_assert_int_eq(replay(&sn, err, sizeof(err)), 0);
+	ck_assert_int_eq(sn.n, 4);
+}
+END_TEST
+
+/* A damaged file header is refused, not read as "no log". */
+START_TEST(test_damaged_header_refused)
+{
+	char wal[128], err[256];
+	struct store *st;
+
+	write_records(wal, sizeof(wal));
+	flip_bit(wal, 9, 1); /* in the generation */
+	st = store_open(dir, 1, CFG_FSYNC_BATCH, err, sizeof(err));
+	ck_assert_ptr_null(st);
+	ck_assert_ptr_nonnull(strstr(err, "damaged header"));
+}
+END_TEST
+
 START_TEST(test_locked)
 {
 	char err[256];
@@ -343,6 +547,8 @@ START_TEST(test_background_sync)
 	/* Modes other than batch have no thread and sync in place. */
 	st = store_open(dir, 1, CFG_FSYNC_ALWAYS, err, sizeof(err));
 	ck_assert_msg(st != NULL, "%s", err);
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(store_replay(st, collect, &s, err, sizeof(err)), 0);
 	ck_assert_int_eq(store_sync_fd(st), -1);
 	ck_assert_int_eq(store_append(st, rec, sizeof(rec)), 0);
 	ck_assert_int_eq(store_sync_begin(st), 0);
@@ -386,6 +592,9 @@ store_suite(void)
 	tcase_add_test(tc, test_snapshots_bounded_across_restarts);
 	tcase_add_test(tc, test_locked);
 	tcase_add_test(tc, test_rewrite);
+	tcase_add_test(tc, test_rewrite_reuses_spare);
+	tcase_add_test(tc, test_compaction_cut_before_header);
+	tcase_add_test(tc, test_converts_old_wal);
 	tcase_add_test(tc, test_crc32c_known);
 	tcase_add_test(tc, test_background_sync);
 	suite_add_tcase(s, tc);
@@ -393,6 +602,8 @@ store_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_torn_tail_every_offset);
 	tcase_add_test(tc, test_corrupt_middle_refused);
+	tcase_add_test(tc, test_torn_flush_out_of_order);
+	tcase_add_test(tc, test_damaged_header_refused);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	return s;
