@@ -58,11 +58,10 @@ struct store {
 	int live; /* index of the live file: log.<live>; -1: old format */
 	uint64_t gen; /* the live file's generation */
 	uint64_t base; /* end of the records its header came with */
-	uint64_t rec_gen; /* generation store_append writes */
 	uint64_t wal_off; /* where the next write goes */
 	uint64_t durable_off; /* everything before it is durable */
 	uint64_t flush_end; /* durable_off once the flush in flight ends */
-	bool compacting; /* store_append writes the next generation */
+	bool compacting; /* store_append writes generation gen + 1 */
 	enum cfg_fsync mode;
 	struct wbuf pending; /* records appended, not yet written */
 	uint64_t snap_last, snap_prev; /* snapshots kept on disk */
@@ -197,20 +196,6 @@ prune_snapshots(struct store *st)
 	st->snap_prev = top[1];
 }
 
-static void
-put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void
-put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 static uint32_t le32(const uint8_t *p);
 
 static uint64_t
@@ -229,11 +214,14 @@ log_path(const struct store *st, int i, char *buf, size_t len)
 static void
 log_header(uint8_t hdr[LOG_HDR_LEN], uint64_t gen, uint64_t base)
 {
+	struct wbuf wb;
+
 	memset(hdr, 0, LOG_HDR_LEN);
-	memcpy(hdr, log_magic, sizeof(log_magic));
-	put_le64(hdr + 8, gen);
-	put_le64(hdr + 16, base);
-	put_le32(hdr + 24, crc32c(0, hdr, 24));
+	wbuf_init_fixed(&wb, hdr, LOG_HDR_LEN);
+	wbuf_put_bytes(&wb, log_magic, sizeof(log_magic));
+	wbuf_put_u64(&wb, gen);
+	wbuf_put_u64(&wb, base);
+	wbuf_put_u32(&wb, crc32c(0, hdr, 24));
 }
 
 /*
@@ -323,7 +311,7 @@ log_open(struct store *st, char *err, size_t errlen)
 	}
 	if (valid[0] || valid[1]) {
 		st->live = valid[1] && (!valid[0] || gen[1] > gen[0]) ? 1 : 0;
-		st->gen = st->rec_gen = gen[st->live];
+		st->gen = gen[st->live];
 		st->base = base[st->live];
 		st->wal_fd = fd[st->live];
 		st->spare_fd = fd[1 - st->live];
@@ -343,7 +331,7 @@ log_open(struct store *st, char *err, size_t errlen)
 	log_path(st, 0, path, sizeof(path));
 	st->wal_fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	st->live = 0;
-	st->gen = st->rec_gen = 1;
+	st->gen = 1;
 	st->base = LOG_HDR_LEN;
 	if (st->wal_fd == -1 || log_write_new(st, st->wal_fd, 1) != 0 ||
 	    (st->mode != CFG_FSYNC_OFF && fsync(st->dir_fd) == -1)) {
@@ -497,8 +485,7 @@ replay_v1(struct store *st,
 		    err, errlen, "%s/wal: read: %s", st->dir, strerror(errno));
 		goto out;
 	}
-	st->rec_gen = 1;
-	st->compacting = true;
+	st->compacting = true; /* gen is 0 until the conversion: log.0 is 1 */
 	while (off < all.len) {
 		size_t left = all.len - off;
 		uint32_t len, crc;
@@ -560,12 +547,21 @@ replay_v1(struct store *st,
 	rc = 0;
 out:
 	st->compacting = false;
-	st->rec_gen = st->gen;
 	wbuf_reset(&st->pending);
 	if (fd != -1)
 		close(fd);
 	wbuf_clear(&all);
 	return rc;
+}
+
+/* True when a record header of this generation is at off. */
+static bool
+header_at(const struct wbuf *all, size_t off, uint32_t gen32)
+{
+	const uint8_t *h = all->p + off;
+
+	return all->len - off >= REC_HDR_LEN && le32(h + 4) == gen32 &&
+	    crc32c(0, h, 20) == le32(h + 20);
 }
 
 /*
@@ -580,8 +576,7 @@ record_at(const struct wbuf *all, size_t off, uint32_t gen32, uint64_t *synced)
 	const uint8_t *h = all->p + off;
 	uint32_t len;
 
-	if (all->len - off < REC_HDR_LEN || le32(h + 4) != gen32 ||
-	    crc32c(0, h, 20) != le32(h + 20))
+	if (!header_at(all, off, gen32))
 		return 0;
 	len = le32(h);
 	if (len == 0 || len > STORE_RECORD_BYTES_MAX ||
@@ -590,16 +585,6 @@ record_at(const struct wbuf *all, size_t off, uint32_t gen32, uint64_t *synced)
 		return 0;
 	*synced = le64(h + 8);
 	return len;
-}
-
-/* True when a record header of this generation is at off. */
-static bool
-header_at(const struct wbuf *all, size_t off, uint32_t gen32)
-{
-	const uint8_t *h = all->p + off;
-
-	return all->len - off >= REC_HDR_LEN && le32(h + 4) == gen32 &&
-	    crc32c(0, h, 20) == le32(h + 20);
 }
 
 int
@@ -685,7 +670,7 @@ out:
 int
 store_append(struct store *st, const uint8_t *rec, size_t len)
 {
-	uint8_t h[REC_HDR_LEN];
+	size_t at = st->pending.len;
 	/* Where the log was durable when this record was written (0 when
 	 * that says nothing: compaction, fsync = off); see store_replay. */
 	uint64_t synced = st->compacting || st->mode == CFG_FSYNC_OFF ||
@@ -695,12 +680,13 @@ store_append(struct store *st, const uint8_t *rec, size_t len)
 
 	if (len == 0 || len > STORE_RECORD_BYTES_MAX)
 		return -1;
-	put_le32(h, (uint32_t)len);
-	put_le32(h + 4, (uint32_t)st->rec_gen);
-	put_le64(h + 8, synced);
-	put_le32(h + 16, crc32c(0, rec, len));
-	put_le32(h + 20, crc32c(0, h, 20));
-	wbuf_put_bytes(&st->pending, h, sizeof(h));
+	wbuf_put_u32(&st->pending, (uint32_t)len);
+	wbuf_put_u32(&st->pending, (uint32_t)(st->gen + st->compacting));
+	wbuf_put_u64(&st->pending, synced);
+	wbuf_put_u32(&st->pending, crc32c(0, rec, len));
+	if (wbuf_failed(&st->pending))
+		return -1;
+	wbuf_put_u32(&st->pending, crc32c(0, st->pending.p + at, 20));
 	wbuf_put_bytes(&st->pending, rec, len);
 	if (wbuf_failed(&st->pending))
 		return -1;
@@ -947,10 +933,8 @@ store_rewrite(struct store *st, int (*gen)(void *arg), void *arg)
 	if (store_sync(st) == -1) /* waits for a background flush first */
 		return -1;
 	st->compacting = true;
-	st->rec_gen = st->gen + 1;
 	rc = gen(arg);
 	st->compacting = false;
-	st->rec_gen = st->gen;
 	if (rc == -1) {
 		wbuf_reset(&st->pending);
 		return -1;
@@ -978,7 +962,7 @@ store_rewrite(struct store *st, int (*gen)(void *arg), void *arg)
 	st->spare_fd = st->wal_fd;
 	st->wal_fd = fd;
 	st->live = target;
-	st->rec_gen = ++st->gen;
+	st->gen++;
 	st->wal_off = st->durable_off = st->base = LOG_HDR_LEN + (uint64_t)len;
 	st->stats.bytes = len;
 	st->stats.compactions++;

@@ -197,11 +197,11 @@ while off + 24 <= len(b):
 print("%s/log.%d %d" % (sys.argv[1], i, off))
 PY
 )
-cp "$wal" "$dir/wal.orig"
 # Each run below may compact into the spare: both files go back each time.
 logs=$dir/c/data/node-1
 mkdir -p "$dir/logs.orig"
 cp "$logs"/log.* "$dir/logs.orig/"
+orig=$dir/logs.orig/${wal##*/} # the live file as it was
 restore_logs() { rm -f "$logs"/log.*; cp "$dir/logs.orig"/log.* "$logs/"; }
 [ "$size" -gt 96 ] || fail "write-ahead log of node 1 holds only $size bytes"
 # run_replica LOG: starts node 1 by hand, waits until it listens, stops
@@ -224,7 +224,7 @@ torn=0
 # written once, before the file holds anything that matters).
 for off in $(python3 -c 'import random, sys; r = random.Random(int(sys.argv[2])); print(" ".join(str(r.randrange(33, int(sys.argv[1]))) for _ in range(20)))' "$size" "$$"); do
 	restore_logs
-	head -c "$off" "$dir/wal.orig" >"$wal"
+	head -c "$off" "$orig" >"$wal"
 	run_replica "$dir/torn.log" ||
 	    fail "replica 1 with its log cut at $off of $size bytes: $(tail -n 3 "$dir/torn.log")"
 	grep -q "listening on" "$dir/torn.log" ||
@@ -234,7 +234,7 @@ done
 [ "$torn" -ge 1 ] || fail "no cut was reported as a torn tail"
 ok "log cut at 20 random offsets: 20 clean starts ($torn reported a torn tail)"
 restore_logs
-python3 - "$dir/wal.orig" "$wal" "$size" <<'PY'
+python3 - "$orig" "$wal" "$size" <<'PY'
 import sys
 b = bytearray(open(sys.argv[1], 'rb').read())
 b[32 + (int(sys.argv[3]) - 32) // 3] ^= 0x40
