@@ -80,6 +80,13 @@ struct replica {
 	ev_io wal_done; /* the store's eventfd: a flush ended */
 	bool wal_dirty; /* records buffered since the last flush began */
 	bool wal_inflight;
+	/* Checkpoints off the loop (fsync = batch): a checkpoint's snapshot is
+	 * written on the store's background thread as soon as it is taken,
+	 * and the log is compacted there once it is stable. */
+	struct snap *bg_snap; /* the image the thread is writing */
+	struct snap *snap_wanted; /* taken, waiting for the thread */
+	uint64_t stable_wait; /* no flush until its snapshot is durable */
+	bool compact_wanted;
 	/* scratch, reused for every frame */
 	uint8_t *arena_mem;
 	size_t arena_len;
@@ -248,23 +255,36 @@ snap_build(
 	return wbuf_failed(&s->img) ? -1 : 0;
 }
 
+static void bg_settle(struct replica *r);
+static void bg_kick(struct replica *r);
+
 static void
 do_take_checkpoint(struct replica *r, const struct pbft_action *a)
 {
 	struct snap *s = snap_slot(r);
 	struct pbft_event ev = {.type = PBFT_EV_STATE_DIGEST, .seq = a->seq};
 
+	if (s == r->bg_snap || r->snap_wanted != NULL) {
+		bg_settle(r); /* rare: checkpoints come K batches apart */
+		s = snap_slot(r);
+	}
 	s->seq = a->seq;
 	if (snap_build(r, s, a->client_table, a->client_table_len) == -1)
 		fatalx("checkpoint %llu: cannot snapshot the service",
 		    (unsigned long long)a->seq);
 	r->svc->ops->digest(r->svc, ev.digest);
 	defer_event(r, &ev);
+	if (r->cfg->fsync == CFG_FSYNC_BATCH) {
+		/* Written now, so that it is durable by the time the
+		 * checkpoint is stable and the log names it. */
+		r->snap_wanted = s;
+		bg_kick(r);
+	}
 }
 
 /*
- * Runs before the step's records are synced, so the snapshot of a stable
- * checkpoint is on disk before the log names it.
+ * fsync = always or off: runs before the step's records are synced, so the
+ * snapshot of a stable checkpoint is on disk before the log names it.
  */
 static void
 write_stable_snapshot(struct replica *r, const struct pbft_action *a)
@@ -380,6 +400,8 @@ xfer_finish(struct replica *r)
 	if (memcmp(want, r->xfer.digest, PBFT_DIGEST_LEN) != 0)
 		goto bad;
 	fresh->ops->free(fresh);
+	/* No snapshot may be in the works while the state is replaced. */
+	bg_settle(r);
 	/* Verified: now replace our own state (this rewrites the journal). */
 	if (r->svc->ops->restore(r->svc, svcimg, svclen) == -1)
 		fatalx("cannot install a verified state image");
@@ -399,6 +421,8 @@ xfer_finish(struct replica *r)
 		        r->store, s->seq, s->img.p, s->img.len) == -1)
 			log_warnx("installed state not written to disk");
 	}
+	if (r->stable_wait <= r->xfer.seq)
+		r->stable_wait = 0; /* its snapshot is this one's past */
 	r->xfer.active = false;
 	r->xfer.completed++;
 	ev.seq = r->xfer.seq;
@@ -546,8 +570,21 @@ compact_gen(void *arg)
  * the next flush, so flushes overlap with work and carry many batches.
  * Output queued after a mark goes out only with a later flush, so frames
  * keep their order.
+ *
+ * Checkpoints stay off the loop too. A checkpoint's snapshot is handed to
+ * the store's background thread when it is taken; the records of the step
+ * that makes it stable (which name it) are not flushed before it is
+ * durable (stable_wait). Then the log is compacted there, and the
+ * compaction's last step (the new log made live) runs in place of a flush.
  */
 static void wal_begin(struct replica *r);
+
+static bool
+wal_wanted(const struct replica *r)
+{
+	return r->stable_wait == 0 &&
+	    (r->wal_dirty || store_compact_ready(r->store));
+}
 
 static void
 wal_ended(struct replica *r, int rc)
@@ -559,9 +596,9 @@ wal_ended(struct replica *r, int rc)
 	fault_point(r->fault, FAULT_AFTER_WAL);
 #endif
 	net_release_marked(r->net);
-	if (r->wal_dirty)
+	if (wal_wanted(r))
 		wal_begin(r);
-	else
+	else if (!r->wal_dirty)
 		net_unhold(r->net);
 }
 
@@ -589,8 +626,77 @@ wal_prep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 
 	(void)revents;
 	ev_prepare_stop(loop, w);
-	if (r->wal_dirty && !r->wal_inflight)
+	if (!r->wal_inflight && wal_wanted(r))
 		wal_begin(r);
+}
+
+/* Hands the background thread its next job when it is idle: a taken
+ * checkpoint's snapshot first, then a compaction. */
+static void
+bg_kick(struct replica *r)
+{
+	const struct service_ops *ops = r->svc->ops;
+	struct snap *s = r->snap_wanted;
+	struct pbft_status ps;
+	int rc;
+
+	if (store_bg_busy(r->store))
+		return;
+	r->bg_snap = NULL;
+	if (s != NULL) {
+		/* The image's head names the service's file up to here. */
+		if (ops->flush != NULL)
+			ops->flush(r->svc);
+		if (store_snapshot_begin(r->store, s->seq, s->img.p, s->img.len,
+		        ops->file_fd != NULL ? ops->file_fd(r->svc) : -1) ==
+		    1) {
+			r->bg_snap = s;
+			r->snap_wanted = NULL;
+		}
+		return;
+	}
+	if (!r->compact_wanted)
+		return;
+	pbft_get_status(r->core, &ps);
+	rc =
+	    store_compact_begin(r->store, ps.stable_checkpoint, compact_gen, r);
+	if (rc == -1)
+		log_warnx("write-ahead log: compaction failed; the old log is "
+		          "kept and compaction is retried at the next "
+		          "checkpoint");
+	if (rc != 0) /* 0: one is still in the works; this one follows */
+		r->compact_wanted = false;
+}
+
+/* After the background thread's job ended (or to look whether it has). */
+static void
+bg_poll(struct replica *r, bool wait)
+{
+	int rc = store_bg_poll(r->store, wait);
+
+	if (rc == 1)
+		return;
+	if (rc == -1)
+		fatalx("checkpoint %llu: cannot write its snapshot",
+		    (unsigned long long)(r->bg_snap ? r->bg_snap->seq : 0));
+	bg_kick(r);
+	if (r->stable_wait != 0 &&
+	    store_snapshot_durable(r->store, r->stable_wait))
+		r->stable_wait = 0;
+	if (!r->wal_inflight) {
+		if (wal_wanted(r))
+			wal_begin(r);
+		else if (r->stable_wait == 0 && !r->wal_dirty)
+			net_unhold(r->net);
+	}
+}
+
+/* Waits until no snapshot is being written or waits to be. */
+static void
+bg_settle(struct replica *r)
+{
+	while (r->bg_snap != NULL || r->snap_wanted != NULL)
+		bg_poll(r, true);
 }
 
 static void
@@ -602,9 +708,9 @@ wal_done_cb(struct ev_loop *loop, ev_io *w, int revents)
 	(void)loop;
 	(void)revents;
 	rc = store_sync_poll(r->store, false); /* also drains the eventfd */
-	if (rc == 1 || !r->wal_inflight)
-		return;
-	wal_ended(r, rc);
+	if (rc != 1 && r->wal_inflight)
+		wal_ended(r, rc);
+	bg_poll(r, false);
 }
 
 /* Everything buffered is durable now (the log was just rewritten). */
@@ -618,14 +724,19 @@ wal_settled(struct replica *r)
 static void
 run_actions(struct replica *r)
 {
-	bool stable = false;
+	bool batch = r->cfg->fsync == CFG_FSYNC_BATCH;
+	uint64_t stable = 0;
 	bool persisted = false;
 
 	for (size_t i = 0; i < r->acts.n; i++) {
 		const struct pbft_action *a = &r->acts.v[i];
 
-		if (a->type == PBFT_ACT_STABLE)
+		if (a->type == PBFT_ACT_STABLE && !batch)
 			write_stable_snapshot(r, a);
+		if (a->type == PBFT_ACT_STABLE && batch &&
+		    snap_find(r, a->seq) != NULL &&
+		    !store_snapshot_durable(r->store, a->seq))
+			r->stable_wait = a->seq;
 		if (a->type != PBFT_ACT_PERSIST)
 			continue;
 		if (store_append(r->store, a->record, a->record_len) == -1)
@@ -633,7 +744,7 @@ run_actions(struct replica *r)
 			    a->record_len);
 		persisted = true;
 	}
-	if (persisted && r->cfg->fsync != CFG_FSYNC_BATCH) {
+	if (persisted && !batch) {
 		/* off: write and send right away; always: the loop waits
 		 * for the disk after every step. */
 #if PBFT_FAULT_INJECTION
@@ -672,7 +783,7 @@ run_actions(struct replica *r)
 			break;
 		case PBFT_ACT_STABLE:
 			do_stable(r, a);
-			stable = true;
+			stable = a->seq;
 			break;
 		case PBFT_ACT_VIEW:
 			log_info("entered view %llu (primary %u)",
@@ -684,14 +795,16 @@ run_actions(struct replica *r)
 			break;
 		}
 	}
+	if (stable == 0)
+		return;
 	/* The log below the stable checkpoint is history: rewrite it from the
 	 * core's compacted state, so disk use stays bounded. */
-	if (stable) {
-		/* The rewrite waits for the flush in flight and syncs what is
-		 * buffered: afterwards everything is durable. */
-		if (r->wal_inflight && store_sync_poll(r->store, true) == -1)
-			fatalx("write-ahead log: cannot make records durable");
-		r->wal_inflight = false;
+	if (batch) {
+		r->compact_wanted = true;
+		bg_kick(r);
+		return;
+	}
+	{
 		int rc = store_rewrite(r->store, compact_gen, r);
 
 		if (rc == -2)
@@ -705,6 +818,8 @@ run_actions(struct replica *r)
 			if (store_sync(r->store) == -1)
 				fatalx("write-ahead log: cannot make records "
 				       "durable");
+		} else {
+			store_snapshots_prune(r->store, stable);
 		}
 		wal_settled(r);
 	}
@@ -879,6 +994,7 @@ restore_snapshot(struct replica *r, char *err, size_t errlen)
 		/* Crashed while fetching that state: fetch it again. The
 		 * log only names checkpoints that 2f+1 replicas certified. */
 		wbuf_clear(&img);
+		store_snapshots_prune(r->store, st.stable_checkpoint);
 		fetch_on_start(r,
 		    "its snapshot is missing (a state transfer "
 		    "was cut short)");
@@ -912,6 +1028,7 @@ restore_snapshot(struct replica *r, char *err, size_t errlen)
 		wbuf_clear(&img);
 		return -1;
 	}
+	store_snapshots_prune(r->store, st.stable_checkpoint);
 	log_info("restored the state of checkpoint %llu (%zu bytes of "
 	         "snapshot, %llu of the service's file)",
 	    (unsigned long long)st.stable_checkpoint, img.len,

@@ -631,6 +631,14 @@ ledger_sync(struct service *s)
 	    : -1;
 }
 
+static int
+ledger_file_fd(struct service *s)
+{
+	struct ledger *l = ledger_of(s);
+
+	return l->journal != NULL ? fileno(l->journal) : -1;
+}
+
 static void
 ledger_clear(struct ledger *l)
 {
@@ -680,6 +688,7 @@ static const struct service_ops ledger_ops = {
     .checkpoint = ledger_checkpoint,
     .tail_read = ledger_tail_read,
     .sync = ledger_sync,
+    .file_fd = ledger_file_fd,
     .reopen = ledger_reopen,
     .flush = ledger_flush,
     .free = ledger_free,

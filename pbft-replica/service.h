@@ -59,6 +59,8 @@ struct service_ops {
 	 *   change afterwards (the file only grows until a restore). 0 or -1.
 	 * tail_read: len bytes of the file at off. 0 or -1.
 	 * sync: makes the file durable up to its end. 0 or -1.
+	 * file_fd: the file's descriptor, for fdatasync on another thread after
+	 *   flush (which pushes what sync would make durable); may be NULL.
 	 * reopen: after a restart, the state of a head and the file (img NULL:
 	 *   the empty state); sets *tail_len. -1 if the file does not hold
 	 *   what the head names (state unchanged: fetch it instead).
@@ -68,6 +70,7 @@ struct service_ops {
 	int (*tail_read)(
 	    struct service *s, uint64_t off, uint8_t *buf, size_t len);
 	int (*sync)(struct service *s);
+	int (*file_fd)(struct service *s);
 	int (*reopen)(struct service *s, const uint8_t *img, size_t len,
 	    uint64_t *tail_len);
 	void (*free)(struct service *s);

@@ -21,23 +21,47 @@
 #include "log.h"
 
 /*
- * The background syncer: one thread that runs fdatasync on request, so the
- * replica's loop keeps working while the disk flushes. The loop writes the
- * records itself (write(2) into the page cache is quick) and only hands the
- * flush over; at most one flush is in flight. Everything below the mutex is
- * shared with the thread.
+ * Disk work off the loop: two threads, each running one job at a time
+ * that the loop hands over and later reaps (a job's fields are written by
+ * the loop before it is handed over and by the thread before it is done).
+ * The loop writes log records itself (write(2) into the page cache is
+ * quick); the log thread runs their fdatasync and the last step of a
+ * compaction, the background thread snapshots and the first step of a
+ * compaction, so that neither delays the log's flushes. Both signal one
+ * eventfd when a job ends.
  */
-struct syncer {
+enum job_kind {
+	JOB_FLUSH, /* fdatasync(fd) */
+	JOB_SNAPSHOT, /* fdatasync(fd) when fd != -1, then snapshot seq */
+	JOB_SPARE, /* recs into the spare fd at at, synced */
+	JOB_SWITCH, /* the same, then the header (gen, base), synced */
+};
+
+struct job {
+	enum job_kind kind;
+	int fd;
+	uint64_t seq; /* JOB_SNAPSHOT */
+	const uint8_t *data;
+	size_t len;
+	uint64_t at, gen, base; /* JOB_SPARE, JOB_SWITCH */
+	bool dir_sync; /* JOB_SWITCH: the spare file is new */
+	/* results */
+	int rc; /* 0; -1 failed; -2 JOB_SWITCH failed at or after the header */
+	int err; /* errno of the failure */
+	const char *what; /* the step that failed */
+	uint64_t ns;
+};
+
+struct worker {
 	bool started;
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	int efd; /* eventfd: readable when a flush ended */
-	bool inflight; /* loop side: a flush was requested, not yet reaped */
+	bool busy; /* loop side: a job was handed over, not yet reaped */
 	/* shared, under mu */
 	bool request, done, quit;
-	int fd, result;
-	uint64_t ns;
+	struct job job;
+	struct store *st;
 };
 
 /*
@@ -64,13 +88,23 @@ struct store {
 	bool compacting; /* store_append writes generation gen + 1 */
 	enum cfg_fsync mode;
 	struct wbuf pending; /* records appended, not yet written */
-	uint64_t snap_last, snap_prev; /* snapshots kept on disk */
 	struct store_stats stats;
-	struct syncer sy;
+	int efd; /* eventfd: readable when a job of either thread ended */
+	struct worker sy; /* the log's flushes, a compaction's switch */
+	struct worker bg; /* snapshots, a compaction's spare */
+	/* Compaction off the loop (store_compact_begin). */
+	enum { CPT_NONE, CPT_SPARE, CPT_READY, CPT_SWITCH } cpt;
+	struct wbuf cpt_recs; /* the compacted records */
+	struct wbuf cpt_tail; /* records after them, copied from the log */
+	struct wbuf cpt_held; /* pending when the switch began */
+	uint64_t cpt_pos; /* the log's end (with pending) they stand for */
+	uint64_t cpt_keep; /* snapshots below it go once the switch ends */
+	bool cpt_created; /* the spare file was created for it */
+	uint64_t snap_durable; /* newest snapshot written */
 };
 
-static int syncer_start(struct store *st);
-static void syncer_stop(struct store *st);
+static int worker_start(struct store *st, struct worker *w);
+static void worker_stop(struct worker *w);
 
 static uint32_t crc_table[256];
 
@@ -149,41 +183,21 @@ mkdir_p(const char *path, mode_t mode)
 static void snap_path(
     const struct store *st, uint64_t seq, char *buf, size_t len);
 
-/*
- * After a restart: the two newest snapshots are the only ones the log can
- * name (a snapshot is written before the log names it), so older ones
- * left by earlier runs go, and writing resumes the keep-two rotation.
- */
-static void
-prune_snapshots(struct store *st)
+void
+store_snapshots_prune(struct store *st, uint64_t below)
 {
 	DIR *d = opendir(st->dir);
 	struct dirent *e;
-	uint64_t top[2] = {0, 0};
 	unsigned removed = 0;
 
 	if (d == NULL)
 		return;
 	while ((e = readdir(d)) != NULL) {
 		unsigned long long seq;
-		char end;
-
-		if (sscanf(e->d_name, "snapshot-%20llu%c", &seq, &end) != 1)
-			continue;
-		if (seq > top[0]) {
-			top[1] = top[0];
-			top[0] = seq;
-		} else if (seq > top[1]) {
-			top[1] = seq;
-		}
-	}
-	rewinddir(d);
-	while ((e = readdir(d)) != NULL) {
-		unsigned long long seq;
 		char end, path[CFG_PATH_MAX + 48];
 
 		if (sscanf(e->d_name, "snapshot-%20llu%c", &seq, &end) != 1 ||
-		    seq == top[0] || seq == top[1])
+		    seq >= below)
 			continue;
 		snap_path(st, seq, path, sizeof(path));
 		if (unlink(path) == 0)
@@ -191,9 +205,8 @@ prune_snapshots(struct store *st)
 	}
 	closedir(d);
 	if (removed > 0)
-		log_info("%s: removed %u old snapshots", st->dir, removed);
-	st->snap_last = top[0];
-	st->snap_prev = top[1];
+		log_debug("%s: removed %u snapshots below checkpoint %llu",
+		    st->dir, removed, (unsigned long long)below);
 }
 
 static uint32_t le32(const uint8_t *p);
@@ -251,23 +264,23 @@ sync_fd(const struct store *st, int fd)
 }
 
 /*
- * Makes fd a log of generation gen holding the records in st->pending: the
- * records first (after the header's place), synced, then the header,
- * synced; until the header is durable the file is not a log of this
- * generation, so a crash halfway leaves the previous log in charge. 0, or
- * -1 when nothing was made live (headers not touched), -2 when the header
- * write or its sync failed (the file may or may not be live on disk).
+ * Makes fd a log of generation gen whose records end at base: the records
+ * p[0..len) first (at offset at), synced, then the header, synced; until the
+ * header is durable the file is not a log of this generation, so a crash
+ * halfway leaves the previous log in charge. 0, or -1 when nothing was made
+ * live (headers not touched), -2 when the header write or its sync failed
+ * (the file may or may not be live on disk).
  */
 static int
-log_write_new(struct store *st, int fd, uint64_t gen)
+log_write_new(const struct store *st, int fd, uint64_t gen, const uint8_t *p,
+    size_t len, uint64_t at)
 {
 	uint8_t hdr[LOG_HDR_LEN];
 
-	if (pwrite(fd, st->pending.p, st->pending.len, LOG_HDR_LEN) !=
-	        (ssize_t)st->pending.len ||
+	if (pwrite(fd, p, len, (off_t)at) != (ssize_t)len ||
 	    sync_fd(st, fd) == -1)
 		return -1;
-	log_header(hdr, gen, LOG_HDR_LEN + st->pending.len);
+	log_header(hdr, gen, at + len);
 	if (pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
 	    sync_fd(st, fd) == -1)
 		return -2;
@@ -333,7 +346,8 @@ log_open(struct store *st, char *err, size_t errlen)
 	st->live = 0;
 	st->gen = 1;
 	st->base = LOG_HDR_LEN;
-	if (st->wal_fd == -1 || log_write_new(st, st->wal_fd, 1) != 0 ||
+	if (st->wal_fd == -1 ||
+	    log_write_new(st, st->wal_fd, 1, NULL, 0, LOG_HDR_LEN) != 0 ||
 	    (st->mode != CFG_FSYNC_OFF && fsync(st->dir_fd) == -1)) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
@@ -359,9 +373,12 @@ store_open(const char *data_dir, uint32_t id, enum cfg_fsync mode, char *err,
 		return NULL;
 	}
 	st->dir_fd = st->lock_fd = st->wal_fd = st->spare_fd = -1;
-	st->sy.efd = -1;
+	st->efd = -1;
 	st->mode = mode;
 	wbuf_init_dynamic(&st->pending, 1ULL << 30);
+	wbuf_init_dynamic(&st->cpt_recs, 1ULL << 30);
+	wbuf_init_dynamic(&st->cpt_tail, 1ULL << 30);
+	wbuf_init_dynamic(&st->cpt_held, 1ULL << 30);
 	if ((size_t)snprintf(st->dir, sizeof(st->dir), "%s/node-%u", data_dir,
 	        id) >= sizeof(st->dir) ||
 	    mkdir_p(st->dir, 0700) == -1) {
@@ -384,12 +401,14 @@ store_open(const char *data_dir, uint32_t id, enum cfg_fsync mode, char *err,
 	}
 	if (log_open(st, err, errlen) == -1)
 		goto fail;
-	if (mode == CFG_FSYNC_BATCH && syncer_start(st) == -1) {
-		snprintf(err, errlen, "cannot start the WAL sync thread: %s",
+	if (mode == CFG_FSYNC_BATCH &&
+	    ((st->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1 ||
+	        worker_start(st, &st->sy) == -1 ||
+	        worker_start(st, &st->bg) == -1)) {
+		snprintf(err, errlen, "cannot start the log's threads: %s",
 		    strerror(errno));
 		goto fail;
 	}
-	prune_snapshots(st);
 	return st;
 fail:
 	store_close(st);
@@ -401,10 +420,16 @@ store_close(struct store *st)
 {
 	if (st == NULL)
 		return;
+	/* A snapshot in the works comes first: the records that name it
+	 * wait for it. */
+	(void)store_bg_poll(st, true);
 	if (st->pending.len > 0)
 		(void)store_sync(st);
 	(void)store_sync_poll(st, true);
-	syncer_stop(st);
+	worker_stop(&st->sy);
+	worker_stop(&st->bg);
+	if (st->efd != -1)
+		close(st->efd);
 	if (st->wal_fd != -1)
 		close(st->wal_fd);
 	if (st->spare_fd != -1)
@@ -414,6 +439,9 @@ store_close(struct store *st)
 	if (st->dir_fd != -1)
 		close(st->dir_fd);
 	wbuf_clear(&st->pending);
+	wbuf_clear(&st->cpt_recs);
+	wbuf_clear(&st->cpt_tail);
+	wbuf_clear(&st->cpt_held);
 	free(st);
 }
 
@@ -523,7 +551,9 @@ replay_v1(struct store *st,
 		    st->dir, all.len - off, off);
 	log_path(st, 0, path, sizeof(path));
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd == -1 || log_write_new(st, fd, 1) != 0 ||
+	if (fd == -1 ||
+	    log_write_new(
+	        st, fd, 1, st->pending.p, st->pending.len, LOG_HDR_LEN) != 0 ||
 	    (st->mode != CFG_FSYNC_OFF && fsync(st->dir_fd) == -1)) {
 		snprintf(err, errlen, "%s: cannot convert the old wal: %s",
 		    path, strerror(errno));
@@ -780,140 +810,446 @@ store_sync(struct store *st)
 	return 0;
 }
 
-static void *
-syncer_main(void *arg)
+/* ---- the threads ------------------------------------------------------ */
+
+static int snapshot_file_write(const struct store *st, uint64_t seq,
+    const uint8_t *data, size_t len, const char **what);
+
+/* On a thread: uses only the job and the store's fixed fields. */
+static void
+job_run(const struct store *st, struct job *j)
 {
-	struct store *st = arg;
-	struct syncer *sy = &st->sy;
+	uint64_t t0 = now_ns();
+	int rc = 0;
+
+	errno = 0;
+	j->what = NULL;
+	switch (j->kind) {
+	case JOB_FLUSH:
+		if (fdatasync(j->fd) == -1) {
+			rc = -1;
+			j->what = "fdatasync";
+		}
+		break;
+	case JOB_SNAPSHOT:
+		if (j->fd != -1 && fdatasync(j->fd) == -1) {
+			rc = -1;
+			j->what = "the service's file: fdatasync";
+		} else {
+			rc = snapshot_file_write(
+			    st, j->seq, j->data, j->len, &j->what);
+		}
+		break;
+	case JOB_SPARE:
+		if (pwrite(j->fd, j->data, j->len, (off_t)j->at) !=
+		        (ssize_t)j->len ||
+		    sync_fd(st, j->fd) == -1) {
+			rc = -1;
+			j->what = "compaction: write";
+		}
+		break;
+	case JOB_SWITCH:
+		rc = log_write_new(st, j->fd, j->gen, j->data, j->len, j->at);
+		if (rc == 0 && j->dir_sync && st->mode != CFG_FSYNC_OFF &&
+		    fsync(st->dir_fd) == -1)
+			rc = -2;
+		if (rc != 0)
+			j->what = rc == -1 ? "compaction: write"
+			                   : "compaction: header";
+		break;
+	}
+	j->err = rc == 0 ? 0 : errno != 0 ? errno : EIO;
+	j->rc = rc;
+	j->ns = now_ns() - t0;
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
 	uint64_t one = 1;
 
-	pthread_mutex_lock(&sy->mu);
+	pthread_mutex_lock(&w->mu);
 	for (;;) {
-		int fd, r;
-		uint64_t t0;
-
-		while (!sy->request && !sy->quit)
-			pthread_cond_wait(&sy->cv, &sy->mu);
-		if (sy->quit)
+		while (!w->request && !w->quit)
+			pthread_cond_wait(&w->cv, &w->mu);
+		if (!w->request) /* a job handed over is run even so */
 			break;
-		fd = sy->fd;
-		pthread_mutex_unlock(&sy->mu);
-		t0 = now_ns();
-		r = fdatasync(fd);
-		pthread_mutex_lock(&sy->mu);
-		sy->result = r == -1 ? errno : 0;
-		sy->ns = now_ns() - t0;
-		sy->request = false;
-		sy->done = true;
-		pthread_cond_broadcast(&sy->cv);
-		(void)!write(sy->efd, &one, sizeof(one));
+		pthread_mutex_unlock(&w->mu);
+		job_run(w->st, &w->job);
+		pthread_mutex_lock(&w->mu);
+		w->request = false;
+		w->done = true;
+		pthread_cond_broadcast(&w->cv);
+		(void)!write(w->st->efd, &one, sizeof(one));
 	}
-	pthread_mutex_unlock(&sy->mu);
+	pthread_mutex_unlock(&w->mu);
 	return NULL;
 }
 
 static int
-syncer_start(struct store *st)
+worker_start(struct store *st, struct worker *w)
 {
-	struct syncer *sy = &st->sy;
 	int e;
 
-	sy->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (sy->efd == -1)
-		return -1;
-	pthread_mutex_init(&sy->mu, NULL);
-	pthread_cond_init(&sy->cv, NULL);
-	if ((e = pthread_create(&sy->thread, NULL, syncer_main, st)) != 0) {
-		pthread_mutex_destroy(&sy->mu);
-		pthread_cond_destroy(&sy->cv);
+	w->st = st;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	if ((e = pthread_create(&w->thread, NULL, worker_main, w)) != 0) {
+		pthread_mutex_destroy(&w->mu);
+		pthread_cond_destroy(&w->cv);
 		errno = e;
 		return -1;
 	}
-	sy->started = true;
+	w->started = true;
 	return 0;
 }
 
 static void
-syncer_stop(struct store *st)
+worker_stop(struct worker *w)
 {
-	struct syncer *sy = &st->sy;
-
-	if (sy->started) {
-		pthread_mutex_lock(&sy->mu);
-		sy->quit = true;
-		pthread_cond_broadcast(&sy->cv);
-		pthread_mutex_unlock(&sy->mu);
-		pthread_join(sy->thread, NULL);
-		pthread_mutex_destroy(&sy->mu);
-		pthread_cond_destroy(&sy->cv);
-		sy->started = false;
-	}
-	if (sy->efd != -1)
-		close(sy->efd);
-	sy->efd = -1;
+	if (!w->started)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->quit = true;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->thread, NULL);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv);
+	w->started = false;
 }
+
+static void
+worker_hand(struct worker *w, const struct job *j)
+{
+	pthread_mutex_lock(&w->mu);
+	w->job = *j;
+	w->request = true;
+	w->done = false;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	w->busy = true;
+}
+
+/* The job handed to w, once it has ended: true with *out set; false while
+ * it runs (never with wait) or when there is none. */
+static bool
+worker_reap(struct worker *w, bool wait, struct job *out)
+{
+	if (!w->busy)
+		return false;
+	pthread_mutex_lock(&w->mu);
+	while (wait && !w->done)
+		pthread_cond_wait(&w->cv, &w->mu);
+	if (!w->done) {
+		pthread_mutex_unlock(&w->mu);
+		return false;
+	}
+	w->done = false;
+	*out = w->job;
+	pthread_mutex_unlock(&w->mu);
+	w->busy = false;
+	return true;
+}
+
+static void
+drain_events(const struct store *st)
+{
+	uint64_t v;
+
+	if (st->efd != -1)
+		(void)!read(st->efd, &v, sizeof(v));
+}
+
+static void
+wbuf_swap(struct wbuf *a, struct wbuf *b)
+{
+	struct wbuf t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+/*
+ * Rewrites the generation and synced fields of the records in p[0..len)
+ * (and their header checks): records that move into another log.
+ */
+static void
+restamp(uint8_t *p, size_t len, uint32_t gen, uint64_t synced)
+{
+	struct wbuf wb;
+
+	wbuf_init_fixed(&wb, p, len);
+	wb.len = len;
+	for (size_t off = 0; off + REC_HDR_LEN <= len;
+	     off += REC_HDR_LEN + (size_t)le32(p + off)) {
+		wbuf_patch_u32(&wb, off + 4, gen);
+		wbuf_patch_u32(&wb, off + 8, (uint32_t)synced);
+		wbuf_patch_u32(&wb, off + 12, (uint32_t)(synced >> 32));
+		wbuf_patch_u32(&wb, off + 20, crc32c(0, p + off, 20));
+	}
+}
+
+/* ---- compaction off the loop ------------------------------------------ */
+
+int
+store_compact_begin(
+    struct store *st, uint64_t keep, int (*gen)(void *arg), void *arg)
+{
+	struct job j = {.kind = JOB_SPARE, .at = LOG_HDR_LEN};
+	char path[CFG_PATH_MAX + 32];
+	int rc;
+
+	if (!st->bg.started || st->bg.busy || st->cpt != CPT_NONE ||
+	    st->live == -1 || st->wal_off == LOG_NOT_REPLAYED)
+		return 0;
+	st->cpt_created = false;
+	if (st->spare_fd == -1) {
+		log_path(st, 1 - st->live, path, sizeof(path));
+		st->spare_fd =
+		    open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (st->spare_fd == -1) {
+			log_warn("%s: compaction", path);
+			return -1;
+		}
+		st->cpt_created = true;
+	}
+	/* The compacted records stand for everything appended so far. */
+	st->cpt_pos = st->wal_off + st->pending.len;
+	wbuf_swap(&st->pending, &st->cpt_recs);
+	wbuf_reset(&st->pending);
+	st->compacting = true;
+	rc = gen(arg);
+	st->compacting = false;
+	wbuf_swap(&st->pending, &st->cpt_recs);
+	if (rc == -1 || wbuf_failed(&st->cpt_recs)) {
+		wbuf_reset(&st->cpt_recs);
+		return -1;
+	}
+	j.fd = st->spare_fd;
+	j.data = st->cpt_recs.p;
+	j.len = st->cpt_recs.len;
+	st->cpt = CPT_SPARE;
+	st->cpt_keep = keep;
+	worker_hand(&st->bg, &j);
+	return 1;
+}
+
+bool
+store_compact_ready(const struct store *st)
+{
+	return st->cpt == CPT_READY;
+}
+
+static void
+compact_abandon(struct store *st, const char *why)
+{
+	log_warnx("%s/log.%d: compaction abandoned (%s); the old log is "
+	          "kept and compaction is retried at the next checkpoint",
+	    st->dir, st->live, why);
+	st->cpt = CPT_NONE;
+	wbuf_reset(&st->cpt_recs);
+	wbuf_reset(&st->cpt_tail);
+}
+
+/*
+ * The compaction's last step, run in place of a flush: what the log holds
+ * after the compacted records' position and what is buffered go after them
+ * in the spare, then its header. The buffered records are set aside (they
+ * go to the old log should this fail). 1, or 0 when abandoned.
+ */
+static int
+switch_begin(struct store *st)
+{
+	struct wbuf *t = &st->cpt_tail;
+	struct job j = {.kind = JOB_SWITCH,
+	    .fd = st->spare_fd,
+	    .gen = st->gen + 1,
+	    .at = LOG_HDR_LEN + st->cpt_recs.len,
+	    .dir_sync = st->cpt_created};
+	size_t skip = 0;
+
+	wbuf_reset(t);
+	if (st->cpt_pos < st->wal_off) {
+		size_t n = (size_t)(st->wal_off - st->cpt_pos);
+
+		if (wbuf_reserve(t, n) == -1 ||
+		    pread(st->wal_fd, t->p, n, (off_t)st->cpt_pos) !=
+		        (ssize_t)n) {
+			compact_abandon(st, "cannot read the log back");
+			return 0;
+		}
+		t->len = n;
+	} else {
+		skip = (size_t)(st->cpt_pos - st->wal_off);
+	}
+	wbuf_put_bytes(t, st->pending.p + skip, st->pending.len - skip);
+	if (wbuf_failed(t)) {
+		compact_abandon(st, "out of memory");
+		return 0;
+	}
+	restamp(t->p, t->len, (uint32_t)(st->gen + 1), 0);
+	wbuf_reset(&st->cpt_held);
+	wbuf_swap(&st->pending, &st->cpt_held);
+	j.data = t->p;
+	j.len = t->len;
+	st->cpt = CPT_SWITCH;
+	worker_hand(&st->sy, &j);
+	return 1;
+}
+
+static int
+switch_end(struct store *st, const struct job *j)
+{
+	int fd = st->spare_fd;
+
+	st->cpt = CPT_NONE;
+	wbuf_reset(&st->cpt_recs);
+	wbuf_reset(&st->cpt_tail);
+	if (j->rc == -2) {
+		errno = j->err;
+		log_warn("%s/log.%d: %s", st->dir, 1 - st->live, j->what);
+		return -1;
+	}
+	if (j->rc == -1) {
+		/* The old log stays: the records set aside go there now,
+		 * before the output that waits for them, and then the ones
+		 * buffered meanwhile. */
+		int rc;
+
+		errno = j->err;
+		log_warn("%s/log.%d: %s; the old log is kept and compaction "
+		         "is retried at the next checkpoint",
+		    st->dir, 1 - st->live, j->what);
+		wbuf_swap(&st->pending, &st->cpt_held);
+		rc = store_sync(st);
+		wbuf_swap(&st->pending, &st->cpt_held);
+		wbuf_reset(&st->cpt_held);
+		return rc;
+	}
+	wbuf_reset(&st->cpt_held);
+	st->spare_fd = st->wal_fd;
+	st->wal_fd = fd;
+	st->live = 1 - st->live;
+	st->gen++;
+	st->wal_off = st->durable_off = st->base = j->at + j->len;
+	/* Buffered meanwhile for the old log: they go into the new one. */
+	restamp(st->pending.p, st->pending.len, (uint32_t)st->gen, st->base);
+	st->stats.bytes = st->base - LOG_HDR_LEN;
+	st->stats.compactions++;
+	store_snapshots_prune(st, st->cpt_keep);
+	return 0;
+}
+
+/* ---- flushes ----------------------------------------------------------- */
 
 int
 store_sync_begin(struct store *st)
 {
-	struct syncer *sy = &st->sy;
+	struct job j = {.kind = JOB_FLUSH};
 
-	if (sy->inflight)
+	if (st->sy.busy)
 		return 1;
-	if (!sy->started) /* fsync = always or off: no thread */
+	if (!st->sy.started) /* fsync = always or off: no thread */
 		return store_sync(st) == -1 ? -1 : 0;
+	if (st->cpt == CPT_READY && switch_begin(st) == 1)
+		return 1;
 	if (st->pending.len == 0)
 		return 0;
 	if (write_pending(st) == -1)
 		return -1;
 	st->flush_end = st->wal_off;
-	pthread_mutex_lock(&sy->mu);
-	sy->fd = st->wal_fd;
-	sy->request = true;
-	sy->done = false;
-	pthread_cond_signal(&sy->cv);
-	pthread_mutex_unlock(&sy->mu);
-	sy->inflight = true;
+	j.fd = st->wal_fd;
+	worker_hand(&st->sy, &j);
 	return 1;
 }
 
 int
 store_sync_fd(const struct store *st)
 {
-	return st->sy.efd;
+	return st->efd;
 }
 
 int
 store_sync_poll(struct store *st, bool wait)
 {
-	struct syncer *sy = &st->sy;
-	uint64_t v;
-	int result;
+	struct job j;
 
-	if (!sy->inflight) {
-		if (sy->efd != -1)
-			(void)!read(sy->efd, &v, sizeof(v));
+	if (!wait)
+		drain_events(st);
+	if (!st->sy.busy)
 		return 0;
-	}
-	pthread_mutex_lock(&sy->mu);
-	while (wait && !sy->done)
-		pthread_cond_wait(&sy->cv, &sy->mu);
-	if (!sy->done) {
-		pthread_mutex_unlock(&sy->mu);
+	if (!worker_reap(&st->sy, wait, &j))
 		return 1;
-	}
-	sy->done = false;
-	result = sy->result;
-	note_sync(st, sy->ns);
-	pthread_mutex_unlock(&sy->mu);
-	(void)!read(sy->efd, &v, sizeof(v)); /* may be empty: fine */
-	sy->inflight = false;
-	if (result != 0) {
-		errno = result;
+	if (j.kind == JOB_SWITCH)
+		return switch_end(st, &j);
+	note_sync(st, j.ns);
+	if (j.rc != 0) {
+		errno = j.err;
 		log_warn("%s/log.%d: fdatasync", st->dir, st->live);
 		return -1;
 	}
 	st->durable_off = st->flush_end;
+	return 0;
+}
+
+/* ---- snapshots off the loop -------------------------------------------- */
+
+int
+store_snapshot_begin(struct store *st, uint64_t seq, const uint8_t *data,
+    size_t len, int file_fd)
+{
+	struct job j = {.kind = JOB_SNAPSHOT,
+	    .fd = file_fd,
+	    .seq = seq,
+	    .data = data,
+	    .len = len};
+
+	if (!st->bg.started || st->bg.busy)
+		return 0;
+	worker_hand(&st->bg, &j);
+	return 1;
+}
+
+bool
+store_bg_busy(const struct store *st)
+{
+	return st->bg.busy;
+}
+
+bool
+store_snapshot_durable(const struct store *st, uint64_t seq)
+{
+	return st->snap_durable >= seq;
+}
+
+int
+store_bg_poll(struct store *st, bool wait)
+{
+	struct job j;
+
+	/* No draining here: store_sync_poll did, before either was looked
+	 * at, so that no end is missed. */
+	if (!worker_reap(&st->bg, wait, &j))
+		return st->bg.busy ? 1 : 0;
+	errno = j.err;
+	if (j.kind == JOB_SNAPSHOT) {
+		if (j.rc != 0) {
+			log_warn("%s: snapshot %llu: %s", st->dir,
+			    (unsigned long long)j.seq, j.what);
+			return -1;
+		}
+		if (j.seq > st->snap_durable)
+			st->snap_durable = j.seq;
+		return 0;
+	}
+	if (j.rc != 0) {
+		log_warn("%s/log.%d: %s", st->dir, 1 - st->live, j.what);
+		compact_abandon(st, "cannot write the spare file");
+		return 0;
+	}
+	st->cpt = CPT_READY;
 	return 0;
 }
 
@@ -930,8 +1266,11 @@ store_rewrite(struct store *st, int (*gen)(void *arg), void *arg)
 
 	if (st->live == -1) /* the old format is converted by replay */
 		return -1;
-	if (store_sync(st) == -1) /* waits for a background flush first */
+	/* A compaction off the loop in the works is overtaken. */
+	if (store_bg_poll(st, true) == -1 || store_sync(st) == -1)
 		return -1;
+	st->cpt = CPT_NONE;
+	wbuf_reset(&st->cpt_recs);
 	st->compacting = true;
 	rc = gen(arg);
 	st->compacting = false;
@@ -947,7 +1286,9 @@ store_rewrite(struct store *st, int (*gen)(void *arg), void *arg)
 	/* The spare is overwritten in place: its blocks are allocated and
 	 * the file does not grow until the log outgrows it, so the flushes
 	 * that follow write data, not file system metadata. */
-	rc = fd == -1 ? -1 : log_write_new(st, fd, st->gen + 1);
+	rc = fd == -1 ? -1
+	              : log_write_new(st, fd, st->gen + 1, st->pending.p,
+	                    st->pending.len, LOG_HDR_LEN);
 	if (rc == 0 && created && st->mode != CFG_FSYNC_OFF &&
 	    fsync(st->dir_fd) == -1)
 		rc = -2;
@@ -976,9 +1317,10 @@ snap_path(const struct store *st, uint64_t seq, char *buf, size_t len)
 	    buf, len, "%s/snapshot-%020llu", st->dir, (unsigned long long)seq);
 }
 
-int
-store_snapshot_write(
-    struct store *st, uint64_t seq, const uint8_t *data, size_t len)
+/* On any thread: uses only the store's fixed fields. */
+static int
+snapshot_file_write(const struct store *st, uint64_t seq, const uint8_t *data,
+    size_t len, const char **what)
 {
 	char tmp[CFG_PATH_MAX + 32], dst[CFG_PATH_MAX + 48];
 	uint8_t hdr[16];
@@ -988,7 +1330,7 @@ store_snapshot_write(
 	snap_path(st, seq, dst, sizeof(dst));
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd == -1) {
-		log_warn("%s", tmp);
+		*what = "snapshot.tmp: open";
 		return -1;
 	}
 	for (int i = 0; i < 8; i++)
@@ -999,25 +1341,34 @@ store_snapshot_write(
 	if (write_full(fd, hdr, sizeof(hdr)) == -1 ||
 	    write_full(fd, data, len) == -1 ||
 	    (st->mode != CFG_FSYNC_OFF && fsync(fd) == -1)) {
-		log_warn("%s", tmp);
+		*what = "snapshot.tmp: write";
 		close(fd);
 		return -1;
 	}
 	close(fd);
 	if (rename(tmp, dst) == -1 ||
 	    (st->mode != CFG_FSYNC_OFF && fsync(st->dir_fd) == -1)) {
-		log_warn("%s", dst);
+		*what = "snapshot: rename";
 		return -1;
 	}
-	/* Keep this one and the one before: the log may still name it. */
-	if (st->snap_prev != 0 && st->snap_prev != seq) {
-		char old[CFG_PATH_MAX + 48];
+	return 0;
+}
 
-		snap_path(st, st->snap_prev, old, sizeof(old));
-		unlink(old);
+int
+store_snapshot_write(
+    struct store *st, uint64_t seq, const uint8_t *data, size_t len)
+{
+	const char *what = NULL;
+
+	if (store_bg_poll(st, true) == -1)
+		return -1;
+	if (snapshot_file_write(st, seq, data, len, &what) == -1) {
+		log_warn("%s: snapshot %llu: %s", st->dir,
+		    (unsigned long long)seq, what);
+		return -1;
 	}
-	st->snap_prev = st->snap_last;
-	st->snap_last = seq;
+	if (seq > st->snap_durable)
+		st->snap_durable = seq;
 	return 0;
 }
 
@@ -1047,7 +1398,6 @@ store_snapshot_read(
 	}
 	memmove(out->p, out->p + 16, out->len - 16);
 	out->len -= 16;
-	st->snap_last = seq;
 	rc = 0;
 out:
 	close(fd);

@@ -29,6 +29,11 @@
  * Snapshots are written to a temporary file, fsynced, renamed into place and
  * the directory fsynced, so a crash leaves either the old or the new one.
  * The directory is locked (flock) so two processes cannot share it.
+ *
+ * With fsync = batch the disk work runs on two threads of the store: one
+ * flushes the log (and ends compactions), the other writes snapshots and
+ * the compacted log into the spare, so the loop never waits for the disk
+ * and a checkpoint does not delay the log's flushes.
  */
 #ifndef PBFT_STORE_H
 #define PBFT_STORE_H
@@ -95,9 +100,45 @@ int store_sync_fd(const struct store *st);
 /*
  * Reaps the flush in flight: 1 if it has not ended (only without wait), 0 if
  * it ended well or none was in flight, -1 if fdatasync failed. With wait,
- * blocks until it ends.
+ * blocks until it ends. Without wait it first empties the eventfd, so the
+ * caller then polls store_bg_poll too (which does not).
  */
 int store_sync_poll(struct store *st, bool wait);
+
+/*
+ * Compaction off the loop (fsync = batch), in two steps. store_compact_begin
+ * has gen append (through store_append) the compacted records, which stand
+ * for everything appended so far, and writes them into the spare on the
+ * background thread while the log goes on. Once store_compact_ready, the
+ * next store_sync_begin ends it in place of a flush: the records appended
+ * since are copied after the compacted ones, then the header makes the
+ * spare live (store_sync_poll reaps it like a flush; -1 only when the header
+ * was written and failed). Snapshots below keep are removed then. Returns 1
+ * when begun, 0 when it cannot begin now (the background thread is busy, a
+ * compaction is in the works, or no threads), -1 when gen failed.
+ */
+int store_compact_begin(
+    struct store *st, uint64_t keep, int (*gen)(void *arg), void *arg);
+bool store_compact_ready(const struct store *st);
+
+/*
+ * A snapshot off the loop (fsync = batch): on the background thread,
+ * fdatasync(file_fd) (the service's own file; -1: none) and the snapshot
+ * of seq written as store_snapshot_write does. data must stay unchanged
+ * until the job is reaped. 1 when begun, 0 when the thread is busy (or
+ * there is none).
+ */
+int store_snapshot_begin(struct store *st, uint64_t seq, const uint8_t *data,
+    size_t len, int file_fd);
+bool store_bg_busy(const struct store *st);
+/* A snapshot of seq or later is durable. */
+bool store_snapshot_durable(const struct store *st, uint64_t seq);
+/*
+ * Reaps the background thread's job: 1 if it has not ended (only without
+ * wait), 0 if it ended (a compaction that failed is abandoned with a log
+ * line) or there was none, -1 if a snapshot could not be written.
+ */
+int store_bg_poll(struct store *st, bool wait);
 
 /*
  * Compaction: replaces the whole log with the records gen appends (through
@@ -109,11 +150,13 @@ int store_sync_poll(struct store *st, bool wait);
 int store_rewrite(struct store *st, int (*gen)(void *arg), void *arg);
 
 /*
- * Writes the snapshot of checkpoint seq durably (snapshot-<seq>); the one
- * before it is kept too, because the log may not name the new one yet.
+ * Writes the snapshot of checkpoint seq durably (snapshot-<seq>), after any
+ * background job ends. Older snapshots stay: the log may still name one.
  */
 int store_snapshot_write(
     struct store *st, uint64_t seq, const uint8_t *data, size_t len);
+/* Removes the snapshots of checkpoints below below (the log names none). */
+void store_snapshots_prune(struct store *st, uint64_t below);
 /*
  * Reads the snapshot of checkpoint seq into out (a dynamic wbuf).
  * Returns 0, 1 when there is none, -1 on error (err set).

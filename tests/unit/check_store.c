@@ -89,18 +89,27 @@ replay(struct seen *s, char *err, size_t errlen)
 	return rc;
 }
 
-/* A restart that replays the log, then appends one record and syncs. */
-static void
-restart_and_append(const uint8_t *rec, size_t len)
+/* Opens node 1's store (fsync = batch) and replays its log into sn. */
+static struct store *
+open_replayed(struct seen *sn)
 {
 	char err[256];
-	struct seen s;
 	struct store *st =
 	    store_open(dir, 1, CFG_FSYNC_BATCH, err, sizeof(err));
 
 	ck_assert_msg(st != NULL, "%s", err);
-	memset(&s, 0, sizeof(s));
-	ck_assert_int_eq(store_replay(st, collect, &s, err, sizeof(err)), 0);
+	memset(sn, 0, sizeof(*sn));
+	ck_assert_int_eq(store_replay(st, collect, sn, err, sizeof(err)), 0);
+	return st;
+}
+
+/* A restart that replays the log, then appends one record and syncs. */
+static void
+restart_and_append(const uint8_t *rec, size_t len)
+{
+	struct seen s;
+	struct store *st = open_replayed(&s);
+
 	ck_assert_int_eq(store_append(st, rec, len), 0);
 	ck_assert_int_eq(store_sync(st), 0);
 	store_close(st);
@@ -208,11 +217,17 @@ START_TEST(test_snapshot)
 	ck_assert_int_eq(
 	    store_snapshot_read(st, 100, &out, err, sizeof(err)), 0);
 	ck_assert_int_eq(memcmp(out.p, "one", 3), 0);
-	/* ...until a third arrives. */
+	/* ...and so does any number of them, until the log names a newer
+	 * checkpoint and the older ones are pruned. */
 	ck_assert_int_eq(
 	    store_snapshot_write(st, 300, (const uint8_t *)"3", 1), 0);
 	ck_assert_int_eq(
+	    store_snapshot_read(st, 100, &out, err, sizeof(err)), 0);
+	store_snapshots_prune(st, 300);
+	ck_assert_int_eq(
 	    store_snapshot_read(st, 100, &out, err, sizeof(err)), 1);
+	ck_assert_int_eq(
+	    store_snapshot_read(st, 200, &out, err, sizeof(err)), 1);
 	/* A damaged snapshot is refused. */
 	snprintf(path, sizeof(path), "%s/node-2/snapshot-%020d", dir, 300);
 	ck_assert_int_eq(truncate(path, 16), 0);
@@ -238,7 +253,11 @@ count_snapshots(const char *node_dir)
 	return n;
 }
 
-/* Across restarts only the two newest snapshots are kept on disk. */
+/*
+ * Across restarts, snapshots below the checkpoint the log names are pruned
+ * (the replica does so after its replay); newer ones written ahead of
+ * their checkpoint's stability stay.
+ */
 START_TEST(test_snapshots_bounded_across_restarts)
 {
 	char err[256], node[128];
@@ -250,16 +269,19 @@ START_TEST(test_snapshots_bounded_across_restarts)
 		    store_open(dir, 5, CFG_FSYNC_OFF, err, sizeof(err));
 
 		ck_assert_msg(st != NULL, "%s", err);
+		/* The log names the one before (this one is written ahead). */
+		store_snapshots_prune(st, seq - 100);
 		ck_assert_int_eq(
 		    store_snapshot_write(st, seq, (const uint8_t *)"x", 1), 0);
 		store_close(st); /* a restart after every checkpoint */
-		ck_assert_int_le(count_snapshots(node), 3);
+		ck_assert_int_le(count_snapshots(node), 2);
 	}
 	{
 		struct store *st =
 		    store_open(dir, 5, CFG_FSYNC_OFF, err, sizeof(err));
 
 		ck_assert_msg(st != NULL, "%s", err);
+		store_snapshots_prune(st, 500);
 		ck_assert_int_eq(count_snapshots(node), 2);
 		wbuf_init_dynamic(&out, 1 << 10);
 		ck_assert_int_eq(
@@ -344,10 +366,7 @@ START_TEST(test_rewrite_reuses_spare)
 
 	write_records(wal, sizeof(wal)); /* log.0: 50 records */
 	size0 = file_size("log.0");
-	st = store_open(dir, 1, CFG_FSYNC_BATCH, err, sizeof(err));
-	ck_assert_msg(st != NULL, "%s", err);
-	memset(&sn, 0, sizeof(sn));
-	ck_assert_int_eq(store_replay(st, collect, &sn, err, sizeof(err)), 0);
+	st = open_replayed(&sn);
 	ck_assert_int_eq(store_rewrite(st, gen_many, st), 0); /* log.1 */
 	ck_assert_int_eq(store_rewrite(st, gen_two, st), 0); /* log.0 */
 	ck_assert_int_eq(store_append(st, (const uint8_t *)"ccc", 3), 0);
@@ -408,10 +427,7 @@ START_TEST(test_torn_flush_out_of_order)
 	int fd;
 
 	write_records(wal, sizeof(wal));
-	st = store_open(dir, 1, CFG_FSYNC_BATCH, err, sizeof(err));
-	ck_assert_msg(st != NULL, "%s", err);
-	memset(&sn, 0, sizeof(sn));
-	ck_assert_int_eq(store_replay(st, collect, &sn, err, sizeof(err)), 0);
+	st = open_replayed(&sn);
 	memset(rec, 7, sizeof(rec));
 	/* One flush with three records. */
 	for (int i = 0; i < 3; i++)
@@ -503,6 +519,138 @@ START_TEST(test_locked)
 END_TEST
 
 /* Group commit off the loop: one flush in flight, reaped by poll. */
+/* Appends one record of len bytes, all set to b. */
+static void
+append_byte(struct store *st, uint8_t b, size_t len)
+{
+	uint8_t rec[64];
+
+	memset(rec, b, sizeof(rec));
+	ck_assert_int_eq(store_append(st, rec, len), 0);
+}
+
+/* Flushes through the log's thread and waits for it. */
+static void
+flush_wait(struct store *st)
+{
+	ck_assert_int_eq(store_sync_begin(st), 1);
+	ck_assert_int_eq(store_sync_poll(st, true), 0);
+}
+
+/*
+ * Compaction off the loop: the compacted records stand for what was
+ * appended before it began (flushed or not); what was appended after, in
+ * the old log or still buffered when it switches, follows them in the new
+ * log, and what comes during the switch too.
+ */
+START_TEST(test_compaction_off_loop)
+{
+	char wal[128], err[256];
+	struct seen sn;
+	struct store *st;
+
+	write_records(wal, sizeof(wal)); /* log.0: 50 records */
+	st = open_replayed(&sn);
+	append_byte(st, 'r', 5);
+	flush_wait(st);
+	append_byte(st, 'x', 6); /* buffered: the compaction covers it */
+	ck_assert_int_eq(store_compact_begin(st, 0, gen_two, st), 1);
+	ck_assert(!store_compact_ready(st));
+	ck_assert_int_eq(store_compact_begin(st, 0, gen_two, st), 0);
+	append_byte(st, 'y', 7);
+	flush_wait(st); /* into the old log: the spare is not live yet */
+	append_byte(st, 'z', 8);
+	ck_assert_int_eq(store_bg_poll(st, true), 0);
+	ck_assert(store_compact_ready(st));
+	ck_assert_int_eq(store_sync_begin(st), 1); /* the switch */
+	append_byte(st, 'w', 9); /* during the switch */
+	ck_assert_int_eq(store_sync_poll(st, true), 0);
+	ck_assert(!store_compact_ready(st));
+	flush_wait(st);
+	store_close(st);
+	ck_assert_int_eq(replay(&sn, err, sizeof(err)), 0);
+	ck_assert_int_eq(sn.n, 5);
+	ck_assert_uint_eq(sn.lens[0], 1);
+	ck_assert_uint_eq(sn.lens[1], 2);
+	ck_assert_uint_eq(sn.first[2], 'y');
+	ck_assert_uint_eq(sn.first[3], 'z');
+	ck_assert_uint_eq(sn.first[4], 'w');
+	ck_assert_uint_eq(sn.lens[4], 9);
+	/* Again, with the covered record still buffered at the switch. */
+	st = open_replayed(&sn);
+	append_byte(st, 'u', 10);
+	ck_assert_int_eq(store_compact_begin(st, 0, gen_two, st), 1);
+	append_byte(st, 't', 11);
+	ck_assert_int_eq(store_bg_poll(st, true), 0);
+	flush_wait(st); /* the switch */
+	store_close(st);
+	ck_assert_int_eq(replay(&sn, err, sizeof(err)), 0);
+	ck_assert_int_eq(sn.n, 3);
+	ck_assert_uint_eq(sn.first[2], 't');
+	/* The new log takes appends after a restart. */
+	restart_and_append((const uint8_t *)"v", 1);
+	ck_assert_int_eq(replay(&sn, err, sizeof(err)), 0);
+	ck_assert_int_eq(sn.n, 4);
+}
+END_TEST
+
+/*
+ * A compaction whose spare is written but not yet switched when the store
+ * closes (or the process dies) is abandoned: the old log holds everything.
+ */
+START_TEST(test_compaction_off_loop_abandoned)
+{
+	char wal[128], err[256];
+	struct seen sn;
+	struct store *st;
+
+	write_records(wal, sizeof(wal));
+	st = open_replayed(&sn);
+	append_byte(st, 'x', 6);
+	ck_assert_int_eq(store_compact_begin(st, 0, gen_two, st), 1);
+	append_byte(st, 'y', 7);
+	flush_wait(st);
+	ck_assert_int_eq(store_bg_poll(st, true), 0);
+	append_byte(st, 'z', 8);
+	store_close(st);
+	ck_assert_int_eq(replay(&sn, err, sizeof(err)), 0);
+	ck_assert_int_eq(sn.n, 53);
+	ck_assert_uint_eq(sn.first[50], 'x');
+	ck_assert_uint_eq(sn.first[52], 'z');
+}
+END_TEST
+
+/* A snapshot written by the background thread, and pruned. */
+START_TEST(test_snapshot_off_loop)
+{
+	char err[256];
+	struct store *st =
+	    store_open(dir, 1, CFG_FSYNC_BATCH, err, sizeof(err));
+	struct wbuf out;
+
+	ck_assert_msg(st != NULL, "%s", err);
+	wbuf_init_dynamic(&out, 1 << 10);
+	ck_assert(!store_snapshot_durable(st, 20));
+	ck_assert_int_eq(
+	    store_snapshot_begin(st, 20, (const uint8_t *)"state", 5, -1), 1);
+	ck_assert(store_bg_busy(st));
+	ck_assert_int_eq(
+	    store_snapshot_begin(st, 40, (const uint8_t *)"later", 5, -1), 0);
+	ck_assert_int_eq(store_bg_poll(st, true), 0);
+	ck_assert(store_snapshot_durable(st, 20));
+	ck_assert(!store_snapshot_durable(st, 40));
+	ck_assert_int_eq(
+	    store_snapshot_read(st, 20, &out, err, sizeof(err)), 0);
+	ck_assert_uint_eq(out.len, 5);
+	ck_assert_int_eq(memcmp(out.p, "state", 5), 0);
+	store_snapshots_prune(st, 40);
+	ck_assert_int_eq(
+	    store_snapshot_read(st, 20, &out, err, sizeof(err)), 1);
+	wbuf_clear(&out);
+	store_close(st);
+}
+END_TEST
+
 START_TEST(test_background_sync)
 {
 	char err[256];
@@ -597,6 +745,9 @@ store_suite(void)
 	tcase_add_test(tc, test_converts_old_wal);
 	tcase_add_test(tc, test_crc32c_known);
 	tcase_add_test(tc, test_background_sync);
+	tcase_add_test(tc, test_compaction_off_loop);
+	tcase_add_test(tc, test_compaction_off_loop_abandoned);
+	tcase_add_test(tc, test_snapshot_off_loop);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("malformed");
 	tcase_add_checked_fixture(tc, setup, teardown);
