@@ -256,7 +256,7 @@ snap_build(
 }
 
 static void bg_settle(struct replica *r);
-static void bg_kick(struct replica *r);
+static void bg_kick(struct replica *r, bool may_compact);
 
 static void
 do_take_checkpoint(struct replica *r, const struct pbft_action *a)
@@ -278,7 +278,7 @@ do_take_checkpoint(struct replica *r, const struct pbft_action *a)
 		/* Written now, so that it is durable by the time the
 		 * checkpoint is stable and the log names it. */
 		r->snap_wanted = s;
-		bg_kick(r);
+		bg_kick(r, false);
 	}
 }
 
@@ -306,10 +306,15 @@ write_stable_snapshot(struct replica *r, const struct pbft_action *a)
 static void
 do_stable(struct replica *r, const struct pbft_action *a)
 {
-	/* Older images are no longer needed by anyone. */
+	/* Older images are no longer needed by anyone (one the store's
+	 * thread is writing stays untouched until it is done: see
+	 * do_take_checkpoint). */
 	for (int i = 0; i < SNAPS_MAX; i++)
-		if (r->snaps[i].seq != 0 && r->snaps[i].seq < a->seq)
+		if (r->snaps[i].seq != 0 && r->snaps[i].seq < a->seq) {
 			r->snaps[i].seq = 0;
+			if (r->snap_wanted == &r->snaps[i])
+				r->snap_wanted = NULL;
+		}
 	log_debug("checkpoint %llu stable", (unsigned long long)a->seq);
 }
 
@@ -630,10 +635,13 @@ wal_prep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 		wal_begin(r);
 }
 
-/* Hands the background thread its next job when it is idle: a taken
- * checkpoint's snapshot first, then a compaction. */
+/*
+ * Hands the background thread its next job when it is idle: a taken
+ * checkpoint's snapshot first, then a compaction (only with may_compact:
+ * it calls into the core, so never while a step's actions are carried out).
+ */
 static void
-bg_kick(struct replica *r)
+bg_kick(struct replica *r, bool may_compact)
 {
 	const struct service_ops *ops = r->svc->ops;
 	struct snap *s = r->snap_wanted;
@@ -655,7 +663,7 @@ bg_kick(struct replica *r)
 		}
 		return;
 	}
-	if (!r->compact_wanted)
+	if (!r->compact_wanted || !may_compact)
 		return;
 	pbft_get_status(r->core, &ps);
 	rc =
@@ -670,7 +678,7 @@ bg_kick(struct replica *r)
 
 /* After the background thread's job ended (or to look whether it has). */
 static void
-bg_poll(struct replica *r, bool wait)
+bg_poll(struct replica *r, bool wait, bool may_compact)
 {
 	int rc = store_bg_poll(r->store, wait);
 
@@ -679,7 +687,7 @@ bg_poll(struct replica *r, bool wait)
 	if (rc == -1)
 		fatalx("checkpoint %llu: cannot write its snapshot",
 		    (unsigned long long)(r->bg_snap ? r->bg_snap->seq : 0));
-	bg_kick(r);
+	bg_kick(r, may_compact);
 	if (r->stable_wait != 0 &&
 	    store_snapshot_durable(r->store, r->stable_wait))
 		r->stable_wait = 0;
@@ -696,7 +704,7 @@ static void
 bg_settle(struct replica *r)
 {
 	while (r->bg_snap != NULL || r->snap_wanted != NULL)
-		bg_poll(r, true);
+		bg_poll(r, true, false);
 }
 
 static void
@@ -710,7 +718,7 @@ wal_done_cb(struct ev_loop *loop, ev_io *w, int revents)
 	rc = store_sync_poll(r->store, false); /* also drains the eventfd */
 	if (rc != 1 && r->wal_inflight)
 		wal_ended(r, rc);
-	bg_poll(r, false);
+	bg_poll(r, false, true);
 }
 
 /* Everything buffered is durable now (the log was just rewritten). */
@@ -801,7 +809,7 @@ run_actions(struct replica *r)
 	 * core's compacted state, so disk use stays bounded. */
 	if (batch) {
 		r->compact_wanted = true;
-		bg_kick(r);
+		bg_kick(r, true);
 		return;
 	}
 	{

@@ -658,21 +658,18 @@ store_replay(struct store *st,
 	 * have reached the disk. A whole record of this generation further on
 	 * that was written when the log was already durable past off proves
 	 * the record at off was durable: it is damage, not a torn write. So
-	 * does any whole record after a bad one among those the header came
-	 * with (they were durable before the header was written).
+	 * is a bad one among those the header came with (they were durable
+	 * before the header was written), whatever follows.
 	 */
+	if (off < st->base)
+		goto corrupt;
 	for (size_t pos = off + 1; pos + REC_HDR_LEN <= all.len; pos++) {
 		uint64_t synced;
 
 		if (record_at(&all, pos, gen32, &synced) == 0)
 			continue;
-		if (synced > off || off < st->base) {
-			snprintf(err, errlen,
-			    "%s/log.%d: corrupt record at offset %zu (%zu "
-			    "bytes follow): refusing to start",
-			    st->dir, st->live, off, all.len - off);
-			goto out;
-		}
+		if (synced > off)
+			goto corrupt;
 		later = true;
 	}
 	/* Past the end, a reused file holds an older generation's bytes;
@@ -692,6 +689,12 @@ store_replay(struct store *st,
 	st->wal_off = st->durable_off = off;
 	st->stats.bytes = off - LOG_HDR_LEN;
 	rc = 0;
+	goto out;
+corrupt:
+	snprintf(err, errlen,
+	    "%s/log.%d: corrupt record at offset %zu (%zu bytes follow): "
+	    "refusing to start",
+	    st->dir, st->live, off, all.len - off);
 out:
 	wbuf_clear(&all);
 	return rc;

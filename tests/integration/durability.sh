@@ -8,10 +8,11 @@
 #   2. a replica stopped and its data directory wiped while the cluster
 #      runs more than 50 MB of transactions through many checkpoints:
 #      restarted, it fetches the state by state transfer and converges;
-#   3. a replica's write-ahead log cut at 20 random offsets: each time the
-#      replica starts, serves and stops cleanly; with one byte flipped in
-#      the middle it refuses to start with a clear error; given its log
-#      back, it rejoins.
+#   3. a replica's write-ahead log cut at 16 random offsets after the
+#      records its header came with: each time the replica starts, serves
+#      and stops cleanly; cut among those records (durable before the
+#      header) or with one byte flipped there it refuses to start with a
+#      clear error; given its log back, it rejoins.
 # With PBFT_FAULTS set by the caller (fault-injection builds) the same
 # script exercises a lying state-transfer peer; see faults.sh.
 # Needs PBFT_BUILD (the meson build directory). Hard time bounds throughout.
@@ -173,9 +174,11 @@ replica=$build/pbft-replica/pbft-replica
 ctl stop 1 >/dev/null || fail "stop 1"
 stopped1() { [ "$(field 1 state)" = stopped ]; }
 wait_until 10 stopped1 || fail "node 1 did not stop"
-# The live log file (the newer generation of log.0 and log.1) and where its
-# records end (a reused file holds older bytes after that).
-read -r wal size < <(python3 - "$dir/c/data/node-1" <<'PY'
+# The live log file (the newer generation of log.0 and log.1), where the
+# records written with its header end (base: durable before the header, so a
+# crash never tears them) and where its records end (a reused file holds
+# older bytes after that).
+read -r wal base size < <(python3 - "$dir/c/data/node-1" <<'PY'
 import struct, sys
 best = None
 for i in (0, 1):
@@ -188,13 +191,14 @@ for i in (0, 1):
         if best is None or g > best[1]:
             best = (i, g, b)
 i, g, b = best
+base = struct.unpack_from("<Q", b, 16)[0]
 off = 32
 while off + 24 <= len(b):
     ln, rg = struct.unpack_from("<II", b, off)
     if rg != g & 0xffffffff or ln == 0 or off + 24 + ln > len(b):
         break
     off += 24 + ln
-print("%s/log.%d %d" % (sys.argv[1], i, off))
+print("%s/log.%d %d %d" % (sys.argv[1], i, base, off))
 PY
 )
 # Each run below may compact into the spare: both files go back each time.
@@ -204,6 +208,8 @@ cp "$logs"/log.* "$dir/logs.orig/"
 orig=$dir/logs.orig/${wal##*/} # the live file as it was
 restore_logs() { rm -f "$logs"/log.*; cp "$dir/logs.orig"/log.* "$logs/"; }
 [ "$size" -gt 96 ] || fail "write-ahead log of node 1 holds only $size bytes"
+[ "$base" -ge 32 ] && [ "$base" -le "$size" ] ||
+    fail "write-ahead log of node 1: base $base outside its records (end $size)"
 # run_replica LOG: starts node 1 by hand, waits until it listens, stops
 # it with SIGTERM; the exit status is the replica's.
 run_replica() {
@@ -219,10 +225,14 @@ run_replica() {
 	wait "$rp" || rc=$?
 	return $rc
 }
-torn=0
-# Cuts after the file's 32-byte header: a crash never tears it (it is
-# written once, before the file holds anything that matters).
-for off in $(python3 -c 'import random, sys; r = random.Random(int(sys.argv[2])); print(" ".join(str(r.randrange(33, int(sys.argv[1]))) for _ in range(20)))' "$size" "$$"); do
+torn=0 refused=0 cuts=0
+# Cuts where a crash tears: after the records the header came with. Cuts
+# before that are damage, and must be refused with a clear error.
+offsets() { # offsets N FROM TO: N random offsets in [FROM, TO)
+	[ "$2" -lt "$3" ] || return 0
+	python3 -c 'import random, sys; r = random.Random(int(sys.argv[4])); print(" ".join(str(r.randrange(int(sys.argv[2]), int(sys.argv[3]))) for _ in range(int(sys.argv[1]))))' "$1" "$2" "$3" "$$"
+}
+for off in $(offsets 16 $((base + 1)) "$size"); do
 	restore_logs
 	head -c "$off" "$orig" >"$wal"
 	run_replica "$dir/torn.log" ||
@@ -230,14 +240,31 @@ for off in $(python3 -c 'import random, sys; r = random.Random(int(sys.argv[2]))
 	grep -q "listening on" "$dir/torn.log" ||
 	    fail "replica 1 (log cut at $off) never listened"
 	grep -q "torn tail" "$dir/torn.log" && torn=$((torn + 1))
+	cuts=$((cuts + 1))
 done
-[ "$torn" -ge 1 ] || fail "no cut was reported as a torn tail"
-ok "log cut at 20 random offsets: 20 clean starts ($torn reported a torn tail)"
+for off in $(offsets 4 33 "$base"); do
+	restore_logs
+	head -c "$off" "$orig" >"$wal"
+	set +e
+	timeout $((20 * mult)) "$replica" -c "$cfg" -i 1 2>"$dir/cut.log"
+	rc=$?
+	set -e
+	[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] &&
+	    grep -q "corrupt record at offset" "$dir/cut.log" ||
+	    fail "replica 1 with its compacted records cut at $off of $base: exit status $rc, $(tail -n 3 "$dir/cut.log")"
+	refused=$((refused + 1))
+done
+[ "$torn" -ge 1 ] || [ "$cuts" -eq 0 ] || fail "no cut was reported as a torn tail"
+[ $((cuts + refused)) -ge 4 ] || fail "no room to cut the log (base $base, end $size)"
+ok "log cut at random offsets: $cuts clean starts ($torn reported a torn tail), $refused cuts inside the compacted records refused"
 restore_logs
-python3 - "$orig" "$wal" "$size" <<'PY'
+# A flipped byte: among the compacted records when there are some (refused
+# whatever follows), else a third into the records.
+python3 - "$orig" "$wal" "$size" "$base" <<'PY'
 import sys
 b = bytearray(open(sys.argv[1], 'rb').read())
-b[32 + (int(sys.argv[3]) - 32) // 3] ^= 0x40
+size, base = int(sys.argv[3]), int(sys.argv[4])
+b[32 + (base - 32) // 2 if base > 56 else 32 + (size - 32) // 3] ^= 0x40
 open(sys.argv[2], 'wb').write(b)
 PY
 set +e

@@ -307,6 +307,28 @@ gen_two(void *arg)
 	return 0;
 }
 
+/*
+ * The records written with a header (a compaction's) were durable before
+ * it: damage to the last of them is refused though no record follows.
+ */
+START_TEST(test_corrupt_compacted_refused)
+{
+	char wal[128], err[256], live[160];
+	struct seen s;
+	struct store *st;
+
+	write_records(wal, sizeof(wal));
+	st = open_replayed(&s);
+	ck_assert_int_eq(store_rewrite(st, gen_two, st), 0); /* log.1 */
+	store_close(st);
+	snprintf(live, sizeof(live), "%s/node-1/log.1", dir);
+	/* "a" at 32 + 24, "bb" at 32 + 25 + 24: its second byte */
+	flip_bit(live, 32 + 25 + 24 + 1, 0x01);
+	ck_assert_int_eq(replay(&s, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "corrupt record"));
+}
+END_TEST
+
 /* Compaction replaces the whole log; later appends go to the new one. */
 START_TEST(test_rewrite)
 {
@@ -753,6 +775,7 @@ store_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_torn_tail_every_offset);
 	tcase_add_test(tc, test_corrupt_middle_refused);
+	tcase_add_test(tc, test_corrupt_compacted_refused);
 	tcase_add_test(tc, test_torn_flush_out_of_order);
 	tcase_add_test(tc, test_damaged_header_refused);
 	tcase_set_timeout(tc, 60);
