@@ -19,8 +19,8 @@
  * end when it is not whole or not of the file's generation; older records
  * beyond it are what a reused file holds. synced says how far the log was
  * durable when the record was written: a bad record followed by a whole one
- * that was written after the bad one was durable (or a bad one before base
- * followed by any whole one) is damage, and the replica
+ * that was written after the bad one was durable (or any bad one before
+ * base) is damage, and the replica
  * refuses to start (silently dropping acknowledged state is never an
  * option); otherwise it is a tail a crash cut short, dropped with a log line.
  * A data directory with the older single-file format (wal: u32 len | u32
