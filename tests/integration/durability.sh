@@ -171,14 +171,12 @@ ok "wiped replica caught up by state transfer of $bytes bytes in $took ms"
 
 # ---- 3. a torn or corrupted write-ahead log --------------------------------
 replica=$build/pbft-replica/pbft-replica
-ctl stop 1 >/dev/null || fail "stop 1"
-stopped1() { [ "$(field 1 state)" = stopped ]; }
-wait_until 10 stopped1 || fail "node 1 did not stop"
-# The live log file (the newer generation of log.0 and log.1), where the
-# records written with its header end (base: durable before the header, so a
-# crash never tears them) and where its records end (a reused file holds
-# older bytes after that).
-read -r wal base size < <(python3 - "$dir/c/data/node-1" <<'PY'
+# live_log: the live log file of node 1 (the newer generation of log.0 and
+# log.1), where the records written with its header end (base: durable
+# before the header, so a crash never tears them) and where its records end
+# (a reused file holds older bytes after that).
+live_log() {
+	python3 - "$dir/c/data/node-1" <<'PY'
 import struct, sys
 best = None
 for i in (0, 1):
@@ -200,7 +198,21 @@ while off + 24 <= len(b):
     off += 24 + ln
 print("%s/log.%d %d %d" % (sys.argv[1], i, base, off))
 PY
-)
+}
+# A compaction leaves only records the header came with: requests until
+# node 1's log holds some after them, so that there is a tail to tear.
+for i in 1 2 3 4 5 6; do
+	read -r wal base size < <(live_log)
+	[ "$size" -gt "$base" ] && break
+	ctl submit "tail$i" >/dev/null || fail "submit before the log tests"
+	sleep 0.2
+done
+ctl stop 1 >/dev/null || fail "stop 1"
+stopped1() { [ "$(field 1 state)" = stopped ]; }
+wait_until 10 stopped1 || fail "node 1 did not stop"
+read -r wal base size < <(live_log)
+[ "$size" -gt "$base" ] ||
+    fail "node 1's log holds no records after its compacted ones (base $base)"
 # Each run below may compact into the spare: both files go back each time.
 logs=$dir/c/data/node-1
 mkdir -p "$dir/logs.orig"
@@ -254,8 +266,7 @@ for off in $(offsets 4 33 "$base"); do
 	    fail "replica 1 with its compacted records cut at $off of $base: exit status $rc, $(tail -n 3 "$dir/cut.log")"
 	refused=$((refused + 1))
 done
-[ "$torn" -ge 1 ] || [ "$cuts" -eq 0 ] || fail "no cut was reported as a torn tail"
-[ $((cuts + refused)) -ge 4 ] || fail "no room to cut the log (base $base, end $size)"
+[ "$torn" -ge 1 ] || fail "no cut was reported as a torn tail"
 ok "log cut at random offsets: $cuts clean starts ($torn reported a torn tail), $refused cuts inside the compacted records refused"
 restore_logs
 # A flipped byte: among the compacted records when there are some (refused
