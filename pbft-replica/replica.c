@@ -1205,7 +1205,9 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 	    "\"queued\":%u,\"state_transfer\":%s,\"state_transfers\":%llu,"
 	    "\"wal_syncs\":%llu,\"wal_sync_max_us\":%llu,"
 	    "\"wal_sync_sum_us\":%llu,\"wal_bytes\":%llu,"
-	    "\"wal_compactions\":%llu,\"frames_bad\":%llu,"
+	    "\"wal_compactions\":%llu,\"wal_compactions_abandoned\":%llu,"
+	    "\"wal_compaction_switch_max_us\":%llu,\"snapshots\":%llu,"
+	    "\"snapshot_max_us\":%llu,\"frames_bad\":%llu,"
 	    "\"auth_failures\":%llu,\"queue_drops\":%llu,"
 	    "\"request_sig_checks\":%llu,\"request_sig_cached\":%llu,"
 	    "\"request_mac_checks\":%llu,"
@@ -1223,6 +1225,10 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 	    (unsigned long long)(ss.sync_ns_max / 1000),
 	    (unsigned long long)(ss.sync_ns_total / 1000),
 	    (unsigned long long)ss.bytes, (unsigned long long)ss.compactions,
+	    (unsigned long long)ss.compactions_abandoned,
+	    (unsigned long long)(ss.switch_ns_max / 1000),
+	    (unsigned long long)ss.snapshots,
+	    (unsigned long long)(ss.snapshot_ns_max / 1000),
 	    (unsigned long long)r->frames_bad,
 	    (unsigned long long)(ns.auth_failures + ns.handshake_failures),
 	    (unsigned long long)ns.queue_drops,

@@ -1048,6 +1048,7 @@ store_compact_ready(const struct store *st)
 static void
 compact_abandon(struct store *st, const char *why)
 {
+	st->stats.compactions_abandoned++;
 	log_warnx("%s/log.%d: compaction abandoned (%s); the old log is "
 	          "kept and compaction is retried at the next checkpoint",
 	    st->dir, st->live, why);
@@ -1122,6 +1123,7 @@ switch_end(struct store *st, const struct job *j)
 		int rc;
 
 		errno = j->err;
+		st->stats.compactions_abandoned++;
 		log_warn("%s/log.%d: %s; the old log is kept and compaction "
 		         "is retried at the next checkpoint",
 		    st->dir, 1 - st->live, j->what);
@@ -1141,6 +1143,8 @@ switch_end(struct store *st, const struct job *j)
 	restamp(st->pending.p, st->pending.len, (uint32_t)st->gen, st->base);
 	st->stats.bytes = st->base - LOG_HDR_LEN;
 	st->stats.compactions++;
+	if (j->ns > st->stats.switch_ns_max)
+		st->stats.switch_ns_max = j->ns;
 	store_snapshots_prune(st, st->cpt_keep);
 	return 0;
 }
@@ -1245,6 +1249,9 @@ store_bg_poll(struct store *st, bool wait)
 		}
 		if (j.seq > st->snap_durable)
 			st->snap_durable = j.seq;
+		st->stats.snapshots++;
+		if (j.ns > st->stats.snapshot_ns_max)
+			st->stats.snapshot_ns_max = j.ns;
 		return 0;
 	}
 	if (j.rc != 0) {
@@ -1300,6 +1307,7 @@ store_rewrite(struct store *st, int (*gen)(void *arg), void *arg)
 	len = st->pending.len;
 	wbuf_reset(&st->pending);
 	if (rc != 0) {
+		st->stats.compactions_abandoned++;
 		log_warn("%s: compaction", path);
 		return rc;
 	}
@@ -1372,6 +1380,7 @@ store_snapshot_write(
 	}
 	if (seq > st->snap_durable)
 		st->snap_durable = seq;
+	st->stats.snapshots++;
 	return 0;
 }
 

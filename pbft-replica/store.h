@@ -57,6 +57,9 @@ extern const uint32_t store_sync_le_us[STORE_SYNC_BUCKETS - 1];
 struct store_stats {
 	uint64_t records, bytes, syncs, compactions;
 	uint64_t sync_ns_total, sync_ns_max;
+	uint64_t compactions_abandoned; /* failed: the old log kept */
+	uint64_t switch_ns_max; /* longest compaction switch (output held) */
+	uint64_t snapshots, snapshot_ns_max; /* written, longest (thread) */
 	uint64_t sync_hist[STORE_SYNC_BUCKETS];
 };
 

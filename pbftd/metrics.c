@@ -152,6 +152,11 @@ render(struct metrics *m, struct wbuf *w)
 	family(m, w, "pbft_wal_compactions_total", "counter",
 	    "Write-ahead log rewrites at stable checkpoints.",
 	    "wal_compactions");
+	family(m, w, "pbft_wal_compactions_abandoned_total", "counter",
+	    "Compactions that failed (the old log was kept).",
+	    "wal_compactions_abandoned");
+	family(m, w, "pbft_snapshots_total", "counter",
+	    "Checkpoint snapshots written.", "snapshots");
 
 	put(w,
 	    "# HELP pbft_rejected_total Input rejected, by reason.\n"

@@ -109,6 +109,8 @@ for n in range(4):
         vals['pbft_wal_fsync_seconds_count{node="%d"}' % n]
     assert ('pbft_rejected_total{node="%d",reason="bad_signature"}' % n) in vals
     assert ('pbft_rejected_total{node="%d",reason="handshake"}' % n) in vals
+    assert vals['pbft_wal_compactions_abandoned_total{node="%d"}' % n] == 0
+    assert ('pbft_snapshots_total{node="%d"}' % n) in vals
 assert 'pbft_view_changes_total{node="0"}' in vals
 PY
 }
