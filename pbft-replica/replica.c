@@ -591,6 +591,17 @@ wal_wanted(const struct replica *r)
 	    (r->wal_dirty || store_compact_ready(r->store));
 }
 
+/* No flush in flight: the next one, or, with nothing buffered, let all
+ * output go. */
+static void
+wal_next(struct replica *r)
+{
+	if (wal_wanted(r))
+		wal_begin(r);
+	else if (!r->wal_dirty)
+		net_unhold(r->net);
+}
+
 static void
 wal_ended(struct replica *r, int rc)
 {
@@ -601,10 +612,7 @@ wal_ended(struct replica *r, int rc)
 	fault_point(r->fault, FAULT_AFTER_WAL);
 #endif
 	net_release_marked(r->net);
-	if (wal_wanted(r))
-		wal_begin(r);
-	else if (!r->wal_dirty)
-		net_unhold(r->net);
+	wal_next(r);
 }
 
 static void
@@ -691,12 +699,8 @@ bg_poll(struct replica *r, bool wait, bool may_compact)
 	if (r->stable_wait != 0 &&
 	    store_snapshot_durable(r->store, r->stable_wait))
 		r->stable_wait = 0;
-	if (!r->wal_inflight) {
-		if (wal_wanted(r))
-			wal_begin(r);
-		else if (r->stable_wait == 0 && !r->wal_dirty)
-			net_unhold(r->net);
-	}
+	if (!r->wal_inflight)
+		wal_next(r);
 }
 
 /* Waits until no snapshot is being written or waits to be. */

@@ -43,7 +43,7 @@ struct job {
 	uint64_t seq; /* JOB_SNAPSHOT */
 	const uint8_t *data;
 	size_t len;
-	uint64_t at, gen, base; /* JOB_SPARE, JOB_SWITCH */
+	uint64_t at, gen; /* JOB_SPARE, JOB_SWITCH */
 	bool dir_sync; /* JOB_SWITCH: the spare file is new */
 	/* results */
 	int rc; /* 0; -1 failed; -2 JOB_SWITCH failed at or after the header */
@@ -994,30 +994,54 @@ restamp(uint8_t *p, size_t len, uint32_t gen, uint64_t synced)
 	}
 }
 
-/* ---- compaction off the loop ------------------------------------------ */
+/* ---- compaction -------------------------------------------------------- */
+
+/* The spare, opened (created: *created set) if there is none yet. */
+static int
+spare_open(struct store *st, bool *created)
+{
+	char path[CFG_PATH_MAX + 32];
+
+	*created = false;
+	if (st->spare_fd != -1)
+		return 0;
+	log_path(st, 1 - st->live, path, sizeof(path));
+	st->spare_fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (st->spare_fd == -1) {
+		log_warn("%s: compaction", path);
+		return -1;
+	}
+	*created = true;
+	return 0;
+}
+
+/* The spare, whose records now end at end, has become the live log. */
+static void
+spare_made_live(struct store *st, uint64_t end)
+{
+	int fd = st->spare_fd;
+
+	st->spare_fd = st->wal_fd;
+	st->wal_fd = fd;
+	st->live = 1 - st->live;
+	st->gen++;
+	st->wal_off = st->durable_off = st->base = end;
+	st->stats.bytes = end - LOG_HDR_LEN;
+	st->stats.compactions++;
+}
 
 int
 store_compact_begin(
     struct store *st, uint64_t keep, int (*gen)(void *arg), void *arg)
 {
 	struct job j = {.kind = JOB_SPARE, .at = LOG_HDR_LEN};
-	char path[CFG_PATH_MAX + 32];
 	int rc;
 
 	if (!st->bg.started || st->bg.busy || st->cpt != CPT_NONE ||
 	    st->live == -1 || st->wal_off == LOG_NOT_REPLAYED)
 		return 0;
-	st->cpt_created = false;
-	if (st->spare_fd == -1) {
-		log_path(st, 1 - st->live, path, sizeof(path));
-		st->spare_fd =
-		    open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (st->spare_fd == -1) {
-			log_warn("%s: compaction", path);
-			return -1;
-		}
-		st->cpt_created = true;
-	}
+	if (spare_open(st, &st->cpt_created) == -1)
+		return -1;
 	/* The compacted records stand for everything appended so far. */
 	st->cpt_pos = st->wal_off + st->pending.len;
 	wbuf_swap(&st->pending, &st->cpt_recs);
@@ -1106,8 +1130,6 @@ switch_begin(struct store *st)
 static int
 switch_end(struct store *st, const struct job *j)
 {
-	int fd = st->spare_fd;
-
 	st->cpt = CPT_NONE;
 	wbuf_reset(&st->cpt_recs);
 	wbuf_reset(&st->cpt_tail);
@@ -1134,15 +1156,9 @@ switch_end(struct store *st, const struct job *j)
 		return rc;
 	}
 	wbuf_reset(&st->cpt_held);
-	st->spare_fd = st->wal_fd;
-	st->wal_fd = fd;
-	st->live = 1 - st->live;
-	st->gen++;
-	st->wal_off = st->durable_off = st->base = j->at + j->len;
+	spare_made_live(st, j->at + j->len);
 	/* Buffered meanwhile for the old log: they go into the new one. */
 	restamp(st->pending.p, st->pending.len, (uint32_t)st->gen, st->base);
-	st->stats.bytes = st->base - LOG_HDR_LEN;
-	st->stats.compactions++;
 	if (j->ns > st->stats.switch_ns_max)
 		st->stats.switch_ns_max = j->ns;
 	store_snapshots_prune(st, st->cpt_keep);
@@ -1269,10 +1285,8 @@ const uint32_t store_sync_le_us[STORE_SYNC_BUCKETS - 1] = {50, 100, 250, 500,
 int
 store_rewrite(struct store *st, int (*gen)(void *arg), void *arg)
 {
-	char path[CFG_PATH_MAX + 32];
-	int fd = st->spare_fd, rc, target = 1 - st->live;
-	bool created = false;
-	size_t len;
+	struct job j = {.kind = JOB_SWITCH, .at = LOG_HDR_LEN};
+	int rc;
 
 	if (st->live == -1) /* the old format is converted by replay */
 		return -1;
@@ -1284,40 +1298,27 @@ store_rewrite(struct store *st, int (*gen)(void *arg), void *arg)
 	st->compacting = true;
 	rc = gen(arg);
 	st->compacting = false;
-	if (rc == -1) {
+	if (rc == -1 || spare_open(st, &j.dir_sync) == -1) {
 		wbuf_reset(&st->pending);
 		return -1;
 	}
-	log_path(st, target, path, sizeof(path));
-	if (fd == -1) {
-		fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		created = fd != -1;
-	}
 	/* The spare is overwritten in place: its blocks are allocated and
 	 * the file does not grow until the log outgrows it, so the flushes
-	 * that follow write data, not file system metadata. */
-	rc = fd == -1 ? -1
-	              : log_write_new(st, fd, st->gen + 1, st->pending.p,
-	                    st->pending.len, LOG_HDR_LEN);
-	if (rc == 0 && created && st->mode != CFG_FSYNC_OFF &&
-	    fsync(st->dir_fd) == -1)
-		rc = -2;
-	if (created)
-		st->spare_fd = fd;
-	len = st->pending.len;
+	 * that follow write data, not file system metadata. The same steps
+	 * as a switch off the loop, run here. */
+	j.fd = st->spare_fd;
+	j.gen = st->gen + 1;
+	j.data = st->pending.p;
+	j.len = st->pending.len;
+	job_run(st, &j);
 	wbuf_reset(&st->pending);
-	if (rc != 0) {
+	if (j.rc != 0) {
 		st->stats.compactions_abandoned++;
-		log_warn("%s: compaction", path);
-		return rc;
+		errno = j.err;
+		log_warn("%s/log.%d: %s", st->dir, 1 - st->live, j.what);
+		return j.rc;
 	}
-	st->spare_fd = st->wal_fd;
-	st->wal_fd = fd;
-	st->live = target;
-	st->gen++;
-	st->wal_off = st->durable_off = st->base = LOG_HDR_LEN + (uint64_t)len;
-	st->stats.bytes = len;
-	st->stats.compactions++;
+	spare_made_live(st, j.at + j.len);
 	return 0;
 }
 
