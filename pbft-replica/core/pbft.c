@@ -146,6 +146,30 @@ pbft_broadcast(struct pbft *p, const struct pbft_msg *m)
 	pbft_emit(p, &a);
 }
 
+/*
+ * A pre-prepare or prepare of the normal case: it may leave before its
+ * records are durable (the driver contract in pbft.h), so that the disk is
+ * off the path of agreement. A commit never is: it tells peers that this
+ * replica's prepared certificate is durable, and that is what keeps a
+ * committed batch alive across crashes of every replica.
+ */
+void
+pbft_broadcast_early(struct pbft *p, const struct pbft_msg *m)
+{
+	struct pbft_action a = {
+	    .type = PBFT_ACT_BROADCAST, .msg = m, .early = true};
+
+	pbft_emit(p, &a);
+}
+
+/* True while this replica may not send pre-prepares or prepares. */
+bool
+pbft_mute(const struct pbft *p)
+{
+	return p->muted && p->view <= p->mute_view &&
+	    !(p->cfg.test_flags & PBFT_TEST_BROKEN_MUTE);
+}
+
 /* Emits a PERSIST action for rec, which must already be kept (pbft_keep). */
 static void
 persist_kept(struct pbft *p, const uint8_t *rec, size_t len)
@@ -161,6 +185,17 @@ void
 pbft_persist_raw(struct pbft *p, const uint8_t *rec, size_t len)
 {
 	persist_kept(p, pbft_keep(p, rec, len), len);
+}
+
+/* A record that early output must not overtake: the view's. */
+void
+pbft_persist_barrier(struct pbft *p, const uint8_t *rec, size_t len)
+{
+	struct pbft_action a = {.type = PBFT_ACT_PERSIST, .barrier = true};
+
+	a.record = pbft_keep(p, rec, len);
+	a.record_len = len;
+	pbft_emit(p, &a);
 }
 
 /* A pre-prepare's encoding beyond its batch: header, fields, signature. */
@@ -478,7 +513,7 @@ propose_one(struct pbft *p)
 	m->u.preprepare.batch_len = s->body_len;
 	pbft_accept_pp(p, s, p->view, digest, m->u.preprepare.sig);
 	pbft_persist_msg(p, REC_PP, m);
-	pbft_broadcast(p, m);
+	pbft_broadcast_early(p, m);
 	p->next_seq++;
 	pbft_try_progress(p, s);
 }
@@ -487,7 +522,7 @@ void
 pbft_try_propose(struct pbft *p)
 {
 	if (pbft_primary(p, p->view) != p->id || p->changing ||
-	    p->waiting_state)
+	    p->waiting_state || pbft_mute(p))
 		return;
 	if (p->next_seq <= p->last_exec)
 		p->next_seq = p->last_exec + 1;
@@ -606,7 +641,8 @@ pbft_try_progress(struct pbft *p, struct slot *s)
 
 	if (!s->have_pp || s->pp_view != p->view || p->changing)
 		return;
-	if (!s->sent_prepare && p->id != primary && body_matches(s)) {
+	if (!s->sent_prepare && p->id != primary && body_matches(s) &&
+	    !pbft_mute(p)) {
 		struct pbft_msg *m =
 		    make_vote(p, PBFT_MSG_PREPARE, s, s->my_prep_sig);
 
@@ -615,7 +651,7 @@ pbft_try_progress(struct pbft *p, struct slot *s)
 		memcpy(s->prep_digest[p->id], s->digest, PBFT_DIGEST_LEN);
 		memcpy(s->prep_sig[p->id], s->my_prep_sig, PBFT_SIG_LEN);
 		pbft_persist_msg(p, REC_VOTE, m);
-		pbft_broadcast(p, m);
+		pbft_broadcast_early(p, m);
 	}
 	if (!s->prepared && body_matches(s) &&
 	    count_votes(p, s->prep_seen, s->prep_digest, s->digest, primary) >=
@@ -1143,6 +1179,7 @@ pbft_new(const struct pbft_config *cfg, char *err, size_t errlen)
 		goto nomem;
 	p->cfg = *cfg;
 	p->c = cfg->crypto;
+	p->rec_clean = true; /* no records yet: nothing was ever sent */
 	p->n = cfg->n;
 	p->f = cfg->f;
 	p->id = cfg->id;
@@ -1315,6 +1352,54 @@ recover_view(struct pbft *p, struct rbuf *rb)
 }
 
 static int
+recover_boot(struct pbft *p, struct rbuf *rb)
+{
+	uint8_t muted;
+	uint64_t view;
+
+	if (rbuf_get_u8(rb, &muted) == -1 || rbuf_get_u64(rb, &view) == -1 ||
+	    muted > 1)
+		return -1;
+	if (muted && (!p->muted || view > p->mute_view)) {
+		p->muted = true;
+		p->mute_view = view;
+	}
+	return 0;
+}
+
+static size_t
+boot_record(const struct pbft *p, uint8_t rec[PBFT_BOOT_RECORD_LEN])
+{
+	rec[0] = REC_BOOT;
+	rec[1] = p->muted ? 1 : 0;
+	for (int i = 0; i < 8; i++)
+		rec[2 + i] = (uint8_t)(p->mute_view >> (8 * i));
+	return PBFT_BOOT_RECORD_LEN;
+}
+
+size_t
+pbft_boot_record(struct pbft *p, uint8_t rec[PBFT_BOOT_RECORD_LEN])
+{
+	/* Early votes go out in a view only once its entry is durable (the
+	 * barrier): a view still being changed to saw none of ours. */
+	uint64_t last = p->changing && p->view > 0 ? p->view - 1 : p->view;
+
+	if (!p->rec_clean && (!p->muted || last > p->mute_view)) {
+		p->muted = true;
+		p->mute_view = last;
+	}
+	p->rec_clean = false;
+	return boot_record(p, rec);
+}
+
+size_t
+pbft_clean_record(uint8_t rec[PBFT_CLEAN_RECORD_LEN])
+{
+	rec[0] = REC_CLEAN;
+	return PBFT_CLEAN_RECORD_LEN;
+}
+
+static int
 recover_frame(struct pbft *p, uint8_t kind, const uint8_t *f, size_t len)
 {
 	struct wire_arena a;
@@ -1359,7 +1444,12 @@ pbft_recover(struct pbft *p, const uint8_t *record, size_t len)
 	rbuf_init(&rb, record, len);
 	if (rbuf_get_u8(&rb, &kind) == -1)
 		return -1;
+	p->rec_clean = kind == REC_CLEAN;
 	switch (kind) {
+	case REC_CLEAN:
+		return len == PBFT_CLEAN_RECORD_LEN ? 0 : -1;
+	case REC_BOOT:
+		return recover_boot(p, &rb);
 	case REC_VIEW:
 		return recover_view(p, &rb);
 	case REC_STABLE:
@@ -1479,6 +1569,11 @@ pbft_compact(struct pbft *p,
 	rec[9] = p->changing ? 1 : 0;
 	if (c.rc == 0)
 		c.rc = emit(arg, rec, sizeof(rec));
+	if (pbft_mute(p) && c.rc == 0) {
+		uint8_t boot[PBFT_BOOT_RECORD_LEN];
+
+		c.rc = emit(arg, boot, boot_record(p, boot));
+	}
 	for (uint64_t seq = p->low + 1; seq <= p->low + p->cfg.window; seq++) {
 		const struct slot *s = &p->slots[seq % p->cfg.window];
 
@@ -1522,5 +1617,6 @@ pbft_get_status(const struct pbft *p, struct pbft_status *st)
 	st->queued_reqs = p->qlen;
 	st->pending_reqs = p->npending;
 	st->view_timer_running = p->vt_running;
+	st->muted = pbft_mute(p);
 	memcpy(st->stable_digest, p->low_digest, PBFT_DIGEST_LEN);
 }

@@ -14,8 +14,18 @@
  *  - Actions are carried out in the order they appear in one step's output.
  *  - Every PBFT_ACT_PERSIST of a step must be durable before any SEND or
  *    BROADCAST of the same step leaves the replica (a replica must never
- *    send something it would forget after a crash). Drivers usually write all
- *    PERSIST records, sync once, then send (group commit per step).
+ *    send something it would forget after a crash), except output marked
+ *    early. Drivers usually write all PERSIST records, sync once, then send
+ *    (group commit per step).
+ *  - An early SEND or BROADCAST (a pre-prepare or a prepare of the normal
+ *    case) may leave before the records of its step and earlier steps are
+ *    durable, and may overtake output that waits for them, unless a record
+ *    marked barrier is not durable yet: then it waits like the rest. A
+ *    replica that crashes may so have sent votes it forgets; the core stays
+ *    mute in every view it may have sent them in (pbft_boot_record).
+ *  - The driver hands pbft_boot_record's record to the log and makes it
+ *    durable before the first pbft_step, and writes pbft_clean_record's
+ *    after everything else is durable when it stops on purpose.
  *  - PBFT_ACT_EXECUTE actions come in strictly increasing seq order, each
  *    exactly once. After carrying out a PBFT_ACT_TAKE_CHECKPOINT for seq the
  *    driver computes the service's digest of its state after executing seq and
@@ -68,6 +78,8 @@ struct pbft_crypto {
 /* Test-only switches that break the protocol on purpose (never in daemons). */
 #define PBFT_TEST_BROKEN_QUORUM 0x1 /* quorum of 2f instead of 2f+1 */
 #define PBFT_TEST_BROKEN_NEWVIEW 0x2 /* accept NEW-VIEW without checking O */
+#define PBFT_TEST_BROKEN_MUTE 0x4 /* votes after a crash as if it were clean   \
+	                           */
 
 struct pbft_config {
 	uint32_t n; /* replicas, n >= 3f+1 */
@@ -125,8 +137,10 @@ struct pbft_action {
 	enum pbft_action_type type;
 	uint32_t to; /* SEND */
 	const struct pbft_msg *msg; /* SEND, BROADCAST */
+	bool early; /* SEND, BROADCAST: need not wait for the log */
 	const uint8_t *record; /* PERSIST */
 	size_t record_len;
+	bool barrier; /* PERSIST: early output waits until it is durable */
 	uint64_t seq; /* EXECUTE, TAKE_CHECKPOINT, STABLE, FETCH_STATE */
 	uint64_t view; /* EXECUTE, VIEW */
 	/* EXECUTE: the batch; skip[i] marks duplicates not to be executed. */
@@ -178,6 +192,7 @@ struct pbft_status {
 	uint32_t queued_reqs; /* primary: waiting to be ordered */
 	uint32_t pending_reqs; /* backup: waiting to be executed */
 	bool view_timer_running;
+	bool muted; /* sends no pre-prepare or prepare in this view */
 	uint64_t view_changes; /* view changes completed */
 	uint64_t executed_batches;
 	uint64_t executed_reqs;
@@ -214,6 +229,27 @@ int pbft_recover(struct pbft *p, const uint8_t *record, size_t len);
  */
 int pbft_recover_state(
     struct pbft *p, uint64_t seq, const uint8_t *ct, size_t ct_len);
+
+/*
+ * After the records (and pbft_recover_state or pbft_recover_awaiting_state):
+ * writes the record that starts this run into rec and returns its length.
+ * The driver makes it durable before the first pbft_step. Unless the
+ * records ended with pbft_clean_record's, the replica may have sent early
+ * votes it does not remember, and it stays mute (sends no pre-prepare and
+ * no prepare) in the recovered view and every view below it; the record
+ * keeps that across later restarts. It still commits and executes what
+ * others prepare, and votes again from the next view on.
+ */
+#define PBFT_BOOT_RECORD_LEN 10
+size_t pbft_boot_record(struct pbft *p, uint8_t rec[PBFT_BOOT_RECORD_LEN]);
+
+/*
+ * The record a driver appends last when it stops on purpose, once every
+ * record before it is durable and nothing more is sent: the next start
+ * need not be mute.
+ */
+#define PBFT_CLEAN_RECORD_LEN 1
+size_t pbft_clean_record(uint8_t rec[PBFT_CLEAN_RECORD_LEN]);
 
 /*
  * Log compaction: hands emit, in order, a minimal set of records that

@@ -24,6 +24,8 @@ enum rec_kind {
 	REC_VC = 6, /* a view-change frame we sent */
 	REC_CERT = 7, /* a prepared certificate: u64 view, u64 seq, digest,
 	                 pp_sig, u32 n, n x (u32, sig) */
+	REC_BOOT = 8, /* a start: u8 muted, u64 mute_view */
+	REC_CLEAN = 9, /* a stop on purpose: everything before is durable */
 };
 
 /* One sequence number of the window (low, low + L]. */
@@ -96,6 +98,10 @@ struct pbft {
 	uint8_t *nv_frame; /* NEW-VIEW of the current view */
 	size_t nv_len;
 	uint64_t *seen_view; /* [n] highest view in a normal message */
+	/* Mute up to mute_view: early votes may have been lost in a crash. */
+	bool muted;
+	uint64_t mute_view;
+	bool rec_clean; /* the replayed records ended with REC_CLEAN */
 	/* window */
 	uint64_t low; /* stable checkpoint = low mark */
 	uint8_t low_digest[PBFT_DIGEST_LEN];
@@ -148,9 +154,12 @@ struct pbft_msg *pbft_new_msg(struct pbft *p);
 uint8_t *pbft_keep(struct pbft *p, const void *data, size_t len);
 void pbft_send(struct pbft *p, uint32_t to, const struct pbft_msg *m);
 void pbft_broadcast(struct pbft *p, const struct pbft_msg *m);
+void pbft_broadcast_early(struct pbft *p, const struct pbft_msg *m);
+bool pbft_mute(const struct pbft *p);
 void pbft_persist_msg(
     struct pbft *p, enum rec_kind kind, const struct pbft_msg *m);
 void pbft_persist_raw(struct pbft *p, const uint8_t *rec, size_t len);
+void pbft_persist_barrier(struct pbft *p, const uint8_t *rec, size_t len);
 void pbft_reject(struct pbft *p, enum pbft_reject why);
 bool pbft_verify_sig(struct pbft *p, uint32_t replica, const uint8_t *sig);
 uint32_t pbft_primary(const struct pbft *p, uint64_t view);

@@ -178,7 +178,7 @@ persist_view(struct pbft *p)
 	for (int i = 0; i < 8; i++)
 		rec[1 + i] = (uint8_t)(p->view >> (8 * i));
 	rec[9] = p->changing ? 1 : 0;
-	pbft_persist_raw(p, rec, sizeof(rec));
+	pbft_persist_barrier(p, rec, sizeof(rec));
 }
 
 static void

@@ -20,8 +20,9 @@ usage(FILE *f)
 	    "[--byz K]\n"
 	    "                [--byz-mode MODE] [--clients C] [--requests R]\n"
 	    "                [--no-crash] [--no-partition] [--drop P]\n"
-	    "                [--break-quorum] [--break-newview] [--trace] "
-	    "[--quiet]\n"
+	    "                [--break-quorum] [--break-newview] "
+	    "[--break-mute]\n"
+	    "                [--trace] [--quiet]\n"
 	    "MODE: silent, equivocate, wrong-digest, replay, vote-all,\n"
 	    "      bad-newview, garbage, random (default)\n");
 }
@@ -41,8 +42,9 @@ main(int argc, char **argv)
 	    {"drop", required_argument, 0, 'd'},
 	    {"break-quorum", no_argument, 0, 'Q'},
 	    {"break-newview", no_argument, 0, 'N'},
-	    {"trace", no_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
-	    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+	    {"break-mute", no_argument, 0, 'M'}, {"trace", no_argument, 0, 't'},
+	    {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},
+	    {0, 0, 0, 0}};
 	struct sim_opts o;
 	struct sim_result r;
 	unsigned long long a = 0, b = 0;
@@ -101,6 +103,9 @@ main(int argc, char **argv)
 			break;
 		case 'N':
 			o.test_flags |= PBFT_TEST_BROKEN_NEWVIEW;
+			break;
+		case 'M':
+			o.test_flags |= PBFT_TEST_BROKEN_MUTE;
 			break;
 		case 't':
 			o.trace = true;

@@ -24,6 +24,7 @@
 #define TRACE_LEN 200
 #define SNAPS 6
 #define CLIENT_RETRY_MS 400
+#define FLUSH_MAX_MS 4 /* a log write takes 1..FLUSH_MAX_MS */
 
 /* ---- PRNG (xoshiro256**) ----------------------------------------------- */
 
@@ -82,6 +83,7 @@ enum ev_kind {
 	E_CLIENT, /* client timer: think time over or retransmit */
 	E_INSTALL, /* state transfer completes at replica `to` */
 	E_FAULT, /* fault schedule step */
+	E_FLUSH, /* replica `to`'s log write of generation arg ends */
 };
 
 struct event {
@@ -166,6 +168,12 @@ struct snap {
 	struct blob ct;
 };
 
+/* Output waiting for the log: to is UINT32_MAX for a broadcast. */
+struct held_msg {
+	uint32_t to;
+	struct blob frame;
+};
+
 struct reply_cache {
 	uint64_t ts, seq;
 	uint8_t result[8];
@@ -184,8 +192,18 @@ struct replica {
 	uint64_t last_exec;
 	struct reply_cache *replies;
 	struct snap snaps[SNAPS];
-	struct blob *recs; /* persisted records, in order */
+	struct blob *recs; /* durable records, in order */
 	size_t nrecs, caprecs;
+	/* Like the replica's group commit: records written but not durable
+	 * yet (a crash loses them), the output that waits for them, whether
+	 * a barrier record is among them, and the write in progress. */
+	struct blob *pend;
+	size_t npend, cappend;
+	struct held_msg *held;
+	size_t nheld, capheld;
+	bool barrier;
+	bool flush_due;
+	uint64_t flush_gen;
 	struct blob *old; /* byz replay: frames seen */
 	size_t nold;
 	bool fetching;
@@ -785,18 +803,93 @@ try_install(struct sim *s, struct replica *r)
 }
 
 static void
-record(struct replica *r, const struct pbft_action *a)
+blob_push(struct blob **v, size_t *n, size_t *cap, const uint8_t *p, size_t len)
 {
-	if (r->nrecs == r->caprecs) {
-		r->caprecs = r->caprecs ? r->caprecs * 2 : 256;
-		r->recs = realloc(r->recs, r->caprecs * sizeof(*r->recs));
-		if (r->recs == NULL)
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 256;
+		*v = realloc(*v, *cap * sizeof(**v));
+		if (*v == NULL)
 			abort();
 	}
-	r->recs[r->nrecs].p = malloc(a->record_len);
-	memcpy(r->recs[r->nrecs].p, a->record, a->record_len);
-	r->recs[r->nrecs].len = a->record_len;
-	r->nrecs++;
+	(*v)[*n].p = malloc(len ? len : 1);
+	if ((*v)[*n].p == NULL)
+		abort();
+	memcpy((*v)[*n].p, p, len);
+	(*v)[*n].len = len;
+	(*n)++;
+}
+
+static void
+blobs_free(struct blob *v, size_t *n)
+{
+	for (size_t k = 0; k < *n; k++)
+		free(v[k].p);
+	*n = 0;
+}
+
+/* A record made durable at once (compaction, start, clean stop). */
+static void
+record(struct replica *r, const uint8_t *rec, size_t len)
+{
+	blob_push(&r->recs, &r->nrecs, &r->caprecs, rec, len);
+}
+
+/* A step's record: durable when the log write that takes it ends. */
+static void
+record_pending(struct sim *s, struct replica *r, const struct pbft_action *a)
+{
+	blob_push(&r->pend, &r->npend, &r->cappend, a->record, a->record_len);
+	if (a->barrier)
+		r->barrier = true;
+	if (!r->flush_due) {
+		r->flush_due = true;
+		push(s, s->now + 1 + rnd_below(&s->rng, FLUSH_MAX_MS), E_FLUSH,
+		    r->id, 0, r->flush_gen, NULL, 0);
+	}
+}
+
+static void
+send_frame(struct sim *s, struct replica *r, uint32_t to, const uint8_t *frame,
+    size_t len)
+{
+	if (to != UINT32_MAX) {
+		net_send(s, r->id, to, frame, len);
+		return;
+	}
+	for (uint32_t i = 0; i < s->n; i++)
+		if (i != r->id)
+			net_send(s, r->id, i, frame, len);
+}
+
+/* Everything written is durable: the held output goes, in order. */
+static void
+log_settled(struct sim *s, struct replica *r)
+{
+	for (size_t k = 0; k < r->npend; k++) {
+		blob_push(&r->recs, &r->nrecs, &r->caprecs, r->pend[k].p,
+		    r->pend[k].len);
+	}
+	blobs_free(r->pend, &r->npend);
+	r->barrier = false;
+	for (size_t k = 0; k < r->nheld; k++) {
+		send_frame(s, r, r->held[k].to, r->held[k].frame.p,
+		    r->held[k].frame.len);
+		free(r->held[k].frame.p);
+	}
+	r->nheld = 0;
+}
+
+/* A crash: what was not durable is gone, and so is what waited for it. */
+static void
+log_lost(struct replica *r)
+{
+	blobs_free(r->pend, &r->npend);
+	for (size_t k = 0; k < r->nheld; k++)
+		free(r->held[k].frame.p);
+	r->nheld = 0;
+	r->barrier = false;
+	r->flush_due = false;
+	r->flush_gen++;
 }
 
 /* Watches what correct replicas sign: votes and checkpoint digests. */
@@ -838,31 +931,50 @@ observe(struct sim *s, struct replica *r, const struct pbft_msg *m)
 static void
 emit_msg(struct sim *s, struct replica *r, const struct pbft_action *a)
 {
+	uint32_t to;
+
 	observe(s, r, a->msg);
 	if (r->byz && byz_output(s, r, a->msg))
 		return;
 	encode(s, a->msg);
 	if (r->byz)
 		byz_keep(r, s->wb.p, s->wb.len);
-	if (a->type == PBFT_ACT_SEND) {
-		net_send(s, r->id, a->to, s->wb.p, s->wb.len);
+	to = a->type == PBFT_ACT_SEND ? a->to : UINT32_MAX;
+	/* The driver contract: output waits for the step's records and for
+	 * everything written before them, early output only for a barrier. */
+	if (a->early ? r->barrier : r->npend > 0) {
+		if (r->nheld == r->capheld) {
+			r->capheld = r->capheld ? r->capheld * 2 : 64;
+			r->held =
+			    realloc(r->held, r->capheld * sizeof(*r->held));
+			if (r->held == NULL)
+				abort();
+		}
+		r->held[r->nheld].to = to;
+		r->held[r->nheld].frame.p = malloc(s->wb.len);
+		if (r->held[r->nheld].frame.p == NULL)
+			abort();
+		memcpy(r->held[r->nheld].frame.p, s->wb.p, s->wb.len);
+		r->held[r->nheld].frame.len = s->wb.len;
+		r->nheld++;
 		return;
 	}
-	for (uint32_t to = 0; to < s->n; to++)
-		if (to != r->id)
-			net_send(s, r->id, to, s->wb.p, s->wb.len);
+	send_frame(s, r, to, s->wb.p, s->wb.len);
 }
 
 static void
 run_actions(struct sim *s, struct replica *r, struct pbft_event *deferred,
     int *ndeferred)
 {
+	/* A step's records are written before any of its output. */
+	for (size_t i = 0; i < r->acts.n; i++)
+		if (r->acts.v[i].type == PBFT_ACT_PERSIST)
+			record_pending(s, r, &r->acts.v[i]);
 	for (size_t i = 0; i < r->acts.n; i++) {
 		const struct pbft_action *a = &r->acts.v[i];
 
 		switch (a->type) {
 		case PBFT_ACT_PERSIST:
-			record(r, a);
 			break;
 		case PBFT_ACT_SEND:
 		case PBFT_ACT_BROADCAST:
@@ -916,24 +1028,22 @@ run_actions(struct sim *s, struct replica *r, struct pbft_event *deferred,
 static int
 compact_emit(void *arg, const uint8_t *rec, size_t len)
 {
-	struct replica *r = arg;
-	struct pbft_action a = {
-	    .type = PBFT_ACT_PERSIST, .record = rec, .record_len = len};
-
-	record(r, &a);
+	record(arg, rec, len);
 	return 0;
 }
 
 /* Like the replica's store: after a stable checkpoint the log is
- * rewritten from the core's compacted state, so recovery is tested on it. */
+ * rewritten from the core's compacted state, so recovery is tested on it.
+ * The new log holds what was still being written, so the held output
+ * goes. */
 static void
-compact_log(struct replica *r)
+compact_log(struct sim *s, struct replica *r)
 {
-	for (size_t k = 0; k < r->nrecs; k++)
-		free(r->recs[k].p);
-	r->nrecs = 0;
+	blobs_free(r->recs, &r->nrecs);
 	if (pbft_compact(r->core, compact_emit, r) != 0)
 		abort();
+	blobs_free(r->pend, &r->npend);
+	log_settled(s, r);
 	r->compact = false;
 }
 
@@ -953,7 +1063,7 @@ step(struct sim *s, struct replica *r, const struct pbft_event *ev)
 		run_actions(s, r, deferred + nd, &(int){0});
 	}
 	if (r->compact)
-		compact_log(r);
+		compact_log(s, r);
 }
 
 /* ---- replicas: start, crash, restart ----------------------------------- */
@@ -983,9 +1093,19 @@ replica_boot(struct sim *s, struct replica *r)
 	}
 }
 
+/* The start's record, durable before the first step. */
+static void
+replica_started(struct replica *r)
+{
+	uint8_t rec[PBFT_BOOT_RECORD_LEN];
+
+	record(r, rec, pbft_boot_record(r->core, rec));
+}
+
 static void
 replica_crash(struct sim *s, struct replica *r)
 {
+	log_lost(r);
 	r->down = true;
 	pbft_free(r->core);
 	r->core = NULL;
@@ -1007,6 +1127,9 @@ replica_restart(struct sim *s, struct replica *r)
 	pbft_get_status(r->core, &st);
 	memset(r->app, 0, 32);
 	r->last_exec = st.last_executed;
+	memset(r->replies, 0, s->o.clients * sizeof(*r->replies));
+	r->down = false;
+	r->fetching = false;
 	if (st.stable_checkpoint > 0) {
 		bool found = false;
 
@@ -1014,18 +1137,31 @@ replica_restart(struct sim *s, struct replica *r)
 			if (r->snaps[i].seq == st.stable_checkpoint) {
 				memcpy(r->app, r->snaps[i].app, 32);
 				found = true;
+				if (pbft_recover_state(r->core, r->snaps[i].seq,
+				        r->snaps[i].ct.p,
+				        r->snaps[i].ct.len) == -1)
+					violation(s,
+					    "replica %u cannot restore its "
+					    "client table at checkpoint %llu",
+					    r->id,
+					    (unsigned long long)r->snaps[i]
+					        .seq);
 			}
-		if (!found)
-			violation(s,
-			    "replica %u restarted at checkpoint %llu "
-			    "without its snapshot",
-			    r->id, (unsigned long long)st.stable_checkpoint);
+		if (!found) {
+			/* It crashed while fetching that state: the
+			 * replica process fetches it again. */
+			uint8_t d[32];
+			uint64_t seq = pbft_recover_awaiting_state(r->core, d);
+
+			trace(s, "r%u lacks the snapshot of seq %llu", r->id,
+			    (unsigned long long)seq);
+			fetch_state(s, r, seq, d);
+		}
 	}
-	memset(r->replies, 0, s->o.clients * sizeof(*r->replies));
-	r->down = false;
-	r->fetching = false;
-	trace(s, "r%u RESTARTS at view %llu, stable %llu", r->id,
-	    (unsigned long long)st.view,
+	replica_started(r);
+	pbft_get_status(r->core, &st);
+	trace(s, "r%u RESTARTS at view %llu%s, stable %llu", r->id,
+	    (unsigned long long)st.view, st.muted ? " (mute)" : "",
 	    (unsigned long long)st.stable_checkpoint);
 }
 
@@ -1150,10 +1286,20 @@ fault_step(struct sim *s)
 		uint32_t i = (uint32_t)rnd_below(&s->rng, s->n);
 		struct replica *x = &s->r[i];
 
-		if (x->down)
+		if (x->down) {
 			replica_restart(s, x);
-		else if (!x->byz && faulty_now(s) < s->f)
+		} else if (!x->byz && faulty_now(s) < s->f) {
+			if (chance(&s->rng, 0.3)) {
+				/* A stop on purpose: the log settles and
+				 * says so last. */
+				uint8_t rec[PBFT_CLEAN_RECORD_LEN];
+
+				log_settled(s, x);
+				record(x, rec, pbft_clean_record(rec));
+				trace(s, "r%u STOPS", x->id);
+			}
 			replica_crash(s, x);
+		}
 	}
 	push(s, s->now + 100 + rnd_below(&s->rng, 600), E_FAULT, 0, 0, 0, NULL,
 	    0);
@@ -1307,6 +1453,7 @@ setup(struct sim *s)
 	}
 	for (uint32_t i = 0; i < s->n; i++) {
 		replica_boot(s, &s->r[i]);
+		replica_started(&s->r[i]);
 		if (s->r[i].byz)
 			trace(s, "r%u is Byzantine: %s", i,
 			    sim_byz_name(s->r[i].mode));
@@ -1335,9 +1482,11 @@ teardown(struct sim *s)
 		pbft_free(r->core);
 		free(r->acts.v);
 		free(r->replies);
-		for (size_t k = 0; k < r->nrecs; k++)
-			free(r->recs[k].p);
+		blobs_free(r->recs, &r->nrecs);
 		free(r->recs);
+		log_lost(r);
+		free(r->pend);
+		free(r->held);
 		for (int k = 0; k < SNAPS; k++)
 			free(r->snaps[k].ct.p);
 		for (size_t k = 0; r->old != NULL && k < 64; k++)
@@ -1394,6 +1543,15 @@ dispatch(struct sim *s, struct event *e)
 	case E_FAULT:
 		fault_step(s);
 		break;
+	case E_FLUSH: {
+		struct replica *r = &s->r[e->to];
+
+		if (r->down || e->arg != r->flush_gen)
+			break;
+		r->flush_due = false;
+		log_settled(s, r);
+		break;
+	}
 	}
 }
 
