@@ -39,10 +39,12 @@ struct conn {
 	ev_timer deadline;
 	struct wbuf in, out;
 	size_t out_off;
-	/* out[out_off, release) may be written; later frames wait for the
-	 * replica's log (net_hold). mark: out.len at the last net_mark. */
-	size_t release, mark;
 	struct wbuf pt; /* frames queued, not sealed yet (one record later) */
+	/* Frames that wait for the replica's log (net_hold), each after its
+	 * u32 length, not sealed yet so that early frames may overtake them;
+	 * hmark: hp.len at the last net_mark. */
+	struct wbuf hp;
+	size_t hmark;
 	struct conn *next_dead;
 	struct conn *next_all, **prev_all; /* every live connection */
 };
@@ -195,6 +197,7 @@ reap(struct net *n)
 		wbuf_clear(&c->in);
 		wbuf_clear(&c->out);
 		wbuf_clear(&c->pt);
+		wbuf_clear(&c->hp);
 		free(c);
 	}
 }
@@ -216,7 +219,6 @@ on_established(struct conn *c)
 	struct net *n = c->n;
 	struct conn **slot;
 
-	c->release = c->out.len; /* the handshake's records never wait */
 	chan_peer(&c->ch, &c->role, &c->peer);
 	c->established = true;
 	ev_timer_stop(n->loop, &c->deadline);
@@ -283,10 +285,11 @@ count_failure(struct conn *c)
 static int seal_pending(struct conn *c);
 
 /*
- * True when what c queues now waits for the replica's log (net_hold). Only
- * frames to peers do: a reply depends on no record of this replica (the
- * batch it answers committed on 2f+1 commits, each sent only once its
- * sender's certificate was durable), and handshakes depend on nothing.
+ * True when what c queues now waits for the replica's log (net_hold), unless
+ * it is early. Only frames to peers do: a reply depends on no record of this
+ * replica (the batch it answers committed on 2f+1 commits, each sent only
+ * once its sender's certificate was durable), and handshakes depend on
+ * nothing.
  */
 static bool
 held(const struct conn *c)
@@ -299,11 +302,9 @@ flush(struct conn *c)
 {
 	if (c->pt.len > 0 && seal_pending(c) == -1)
 		return;
-	if (!held(c))
-		c->release = c->out.len;
-	while (c->out_off < c->release) {
+	while (c->out_off < c->out.len) {
 		ssize_t w = send(c->fd, c->out.p + c->out_off,
-		    c->release - c->out_off, MSG_NOSIGNAL);
+		    c->out.len - c->out_off, MSG_NOSIGNAL);
 
 		if (w == -1) {
 			if (errno == EAGAIN || errno == EINTR) {
@@ -320,7 +321,7 @@ flush(struct conn *c)
 	}
 	if (c->out_off == c->out.len) {
 		wbuf_reset(&c->out);
-		c->out_off = c->release = c->mark = 0;
+		c->out_off = 0;
 	}
 	ev_io_stop(c->n->loop, &c->wr);
 }
@@ -460,6 +461,7 @@ conn_new(struct net *n, int fd, bool outbound, uint32_t want)
 	wbuf_init_dynamic(&c->in, CHAN_RECORD_MAX + 4 + READ_CHUNK);
 	wbuf_init_dynamic(&c->out, NET_WQ_BYTES_MAX + PBFT_FRAME_BYTES_MAX);
 	wbuf_init_dynamic(&c->pt, NET_WQ_BYTES_MAX + PBFT_FRAME_BYTES_MAX);
+	wbuf_init_dynamic(&c->hp, NET_WQ_BYTES_MAX + PBFT_FRAME_BYTES_MAX);
 	chan_init(&c->ch, PBFT_ROLE_REPLICA, n->id, n->key, lookup, n,
 	    n->cfg->name, outbound, outbound ? PBFT_ROLE_REPLICA : 0, want);
 	ev_io_init(&c->rd, read_cb, fd, EV_READ);
@@ -604,8 +606,6 @@ seal_pending(struct conn *c)
 		memmove(
 		    c->out.p, c->out.p + c->out_off, c->out.len - c->out_off);
 		c->out.len -= c->out_off;
-		c->release -= c->out_off;
-		c->mark = c->mark > c->out_off ? c->mark - c->out_off : 0;
 		c->out_off = 0;
 	}
 	if (chan_seal(&c->ch, c->pt.p, c->pt.len, &c->out) == -1) {
@@ -616,12 +616,29 @@ seal_pending(struct conn *c)
 	return 0;
 }
 
+/* Appends a frame to what the next write seals; -1 with c closed. */
+static int
+put_plain(struct conn *c, const uint8_t *frame, size_t len)
+{
+	if (c->pt.len > 0 && c->pt.len + len > NET_RECORD_COALESCE &&
+	    seal_pending(c) == -1)
+		return -1;
+	wbuf_put_bytes(&c->pt, frame, len);
+	if (wbuf_failed(&c->pt)) {
+		conn_close(c, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 static void
-queue_raw(struct net *n, struct conn *c, const uint8_t *frame, size_t len)
+queue_raw_early(
+    struct net *n, struct conn *c, const uint8_t *frame, size_t len, bool early)
 {
 	if (c == NULL || c->fd == -1 || !c->established)
 		return;
-	if (c->out.len - c->out_off + c->pt.len + len + 64 > NET_WQ_BYTES_MAX) {
+	if (c->out.len - c->out_off + c->pt.len + c->hp.len + len + 64 >
+	    NET_WQ_BYTES_MAX) {
 		n->st.queue_drops++;
 		if (c->role == PBFT_ROLE_REPLICA)
 			n->st.peer[c->peer].queue_drops++;
@@ -631,27 +648,34 @@ queue_raw(struct net *n, struct conn *c, const uint8_t *frame, size_t len)
 		conn_close(c, "write queue full");
 		return;
 	}
-	if (c->pt.len > 0 && c->pt.len + len > NET_RECORD_COALESCE &&
-	    seal_pending(c) == -1)
-		return;
-	wbuf_put_bytes(&c->pt, frame, len);
-	if (wbuf_failed(&c->pt)) {
-		conn_close(c, "out of memory");
+	if (held(c) && !early) {
+		wbuf_put_u32(&c->hp, (uint32_t)len);
+		wbuf_put_bytes(&c->hp, frame, len);
+		if (wbuf_failed(&c->hp)) {
+			conn_close(c, "out of memory");
+			return;
+		}
+	} else if (put_plain(c, frame, len) == -1) {
 		return;
 	}
 	n->st.frames_out++;
 	if (c->role == PBFT_ROLE_REPLICA)
 		n->st.peer[c->peer].frames_out++;
-	if (held(c))
-		return;
 	/* Coalesce: one record and one write per loop iteration. */
-	ev_io_start(n->loop, &c->wr);
+	if (c->pt.len > 0)
+		ev_io_start(n->loop, &c->wr);
 }
 
 static void
-queue_frame(struct net *n, struct conn *c)
+queue_raw(struct net *n, struct conn *c, const uint8_t *frame, size_t len)
 {
-	queue_raw(n, c, n->enc.p, n->enc.len);
+	queue_raw_early(n, c, frame, len, false);
+}
+
+static void
+queue_frame(struct net *n, struct conn *c, bool early)
+{
+	queue_raw_early(n, c, n->enc.p, n->enc.len, early);
 }
 
 void
@@ -663,27 +687,37 @@ net_hold(struct net *n)
 void
 net_mark(struct net *n)
 {
-	struct conn *next;
-
-	for (struct conn *c = n->all; c != NULL; c = next) {
-		next = c->next_all;
-		if (seal_pending(c) == 0)
-			c->mark = c->out.len;
-	}
+	for (struct conn *c = n->all; c != NULL; c = c->next_all)
+		c->hmark = c->hp.len;
 }
 
-/* Lets every connection write up to its mark, or everything if all. */
+/* Lets every connection send its held frames up to its mark, or all. */
 static void
 release_to(struct net *n, bool all)
 {
-	for (struct conn *c = n->all; c != NULL; c = c->next_all) {
-		size_t to = all ? c->out.len : c->mark;
+	struct conn *next;
 
-		if (c->fd == -1 || (to <= c->release && !(all && c->pt.len)))
+	for (struct conn *c = n->all; c != NULL; c = next) {
+		size_t to = all ? c->hp.len : c->hmark, off = 0;
+
+		next = c->next_all;
+		if (c->fd == -1 || to == 0)
 			continue;
-		if (to > c->release)
-			c->release = to;
-		ev_io_start(n->loop, &c->wr); /* all: seals pt there */
+		while (off < to) {
+			const uint8_t *h = c->hp.p + off;
+			size_t len = (size_t)h[0] | (size_t)h[1] << 8 |
+			    (size_t)h[2] << 16 | (size_t)h[3] << 24;
+
+			if (put_plain(c, c->hp.p + off + 4, len) == -1)
+				break;
+			off += 4 + len;
+		}
+		if (c->fd == -1)
+			continue;
+		memmove(c->hp.p, c->hp.p + to, c->hp.len - to);
+		c->hp.len -= to;
+		c->hmark = 0;
+		ev_io_start(n->loop, &c->wr);
 	}
 }
 
@@ -817,11 +851,12 @@ net_peer_address(const struct net *n, uint32_t id, char *buf, size_t len)
 }
 
 void
-net_send(struct net *n, uint32_t replica, const struct pbft_msg *msg)
+net_send(
+    struct net *n, uint32_t replica, const struct pbft_msg *msg, bool early)
 {
 	if (replica >= n->cfg->n || replica == n->id || encode(n, msg) == -1)
 		return;
-	queue_frame(n, n->peers[replica]);
+	queue_frame(n, n->peers[replica], early);
 }
 
 void
@@ -834,13 +869,13 @@ net_send_raw(struct net *n, uint32_t replica, const uint8_t *frame, size_t len)
 }
 
 void
-net_broadcast(struct net *n, const struct pbft_msg *msg)
+net_broadcast(struct net *n, const struct pbft_msg *msg, bool early)
 {
 	if (encode(n, msg) == -1)
 		return;
 	for (uint32_t i = 0; i < n->cfg->n; i++)
 		if (i != n->id)
-			queue_frame(n, n->peers[i]);
+			queue_frame(n, n->peers[i], early);
 }
 
 void
@@ -849,7 +884,7 @@ net_send_client(struct net *n, uint32_t client, const struct pbft_msg *msg)
 	if (client >= n->cfg->nclients || n->clients[client] == NULL ||
 	    encode(n, msg) == -1)
 		return;
-	queue_frame(n, n->clients[client]);
+	queue_frame(n, n->clients[client], false);
 }
 
 const uint8_t *

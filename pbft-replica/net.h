@@ -82,9 +82,11 @@ struct net *net_new(struct ev_loop *loop, const struct cluster_cfg *cfg,
 void net_free(struct net *n); /* safe on NULL */
 
 /* Queue msg to a replica / every other replica / a client; silently
- * dropped when there is no channel (the protocol retransmits). */
-void net_send(struct net *n, uint32_t replica, const struct pbft_msg *msg);
-void net_broadcast(struct net *n, const struct pbft_msg *msg);
+ * dropped when there is no channel (the protocol retransmits). early: it
+ * need not wait for the replica's log (net_hold), and overtakes what does. */
+void net_send(
+    struct net *n, uint32_t replica, const struct pbft_msg *msg, bool early);
+void net_broadcast(struct net *n, const struct pbft_msg *msg, bool early);
 /* An already encoded frame (any bytes: fault injection sends garbage). */
 void net_send_raw(
     struct net *n, uint32_t replica, const uint8_t *frame, size_t len);
@@ -94,11 +96,12 @@ void net_get_stats(const struct net *n, struct net_stats *st);
 
 /*
  * Holding output for the write-ahead log: after net_hold, frames are queued
- * (sealed, counted against the queue limit) but not written. net_mark
- * remembers what every connection has queued; net_release_marked lets that
- * much go out (the records it depended on are durable); net_unhold lets
- * everything go and stops holding. Only frames to replicas are held:
- * replies to clients and handshakes go out at once.
+ * (counted against the queue limit, not sealed yet) but not written; early
+ * frames are sealed and written ahead of them. net_mark remembers what every
+ * connection holds; net_release_marked lets that much go out (the records it
+ * depended on are durable); net_unhold lets everything go and stops holding.
+ * Only frames to replicas are held: replies to clients and handshakes go out
+ * at once.
  */
 void net_hold(struct net *n);
 void net_mark(struct net *n);

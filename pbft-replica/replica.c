@@ -79,7 +79,14 @@ struct replica {
 	ev_prepare wal_prep; /* before the loop waits: start a flush */
 	ev_io wal_done; /* the store's eventfd: a flush ended */
 	bool wal_dirty; /* records buffered since the last flush began */
+	/* Output waits for them: flush now. Records whose output all went
+	 * early wait for the next flush someone needs (or a tick). */
+	bool wal_need;
 	bool wal_inflight;
+	/* A barrier record (the view's) is buffered / in the flush in flight:
+	 * until it is durable, early output waits like the rest. */
+	bool barrier_dirty, barrier_inflight;
+	bool started; /* the start's record is durable */
 	/* Checkpoints off the loop (fsync = batch): a checkpoint's snapshot is
 	 * written on the store's background thread as soon as it is taken,
 	 * and the log is compacted there once it is stable. */
@@ -108,24 +115,28 @@ static void replica_step(struct replica *r, const struct pbft_event *ev);
 
 /* ---- sending ---------------------------------------------------------- */
 
+static void wal_needed(struct replica *r, bool early);
+
 static void
-send_to(struct replica *r, uint32_t to, const struct pbft_msg *m)
+send_to(struct replica *r, uint32_t to, const struct pbft_msg *m, bool early)
 {
+	wal_needed(r, early);
 #if PBFT_FAULT_INJECTION
 	if (fault_send(r->fault, r->net, to, m))
 		return;
 #endif
-	net_send(r->net, to, m);
+	net_send(r->net, to, m, early);
 }
 
 static void
-broadcast(struct replica *r, const struct pbft_msg *m)
+broadcast(struct replica *r, const struct pbft_msg *m, bool early)
 {
+	wal_needed(r, early);
 #if PBFT_FAULT_INJECTION
 	if (fault_send(r->fault, r->net, UINT32_MAX, m))
 		return;
 #endif
-	net_broadcast(r->net, m);
+	net_broadcast(r->net, m, early);
 }
 
 static void
@@ -330,7 +341,7 @@ xfer_ask(struct replica *r)
 	m.u.fetch_state.index = r->xfer.next_index;
 	m.u.fetch_state.replica = r->id;
 	r->xfer.idle_ticks = 0;
-	send_to(r, r->xfer.peer, &m);
+	send_to(r, r->xfer.peer, &m, false);
 }
 
 static void
@@ -543,7 +554,7 @@ on_fetch_state(
 		c->data = bad;
 	}
 #endif
-	send_to(r, from, &m);
+	send_to(r, from, &m, false);
 }
 
 /* ---- the core ---------------------------------------------------------- */
@@ -573,8 +584,16 @@ compact_gen(void *arg)
  * and hands one fdatasync to the store's thread; when it ends, wal_ended
  * releases the marked output. Steps that run meanwhile buffer records for
  * the next flush, so flushes overlap with work and carry many batches.
- * Output queued after a mark goes out only with a later flush, so frames
- * keep their order.
+ * Output queued after a mark goes out only with a later flush, so held
+ * frames keep their order.
+ *
+ * Pre-prepares and prepares (early output) are not held: agreement does
+ * not wait for the disk, only a commit does (it follows the prepared
+ * certificate's record). A flush starts when held output needs it, so the
+ * records of a batch's pre-prepare and prepares usually share the flush of
+ * its certificate; a tick flushes what nothing needed. Early output waits
+ * only while a view's record (a barrier) is not durable, so that nothing
+ * of a new view overtakes its NEW-VIEW or our entry into it.
  *
  * Checkpoints stay off the loop too. A checkpoint's snapshot is handed to
  * the store's background thread when it is taken; the records of the step
@@ -588,7 +607,7 @@ static bool
 wal_wanted(const struct replica *r)
 {
 	return r->stable_wait == 0 &&
-	    (r->wal_dirty || store_compact_ready(r->store));
+	    ((r->wal_dirty && r->wal_need) || store_compact_ready(r->store));
 }
 
 /* No flush in flight: the next one, or, with nothing buffered, let all
@@ -606,6 +625,7 @@ static void
 wal_ended(struct replica *r, int rc)
 {
 	r->wal_inflight = false;
+	r->barrier_inflight = false;
 	if (rc == -1)
 		fatalx("write-ahead log: cannot make records durable");
 #if PBFT_FAULT_INJECTION
@@ -624,12 +644,24 @@ wal_begin(struct replica *r)
 	fault_point(r->fault, FAULT_BEFORE_WAL);
 #endif
 	net_mark(r->net);
-	r->wal_dirty = false;
+	r->wal_dirty = r->wal_need = false;
+	r->barrier_inflight = r->barrier_dirty;
+	r->barrier_dirty = false;
 	rc = store_sync_begin(r->store);
 	if (rc == 1)
 		r->wal_inflight = true;
 	else
 		wal_ended(r, rc);
+}
+
+/* Output that is not early waits for the records buffered so far. */
+static void
+wal_needed(struct replica *r, bool early)
+{
+	if (early || !r->wal_dirty || r->wal_need)
+		return;
+	r->wal_need = true;
+	ev_prepare_start(r->loop, &r->wal_prep);
 }
 
 static void
@@ -729,8 +761,21 @@ wal_done_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void
 wal_settled(struct replica *r)
 {
-	r->wal_dirty = false;
+	r->wal_dirty = r->wal_need = false;
+	r->barrier_dirty = r->barrier_inflight = false;
 	net_unhold(r->net); /* lets everything held go */
+}
+
+/*
+ * Whether output may leave before the log is durable: pre-prepares and
+ * prepares (the core marks them early) while no barrier record waits. A
+ * crash may then lose votes that peers saw; the core's start record keeps
+ * a replica that crashed mute in the views it may have sent them in.
+ */
+static bool
+early_ok(const struct replica *r, const struct pbft_action *a)
+{
+	return a->early && !r->barrier_dirty && !r->barrier_inflight;
 }
 
 static void
@@ -755,6 +800,8 @@ run_actions(struct replica *r)
 			fatalx("write-ahead log: record of %zu bytes refused",
 			    a->record_len);
 		persisted = true;
+		if (a->barrier && batch)
+			r->barrier_dirty = r->wal_need = true;
 	}
 	if (persisted && !batch) {
 		/* off: write and send right away; always: the loop waits
@@ -777,10 +824,10 @@ run_actions(struct replica *r)
 
 		switch (a->type) {
 		case PBFT_ACT_SEND:
-			send_to(r, a->to, a->msg);
+			send_to(r, a->to, a->msg, early_ok(r, a));
 			break;
 		case PBFT_ACT_BROADCAST:
-			broadcast(r, a->msg);
+			broadcast(r, a->msg, early_ok(r, a));
 			break;
 		case PBFT_ACT_PERSIST:
 			break;
@@ -929,6 +976,10 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	replica_step(r, &ev);
+	if (r->wal_dirty && !r->wal_need) { /* idle: early records too */
+		r->wal_need = true;
+		ev_prepare_start(r->loop, &r->wal_prep);
+	}
 	if (r->xfer.active && ++r->xfer.idle_ticks > XFER_RETRY_TICKS)
 		xfer_next_peer(r);
 #if PBFT_FAULT_INJECTION
@@ -1052,6 +1103,53 @@ restore_snapshot(struct replica *r, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * The start's record, durable before anything is sent. After a crash (the
+ * log does not end with a clean stop's record) the core is mute in the
+ * views it may have sent pre-prepares or prepares in that the crash made it
+ * forget.
+ */
+static int
+record_start(struct replica *r, char *err, size_t errlen)
+{
+	uint8_t rec[PBFT_BOOT_RECORD_LEN];
+	size_t len = pbft_boot_record(r->core, rec);
+	struct pbft_status st;
+
+	if (store_append(r->store, rec, len) == -1 ||
+	    store_sync(r->store) == -1) {
+		snprintf(
+		    err, errlen, "write-ahead log: cannot record the start");
+		return -1;
+	}
+	r->started = true;
+	pbft_get_status(r->core, &st);
+	if (st.muted)
+		log_warnx("the last run did not stop cleanly: sending no "
+		          "pre-prepare or prepare in view %llu (votes of that "
+		          "run may be lost); back to normal from the next "
+		          "view change",
+		    (unsigned long long)st.view);
+	return 0;
+}
+
+/*
+ * A stop on purpose: every record durable, then the record that says so,
+ * so that the next start need not be mute. Nothing is sent after it.
+ */
+static void
+record_stop(struct replica *r)
+{
+	uint8_t rec[PBFT_CLEAN_RECORD_LEN];
+
+	bg_settle(r); /* records naming a snapshot wait for it */
+	if (r->stable_wait != 0 || store_sync(r->store) == -1 ||
+	    store_append(r->store, rec, pbft_clean_record(rec)) == -1 ||
+	    store_sync(r->store) == -1)
+		log_warnx("write-ahead log: cannot record the clean stop; the "
+		          "next start is mute until a view change");
+}
+
 static int
 open_service(struct replica *r, char *err, size_t errlen)
 {
@@ -1140,7 +1238,8 @@ replica_new(struct ev_loop *loop, struct cluster_cfg *cfg, void *key,
 #endif
 	if (open_service(r, err, errlen) == -1 ||
 	    store_replay(r->store, recover_record, r, err, errlen) == -1 ||
-	    restore_snapshot(r, err, errlen) == -1)
+	    restore_snapshot(r, err, errlen) == -1 ||
+	    record_start(r, err, errlen) == -1)
 		goto fail;
 	cb.ctx = r;
 	cb.on_replica_frame = on_replica_frame;
@@ -1202,7 +1301,7 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 	sig_hex_encode(st.stable_digest, PBFT_DIGEST_LEN, digest);
 	jput(buf, len, &off,
 	    "{\"id\":%u,\"view\":%llu,\"primary\":%u,\"view_changing\":%s,"
-	    "\"last_executed\":%llu,\"stable_checkpoint\":%llu,"
+	    "\"muted\":%s,\"last_executed\":%llu,\"stable_checkpoint\":%llu,"
 	    "\"state_digest\":\"%s\",\"peers_connected\":%u,"
 	    "\"clients_connected\":%u,\"executed_requests\":%llu,"
 	    "\"executed_batches\":%llu,\"view_changes\":%llu,"
@@ -1217,7 +1316,7 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 	    "\"request_mac_checks\":%llu,"
 	    "\"request_mac_fallbacks\":%llu",
 	    r->id, (unsigned long long)st.view, st.primary,
-	    st.view_changing ? "true" : "false",
+	    st.view_changing ? "true" : "false", st.muted ? "true" : "false",
 	    (unsigned long long)st.last_executed,
 	    (unsigned long long)st.stable_checkpoint, digest,
 	    ns.peers_connected, ns.clients_connected,
@@ -1271,6 +1370,8 @@ replica_free(struct replica *r)
 {
 	if (r == NULL)
 		return;
+	if (r->started)
+		record_stop(r);
 	if (r->loop != NULL) {
 		ev_timer_stop(r->loop, &r->tick);
 		ev_prepare_stop(r->loop, &r->wal_prep);

@@ -78,8 +78,9 @@ struct pbft_crypto {
 /* Test-only switches that break the protocol on purpose (never in daemons). */
 #define PBFT_TEST_BROKEN_QUORUM 0x1 /* quorum of 2f instead of 2f+1 */
 #define PBFT_TEST_BROKEN_NEWVIEW 0x2 /* accept NEW-VIEW without checking O */
-#define PBFT_TEST_BROKEN_MUTE 0x4 /* votes after a crash as if it were clean   \
-	                           */
+#define PBFT_TEST_BROKEN_MUTE                                                  \
+	0x4 /* votes after a crash as if it were clean                         \
+	     */
 
 struct pbft_config {
 	uint32_t n; /* replicas, n >= 3f+1 */

@@ -244,7 +244,7 @@ exchange(uint32_t from, uint32_t to, uint64_t seq)
 	struct want_frame w = {to, from, rxs[to].from[from] + 1};
 
 	checkpoint(&m, seq, from);
-	net_send(nets[from], to, &m);
+	net_send(nets[from], to, &m, false);
 	ck_assert_msg(
 	    run_until(got_frames, &w), "frame %u -> %u lost", from, to);
 	ck_assert_uint_eq(rxs[to].last_seq[from], seq);
@@ -263,7 +263,7 @@ START_TEST(test_mesh_connects_and_exchanges)
 	exchange(1, 0, 9);
 	exchange(2, 1, 10);
 	checkpoint(&m, 11, 1);
-	net_broadcast(nets[1], &m);
+	net_broadcast(nets[1], &m, false);
 	{
 		struct want_frame a = {0, 1, 2}, b = {2, 1, 1};
 
@@ -273,8 +273,8 @@ START_TEST(test_mesh_connects_and_exchanges)
 	ck_assert_uint_eq(rxs[0].last_seq[1], 11);
 	ck_assert_uint_eq(rxs[2].last_seq[1], 11);
 	/* Sending to oneself or an unknown replica is a no-op. */
-	net_send(nets[1], 1, &m);
-	net_send(nets[1], 99, &m);
+	net_send(nets[1], 1, &m, false);
+	net_send(nets[1], 99, &m, false);
 	net_get_stats(nets[1], &st);
 	ck_assert_uint_eq(st.frames_out, 3);
 	ck_assert_uint_eq(st.peer[0].frames_out, 2);
@@ -328,16 +328,23 @@ START_TEST(test_hold_until_released)
 	base = (uint32_t)rxs[2].from[0];
 	net_hold(nets[0]);
 	checkpoint(&m, 21, 0);
-	net_send(nets[0], 2, &m);
+	net_send(nets[0], 2, &m, false);
 	net_mark(nets[0]); /* generation 1: seq 21 */
 	checkpoint(&m, 22, 0);
-	net_send(nets[0], 2, &m); /* generation 2: seq 22 */
+	net_send(nets[0], 2, &m, false); /* generation 2: seq 22 */
 	one.count = (int)base + 1;
 	ck_assert(!run_until(got_frames, &one)); /* nothing leaves */
 	net_release_marked(nets[0]);
 	ck_assert(run_until(got_frames, &one));
 	ck_assert_uint_eq(rxs[2].last_seq[0], 21);
 	two.count = (int)base + 2;
+	ck_assert(!run_until(got_frames, &two)); /* 22 still held */
+	/* An early frame overtakes the held one. */
+	checkpoint(&m, 30, 0);
+	net_send(nets[0], 2, &m, true);
+	ck_assert(run_until(got_frames, &two));
+	ck_assert_uint_eq(rxs[2].last_seq[0], 30);
+	two.count = (int)base + 3;
 	ck_assert(!run_until(got_frames, &two)); /* 22 still held */
 	net_unhold(nets[0]);
 	ck_assert(run_until(got_frames, &two));
