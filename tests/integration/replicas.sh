@@ -3,7 +3,8 @@
 # `pbftctl init` configuration, on 127.0.0.1 only:
 #   1. 1,000 requests through the client library (pbftctl bench) complete,
 #      and the four ledger journals are identical, entry by entry;
-#   2. kill -9 of the primary: the others change view and keep serving.
+#   2. kill -9 of the primary: the others change view and keep serving;
+#   3. the killed replica restarts mute, one stopped cleanly does not.
 # Needs PBFT_BUILD (the meson build directory). Hard time bounds throughout.
 set -euo pipefail
 
@@ -86,4 +87,26 @@ grep -q '"completed":200' "$dir/bench2.json" ||
 grep -q "entered view" "$dir/replica1.log" ||
     fail "no view change logged by replica 1"
 echo "ok: view change after the primary was killed"
+
+# 3. A replica that was killed starts mute (it may have sent pre-prepares
+#    or prepares whose records it lost); one stopped with SIGTERM does not.
+#    Either way the cluster keeps serving with it back.
+wait "${pids[0]}" 2>/dev/null || true
+"$replica" -c "$cfg" -i 0 2>"$dir/replica0b.log" &
+pids[0]=$!
+kill -TERM "${pids[2]}"
+wait "${pids[2]}" 2>/dev/null || true
+"$replica" -c "$cfg" -i 2 2>"$dir/replica2b.log" &
+pids[2]=$!
+timeout $((60 * mult)) "$pbftctl" bench -c "$cfg" --requests 200 \
+    --clients 4 --outstanding 1 --size 64 --json >"$dir/bench3.json" ||
+    fail "cluster did not serve after the restarts: $(cat "$dir/bench3.json")"
+grep -q '"completed":200' "$dir/bench3.json" ||
+    fail "not all requests completed after the restarts"
+grep -q "did not stop cleanly" "$dir/replica0b.log" ||
+    fail "replica 0 restarted after kill -9 without going mute"
+if grep -q "did not stop cleanly" "$dir/replica2b.log"; then
+	fail "replica 2 went mute after a clean stop"
+fi
+echo "ok: mute after kill -9, not after SIGTERM; the cluster serves"
 echo "1 passed, 0 failed"
