@@ -126,6 +126,19 @@ render(struct metrics *m, struct wbuf *w)
 			put(w, "pbft_replica_restarts_total{node=\"%u\"} %u\n",
 			    i, d->children[i].restarts);
 	family(m, w, "pbft_view", "gauge", "Current view.", "view");
+	put(w,
+	    "# HELP pbft_muted 1 while the replica sends no pre-prepare or "
+	    "prepare (it restarted after a crash; until the next view).\n"
+	    "# TYPE pbft_muted gauge\n");
+	for (uint32_t i = 0; i < d->cfg->n; i++) {
+		const json_t *st = d->children[i].status;
+		const json_t *v =
+		    st != NULL ? json_object_get(st, "muted") : NULL;
+
+		if (v != NULL)
+			put(w, "pbft_muted{node=\"%u\"} %d\n", i,
+			    json_is_true(v) ? 1 : 0);
+	}
 	family(m, w, "pbft_last_executed", "gauge",
 	    "Sequence number of the last executed batch.", "last_executed");
 	family(m, w, "pbft_stable_checkpoint", "gauge",
