@@ -5,6 +5,9 @@
 #      replicas converge to one last_executed and state digest, and the
 #      history checker finds every acknowledged request in every ledger,
 #      in one order;
+#   1b. kill -9 of every replica at once under load: each restarts mute, the
+#      cluster serves again in a later view, and nothing acknowledged is
+#      lost;
 #   2. a replica stopped and its data directory wiped while the cluster
 #      runs more than 50 MB of transactions through many checkpoints:
 #      restarted, it fetches the state by state transfer and converges;
@@ -61,7 +64,8 @@ cfg=$dir/c/cluster.ini
 # pbftd restarts a killed replica after 1 s: a view-change timeout of the
 # same length raced it, and a backup whose timer won alone sat in a view
 # change the others never joined (a known gap, see the performance issue's
-# notes). 3 s lets the restarted primary come back first.
+# notes). 3 s lets a restarted replica come back first. (A killed primary
+# comes back mute, so the backups change view all the same.)
 sed -i 's/^view_change_timeout.*/view_change_timeout = 3s/' "$cfg"
 sed -i 's/^checkpoint_interval.*/checkpoint_interval = 20/' "$cfg"
 grep -q '^checkpoint_interval = 20' "$cfg" ||
@@ -129,6 +133,43 @@ wait_until 60 converged "$exec1" ||
 python3 "$histcheck" --log "$dir/h1" $(ledgers) ||
     fail "history check after kill -9"
 ok "kill -9 of a backup and of the primary under load: $done1 acknowledged requests, all in four identical ledgers"
+
+# ---- 1b. kill -9 of every replica at once ----------------------------------
+# Each restarts mute (it may have sent pre-prepares or prepares whose records
+# it lost), so the cluster moves to the next view before it serves again;
+# nothing acknowledged before the crash may be lost.
+timeout $((90 * mult)) "$pbftctl" bench -c "$cfg" --clients 2 \
+    --outstanding 4 --duration 6 --json --log "$dir/h1b" \
+    >"$dir/bench1b.json" 2>"$dir/bench1b.err" &
+bpids+=($!)
+sleep 2
+view0=$(status | python3 -c 'import json,sys; print(json.load(sys.stdin)["view"])')
+victims=$(status | python3 -c '
+import json, sys
+print(" ".join(str(r["pid"]) for r in json.load(sys.stdin)["replicas"]))')
+# shellcheck disable=SC2086
+kill -9 $victims
+echo "killed every replica (pids $victims) under load in view $view0"
+wait "${bpids[0]}" || true
+bpids=()
+all_restarted() {
+	status | python3 -c '
+import json, sys
+r = json.load(sys.stdin)["replicas"]
+sys.exit(0 if all(x["state"] == "running" and x["restarts"] >= 1 and "view" in x for x in r) else 1)'
+}
+wait_until 20 all_restarted || fail "replicas not restarted: $(status)"
+ctl submit settle-after-all >/dev/null || fail "submit after killing every replica"
+view1=$(status | python3 -c 'import json,sys; print(json.load(sys.stdin)["view"])')
+[ "$view1" -gt "$view0" ] ||
+    fail "served in view $view1 after every replica restarted mute in view $view0"
+exec1=$(field 0 last_executed)
+wait_until 60 converged "$exec1" ||
+    fail "replicas did not converge after killing every replica: $(status)"
+python3 "$histcheck" --log "$dir/h1" --log "$dir/h1b" $(ledgers) ||
+    fail "history check after killing every replica"
+done1b=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["completed"])' "$dir/bench1b.json")
+ok "kill -9 of every replica under load: served again in view $view1 (was $view0); $done1b more acknowledged requests, none lost"
 
 # ---- 2. a wiped replica catches up by state transfer ----------------------
 ctl stop 3 >/dev/null || fail "stop 3"
