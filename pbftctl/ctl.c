@@ -144,16 +144,20 @@ print_status(const json_t *rep)
 	    "digest", "peers", "restarts", "uptime");
 	json_array_foreach(reps, i, r)
 	{
+		const char *st = json_string_value(json_object_get(r, "state"));
+		char state[32];
+
+		/* A replica back from a crash votes again after a view change.
+		 */
+		snprintf(state, sizeof(state), "%s%s", st != NULL ? st : "-",
+		    json_is_true(json_object_get(r, "muted")) ? ",muted" : "");
 		printf("%-3lld %-22s %-8lld %-13s %-5lld %-9lld %-9lld "
 		       "%-10.8s %-5lld %-8lld %llds\n",
 		    json_integer_value(json_object_get(r, "id")),
 		    json_string_value(json_object_get(r, "address"))
 		        ? json_string_value(json_object_get(r, "address"))
 		        : "-",
-		    json_integer_value(json_object_get(r, "pid")),
-		    json_string_value(json_object_get(r, "state"))
-		        ? json_string_value(json_object_get(r, "state"))
-		        : "-",
+		    json_integer_value(json_object_get(r, "pid")), state,
 		    json_integer_value(json_object_get(r, "view")),
 		    json_integer_value(json_object_get(r, "last_executed")),
 		    json_integer_value(json_object_get(r, "stable_checkpoint")),
