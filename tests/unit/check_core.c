@@ -659,6 +659,114 @@ START_TEST(test_recovery_never_contradicts)
 }
 END_TEST
 
+static struct pbft *
+fresh_core(struct fake_crypto *fc)
+{
+	struct pbft_config c;
+
+	fake_crypto_init(fc, 1);
+	pbft_config_default(&c, 4, 1, 4);
+	c.checkpoint_interval = 4;
+	c.window = 8;
+	c.crypto = &fc->ops;
+	return pbft_new(&c, NULL, 0);
+}
+
+static bool
+muted(struct pbft *p)
+{
+	struct pbft_status st;
+
+	pbft_get_status(p, &st);
+	return st.muted;
+}
+
+struct recs {
+	uint8_t buf[4096];
+	size_t len[16], off[16], n;
+};
+
+static int
+keep_rec(void *arg, const uint8_t *rec, size_t len)
+{
+	struct recs *r = arg;
+	size_t off = r->n ? r->off[r->n - 1] + r->len[r->n - 1] : 0;
+
+	ck_assert_uint_lt(r->n, 16);
+	ck_assert_uint_le(off + len, sizeof(r->buf));
+	memcpy(r->buf + off, rec, len);
+	r->off[r->n] = off;
+	r->len[r->n++] = len;
+	return 0;
+}
+
+/* A start after anything but a clean stop is mute, and stays so. */
+START_TEST(test_mute_after_crash)
+{
+	struct fake_crypto fc;
+	struct pbft *p;
+	uint8_t start[PBFT_BOOT_RECORD_LEN], mute[PBFT_BOOT_RECORD_LEN];
+	uint8_t clean[PBFT_CLEAN_RECORD_LEN];
+	/* REC_VIEW: view 2, still changing to it. */
+	const uint8_t changing[10] = {1, 2, 0, 0, 0, 0, 0, 0, 0, 1};
+	struct recs r = {.n = 0};
+
+	pbft_clean_record(clean);
+	/* First start ever: nothing was sent, nothing to forget. */
+	p = fresh_core(&fc);
+	pbft_boot_record(p, start);
+	ck_assert(!muted(p));
+	pbft_free(p);
+	/* Killed after it: mute in view 0. */
+	p = fresh_core(&fc);
+	ck_assert_int_eq(pbft_recover(p, start, sizeof(start)), 0);
+	pbft_boot_record(p, mute);
+	ck_assert(muted(p));
+	/* Compaction keeps it. */
+	ck_assert_int_eq(pbft_compact(p, keep_rec, &r), 0);
+	pbft_free(p);
+	p = fresh_core(&fc);
+	for (size_t i = 0; i < r.n; i++)
+		ck_assert_int_eq(
+		    pbft_recover(p, r.buf + r.off[i], r.len[i]), 0);
+	ck_assert_int_eq(pbft_recover(p, clean, sizeof(clean)), 0);
+	pbft_boot_record(p, start);
+	ck_assert(muted(p));
+	pbft_free(p);
+	/* A clean stop after the mute start does not lift it... */
+	p = fresh_core(&fc);
+	ck_assert_int_eq(pbft_recover(p, mute, sizeof(mute)), 0);
+	ck_assert_int_eq(pbft_recover(p, clean, sizeof(clean)), 0);
+	pbft_boot_record(p, start);
+	ck_assert(muted(p));
+	pbft_free(p);
+	/* ...but one after a normal start means nothing was lost. */
+	p = fresh_core(&fc);
+	pbft_boot_record(p, start);
+	pbft_free(p);
+	p = fresh_core(&fc);
+	ck_assert_int_eq(pbft_recover(p, start, sizeof(start)), 0);
+	ck_assert_int_eq(pbft_recover(p, clean, sizeof(clean)), 0);
+	pbft_boot_record(p, start);
+	ck_assert(!muted(p));
+	pbft_free(p);
+	/* Killed while changing to view 2: it sent nothing early in view 2,
+	 * so only view 1 and below are mute. */
+	p = fresh_core(&fc);
+	ck_assert_int_eq(pbft_recover(p, changing, sizeof(changing)), 0);
+	pbft_boot_record(p, start);
+	ck_assert(!muted(p));
+	pbft_free(p);
+	/* Malformed start and stop records refuse the log. */
+	p = fresh_core(&fc);
+	ck_assert_int_eq(pbft_recover(p, start, sizeof(start) - 1), -1);
+	mute[1] = 2;
+	ck_assert_int_eq(pbft_recover(p, mute, sizeof(mute)), -1);
+	ck_assert_int_eq(pbft_recover(p, (const uint8_t *)"\x09\x00", 2), -1);
+	pbft_free(p);
+}
+END_TEST
+
 START_TEST(test_config_validation)
 {
 	struct pbft_config c;
@@ -691,6 +799,7 @@ core_suite(void)
 	tcase_add_test(tc, test_partial_batch_waits_while_one_in_flight);
 	tcase_add_test(tc, test_prepares_beyond_quorum_not_verified);
 	tcase_add_test(tc, test_config_validation);
+	tcase_add_test(tc, test_mute_after_crash);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("hostile");
 	tcase_add_test(tc, test_bad_signature_rejected);
