@@ -18,6 +18,7 @@
 
 #include "chan.h"
 #include "log.h"
+#include "rbuf.h"
 #include "sig.h"
 #include "wire.h"
 
@@ -698,20 +699,19 @@ release_to(struct net *n, bool all)
 	struct conn *next;
 
 	for (struct conn *c = n->all; c != NULL; c = next) {
-		size_t to = all ? c->hp.len : c->hmark, off = 0;
+		size_t to = all ? c->hp.len : c->hmark;
+		struct rbuf rb;
+		const uint8_t *frame;
+		uint32_t len;
 
 		next = c->next_all;
 		if (c->fd == -1 || to == 0)
 			continue;
-		while (off < to) {
-			const uint8_t *h = c->hp.p + off;
-			size_t len = (size_t)h[0] | (size_t)h[1] << 8 |
-			    (size_t)h[2] << 16 | (size_t)h[3] << 24;
-
-			if (put_plain(c, c->hp.p + off + 4, len) == -1)
+		rbuf_init(&rb, c->hp.p, to);
+		while (rbuf_get_u32(&rb, &len) == 0 &&
+		    rbuf_get_ref(&rb, &frame, len) == 0)
+			if (put_plain(c, frame, len) == -1)
 				break;
-			off += 4 + len;
-		}
 		if (c->fd == -1)
 			continue;
 		memmove(c->hp.p, c->hp.p + to, c->hp.len - to);

@@ -654,7 +654,8 @@ wal_begin(struct replica *r)
 		wal_ended(r, rc);
 }
 
-/* Output that is not early waits for the records buffered so far. */
+/* Output that is not early waits for the records buffered so far: flush
+ * them before the loop next waits (so does a tick, for early ones). */
 static void
 wal_needed(struct replica *r, bool early)
 {
@@ -976,10 +977,7 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	replica_step(r, &ev);
-	if (r->wal_dirty && !r->wal_need) { /* idle: early records too */
-		r->wal_need = true;
-		ev_prepare_start(r->loop, &r->wal_prep);
-	}
+	wal_needed(r, false); /* records whose output all went early */
 	if (r->xfer.active && ++r->xfer.idle_ticks > XFER_RETRY_TICKS)
 		xfer_next_peer(r);
 #if PBFT_FAULT_INJECTION

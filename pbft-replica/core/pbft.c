@@ -172,9 +172,9 @@ pbft_mute(const struct pbft *p)
 
 /* Emits a PERSIST action for rec, which must already be kept (pbft_keep). */
 static void
-persist_kept(struct pbft *p, const uint8_t *rec, size_t len)
+persist_kept(struct pbft *p, const uint8_t *rec, size_t len, bool barrier)
 {
-	struct pbft_action a = {.type = PBFT_ACT_PERSIST};
+	struct pbft_action a = {.type = PBFT_ACT_PERSIST, .barrier = barrier};
 
 	a.record = rec;
 	a.record_len = len;
@@ -184,18 +184,14 @@ persist_kept(struct pbft *p, const uint8_t *rec, size_t len)
 void
 pbft_persist_raw(struct pbft *p, const uint8_t *rec, size_t len)
 {
-	persist_kept(p, pbft_keep(p, rec, len), len);
+	persist_kept(p, pbft_keep(p, rec, len), len, false);
 }
 
 /* A record that early output must not overtake: the view's. */
 void
 pbft_persist_barrier(struct pbft *p, const uint8_t *rec, size_t len)
 {
-	struct pbft_action a = {.type = PBFT_ACT_PERSIST, .barrier = true};
-
-	a.record = pbft_keep(p, rec, len);
-	a.record_len = len;
-	pbft_emit(p, &a);
+	persist_kept(p, pbft_keep(p, rec, len), len, true);
 }
 
 /* A pre-prepare's encoding beyond its batch: header, fields, signature. */
@@ -214,7 +210,7 @@ pbft_persist_msg(struct pbft *p, enum rec_kind kind, const struct pbft_msg *m)
 		wbuf_init_fixed(&wb, rec, cap);
 		wbuf_put_u8(&wb, (uint8_t)kind);
 		if (wire_encode(&wb, m) == 0) {
-			persist_kept(p, rec, wb.len);
+			persist_kept(p, rec, wb.len, false);
 			return;
 		}
 	}
@@ -1370,11 +1366,13 @@ recover_boot(struct pbft *p, struct rbuf *rb)
 static size_t
 boot_record(const struct pbft *p, uint8_t rec[PBFT_BOOT_RECORD_LEN])
 {
-	rec[0] = REC_BOOT;
-	rec[1] = p->muted ? 1 : 0;
-	for (int i = 0; i < 8; i++)
-		rec[2 + i] = (uint8_t)(p->mute_view >> (8 * i));
-	return PBFT_BOOT_RECORD_LEN;
+	struct wbuf wb;
+
+	wbuf_init_fixed(&wb, rec, PBFT_BOOT_RECORD_LEN);
+	wbuf_put_u8(&wb, REC_BOOT);
+	wbuf_put_u8(&wb, p->muted ? 1 : 0);
+	wbuf_put_u64(&wb, p->mute_view);
+	return wb.len;
 }
 
 size_t

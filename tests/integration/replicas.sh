@@ -77,13 +77,18 @@ PY
 [ "$entries" = 1000 ] || fail "ledger has $entries entries, want 1000"
 echo "ok: 1000 requests, four identical ledgers"
 
+# serve200 NAME WHEN: 200 requests from 4 clients complete (bench NAME.json).
+serve200() {
+	timeout $((60 * mult)) "$pbftctl" bench -c "$cfg" --requests 200 \
+	    --clients 4 --outstanding 1 --size 64 --json >"$dir/$1.json" ||
+	    fail "cluster did not serve $2: $(cat "$dir/$1.json")"
+	grep -q '"completed":200' "$dir/$1.json" ||
+	    fail "not all requests completed $2"
+}
+
 echo "killing the primary (node 0)"
 kill -9 "${pids[0]}"
-timeout $((60 * mult)) "$pbftctl" bench -c "$cfg" --requests 200 \
-    --clients 4 --outstanding 1 --size 64 --json >"$dir/bench2.json" ||
-    fail "cluster did not serve after the primary died: $(cat "$dir/bench2.json")"
-grep -q '"completed":200' "$dir/bench2.json" ||
-    fail "not all requests completed after failover"
+serve200 bench2 "after the primary died"
 grep -q "entered view" "$dir/replica1.log" ||
     fail "no view change logged by replica 1"
 echo "ok: view change after the primary was killed"
@@ -98,11 +103,7 @@ kill -TERM "${pids[2]}"
 wait "${pids[2]}" 2>/dev/null || true
 "$replica" -c "$cfg" -i 2 2>"$dir/replica2b.log" &
 pids[2]=$!
-timeout $((60 * mult)) "$pbftctl" bench -c "$cfg" --requests 200 \
-    --clients 4 --outstanding 1 --size 64 --json >"$dir/bench3.json" ||
-    fail "cluster did not serve after the restarts: $(cat "$dir/bench3.json")"
-grep -q '"completed":200' "$dir/bench3.json" ||
-    fail "not all requests completed after the restarts"
+serve200 bench3 "after the restarts"
 grep -q "did not stop cleanly" "$dir/replica0b.log" ||
     fail "replica 0 restarted after kill -9 without going mute"
 if grep -q "did not stop cleanly" "$dir/replica2b.log"; then

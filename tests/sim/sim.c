@@ -802,8 +802,9 @@ try_install(struct sim *s, struct replica *r)
 	push(s, s->now + 200, E_INSTALL, r->id, 0, r->fetch_seq, NULL, 0);
 }
 
-static void
-blob_push(struct blob **v, size_t *n, size_t *cap, const uint8_t *p, size_t len)
+/* A new last element of the array v of *n (room for *cap). */
+static struct blob *
+blob_add(struct blob **v, size_t *n, size_t *cap)
 {
 	if (*n == *cap) {
 		*cap = *cap ? *cap * 2 : 256;
@@ -811,12 +812,19 @@ blob_push(struct blob **v, size_t *n, size_t *cap, const uint8_t *p, size_t len)
 		if (*v == NULL)
 			abort();
 	}
-	(*v)[*n].p = malloc(len ? len : 1);
-	if ((*v)[*n].p == NULL)
+	return &(*v)[(*n)++];
+}
+
+static void
+blob_push(struct blob **v, size_t *n, size_t *cap, const uint8_t *p, size_t len)
+{
+	struct blob *b = blob_add(v, n, cap);
+
+	b->p = malloc(len ? len : 1);
+	if (b->p == NULL)
 		abort();
-	memcpy((*v)[*n].p, p, len);
-	(*v)[*n].len = len;
-	(*n)++;
+	memcpy(b->p, p, len);
+	b->len = len;
 }
 
 static void
@@ -865,11 +873,9 @@ send_frame(struct sim *s, struct replica *r, uint32_t to, const uint8_t *frame,
 static void
 log_settled(struct sim *s, struct replica *r)
 {
-	for (size_t k = 0; k < r->npend; k++) {
-		blob_push(&r->recs, &r->nrecs, &r->caprecs, r->pend[k].p,
-		    r->pend[k].len);
-	}
-	blobs_free(r->pend, &r->npend);
+	for (size_t k = 0; k < r->npend; k++) /* moved, not copied */
+		*blob_add(&r->recs, &r->nrecs, &r->caprecs) = r->pend[k];
+	r->npend = 0;
 	r->barrier = false;
 	for (size_t k = 0; k < r->nheld; k++) {
 		send_frame(s, r, r->held[k].to, r->held[k].frame.p,

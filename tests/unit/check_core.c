@@ -700,63 +700,61 @@ keep_rec(void *arg, const uint8_t *rec, size_t len)
 	return 0;
 }
 
+/*
+ * Starts a fresh core on log, writes its start record into boot and, when
+ * compacted is not NULL, its compacted log there; true if it is mute.
+ */
+static bool
+start_after(const struct recs *log, uint8_t *boot, struct recs *compacted)
+{
+	struct fake_crypto fc;
+	struct pbft *p = fresh_core(&fc);
+	bool m;
+
+	for (size_t i = 0; i < log->n; i++)
+		ck_assert_int_eq(
+		    pbft_recover(p, log->buf + log->off[i], log->len[i]), 0);
+	pbft_boot_record(p, boot);
+	m = muted(p);
+	if (compacted != NULL)
+		ck_assert_int_eq(pbft_compact(p, keep_rec, compacted), 0);
+	pbft_free(p);
+	return m;
+}
+
 /* A start after anything but a clean stop is mute, and stays so. */
 START_TEST(test_mute_after_crash)
 {
 	struct fake_crypto fc;
 	struct pbft *p;
 	uint8_t start[PBFT_BOOT_RECORD_LEN], mute[PBFT_BOOT_RECORD_LEN];
-	uint8_t clean[PBFT_CLEAN_RECORD_LEN];
+	uint8_t again[PBFT_BOOT_RECORD_LEN], clean[PBFT_CLEAN_RECORD_LEN];
 	/* REC_VIEW: view 2, still changing to it. */
 	const uint8_t changing[10] = {1, 2, 0, 0, 0, 0, 0, 0, 0, 1};
-	struct recs r = {.n = 0};
+	struct recs none = {.n = 0}, killed = {.n = 0}, compacted = {.n = 0};
+	struct recs mute_clean = {.n = 0}, start_clean = {.n = 0};
+	struct recs in_change = {.n = 0};
 
 	pbft_clean_record(clean);
 	/* First start ever: nothing was sent, nothing to forget. */
-	p = fresh_core(&fc);
-	pbft_boot_record(p, start);
-	ck_assert(!muted(p));
-	pbft_free(p);
-	/* Killed after it: mute in view 0. */
-	p = fresh_core(&fc);
-	ck_assert_int_eq(pbft_recover(p, start, sizeof(start)), 0);
-	pbft_boot_record(p, mute);
-	ck_assert(muted(p));
-	/* Compaction keeps it. */
-	ck_assert_int_eq(pbft_compact(p, keep_rec, &r), 0);
-	pbft_free(p);
-	p = fresh_core(&fc);
-	for (size_t i = 0; i < r.n; i++)
-		ck_assert_int_eq(
-		    pbft_recover(p, r.buf + r.off[i], r.len[i]), 0);
-	ck_assert_int_eq(pbft_recover(p, clean, sizeof(clean)), 0);
-	pbft_boot_record(p, start);
-	ck_assert(muted(p));
-	pbft_free(p);
+	ck_assert(!start_after(&none, start, NULL));
+	/* Killed after it: mute in view 0, and compaction keeps that. */
+	keep_rec(&killed, start, sizeof(start));
+	ck_assert(start_after(&killed, mute, &compacted));
+	keep_rec(&compacted, clean, sizeof(clean));
+	ck_assert(start_after(&compacted, again, NULL));
 	/* A clean stop after the mute start does not lift it... */
-	p = fresh_core(&fc);
-	ck_assert_int_eq(pbft_recover(p, mute, sizeof(mute)), 0);
-	ck_assert_int_eq(pbft_recover(p, clean, sizeof(clean)), 0);
-	pbft_boot_record(p, start);
-	ck_assert(muted(p));
-	pbft_free(p);
+	keep_rec(&mute_clean, mute, sizeof(mute));
+	keep_rec(&mute_clean, clean, sizeof(clean));
+	ck_assert(start_after(&mute_clean, again, NULL));
 	/* ...but one after a normal start means nothing was lost. */
-	p = fresh_core(&fc);
-	pbft_boot_record(p, start);
-	pbft_free(p);
-	p = fresh_core(&fc);
-	ck_assert_int_eq(pbft_recover(p, start, sizeof(start)), 0);
-	ck_assert_int_eq(pbft_recover(p, clean, sizeof(clean)), 0);
-	pbft_boot_record(p, start);
-	ck_assert(!muted(p));
-	pbft_free(p);
+	keep_rec(&start_clean, start, sizeof(start));
+	keep_rec(&start_clean, clean, sizeof(clean));
+	ck_assert(!start_after(&start_clean, again, NULL));
 	/* Killed while changing to view 2: it sent nothing early in view 2,
 	 * so only view 1 and below are mute. */
-	p = fresh_core(&fc);
-	ck_assert_int_eq(pbft_recover(p, changing, sizeof(changing)), 0);
-	pbft_boot_record(p, start);
-	ck_assert(!muted(p));
-	pbft_free(p);
+	keep_rec(&in_change, changing, sizeof(changing));
+	ck_assert(!start_after(&in_change, again, NULL));
 	/* Malformed start and stop records refuse the log. */
 	p = fresh_core(&fc);
 	ck_assert_int_eq(pbft_recover(p, start, sizeof(start) - 1), -1);
