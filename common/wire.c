@@ -37,6 +37,7 @@
 #define VC_MIN_BYTES (8 + 8 + PBFT_DIGEST_LEN + 4 + 4 + 4 + PBFT_SIG_LEN)
 #define NVPP_BYTES (8 + PBFT_DIGEST_LEN + PBFT_SIG_LEN)
 #define REQ_MIN_BYTES (4 + 8 + 4 + 2)
+#define SHARE_BYTES 4 /* a compact batch's head and tail counts */
 
 const char *
 wire_strerror(enum wire_err e)
@@ -421,7 +422,22 @@ wire_signed_request(struct wbuf *wb, const struct pbft_request *req)
 size_t
 wire_request_bytes(const struct pbft_request *req)
 {
-	return REQ_MIN_BYTES + req->op_len + req->auth_len;
+	return REQ_MIN_BYTES + SHARE_BYTES + req->op_len + req->auth_len;
+}
+
+/* Bytes that a and b share at their start (or end), at most max. */
+static size_t
+common_run(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
+    size_t max, bool from_end)
+{
+	size_t n = 0, lim = alen < blen ? alen : blen;
+
+	if (lim > max)
+		lim = max;
+	while (n < lim &&
+	    (from_end ? a[alen - 1 - n] == b[blen - 1 - n] : a[n] == b[n]))
+		n++;
+	return n;
 }
 
 int
@@ -430,12 +446,32 @@ wire_encode_batch(
 {
 	if (count > PBFT_BATCH_REQS_MAX)
 		return -1;
-	wbuf_put_u32(wb, count);
+	wbuf_put_u32(wb, count | WIRE_BATCH_COMPACT);
 	for (uint32_t i = 0; i < count; i++) {
-		if (reqs[i].op_len > PBFT_OP_BYTES_MAX ||
-		    reqs[i].auth_len > PBFT_AUTH_BYTES_MAX)
+		const struct pbft_request *r = &reqs[i];
+		size_t head = 0, tail = 0;
+
+		if (r->op_len > PBFT_OP_BYTES_MAX ||
+		    r->auth_len > PBFT_AUTH_BYTES_MAX)
 			return -1;
-		put_request(wb, &reqs[i]);
+		if (i > 0) {
+			const struct pbft_request *q = &reqs[i - 1];
+
+			head = common_run(r->auth, r->auth_len, q->auth,
+			    q->auth_len, r->auth_len, false);
+			tail = common_run(r->auth, r->auth_len, q->auth,
+			    q->auth_len, r->auth_len - head, true);
+		}
+		wbuf_put_u32(wb, r->client);
+		wbuf_put_u64(wb, r->timestamp);
+		wbuf_put_u32(wb, r->op_len);
+		wbuf_put_bytes(wb, r->op, r->op_len);
+		wbuf_put_u16(wb, r->auth_len);
+		wbuf_put_u16(wb, (uint16_t)head);
+		wbuf_put_u16(wb, (uint16_t)tail);
+		if (r->auth_len > head + tail)
+			wbuf_put_bytes(
+			    wb, r->auth + head, r->auth_len - head - tail);
 	}
 	return wbuf_failed(wb) ? -1 : 0;
 }
@@ -448,9 +484,21 @@ wire_encode_batch(
 			return WIRE_E_TRUNCATED;                               \
 	} while (0)
 
+/*
+ * How a request of a compact batch (wire.h) builds its authenticator from
+ * the previous one's, which is prev_len bytes long.
+ */
+struct share {
+	size_t prev_len;
+	uint16_t head, tail;
+};
+
+/* One request; in a compact batch (sh), auth is the literal bytes only. */
 static enum wire_err
-get_request(struct rbuf *rb, struct pbft_request *r)
+get_request(struct rbuf *rb, struct pbft_request *r, struct share *sh)
 {
+	size_t lit;
+
 	NEED(rbuf_get_u32(rb, &r->client));
 	NEED(rbuf_get_u64(rb, &r->timestamp));
 	NEED(rbuf_get_u32(rb, &r->op_len));
@@ -458,9 +506,20 @@ get_request(struct rbuf *rb, struct pbft_request *r)
 		return WIRE_E_TOO_BIG;
 	NEED(rbuf_get_ref(rb, &r->op, r->op_len));
 	NEED(rbuf_get_u16(rb, &r->auth_len));
+	if (sh != NULL) {
+		NEED(rbuf_get_u16(rb, &sh->head));
+		NEED(rbuf_get_u16(rb, &sh->tail));
+	}
 	if (r->auth_len > PBFT_AUTH_BYTES_MAX)
 		return WIRE_E_TOO_BIG;
-	NEED(rbuf_get_ref(rb, &r->auth, r->auth_len));
+	lit = r->auth_len;
+	if (sh != NULL) {
+		if (sh->head > sh->prev_len || sh->tail > sh->prev_len ||
+		    (size_t)sh->head + sh->tail > r->auth_len)
+			return WIRE_E_VALUE;
+		lit -= (size_t)sh->head + sh->tail;
+	}
+	NEED(rbuf_get_ref(rb, &r->auth, lit));
 	if (r->client >= PBFT_CLIENTS_MAX)
 		return WIRE_E_VALUE;
 	return WIRE_OK;
@@ -724,7 +783,7 @@ get_body(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
 		NEED(rbuf_get_bytes(rb, m->u.auth.sig, PBFT_SIG_LEN));
 		return WIRE_OK;
 	case PBFT_MSG_REQUEST:
-		return get_request(rb, &m->u.request);
+		return get_request(rb, &m->u.request, NULL);
 	case PBFT_MSG_REPLY:
 		return get_reply(rb, &m->u.reply);
 	case PBFT_MSG_PREPREPARE:
@@ -795,23 +854,96 @@ wire_decode(const uint8_t *buf, size_t len, struct pbft_msg *out,
 	return rbuf_left(&rb) == 0 ? WIRE_OK : WIRE_E_TRAILING;
 }
 
+/*
+ * A compact batch, read twice: first to check it whole and size the
+ * authenticators, then (with auth) to rebuild them there, each from the
+ * previous one's head and tail and its own literal bytes.
+ */
+static enum wire_err
+decode_compact(struct rbuf *start, uint32_t n, struct pbft_request *reqs,
+    struct wbuf *auth)
+{
+	struct rbuf rb = *start;
+	struct share sh = {0};
+	size_t total = 0;
+	enum wire_err e;
+
+	if ((uint64_t)n * (REQ_MIN_BYTES + SHARE_BYTES) > rbuf_left(&rb))
+		return WIRE_E_TRUNCATED;
+	for (uint32_t i = 0; i < n; i++) {
+		if ((e = get_request(&rb, &reqs[i], &sh)) != WIRE_OK)
+			return e;
+		sh.prev_len = reqs[i].auth_len;
+		total += sh.prev_len;
+	}
+	if (rbuf_left(&rb) != 0)
+		return WIRE_E_TRAILING;
+	if (auth == NULL) {
+		for (uint32_t i = 0; i < n; i++) {
+			reqs[i].auth = NULL;
+			reqs[i].auth_len = 0;
+		}
+		return WIRE_OK;
+	}
+	wbuf_reset(auth);
+	if (wbuf_reserve(auth, total) == -1)
+		return WIRE_E_NOMEM;
+	rb = *start;
+	sh.prev_len = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		struct pbft_request *r = &reqs[i];
+		const uint8_t *q = i > 0 ? reqs[i - 1].auth : NULL;
+		uint8_t *a;
+		size_t nlit;
+
+		(void)get_request(&rb, r, &sh);
+		nlit = r->auth_len - sh.head - sh.tail;
+		a = r->auth_len > 0 ? auth->p + auth->len : NULL;
+		if (sh.head > 0)
+			memcpy(a, q, sh.head);
+		if (nlit > 0)
+			memcpy(a + sh.head, r->auth, nlit);
+		if (sh.tail > 0)
+			memcpy(a + sh.head + nlit, q + sh.prev_len - sh.tail,
+			    sh.tail);
+		auth->len += r->auth_len;
+		r->auth = a;
+		sh.prev_len = r->auth_len;
+	}
+	return WIRE_OK;
+}
+
 enum wire_err
 wire_decode_batch(const uint8_t *buf, size_t len, struct pbft_request *reqs,
-    uint32_t max, uint32_t *count)
+    uint32_t max, uint32_t *count, struct wbuf *auth)
 {
 	struct rbuf rb;
 	uint32_t n;
+	bool compact;
 	enum wire_err e;
 
 	rbuf_init(&rb, buf, len);
 	NEED(rbuf_get_u32(&rb, &n));
+	compact = (n & WIRE_BATCH_COMPACT) != 0;
+	n &= ~WIRE_BATCH_COMPACT;
 	if (n > max || n > PBFT_BATCH_REQS_MAX)
 		return WIRE_E_TOO_BIG;
+	if (compact) {
+		if ((e = decode_compact(&rb, n, reqs, auth)) != WIRE_OK)
+			return e;
+		*count = n;
+		return WIRE_OK;
+	}
 	if ((uint64_t)n * REQ_MIN_BYTES > rbuf_left(&rb))
 		return WIRE_E_TRUNCATED;
-	for (uint32_t i = 0; i < n; i++)
-		if ((e = get_request(&rb, &reqs[i])) != WIRE_OK)
+	for (uint32_t i = 0; i < n; i++) {
+		if ((e = get_request(&rb, &reqs[i], NULL)) != WIRE_OK)
 			return e;
+		if (auth == NULL) {
+			reqs[i].auth = NULL;
+			reqs[i].auth_len = 0;
+		}
+	}
 	if (rbuf_left(&rb) != 0)
 		return WIRE_E_TRAILING;
 	*count = n;

@@ -121,16 +121,31 @@ int wire_signed_checkpoint(struct wbuf *wb, uint64_t seq,
 int wire_signed_request(struct wbuf *wb, const struct pbft_request *req);
 
 /*
- * Batches: u32 count, then per request u32 client, u64 timestamp, u32 op_len,
- * op, u16 auth_len, auth. wire_encode_batch appends; wire_decode_batch checks
- * the whole batch and fills reqs[0..*count) borrowing from buf; at most max
- * requests are accepted (WIRE_E_TOO_BIG beyond).
+ * Batches. wire_encode_batch appends the compact form: u32 count |
+ * WIRE_BATCH_COMPACT, then per request u32 client, u64 timestamp, u32
+ * op_len, op, u16 auth_len, u16 head, u16 tail and auth_len - head - tail
+ * bytes: the request's authenticator is the previous request's first head
+ * bytes, these bytes, then the previous one's last tail bytes. Requests of
+ * one client group share their signature, MACs and most of their tree path
+ * (common/reqauth.h), so a batch carries them about once.
+ *
+ * wire_decode_batch also takes the plain form of older logs (u32 count, then
+ * per request the same fields with u16 auth_len and auth). It checks the
+ * whole batch and fills reqs[0..*count): op borrows from buf; authenticators
+ * are rebuilt in auth (reset first; it must not be buf), or, with auth NULL,
+ * are not wanted (auth NULL, auth_len 0). At most max requests are accepted
+ * (WIRE_E_TOO_BIG beyond).
  */
+#define WIRE_BATCH_COMPACT 0x80000000u
+/* The most that a batch's rebuilt authenticators take. */
+#define WIRE_BATCH_AUTH_BYTES_MAX                                              \
+	((size_t)PBFT_BATCH_REQS_MAX * PBFT_AUTH_BYTES_MAX)
 int wire_encode_batch(
     struct wbuf *wb, const struct pbft_request *reqs, uint32_t count);
 enum wire_err wire_decode_batch(const uint8_t *buf, size_t len,
-    struct pbft_request *reqs, uint32_t max, uint32_t *count);
-/* Encoded size of one request inside a batch. */
+    struct pbft_request *reqs, uint32_t max, uint32_t *count,
+    struct wbuf *auth);
+/* Most bytes one request takes inside a batch. */
 size_t wire_request_bytes(const struct pbft_request *req);
 
 #endif

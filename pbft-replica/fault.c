@@ -259,17 +259,19 @@ static void
 equivocate(struct fault *f, struct net *net, const struct pbft_msg *m)
 {
 	struct pbft_msg alt = *m;
-	struct wbuf batch;
+	struct wbuf batch, auth;
 	uint32_t count = 0;
 
 	wbuf_init_dynamic(&batch, PBFT_BATCH_BYTES_MAX);
+	wbuf_init_dynamic(&auth, WIRE_BATCH_AUTH_BYTES_MAX);
 	if (wire_decode_batch(m->u.preprepare.batch, m->u.preprepare.batch_len,
-	        f->reqs, PBFT_BATCH_REQS_MAX, &count) != WIRE_OK)
+	        f->reqs, PBFT_BATCH_REQS_MAX, &count, &auth) != WIRE_OK)
 		count = 0;
 	/* Drop the last request; a batch of one becomes an empty one. */
 	if (wire_encode_batch(&batch, f->reqs, count > 0 ? count - 1 : 0) ==
 	    -1) {
 		wbuf_clear(&batch);
+		wbuf_clear(&auth);
 		return;
 	}
 	alt.u.preprepare.batch = batch.p;
@@ -282,6 +284,7 @@ equivocate(struct fault *f, struct net *net, const struct pbft_msg *m)
 		emit(f, net, i, i % 2 ? &alt : m);
 	}
 	wbuf_clear(&batch);
+	wbuf_clear(&auth);
 }
 
 bool

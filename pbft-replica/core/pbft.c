@@ -733,7 +733,7 @@ body:
 	}
 	if (m->batch_len > 0 &&
 	    (wire_decode_batch(m->batch, m->batch_len, reqs,
-	         PBFT_BATCH_REQS_MAX, &k) != WIRE_OK)) {
+	         PBFT_BATCH_REQS_MAX, &k, &p->batch_auth) != WIRE_OK)) {
 		pbft_reject(p, PBFT_REJ_BAD_REQUEST);
 		return;
 	}
@@ -848,7 +848,7 @@ on_batch(struct pbft *p, const struct pbft_batch *b)
 	p->c->digest(p->c->ctx, b->batch, b->batch_len, digest);
 	if (memcmp(digest, b->digest, PBFT_DIGEST_LEN) != 0 ||
 	    wire_decode_batch(b->batch, b->batch_len, reqs, PBFT_BATCH_REQS_MAX,
-	        &k) != WIRE_OK) {
+	        &k, NULL) != WIRE_OK) {
 		pbft_reject(p, PBFT_REJ_BAD_DIGEST);
 		return;
 	}
@@ -866,7 +866,7 @@ execute_slot(struct pbft *p, struct slot *s)
 
 	if (s->body_len > 0 &&
 	    wire_decode_batch(s->body, s->body_len, p->exec_reqs,
-	        PBFT_BATCH_REQS_MAX, &k) != WIRE_OK)
+	        PBFT_BATCH_REQS_MAX, &k, NULL) != WIRE_OK)
 		abort(); /* checked when accepted */
 	for (uint32_t i = 0; i < k; i++) {
 		const struct pbft_request *r = &p->exec_reqs[i];
@@ -1207,6 +1207,7 @@ pbft_new(const struct pbft_config *cfg, char *err, size_t errlen)
 	p->arena_mem = zalloc(1, p->arena_len, &ok);
 	wbuf_init_dynamic(&p->sb, PBFT_FRAME_BYTES_MAX);
 	wbuf_init_dynamic(&p->enc, PBFT_FRAME_BYTES_MAX + 16);
+	wbuf_init_dynamic(&p->batch_auth, WIRE_BATCH_AUTH_BYTES_MAX);
 	if (!ok)
 		goto nomem;
 	return p;
@@ -1255,6 +1256,7 @@ pbft_free(struct pbft *p)
 	free(p->arena_mem);
 	wbuf_clear(&p->sb);
 	wbuf_clear(&p->enc);
+	wbuf_clear(&p->batch_auth);
 	free(p);
 }
 

@@ -138,6 +138,7 @@ struct pbft {
 	/* scratch */
 	struct wbuf sb; /* signed bytes */
 	struct wbuf enc; /* encodings for records */
+	struct wbuf batch_auth; /* a pre-prepare's rebuilt authenticators */
 	struct pbft_actions *out;
 	uint8_t **bufs; /* bytes actions point to, this step */
 	size_t nbufs, cap_bufs;

@@ -411,7 +411,7 @@ byz_equivocate(struct sim *s, struct replica *r, const struct pbft_msg *m)
 {
 	struct pbft_request reqs[PBFT_BATCH_REQS_MAX];
 	struct pbft_msg alt = *m;
-	struct wbuf batch, wb;
+	struct wbuf batch, wb, auth;
 	uint32_t k = 0;
 
 	encode(s, m);
@@ -420,9 +420,10 @@ byz_equivocate(struct sim *s, struct replica *r, const struct pbft_msg *m)
 			net_send(s, r->id, to, s->wb.p, s->wb.len);
 	wbuf_init_dynamic(&batch, PBFT_BATCH_BYTES_MAX);
 	wbuf_init_dynamic(&wb, 1 << 16);
+	wbuf_init_dynamic(&auth, WIRE_BATCH_AUTH_BYTES_MAX);
 	if (m->u.preprepare.batch_len > 0 &&
 	    wire_decode_batch(m->u.preprepare.batch, m->u.preprepare.batch_len,
-	        reqs, PBFT_BATCH_REQS_MAX, &k) == WIRE_OK &&
+	        reqs, PBFT_BATCH_REQS_MAX, &k, &auth) == WIRE_OK &&
 	    k > 0)
 		k--; /* drop the last request */
 	wire_encode_batch(&batch, reqs, k);
@@ -438,6 +439,7 @@ byz_equivocate(struct sim *s, struct replica *r, const struct pbft_msg *m)
 			net_send(s, r->id, to, s->wb.p, s->wb.len);
 	wbuf_clear(&batch);
 	wbuf_clear(&wb);
+	wbuf_clear(&auth);
 }
 
 /* A faulty new primary: alter O (swap an entry for null, or invent). */

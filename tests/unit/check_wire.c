@@ -68,7 +68,7 @@ END_TEST
 START_TEST(test_batch_roundtrip)
 {
 	struct pbft_request in[3], out[3];
-	struct wbuf wb;
+	struct wbuf wb, auth;
 	uint32_t k;
 
 	for (int i = 0; i < 3; i++)
@@ -79,15 +79,135 @@ START_TEST(test_batch_roundtrip)
 		    .auth_len = 2,
 		    .auth = (const uint8_t *)"xy"};
 	wbuf_init_dynamic(&wb, 4096);
+	wbuf_init_dynamic(&auth, WIRE_BATCH_AUTH_BYTES_MAX);
 	ck_assert_int_eq(wire_encode_batch(&wb, in, 3), 0);
-	ck_assert_int_eq(wire_decode_batch(wb.p, wb.len, out, 3, &k), WIRE_OK);
+	ck_assert_int_eq(
+	    wire_decode_batch(wb.p, wb.len, out, 3, &k, &auth), WIRE_OK);
 	ck_assert_uint_eq(k, 3);
 	ck_assert_uint_eq(out[2].timestamp, 12);
+	ck_assert_uint_eq(out[2].auth_len, 2);
+	ck_assert_mem_eq(out[2].auth, "xy", 2);
 	ck_assert_int_eq(
-	    wire_decode_batch(wb.p, wb.len, out, 2, &k), WIRE_E_TOO_BIG);
+	    wire_decode_batch(wb.p, wb.len, out, 2, &k, &auth), WIRE_E_TOO_BIG);
+	ck_assert_int_eq(wire_decode_batch(wb.p, wb.len - 1, out, 3, &k, &auth),
+	    WIRE_E_TRUNCATED);
+	/* Without a place for them, no authenticators. */
 	ck_assert_int_eq(
-	    wire_decode_batch(wb.p, wb.len - 1, out, 3, &k), WIRE_E_TRUNCATED);
+	    wire_decode_batch(wb.p, wb.len, out, 3, &k, NULL), WIRE_OK);
+	ck_assert_ptr_null(out[1].auth);
+	ck_assert_uint_eq(out[1].auth_len, 0);
 	wbuf_clear(&wb);
+	wbuf_clear(&auth);
+}
+END_TEST
+
+/*
+ * Requests of one client group (common/reqauth.h) share their signature,
+ * MACs and upper tree path: the compact batch carries those once, and the
+ * decoder rebuilds every authenticator byte for byte.
+ */
+START_TEST(test_batch_shares_authenticators)
+{
+	enum { N = 64, ALEN = 64 + 3 + 6 * 32 + 4 * 16 };
+	static uint8_t auths[N][ALEN];
+	struct pbft_request in[N + 1], out[N + 1];
+	struct wbuf wb, auth;
+	size_t plain = 4;
+	uint32_t k;
+
+	for (int i = 0; i < N; i++) {
+		memset(auths[i], 0x5a, ALEN); /* same signature and MACs */
+		auths[i][66] = (uint8_t)i; /* index */
+		for (int l = 0; l < 6;
+		     l++) /* siblings differ below the split */
+			memset(auths[i] + 67 + 32 * l,
+			    l < __builtin_ctz((unsigned)i | 64) + 1 ? i + l : 0,
+			    32);
+		in[i] = (struct pbft_request){.client = 7,
+		    .timestamp = (uint64_t)i + 1,
+		    .op_len = 3,
+		    .op = (const uint8_t *)"abc",
+		    .auth_len = ALEN,
+		    .auth = auths[i]};
+		plain += wire_request_bytes(&in[i]);
+	}
+	/* Another client's request in between shares nothing. */
+	in[N] = in[N - 1];
+	in[N].client = 8;
+	in[N].auth_len = 5;
+	in[N].auth = (const uint8_t *)"other";
+	plain += wire_request_bytes(&in[N]);
+	wbuf_init_dynamic(&wb, 1 << 20);
+	wbuf_init_dynamic(&auth, WIRE_BATCH_AUTH_BYTES_MAX);
+	ck_assert_int_eq(wire_encode_batch(&wb, in, N + 1), 0);
+	ck_assert_uint_lt(wb.len * 5, plain * 2); /* under 40% */
+	ck_assert_int_eq(
+	    wire_decode_batch(wb.p, wb.len, out, N + 1, &k, &auth), WIRE_OK);
+	ck_assert_uint_eq(k, N + 1);
+	for (int i = 0; i <= N; i++) {
+		ck_assert_uint_eq(out[i].client, in[i].client);
+		ck_assert_uint_eq(out[i].timestamp, in[i].timestamp);
+		ck_assert_uint_eq(out[i].auth_len, in[i].auth_len);
+		ck_assert_mem_eq(out[i].auth, in[i].auth, in[i].auth_len);
+	}
+	wbuf_clear(&wb);
+	wbuf_clear(&auth);
+}
+END_TEST
+
+/* A batch that borrows more than the previous authenticator has, or more
+ * than its own length, is refused; the plain form of older logs decodes. */
+START_TEST(test_batch_hostile_sharing)
+{
+	uint8_t b[64];
+	struct pbft_request out[2];
+	struct wbuf wb, auth;
+	uint32_t k;
+	size_t second;
+
+	wbuf_init_dynamic(&auth, WIRE_BATCH_AUTH_BYTES_MAX);
+	for (int c = 0; c < 3; c++) {
+		wbuf_init_fixed(&wb, b, sizeof(b));
+		wbuf_put_u32(&wb, 2 | WIRE_BATCH_COMPACT);
+		for (int i = 0; i < 2; i++) {
+			wbuf_put_u32(&wb, 1);
+			wbuf_put_u64(&wb, 5);
+			wbuf_put_u32(&wb, 0);
+			second = wb.len;
+			wbuf_put_u16(&wb, 4); /* auth_len */
+			wbuf_put_u16(&wb, 0); /* head */
+			wbuf_put_u16(&wb, 0); /* tail */
+			wbuf_put_bytes(&wb, "abcd", 4);
+		}
+		ck_assert_int_eq(
+		    wire_decode_batch(b, wb.len, out, 2, &k, &auth), WIRE_OK);
+		if (c == 0) { /* head beyond the previous one */
+			b[second] = 6; /* auth_len 6 */
+			b[second + 2] = 5; /* head 5 > 4 */
+			b[second + 4] = 1;
+		} else if (c == 1) { /* tail beyond the previous one */
+			b[second + 4] = 5;
+		} else { /* head + tail beyond its own length */
+			b[second + 2] = 3;
+			b[second + 4] = 3;
+		}
+		ck_assert_int_eq(
+		    wire_decode_batch(b, wb.len, out, 2, &k, &auth),
+		    c == 0 ? WIRE_E_VALUE : WIRE_E_VALUE);
+	}
+	/* The plain form. */
+	wbuf_init_fixed(&wb, b, sizeof(b));
+	wbuf_put_u32(&wb, 1);
+	wbuf_put_u32(&wb, 1);
+	wbuf_put_u64(&wb, 5);
+	wbuf_put_u32(&wb, 0);
+	wbuf_put_u16(&wb, 4);
+	wbuf_put_bytes(&wb, "abcd", 4);
+	ck_assert_int_eq(
+	    wire_decode_batch(b, wb.len, out, 2, &k, &auth), WIRE_OK);
+	ck_assert_uint_eq(k, 1);
+	ck_assert_mem_eq(out[0].auth, "abcd", 4);
+	wbuf_clear(&auth);
 }
 END_TEST
 
@@ -223,6 +343,8 @@ wire_suite(void)
 	tcase_add_test(tc, test_roundtrip_every_type);
 	tcase_add_test(tc, test_nested_fields);
 	tcase_add_test(tc, test_batch_roundtrip);
+	tcase_add_test(tc, test_batch_shares_authenticators);
+	tcase_add_test(tc, test_batch_hostile_sharing);
 	tcase_add_test(tc, test_signed_bytes_cover_fields);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("malformed");
