@@ -259,7 +259,7 @@ pbft_slot_new_view(struct pbft *p, struct slot *s)
 {
 	(void)p;
 	s->have_pp = false;
-	s->prep_seen = s->commit_seen = 0;
+	s->prep_seen = s->prep_ok = s->commit_seen = 0;
 	s->sent_prepare = s->sent_commit = false;
 	s->prepared = false;
 	if (!s->executed)
@@ -576,15 +576,15 @@ make_vote(struct pbft *p, enum pbft_msg_type type, const struct slot *s,
 	return m;
 }
 
+/* Commits for digest. */
 static uint32_t
-count_votes(const struct pbft *p, uint64_t seen,
-    uint8_t (*digests)[PBFT_DIGEST_LEN], const uint8_t *digest, uint32_t skip)
+count_commits(const struct pbft *p, const struct slot *s, const uint8_t *digest)
 {
 	uint32_t k = 0;
 
 	for (uint32_t i = 0; i < p->n; i++)
-		if ((seen >> i & 1) && i != skip &&
-		    memcmp(digests[i], digest, PBFT_DIGEST_LEN) == 0)
+		if ((s->commit_seen >> i & 1) &&
+		    memcmp(s->commit_digest[i], digest, PBFT_DIGEST_LEN) == 0)
 			k++;
 	return k;
 }
@@ -600,7 +600,7 @@ keep_cert(struct pbft *p, struct slot *s)
 	memcpy(s->cert_digest, s->digest, PBFT_DIGEST_LEN);
 	memcpy(s->cert_pp_sig, s->pp_sig, PBFT_SIG_LEN);
 	for (uint32_t i = 0; i < p->n && k < 2 * p->f; i++) {
-		if (!(s->prep_seen >> i & 1) || i == primary ||
+		if (!(s->prep_seen & s->prep_ok & 1ULL << i) || i == primary ||
 		    memcmp(s->prep_digest[i], s->digest, PBFT_DIGEST_LEN) != 0)
 			continue;
 		s->cert_prepares[k].replica = i;
@@ -625,6 +625,47 @@ keep_cert(struct pbft *p, struct slot *s)
 }
 
 /*
+ * Whether 2f prepares from backups match the pre-prepare, their signatures
+ * checked. A prepare is kept unchecked when it arrives (the channel that
+ * brought it names its sender, so only that replica can fill its place);
+ * its signature is checked once enough matching prepares are in hand to
+ * complete the certificate, and only as many as the certificate needs. So
+ * a prepare that comes after the certificate's, or that names another
+ * batch, costs no verification. One that fails frees its sender's place.
+ */
+static bool
+prepares_checked(struct pbft *p, struct slot *s, uint32_t primary)
+{
+	uint32_t need = pbft_prep_quorum(p), ok = 0, have = 0;
+	uint64_t match = 0;
+
+	for (uint32_t i = 0; i < p->n; i++)
+		if ((s->prep_seen >> i & 1) && i != primary &&
+		    memcmp(s->prep_digest[i], s->digest, PBFT_DIGEST_LEN) ==
+		        0) {
+			match |= 1ULL << i;
+			have++;
+			ok += (uint32_t)(s->prep_ok >> i & 1);
+		}
+	for (uint32_t i = 0; i < p->n && ok < need && have >= need; i++) {
+		if (!(match >> i & 1) || (s->prep_ok >> i & 1))
+			continue;
+		wbuf_reset(&p->sb);
+		wire_signed_vote(&p->sb, PBFT_MSG_PREPARE, s->pp_view, s->seq,
+		    s->prep_digest[i], i);
+		if (pbft_verify_sig(p, i, s->prep_sig[i])) {
+			s->prep_ok |= 1ULL << i;
+			ok++;
+		} else {
+			pbft_reject(p, PBFT_REJ_BAD_SIG);
+			s->prep_seen &= ~(1ULL << i);
+			have--;
+		}
+	}
+	return ok >= need;
+}
+
+/*
  * Moves a slot forward as far as its votes allow: prepared (pre-prepare and
  * 2f matching prepares from backups), then committed-local (2f+1 matching
  * commits). Votes count only once the body is known, so that a replica
@@ -644,14 +685,14 @@ pbft_try_progress(struct pbft *p, struct slot *s)
 
 		s->sent_prepare = true;
 		s->prep_seen |= 1ULL << p->id;
+		s->prep_ok |= 1ULL << p->id;
 		memcpy(s->prep_digest[p->id], s->digest, PBFT_DIGEST_LEN);
 		memcpy(s->prep_sig[p->id], s->my_prep_sig, PBFT_SIG_LEN);
 		pbft_persist_msg(p, REC_VOTE, m);
 		pbft_broadcast_early(p, m);
 	}
 	if (!s->prepared && body_matches(s) &&
-	    count_votes(p, s->prep_seen, s->prep_digest, s->digest, primary) >=
-	        pbft_prep_quorum(p)) {
+	    prepares_checked(p, s, primary)) {
 		s->prepared = true;
 		keep_cert(p, s);
 	}
@@ -666,8 +707,7 @@ pbft_try_progress(struct pbft *p, struct slot *s)
 		pbft_broadcast(p, m);
 	}
 	if (s->prepared && !s->committed &&
-	    count_votes(p, s->commit_seen, s->commit_digest, s->digest,
-	        UINT32_MAX) >= pbft_quorum(p)) {
+	    count_commits(p, s, s->digest) >= pbft_quorum(p)) {
 		s->committed = true;
 		pbft_try_execute(p);
 	}
@@ -766,16 +806,10 @@ on_vote(struct pbft *p, uint32_t from, enum pbft_msg_type type,
 	if (type == PBFT_MSG_PREPARE) { /* commits: see make_vote */
 		/* A replica's first vote in a view counts; later ones
 		 * don't, and once the certificate is complete no further
-		 * prepare adds to it: neither costs a verification. */
+		 * prepare adds to it. Signatures are checked when the
+		 * certificate needs them (prepares_checked). */
 		if ((s->prep_seen >> from & 1) || s->prepared)
 			return;
-		wbuf_reset(&p->sb);
-		wire_signed_vote(
-		    &p->sb, type, v->view, v->seq, v->digest, v->replica);
-		if (!pbft_verify_sig(p, from, v->sig)) {
-			pbft_reject(p, PBFT_REJ_BAD_SIG);
-			return;
-		}
 	}
 	if (type == PBFT_MSG_PREPARE) {
 		s->prep_seen |= 1ULL << from;
@@ -787,8 +821,7 @@ on_vote(struct pbft *p, uint32_t from, enum pbft_msg_type type,
 		s->commit_seen |= 1ULL << from;
 		memcpy(s->commit_digest[from], v->digest, PBFT_DIGEST_LEN);
 		if (v->seq > p->seen_commit &&
-		    count_votes(p, s->commit_seen, s->commit_digest, v->digest,
-		        UINT32_MAX) >= p->f + 1)
+		    count_commits(p, s, v->digest) >= p->f + 1)
 			p->seen_commit = v->seq;
 	}
 	pbft_try_progress(p, s);
@@ -1292,6 +1325,7 @@ recover_vote(struct pbft *p, enum pbft_msg_type type, const struct pbft_vote *v)
 		s->sent_prepare = true;
 		memcpy(s->my_prep_sig, v->sig, PBFT_SIG_LEN);
 		s->prep_seen |= 1ULL << p->id;
+		s->prep_ok |= 1ULL << p->id;
 		memcpy(s->prep_digest[p->id], v->digest, PBFT_DIGEST_LEN);
 		memcpy(s->prep_sig[p->id], v->sig, PBFT_SIG_LEN);
 	} else {

@@ -43,6 +43,7 @@ struct slot {
 	uint8_t body_digest[PBFT_DIGEST_LEN];
 	/* votes of the current view, per replica */
 	uint64_t prep_seen, commit_seen; /* bit i: replica i voted */
+	uint64_t prep_ok; /* bit i: replica i's prepare signature checked */
 	uint8_t (*prep_digest)[PBFT_DIGEST_LEN]; /* [n] */
 	uint8_t (*prep_sig)[PBFT_SIG_LEN]; /* [n] */
 	uint8_t (*commit_digest)[PBFT_DIGEST_LEN]; /* [n] */
