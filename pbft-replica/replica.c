@@ -1312,7 +1312,7 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 	    "\"auth_failures\":%llu,\"queue_drops\":%llu,"
 	    "\"request_sig_checks\":%llu,\"request_sig_cached\":%llu,"
 	    "\"request_mac_checks\":%llu,"
-	    "\"request_mac_fallbacks\":%llu",
+	    "\"request_mac_fallbacks\":%llu,\"replica_sig_checks\":%llu",
 	    r->id, (unsigned long long)st.view, st.primary,
 	    st.view_changing ? "true" : "false", st.muted ? "true" : "false",
 	    (unsigned long long)st.last_executed,
@@ -1336,7 +1336,8 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 	    (unsigned long long)r->rc.req_sig_checks,
 	    (unsigned long long)r->rc.req_sig_cached,
 	    (unsigned long long)r->rc.mac_ok,
-	    (unsigned long long)r->rc.mac_fallbacks);
+	    (unsigned long long)r->rc.mac_fallbacks,
+	    (unsigned long long)r->rc.verify_calls);
 	/* Rejected input by reason: the core's, then the glue's and net's. */
 	jput(buf, len, &off, ",\"rejected\":{");
 	for (int i = 0; i < PBFT_REJ_COUNT; i++)

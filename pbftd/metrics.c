@@ -170,6 +170,13 @@ render(struct metrics *m, struct wbuf *w)
 	    "wal_compactions_abandoned");
 	family(m, w, "pbft_snapshots_total", "counter",
 	    "Checkpoint snapshots written.", "snapshots");
+	family(m, w, "pbft_replica_signature_checks_total", "counter",
+	    "Replica signatures verified (pre-prepares, prepares, "
+	    "checkpoints, view changes).",
+	    "replica_sig_checks");
+	family(m, w, "pbft_request_signature_checks_total", "counter",
+	    "Client group signatures verified (not found in the cache).",
+	    "request_sig_checks");
 
 	put(w,
 	    "# HELP pbft_rejected_total Input rejected, by reason.\n"

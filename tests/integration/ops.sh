@@ -112,11 +112,14 @@ for n in range(4):
     assert vals['pbft_wal_compactions_abandoned_total{node="%d"}' % n] == 0
     assert ('pbft_snapshots_total{node="%d"}' % n) in vals
     assert vals['pbft_muted{node="%d"}' % n] == 0
+    assert vals['pbft_replica_signature_checks_total{node="%d"}' % n] > 0
+assert sum(vals['pbft_request_signature_checks_total{node="%d"}' % n]
+    for n in range(4)) > 0
 assert 'pbft_view_changes_total{node="0"}' in vals
 PY
 }
 wait_until 10 metrics_ready || fail "metrics: $(head -c 2000 "$dir/m.txt")"
-ok "GET /metrics: up, executed, peers, fsync histogram, rejections by reason"
+ok "GET /metrics: up, executed, peers, fsync histogram, signature checks, rejections by reason"
 
 # A connection that sends garbage to a replica shows up as a rejection.
 python3 -c 'import socket; s = socket.create_connection(("127.0.0.1", '"$base"')); s.sendall(b"\x10\x00\x00\x00garbage-garbage!"); s.recv(100)' 2>/dev/null || true
