@@ -203,15 +203,34 @@ put_vote(struct wbuf *wb, const struct pbft_vote *v, bool with_sig)
 		wbuf_put_bytes(wb, v->sig, PBFT_SIG_LEN);
 }
 
+/*
+ * How a request of a compact batch (wire.h) builds its authenticator from
+ * the previous one's, which is prev_len bytes long.
+ */
+struct share {
+	size_t prev_len;
+	uint16_t head, tail;
+};
+
+/* One request; in a compact batch (sh), the literal bytes only. */
 static void
-put_request(struct wbuf *wb, const struct pbft_request *r)
+put_request(
+    struct wbuf *wb, const struct pbft_request *r, const struct share *sh)
 {
+	size_t head = sh != NULL ? sh->head : 0,
+	       tail = sh != NULL ? sh->tail : 0;
+
 	wbuf_put_u32(wb, r->client);
 	wbuf_put_u64(wb, r->timestamp);
 	wbuf_put_u32(wb, r->op_len);
 	wbuf_put_bytes(wb, r->op, r->op_len);
 	wbuf_put_u16(wb, r->auth_len);
-	wbuf_put_bytes(wb, r->auth, r->auth_len);
+	if (sh != NULL) {
+		wbuf_put_u16(wb, sh->head);
+		wbuf_put_u16(wb, sh->tail);
+	}
+	if (r->auth_len > head + tail)
+		wbuf_put_bytes(wb, r->auth + head, r->auth_len - head - tail);
 }
 
 /* Body of msg, with or without the signature field (for signing). */
@@ -235,7 +254,7 @@ put_body(struct wbuf *wb, const struct pbft_msg *m, bool with_sig)
 		if (m->u.request.op_len > PBFT_OP_BYTES_MAX ||
 		    m->u.request.auth_len > PBFT_AUTH_BYTES_MAX)
 			return -1;
-		put_request(wb, &m->u.request);
+		put_request(wb, &m->u.request, NULL);
 		return 0;
 	case PBFT_MSG_REPLY: {
 		const struct pbft_reply *r = &m->u.reply;
@@ -461,7 +480,7 @@ wire_encode_batch(
 	wbuf_put_u32(wb, count | WIRE_BATCH_COMPACT);
 	for (uint32_t i = 0; i < count; i++) {
 		const struct pbft_request *r = &reqs[i];
-		size_t head = 0, tail = 0;
+		struct share sh = {0};
 
 		if (r->op_len > PBFT_OP_BYTES_MAX ||
 		    r->auth_len > PBFT_AUTH_BYTES_MAX)
@@ -469,21 +488,12 @@ wire_encode_batch(
 		if (i > 0) {
 			const struct pbft_request *q = &reqs[i - 1];
 
-			head = common_run(r->auth, r->auth_len, q->auth,
-			    q->auth_len, r->auth_len, false);
-			tail = common_run(r->auth, r->auth_len, q->auth,
-			    q->auth_len, r->auth_len - head, true);
+			sh.head = (uint16_t)common_run(r->auth, r->auth_len,
+			    q->auth, q->auth_len, r->auth_len, false);
+			sh.tail = (uint16_t)common_run(r->auth, r->auth_len,
+			    q->auth, q->auth_len, r->auth_len - sh.head, true);
 		}
-		wbuf_put_u32(wb, r->client);
-		wbuf_put_u64(wb, r->timestamp);
-		wbuf_put_u32(wb, r->op_len);
-		wbuf_put_bytes(wb, r->op, r->op_len);
-		wbuf_put_u16(wb, r->auth_len);
-		wbuf_put_u16(wb, (uint16_t)head);
-		wbuf_put_u16(wb, (uint16_t)tail);
-		if (r->auth_len > head + tail)
-			wbuf_put_bytes(
-			    wb, r->auth + head, r->auth_len - head - tail);
+		put_request(wb, r, &sh);
 	}
 	return wbuf_failed(wb) ? -1 : 0;
 }
@@ -495,15 +505,6 @@ wire_encode_batch(
 		if ((expr) == -1)                                              \
 			return WIRE_E_TRUNCATED;                               \
 	} while (0)
-
-/*
- * How a request of a compact batch (wire.h) builds its authenticator from
- * the previous one's, which is prev_len bytes long.
- */
-struct share {
-	size_t prev_len;
-	uint16_t head, tail;
-};
 
 /* One request; in a compact batch (sh), auth is the literal bytes only. */
 static enum wire_err
@@ -890,13 +891,8 @@ decode_compact(struct rbuf *start, uint32_t n, struct pbft_request *reqs,
 	}
 	if (rbuf_left(&rb) != 0)
 		return WIRE_E_TRAILING;
-	if (auth == NULL) {
-		for (uint32_t i = 0; i < n; i++) {
-			reqs[i].auth = NULL;
-			reqs[i].auth_len = 0;
-		}
-		return WIRE_OK;
-	}
+	if (auth == NULL)
+		return WIRE_OK; /* not wanted: wire_decode_batch clears them */
 	wbuf_reset(auth);
 	if (wbuf_reserve(auth, total) == -1)
 		return WIRE_E_NOMEM;
@@ -943,21 +939,19 @@ wire_decode_batch(const uint8_t *buf, size_t len, struct pbft_request *reqs,
 	if (compact) {
 		if ((e = decode_compact(&rb, n, reqs, auth)) != WIRE_OK)
 			return e;
-		*count = n;
-		return WIRE_OK;
+	} else {
+		if ((uint64_t)n * REQ_MIN_BYTES > rbuf_left(&rb))
+			return WIRE_E_TRUNCATED;
+		for (uint32_t i = 0; i < n; i++)
+			if ((e = get_request(&rb, &reqs[i], NULL)) != WIRE_OK)
+				return e;
+		if (rbuf_left(&rb) != 0)
+			return WIRE_E_TRAILING;
 	}
-	if ((uint64_t)n * REQ_MIN_BYTES > rbuf_left(&rb))
-		return WIRE_E_TRUNCATED;
-	for (uint32_t i = 0; i < n; i++) {
-		if ((e = get_request(&rb, &reqs[i], NULL)) != WIRE_OK)
-			return e;
-		if (auth == NULL) {
-			reqs[i].auth = NULL;
-			reqs[i].auth_len = 0;
-		}
+	for (uint32_t i = 0; auth == NULL && i < n; i++) {
+		reqs[i].auth = NULL;
+		reqs[i].auth_len = 0;
 	}
-	if (rbuf_left(&rb) != 0)
-		return WIRE_E_TRAILING;
 	*count = n;
 	return WIRE_OK;
 }

@@ -600,7 +600,7 @@ keep_cert(struct pbft *p, struct slot *s)
 	memcpy(s->cert_digest, s->digest, PBFT_DIGEST_LEN);
 	memcpy(s->cert_pp_sig, s->pp_sig, PBFT_SIG_LEN);
 	for (uint32_t i = 0; i < p->n && k < 2 * p->f; i++) {
-		if (!(s->prep_seen & s->prep_ok & 1ULL << i) || i == primary ||
+		if (!(s->prep_ok >> i & 1) || i == primary ||
 		    memcmp(s->prep_digest[i], s->digest, PBFT_DIGEST_LEN) != 0)
 			continue;
 		s->cert_prepares[k].replica = i;
