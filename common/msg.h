@@ -39,7 +39,7 @@
 #define PBFT_CHUNK_BYTES_MAX (1024 * 1024) /* state-transfer chunk */
 #define PBFT_NAME_BYTES_MAX 64
 
-#define PBFT_WIRE_VERSION 1
+#define PBFT_WIRE_VERSION 2
 
 enum pbft_msg_type {
 	PBFT_MSG_NONE = 0,
@@ -118,8 +118,9 @@ struct pbft_reply {
 /*
  * <PRE-PREPARE, v, n, d> plus the batch. batch is the encoded batch
  * (wire_encode_batch) and digest = H(batch); a null request has batch_len 0
- * and an all-zero digest. The signature covers view, seq, digest and replica,
- * not the batch bytes, which the digest binds.
+ * and an all-zero digest. sig is all zero: the authenticated channel
+ * (common/chan.h) names the primary that sent it, and no message shows a
+ * pre-prepare to a third party (a VIEW-CHANGE carries claims, not proofs).
  */
 struct pbft_preprepare {
 	uint64_t view;
@@ -132,9 +133,9 @@ struct pbft_preprepare {
 };
 
 /*
- * <PREPARE, v, n, d, i> and <COMMIT, v, n, d, i> have the same shape. A
- * commit's sig is all zero: commits never appear in certificates, so the
- * authenticated channel (common/chan.h) is proof enough of their sender.
+ * <PREPARE, v, n, d, i> and <COMMIT, v, n, d, i> have the same shape. sig is
+ * all zero for both: the authenticated channel is proof enough of the
+ * sender, as MACs are in Castro and Liskov's TOCS protocol.
  */
 struct pbft_vote {
 	uint64_t view;
@@ -159,25 +160,25 @@ struct pbft_sigpair {
 };
 
 /*
- * A prepared certificate: the pre-prepare for (view, seq, digest) signed by
- * view's primary, plus 2f prepares from distinct backups, each signing the
- * prepare with these same fields.
+ * One claim of a VIEW-CHANGE: the batch with this digest prepared (P) or was
+ * pre-prepared (Q) at seq in view.
  */
-struct pbft_prepared_cert {
+struct pbft_vc_entry {
 	uint64_t view;
 	uint64_t seq;
 	uint8_t digest[PBFT_DIGEST_LEN];
-	uint8_t pp_sig[PBFT_SIG_LEN];
-	uint32_t nprepares;
-	const struct pbft_sigpair *prepares;
 };
 
 /*
- * <VIEW-CHANGE, v+1, n, C, P, i>: new view, last stable checkpoint (seq and
- * state digest) with its proof C (2f+1 checkpoint signatures), and P, one
- * prepared certificate per sequence number above it that this replica
- * prepared.
+ * <VIEW-CHANGE, v+1, n, C, P, Q, i>: new view, last stable checkpoint (seq
+ * and state digest) with its proof C (2f+1 checkpoint signatures), and for
+ * the seqs above it P, the latest view each prepared in at this replica
+ * (one entry per seq), and Q, the views in which it accepted a pre-prepare
+ * for each digest (the latest per digest, at most PBFT_Q_PER_SEQ per seq).
+ * The entries are claims, not proofs: the new primary counts them (TOCS
+ * 2002, section 4.5), and only the whole message is signed.
  */
+#define PBFT_Q_PER_SEQ 4
 struct pbft_view_change {
 	uint64_t view; /* the view being moved to */
 	uint64_t stable_seq;
@@ -185,19 +186,23 @@ struct pbft_view_change {
 	uint32_t nckpt;
 	const struct pbft_sigpair *ckpt;
 	uint32_t nprepared;
-	const struct pbft_prepared_cert *prepared;
+	const struct pbft_vc_entry *prepared; /* P, by increasing seq */
+	uint32_t npreprepared;
+	const struct pbft_vc_entry *preprepared; /* Q, by (seq, view) */
 	uint32_t replica;
 	uint8_t sig[PBFT_SIG_LEN];
 };
 
-/* One pre-prepare of the new view's O set, signed by the new primary. */
+/* One pre-prepare of the new view's O set. */
 struct pbft_nv_preprepare {
 	uint64_t seq;
 	uint8_t digest[PBFT_DIGEST_LEN]; /* all zero for a null request */
-	uint8_t sig[PBFT_SIG_LEN]; /* as a pbft_preprepare header */
 };
 
-/* <NEW-VIEW, v+1, V, O>: 2f+1 view changes and the re-proposed O set. */
+/*
+ * <NEW-VIEW, v+1, V, O>: the view changes the new primary chose by (2f+1 or
+ * more) and the re-proposed O set; the signature covers all of it.
+ */
 struct pbft_new_view {
 	uint64_t view;
 	uint32_t nvc;

@@ -15,11 +15,12 @@
  *   CHECKPOINT   u64 seq, 32 digest, u32 replica, 64 sig
  *   VIEW_CHANGE  u64 view, u64 stable_seq, 32 stable_digest,
  *                u32 nckpt, nckpt x (u32 replica, 64 sig),
- *                u32 nprepared, nprepared x (u64 view, u64 seq, 32 digest,
- *                  64 pp_sig, u32 nprepares, nprepares x (u32, 64 sig)),
+ *                u32 nprepared, nprepared x (u64 view, u64 seq, 32 digest),
+ *                u32 npreprepared, npreprepared x (u64 view, u64 seq,
+ *                  32 digest),
  *                u32 replica, 64 sig
  *   NEW_VIEW     u64 view, u32 nvc, nvc x VIEW_CHANGE body,
- *                u32 npp, npp x (u64 seq, 32 digest, 64 sig),
+ *                u32 npp, npp x (u64 seq, 32 digest),
  *                u32 replica, 64 sig
  *   FETCH_BATCH  u64 seq, 32 digest, u32 replica
  *   BATCH        u64 seq, 32 digest, u32 replica, u32 batch_len, batch
@@ -33,9 +34,10 @@
 #include <string.h>
 
 #define SIGPAIR_BYTES (4 + PBFT_SIG_LEN)
-#define CERT_MIN_BYTES (8 + 8 + PBFT_DIGEST_LEN + PBFT_SIG_LEN + 4)
-#define VC_MIN_BYTES (8 + 8 + PBFT_DIGEST_LEN + 4 + 4 + 4 + PBFT_SIG_LEN)
-#define NVPP_BYTES (8 + PBFT_DIGEST_LEN + PBFT_SIG_LEN)
+#define VCE_BYTES (8 + 8 + PBFT_DIGEST_LEN)
+#define VC_MIN_BYTES (8 + 8 + PBFT_DIGEST_LEN + 4 + 4 + 4 + 4 + PBFT_SIG_LEN)
+#define NVPP_BYTES (8 + PBFT_DIGEST_LEN)
+#define VC_Q_MAX (PBFT_WINDOW_MAX * PBFT_Q_PER_SEQ)
 #define REQ_MIN_BYTES (4 + 8 + 4 + 2)
 #define SHARE_BYTES 4 /* a compact batch's head and tail counts */
 
@@ -142,28 +144,30 @@ put_sigpairs(struct wbuf *wb, const struct pbft_sigpair *v, uint32_t n)
 	}
 }
 
+static void
+put_vc_entries(struct wbuf *wb, const struct pbft_vc_entry *e, uint32_t n)
+{
+	wbuf_put_u32(wb, n);
+	for (uint32_t i = 0; i < n; i++) {
+		wbuf_put_u64(wb, e[i].view);
+		wbuf_put_u64(wb, e[i].seq);
+		wbuf_put_bytes(wb, e[i].digest, PBFT_DIGEST_LEN);
+	}
+}
+
 static int
 put_view_change(
     struct wbuf *wb, const struct pbft_view_change *vc, bool with_sig)
 {
-	if (vc->nckpt > PBFT_REPLICAS_MAX || vc->nprepared > PBFT_WINDOW_MAX)
+	if (vc->nckpt > PBFT_REPLICAS_MAX || vc->nprepared > PBFT_WINDOW_MAX ||
+	    vc->npreprepared > VC_Q_MAX)
 		return -1;
 	wbuf_put_u64(wb, vc->view);
 	wbuf_put_u64(wb, vc->stable_seq);
 	wbuf_put_bytes(wb, vc->stable_digest, PBFT_DIGEST_LEN);
 	put_sigpairs(wb, vc->ckpt, vc->nckpt);
-	wbuf_put_u32(wb, vc->nprepared);
-	for (uint32_t i = 0; i < vc->nprepared; i++) {
-		const struct pbft_prepared_cert *c = &vc->prepared[i];
-
-		if (c->nprepares > PBFT_REPLICAS_MAX)
-			return -1;
-		wbuf_put_u64(wb, c->view);
-		wbuf_put_u64(wb, c->seq);
-		wbuf_put_bytes(wb, c->digest, PBFT_DIGEST_LEN);
-		wbuf_put_bytes(wb, c->pp_sig, PBFT_SIG_LEN);
-		put_sigpairs(wb, c->prepares, c->nprepares);
-	}
+	put_vc_entries(wb, vc->prepared, vc->nprepared);
+	put_vc_entries(wb, vc->preprepared, vc->npreprepared);
 	wbuf_put_u32(wb, vc->replica);
 	if (with_sig)
 		wbuf_put_bytes(wb, vc->sig, PBFT_SIG_LEN);
@@ -184,7 +188,6 @@ put_new_view(struct wbuf *wb, const struct pbft_new_view *nv, bool with_sig)
 	for (uint32_t i = 0; i < nv->npp; i++) {
 		wbuf_put_u64(wb, nv->pps[i].seq);
 		wbuf_put_bytes(wb, nv->pps[i].digest, PBFT_DIGEST_LEN);
-		wbuf_put_bytes(wb, nv->pps[i].sig, PBFT_SIG_LEN);
 	}
 	wbuf_put_u32(wb, nv->replica);
 	if (with_sig)
@@ -578,20 +581,29 @@ get_sigpairs(struct rbuf *rb, const struct pbft_sigpair **out, uint32_t *n,
 }
 
 static enum wire_err
-get_cert(struct rbuf *rb, struct pbft_prepared_cert *c, struct wire_arena *a)
+get_vc_entries(struct rbuf *rb, const struct pbft_vc_entry **out, uint32_t *n,
+    uint32_t max, struct wire_arena *a)
 {
-	NEED(rbuf_get_u64(rb, &c->view));
-	NEED(rbuf_get_u64(rb, &c->seq));
-	NEED(rbuf_get_bytes(rb, c->digest, PBFT_DIGEST_LEN));
-	NEED(rbuf_get_bytes(rb, c->pp_sig, PBFT_SIG_LEN));
-	return get_sigpairs(rb, &c->prepares, &c->nprepares, a);
+	struct pbft_vc_entry *v;
+	enum wire_err e;
+
+	if ((e = get_count(rb, n, max, VCE_BYTES)) != WIRE_OK)
+		return e;
+	if ((v = arena_alloc(a, *n, sizeof(*v))) == NULL)
+		return WIRE_E_NOMEM;
+	for (uint32_t i = 0; i < *n; i++) {
+		NEED(rbuf_get_u64(rb, &v[i].view));
+		NEED(rbuf_get_u64(rb, &v[i].seq));
+		NEED(rbuf_get_bytes(rb, v[i].digest, PBFT_DIGEST_LEN));
+	}
+	*out = v;
+	return WIRE_OK;
 }
 
 static enum wire_err
 get_view_change(
     struct rbuf *rb, struct pbft_view_change *vc, struct wire_arena *a)
 {
-	struct pbft_prepared_cert *certs;
 	enum wire_err e;
 
 	NEED(rbuf_get_u64(rb, &vc->view));
@@ -599,15 +611,11 @@ get_view_change(
 	NEED(rbuf_get_bytes(rb, vc->stable_digest, PBFT_DIGEST_LEN));
 	if ((e = get_sigpairs(rb, &vc->ckpt, &vc->nckpt, a)) != WIRE_OK)
 		return e;
-	if ((e = get_count(rb, &vc->nprepared, PBFT_WINDOW_MAX,
-	         CERT_MIN_BYTES)) != WIRE_OK)
+	if ((e = get_vc_entries(rb, &vc->prepared, &vc->nprepared,
+	         PBFT_WINDOW_MAX, a)) != WIRE_OK ||
+	    (e = get_vc_entries(rb, &vc->preprepared, &vc->npreprepared,
+	         VC_Q_MAX, a)) != WIRE_OK)
 		return e;
-	if ((certs = arena_alloc(a, vc->nprepared, sizeof(*certs))) == NULL)
-		return WIRE_E_NOMEM;
-	for (uint32_t i = 0; i < vc->nprepared; i++)
-		if ((e = get_cert(rb, &certs[i], a)) != WIRE_OK)
-			return e;
-	vc->prepared = certs;
 	if ((e = get_replica(rb, &vc->replica)) != WIRE_OK)
 		return e;
 	NEED(rbuf_get_bytes(rb, vc->sig, PBFT_SIG_LEN));
@@ -639,7 +647,6 @@ get_new_view(struct rbuf *rb, struct pbft_new_view *nv, struct wire_arena *a)
 	for (uint32_t i = 0; i < nv->npp; i++) {
 		NEED(rbuf_get_u64(rb, &pps[i].seq));
 		NEED(rbuf_get_bytes(rb, pps[i].digest, PBFT_DIGEST_LEN));
-		NEED(rbuf_get_bytes(rb, pps[i].sig, PBFT_SIG_LEN));
 	}
 	nv->pps = pps;
 	if ((e = get_replica(rb, &nv->replica)) != WIRE_OK)

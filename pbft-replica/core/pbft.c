@@ -70,12 +70,6 @@ pbft_verify_sig(struct pbft *p, uint32_t replica, const uint8_t *sig)
 	return p->c->verify(p->c->ctx, replica, p->sb.p, p->sb.len, sig);
 }
 
-static void
-sign_sb(struct pbft *p, uint8_t sig[PBFT_SIG_LEN])
-{
-	p->c->sign(p->c->ctx, p->sb.p, p->sb.len, sig);
-}
-
 /* ---- action output ----------------------------------------------------- */
 
 int
@@ -240,26 +234,23 @@ pbft_slot(struct pbft *p, uint64_t seq)
 void
 pbft_slot_reset(struct pbft *p, struct slot *s, uint64_t seq)
 {
-	void *pd = s->prep_digest, *ps = s->prep_sig, *cd = s->commit_digest,
-	     *cp = s->cert_prepares;
+	void *pd = s->prep_digest, *cd = s->commit_digest;
 
 	free(s->body);
 	memset(s, 0, sizeof(*s));
 	s->prep_digest = pd;
-	s->prep_sig = ps;
 	s->commit_digest = cd;
-	s->cert_prepares = cp;
 	s->seq = seq;
 	(void)p;
 }
 
-/* Clears the current view's votes; keeps the body and the certificate. */
+/* Clears the current view's votes; keeps the body, P and Q. */
 void
 pbft_slot_new_view(struct pbft *p, struct slot *s)
 {
 	(void)p;
 	s->have_pp = false;
-	s->prep_seen = s->prep_ok = s->commit_seen = 0;
+	s->prep_seen = s->commit_seen = 0;
 	s->sent_prepare = s->sent_commit = false;
 	s->prepared = false;
 	if (!s->executed)
@@ -502,12 +493,9 @@ propose_one(struct pbft *p)
 	m->u.preprepare.seq = p->next_seq;
 	memcpy(m->u.preprepare.digest, digest, PBFT_DIGEST_LEN);
 	m->u.preprepare.replica = p->id;
-	wbuf_reset(&p->sb);
-	wire_signed_preprepare(&p->sb, p->view, p->next_seq, digest, p->id);
-	sign_sb(p, m->u.preprepare.sig);
 	m->u.preprepare.batch = s->body;
 	m->u.preprepare.batch_len = s->body_len;
-	pbft_accept_pp(p, s, p->view, digest, m->u.preprepare.sig);
+	pbft_accept_pp(p, s, p->view, digest);
 	pbft_persist_msg(p, REC_PP, m);
 	pbft_broadcast_early(p, m);
 	p->next_seq++;
@@ -541,19 +529,60 @@ pbft_try_propose(struct pbft *p)
 /* Records the pre-prepare for (view, s->seq) as accepted. */
 void
 pbft_accept_pp(struct pbft *p, struct slot *s, uint64_t view,
-    const uint8_t digest[PBFT_DIGEST_LEN], const uint8_t sig[PBFT_SIG_LEN])
+    const uint8_t digest[PBFT_DIGEST_LEN])
 {
 	s->have_pp = true;
 	s->pp_view = view;
 	memcpy(s->digest, digest, PBFT_DIGEST_LEN);
-	memcpy(s->pp_sig, sig, PBFT_SIG_LEN);
+	pbft_note_pp(s, view, digest);
 	if (pbft_digest_is_zero(digest) && !body_matches(s))
 		pbft_set_body(p, s, NULL, 0, digest); /* null request */
 }
 
+/*
+ * Records in Q that the seq was pre-prepared with digest in view. Q keeps
+ * the latest view per digest and nothing below the seq's P view: a new
+ * primary needs f+1 claims of the digest it carries forward in the view it
+ * prepared in or later (TOCS condition A2), and the digest to carry is the
+ * highest one a correct replica prepared, so an entry older than our own P
+ * is never the one asked for. When Q is full the oldest entry gives way,
+ * never P's digest: a correct replica then fails to vouch only after
+ * PBFT_Q_PER_SEQ views in a row pre-prepared other digests at this seq
+ * without any of them preparing.
+ */
+void
+pbft_note_pp(
+    struct slot *s, uint64_t view, const uint8_t digest[PBFT_DIGEST_LEN])
+{
+	uint32_t i, k = 0, old = UINT32_MAX;
+
+	for (i = 0; i < s->nq; i++)
+		if (memcmp(s->q[i].digest, digest, PBFT_DIGEST_LEN) == 0) {
+			if (view > s->q[i].view)
+				s->q[i].view = view;
+			return;
+		}
+	for (i = 0; i < s->nq; i++) /* drop what P has overtaken */
+		if (!s->has_cert || s->q[i].view >= s->cert_view)
+			s->q[k++] = s->q[i];
+	s->nq = k;
+	if (s->nq == PBFT_Q_PER_SEQ) {
+		for (i = 0; i < s->nq; i++)
+			if ((!s->has_cert ||
+			        memcmp(s->q[i].digest, s->cert_digest,
+			            PBFT_DIGEST_LEN) != 0) &&
+			    (old == UINT32_MAX ||
+			        s->q[i].view < s->q[old].view))
+				old = i;
+		s->q[old] = s->q[--s->nq];
+	}
+	s->q[s->nq].view = view;
+	memcpy(s->q[s->nq].digest, digest, PBFT_DIGEST_LEN);
+	s->nq++;
+}
+
 static struct pbft_msg *
-make_vote(struct pbft *p, enum pbft_msg_type type, const struct slot *s,
-    uint8_t *keep_sig)
+make_vote(struct pbft *p, enum pbft_msg_type type, const struct slot *s)
 {
 	struct pbft_msg *m = pbft_new_msg(p);
 
@@ -562,17 +591,9 @@ make_vote(struct pbft *p, enum pbft_msg_type type, const struct slot *s,
 	m->u.prepare.seq = s->seq;
 	memcpy(m->u.prepare.digest, s->digest, PBFT_DIGEST_LEN);
 	m->u.prepare.replica = p->id;
-	/* A commit is never shown to a third party (no certificate holds
-	 * commits), so the authenticated channel that carries it is proof
-	 * enough of its sender, as MACs are in Castro and Liskov: it goes
-	 * unsigned. Prepares enter prepared certificates and are signed. */
-	if (type == PBFT_MSG_PREPARE) {
-		wbuf_reset(&p->sb);
-		wire_signed_vote(
-		    &p->sb, type, p->view, s->seq, s->digest, p->id);
-		sign_sb(p, m->u.prepare.sig);
-	}
-	memcpy(keep_sig, m->u.prepare.sig, PBFT_SIG_LEN);
+	/* Unsigned: no vote is ever shown to a third party, so the
+	 * authenticated channel that carries it is proof enough of its
+	 * sender, as MACs are in Castro and Liskov's TOCS protocol. */
 	return m;
 }
 
@@ -589,80 +610,44 @@ count_commits(const struct pbft *p, const struct slot *s, const uint8_t *digest)
 	return k;
 }
 
-/* Keeps the prepared certificate: pre-prepare plus 2f prepares. */
-static void
-keep_cert(struct pbft *p, struct slot *s)
+/* Encodes a REC_PREPARED or REC_PREPREPARED record into wb. */
+void
+pbft_put_claim(struct wbuf *wb, enum rec_kind kind, uint64_t view, uint64_t seq,
+    const uint8_t digest[PBFT_DIGEST_LEN])
 {
-	uint32_t k = 0, primary = pbft_primary(p, p->view);
-
-	s->has_cert = true;
-	s->cert_view = p->view;
-	memcpy(s->cert_digest, s->digest, PBFT_DIGEST_LEN);
-	memcpy(s->cert_pp_sig, s->pp_sig, PBFT_SIG_LEN);
-	for (uint32_t i = 0; i < p->n && k < 2 * p->f; i++) {
-		if (!(s->prep_ok >> i & 1) || i == primary ||
-		    memcmp(s->prep_digest[i], s->digest, PBFT_DIGEST_LEN) != 0)
-			continue;
-		s->cert_prepares[k].replica = i;
-		memcpy(s->cert_prepares[k].sig, s->prep_sig[i], PBFT_SIG_LEN);
-		k++;
-	}
-	s->cert_n = k;
-	/* The certificate must survive a crash: a view change may need it
-	 * to carry a committed request into the next view. */
-	wbuf_reset(&p->enc);
-	wbuf_put_u8(&p->enc, REC_CERT);
-	wbuf_put_u64(&p->enc, s->cert_view);
-	wbuf_put_u64(&p->enc, s->seq);
-	wbuf_put_bytes(&p->enc, s->cert_digest, PBFT_DIGEST_LEN);
-	wbuf_put_bytes(&p->enc, s->cert_pp_sig, PBFT_SIG_LEN);
-	wbuf_put_u32(&p->enc, k);
-	for (uint32_t i = 0; i < k; i++) {
-		wbuf_put_u32(&p->enc, s->cert_prepares[i].replica);
-		wbuf_put_bytes(&p->enc, s->cert_prepares[i].sig, PBFT_SIG_LEN);
-	}
-	pbft_persist_raw(p, p->enc.p, p->enc.len);
+	wbuf_reset(wb);
+	wbuf_put_u8(wb, (uint8_t)kind);
+	wbuf_put_u64(wb, view);
+	wbuf_put_u64(wb, seq);
+	wbuf_put_bytes(wb, digest, PBFT_DIGEST_LEN);
 }
 
 /*
- * Whether 2f prepares from backups match the pre-prepare, their signatures
- * checked. A prepare is kept unchecked when it arrives (the channel that
- * brought it names its sender, so only that replica can fill its place);
- * its signature is checked once enough matching prepares are in hand to
- * complete the certificate, and only as many as the certificate needs. So
- * a prepare that comes after the certificate's, or that names another
- * batch, costs no verification. One that fails frees its sender's place.
+ * Remembers that the slot prepared in this view (P), durably: a view change
+ * may need the claim to carry a committed request into the next view.
  */
-static bool
-prepares_checked(struct pbft *p, struct slot *s, uint32_t primary)
+static void
+keep_cert(struct pbft *p, struct slot *s)
 {
-	uint32_t need = pbft_prep_quorum(p), ok = 0, have = 0;
-	uint64_t match = 0;
+	s->has_cert = true;
+	s->cert_view = p->view;
+	memcpy(s->cert_digest, s->digest, PBFT_DIGEST_LEN);
+	pbft_put_claim(
+	    &p->enc, REC_PREPARED, s->cert_view, s->seq, s->cert_digest);
+	pbft_persist_raw(p, p->enc.p, p->enc.len);
+}
+
+/* Whether 2f prepares from backups match the pre-prepare. */
+static bool
+prepares_match(const struct pbft *p, const struct slot *s, uint32_t primary)
+{
+	uint32_t k = 0;
 
 	for (uint32_t i = 0; i < p->n; i++)
 		if ((s->prep_seen >> i & 1) && i != primary &&
-		    memcmp(s->prep_digest[i], s->digest, PBFT_DIGEST_LEN) ==
-		        0) {
-			match |= 1ULL << i;
-			have++;
-			ok += (uint32_t)(s->prep_ok >> i & 1);
-		}
-	for (uint32_t i = 0; i < p->n && ok < need && have >= need; i++) {
-		if (!(match >> i & 1) || (s->prep_ok >> i & 1))
-			continue;
-		wbuf_reset(&p->sb);
-		wire_signed_vote(&p->sb, PBFT_MSG_PREPARE, s->pp_view, s->seq,
-		    s->prep_digest[i], i);
-		if (pbft_verify_sig(p, i, s->prep_sig[i])) {
-			s->prep_ok |= 1ULL << i;
-			ok++;
-		} else {
-			pbft_reject(p, PBFT_REJ_BAD_SIG);
-			s->prep_seen &= ~(1ULL << i);
-			have--;
-		}
-	}
-	return ok >= need;
+		    memcmp(s->prep_digest[i], s->digest, PBFT_DIGEST_LEN) == 0)
+			k++;
+	return k >= pbft_prep_quorum(p);
 }
 
 /*
@@ -680,25 +665,20 @@ pbft_try_progress(struct pbft *p, struct slot *s)
 		return;
 	if (!s->sent_prepare && p->id != primary && body_matches(s) &&
 	    !pbft_mute(p)) {
-		struct pbft_msg *m =
-		    make_vote(p, PBFT_MSG_PREPARE, s, s->my_prep_sig);
+		struct pbft_msg *m = make_vote(p, PBFT_MSG_PREPARE, s);
 
 		s->sent_prepare = true;
 		s->prep_seen |= 1ULL << p->id;
-		s->prep_ok |= 1ULL << p->id;
 		memcpy(s->prep_digest[p->id], s->digest, PBFT_DIGEST_LEN);
-		memcpy(s->prep_sig[p->id], s->my_prep_sig, PBFT_SIG_LEN);
 		pbft_persist_msg(p, REC_VOTE, m);
 		pbft_broadcast_early(p, m);
 	}
-	if (!s->prepared && body_matches(s) &&
-	    prepares_checked(p, s, primary)) {
+	if (!s->prepared && body_matches(s) && prepares_match(p, s, primary)) {
 		s->prepared = true;
 		keep_cert(p, s);
 	}
 	if (s->prepared && !s->sent_commit) {
-		struct pbft_msg *m =
-		    make_vote(p, PBFT_MSG_COMMIT, s, s->my_commit_sig);
+		struct pbft_msg *m = make_vote(p, PBFT_MSG_COMMIT, s);
 
 		s->sent_commit = true;
 		s->commit_seen |= 1ULL << p->id;
@@ -749,12 +729,6 @@ on_preprepare(struct pbft *p, uint32_t from, const struct pbft_preprepare *m)
 		pbft_reject(p, PBFT_REJ_NOT_PRIMARY);
 		return;
 	}
-	wbuf_reset(&p->sb);
-	wire_signed_preprepare(&p->sb, m->view, m->seq, m->digest, m->replica);
-	if (!pbft_verify_sig(p, from, m->sig)) {
-		pbft_reject(p, PBFT_REJ_BAD_SIG);
-		return;
-	}
 	s = pbft_slot(p, m->seq);
 	if (s->have_pp && s->pp_view == m->view) {
 		if (memcmp(s->digest, m->digest, PBFT_DIGEST_LEN) != 0)
@@ -784,7 +758,7 @@ body:
 		struct pbft_msg pm = {.type = PBFT_MSG_PREPREPARE};
 
 		pm.u.preprepare = *m;
-		pbft_accept_pp(p, s, m->view, m->digest, m->sig);
+		pbft_accept_pp(p, s, m->view, m->digest);
 		pbft_persist_msg(p, REC_PP, &pm);
 	}
 	if (m->batch_len > 0 || pbft_digest_is_zero(m->digest))
@@ -803,18 +777,14 @@ on_vote(struct pbft *p, uint32_t from, enum pbft_msg_type type,
 	if (type == PBFT_MSG_PREPARE && from == pbft_primary(p, v->view))
 		return; /* the primary's pre-prepare stands for its prepare */
 	s = pbft_slot(p, v->seq);
-	if (type == PBFT_MSG_PREPARE) { /* commits: see make_vote */
+	if (type == PBFT_MSG_PREPARE) {
 		/* A replica's first vote in a view counts; later ones
-		 * don't, and once the certificate is complete no further
-		 * prepare adds to it. Signatures are checked when the
-		 * certificate needs them (prepares_checked). */
+		 * don't, and once the slot prepared no further prepare adds
+		 * to it. The channel names the sender (make_vote). */
 		if ((s->prep_seen >> from & 1) || s->prepared)
 			return;
-	}
-	if (type == PBFT_MSG_PREPARE) {
 		s->prep_seen |= 1ULL << from;
 		memcpy(s->prep_digest[from], v->digest, PBFT_DIGEST_LEN);
-		memcpy(s->prep_sig[from], v->sig, PBFT_SIG_LEN);
 	} else {
 		if (s->commit_seen >> from & 1)
 			return;
@@ -987,7 +957,6 @@ retransmit(struct pbft *p)
 			        .batch_len = s->body_len};
 			memcpy(
 			    m->u.preprepare.digest, s->digest, PBFT_DIGEST_LEN);
-			memcpy(m->u.preprepare.sig, s->pp_sig, PBFT_SIG_LEN);
 			pbft_broadcast(p, m);
 		}
 		if (s->sent_prepare) {
@@ -996,7 +965,6 @@ retransmit(struct pbft *p)
 			m->u.prepare = (struct pbft_vote){
 			    .view = p->view, .seq = seq, .replica = p->id};
 			memcpy(m->u.prepare.digest, s->digest, PBFT_DIGEST_LEN);
-			memcpy(m->u.prepare.sig, s->my_prep_sig, PBFT_SIG_LEN);
 			pbft_broadcast(p, m);
 		}
 		if (s->sent_commit) {
@@ -1005,7 +973,6 @@ retransmit(struct pbft *p)
 			m->u.commit = (struct pbft_vote){
 			    .view = p->view, .seq = seq, .replica = p->id};
 			memcpy(m->u.commit.digest, s->digest, PBFT_DIGEST_LEN);
-			memcpy(m->u.commit.sig, s->my_commit_sig, PBFT_SIG_LEN);
 			pbft_broadcast(p, m);
 		}
 	}
@@ -1219,10 +1186,7 @@ pbft_new(const struct pbft_config *cfg, char *err, size_t errlen)
 		struct slot *s = &p->slots[i];
 
 		s->prep_digest = zalloc(p->n, PBFT_DIGEST_LEN, &ok);
-		s->prep_sig = zalloc(p->n, PBFT_SIG_LEN, &ok);
 		s->commit_digest = zalloc(p->n, PBFT_DIGEST_LEN, &ok);
-		s->cert_prepares =
-		    zalloc(p->n, sizeof(struct pbft_sigpair), &ok);
 	}
 	p->low_proof = zalloc(p->n, sizeof(*p->low_proof), &ok);
 	p->vc_frames = zalloc(p->n, sizeof(*p->vc_frames), &ok);
@@ -1258,9 +1222,7 @@ pbft_free(struct pbft *p)
 	for (uint64_t i = 0; p->slots != NULL && i < p->cfg.window; i++) {
 		free(p->slots[i].body);
 		free(p->slots[i].prep_digest);
-		free(p->slots[i].prep_sig);
 		free(p->slots[i].commit_digest);
-		free(p->slots[i].cert_prepares);
 	}
 	for (uint32_t i = 0; p->vc_frames != NULL && i < p->n; i++)
 		free(p->vc_frames[i]);
@@ -1305,7 +1267,7 @@ recover_pp(struct pbft *p, const struct pbft_preprepare *m)
 	if (!s->have_pp || s->pp_view != m->view ||
 	    memcmp(s->digest, m->digest, PBFT_DIGEST_LEN) != 0) {
 		pbft_slot_new_view(p, s);
-		pbft_accept_pp(p, s, m->view, m->digest, m->sig);
+		pbft_accept_pp(p, s, m->view, m->digest);
 	}
 	if (m->batch_len > 0)
 		pbft_set_body(p, s, m->batch, m->batch_len, m->digest);
@@ -1323,46 +1285,53 @@ recover_vote(struct pbft *p, enum pbft_msg_type type, const struct pbft_vote *v)
 		return 0;
 	if (type == PBFT_MSG_PREPARE) {
 		s->sent_prepare = true;
-		memcpy(s->my_prep_sig, v->sig, PBFT_SIG_LEN);
 		s->prep_seen |= 1ULL << p->id;
-		s->prep_ok |= 1ULL << p->id;
 		memcpy(s->prep_digest[p->id], v->digest, PBFT_DIGEST_LEN);
-		memcpy(s->prep_sig[p->id], v->sig, PBFT_SIG_LEN);
 	} else {
 		s->sent_commit = true;
 		s->prepared = true;
-		memcpy(s->my_commit_sig, v->sig, PBFT_SIG_LEN);
 		s->commit_seen |= 1ULL << p->id;
 		memcpy(s->commit_digest[p->id], v->digest, PBFT_DIGEST_LEN);
 	}
 	return 0;
 }
 
+/*
+ * REC_PREPARED (P) and REC_PREPREPARED (Q), and REC_CERT as written before
+ * wire version 2 (its signatures are no longer needed: read as P).
+ */
 static int
-recover_cert(struct pbft *p, struct rbuf *rb)
+recover_claim(struct pbft *p, uint8_t kind, struct rbuf *rb)
 {
 	uint64_t view, seq;
-	uint32_t n;
+	uint32_t n, replica;
 	struct slot *s;
 	uint8_t digest[PBFT_DIGEST_LEN], sig[PBFT_SIG_LEN];
 
 	if (rbuf_get_u64(rb, &view) == -1 || rbuf_get_u64(rb, &seq) == -1 ||
-	    rbuf_get_bytes(rb, digest, PBFT_DIGEST_LEN) == -1 ||
-	    rbuf_get_bytes(rb, sig, PBFT_SIG_LEN) == -1 ||
-	    rbuf_get_u32(rb, &n) == -1 || n > p->n)
+	    rbuf_get_bytes(rb, digest, PBFT_DIGEST_LEN) == -1)
+		return -1;
+	if (kind == REC_CERT) {
+		if (rbuf_get_bytes(rb, sig, PBFT_SIG_LEN) == -1 ||
+		    rbuf_get_u32(rb, &n) == -1 || n > p->n)
+			return -1;
+		for (uint32_t i = 0; i < n; i++)
+			if (rbuf_get_u32(rb, &replica) == -1 ||
+			    rbuf_get_bytes(rb, sig, PBFT_SIG_LEN) == -1)
+				return -1;
+		kind = REC_PREPARED;
+	}
+	if (rbuf_left(rb) != 0)
 		return -1;
 	if ((s = pbft_slot(p, seq)) == NULL)
 		return 0;
-	for (uint32_t i = 0; i < n; i++)
-		if (rbuf_get_u32(rb, &s->cert_prepares[i].replica) == -1 ||
-		    rbuf_get_bytes(rb, s->cert_prepares[i].sig, PBFT_SIG_LEN) ==
-		        -1)
-			return -1;
-	s->has_cert = true;
-	s->cert_view = view;
-	s->cert_n = n;
-	memcpy(s->cert_digest, digest, PBFT_DIGEST_LEN);
-	memcpy(s->cert_pp_sig, sig, PBFT_SIG_LEN);
+	if (kind == REC_PREPREPARED) {
+		pbft_note_pp(s, view, digest);
+	} else if (!s->has_cert || view >= s->cert_view) {
+		s->has_cert = true;
+		s->cert_view = view;
+		memcpy(s->cert_digest, digest, PBFT_DIGEST_LEN);
+	}
 	return 0;
 }
 
@@ -1489,7 +1458,9 @@ pbft_recover(struct pbft *p, const uint8_t *record, size_t len)
 	case REC_STABLE:
 		return pbft_recover_stable(p, &rb);
 	case REC_CERT:
-		return recover_cert(p, &rb);
+	case REC_PREPARED:
+	case REC_PREPREPARED:
+		return recover_claim(p, kind, &rb);
 	case REC_PP:
 	case REC_VOTE:
 	case REC_CKPT:
@@ -1524,15 +1495,13 @@ compact_msg(struct compact *c, uint8_t kind, const struct pbft_msg *m)
 }
 
 static void
-compact_vote(struct compact *c, const struct slot *s, enum pbft_msg_type t,
-    const uint8_t *sig)
+compact_vote(struct compact *c, const struct slot *s, enum pbft_msg_type t)
 {
 	struct pbft_msg m = {.type = t};
 
 	m.u.prepare = (struct pbft_vote){
 	    .view = s->pp_view, .seq = s->seq, .replica = c->p->id};
 	memcpy(m.u.prepare.digest, s->digest, PBFT_DIGEST_LEN);
-	memcpy(m.u.prepare.sig, sig, PBFT_SIG_LEN);
 	compact_msg(c, REC_VOTE, &m);
 }
 
@@ -1543,19 +1512,14 @@ compact_slot(struct compact *c, const struct slot *s)
 	struct pbft_msg m = {.type = PBFT_MSG_PREPREPARE};
 	struct wbuf *wb = &p->enc;
 
+	for (uint32_t i = 0; i < s->nq && c->rc == 0; i++) {
+		pbft_put_claim(
+		    wb, REC_PREPREPARED, s->q[i].view, s->seq, s->q[i].digest);
+		c->rc = c->emit(c->arg, wb->p, wb->len);
+	}
 	if (s->has_cert && c->rc == 0) {
-		wbuf_reset(wb);
-		wbuf_put_u8(wb, REC_CERT);
-		wbuf_put_u64(wb, s->cert_view);
-		wbuf_put_u64(wb, s->seq);
-		wbuf_put_bytes(wb, s->cert_digest, PBFT_DIGEST_LEN);
-		wbuf_put_bytes(wb, s->cert_pp_sig, PBFT_SIG_LEN);
-		wbuf_put_u32(wb, s->cert_n);
-		for (uint32_t i = 0; i < s->cert_n; i++) {
-			wbuf_put_u32(wb, s->cert_prepares[i].replica);
-			wbuf_put_bytes(
-			    wb, s->cert_prepares[i].sig, PBFT_SIG_LEN);
-		}
+		pbft_put_claim(
+		    wb, REC_PREPARED, s->cert_view, s->seq, s->cert_digest);
 		c->rc = c->emit(c->arg, wb->p, wb->len);
 	}
 	if (!s->have_pp)
@@ -1564,16 +1528,15 @@ compact_slot(struct compact *c, const struct slot *s)
 	    .seq = s->seq,
 	    .replica = pbft_primary(p, s->pp_view)};
 	memcpy(m.u.preprepare.digest, s->digest, PBFT_DIGEST_LEN);
-	memcpy(m.u.preprepare.sig, s->pp_sig, PBFT_SIG_LEN);
 	if (body_matches(s)) {
 		m.u.preprepare.batch = s->body;
 		m.u.preprepare.batch_len = s->body_len;
 	}
 	compact_msg(c, REC_PP, &m);
 	if (s->sent_prepare)
-		compact_vote(c, s, PBFT_MSG_PREPARE, s->my_prep_sig);
+		compact_vote(c, s, PBFT_MSG_PREPARE);
 	if (s->sent_commit)
-		compact_vote(c, s, PBFT_MSG_COMMIT, s->my_commit_sig);
+		compact_vote(c, s, PBFT_MSG_COMMIT);
 }
 
 int

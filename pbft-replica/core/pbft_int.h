@@ -22,10 +22,18 @@ enum rec_kind {
 	REC_CKPT = 4, /* a checkpoint frame we sent */
 	REC_STABLE = 5, /* u64 seq, digest, u32 n, n x (u32, sig) */
 	REC_VC = 6, /* a view-change frame we sent */
-	REC_CERT = 7, /* a prepared certificate: u64 view, u64 seq, digest,
-	                 pp_sig, u32 n, n x (u32, sig) */
+	REC_CERT = 7, /* before wire version 2: u64 view, u64 seq, digest,
+	                 pp_sig, u32 n, n x (u32, sig); read as REC_PREPARED */
 	REC_BOOT = 8, /* a start: u8 muted, u64 mute_view */
 	REC_CLEAN = 9, /* a stop on purpose: everything before is durable */
+	REC_PREPARED = 10, /* u64 view, u64 seq, digest: prepared there */
+	REC_PREPREPARED = 11, /* u64 view, u64 seq, digest: a Q entry */
+};
+
+/* A pre-prepare this replica accepted for a seq: one Q entry. */
+struct q_entry {
+	uint64_t view;
+	uint8_t digest[PBFT_DIGEST_LEN];
 };
 
 /* One sequence number of the window (low, low + L]. */
@@ -35,7 +43,6 @@ struct slot {
 	bool have_pp;
 	uint64_t pp_view;
 	uint8_t digest[PBFT_DIGEST_LEN];
-	uint8_t pp_sig[PBFT_SIG_LEN];
 	/* the batch whose digest is body_digest (may outlive a view) */
 	uint8_t *body;
 	uint32_t body_len;
@@ -43,21 +50,19 @@ struct slot {
 	uint8_t body_digest[PBFT_DIGEST_LEN];
 	/* votes of the current view, per replica */
 	uint64_t prep_seen, commit_seen; /* bit i: replica i voted */
-	uint64_t prep_ok; /* bit i: replica i's prepare signature checked */
 	uint8_t (*prep_digest)[PBFT_DIGEST_LEN]; /* [n] */
-	uint8_t (*prep_sig)[PBFT_SIG_LEN]; /* [n] */
 	uint8_t (*commit_digest)[PBFT_DIGEST_LEN]; /* [n] */
 	/* what we sent in the current view (kept for retransmission) */
 	bool sent_prepare, sent_commit;
-	uint8_t my_prep_sig[PBFT_SIG_LEN], my_commit_sig[PBFT_SIG_LEN];
 	bool prepared, committed, executed;
-	/* the prepared certificate of the highest view we prepared in */
+	/* P: the highest view this seq prepared in here, and its digest */
 	bool has_cert;
 	uint64_t cert_view;
 	uint8_t cert_digest[PBFT_DIGEST_LEN];
-	uint8_t cert_pp_sig[PBFT_SIG_LEN];
-	uint32_t cert_n;
-	struct pbft_sigpair *cert_prepares; /* [n] */
+	/* Q: pre-prepares accepted, the latest view per digest, none below
+	 * cert_view (pbft_note_pp) */
+	struct q_entry q[PBFT_Q_PER_SEQ];
+	uint32_t nq;
 	uint32_t fetch_ticks; /* body unknown: ticks since the last fetch */
 };
 
@@ -174,7 +179,11 @@ void pbft_set_body(struct pbft *p, struct slot *s, const uint8_t *batch,
     uint32_t len, const uint8_t digest[PBFT_DIGEST_LEN]);
 bool pbft_digest_is_zero(const uint8_t d[PBFT_DIGEST_LEN]);
 void pbft_accept_pp(struct pbft *p, struct slot *s, uint64_t view,
-    const uint8_t digest[PBFT_DIGEST_LEN], const uint8_t sig[PBFT_SIG_LEN]);
+    const uint8_t digest[PBFT_DIGEST_LEN]);
+void pbft_note_pp(
+    struct slot *s, uint64_t view, const uint8_t digest[PBFT_DIGEST_LEN]);
+void pbft_put_claim(struct wbuf *wb, enum rec_kind kind, uint64_t view,
+    uint64_t seq, const uint8_t digest[PBFT_DIGEST_LEN]);
 void pbft_try_progress(struct pbft *p, struct slot *s);
 void pbft_try_execute(struct pbft *p);
 void pbft_try_propose(struct pbft *p);

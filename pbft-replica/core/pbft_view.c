@@ -1,9 +1,19 @@
 /*
- * pbft_view.c - view changes (Castro and Liskov, OSDI '99 section 4.4):
- * VIEW-CHANGE with the stable checkpoint's proof and the prepared
- * certificates above it, NEW-VIEW with the O set that every backup
- * recomputes, the doubling timeout, and joining a higher view on f+1
- * VIEW-CHANGE messages.
+ * pbft_view.c - view changes: VIEW-CHANGE with the stable checkpoint's proof
+ * and the P and Q claims above it, NEW-VIEW with the O set that the new
+ * primary decides by counting claims (Castro and Liskov, TOCS 2002, section
+ * 4.5) and every backup recomputes, the doubling timeout, and joining a
+ * higher view on f+1 VIEW-CHANGE messages (OSDI '99 section 4.4).
+ *
+ * Pre-prepares and prepares are not signed (the channel names their
+ * sender), so a VIEW-CHANGE cannot prove what prepared; it claims it, and
+ * the whole message is signed. Safety comes from counting: a request that
+ * committed in view v prepared at f+1 correct replicas, so any 2f+1
+ * VIEW-CHANGEs hold a correct claim of it (P, view >= v); a different
+ * digest could win only with a P claim in a later view that f+1 replicas,
+ * one of them correct, claim to have pre-prepared (Q) in that view or later,
+ * which no correct replica does once every NEW-VIEW after v carries the
+ * request.
  *
  * VIEW-CHANGE and NEW-VIEW carry nested arrays, so the core keeps them as
  * encoded frames and decodes them again when it needs them.
@@ -46,41 +56,24 @@ copy_bytes(const uint8_t *src, size_t len)
 /* ---- validation -------------------------------------------------------- */
 
 static bool
-cert_ok(struct pbft *p, const struct pbft_view_change *vc,
-    const struct pbft_prepared_cert *c)
+entry_ok(struct pbft *p, const struct pbft_view_change *vc,
+    const struct pbft_vc_entry *e)
 {
-	uint32_t primary = pbft_primary(p, c->view);
-	uint64_t seen = 0;
-	uint32_t k = 0;
-
-	if (c->seq <= vc->stable_seq ||
-	    c->seq > vc->stable_seq + p->cfg.window || c->view >= vc->view)
-		return false;
-	wbuf_reset(&p->sb);
-	wire_signed_preprepare(&p->sb, c->view, c->seq, c->digest, primary);
-	if (!pbft_verify_sig(p, primary, c->pp_sig))
-		return false;
-	for (uint32_t i = 0; i < c->nprepares; i++) {
-		uint32_t r = c->prepares[i].replica;
-
-		if (r >= p->n || r == primary || (seen >> r & 1))
-			return false;
-		seen |= 1ULL << r;
-		wbuf_reset(&p->sb);
-		wire_signed_vote(
-		    &p->sb, PBFT_MSG_PREPARE, c->view, c->seq, c->digest, r);
-		if (!pbft_verify_sig(p, r, c->prepares[i].sig))
-			return false;
-		k++;
-	}
-	return k >= pbft_prep_quorum(p);
+	return e->seq > vc->stable_seq &&
+	    e->seq <= vc->stable_seq + p->cfg.window && e->view < vc->view;
 }
 
-/* Checks a VIEW-CHANGE completely: signature, proof, every certificate. */
+/*
+ * Checks a VIEW-CHANGE: signature, checkpoint proof, and the shape of its
+ * claims (P: one per seq, increasing; Q: grouped by increasing seq, at most
+ * PBFT_Q_PER_SEQ distinct digests per seq). What the claims say cannot be
+ * checked; the O rules count them.
+ */
 static bool
 vc_ok(struct pbft *p, const struct pbft_view_change *vc)
 {
 	struct pbft_msg m = {.type = PBFT_MSG_VIEW_CHANGE};
+	uint32_t run = 0;
 
 	if (vc->replica >= p->n)
 		return false;
@@ -92,26 +85,128 @@ vc_ok(struct pbft *p, const struct pbft_view_change *vc)
 	if (!pbft_check_ckpt_proof(
 	        p, vc->stable_seq, vc->stable_digest, vc->ckpt, vc->nckpt))
 		return false;
-	for (uint32_t i = 0; i < vc->nprepared; i++) {
-		/* strictly increasing seqs: one certificate per seq */
-		if (i > 0 && vc->prepared[i].seq <= vc->prepared[i - 1].seq)
+	for (uint32_t i = 0; i < vc->nprepared; i++)
+		if (!entry_ok(p, vc, &vc->prepared[i]) ||
+		    (i > 0 && vc->prepared[i].seq <= vc->prepared[i - 1].seq))
 			return false;
-		if (!cert_ok(p, vc, &vc->prepared[i]))
+	for (uint32_t i = 0; i < vc->npreprepared; i++) {
+		const struct pbft_vc_entry *e = &vc->preprepared[i];
+
+		if (!entry_ok(p, vc, e))
+			return false;
+		if (i == 0 || e->seq != e[-1].seq) {
+			if (i > 0 && e->seq < e[-1].seq)
+				return false;
+			run = 0;
+		}
+		for (uint32_t j = 1; j <= run; j++)
+			if (memcmp(e[-(int)j].digest, e->digest,
+			        PBFT_DIGEST_LEN) == 0)
+				return false;
+		if (++run > PBFT_Q_PER_SEQ)
 			return false;
 	}
 	return true;
 }
 
+/* Where each VIEW-CHANGE's claims for the current seq start. */
+struct cursor {
+	uint32_t p, q;
+};
+
+/* The P claim of vc for seq, or NULL; moves the cursor past lower seqs. */
+static const struct pbft_vc_entry *
+p_claim(const struct pbft_view_change *vc, struct cursor *c, uint64_t seq)
+{
+	while (c->p < vc->nprepared && vc->prepared[c->p].seq < seq)
+		c->p++;
+	return c->p < vc->nprepared && vc->prepared[c->p].seq == seq
+	    ? &vc->prepared[c->p]
+	    : NULL;
+}
+
+/* Whether vc claims to have pre-prepared digest at seq in view >= v. */
+static bool
+q_claims(const struct pbft_view_change *vc, struct cursor *c, uint64_t seq,
+    const uint8_t *digest, uint64_t v)
+{
+	while (c->q < vc->npreprepared && vc->preprepared[c->q].seq < seq)
+		c->q++;
+	for (uint32_t i = c->q;
+	     i < vc->npreprepared && vc->preprepared[i].seq == seq; i++)
+		if (vc->preprepared[i].view >= v &&
+		    memcmp(vc->preprepared[i].digest, digest,
+		        PBFT_DIGEST_LEN) == 0)
+			return true;
+	return false;
+}
+
 /*
- * OSDI 4.4: min-s is the latest stable checkpoint in V, max-s the highest
- * prepared seq; O gets, for each seq between, the certificate of the
- * highest view, or a null request. Returns the number of entries (max-s -
- * min-s) and the index of the view change holding the min-s proof.
+ * TOCS 4.5's decision for one seq over the VIEW-CHANGEs vcs. A claim (v, d)
+ * from P is chosen when 2f+1 messages claim nothing for seq that
+ * contradicts it (no P claim, one in an earlier view, or (v, d) itself:
+ * A1) and f+1 claim to have pre-prepared d in v or later (A2); of several,
+ * the one of the highest view, then the lowest digest, so that every
+ * backup recomputes the same O. Otherwise a null request when 2f+1 claim
+ * nothing prepared (B). Returns 1 with *out set, 0 for null, -1 when
+ * undecided (the new primary waits for more VIEW-CHANGEs).
  */
-static uint64_t
+static int
+decide(struct pbft *p, const struct pbft_view_change *vcs, uint32_t nvc,
+    struct cursor *cur, uint64_t seq, struct o_entry *out)
+{
+	uint32_t none = 0;
+	bool have = false;
+
+	for (uint32_t i = 0; i < nvc; i++) {
+		const struct pbft_vc_entry *c = p_claim(&vcs[i], &cur[i], seq);
+		uint32_t a1 = 0, a2 = 0;
+
+		if (c == NULL) {
+			none++;
+			continue;
+		}
+		if (have &&
+		    (c->view < out->view ||
+		        (c->view == out->view &&
+		            memcmp(c->digest, out->digest, PBFT_DIGEST_LEN) >=
+		                0)))
+			continue; /* no better than the one chosen */
+		for (uint32_t j = 0; j < nvc; j++) {
+			const struct pbft_vc_entry *o =
+			    p_claim(&vcs[j], &cur[j], seq);
+
+			if (o == NULL || o->view < c->view ||
+			    (o->view == c->view &&
+			        memcmp(o->digest, c->digest, PBFT_DIGEST_LEN) ==
+			            0))
+				a1++;
+			if (q_claims(&vcs[j], &cur[j], seq, c->digest, c->view))
+				a2++;
+		}
+		if (a1 >= pbft_quorum(p) && a2 >= p->f + 1) {
+			have = true;
+			out->view = c->view;
+			memcpy(out->digest, c->digest, PBFT_DIGEST_LEN);
+		}
+	}
+	if (have)
+		return 1;
+	return none >= pbft_quorum(p) ? 0 : -1;
+}
+
+/*
+ * min-s is the latest stable checkpoint in V, max-s the highest seq with a
+ * P claim; O gets an entry for each seq between (decide). Returns the
+ * number of entries (max-s - min-s), or -1 when some seq is undecided, and
+ * the index of the view change holding the min-s proof.
+ */
+static int64_t
 compute_o(struct pbft *p, const struct pbft_view_change *vcs, uint32_t nvc,
     uint64_t *min_s, uint32_t *proof_from, struct o_entry *o)
 {
+	struct cursor *cur =
+	    (struct cursor *)(void *)pbft_keep(p, NULL, nvc * sizeof(*cur));
 	uint64_t max_s;
 
 	*min_s = 0;
@@ -122,25 +217,24 @@ compute_o(struct pbft *p, const struct pbft_view_change *vcs, uint32_t nvc,
 			*proof_from = i;
 		}
 	max_s = *min_s;
-	memset(o, 0, p->cfg.window * sizeof(*o));
 	for (uint32_t i = 0; i < nvc; i++)
 		for (uint32_t j = 0; j < vcs[i].nprepared; j++) {
-			const struct pbft_prepared_cert *c =
-			    &vcs[i].prepared[j];
-			struct o_entry *e;
+			uint64_t seq = vcs[i].prepared[j].seq;
 
-			if (c->seq <= *min_s || c->seq > *min_s + p->cfg.window)
-				continue;
-			e = &o[c->seq - *min_s - 1];
-			if (!e->has || c->view > e->view) {
-				e->has = true;
-				e->view = c->view;
-				memcpy(e->digest, c->digest, PBFT_DIGEST_LEN);
-			}
-			if (c->seq > max_s)
-				max_s = c->seq;
+			if (seq > max_s && seq <= *min_s + p->cfg.window)
+				max_s = seq;
 		}
-	return max_s - *min_s;
+	memset(cur, 0, nvc * sizeof(*cur));
+	memset(o, 0, p->cfg.window * sizeof(*o));
+	for (uint64_t seq = *min_s + 1; seq <= max_s; seq++) {
+		struct o_entry *e = &o[seq - *min_s - 1];
+		int r = decide(p, vcs, nvc, cur, seq, e);
+
+		if (r == -1)
+			return -1;
+		e->has = r == 1;
+	}
+	return (int64_t)(max_s - *min_s);
 }
 
 /* ---- starting a view change ------------------------------------------- */
@@ -196,23 +290,30 @@ build_vc(struct pbft *p, uint64_t view)
 {
 	struct pbft_msg *m = pbft_new_msg(p);
 	struct pbft_view_change *vc = &m->u.view_change;
-	struct pbft_prepared_cert *certs;
-	uint32_t k = 0;
+	struct pbft_vc_entry *pe, *qe;
+	uint32_t np = 0, nq = 0;
 
-	certs = (struct pbft_prepared_cert *)(void *)pbft_keep(
-	    p, NULL, p->cfg.window * sizeof(*certs));
+	pe = (struct pbft_vc_entry *)(void *)pbft_keep(
+	    p, NULL, p->cfg.window * sizeof(*pe));
+	qe = (struct pbft_vc_entry *)(void *)pbft_keep(
+	    p, NULL, p->cfg.window * PBFT_Q_PER_SEQ * sizeof(*qe));
 	for (uint64_t seq = p->low + 1; seq <= p->low + p->cfg.window; seq++) {
 		struct slot *s = &p->slots[seq % p->cfg.window];
 
-		if (s->seq != seq || !s->has_cert)
+		if (s->seq != seq)
 			continue;
-		certs[k] = (struct pbft_prepared_cert){.view = s->cert_view,
-		    .seq = seq,
-		    .nprepares = s->cert_n,
-		    .prepares = s->cert_prepares};
-		memcpy(certs[k].digest, s->cert_digest, PBFT_DIGEST_LEN);
-		memcpy(certs[k].pp_sig, s->cert_pp_sig, PBFT_SIG_LEN);
-		k++;
+		if (s->has_cert) {
+			pe[np] = (struct pbft_vc_entry){
+			    .view = s->cert_view, .seq = seq};
+			memcpy(
+			    pe[np++].digest, s->cert_digest, PBFT_DIGEST_LEN);
+		}
+		for (uint32_t i = 0; i < s->nq; i++) {
+			qe[nq] = (struct pbft_vc_entry){
+			    .view = s->q[i].view, .seq = seq};
+			memcpy(
+			    qe[nq++].digest, s->q[i].digest, PBFT_DIGEST_LEN);
+		}
 	}
 	m->type = PBFT_MSG_VIEW_CHANGE;
 	vc->view = view;
@@ -220,8 +321,10 @@ build_vc(struct pbft *p, uint64_t view)
 	memcpy(vc->stable_digest, p->low_digest, PBFT_DIGEST_LEN);
 	vc->nckpt = p->low_proof_n;
 	vc->ckpt = p->low_proof;
-	vc->nprepared = k;
-	vc->prepared = certs;
+	vc->nprepared = np;
+	vc->prepared = pe;
+	vc->npreprepared = nq;
+	vc->preprepared = qe;
 	vc->replica = p->id;
 	wbuf_reset(&p->sb);
 	wire_signed_bytes(&p->sb, m);
@@ -296,19 +399,17 @@ requests_to_new_primary(struct pbft *p)
 }
 
 static void
-adopt_o_entry(
-    struct pbft *p, uint64_t seq, const uint8_t *digest, const uint8_t *sig)
+adopt_o_entry(struct pbft *p, uint64_t seq, const uint8_t *digest)
 {
 	struct slot *s = pbft_slot(p, seq);
 	struct pbft_msg pm = {.type = PBFT_MSG_PREPREPARE};
 
 	if (s == NULL)
 		return;
-	pbft_accept_pp(p, s, p->view, digest, sig);
+	pbft_accept_pp(p, s, p->view, digest);
 	pm.u.preprepare = (struct pbft_preprepare){
 	    .view = p->view, .seq = seq, .replica = pbft_primary(p, p->view)};
 	memcpy(pm.u.preprepare.digest, digest, PBFT_DIGEST_LEN);
-	memcpy(pm.u.preprepare.sig, sig, PBFT_SIG_LEN);
 	if (s->body_known &&
 	    memcmp(s->body_digest, digest, PBFT_DIGEST_LEN) == 0) {
 		pm.u.preprepare.batch = s->body;
@@ -346,8 +447,7 @@ enter_view(struct pbft *p, const struct pbft_new_view *nv, const uint8_t *frame,
 		pbft_make_stable(
 		    p, min_s, pv->stable_digest, pv->ckpt, pv->nckpt);
 	for (uint32_t i = 0; i < nv->npp; i++) {
-		adopt_o_entry(
-		    p, nv->pps[i].seq, nv->pps[i].digest, nv->pps[i].sig);
+		adopt_o_entry(p, nv->pps[i].seq, nv->pps[i].digest);
 		if (nv->pps[i].seq > max_s)
 			max_s = nv->pps[i].seq;
 	}
@@ -378,7 +478,10 @@ gather_vcs(
 	return *nvc >= pbft_quorum(p);
 }
 
-/* The new primary: 2f+1 VIEW-CHANGEs (its own included) -> NEW-VIEW. */
+/*
+ * The new primary: 2f+1 VIEW-CHANGEs (its own included) or more -> NEW-VIEW,
+ * once they decide every seq of O (each later one may).
+ */
 static void
 try_new_view(struct pbft *p)
 {
@@ -386,7 +489,8 @@ try_new_view(struct pbft *p)
 	struct o_entry *o;
 	struct pbft_nv_preprepare *pps;
 	struct pbft_msg *m;
-	uint64_t min_s, count;
+	uint64_t min_s;
+	int64_t count;
 	uint32_t nvc, proof_from, k = 0;
 
 	if (!p->changing || pbft_primary(p, p->view) != p->id)
@@ -397,19 +501,16 @@ try_new_view(struct pbft *p)
 		return;
 	o = (struct o_entry *)(void *)pbft_keep(
 	    p, NULL, p->cfg.window * sizeof(*o));
-	count = compute_o(p, vcs, nvc, &min_s, &proof_from, o);
+	if ((count = compute_o(p, vcs, nvc, &min_s, &proof_from, o)) == -1)
+		return;
 	pps = (struct pbft_nv_preprepare *)(void *)pbft_keep(
-	    p, NULL, (count ? count : 1) * sizeof(*pps));
-	for (uint64_t i = 0; i < count; i++, k++) {
-		pps[k].seq = min_s + 1 + i;
+	    p, NULL, (count ? (size_t)count : 1) * sizeof(*pps));
+	for (int64_t i = 0; i < count; i++, k++) {
+		pps[k].seq = min_s + 1 + (uint64_t)i;
 		if (o[i].has)
 			memcpy(pps[k].digest, o[i].digest, PBFT_DIGEST_LEN);
 		else
 			memset(pps[k].digest, 0, PBFT_DIGEST_LEN);
-		wbuf_reset(&p->sb);
-		wire_signed_preprepare(
-		    &p->sb, p->view, pps[k].seq, pps[k].digest, p->id);
-		p->c->sign(p->c->ctx, p->sb.p, p->sb.len, pps[k].sig);
 	}
 	m = pbft_new_msg(p);
 	m->type = PBFT_MSG_NEW_VIEW;
@@ -495,11 +596,11 @@ o_matches(struct pbft *p, const struct pbft_new_view *nv)
 {
 	struct o_entry *o = (struct o_entry *)(void *)pbft_keep(
 	    p, NULL, p->cfg.window * sizeof(*o));
-	uint64_t min_s, count;
+	uint64_t min_s;
 	uint32_t proof_from;
+	int64_t count = compute_o(p, nv->vcs, nv->nvc, &min_s, &proof_from, o);
 
-	count = compute_o(p, nv->vcs, nv->nvc, &min_s, &proof_from, o);
-	if (nv->npp != count)
+	if (count == -1 || nv->npp != (uint64_t)count)
 		return false;
 	for (uint32_t i = 0; i < nv->npp; i++) {
 		const uint8_t *want = o[i].has ? o[i].digest : NULL;
@@ -514,7 +615,7 @@ o_matches(struct pbft *p, const struct pbft_new_view *nv)
 	return true;
 }
 
-/* OSDI 4.4: a backup checks NEW-VIEW by recomputing O from V. */
+/* A backup checks NEW-VIEW by recomputing O from V (compute_o). */
 void
 pbft_on_new_view(struct pbft *p, uint32_t from, const uint8_t *frame,
     size_t len, const struct pbft_new_view *nv)
@@ -560,11 +661,7 @@ pbft_on_new_view(struct pbft *p, uint32_t from, const uint8_t *frame,
 		return;
 	}
 	for (uint32_t i = 0; i < nv->npp; i++) {
-		wbuf_reset(&p->sb);
-		wire_signed_preprepare(&p->sb, nv->view, nv->pps[i].seq,
-		    nv->pps[i].digest, primary);
-		if (!pbft_verify_sig(p, primary, nv->pps[i].sig) ||
-		    nv->pps[i].seq <= min_s ||
+		if (nv->pps[i].seq <= min_s ||
 		    nv->pps[i].seq > min_s + p->cfg.window) {
 			pbft_reject(p, PBFT_REJ_BAD_NEW_VIEW);
 			return;

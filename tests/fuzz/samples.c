@@ -10,25 +10,17 @@ static const uint8_t auth[PBFT_SIG_LEN] = {1, 2, 3};
 static const uint8_t blob[] = "batch-or-chunk-bytes";
 
 static struct pbft_sigpair pairs[3] = {{1, {7}}, {2, {8}}, {3, {9}}};
-static struct pbft_prepared_cert certs[2] = {{.view = 0,
-                                                 .seq = 5,
-                                                 .digest = {5},
-                                                 .pp_sig = {6},
-                                                 .nprepares = 2,
-                                                 .prepares = pairs},
-    {.view = 1,
-        .seq = 6,
-        .digest = {6},
-        .pp_sig = {7},
-        .nprepares = 3,
-        .prepares = pairs}};
+static struct pbft_vc_entry claims[3] = {{.view = 0, .seq = 5, .digest = {5}},
+    {.view = 1, .seq = 6, .digest = {6}}, {.view = 1, .seq = 6, .digest = {7}}};
 static struct pbft_view_change vcs[2] = {{.view = 2,
                                              .stable_seq = 4,
                                              .stable_digest = {4},
                                              .nckpt = 3,
                                              .ckpt = pairs,
                                              .nprepared = 2,
-                                             .prepared = certs,
+                                             .prepared = claims,
+                                             .npreprepared = 3,
+                                             .preprepared = claims,
                                              .replica = 1,
                                              .sig = {1}},
     {.view = 2,
@@ -36,12 +28,11 @@ static struct pbft_view_change vcs[2] = {{.view = 2,
         .nckpt = 0,
         .ckpt = pairs,
         .nprepared = 0,
-        .prepared = certs,
+        .prepared = claims,
         .replica = 2,
         .sig = {2}}};
-static struct pbft_nv_preprepare pps[3] = {
-    {.seq = 5, .digest = {5}, .sig = {9}}, {.seq = 6, .digest = {0}},
-    {.seq = 7, .digest = {7}, .sig = {1}}};
+static struct pbft_nv_preprepare pps[3] = {{.seq = 5, .digest = {5}},
+    {.seq = 6, .digest = {0}}, {.seq = 7, .digest = {7}}};
 
 int
 sample_frame(int i, struct wbuf *wb)

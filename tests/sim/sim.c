@@ -466,15 +466,8 @@ byz_bad_newview(struct sim *s, struct replica *r, const struct pbft_msg *m)
 		pps[0].digest[0] = 0x77;
 	}
 	wbuf_init_dynamic(&wb, PBFT_FRAME_BYTES_MAX);
-	for (uint32_t i = 0; i < npp; i++) {
-		wbuf_reset(&wb);
-		wire_signed_preprepare(
-		    &wb, m->u.new_view.view, pps[i].seq, pps[i].digest, r->id);
-		fake_sign_as(r->id, wb.p, wb.len, pps[i].sig);
-	}
 	alt.u.new_view.pps = pps;
 	alt.u.new_view.npp = npp;
-	wbuf_reset(&wb);
 	wire_signed_bytes(&wb, &alt);
 	fake_sign_as(r->id, wb.p, wb.len, alt.u.new_view.sig);
 	wbuf_clear(&wb);
@@ -484,6 +477,72 @@ byz_bad_newview(struct sim *s, struct replica *r, const struct pbft_msg *m)
 	for (uint32_t to = 0; to < s->n; to++)
 		if (to != r->id)
 			net_send(s, r->id, to, s->wb.p, s->wb.len);
+}
+
+/*
+ * A VIEW-CHANGE that lies in its claims: each prepared claim moved to the
+ * latest view it may name with another digest, or dropped, and claims
+ * invented above them, each backed by matching pre-prepared claims, so that
+ * a new primary that trusted one replica would carry a batch that never
+ * committed (or drop one that did).
+ */
+static void
+byz_lying_vc(struct sim *s, struct replica *r, const struct pbft_msg *m)
+{
+	const struct pbft_view_change *vc = &m->u.view_change;
+	struct pbft_vc_entry *pe, *qe;
+	struct pbft_msg alt = *m;
+	struct wbuf wb;
+	uint32_t np = 0, nq = 0;
+	uint64_t top = vc->stable_seq;
+
+	pe = calloc(vc->nprepared + 4, sizeof(*pe));
+	qe = calloc(vc->nprepared + 4, sizeof(*qe));
+	if (pe == NULL || qe == NULL)
+		abort();
+	for (uint32_t i = 0; i < vc->nprepared + 4; i++) {
+		struct pbft_vc_entry e;
+
+		if (i < vc->nprepared) {
+			e = vc->prepared[i];
+			if (chance(&s->rng, 0.3))
+				continue; /* hide it */
+		} else {
+			memset(&e, 0, sizeof(e));
+			e.seq = top + 1 + rnd_below(&s->rng, 2);
+			if (e.seq > vc->stable_seq + 8)
+				break;
+		}
+		if (chance(&s->rng, 0.7)) {
+			/* a null request needs no body: the likeliest lie to
+			 * make correct replicas diverge if it were believed */
+			e.view = vc->view - 1;
+			if (chance(&s->rng, 0.5))
+				memset(e.digest, 0, sizeof(e.digest));
+			else
+				e.digest[(uint32_t)rnd_below(&s->rng, 32)] ^=
+				    (uint8_t)(1 + rnd_below(&s->rng, 255));
+		}
+		top = e.seq;
+		pe[np++] = e;
+		qe[nq++] = e;
+	}
+	alt.u.view_change.prepared = pe;
+	alt.u.view_change.nprepared = np;
+	alt.u.view_change.preprepared = qe;
+	alt.u.view_change.npreprepared = nq;
+	wbuf_init_dynamic(&wb, PBFT_FRAME_BYTES_MAX);
+	wire_signed_bytes(&wb, &alt);
+	fake_sign_as(r->id, wb.p, wb.len, alt.u.view_change.sig);
+	wbuf_clear(&wb);
+	encode(s, &alt);
+	trace(s, "r%u BYZ sends a lying VIEW-CHANGE v=%llu (%u claims)", r->id,
+	    (unsigned long long)vc->view, np);
+	for (uint32_t to = 0; to < s->n; to++)
+		if (to != r->id)
+			net_send(s, r->id, to, s->wb.p, s->wb.len);
+	free(pe);
+	free(qe);
 }
 
 /* Byzantine output filter; returns true when it handled the message. */
@@ -526,6 +585,11 @@ byz_output(struct sim *s, struct replica *r, const struct pbft_msg *m)
 		if (m->type != PBFT_MSG_NEW_VIEW)
 			return false;
 		byz_bad_newview(s, r, m);
+		return true;
+	case SIM_BYZ_LYING_VC:
+		if (m->type != PBFT_MSG_VIEW_CHANGE)
+			return false;
+		byz_lying_vc(s, r, m);
 		return true;
 	default:
 		return false;
@@ -1409,7 +1473,7 @@ const char *
 sim_byz_name(int mode)
 {
 	static const char *names[] = {"silent", "equivocate", "wrong-digest",
-	    "replay", "vote-all", "bad-newview", "garbage"};
+	    "replay", "vote-all", "bad-newview", "garbage", "lying-vc"};
 
 	return mode >= 0 && mode < SIM_BYZ_COUNT ? names[mode] : "random";
 }

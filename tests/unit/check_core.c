@@ -400,53 +400,49 @@ START_TEST(test_partial_batch_waits_while_one_in_flight)
 }
 END_TEST
 
-/* from's prepare for pp's batch; with bad, its signature is spoilt. */
+/* from's (unsigned) prepare for pp's batch. */
 static struct pbft_msg
-prepare_for(uint32_t from, const struct pbft_msg *pp, bool bad)
+prepare_for(uint32_t from, const struct pbft_msg *pp)
 {
 	struct pbft_msg v = {.type = PBFT_MSG_PREPARE};
-	struct wbuf wb;
 
 	v.u.prepare = (struct pbft_vote){.view = pp->u.preprepare.view,
 	    .seq = pp->u.preprepare.seq,
 	    .replica = from};
 	memcpy(v.u.prepare.digest, pp->u.preprepare.digest, 32);
-	wbuf_init_dynamic(&wb, 4096);
-	wire_signed_vote(&wb, PBFT_MSG_PREPARE, v.u.prepare.view,
-	    v.u.prepare.seq, v.u.prepare.digest, from);
-	fake_sign_as(from, wb.p, wb.len, v.u.prepare.sig);
-	wbuf_clear(&wb);
-	if (bad)
-		v.u.prepare.sig[0] ^= 1;
 	return v;
 }
 
-/*
- * A backup that is prepared (pre-prepare plus 2f prepares) checks no
- * further prepare for that batch, nor a second one from the same replica:
- * here the late ones carry bad signatures and nobody notices.
- */
-START_TEST(test_prepares_beyond_quorum_not_verified)
+/* Whether replica i persisted a record of this kind. */
+static bool
+has_record(uint32_t i, uint8_t kind)
 {
-	struct wbuf b;
-	struct pbft_msg pp, v;
-	uint64_t before;
+	struct rbuf rb;
+	uint32_t len;
+	const uint8_t *rec;
 
+	rbuf_init(&rb, N->rec[i].p, N->rec[i].len);
+	while (
+	    rbuf_get_u32(&rb, &len) == 0 && rbuf_get_ref(&rb, &rec, len) == 0)
+		if (len > 0 && rec[0] == kind)
+			return true;
+	return false;
+}
+
+/*
+ * The normal case checks no replica signature: pre-prepares, prepares and
+ * commits are authenticated by the channel that carries them. Only the
+ * client's request is checked (by verify_request, not counted here).
+ */
+START_TEST(test_normal_case_checks_no_signature)
+{
 	net_setup(4, 0);
-	wbuf_init_dynamic(&b, 1 << 16);
-	N->down[0] = N->down[2] = N->down[3] = true; /* 1 hears only us */
-	pp = signed_pp(0, 0, 1, 1, &b);
-	inject(0, 1, &pp);
-	before = N->fc[1].verifies;
-	v = prepare_for(2, &pp, false);
-	inject(2, 1, &v);
-	v = prepare_for(2, &pp, true); /* a second, bad, from 2 */
-	inject(2, 1, &v);
-	v = prepare_for(3, &pp, true);
-	inject(3, 1, &v);
-	ck_assert_uint_eq(N->fc[1].verifies, before + 1);
-	ck_assert_uint_eq(rejected(1, PBFT_REJ_BAD_SIG), 0);
-	wbuf_clear(&b);
+	for (uint64_t ts = 1; ts <= 3; ts++)
+		submit(0, 0, ts);
+	for (uint32_t i = 0; i < 4; i++) {
+		ck_assert_uint_eq(N->exec_reqs[i], 3);
+		ck_assert_uint_eq(N->fc[i].verifies, 0);
+	}
 	net_teardown();
 }
 END_TEST
@@ -454,38 +450,99 @@ END_TEST
 /* ---- hostile input ------------------------------------------------------ */
 
 /*
- * Prepares are checked when the certificate needs them: one for another
- * batch or one that arrives before the pre-prepare costs nothing until
- * then; a bad one is found out and counted, and frees its sender's place
- * for a good one, which completes the certificate.
+ * A prepare counts once per sender, only for the digest it names, and never
+ * from the primary (its pre-prepare stands for it): the slot prepares on 2f
+ * from distinct backups, its own included (n = 7, f = 2: four).
  */
-START_TEST(test_bad_signature_rejected)
+START_TEST(test_prepare_counts_once_per_sender)
 {
 	struct wbuf b;
 	struct pbft_msg pp, v;
-	uint64_t before;
 
-	net_setup(4, 0);
+	net_setup(7, 0);
 	wbuf_init_dynamic(&b, 1 << 16);
-	N->down[0] = N->down[2] = N->down[3] = true; /* 1 hears only us */
+	for (uint32_t i = 0; i < 7; i++)
+		N->down[i] = i != 1; /* 1 hears only us */
 	pp = signed_pp(0, 0, 1, 1, &b);
-	before = N->fc[1].verifies;
+	inject(0, 1, &pp);
+	v = prepare_for(2, &pp);
+	inject(2, 1, &v);
+	inject(2, 1, &v); /* the same again */
+	v = prepare_for(0, &pp);
+	inject(0, 1, &v); /* the primary's */
 	v = signed_vote(3, PBFT_MSG_PREPARE, 0, 1, 0xaa); /* another batch */
 	inject(3, 1, &v);
-	v = prepare_for(2, &pp, true);
-	inject(2, 1, &v);
-	ck_assert_uint_eq(N->fc[1].verifies, before);
-	inject(0, 1, &pp); /* checks the pre-prepare, then 2's prepare */
-	ck_assert_uint_eq(N->fc[1].verifies, before + 2);
-	ck_assert_uint_eq(rejected(1, PBFT_REJ_BAD_SIG), 1);
-	v = prepare_for(2, &pp, false);
-	inject(2, 1, &v);
-	ck_assert_uint_eq(N->fc[1].verifies, before + 3);
-	v = prepare_for(3, &pp, false); /* its place is taken */
+	v = prepare_for(3, &pp); /* 3 already voted in this view */
 	inject(3, 1, &v);
-	ck_assert_uint_eq(N->fc[1].verifies, before + 3);
-	ck_assert_uint_eq(rejected(1, PBFT_REJ_BAD_SIG), 1);
+	v = prepare_for(4, &pp);
+	inject(4, 1, &v);
+	ck_assert(!has_record(1, 10)); /* REC_PREPARED: own, 2 and 4 */
+	v = prepare_for(5, &pp);
+	inject(5, 1, &v);
+	ck_assert(has_record(1, 10));
 	wbuf_clear(&b);
+	net_teardown();
+}
+END_TEST
+
+/* A VIEW-CHANGE from replica 2 to view 5 with these claims, signed. */
+static struct pbft_msg
+vc_with(const struct pbft_vc_entry *pe, uint32_t np,
+    const struct pbft_vc_entry *qe, uint32_t nq)
+{
+	struct pbft_msg m = {.type = PBFT_MSG_VIEW_CHANGE};
+	struct wbuf wb;
+
+	m.u.view_change = (struct pbft_view_change){.view = 5,
+	    .nprepared = np,
+	    .prepared = pe,
+	    .npreprepared = nq,
+	    .preprepared = qe,
+	    .replica = 2};
+	wbuf_init_dynamic(&wb, 1 << 16);
+	wire_signed_bytes(&wb, &m);
+	fake_sign_as(2, wb.p, wb.len, m.u.view_change.sig);
+	wbuf_clear(&wb);
+	return m;
+}
+
+/*
+ * Claims cannot be checked, but their shape can: a VIEW-CHANGE whose P has
+ * two claims for a seq, names the view it moves to, or whose Q repeats a
+ * digest or holds more than PBFT_Q_PER_SEQ for a seq is refused.
+ */
+START_TEST(test_view_change_claims_shape)
+{
+	struct pbft_vc_entry e[PBFT_Q_PER_SEQ + 1];
+	struct pbft_msg m;
+	uint64_t bad = 0;
+
+	memset(e, 0, sizeof(e));
+	for (uint32_t i = 0; i <= PBFT_Q_PER_SEQ; i++) {
+		e[i].seq = 1;
+		e[i].view = 1;
+		e[i].digest[0] = (uint8_t)(i + 1);
+	}
+	net_setup(4, 0);
+	m = vc_with(e, 2, NULL, 0); /* P: seq 1 twice */
+	inject(2, 3, &m);
+	ck_assert_uint_eq(rejected(3, PBFT_REJ_BAD_CERT), ++bad);
+	m = vc_with(e, 1, e, PBFT_Q_PER_SEQ + 1); /* Q: one too many */
+	inject(2, 3, &m);
+	ck_assert_uint_eq(rejected(3, PBFT_REJ_BAD_CERT), ++bad);
+	e[1].digest[0] = e[0].digest[0];
+	m = vc_with(e, 1, e, 2); /* Q: a digest twice */
+	inject(2, 3, &m);
+	ck_assert_uint_eq(rejected(3, PBFT_REJ_BAD_CERT), ++bad);
+	e[1].digest[0] = 2;
+	e[0].view = 5;
+	m = vc_with(e, 1, e + 1, 1); /* P in the view it moves to */
+	inject(2, 3, &m);
+	ck_assert_uint_eq(rejected(3, PBFT_REJ_BAD_CERT), ++bad);
+	e[0].view = 1;
+	m = vc_with(e, 1, e, PBFT_Q_PER_SEQ);
+	inject(2, 3, &m);
+	ck_assert_uint_eq(rejected(3, PBFT_REJ_BAD_CERT), bad);
 	net_teardown();
 }
 END_TEST
@@ -827,12 +884,13 @@ core_suite(void)
 	tcase_add_test(tc, test_duplicate_not_reexecuted);
 	tcase_add_test(tc, test_batching);
 	tcase_add_test(tc, test_partial_batch_waits_while_one_in_flight);
-	tcase_add_test(tc, test_prepares_beyond_quorum_not_verified);
+	tcase_add_test(tc, test_normal_case_checks_no_signature);
 	tcase_add_test(tc, test_config_validation);
 	tcase_add_test(tc, test_mute_after_crash);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("hostile");
-	tcase_add_test(tc, test_bad_signature_rejected);
+	tcase_add_test(tc, test_prepare_counts_once_per_sender);
+	tcase_add_test(tc, test_view_change_claims_shape);
 	tcase_add_test(tc, test_wrong_view_and_window);
 	tcase_add_test(tc, test_preprepare_rules);
 	suite_add_tcase(s, tc);

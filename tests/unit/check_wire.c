@@ -57,9 +57,11 @@ START_TEST(test_nested_fields)
 	ck_assert_uint_eq(m.u.new_view.nvc, 2);
 	ck_assert_uint_eq(m.u.new_view.npp, 3);
 	ck_assert_uint_eq(m.u.new_view.vcs[0].nprepared, 2);
-	ck_assert_uint_eq(m.u.new_view.vcs[0].prepared[1].nprepares, 3);
-	ck_assert_uint_eq(
-	    m.u.new_view.vcs[0].prepared[1].prepares[2].replica, 3);
+	ck_assert_uint_eq(m.u.new_view.vcs[0].prepared[1].seq, 6);
+	ck_assert_uint_eq(m.u.new_view.vcs[0].npreprepared, 3);
+	ck_assert_uint_eq(m.u.new_view.vcs[0].preprepared[2].digest[0], 7);
+	ck_assert_uint_eq(m.u.new_view.vcs[0].nckpt, 3);
+	ck_assert_uint_eq(m.u.new_view.vcs[0].ckpt[2].replica, 3);
 	ck_assert_uint_eq(m.u.new_view.pps[2].seq, 7);
 	wbuf_clear(&a);
 }
