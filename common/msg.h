@@ -118,7 +118,7 @@ struct pbft_reply {
 /*
  * <PRE-PREPARE, v, n, d> plus the batch. batch is the encoded batch
  * (wire_encode_batch) and digest = H(batch); a null request has batch_len 0
- * and an all-zero digest. sig is all zero: the authenticated channel
+ * and an all-zero digest. Unsigned: the authenticated channel
  * (common/chan.h) names the primary that sent it, and no message shows a
  * pre-prepare to a third party (a VIEW-CHANGE carries claims, not proofs).
  */
@@ -127,22 +127,20 @@ struct pbft_preprepare {
 	uint64_t seq;
 	uint8_t digest[PBFT_DIGEST_LEN];
 	uint32_t replica;
-	uint8_t sig[PBFT_SIG_LEN];
 	uint32_t batch_len;
 	const uint8_t *batch;
 };
 
 /*
- * <PREPARE, v, n, d, i> and <COMMIT, v, n, d, i> have the same shape. sig is
- * all zero for both: the authenticated channel is proof enough of the
- * sender, as MACs are in Castro and Liskov's TOCS protocol.
+ * <PREPARE, v, n, d, i> and <COMMIT, v, n, d, i> have the same shape.
+ * Unsigned, as pre-prepares are: the authenticated channel is proof enough
+ * of the sender, as MACs are in Castro and Liskov's TOCS protocol.
  */
 struct pbft_vote {
 	uint64_t view;
 	uint64_t seq;
 	uint8_t digest[PBFT_DIGEST_LEN];
 	uint32_t replica;
-	uint8_t sig[PBFT_SIG_LEN];
 };
 
 /* <CHECKPOINT, n, d, i>: d is the digest of the state after executing n. */
@@ -153,7 +151,7 @@ struct pbft_checkpoint {
 	uint8_t sig[PBFT_SIG_LEN];
 };
 
-/* One member's signature inside a certificate. */
+/* One member's signature inside a checkpoint proof. */
 struct pbft_sigpair {
 	uint32_t replica;
 	uint8_t sig[PBFT_SIG_LEN];

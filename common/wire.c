@@ -8,10 +8,10 @@
  *                auth
  *   REPLY        u64 view, u64 timestamp, u32 client, u32 replica, u64 seq,
  *                u8 status, u32 result_len, result
- *   PREPREPARE   u64 view, u64 seq, 32 digest, u32 replica, 64 sig,
+ *   PREPREPARE   u64 view, u64 seq, 32 digest, u32 replica,
  *                u32 batch_len, batch
  *   PREPARE,
- *   COMMIT       u64 view, u64 seq, 32 digest, u32 replica, 64 sig
+ *   COMMIT       u64 view, u64 seq, 32 digest, u32 replica
  *   CHECKPOINT   u64 seq, 32 digest, u32 replica, 64 sig
  *   VIEW_CHANGE  u64 view, u64 stable_seq, 32 stable_digest,
  *                u32 nckpt, nckpt x (u32 replica, 64 sig),
@@ -196,14 +196,12 @@ put_new_view(struct wbuf *wb, const struct pbft_new_view *nv, bool with_sig)
 }
 
 static void
-put_vote(struct wbuf *wb, const struct pbft_vote *v, bool with_sig)
+put_vote(struct wbuf *wb, const struct pbft_vote *v)
 {
 	wbuf_put_u64(wb, v->view);
 	wbuf_put_u64(wb, v->seq);
 	wbuf_put_bytes(wb, v->digest, PBFT_DIGEST_LEN);
 	wbuf_put_u32(wb, v->replica);
-	if (with_sig)
-		wbuf_put_bytes(wb, v->sig, PBFT_SIG_LEN);
 }
 
 /*
@@ -283,18 +281,15 @@ put_body(struct wbuf *wb, const struct pbft_msg *m, bool with_sig)
 		wbuf_put_u64(wb, p->seq);
 		wbuf_put_bytes(wb, p->digest, PBFT_DIGEST_LEN);
 		wbuf_put_u32(wb, p->replica);
-		if (!with_sig)
-			return 0; /* the digest binds the batch */
-		wbuf_put_bytes(wb, p->sig, PBFT_SIG_LEN);
 		wbuf_put_u32(wb, p->batch_len);
 		wbuf_put_bytes(wb, p->batch, p->batch_len);
 		return 0;
 	}
 	case PBFT_MSG_PREPARE:
-		put_vote(wb, &m->u.prepare, with_sig);
+		put_vote(wb, &m->u.prepare);
 		return 0;
 	case PBFT_MSG_COMMIT:
-		put_vote(wb, &m->u.commit, with_sig);
+		put_vote(wb, &m->u.commit);
 		return 0;
 	case PBFT_MSG_CHECKPOINT:
 		wbuf_put_u64(wb, m->u.checkpoint.seq);
@@ -386,34 +381,6 @@ wire_signed_bytes(struct wbuf *wb, const struct pbft_msg *msg)
 	if (put_body(wb, msg, false) == -1)
 		return -1;
 	return wbuf_failed(wb) ? -1 : 0;
-}
-
-int
-wire_signed_preprepare(struct wbuf *wb, uint64_t view, uint64_t seq,
-    const uint8_t digest[PBFT_DIGEST_LEN], uint32_t replica)
-{
-	struct pbft_msg m = {.type = PBFT_MSG_PREPREPARE};
-
-	m.u.preprepare.view = view;
-	m.u.preprepare.seq = seq;
-	memcpy(m.u.preprepare.digest, digest, PBFT_DIGEST_LEN);
-	m.u.preprepare.replica = replica;
-	return wire_signed_bytes(wb, &m);
-}
-
-int
-wire_signed_vote(struct wbuf *wb, enum pbft_msg_type type, uint64_t view,
-    uint64_t seq, const uint8_t digest[PBFT_DIGEST_LEN], uint32_t replica)
-{
-	struct pbft_msg m = {.type = type};
-
-	if (type != PBFT_MSG_PREPARE && type != PBFT_MSG_COMMIT)
-		return -1;
-	m.u.prepare.view = view;
-	m.u.prepare.seq = seq;
-	memcpy(m.u.prepare.digest, digest, PBFT_DIGEST_LEN);
-	m.u.prepare.replica = replica;
-	return wire_signed_bytes(wb, &m);
 }
 
 int
@@ -658,15 +625,10 @@ get_new_view(struct rbuf *rb, struct pbft_new_view *nv, struct wire_arena *a)
 static enum wire_err
 get_vote(struct rbuf *rb, struct pbft_vote *v)
 {
-	enum wire_err e;
-
 	NEED(rbuf_get_u64(rb, &v->view));
 	NEED(rbuf_get_u64(rb, &v->seq));
 	NEED(rbuf_get_bytes(rb, v->digest, PBFT_DIGEST_LEN));
-	if ((e = get_replica(rb, &v->replica)) != WIRE_OK)
-		return e;
-	NEED(rbuf_get_bytes(rb, v->sig, PBFT_SIG_LEN));
-	return WIRE_OK;
+	return get_replica(rb, &v->replica);
 }
 
 static enum wire_err
@@ -719,7 +681,6 @@ get_preprepare(struct rbuf *rb, struct pbft_preprepare *p)
 	NEED(rbuf_get_bytes(rb, p->digest, PBFT_DIGEST_LEN));
 	if ((e = get_replica(rb, &p->replica)) != WIRE_OK)
 		return e;
-	NEED(rbuf_get_bytes(rb, p->sig, PBFT_SIG_LEN));
 	return get_bytes32(rb, &p->batch_len, &p->batch, PBFT_BATCH_BYTES_MAX);
 }
 

@@ -100,21 +100,12 @@ enum wire_err wire_decode(const uint8_t *buf, size_t len, struct pbft_msg *out,
 
 /*
  * Appends the bytes a signature over msg covers: the type byte followed by
- * the body encoding with the message's own `sig` field omitted (for a
- * pre-prepare, also without the batch bytes, which the digest binds). For
- * certificate members the signed bytes are those of the member's own
- * message, so:
- *   - a prepare in a prepared cert signs wire_signed_vote(PREPARE, ...),
- *   - a checkpoint in a proof signs wire_signed_checkpoint(...),
- *   - a pre-prepare in a cert or in a new view's O set signs
- *     wire_signed_preprepare(...).
+ * the body encoding with the message's own `sig` field omitted. Signed
+ * messages are checkpoints, view changes, new views and announcements; a
+ * checkpoint inside a proof signs wire_signed_checkpoint(...).
  * Returns 0, or -1 if wb failed.
  */
 int wire_signed_bytes(struct wbuf *wb, const struct pbft_msg *msg);
-int wire_signed_preprepare(struct wbuf *wb, uint64_t view, uint64_t seq,
-    const uint8_t digest[PBFT_DIGEST_LEN], uint32_t replica);
-int wire_signed_vote(struct wbuf *wb, enum pbft_msg_type type, uint64_t view,
-    uint64_t seq, const uint8_t digest[PBFT_DIGEST_LEN], uint32_t replica);
 int wire_signed_checkpoint(struct wbuf *wb, uint64_t seq,
     const uint8_t digest[PBFT_DIGEST_LEN], uint32_t replica);
 /* The bytes a client signs (or MACs) for a request: client, timestamp, op. */

@@ -182,12 +182,6 @@ static uint8_t *
 sig_of(struct pbft_msg *m)
 {
 	switch (m->type) {
-	case PBFT_MSG_PREPREPARE:
-		return m->u.preprepare.sig;
-	case PBFT_MSG_PREPARE:
-		return m->u.prepare.sig;
-	case PBFT_MSG_COMMIT:
-		return m->u.commit.sig;
 	case PBFT_MSG_CHECKPOINT:
 		return m->u.checkpoint.sig;
 	case PBFT_MSG_VIEW_CHANGE:

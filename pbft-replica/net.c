@@ -289,7 +289,7 @@ static int seal_pending(struct conn *c);
  * True when what c queues now waits for the replica's log (net_hold), unless
  * it is early. Only frames to peers do: a reply depends on no record of this
  * replica (the batch it answers committed on 2f+1 commits, each sent only
- * once its sender's certificate was durable), and handshakes depend on
+ * once its sender's prepared claim was durable), and handshakes depend on
  * nothing.
  */
 static bool

@@ -588,10 +588,10 @@ compact_gen(void *arg)
  * frames keep their order.
  *
  * Pre-prepares and prepares (early output) are not held: agreement does
- * not wait for the disk, only a commit does (it follows the prepared
- * certificate's record). A flush starts when held output needs it, so the
+ * not wait for the disk, only a commit does (it follows the record of
+ * the slot's prepared claim). A flush starts when held output needs it, so the
  * records of a batch's pre-prepare and prepares usually share the flush of
- * its certificate; a tick flushes what nothing needed. Early output waits
+ * that claim; a tick flushes what nothing needed. Early output waits
  * only while a view's record (a barrier) is not durable, so that nothing
  * of a new view overtakes its NEW-VIEW or our entry into it.
  *

@@ -81,6 +81,8 @@ struct pbft_crypto {
 #define PBFT_TEST_BROKEN_MUTE                                                  \
 	0x4 /* votes after a crash as if it were clean                         \
 	     */
+#define PBFT_TEST_BROKEN_CLAIMS 0x8 /* NEW-VIEW trusts one pre-prepared claim  \
+	                             */
 
 struct pbft_config {
 	uint32_t n; /* replicas, n >= 3f+1 */

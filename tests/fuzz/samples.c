@@ -78,18 +78,14 @@ sample_frame(int i, struct wbuf *wb)
 		    .seq = 2,
 		    .digest = {9},
 		    .replica = 1,
-		    .sig = {3},
 		    .batch_len = sizeof(blob),
 		    .batch = blob};
 		break;
 	case 5:
 	case 6:
 		m.type = i == 5 ? PBFT_MSG_PREPARE : PBFT_MSG_COMMIT;
-		m.u.prepare = (struct pbft_vote){.view = 1,
-		    .seq = 2,
-		    .digest = {9},
-		    .replica = 2,
-		    .sig = {4}};
+		m.u.prepare = (struct pbft_vote){
+		    .view = 1, .seq = 2, .digest = {9}, .replica = 2};
 		break;
 	case 7:
 		m.type = PBFT_MSG_CHECKPOINT;

@@ -23,9 +23,9 @@ usage(FILE *f)
 	    "                [--no-crash] [--no-partition] [--drop P]\n"
 	    "                [--break-quorum] [--break-newview] "
 	    "[--break-mute]\n"
-	    "                [--trace] [--quiet]\n"
+	    "                [--break-claims] [--trace] [--quiet]\n"
 	    "MODE: silent, equivocate, wrong-digest, replay, vote-all,\n"
-	    "      bad-newview, garbage, random (default)\n");
+	    "      bad-newview, garbage, lying-vc, random (default)\n");
 }
 
 int
@@ -43,9 +43,10 @@ main(int argc, char **argv)
 	    {"drop", required_argument, 0, 'd'},
 	    {"break-quorum", no_argument, 0, 'Q'},
 	    {"break-newview", no_argument, 0, 'N'},
-	    {"break-mute", no_argument, 0, 'M'}, {"trace", no_argument, 0, 't'},
-	    {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},
-	    {0, 0, 0, 0}};
+	    {"break-mute", no_argument, 0, 'M'},
+	    {"break-claims", no_argument, 0, 'K'},
+	    {"trace", no_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
+	    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 	struct sim_opts o;
 	struct sim_result r;
 	unsigned long long a = 0, b = 0;
@@ -113,6 +114,9 @@ main(int argc, char **argv)
 		case 'M':
 			o.test_flags |= PBFT_TEST_BROKEN_MUTE;
 			break;
+		case 'K':
+			o.test_flags |= PBFT_TEST_BROKEN_CLAIMS;
+			break;
 		case 't':
 			o.trace = true;
 			break;
@@ -146,11 +150,12 @@ main(int argc, char **argv)
 		vcs += r.view_changes;
 		xfers += r.state_transfers;
 	}
-	printf("pbft-sim: n=%u f=%u byz=%u mode=%s%s%s: %llu seeds, %llu "
+	printf("pbft-sim: n=%u f=%u byz=%u mode=%s%s%s%s: %llu seeds, %llu "
 	       "violations",
 	    o.n, o.f, o.byz, sim_byz_name(o.byz_mode),
 	    (o.test_flags & PBFT_TEST_BROKEN_QUORUM) ? " BROKEN-QUORUM" : "",
 	    (o.test_flags & PBFT_TEST_BROKEN_NEWVIEW) ? " BROKEN-NEWVIEW" : "",
+	    (o.test_flags & PBFT_TEST_BROKEN_CLAIMS) ? " BROKEN-CLAIMS" : "",
 	    b - a + 1, (unsigned long long)failed);
 	if (failed)
 		printf(" (first: seed %llu)", (unsigned long long)first_bad);

@@ -394,24 +394,13 @@ digest_zero(const uint8_t d[32])
 	return true;
 }
 
-static void
-resign_vote(uint32_t signer, enum pbft_msg_type type, struct pbft_vote *v)
-{
-	struct wbuf wb;
-
-	wbuf_init_dynamic(&wb, 1 << 16);
-	wire_signed_vote(&wb, type, v->view, v->seq, v->digest, v->replica);
-	fake_sign_as(signer, wb.p, wb.len, v->sig);
-	wbuf_clear(&wb);
-}
-
 /* An equivocating primary: a different batch for half of the backups. */
 static void
 byz_equivocate(struct sim *s, struct replica *r, const struct pbft_msg *m)
 {
 	struct pbft_request reqs[PBFT_BATCH_REQS_MAX];
 	struct pbft_msg alt = *m;
-	struct wbuf batch, wb, auth;
+	struct wbuf batch, auth;
 	uint32_t k = 0;
 
 	encode(s, m);
@@ -419,7 +408,6 @@ byz_equivocate(struct sim *s, struct replica *r, const struct pbft_msg *m)
 		if (to != r->id && to % 2 == 0)
 			net_send(s, r->id, to, s->wb.p, s->wb.len);
 	wbuf_init_dynamic(&batch, PBFT_BATCH_BYTES_MAX);
-	wbuf_init_dynamic(&wb, 1 << 16);
 	wbuf_init_dynamic(&auth, WIRE_BATCH_AUTH_BYTES_MAX);
 	if (m->u.preprepare.batch_len > 0 &&
 	    wire_decode_batch(m->u.preprepare.batch, m->u.preprepare.batch_len,
@@ -430,15 +418,11 @@ byz_equivocate(struct sim *s, struct replica *r, const struct pbft_msg *m)
 	alt.u.preprepare.batch = batch.p;
 	alt.u.preprepare.batch_len = (uint32_t)batch.len;
 	fake_digest(batch.p, batch.len, alt.u.preprepare.digest);
-	wire_signed_preprepare(&wb, alt.u.preprepare.view, alt.u.preprepare.seq,
-	    alt.u.preprepare.digest, r->id);
-	fake_sign_as(r->id, wb.p, wb.len, alt.u.preprepare.sig);
 	encode(s, &alt);
 	for (uint32_t to = 0; to < s->n; to++)
 		if (to != r->id && to % 2 == 1)
 			net_send(s, r->id, to, s->wb.p, s->wb.len);
 	wbuf_clear(&batch);
-	wbuf_clear(&wb);
 	wbuf_clear(&auth);
 }
 
@@ -563,7 +547,6 @@ byz_output(struct sim *s, struct replica *r, const struct pbft_msg *m)
 		alt = *m;
 		if (m->type == PBFT_MSG_PREPARE || m->type == PBFT_MSG_COMMIT) {
 			alt.u.prepare.digest[0] ^= 0xff;
-			resign_vote(r->id, m->type, &alt.u.prepare);
 		} else if (m->type == PBFT_MSG_CHECKPOINT) {
 			struct wbuf wb;
 
@@ -641,7 +624,6 @@ byz_vote_all(struct sim *s, struct replica *r, const struct pbft_msg *m)
 			v.u.prepare.digest[3] ^= (uint8_t)rnd(&s->rng);
 		for (int t = 0; t < 2; t++) {
 			v.type = t == 0 ? PBFT_MSG_PREPARE : PBFT_MSG_COMMIT;
-			resign_vote(r->id, v.type, &v.u.prepare);
 			encode(s, &v);
 			for (uint32_t to = 0; to < s->n; to++)
 				if (to != r->id)

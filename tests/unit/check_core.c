@@ -256,43 +256,33 @@ inject(uint32_t from, uint32_t to, const struct pbft_msg *m)
 }
 
 static struct pbft_msg
-signed_vote(uint32_t signer, enum pbft_msg_type type, uint64_t view,
-    uint64_t seq, uint8_t fill)
+vote_msg(uint32_t sender, enum pbft_msg_type type, uint64_t view, uint64_t seq,
+    uint8_t fill)
 {
 	struct pbft_msg m = {.type = type};
-	struct wbuf wb;
 
 	m.u.prepare =
-	    (struct pbft_vote){.view = view, .seq = seq, .replica = signer};
+	    (struct pbft_vote){.view = view, .seq = seq, .replica = sender};
 	memset(m.u.prepare.digest, fill, 32);
-	wbuf_init_dynamic(&wb, 4096);
-	wire_signed_vote(&wb, type, view, seq, m.u.prepare.digest, signer);
-	fake_sign_as(signer, wb.p, wb.len, m.u.prepare.sig);
-	wbuf_clear(&wb);
 	return m;
 }
 
-/* A pre-prepare with a one-request batch, signed by `signer`. */
+/* sender's pre-prepare with a one-request batch. */
 static struct pbft_msg
-signed_pp(uint32_t signer, uint64_t view, uint64_t seq, uint64_t ts,
+pp_msg(uint32_t sender, uint64_t view, uint64_t seq, uint64_t ts,
     struct wbuf *batch)
 {
 	struct pbft_msg m = {.type = PBFT_MSG_PREPREPARE};
 	struct pbft_msg r = request(1, ts);
-	struct wbuf wb;
 
 	wbuf_reset(batch);
 	wire_encode_batch(batch, &r.u.request, 1);
 	m.u.preprepare = (struct pbft_preprepare){.view = view,
 	    .seq = seq,
-	    .replica = signer,
+	    .replica = sender,
 	    .batch = batch->p,
 	    .batch_len = (uint32_t)batch->len};
 	fake_digest(batch->p, batch->len, m.u.preprepare.digest);
-	wbuf_init_dynamic(&wb, 4096);
-	wire_signed_preprepare(&wb, view, seq, m.u.preprepare.digest, signer);
-	fake_sign_as(signer, wb.p, wb.len, m.u.preprepare.sig);
-	wbuf_clear(&wb);
 	return m;
 }
 
@@ -463,14 +453,14 @@ START_TEST(test_prepare_counts_once_per_sender)
 	wbuf_init_dynamic(&b, 1 << 16);
 	for (uint32_t i = 0; i < 7; i++)
 		N->down[i] = i != 1; /* 1 hears only us */
-	pp = signed_pp(0, 0, 1, 1, &b);
+	pp = pp_msg(0, 0, 1, 1, &b);
 	inject(0, 1, &pp);
 	v = prepare_for(2, &pp);
 	inject(2, 1, &v);
 	inject(2, 1, &v); /* the same again */
 	v = prepare_for(0, &pp);
 	inject(0, 1, &v); /* the primary's */
-	v = signed_vote(3, PBFT_MSG_PREPARE, 0, 1, 0xaa); /* another batch */
+	v = vote_msg(3, PBFT_MSG_PREPARE, 0, 1, 0xaa); /* another batch */
 	inject(3, 1, &v);
 	v = prepare_for(3, &pp); /* 3 already voted in this view */
 	inject(3, 1, &v);
@@ -552,13 +542,13 @@ START_TEST(test_wrong_view_and_window)
 	struct pbft_msg v;
 
 	net_setup(4, 0);
-	v = signed_vote(2, PBFT_MSG_COMMIT, 3, 1, 0xaa);
+	v = vote_msg(2, PBFT_MSG_COMMIT, 3, 1, 0xaa);
 	inject(2, 1, &v);
 	ck_assert_uint_eq(rejected(1, PBFT_REJ_WRONG_VIEW), 1);
-	v = signed_vote(2, PBFT_MSG_COMMIT, 0, 9, 0xaa); /* L = 8 */
+	v = vote_msg(2, PBFT_MSG_COMMIT, 0, 9, 0xaa); /* L = 8 */
 	inject(2, 1, &v);
 	ck_assert_uint_eq(rejected(1, PBFT_REJ_OUT_OF_WINDOW), 1);
-	v = signed_vote(3, PBFT_MSG_COMMIT, 0, 1, 0xaa);
+	v = vote_msg(3, PBFT_MSG_COMMIT, 0, 1, 0xaa);
 	inject(2, 1, &v); /* replica field says 3, channel says 2 */
 	ck_assert_uint_eq(rejected(1, PBFT_REJ_BAD_SENDER), 1);
 	net_teardown();
@@ -572,25 +562,17 @@ START_TEST(test_preprepare_rules)
 
 	wbuf_init_dynamic(&b, 1 << 16);
 	net_setup(4, 0);
-	pp = signed_pp(2, 0, 1, 1, &b); /* replica 2 is not primary of 0 */
+	pp = pp_msg(2, 0, 1, 1, &b); /* replica 2 is not primary of 0 */
 	inject(2, 1, &pp);
 	ck_assert_uint_eq(rejected(1, PBFT_REJ_NOT_PRIMARY), 1);
-	pp = signed_pp(0, 0, 1, 1, &b);
+	pp = pp_msg(0, 0, 1, 1, &b);
 	pp.u.preprepare.digest[5] ^= 1; /* digest does not match batch */
-	{
-		struct wbuf wb;
-
-		wbuf_init_dynamic(&wb, 4096);
-		wire_signed_preprepare(&wb, 0, 1, pp.u.preprepare.digest, 0);
-		fake_sign_as(0, wb.p, wb.len, pp.u.preprepare.sig);
-		wbuf_clear(&wb);
-	}
 	inject(0, 1, &pp);
 	ck_assert_uint_eq(rejected(1, PBFT_REJ_BAD_DIGEST), 1);
 	N->down[0] = true; /* keep replica 1's prepare from mattering */
-	pp = signed_pp(0, 0, 1, 1, &b);
+	pp = pp_msg(0, 0, 1, 1, &b);
 	inject(0, 1, &pp);
-	pp = signed_pp(0, 0, 1, 2, &b); /* a second, different one */
+	pp = pp_msg(0, 0, 1, 2, &b); /* a second, different one */
 	inject(0, 1, &pp);
 	ck_assert_uint_eq(rejected(1, PBFT_REJ_CONFLICT), 1);
 	net_teardown();
@@ -724,7 +706,7 @@ START_TEST(test_recovery_never_contradicts)
 	wbuf_init_dynamic(&b, 1 << 16);
 	net_setup(4, 0);
 	N->down[0] = N->down[2] = N->down[3] = true;
-	pp = signed_pp(0, 0, 1, 1, &b);
+	pp = pp_msg(0, 0, 1, 1, &b);
 	inject(0, 1, &pp); /* replica 1 accepts and prepares */
 	/* Crash replica 1 and rebuild it from its records. */
 	pbft_free(N->core[1]);
@@ -738,7 +720,7 @@ START_TEST(test_recovery_never_contradicts)
 	    rbuf_get_u32(&rb, &len) == 0 && rbuf_get_ref(&rb, &rec, len) == 0)
 		ck_assert_int_eq(pbft_recover(N->core[1], rec, len), 0);
 	/* The same slot, another batch: it must be refused as a conflict. */
-	pp = signed_pp(0, 0, 1, 2, &b);
+	pp = pp_msg(0, 0, 1, 2, &b);
 	inject(0, 1, &pp);
 	ck_assert_uint_eq(rejected(1, PBFT_REJ_CONFLICT), 1);
 	ck_assert_int_eq(

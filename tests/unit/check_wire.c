@@ -221,11 +221,15 @@ START_TEST(test_signed_bytes_cover_fields)
 
 	wbuf_init_dynamic(&a, 4096);
 	wbuf_init_dynamic(&b, 4096);
-	wire_signed_vote(&a, PBFT_MSG_PREPARE, 1, 2, d, 3);
-	wire_signed_vote(&b, PBFT_MSG_COMMIT, 1, 2, d, 3);
-	ck_assert(a.len != b.len || memcmp(a.p, b.p, a.len) != 0);
+	wire_signed_checkpoint(&a, 2, d, 3);
+	wire_signed_checkpoint(&b, 2, d, 4);
+	ck_assert(a.len == b.len && memcmp(a.p, b.p, a.len) != 0);
 	wbuf_reset(&b);
-	wire_signed_vote(&b, PBFT_MSG_PREPARE, 1, 3, d, 3);
+	wire_signed_checkpoint(&b, 3, d, 3);
+	ck_assert(memcmp(a.p, b.p, a.len) != 0);
+	wbuf_reset(&b);
+	d[31] = 9;
+	wire_signed_checkpoint(&b, 2, d, 3);
 	ck_assert(memcmp(a.p, b.p, a.len) != 0);
 	wbuf_clear(&a);
 	wbuf_clear(&b);
