@@ -34,9 +34,11 @@
  *    until the next call into the core.
  *
  * Trust: PBFT_EV_MSG carries a message decoded by the wire module from a
- * channel that authenticated the sending replica (`from`). The core still
- * verifies every signature through the crypto interface, because certificates
- * must convince third parties, and rejects (and counts) anything invalid.
+ * channel that authenticated the sending replica (`from`), which is all a
+ * pre-prepare, prepare or commit needs. What a third party must believe is
+ * signed, and the core verifies those signatures through the crypto
+ * interface (checkpoints and their proofs, VIEW-CHANGE, NEW-VIEW), rejecting
+ * (and counting) anything invalid.
  */
 #ifndef PBFT_CORE_H
 #define PBFT_CORE_H
@@ -81,8 +83,9 @@ struct pbft_crypto {
 #define PBFT_TEST_BROKEN_MUTE                                                  \
 	0x4 /* votes after a crash as if it were clean                         \
 	     */
-#define PBFT_TEST_BROKEN_CLAIMS 0x8 /* NEW-VIEW trusts one pre-prepared claim  \
-	                             */
+#define PBFT_TEST_BROKEN_CLAIMS                                                \
+	0x8 /* NEW-VIEW trusts one pre-prepared claim                          \
+	     */
 
 struct pbft_config {
 	uint32_t n; /* replicas, n >= 3f+1 */
