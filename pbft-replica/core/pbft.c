@@ -1387,11 +1387,12 @@ pbft_boot_record(struct pbft *p, uint8_t rec[PBFT_BOOT_RECORD_LEN])
 	 * barrier): a view still being changed to saw none of ours. */
 	uint64_t last = p->changing && p->view > 0 ? p->view - 1 : p->view;
 
-	if (!p->rec_clean && (!p->muted || last > p->mute_view)) {
+	if ((!p->rec_clean || p->rec_old) &&
+	    (!p->muted || last > p->mute_view)) {
 		p->muted = true;
 		p->mute_view = last;
 	}
-	p->rec_clean = false;
+	p->rec_clean = p->rec_old = false;
 	return boot_record(p, rec);
 }
 
@@ -1407,13 +1408,22 @@ recover_frame(struct pbft *p, uint8_t kind, const uint8_t *f, size_t len)
 {
 	struct wire_arena a;
 	struct pbft_msg m;
+	enum wire_err e;
 
 	if (kind == REC_VC) {
 		pbft_recover_vc(p, f, len);
 		return 0;
 	}
 	wire_arena_init(&a, p->arena_mem, p->arena_len);
-	if (wire_decode(f, len, &m, &a) != WIRE_OK)
+	if ((e = wire_decode(f, len, &m, &a)) == WIRE_E_VERSION && len > 4 &&
+	    f[4] < PBFT_WIRE_VERSION) {
+		/* Written before an upgrade (wire version 1 signed votes and
+		 * proved certificates): the frame is lost to us, as if a
+		 * crash had taken it, so the replica starts muted. */
+		p->rec_old = true;
+		return 0;
+	}
+	if (e != WIRE_OK)
 		return -1;
 	switch (m.type) {
 	case PBFT_MSG_PREPREPARE:

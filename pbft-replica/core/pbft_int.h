@@ -108,6 +108,7 @@ struct pbft {
 	bool muted;
 	uint64_t mute_view;
 	bool rec_clean; /* the replayed records ended with REC_CLEAN */
+	bool rec_old; /* some were frames of an older wire version */
 	/* window */
 	uint64_t low; /* stable checkpoint = low mark */
 	uint8_t low_digest[PBFT_DIGEST_LEN];

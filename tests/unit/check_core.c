@@ -793,6 +793,35 @@ start_after(const struct recs *log, uint8_t *boot, struct recs *compacted)
 	return m;
 }
 
+/*
+ * A log written before an upgrade holds frames of an older wire version:
+ * they are lost to the new core, as a crash would have lost them, so it
+ * starts mute even after a clean stop; a frame of a newer version refuses
+ * the log.
+ */
+START_TEST(test_old_frames_mute)
+{
+	struct fake_crypto fc;
+	struct pbft *p;
+	uint8_t start[PBFT_BOOT_RECORD_LEN], again[PBFT_BOOT_RECORD_LEN];
+	uint8_t clean[PBFT_CLEAN_RECORD_LEN];
+	/* REC_PP, then a frame: u32 length, version 1, type, some body */
+	uint8_t old[16] = {2, 11, 0, 0, 0, 1, PBFT_MSG_PREPREPARE, 1, 2, 3};
+	struct recs none = {.n = 0}, log = {.n = 0};
+
+	pbft_clean_record(clean);
+	ck_assert(!start_after(&none, start, NULL));
+	keep_rec(&log, start, sizeof(start));
+	keep_rec(&log, old, sizeof(old));
+	keep_rec(&log, clean, sizeof(clean));
+	ck_assert(start_after(&log, again, NULL));
+	p = fresh_core(&fc);
+	old[5] = PBFT_WIRE_VERSION + 1;
+	ck_assert_int_eq(pbft_recover(p, old, sizeof(old)), -1);
+	pbft_free(p);
+}
+END_TEST
+
 /* A start after anything but a clean stop is mute, and stays so. */
 START_TEST(test_mute_after_crash)
 {
@@ -869,6 +898,7 @@ core_suite(void)
 	tcase_add_test(tc, test_normal_case_checks_no_signature);
 	tcase_add_test(tc, test_config_validation);
 	tcase_add_test(tc, test_mute_after_crash);
+	tcase_add_test(tc, test_old_frames_mute);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("hostile");
 	tcase_add_test(tc, test_prepare_counts_once_per_sender);
