@@ -95,7 +95,7 @@ parse_u64(const char *v, uint64_t min, uint64_t max, uint64_t *out)
 
 /* "10s", "500ms", "2m", or a plain number of milliseconds. */
 static int
-parse_duration_ms(const char *v, uint32_t *out)
+parse_duration_ms(const char *v, bool zero_ok, uint32_t *out)
 {
 	char *end;
 	unsigned long long x;
@@ -115,7 +115,7 @@ parse_duration_ms(const char *v, uint32_t *out)
 		mul = 60000;
 	else
 		return -1;
-	if (x == 0 || x > UINT32_MAX / mul)
+	if ((x == 0 && !zero_ok) || x > UINT32_MAX / mul)
 		return -1;
 	*out = (uint32_t)(x * mul);
 	return 0;
@@ -355,7 +355,8 @@ cluster_key(struct parse *ps, const char *name, const char *v)
 		ps->window_line = ps->line;
 		return 1;
 	case 4:
-		if (parse_duration_ms(v, &c->view_change_timeout_ms) == -1)
+		if (parse_duration_ms(v, false, &c->view_change_timeout_ms) ==
+		    -1)
 			return fail_at(ps, ps->line,
 			    "view_change_timeout: want a duration like 10s or "
 			    "500ms");
@@ -374,9 +375,9 @@ cluster_key(struct parse *ps, const char *name, const char *v)
 		c->batch_bytes_max = (uint32_t)x;
 		return 1;
 	case 7:
-		if (parse_duration_ms(v, &c->batch_timeout_ms) == -1)
+		if (parse_duration_ms(v, true, &c->batch_timeout_ms) == -1)
 			return fail_at(ps, ps->line,
-			    "batch_timeout: want a duration like 20ms");
+			    "batch_timeout: want a duration like 20ms or 0");
 		return 1;
 	case 8:
 		if (parse_u64(v, 1, 64, &x) == -1)
@@ -385,7 +386,7 @@ cluster_key(struct parse *ps, const char *name, const char *v)
 		c->inflight_max = (uint32_t)x;
 		return 1;
 	case 9:
-		if (parse_duration_ms(v, &c->request_timeout_ms) == -1)
+		if (parse_duration_ms(v, false, &c->request_timeout_ms) == -1)
 			return fail_at(ps, ps->line,
 			    "request_timeout: want a duration like 1s");
 		return 1;

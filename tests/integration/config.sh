@@ -79,7 +79,16 @@ mutate '1i stray = 1'
 expect_error "key outside a section" "t.ini:[0-9]+: key 'stray' outside of any section"
 mutate '/^\[cluster\]/a this line has no equals sign'
 expect_error "syntax error" "t.ini:$(( $(lineof '^\[cluster\]') + 1 )): syntax error"
+mutate '/^\[cluster\]/a view_change_timeout = 0s'
+expect_error "zero view_change_timeout" "t.ini:$(( $(lineof '^\[cluster\]') + 1 )): view_change_timeout"
 echo "ok: every error class reported as FILE:LINE with exit status 2"
+
+# batch_timeout = 0 is documented (propose whenever a batch may fly).
+mutate '/^\[cluster\]/a batch_timeout = 0'
+[ "$("$pbftd" -t -c "$dir/n4/t.ini")" = "configuration OK" ] ||
+    fail "batch_timeout = 0 refused"
+ok
+echo "ok: batch_timeout = 0 accepted"
 
 # Corrupt each value in turn: the error must name that line.
 lines=$(grep -n '^[a-z_]* = ' "$base" | cut -d: -f1)
