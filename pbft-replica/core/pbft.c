@@ -515,7 +515,7 @@ pbft_try_propose(struct pbft *p)
 		/* While batches are in flight, a new one waits until half a
 		 * batch is queued, the in-flight ones execute, or
 		 * batch_delay_ticks pass: fewer, fuller batches cost less
-		 * (signatures, flushes) than they would gain by overlapping. */
+		 * (flushes, messages) than they would gain by overlapping. */
 		if (inflight(p) > 0 && p->qlen < p->cfg.batch_reqs_max / 2 &&
 		    p->hold_ticks < p->cfg.batch_delay_ticks)
 			return;
