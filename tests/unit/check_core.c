@@ -537,6 +537,51 @@ START_TEST(test_view_change_claims_shape)
 }
 END_TEST
 
+/*
+ * What a third party must believe is signed, and a forged signature is
+ * refused and counted: a checkpoint, a VIEW-CHANGE and a NEW-VIEW, each
+ * with one bit of its signature flipped, while the same messages signed
+ * properly are taken.
+ */
+START_TEST(test_bad_signature_rejected)
+{
+	struct pbft_msg c = {.type = PBFT_MSG_CHECKPOINT}, m;
+	struct pbft_msg nv = {.type = PBFT_MSG_NEW_VIEW};
+	struct pbft_status st;
+	struct wbuf wb;
+
+	net_setup(4, 0);
+	pbft_get_status(N->core[3], &st);
+	c.u.checkpoint = (struct pbft_checkpoint){.seq = 100, .replica = 2};
+	wbuf_init_dynamic(&wb, 1 << 16);
+	wire_signed_checkpoint(&wb, 100, c.u.checkpoint.digest, 2);
+	fake_sign_as(2, wb.p, wb.len, c.u.checkpoint.sig);
+	c.u.checkpoint.sig[0] ^= 1;
+	inject(2, 3, &c);
+	ck_assert_uint_eq(rejected(3, PBFT_REJ_BAD_SIG), 1);
+	c.u.checkpoint.sig[0] ^= 1;
+	inject(2, 3, &c);
+	ck_assert_uint_eq(rejected(3, PBFT_REJ_BAD_SIG), 1);
+	m = vc_with(NULL, 0, NULL, 0);
+	m.u.view_change.sig[0] ^= 1;
+	inject(2, 3, &m);
+	ck_assert_uint_eq(rejected(3, PBFT_REJ_BAD_CERT), 1);
+	m.u.view_change.sig[0] ^= 1;
+	inject(2, 3, &m);
+	ck_assert_uint_eq(rejected(3, PBFT_REJ_BAD_CERT), 1);
+	nv.u.new_view = (struct pbft_new_view){.view = 1, .replica = 1};
+	wbuf_reset(&wb);
+	wire_signed_bytes(&wb, &nv);
+	fake_sign_as(1, wb.p, wb.len, nv.u.new_view.sig);
+	nv.u.new_view.sig[0] ^= 1;
+	inject(1, 3, &nv);
+	ck_assert_uint_eq(rejected(3, PBFT_REJ_BAD_SIG), 2);
+	ck_assert_uint_eq(status(3).view, st.view);
+	wbuf_clear(&wb);
+	net_teardown();
+}
+END_TEST
+
 START_TEST(test_wrong_view_and_window)
 {
 	struct pbft_msg v;
@@ -903,6 +948,7 @@ core_suite(void)
 	tc = tcase_create("hostile");
 	tcase_add_test(tc, test_prepare_counts_once_per_sender);
 	tcase_add_test(tc, test_view_change_claims_shape);
+	tcase_add_test(tc, test_bad_signature_rejected);
 	tcase_add_test(tc, test_wrong_view_and_window);
 	tcase_add_test(tc, test_preprepare_rules);
 	suite_add_tcase(s, tc);
