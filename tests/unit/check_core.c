@@ -538,6 +538,22 @@ START_TEST(test_view_change_claims_shape)
 END_TEST
 
 /*
+ * Injects m from `from` to replica 3 with one bit of sig flipped, then as
+ * signed: only the first is refused, so why's count is `want` after both.
+ */
+static void
+forged_then_genuine(uint32_t from, const struct pbft_msg *m, uint8_t *sig,
+    enum pbft_reject why, uint64_t want)
+{
+	sig[0] ^= 1;
+	inject(from, 3, m);
+	ck_assert_uint_eq(rejected(3, why), want);
+	sig[0] ^= 1;
+	inject(from, 3, m);
+	ck_assert_uint_eq(rejected(3, why), want);
+}
+
+/*
  * What a third party must believe is signed, and a forged signature is
  * refused and counted: a checkpoint, a VIEW-CHANGE and a NEW-VIEW, each
  * with one bit of its signature flipped, while the same messages signed
@@ -556,19 +572,9 @@ START_TEST(test_bad_signature_rejected)
 	wbuf_init_dynamic(&wb, 1 << 16);
 	wire_signed_checkpoint(&wb, 100, c.u.checkpoint.digest, 2);
 	fake_sign_as(2, wb.p, wb.len, c.u.checkpoint.sig);
-	c.u.checkpoint.sig[0] ^= 1;
-	inject(2, 3, &c);
-	ck_assert_uint_eq(rejected(3, PBFT_REJ_BAD_SIG), 1);
-	c.u.checkpoint.sig[0] ^= 1;
-	inject(2, 3, &c);
-	ck_assert_uint_eq(rejected(3, PBFT_REJ_BAD_SIG), 1);
+	forged_then_genuine(2, &c, c.u.checkpoint.sig, PBFT_REJ_BAD_SIG, 1);
 	m = vc_with(NULL, 0, NULL, 0);
-	m.u.view_change.sig[0] ^= 1;
-	inject(2, 3, &m);
-	ck_assert_uint_eq(rejected(3, PBFT_REJ_BAD_CERT), 1);
-	m.u.view_change.sig[0] ^= 1;
-	inject(2, 3, &m);
-	ck_assert_uint_eq(rejected(3, PBFT_REJ_BAD_CERT), 1);
+	forged_then_genuine(2, &m, m.u.view_change.sig, PBFT_REJ_BAD_CERT, 1);
 	nv.u.new_view = (struct pbft_new_view){.view = 1, .replica = 1};
 	wbuf_reset(&wb);
 	wire_signed_bytes(&wb, &nv);
