@@ -107,6 +107,8 @@ struct pbft_client {
 	uint8_t (*leaves)[32];
 	struct reqauth_tree *tree;
 	ev_prepare sign_w; /* signs pending requests before the loop waits */
+	ev_prepare flush_w; /* after it: one write per connection */
+	bool dirty; /* some connection has frames queued since flush_w ran */
 	ev_timer sign_t; /* or when the sign interval is over */
 	uint64_t last_sign_us;
 	struct wbuf scratch;
@@ -200,7 +202,7 @@ conn_queue(struct client_conn *cc, const uint8_t *frame, size_t len)
 		conn_close(cc, "out of memory");
 		return;
 	}
-	ev_io_start(cc->c->loop, &cc->wr);
+	cc->c->dirty = true;
 }
 
 static void client_on_reply(
@@ -273,8 +275,10 @@ conn_flush(struct client_conn *cc)
 		    cc->fd, cc->out.p + cc->out_off, cc->out.len - cc->out_off);
 
 		if (w == -1) {
-			if (errno == EAGAIN || errno == EINTR)
+			if (errno == EAGAIN || errno == EINTR) {
+				ev_io_start(cc->c->loop, &cc->wr);
 				return;
+			}
 			conn_close(cc, strerror(errno));
 			return;
 		}
@@ -283,6 +287,31 @@ conn_flush(struct client_conn *cc)
 	wbuf_reset(&cc->out);
 	cc->out_off = 0;
 	ev_io_stop(cc->c->loop, &cc->wr);
+}
+
+/*
+ * The last watcher before the loop waits (after sign_w): each connection
+ * with frames queued gets one record and one write(2) now; only a socket
+ * that cannot take it all waits for its write watcher. No epoll_ctl(2) and
+ * no extra loop iteration in the common case.
+ */
+static void
+flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct pbft_client *c = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (!c->dirty)
+		return;
+	c->dirty = false;
+	for (uint32_t i = 0; i < c->n; i++) {
+		struct client_conn *cc = &c->conns[i];
+
+		if (cc->fd != -1 && cc->ready && !ev_is_active(&cc->wr) &&
+		    (cc->pt.len > 0 || cc->out_off < cc->out.len))
+			conn_flush(cc);
+	}
 }
 
 static void
@@ -809,6 +838,9 @@ pbft_client_new(struct ev_loop *loop, const struct pbft_client_opts *opts,
 	wbuf_init_dynamic(&c->scratch, PBFT_FRAME_BYTES_MAX);
 	ev_prepare_init(&c->sign_w, sign_cb);
 	c->sign_w.data = c;
+	ev_prepare_init(&c->flush_w, flush_cb);
+	c->flush_w.data = c;
+	ev_set_priority(&c->flush_w, EV_MINPRI);
 	ev_timer_init(&c->sign_t, sign_timer_cb, 0, 0);
 	c->sign_t.data = c;
 	c->sign_interval_us =
@@ -846,6 +878,7 @@ pbft_client_new(struct ev_loop *loop, const struct pbft_client_opts *opts,
 		cc->rd.data = cc->wr.data = cc->retry.data = cc;
 		conn_dial(cc);
 	}
+	ev_prepare_start(c->loop, &c->flush_w);
 	return c;
 }
 
@@ -876,6 +909,7 @@ pbft_client_free(struct pbft_client *c)
 		wbuf_clear(&cc->pt);
 	}
 	ev_prepare_stop(c->loop, &c->sign_w);
+	ev_prepare_stop(c->loop, &c->flush_w);
 	ev_timer_stop(c->loop, &c->sign_t);
 	wbuf_clear(&c->scratch);
 	free(c->arena);
