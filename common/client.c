@@ -14,7 +14,12 @@
  * per sign_interval_us (as Nagle's algorithm holds small segments while
  * data is unacknowledged): a client that submits in a steady trickle then
  * costs the primary one signature check per interval instead of one per
- * loop iteration, and a lone request never waits.
+ * loop iteration, and a lone request never waits. The interval stretches
+ * with the client's recent latency (half of it, up to 2.5 times
+ * sign_interval_us): when the cluster is slow because it is busy, each
+ * signature covers more requests and the primary checks fewer of them,
+ * while a request waits for its signature no more than a quarter of what
+ * requests take anyway, on average.
  */
 #include "client.h"
 
@@ -111,6 +116,7 @@ struct pbft_client {
 	bool dirty; /* some connection has frames queued since flush_w ran */
 	ev_timer sign_t; /* or when the sign interval is over */
 	uint64_t last_sign_us;
+	uint64_t lat_avg_us; /* moving average of answered requests' latency */
 	struct wbuf scratch;
 	uint8_t *arena;
 	size_t arena_len;
@@ -592,6 +598,10 @@ client_on_reply(
 	}
 	if (agree < c->f + 1)
 		return;
+	res.latency_us = mono_us() - q->start_us;
+	/* An average over about the last 16 answers. */
+	c->lat_avg_us =
+	    c->lat_avg_us - c->lat_avg_us / 16 + res.latency_us / 16;
 	if (rep->view > c->view)
 		c->view = rep->view;
 	res.seq = rep->seq;
@@ -599,7 +609,6 @@ client_on_reply(
 	res.svc_status = rep->status;
 	res.result = rep->result;
 	res.result_len = rep->result_len;
-	res.latency_us = mono_us() - q->start_us;
 	req_finish(c, q, &res);
 }
 
@@ -713,24 +722,34 @@ sign_pending(struct pbft_client *c)
 			req_send(c, c->signing[j], false);
 }
 
+/* How long unanswered requests hold new ones back from signing: half the
+ * recent latency, within [sign_interval_us, 2.5 times that]. */
+static uint64_t
+sign_interval(const struct pbft_client *c)
+{
+	uint64_t lo = c->sign_interval_us, want = c->lat_avg_us / 2;
+
+	return want < lo ? lo : want > lo * 5 / 2 ? lo * 5 / 2 : want;
+}
+
 static void
 sign_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	struct pbft_client *c = w->data;
 	uint64_t now = mono_us(), since = now - c->last_sign_us;
+	uint64_t interval = sign_interval(c);
 
 	(void)revents;
 	ev_prepare_stop(loop, w);
 	if (c->npending == 0)
 		return;
-	if (c->outstanding == c->npending || since >= c->sign_interval_us ||
+	if (c->outstanding == c->npending || since >= interval ||
 	    c->npending >= REQAUTH_GROUP_MAX) {
 		ev_timer_stop(loop, &c->sign_t);
 		c->last_sign_us = now;
 		sign_pending(c);
 	} else if (!ev_is_active(&c->sign_t)) {
-		ev_timer_set(
-		    &c->sign_t, (double)(c->sign_interval_us - since) / 1e6, 0);
+		ev_timer_set(&c->sign_t, (double)(interval - since) / 1e6, 0);
 		ev_timer_start(loop, &c->sign_t);
 	}
 }

@@ -57,8 +57,9 @@ struct pbft_client_opts {
 	bool pipeline;
 	/*
 	 * While requests are unanswered, new ones are signed together at most
-	 * this often (0 = 2000 us); a request submitted when none is
-	 * unanswered is signed at once.
+	 * this often (0 = 2000 us), or at most half as often as the recent
+	 * latency when that is longer (up to 2.5 times this); a request
+	 * submitted when none is unanswered is signed at once.
 	 */
 	uint32_t sign_interval_us;
 };
