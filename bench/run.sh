@@ -11,7 +11,7 @@
 #   peak-n4-64       saturation: 16 clients x 256 outstanding, 64 B
 #   rate70-n4-64     open loop at 70% of peak-n4-64's throughput, from 4
 #                    clients (see README: a client's requests share a
-#                    signature per 2 ms while it has some unanswered, so
+#                    signature per 2-5 ms while it has some unanswered, so
 #                    many clients with a trickle each cost the primary more)
 #   light-n4-64      1 client, 1 outstanding, fsync = batch
 #   light-off-n4-64  the same with fsync = off
