@@ -722,14 +722,12 @@ sign_pending(struct pbft_client *c)
 			req_send(c, c->signing[j], false);
 }
 
-/* How long unanswered requests hold new ones back from signing: half the
- * recent latency, within [sign_interval_us, 2.5 times that]. */
-static uint64_t
-sign_interval(const struct pbft_client *c)
+uint64_t
+pbft_client_sign_interval_us(uint32_t base_us, uint64_t latency_avg_us)
 {
-	uint64_t lo = c->sign_interval_us, want = c->lat_avg_us / 2;
+	uint64_t lo = base_us, hi = lo * 5 / 2, want = latency_avg_us / 2;
 
-	return want < lo ? lo : want > lo * 5 / 2 ? lo * 5 / 2 : want;
+	return want < lo ? lo : want > hi ? hi : want;
 }
 
 static void
@@ -737,7 +735,8 @@ sign_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	struct pbft_client *c = w->data;
 	uint64_t now = mono_us(), since = now - c->last_sign_us;
-	uint64_t interval = sign_interval(c);
+	uint64_t interval =
+	    pbft_client_sign_interval_us(c->sign_interval_us, c->lat_avg_us);
 
 	(void)revents;
 	ev_prepare_stop(loop, w);

@@ -93,4 +93,11 @@ int pbft_client_submit(struct pbft_client *c, const uint8_t *op, size_t len,
 uint32_t pbft_client_connected(const struct pbft_client *c);
 uint32_t pbft_client_outstanding(const struct pbft_client *c);
 
+/*
+ * How long a client with requests unanswered holds new ones back from
+ * signing: half latency_avg_us, within [base_us, 2.5 times base_us].
+ */
+uint64_t pbft_client_sign_interval_us(
+    uint32_t base_us, uint64_t latency_avg_us);
+
 #endif
