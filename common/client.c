@@ -86,8 +86,10 @@ struct creq {
 	pbft_client_cb cb;
 	void *arg;
 	uint64_t start_us;
+	uint64_t retrans_at_us, deadline_us;
 	uint32_t retrans_ms;
-	ev_timer retrans, deadline;
+	bool listed; /* on the started list */
+	uint32_t prev, next; /* started list: reqs index + 1, or 0 */
 	struct pbft_client *c;
 	struct vote *votes; /* n, in pbft_client.votes */
 };
@@ -105,6 +107,12 @@ struct pbft_client {
 	uint32_t nreqs_max, outstanding;
 	uint32_t sign_interval_us;
 	uint32_t *free_slots, nfree; /* stack of unused reqs[] indexes */
+	/* Started requests, oldest first (reqs index + 1, or 0): their
+	 * retransmissions and deadlines come due in about this order, so one
+	 * timer watches them all, not two per request. */
+	uint32_t first, last;
+	ev_timer sweep;
+	uint64_t sweep_at; /* when it fires, while active */
 	uint32_t *by_ts, ts_mask; /* open addressing: reqs index + 1, or 0 */
 	struct creq **pending; /* submitted, not signed yet */
 	uint32_t npending;
@@ -508,14 +516,33 @@ ts_remove(struct pbft_client *c, struct creq *q)
 
 /* ---- request lifecycle ------------------------------------------------- */
 
+/* Takes q off the started list; the sweep timer may fire once for nothing. */
+static void
+unlist(struct pbft_client *c, struct creq *q)
+{
+	if (!q->listed)
+		return;
+	if (q->prev != 0)
+		c->reqs[q->prev - 1].next = q->next;
+	else
+		c->first = q->next;
+	if (q->next != 0)
+		c->reqs[q->next - 1].prev = q->prev;
+	else
+		c->last = q->prev;
+	q->listed = false;
+	q->prev = q->next = 0;
+	if (c->first == 0)
+		ev_timer_stop(c->loop, &c->sweep);
+}
+
 static void
 req_finish(struct pbft_client *c, struct creq *q, const struct pbft_result *res)
 {
 	pbft_client_cb cb = q->cb;
 	void *arg = q->arg;
 
-	ev_timer_stop(c->loop, &q->retrans);
-	ev_timer_stop(c->loop, &q->deadline);
+	unlist(c, q);
 	ts_remove(c, q);
 	free(q->frame);
 	free(q->op);
@@ -541,29 +568,65 @@ req_send(struct pbft_client *c, struct creq *q, bool all)
 			conn_queue(&c->conns[i], q->frame, q->frame_len);
 }
 
+/* The first thing due on the started list, from its oldest entries. */
 static void
-req_retrans_cb(struct ev_loop *loop, ev_timer *w, int revents)
+sweep_arm(struct pbft_client *c, uint64_t now, uint64_t due)
 {
-	struct creq *q = w->data;
-
-	(void)revents;
-	/* Castro and Liskov 4.1: retransmit to all replicas. */
-	req_send(q->c, q, true);
-	q->retrans_ms = q->retrans_ms * 2 > 8000 ? 8000 : q->retrans_ms * 2;
-	ev_timer_set(w, q->retrans_ms / 1000.0, 0);
-	ev_timer_start(loop, w);
+	ev_timer_stop(c->loop, &c->sweep);
+	if (c->first == 0)
+		return;
+	ev_timer_set(&c->sweep, due > now ? (double)(due - now) / 1e6 : 0, 0);
+	ev_timer_start(c->loop, &c->sweep);
+	c->sweep_at = due;
 }
 
+/*
+ * Retransmits what is due (Castro and Liskov 4.1: to all replicas, the
+ * interval doubling up to 8 s) and fails what is past its deadline. The
+ * walk stops at the first request too young for either: every later one
+ * started later.
+ */
 static void
-req_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	struct creq *q = w->data;
-	struct pbft_result res = {.status = PBFT_CLIENT_TIMEOUT};
+	struct pbft_client *c = w->data;
+	uint64_t now = mono_us(), young = c->opts.retransmit_ms;
+	uint64_t due = UINT64_MAX;
+	uint32_t at = c->first;
 
 	(void)loop;
 	(void)revents;
-	res.latency_us = mono_us() - q->start_us;
-	req_finish(q->c, q, &res);
+	if (c->opts.timeout_ms < young)
+		young = c->opts.timeout_ms;
+	young *= 1000;
+	while (at != 0) {
+		struct creq *q = &c->reqs[at - 1];
+
+		at = q->next;
+		if (q->start_us + young > now) {
+			if (q->start_us + young < due)
+				due = q->start_us + young;
+			break;
+		}
+		if (q->deadline_us <= now) {
+			struct pbft_result res = {.status = PBFT_CLIENT_TIMEOUT,
+			    .latency_us = now - q->start_us};
+
+			req_finish(c, q, &res);
+			continue;
+		}
+		if (q->retrans_at_us <= now) {
+			req_send(c, q, true);
+			q->retrans_ms =
+			    q->retrans_ms * 2 > 8000 ? 8000 : q->retrans_ms * 2;
+			q->retrans_at_us = now + (uint64_t)q->retrans_ms * 1000;
+		}
+		if (q->retrans_at_us < due)
+			due = q->retrans_at_us;
+		if (q->deadline_us < due)
+			due = q->deadline_us;
+	}
+	sweep_arm(c, now, due);
 }
 
 static void
@@ -801,15 +864,26 @@ pbft_client_submit(struct pbft_client *c, const uint8_t *op, size_t len,
 static void
 req_start(struct pbft_client *c, struct creq *q)
 {
+	uint32_t idx = (uint32_t)(q - c->reqs) + 1;
+	uint64_t due;
+
 	q->sent = true;
 	q->start_us = mono_us();
 	q->retrans_ms = c->opts.retransmit_ms;
-	ev_timer_init(&q->retrans, req_retrans_cb, q->retrans_ms / 1000.0, 0);
-	ev_timer_init(
-	    &q->deadline, req_deadline_cb, c->opts.timeout_ms / 1000.0, 0);
-	q->retrans.data = q->deadline.data = q;
-	ev_timer_start(c->loop, &q->retrans);
-	ev_timer_start(c->loop, &q->deadline);
+	q->retrans_at_us = q->start_us + (uint64_t)q->retrans_ms * 1000;
+	q->deadline_us = q->start_us + (uint64_t)c->opts.timeout_ms * 1000;
+	q->listed = true;
+	q->next = 0;
+	q->prev = c->last;
+	if (c->last != 0)
+		c->reqs[c->last - 1].next = idx;
+	else
+		c->first = idx;
+	c->last = idx;
+	due = q->retrans_at_us < q->deadline_us ? q->retrans_at_us
+	                                        : q->deadline_us;
+	if (!ev_is_active(&c->sweep) || due < c->sweep_at)
+		sweep_arm(c, q->start_us, due);
 	req_send(c, q, false);
 }
 
@@ -860,6 +934,8 @@ pbft_client_new(struct ev_loop *loop, const struct pbft_client_opts *opts,
 	c->flush_w.data = c;
 	ev_set_priority(&c->flush_w, EV_MINPRI);
 	ev_timer_init(&c->sign_t, sign_timer_cb, 0, 0);
+	ev_init(&c->sweep, sweep_cb);
+	c->sweep.data = c;
 	c->sign_t.data = c;
 	c->sign_interval_us =
 	    opts->sign_interval_us ? opts->sign_interval_us : 2000;
@@ -928,6 +1004,7 @@ pbft_client_free(struct pbft_client *c)
 	}
 	ev_prepare_stop(c->loop, &c->sign_w);
 	ev_prepare_stop(c->loop, &c->flush_w);
+	ev_timer_stop(c->loop, &c->sweep);
 	ev_timer_stop(c->loop, &c->sign_t);
 	wbuf_clear(&c->scratch);
 	free(c->arena);

@@ -79,7 +79,8 @@ typedef void (*pbft_client_cb)(void *arg, const struct pbft_result *res);
 /* Creates a client and starts connecting; NULL with err set on failure. */
 struct pbft_client *pbft_client_new(struct ev_loop *loop,
     const struct pbft_client_opts *opts, char *err, size_t errlen);
-/* Fails every outstanding request with CANCELLED, closes, frees. */
+/* Fails every outstanding request with CANCELLED, closes, frees; not from
+ * one of c's callbacks. */
 void pbft_client_free(struct pbft_client *c);
 
 /*
