@@ -626,7 +626,10 @@ sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		if (q->deadline_us < due)
 			due = q->deadline_us;
 	}
-	sweep_arm(c, now, due);
+	/* A callback above may have started a request past the walk (serial
+	 * mode starts the next one), arming the timer for it. */
+	if (!ev_is_active(&c->sweep) || due < c->sweep_at)
+		sweep_arm(c, now, due);
 }
 
 static void
