@@ -77,7 +77,7 @@ struct vote {
 
 struct creq {
 	bool used;
-	bool sent;
+	bool sent; /* started: on the started list, timers running */
 	uint64_t ts;
 	uint8_t *op; /* until signed: a copy of the operation */
 	uint32_t op_len;
@@ -88,7 +88,6 @@ struct creq {
 	uint64_t start_us;
 	uint64_t retrans_at_us, deadline_us;
 	uint32_t retrans_ms;
-	bool listed; /* on the started list */
 	uint32_t prev, next; /* started list: reqs index + 1, or 0 */
 	struct pbft_client *c;
 	struct vote *votes; /* n, in pbft_client.votes */
@@ -520,7 +519,7 @@ ts_remove(struct pbft_client *c, struct creq *q)
 static void
 unlist(struct pbft_client *c, struct creq *q)
 {
-	if (!q->listed)
+	if (!q->sent)
 		return;
 	if (q->prev != 0)
 		c->reqs[q->prev - 1].next = q->next;
@@ -530,7 +529,6 @@ unlist(struct pbft_client *c, struct creq *q)
 		c->reqs[q->next - 1].prev = q->prev;
 	else
 		c->last = q->prev;
-	q->listed = false;
 	q->prev = q->next = 0;
 	if (c->first == 0)
 		ev_timer_stop(c->loop, &c->sweep);
@@ -875,7 +873,6 @@ req_start(struct pbft_client *c, struct creq *q)
 	q->retrans_ms = c->opts.retransmit_ms;
 	q->retrans_at_us = q->start_us + (uint64_t)q->retrans_ms * 1000;
 	q->deadline_us = q->start_us + (uint64_t)c->opts.timeout_ms * 1000;
-	q->listed = true;
 	q->next = 0;
 	q->prev = c->last;
 	if (c->last != 0)
