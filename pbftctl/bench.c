@@ -318,6 +318,7 @@ report(struct bench *b)
 		    hist_pct(&b->all, 50) / 1000, hist_pct(&b->all, 90) / 1000,
 		    hist_pct(&b->all, 99) / 1000,
 		    hist_pct(&b->all, 99.9) / 1000);
+		fflush(stdout); /* out before the teardown, whatever it does */
 		return;
 	}
 	printf("completed   %llu requests in %.2f s (%u clients x %u "
@@ -331,6 +332,7 @@ report(struct bench *b)
 	    hist_pct(&b->all, 99) / 1000, hist_pct(&b->all, 99.9) / 1000);
 	printf("errors      %llu  timeouts %llu\n",
 	    (unsigned long long)b->errors, (unsigned long long)b->timeouts);
+	fflush(stdout);
 }
 
 static void
