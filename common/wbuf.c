@@ -44,7 +44,7 @@ wbuf_reset(struct wbuf *wb)
 }
 
 int
-wbuf_reserve(struct wbuf *wb, size_t n)
+wbuf_grow(struct wbuf *wb, size_t n)
 {
 	size_t want, ncap;
 	uint8_t *np;
@@ -67,45 +67,6 @@ wbuf_reserve(struct wbuf *wb, size_t n)
 fail:
 	wb->failed = true;
 	return -1;
-}
-
-void
-wbuf_put_bytes(struct wbuf *wb, const void *src, size_t n)
-{
-	if (n == 0 || wbuf_reserve(wb, n) == -1)
-		return;
-	memcpy(wb->p + wb->len, src, n);
-	wb->len += n;
-}
-
-void
-wbuf_put_u8(struct wbuf *wb, uint8_t v)
-{
-	wbuf_put_bytes(wb, &v, 1);
-}
-
-void
-wbuf_put_u16(struct wbuf *wb, uint16_t v)
-{
-	uint8_t b[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
-
-	wbuf_put_bytes(wb, b, 2);
-}
-
-void
-wbuf_put_u32(struct wbuf *wb, uint32_t v)
-{
-	uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16),
-	    (uint8_t)(v >> 24)};
-
-	wbuf_put_bytes(wb, b, 4);
-}
-
-void
-wbuf_put_u64(struct wbuf *wb, uint64_t v)
-{
-	wbuf_put_u32(wb, (uint32_t)v);
-	wbuf_put_u32(wb, (uint32_t)(v >> 32));
 }
 
 void

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct wbuf {
 	uint8_t *p;
@@ -38,13 +39,78 @@ wbuf_failed(const struct wbuf *wb)
 	return wb->failed;
 }
 
+/* wbuf_reserve's slow path: grows the buffer, or fails. */
+int wbuf_grow(struct wbuf *wb, size_t n);
+
+/*
+ * The writers run per field of every message encoded, so the common case
+ * (room enough) is inline: a compare, a store or a fixed-size memcpy.
+ */
+
 /* Makes room for n more bytes; returns 0, or -1 (and sets failed). */
-int wbuf_reserve(struct wbuf *wb, size_t n);
-void wbuf_put_u8(struct wbuf *wb, uint8_t v);
-void wbuf_put_u16(struct wbuf *wb, uint16_t v);
-void wbuf_put_u32(struct wbuf *wb, uint32_t v);
-void wbuf_put_u64(struct wbuf *wb, uint64_t v);
-void wbuf_put_bytes(struct wbuf *wb, const void *src, size_t n);
+static inline int
+wbuf_reserve(struct wbuf *wb, size_t n)
+{
+	if (!wb->failed && n <= wb->cap - wb->len)
+		return 0;
+	return wbuf_grow(wb, n);
+}
+
+static inline void
+wbuf_put_bytes(struct wbuf *wb, const void *src, size_t n)
+{
+	if (n == 0 || wbuf_reserve(wb, n) == -1)
+		return;
+	memcpy(wb->p + wb->len, src, n);
+	wb->len += n;
+}
+
+static inline void
+wbuf_put_u8(struct wbuf *wb, uint8_t v)
+{
+	if (wbuf_reserve(wb, 1) == -1)
+		return;
+	wb->p[wb->len++] = v;
+}
+
+static inline void
+wbuf_put_u16(struct wbuf *wb, uint16_t v)
+{
+	if (wbuf_reserve(wb, 2) == -1)
+		return;
+	wb->p[wb->len] = (uint8_t)v;
+	wb->p[wb->len + 1] = (uint8_t)(v >> 8);
+	wb->len += 2;
+}
+
+static inline void
+wbuf_put_u32(struct wbuf *wb, uint32_t v)
+{
+	uint8_t *d;
+
+	if (wbuf_reserve(wb, 4) == -1)
+		return;
+	d = wb->p + wb->len;
+	d[0] = (uint8_t)v;
+	d[1] = (uint8_t)(v >> 8);
+	d[2] = (uint8_t)(v >> 16);
+	d[3] = (uint8_t)(v >> 24);
+	wb->len += 4;
+}
+
+static inline void
+wbuf_put_u64(struct wbuf *wb, uint64_t v)
+{
+	uint8_t *d;
+
+	if (wbuf_reserve(wb, 8) == -1)
+		return;
+	d = wb->p + wb->len;
+	for (int i = 0; i < 8; i++)
+		d[i] = (uint8_t)(v >> (8 * i));
+	wb->len += 8;
+}
+
 /* Overwrites 4 bytes at off (already written) with v; used for lengths. */
 void wbuf_patch_u32(struct wbuf *wb, size_t off, uint32_t v);
 

@@ -341,6 +341,49 @@ START_TEST(test_count_larger_than_frame)
 }
 END_TEST
 
+/* The writer every encoder uses: little-endian fields; a write that does
+ * not fit sets the sticky error and changes nothing; growth stops at max. */
+START_TEST(test_wbuf_writer)
+{
+	static const uint8_t want[15] = {0xab, 0x34, 0x12, 0x78, 0x56, 0x34,
+	    0x12, 0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01};
+	uint8_t b[16], before[16];
+	struct wbuf wb;
+
+	memset(b, 0xee, sizeof(b));
+	wbuf_init_fixed(&wb, b, sizeof(b));
+	wbuf_put_u8(&wb, 0xab);
+	wbuf_put_u16(&wb, 0x1234);
+	wbuf_put_u32(&wb, 0x12345678);
+	wbuf_put_u64(&wb, 0x0102030405060708ull);
+	ck_assert_uint_eq(wb.len, 15);
+	ck_assert(!wbuf_failed(&wb));
+	ck_assert_mem_eq(b, want, sizeof(want));
+	memcpy(before, b, sizeof(b));
+	wbuf_put_u32(&wb, 0xffffffff); /* 4 > the 1 byte left */
+	ck_assert(wbuf_failed(&wb));
+	ck_assert_uint_eq(wb.len, 15);
+	ck_assert_mem_eq(b, before, sizeof(b));
+	wbuf_put_u8(&wb, 1); /* sticky: fits, still refused */
+	ck_assert_uint_eq(wb.len, 15);
+	wbuf_reset(&wb);
+	ck_assert(!wbuf_failed(&wb));
+	wbuf_put_bytes(&wb, before, sizeof(before));
+	ck_assert_uint_eq(wb.len, 16);
+	/* A growable buffer grows up to max and no further. */
+	wbuf_init_dynamic(&wb, 1000);
+	for (int i = 0; i < 125; i++)
+		wbuf_put_u64(&wb, (uint64_t)i);
+	ck_assert(!wbuf_failed(&wb));
+	ck_assert_uint_eq(wb.len, 1000);
+	ck_assert_uint_eq(wb.p[8 * 124], 124);
+	wbuf_put_u8(&wb, 0);
+	ck_assert(wbuf_failed(&wb));
+	ck_assert_uint_eq(wb.len, 1000);
+	wbuf_clear(&wb);
+}
+END_TEST
+
 static Suite *
 wire_suite(void)
 {
@@ -361,6 +404,7 @@ wire_suite(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("limits");
 	tcase_add_test(tc, test_count_larger_than_frame);
+	tcase_add_test(tc, test_wbuf_writer);
 	suite_add_tcase(s, tc);
 	return s;
 }
