@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -23,6 +24,48 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+
+/*
+ * A key: the EVP_PKEY and contexts set up for it once. Setting up a
+ * signing or verifying context looks the algorithm up by name and
+ * allocates (about 4 us, more with cold caches, against 60-190 us for the
+ * operation); copying a prepared one costs 0.2 us.
+ */
+struct sig_key {
+	EVP_PKEY *pk;
+	EVP_MD_CTX *sign; /* private keys only */
+	EVP_MD_CTX *verify;
+};
+
+static _Thread_local EVP_MD_CTX *work_ctx;
+
+static void *
+key_wrap(EVP_PKEY *pk, bool private_key)
+{
+	struct sig_key *k;
+
+	if (pk == NULL)
+		return NULL;
+	if ((k = calloc(1, sizeof(*k))) == NULL)
+		goto fail;
+	k->pk = pk;
+	if ((k->verify = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestVerifyInit(k->verify, NULL, NULL, NULL, pk) != 1)
+		goto fail;
+	if (private_key &&
+	    ((k->sign = EVP_MD_CTX_new()) == NULL ||
+	        EVP_DigestSignInit(k->sign, NULL, NULL, NULL, pk) != 1))
+		goto fail;
+	return k;
+fail:
+	if (k != NULL) {
+		EVP_MD_CTX_free(k->verify);
+		EVP_MD_CTX_free(k->sign);
+		free(k);
+	}
+	EVP_PKEY_free(pk);
+	return NULL;
+}
 
 void *
 sig_keygen(const uint8_t seed[32])
@@ -37,21 +80,29 @@ sig_keygen(const uint8_t seed[32])
 	}
 	k = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, 32);
 	OPENSSL_cleanse(buf, sizeof(buf));
-	return k;
+	return key_wrap(k, true);
 }
 
 void
 sig_key_free(void *key)
 {
-	EVP_PKEY_free(key);
+	struct sig_key *k = key;
+
+	if (k == NULL)
+		return;
+	EVP_MD_CTX_free(k->sign);
+	EVP_MD_CTX_free(k->verify);
+	EVP_PKEY_free(k->pk);
+	free(k);
 }
 
 int
 sig_public_raw(void *key, uint8_t out[PBFT_PUBKEY_LEN])
 {
+	struct sig_key *k = key;
 	size_t len = PBFT_PUBKEY_LEN;
 
-	if (key == NULL || EVP_PKEY_get_raw_public_key(key, out, &len) != 1 ||
+	if (k == NULL || EVP_PKEY_get_raw_public_key(k->pk, out, &len) != 1 ||
 	    len != PBFT_PUBKEY_LEN)
 		return -1;
 	return 0;
@@ -60,8 +111,9 @@ sig_public_raw(void *key, uint8_t out[PBFT_PUBKEY_LEN])
 void *
 sig_public_from_raw(const uint8_t raw[PBFT_PUBKEY_LEN])
 {
-	return EVP_PKEY_new_raw_public_key(
-	    EVP_PKEY_ED25519, NULL, raw, PBFT_PUBKEY_LEN);
+	return key_wrap(EVP_PKEY_new_raw_public_key(
+	                    EVP_PKEY_ED25519, NULL, raw, PBFT_PUBKEY_LEN),
+	    false);
 }
 
 int
@@ -83,7 +135,8 @@ sig_write_private_pem(
 		close(fd);
 		return -1;
 	}
-	ok = PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
+	ok = PEM_write_PrivateKey(
+	    f, ((struct sig_key *)key)->pk, NULL, NULL, 0, NULL, NULL);
 	if (fclose(f) != 0 || ok != 1) {
 		snprintf(err, errlen, "%s: cannot write the key", path);
 		return -1;
@@ -96,6 +149,7 @@ sig_read_private_pem(const char *path, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "r");
 	EVP_PKEY *k;
+	void *key;
 
 	if (f == NULL) {
 		snprintf(err, errlen, "cannot read private key file %s: %s",
@@ -113,37 +167,46 @@ sig_read_private_pem(const char *path, char *err, size_t errlen)
 		EVP_PKEY_free(k);
 		return NULL;
 	}
-	return k;
+	if ((key = key_wrap(k, true)) == NULL)
+		snprintf(err, errlen, "%s: cannot use the key", path);
+	return key;
+}
+
+/* A fresh copy of a prepared context, in this thread's working context. */
+static EVP_MD_CTX *
+work_from(const EVP_MD_CTX *prepared)
+{
+	if (prepared == NULL)
+		return NULL;
+	if (work_ctx == NULL && (work_ctx = EVP_MD_CTX_new()) == NULL)
+		return NULL;
+	if (EVP_MD_CTX_copy_ex(work_ctx, prepared) != 1)
+		return NULL;
+	return work_ctx;
 }
 
 int
 sig_sign(void *key, const uint8_t *data, size_t len, uint8_t sig[PBFT_SIG_LEN])
 {
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	struct sig_key *k = key;
+	EVP_MD_CTX *ctx = k != NULL ? work_from(k->sign) : NULL;
 	size_t siglen = PBFT_SIG_LEN;
-	int rc = -1;
 
-	if (ctx != NULL &&
-	    EVP_DigestSignInit(ctx, NULL, NULL, NULL, key) == 1 &&
-	    EVP_DigestSign(ctx, sig, &siglen, data, len) == 1 &&
-	    siglen == PBFT_SIG_LEN)
-		rc = 0;
-	EVP_MD_CTX_free(ctx);
-	return rc;
+	if (ctx == NULL || EVP_DigestSign(ctx, sig, &siglen, data, len) != 1 ||
+	    siglen != PBFT_SIG_LEN)
+		return -1;
+	return 0;
 }
 
 bool
 sig_verify(void *pubkey, const uint8_t *data, size_t len,
     const uint8_t sig[PBFT_SIG_LEN])
 {
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	bool ok = false;
+	struct sig_key *k = pubkey;
+	EVP_MD_CTX *ctx = k != NULL ? work_from(k->verify) : NULL;
 
-	if (ctx != NULL && pubkey != NULL &&
-	    EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pubkey) == 1)
-		ok = EVP_DigestVerify(ctx, sig, PBFT_SIG_LEN, data, len) == 1;
-	EVP_MD_CTX_free(ctx);
-	return ok;
+	return ctx != NULL &&
+	    EVP_DigestVerify(ctx, sig, PBFT_SIG_LEN, data, len) == 1;
 }
 
 /*

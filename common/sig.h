@@ -1,9 +1,11 @@
 /*
- * sig.h - Ed25519 keys and signatures, and SHA-256, through OpenSSL EVP.
+ * sig.h - Ed25519 keys and signatures, and SHA-256, through OpenSSL.
  *
- * Keys are EVP_PKEY * passed around as void * so that headers including this
- * one need no OpenSSL headers. Private keys live in PEM files (PKCS#8) with
- * mode 0600; public keys are written as 64 hex digits in cluster.ini.
+ * Keys are opaque (void *; an EVP_PKEY with its signing and verifying
+ * contexts set up once) so that headers including this one need no OpenSSL
+ * headers. A key is used by one thread at a time. Private keys live in PEM
+ * files (PKCS#8) with mode 0600; public keys are written as 64 hex digits
+ * in cluster.ini.
  */
 #ifndef PBFT_SIG_H
 #define PBFT_SIG_H
