@@ -344,6 +344,52 @@ START_TEST(test_hash_and_mac_vectors)
 }
 END_TEST
 
+/*
+ * Keys reuse contexts prepared once (sig.c): many signatures and checks in
+ * a row, a failed check between good ones, a private key checking its own
+ * signature, a public key refusing to sign, and the RFC 8032 vector.
+ */
+START_TEST(test_key_contexts_reused)
+{
+	/* RFC 8032 section 7.1, test 1: the empty message. */
+	static const char seed_hex[] = "9d61b19deffd5a60ba844af492ec2cc4"
+	                               "4449c5697b326919703bac031cae7f60";
+	static const char sig_hex[] = "e5564300c360ac729086e2cc806e828a"
+	                              "84877f1eb8e5d974d873e06522490155"
+	                              "5fb8821590a33bacc61e39701cf9b46b"
+	                              "d25bf5f0595bbe24655141438e7a100b";
+	uint8_t seed[32], want[PBFT_SIG_LEN], sig[PBFT_SIG_LEN], pub[32];
+	uint8_t msg[100];
+	void *priv, *pubk;
+
+	ck_assert_int_eq(sig_hex_decode(seed_hex, seed, sizeof(seed)), 0);
+	ck_assert_int_eq(sig_hex_decode(sig_hex, want, sizeof(want)), 0);
+	priv = sig_keygen(seed);
+	ck_assert_ptr_nonnull(priv);
+	ck_assert_int_eq(sig_public_raw(priv, pub), 0);
+	pubk = sig_public_from_raw(pub);
+	ck_assert_ptr_nonnull(pubk);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(sig_sign(priv, msg, 0, sig), 0);
+		ck_assert_mem_eq(sig, want, PBFT_SIG_LEN);
+	}
+	for (int i = 0; i < 20; i++) {
+		memset(msg, i, sizeof(msg));
+		ck_assert_int_eq(sig_sign(priv, msg, sizeof(msg), sig), 0);
+		ck_assert(sig_verify(pubk, msg, sizeof(msg), sig));
+		msg[i] ^= 1;
+		ck_assert(!sig_verify(pubk, msg, sizeof(msg), sig));
+		msg[i] ^= 1;
+		ck_assert(sig_verify(pubk, msg, sizeof(msg), sig));
+		ck_assert(sig_verify(priv, msg, sizeof(msg), sig));
+	}
+	ck_assert_int_eq(sig_sign(pubk, msg, sizeof(msg), sig), -1);
+	ck_assert(!sig_verify(NULL, msg, sizeof(msg), sig));
+	sig_key_free(pubk);
+	sig_key_free(priv);
+}
+END_TEST
+
 static Suite *
 reqauth_suite(void)
 {
@@ -357,6 +403,7 @@ reqauth_suite(void)
 	tcase_add_test(tc, test_mac_first_then_signature);
 	tcase_add_test(tc, test_malformed_layouts_refused);
 	tcase_add_test(tc, test_hash_and_mac_vectors);
+	tcase_add_test(tc, test_key_contexts_reused);
 	suite_add_tcase(s, tc);
 	return s;
 }
