@@ -766,12 +766,51 @@ body:
 	pbft_try_progress(p, s);
 }
 
+/*
+ * A commit beyond our window, in our view: we are more than a window
+ * behind and cannot keep it, but f+1 replicas committing later batches
+ * are the progress that holds off our view timer (view_timer_tick), as
+ * commits inside the window are. Without it a replica that fell that far
+ * behind would suspect a working primary and sit alone in a view change.
+ */
+static void
+note_far_commit(struct pbft *p, uint32_t from, uint64_t seq)
+{
+	uint64_t top[PBFT_REPLICAS_MAX];
+	uint32_t k = 0;
+
+	if (p->far_view[from] == p->view && p->far_seq[from] >= seq)
+		return;
+	p->far_view[from] = p->view;
+	p->far_seq[from] = seq;
+	for (uint32_t i = 0; i < p->n; i++)
+		if (i != p->id && p->far_view[i] == p->view)
+			top[k++] = p->far_seq[i];
+	if (k < p->f + 1)
+		return;
+	/* The (f+1)-th highest: f+1 replicas committed at least that. */
+	for (uint32_t i = 0; i <= p->f; i++)
+		for (uint32_t j = i + 1; j < k; j++)
+			if (top[j] > top[i]) {
+				uint64_t t = top[i];
+
+				top[i] = top[j];
+				top[j] = t;
+			}
+	if (top[p->f] > p->seen_commit)
+		p->seen_commit = top[p->f];
+}
+
 static void
 on_vote(struct pbft *p, uint32_t from, enum pbft_msg_type type,
     const struct pbft_vote *v)
 {
 	struct slot *s;
 
+	if (type == PBFT_MSG_COMMIT && v->replica == from && from < p->n &&
+	    v->view == p->view && !p->changing &&
+	    v->seq > p->low + p->cfg.window)
+		note_far_commit(p, from, v->seq);
 	if (!check_vote_common(p, from, v->view, v->seq, v->replica))
 		return;
 	if (type == PBFT_MSG_PREPARE && from == pbft_primary(p, v->view))

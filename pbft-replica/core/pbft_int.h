@@ -139,6 +139,10 @@ struct pbft {
 	 * view (a lagging replica's proof that the primary works), and its
 	 * value when the timer was last reset. */
 	uint64_t seen_commit, vt_seen_commit;
+	/* Per replica: the highest seq it committed in view far_view, seen
+	 * beyond our window (the view timer's progress evidence, nothing
+	 * more). */
+	uint64_t far_seq[PBFT_REPLICAS_MAX], far_view[PBFT_REPLICAS_MAX];
 	uint32_t rt_ticks; /* retransmission countdown */
 	uint64_t rt_low; /* low mark at the last retransmission */
 	uint64_t rt_exec; /* last_exec then */
