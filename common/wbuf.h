@@ -73,42 +73,33 @@ wbuf_put_u8(struct wbuf *wb, uint8_t v)
 	wb->p[wb->len++] = v;
 }
 
+/* The low n bytes of v, least significant first. */
+static inline void
+wbuf_put_le(struct wbuf *wb, uint64_t v, size_t n)
+{
+	if (wbuf_reserve(wb, n) == -1)
+		return;
+	for (size_t i = 0; i < n; i++)
+		wb->p[wb->len + i] = (uint8_t)(v >> (8 * i));
+	wb->len += n;
+}
+
 static inline void
 wbuf_put_u16(struct wbuf *wb, uint16_t v)
 {
-	if (wbuf_reserve(wb, 2) == -1)
-		return;
-	wb->p[wb->len] = (uint8_t)v;
-	wb->p[wb->len + 1] = (uint8_t)(v >> 8);
-	wb->len += 2;
+	wbuf_put_le(wb, v, 2);
 }
 
 static inline void
 wbuf_put_u32(struct wbuf *wb, uint32_t v)
 {
-	uint8_t *d;
-
-	if (wbuf_reserve(wb, 4) == -1)
-		return;
-	d = wb->p + wb->len;
-	d[0] = (uint8_t)v;
-	d[1] = (uint8_t)(v >> 8);
-	d[2] = (uint8_t)(v >> 16);
-	d[3] = (uint8_t)(v >> 24);
-	wb->len += 4;
+	wbuf_put_le(wb, v, 4);
 }
 
 static inline void
 wbuf_put_u64(struct wbuf *wb, uint64_t v)
 {
-	uint8_t *d;
-
-	if (wbuf_reserve(wb, 8) == -1)
-		return;
-	d = wb->p + wb->len;
-	for (int i = 0; i < 8; i++)
-		d[i] = (uint8_t)(v >> (8 * i));
-	wb->len += 8;
+	wbuf_put_le(wb, v, 8);
 }
 
 /* Overwrites 4 bytes at off (already written) with v; used for lengths. */
