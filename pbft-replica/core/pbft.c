@@ -809,7 +809,8 @@ on_vote(struct pbft *p, uint32_t from, enum pbft_msg_type type,
 
 	if (type == PBFT_MSG_COMMIT && v->replica == from && from < p->n &&
 	    v->view == p->view && !p->changing &&
-	    v->seq > p->low + p->cfg.window)
+	    v->seq > p->low + p->cfg.window &&
+	    !(p->cfg.test_flags & PBFT_TEST_BROKEN_FAR))
 		note_far_commit(p, from, v->seq);
 	if (!check_vote_common(p, from, v->view, v->seq, v->replica))
 		return;
@@ -1021,6 +1022,7 @@ retransmit(struct pbft *p)
 static void
 on_tick(struct pbft *p)
 {
+	p->ticks++;
 	if (p->qlen > 0) {
 		p->hold_ticks++;
 		pbft_try_propose(p);

@@ -86,6 +86,10 @@ struct pbft_crypto {
 #define PBFT_TEST_BROKEN_CLAIMS                                                \
 	0x8 /* NEW-VIEW trusts one pre-prepared claim                          \
 	     */
+/* commits beyond the window do not hold off the view timer */
+#define PBFT_TEST_BROKEN_FAR 0x10
+/* a replica that shows it is behind is not told the stable checkpoint */
+#define PBFT_TEST_BROKEN_TELL 0x20
 
 struct pbft_config {
 	uint32_t n; /* replicas, n >= 3f+1 */

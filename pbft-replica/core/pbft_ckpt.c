@@ -147,6 +147,8 @@ pbft_on_checkpoint(
 	}
 	if (m->seq == 0 || m->seq % p->cfg.checkpoint_interval != 0 ||
 	    m->seq <= p->low) {
+		if (m->seq < p->low)
+			pbft_tell_stable(p, from); /* it is behind */
 		pbft_reject(p, PBFT_REJ_OUT_OF_WINDOW);
 		return;
 	}
@@ -311,6 +313,40 @@ pbft_resend_checkpoint(struct pbft *p)
 	m->u.checkpoint.replica = p->id;
 	memcpy(m->u.checkpoint.sig, best->sig, PBFT_SIG_LEN);
 	pbft_broadcast(p, m);
+}
+
+/*
+ * Our part of the stable checkpoint's proof, to one replica that showed it
+ * is behind it (an older CHECKPOINT, or a VIEW-CHANGE for the view whose
+ * NEW-VIEW it missed). With 2f+1 up-to-date replicas answering, the
+ * checkpoint becomes stable there and its state transfer starts at once,
+ * instead of when the next checkpoint is taken, which under light load or
+ * a long interval can be long after the view timer fired. At most once a
+ * retransmission period per replica and stable checkpoint.
+ */
+void
+pbft_tell_stable(struct pbft *p, uint32_t to)
+{
+	if (p->low == 0 || to >= p->n || to == p->id ||
+	    (p->cfg.test_flags & PBFT_TEST_BROKEN_TELL) ||
+	    (p->told_low[to] == p->low &&
+	        p->ticks - p->told_at[to] < p->cfg.retransmit_ticks))
+		return;
+	for (uint32_t i = 0; i < p->low_proof_n; i++)
+		if (p->low_proof[i].replica == p->id) {
+			struct pbft_msg *m = pbft_new_msg(p);
+
+			m->type = PBFT_MSG_CHECKPOINT;
+			m->u.checkpoint.seq = p->low;
+			memcpy(m->u.checkpoint.digest, p->low_digest,
+			    PBFT_DIGEST_LEN);
+			m->u.checkpoint.replica = p->id;
+			memcpy(m->u.checkpoint.sig, p->low_proof[i].sig,
+			    PBFT_SIG_LEN);
+			pbft_send(p, to, m);
+			p->told_low[to] = p->low;
+			p->told_at[to] = p->ticks;
+		}
 }
 
 int

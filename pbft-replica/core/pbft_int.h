@@ -143,6 +143,10 @@ struct pbft {
 	 * beyond our window (the view timer's progress evidence, nothing
 	 * more). */
 	uint64_t far_seq[PBFT_REPLICAS_MAX], far_view[PBFT_REPLICAS_MAX];
+	uint64_t ticks; /* ticks seen */
+	/* Per replica: the stable checkpoint we last told it of, and when
+	 * (pbft_tell_stable). */
+	uint64_t told_low[PBFT_REPLICAS_MAX], told_at[PBFT_REPLICAS_MAX];
 	uint32_t rt_ticks; /* retransmission countdown */
 	uint64_t rt_low; /* low mark at the last retransmission */
 	uint64_t rt_exec; /* last_exec then */
@@ -206,6 +210,7 @@ void pbft_make_stable(struct pbft *p, uint64_t seq,
     uint32_t nproof);
 void pbft_on_state_installed(struct pbft *p, const struct pbft_event *ev);
 void pbft_resend_checkpoint(struct pbft *p);
+void pbft_tell_stable(struct pbft *p, uint32_t to);
 size_t pbft_client_table(struct pbft *p, struct wbuf *wb);
 bool pbft_check_ckpt_proof(struct pbft *p, uint64_t seq,
     const uint8_t digest[PBFT_DIGEST_LEN], const struct pbft_sigpair *v,

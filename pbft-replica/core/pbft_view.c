@@ -577,8 +577,10 @@ pbft_on_view_change(struct pbft *p, uint32_t from, const uint8_t *frame,
 		return;
 	}
 	if (vc->view == p->view && !p->changing) {
-		/* A replica that missed the NEW-VIEW of our view. */
+		/* A replica that missed the NEW-VIEW of our view, and
+		 * likely the stable checkpoints since. */
 		send_stored_new_view(p, from);
+		pbft_tell_stable(p, from);
 		return;
 	}
 	if (vc->view < p->view || vc->view <= p->vc_views[from])
