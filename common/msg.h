@@ -66,7 +66,9 @@ enum pbft_msg_type {
 	PBFT_MSG_STATE_CHUNK = 29,
 	/* address discovery through a bootstrap peer (net layer only) */
 	PBFT_MSG_ANNOUNCE = 30,
-	PBFT_MSG_TYPE_MAX = 31,
+	/* a replica that made no progress says where it is (retransmission) */
+	PBFT_MSG_STATUS = 31,
+	PBFT_MSG_TYPE_MAX = 32,
 };
 
 /* Channel handshake; see common/chan.h for the protocol around these. */
@@ -261,6 +263,21 @@ struct pbft_announce {
 	uint8_t sig[PBFT_SIG_LEN];
 };
 
+/*
+ * <STATUS, v, low, e, i>: replica i, in view v and not changing views, has
+ * stable checkpoint low and executed up to e, and made no progress for a
+ * retransmission period. Peers answer with what it lacks: their part of a
+ * newer stable checkpoint's proof, the NEW-VIEW of a later view, or their
+ * messages for the batches after e. Not signed: it proves nothing to third
+ * parties, and the channel proves who sent it.
+ */
+struct pbft_status_msg {
+	uint64_t view;
+	uint64_t low;
+	uint64_t last_exec;
+	uint32_t replica;
+};
+
 struct pbft_msg {
 	enum pbft_msg_type type;
 	union {
@@ -279,6 +296,7 @@ struct pbft_msg {
 		struct pbft_fetch_state fetch_state;
 		struct pbft_state_chunk state_chunk;
 		struct pbft_announce announce;
+		struct pbft_status_msg status;
 	} u;
 };
 

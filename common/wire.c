@@ -28,6 +28,7 @@
  *   STATE_CHUNK  u64 seq, 32 digest, u32 index, u32 count, u64 total_len,
  *                u32 replica, u32 data_len, data
  *   ANNOUNCE     u32 replica, u64 epoch, u8 host_len, host, u16 port, 64 sig
+ *   STATUS       u64 view, u64 low, u64 last_exec, u32 replica
  */
 #include "wire.h"
 
@@ -100,6 +101,8 @@ wire_type_name(unsigned type)
 		return "state-chunk";
 	case PBFT_MSG_ANNOUNCE:
 		return "announce";
+	case PBFT_MSG_STATUS:
+		return "status";
 	default:
 		return "unknown";
 	}
@@ -302,6 +305,12 @@ put_body(struct wbuf *wb, const struct pbft_msg *m, bool with_sig)
 		return put_view_change(wb, &m->u.view_change, with_sig);
 	case PBFT_MSG_NEW_VIEW:
 		return put_new_view(wb, &m->u.new_view, with_sig);
+	case PBFT_MSG_STATUS:
+		wbuf_put_u64(wb, m->u.status.view);
+		wbuf_put_u64(wb, m->u.status.low);
+		wbuf_put_u64(wb, m->u.status.last_exec);
+		wbuf_put_u32(wb, m->u.status.replica);
+		return 0;
 	case PBFT_MSG_FETCH_BATCH:
 		wbuf_put_u64(wb, m->u.fetch_batch.seq);
 		wbuf_put_bytes(wb, m->u.fetch_batch.digest, PBFT_DIGEST_LEN);
@@ -786,6 +795,11 @@ get_body(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
 		return get_fetch(rb, m);
 	case PBFT_MSG_ANNOUNCE:
 		return get_announce(rb, &m->u.announce);
+	case PBFT_MSG_STATUS:
+		NEED(rbuf_get_u64(rb, &m->u.status.view));
+		NEED(rbuf_get_u64(rb, &m->u.status.low));
+		NEED(rbuf_get_u64(rb, &m->u.status.last_exec));
+		return get_replica(rb, &m->u.status.replica);
 	default:
 		return WIRE_E_TYPE;
 	}

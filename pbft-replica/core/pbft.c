@@ -963,19 +963,32 @@ pbft_try_execute(struct pbft *p)
 
 /* ---- ticks ------------------------------------------------------------- */
 
+static void
+send_or_broadcast(struct pbft *p, uint32_t to, const struct pbft_msg *m)
+{
+	if (to == UINT32_MAX)
+		pbft_broadcast(p, m);
+	else
+		pbft_send(p, to, m);
+}
+
 /* Batch bytes the primary resends per round: the rest waits a round. */
 #define RETRANSMIT_BYTES_MAX (8u << 20)
 
+/*
+ * Our messages for the batches of this view from seq on, to one replica
+ * (to == UINT32_MAX: to all): the primary's PRE-PREPAREs (at most
+ * RETRANSMIT_BYTES_MAX of bodies), our PREPAREs and COMMITs.
+ */
 static void
-retransmit(struct pbft *p)
+resend_slots(struct pbft *p, uint32_t to, uint64_t from_seq)
 {
 	uint32_t primary = pbft_primary(p, p->view);
-
 	size_t bodies = 0; /* batch bytes resent this round */
 
-	if (p->changing)
-		return; /* pbft_view_tick resends the VIEW-CHANGE */
-	for (uint64_t seq = p->low + 1; seq <= p->low + p->cfg.window; seq++) {
+	if (from_seq <= p->low)
+		from_seq = p->low + 1;
+	for (uint64_t seq = from_seq; seq <= p->low + p->cfg.window; seq++) {
 		struct slot *s = &p->slots[seq % p->cfg.window];
 		struct pbft_msg *m;
 
@@ -997,7 +1010,7 @@ retransmit(struct pbft *p)
 			        .batch_len = s->body_len};
 			memcpy(
 			    m->u.preprepare.digest, s->digest, PBFT_DIGEST_LEN);
-			pbft_broadcast(p, m);
+			send_or_broadcast(p, to, m);
 		}
 		if (s->sent_prepare) {
 			m = pbft_new_msg(p);
@@ -1005,7 +1018,7 @@ retransmit(struct pbft *p)
 			m->u.prepare = (struct pbft_vote){
 			    .view = p->view, .seq = seq, .replica = p->id};
 			memcpy(m->u.prepare.digest, s->digest, PBFT_DIGEST_LEN);
-			pbft_broadcast(p, m);
+			send_or_broadcast(p, to, m);
 		}
 		if (s->sent_commit) {
 			m = pbft_new_msg(p);
@@ -1013,10 +1026,66 @@ retransmit(struct pbft *p)
 			m->u.commit = (struct pbft_vote){
 			    .view = p->view, .seq = seq, .replica = p->id};
 			memcpy(m->u.commit.digest, s->digest, PBFT_DIGEST_LEN);
-			pbft_broadcast(p, m);
+			send_or_broadcast(p, to, m);
 		}
 	}
+}
+
+/*
+ * No progress for a retransmission period: say where we are (STATUS, so
+ * that replicas ahead of us resend what we missed) and resend our own part
+ * of every batch in the window and of the newest checkpoint.
+ */
+static void
+retransmit(struct pbft *p)
+{
+	struct pbft_msg *m;
+
+	if (p->changing)
+		return; /* pbft_view_tick resends the VIEW-CHANGE */
+	m = pbft_new_msg(p);
+	m->type = PBFT_MSG_STATUS;
+	m->u.status = (struct pbft_status_msg){.view = p->view,
+	    .low = p->low,
+	    .last_exec = p->last_exec,
+	    .replica = p->id};
+	pbft_broadcast(p, m);
+	resend_slots(p, UINT32_MAX, p->low + 1);
 	pbft_resend_checkpoint(p);
+}
+
+/*
+ * A replica that made no progress for a retransmission period says where
+ * it is; we answer with what it lacks and we have, at most once a
+ * retransmission period per replica. Behind our stable checkpoint: our
+ * part of its proof (it fetches the state). In an older view: the NEW-VIEW
+ * of ours. In our view and behind us: our messages for the batches after
+ * the last one it executed, which it dropped as beyond its window while it
+ * was behind, or never got; nobody resends those otherwise while the
+ * cluster makes progress without it.
+ */
+static void
+on_status(struct pbft *p, uint32_t from, const struct pbft_status_msg *st)
+{
+	if (st->replica != from) {
+		pbft_reject(p, PBFT_REJ_BAD_SENDER);
+		return;
+	}
+	if ((p->cfg.test_flags & PBFT_TEST_BROKEN_STATUS) ||
+	    (p->status_at[from] != 0 &&
+	        p->ticks + 1 - p->status_at[from] < p->cfg.retransmit_ticks))
+		return;
+	p->status_at[from] = p->ticks + 1;
+	if (st->low < p->low)
+		pbft_tell_stable(p, from);
+	if (p->changing || st->view > p->view)
+		return;
+	if (st->view < p->view) {
+		pbft_send_new_view(p, from);
+		return;
+	}
+	if (st->last_exec < p->last_exec)
+		resend_slots(p, from, st->last_exec + 1);
 }
 
 static void
@@ -1079,6 +1148,9 @@ on_msg(struct pbft *p, uint32_t from, const struct pbft_msg *m,
 		break;
 	case PBFT_MSG_BATCH:
 		on_batch(p, &m->u.batch);
+		break;
+	case PBFT_MSG_STATUS:
+		on_status(p, from, &m->u.status);
 		break;
 	default:
 		pbft_reject(p, PBFT_REJ_BAD_SENDER);

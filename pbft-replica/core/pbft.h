@@ -90,6 +90,8 @@ struct pbft_crypto {
 #define PBFT_TEST_BROKEN_FAR 0x10
 /* a replica that shows it is behind is not told the stable checkpoint */
 #define PBFT_TEST_BROKEN_TELL 0x20
+/* STATUS messages go unanswered */
+#define PBFT_TEST_BROKEN_STATUS 0x40
 
 struct pbft_config {
 	uint32_t n; /* replicas, n >= 3f+1 */

@@ -147,6 +147,9 @@ struct pbft {
 	/* Per replica: the stable checkpoint we last told it of, and when
 	 * (pbft_tell_stable). */
 	uint64_t told_low[PBFT_REPLICAS_MAX], told_at[PBFT_REPLICAS_MAX];
+	/* Per replica: 1 + ticks when we last answered its STATUS (0: never).
+	 */
+	uint64_t status_at[PBFT_REPLICAS_MAX];
 	uint32_t rt_ticks; /* retransmission countdown */
 	uint64_t rt_low; /* low mark at the last retransmission */
 	uint64_t rt_exec; /* last_exec then */
@@ -219,6 +222,8 @@ int pbft_recover_stable(struct pbft *p, struct rbuf *rb);
 
 /* pbft_view.c */
 void pbft_start_view_change(struct pbft *p, uint64_t view);
+/* The NEW-VIEW that made our view, to one replica (none for view 0). */
+void pbft_send_new_view(struct pbft *p, uint32_t to);
 void pbft_on_view_change(struct pbft *p, uint32_t from, const uint8_t *frame,
     size_t len, const struct pbft_view_change *vc);
 void pbft_on_new_view(struct pbft *p, uint32_t from, const uint8_t *frame,

@@ -539,8 +539,8 @@ try_new_view(struct pbft *p)
 
 /* ---- receiving --------------------------------------------------------- */
 
-static void
-send_stored_new_view(struct pbft *p, uint32_t to)
+void
+pbft_send_new_view(struct pbft *p, uint32_t to)
 {
 	struct pbft_msg *m = pbft_new_msg(p);
 
@@ -579,7 +579,7 @@ pbft_on_view_change(struct pbft *p, uint32_t from, const uint8_t *frame,
 	if (vc->view == p->view && !p->changing) {
 		/* A replica that missed the NEW-VIEW of our view, and
 		 * likely the stable checkpoints since. */
-		send_stored_new_view(p, from);
+		pbft_send_new_view(p, from);
 		pbft_tell_stable(p, from);
 		return;
 	}

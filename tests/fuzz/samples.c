@@ -144,6 +144,11 @@ sample_frame(int i, struct wbuf *wb)
 		    .port = 7003,
 		    .sig = {7}};
 		break;
+	case 15:
+		m.type = PBFT_MSG_STATUS;
+		m.u.status = (struct pbft_status_msg){
+		    .view = 3, .low = 200, .last_exec = 207, .replica = 2};
+		break;
 	default:
 		return -1;
 	}

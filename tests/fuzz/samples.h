@@ -8,7 +8,7 @@
 #include "msg.h"
 #include "wbuf.h"
 
-#define SAMPLES_COUNT 15
+#define SAMPLES_COUNT 16
 
 /* Encodes sample i (0..SAMPLES_COUNT-1) as a frame into wb; 0 or -1. */
 int sample_frame(int i, struct wbuf *wb);

@@ -687,6 +687,65 @@ START_TEST(test_lagging_replica_does_not_suspect_a_working_primary)
 }
 END_TEST
 
+/*
+ * A replica that missed one batch while the others go on is resent it only
+ * because it asks: none of the others is stuck, so none retransmits on its
+ * own. Its STATUS is answered with the missed messages, and it catches up
+ * well within the view timeout, in its view.
+ */
+START_TEST(test_status_brings_back_missed_batches)
+{
+	net_setup(4, 0);
+	N->drop_pp_seq[3] = 1; /* batch 1 never reaches replica 3 ... */
+	submit(0, 0, 1);
+	N->drop_pp_seq[3] = 0; /* ... but a resend would */
+	ck_assert_uint_eq(N->executed[3], 0);
+	for (uint64_t t = 2; t <= 5; t++) {
+		submit(0, 0, t);
+		ticks(3);
+	}
+	ck_assert_uint_eq(N->executed[0], 5);
+	ck_assert_uint_eq(N->executed[3], 5);
+	ck_assert_uint_eq(status(3).view, 0);
+	ck_assert(!status(3).view_changing);
+	net_teardown();
+}
+END_TEST
+
+/* STATUS: the sender must be who the channel says; answers are rate-limited
+ * to one a retransmission period per replica; nothing to say to a replica
+ * as far as we are. */
+START_TEST(test_status_rules)
+{
+	struct pbft_msg m = {.type = PBFT_MSG_STATUS};
+	struct pbft_event ev = {.type = PBFT_EV_MSG, .from = 3, .msg = &m};
+
+	net_setup(4, 0);
+	for (uint64_t t = 1; t <= 2; t++)
+		submit(0, 0, t);
+	m.u.status = (struct pbft_status_msg){.view = 0, .replica = 2};
+	inject(3, 0, &m);
+	ck_assert_uint_eq(rejected(0, PBFT_REJ_BAD_SENDER), 1);
+	/* Replica 3 says it executed nothing: the primary resends both
+	 * batches and its votes, to replica 3 alone. */
+	m.u.status.replica = 3;
+	step(0, &ev);
+	ck_assert_uint_ge(N->qn, 2);
+	for (size_t i = 0; i < N->qn; i++)
+		ck_assert_uint_eq(N->q[i].to, 3);
+	drain();
+	/* Again at once: not answered. */
+	step(0, &ev);
+	ck_assert_uint_eq(N->qn, 0);
+	/* A period later, as far as we are: nothing to resend. */
+	ticks(5);
+	m.u.status.last_exec = 2;
+	step(0, &ev);
+	ck_assert_uint_eq(N->qn, 0);
+	net_teardown();
+}
+END_TEST
+
 /* ---- view change -------------------------------------------------------- */
 
 START_TEST(test_view_change_keeps_committed)
@@ -963,6 +1022,8 @@ core_suite(void)
 	tcase_add_test(tc, test_lagging_replica_fetches_state);
 	tcase_add_test(
 	    tc, test_lagging_replica_does_not_suspect_a_working_primary);
+	tcase_add_test(tc, test_status_brings_back_missed_batches);
+	tcase_add_test(tc, test_status_rules);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("view_change");
 	tcase_add_test(tc, test_view_change_keeps_committed);
