@@ -23,9 +23,20 @@ usage(FILE *f)
 	    "                [--no-crash] [--no-partition] [--drop P]\n"
 	    "                [--break-quorum] [--break-newview] "
 	    "[--break-mute]\n"
-	    "                [--break-claims] [--trace] [--quiet]\n"
+	    "                [--break-claims] [--break-far] [--break-tell]\n"
+	    "                [--break-status] [--lag] [--interval K] "
+	    "[--trace]\n"
+	    "                [--quiet]\n"
 	    "MODE: silent, equivocate, wrong-digest, replay, vote-all,\n"
-	    "      bad-newview, garbage, lying-vc, random (default)\n");
+	    "      bad-newview, garbage, lying-vc, random (default)\n"
+	    "--lag: the first primary cut off for several windows, healed, "
+	    "then\n"
+	    "       another replica cut off; no random faults, no drops, no "
+	    "Byzantine\n"
+	    "       replica, 100 requests per client, interval 32 (unless "
+	    "given)\n"
+	    "--interval: checkpoint interval (default 4; the window is "
+	    "twice it)\n");
 }
 
 int
@@ -45,12 +56,17 @@ main(int argc, char **argv)
 	    {"break-newview", no_argument, 0, 'N'},
 	    {"break-mute", no_argument, 0, 'M'},
 	    {"break-claims", no_argument, 0, 'K'},
+	    {"break-far", no_argument, 0, 'F'}, {"lag", no_argument, 0, 'L'},
+	    {"break-tell", no_argument, 0, 'T'},
+	    {"break-status", no_argument, 0, 'U'},
+	    {"interval", required_argument, 0, 'i'},
 	    {"trace", no_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
 	    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 	struct sim_opts o;
 	struct sim_result r;
 	unsigned long long a = 0, b = 0;
-	bool range = false, fset = false;
+	bool range = false, fset = false, rset = false, bset = false;
+	bool dset = false, iset = false;
 	uint64_t failed = 0, first_bad = 0, completed = 0, vcs = 0, xfers = 0;
 	clock_t t0 = clock();
 	int ch;
@@ -82,6 +98,7 @@ main(int argc, char **argv)
 			break;
 		case 'b':
 			o.byz = (uint32_t)strtoul(optarg, NULL, 10);
+			bset = true;
 			break;
 		case 'm':
 			o.byz_mode = sim_byz_parse(optarg);
@@ -95,6 +112,7 @@ main(int argc, char **argv)
 			break;
 		case 'r':
 			o.requests = (uint32_t)strtoul(optarg, NULL, 10);
+			rset = true;
 			break;
 		case 'C':
 			o.crashes = false;
@@ -104,6 +122,7 @@ main(int argc, char **argv)
 			break;
 		case 'd':
 			o.drop = strtod(optarg, NULL);
+			dset = true;
 			break;
 		case 'Q':
 			o.test_flags |= PBFT_TEST_BROKEN_QUORUM;
@@ -116,6 +135,22 @@ main(int argc, char **argv)
 			break;
 		case 'K':
 			o.test_flags |= PBFT_TEST_BROKEN_CLAIMS;
+			break;
+		case 'F':
+			o.test_flags |= PBFT_TEST_BROKEN_FAR;
+			break;
+		case 'L':
+			o.lag = true;
+			break;
+		case 'T':
+			o.test_flags |= PBFT_TEST_BROKEN_TELL;
+			break;
+		case 'U':
+			o.test_flags |= PBFT_TEST_BROKEN_STATUS;
+			break;
+		case 'i':
+			o.interval = (uint32_t)strtoul(optarg, NULL, 10);
+			iset = true;
 			break;
 		case 't':
 			o.trace = true;
@@ -133,11 +168,24 @@ main(int argc, char **argv)
 	}
 	if (!fset)
 		o.f = (o.n - 1) / 3;
+	if (o.lag) {
+		/* Its faults are its schedule; load lasts through all of it. */
+		o.crashes = o.partitions = false;
+		if (!dset)
+			o.drop = o.dup = 0;
+		if (!bset)
+			o.byz = 0;
+		if (!rset)
+			o.requests = 100;
+		if (!iset)
+			o.interval = 32;
+	}
 	if (o.n < 1 || o.n > 64 || o.n < 3 * o.f + 1 || o.byz > o.f ||
-	    o.clients == 0 || o.clients > 64) {
+	    o.clients == 0 || o.clients > 64 || o.interval == 0 ||
+	    o.interval > 1024) {
 		fprintf(stderr,
 		    "pbft-sim: need n >= 3f+1, byz <= f, "
-		    "1..64 clients\n");
+		    "1..64 clients, an interval of 1..1024\n");
 		return 2;
 	}
 	if (!range)
@@ -150,12 +198,15 @@ main(int argc, char **argv)
 		vcs += r.view_changes;
 		xfers += r.state_transfers;
 	}
-	printf("pbft-sim: n=%u f=%u byz=%u mode=%s%s%s%s: %llu seeds, %llu "
-	       "violations",
-	    o.n, o.f, o.byz, sim_byz_name(o.byz_mode),
+	printf("pbft-sim: n=%u f=%u byz=%u mode=%s%s%s%s%s%s%s%s: %llu seeds, "
+	       "%llu violations",
+	    o.n, o.f, o.byz, sim_byz_name(o.byz_mode), o.lag ? " LAG" : "",
 	    (o.test_flags & PBFT_TEST_BROKEN_QUORUM) ? " BROKEN-QUORUM" : "",
 	    (o.test_flags & PBFT_TEST_BROKEN_NEWVIEW) ? " BROKEN-NEWVIEW" : "",
 	    (o.test_flags & PBFT_TEST_BROKEN_CLAIMS) ? " BROKEN-CLAIMS" : "",
+	    (o.test_flags & PBFT_TEST_BROKEN_FAR) ? " BROKEN-FAR" : "",
+	    (o.test_flags & PBFT_TEST_BROKEN_TELL) ? " BROKEN-TELL" : "",
+	    (o.test_flags & PBFT_TEST_BROKEN_STATUS) ? " BROKEN-STATUS" : "",
 	    b - a + 1, (unsigned long long)failed);
 	if (failed)
 		printf(" (first: seed %llu)", (unsigned long long)first_bad);

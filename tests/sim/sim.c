@@ -25,6 +25,11 @@
 #define SNAPS 6
 #define CLIENT_RETRY_MS 400
 #define FLUSH_MAX_MS 4 /* a log write takes 1..FLUSH_MAX_MS */
+/* The lag scenario's schedule (lag_step). */
+#define LAG_CUT_AT_MS 200
+#define LAG_CUT_MS 3000
+#define LAG_SETTLE_MS 1500
+#define LAG_SECOND_MS 1500
 
 /* ---- PRNG (xoshiro256**) ----------------------------------------------- */
 
@@ -273,6 +278,9 @@ struct sim {
 	size_t arena_len;
 	struct wbuf wb;
 	bool failed;
+	uint64_t fault_end; /* virtual time the faults stop */
+	bool lag_watch; /* lag scenario: view changes are violations */
+	uint32_t lag_second; /* lag scenario: the replica cut off second */
 };
 
 static void trace(struct sim *s, const char *fmt, ...)
@@ -977,6 +985,15 @@ observe(struct sim *s, struct replica *r, const struct pbft_msg *m)
 		}
 		break;
 	}
+	case PBFT_MSG_VIEW_CHANGE:
+		if (s->lag_watch && r->id != s->lag_second &&
+		    m->u.view_change.view >= 2)
+			violation(s,
+			    "replica %u started a view change to view %llu "
+			    "while the primary of view 1 was correct and "
+			    "reachable",
+			    r->id, (unsigned long long)m->u.view_change.view);
+		break;
 	default:
 		break;
 	}
@@ -1130,8 +1147,8 @@ replica_boot(struct sim *s, struct replica *r)
 
 	pbft_config_default(&cfg, s->n, r->id, s->o.clients);
 	cfg.f = s->f;
-	cfg.checkpoint_interval = 4;
-	cfg.window = 8;
+	cfg.checkpoint_interval = s->o.interval;
+	cfg.window = 2 * cfg.checkpoint_interval;
 	cfg.batch_reqs_max = 4;
 	cfg.inflight_max = 2;
 	cfg.queue_reqs_max = 256;
@@ -1237,7 +1254,7 @@ client_send(struct sim *s, struct client *c, bool all)
 	m.u.request.auth_len = FAKE_AUTH_LEN;
 	encode(s, &m);
 	for (uint32_t i = 0; i < s->n; i++)
-		if (all || i == primary)
+		if (all || i == primary || s->o.lag)
 			push(s, s->now + 1 + rnd_below(&s->rng, MAX_DELAY_MS),
 			    E_DELIVER, i, s->n + c->id, 0, s->wb.p, s->wb.len);
 }
@@ -1318,7 +1335,7 @@ fault_step(struct sim *s)
 {
 	uint64_t r = rnd_below(&s->rng, 3);
 
-	if (s->now >= FAULT_PHASE_MS) {
+	if (s->now >= s->fault_end) {
 		s->faults_on = false;
 		for (uint32_t i = 0; i < s->n; i++) {
 			s->r[i].group = 0;
@@ -1357,6 +1374,45 @@ fault_step(struct sim *s)
 	}
 	push(s, s->now + 100 + rnd_below(&s->rng, 600), E_FAULT, 0, 0, 0, NULL,
 	    0);
+}
+
+/*
+ * The lag scenario: no random faults, no drops, clients send every request
+ * to every replica. The first primary is cut off for LAG_CUT_MS under load:
+ * the others move to view 1 and run many windows ahead of it. Once healed
+ * it must catch up and work in view 1 (a replica more than a window behind
+ * must not suspect a primary that f+1 replicas are following), which the
+ * second cut needs: with another replica cut off, every quorum needs it.
+ * From the heal on, a correct replica that can reach the primary of view 1
+ * sending a VIEW-CHANGE for a later view is a violation.
+ */
+static void
+lag_step(struct sim *s, uint64_t phase)
+{
+	switch (phase) {
+	case 0:
+		s->r[0].group = 1;
+		trace(s, "lag: r0 cut off");
+		push(s, s->now + LAG_CUT_MS, E_FAULT, 0, 0, 1, NULL, 0);
+		break;
+	case 1:
+		s->r[0].group = 0;
+		s->lag_watch = true;
+		trace(s, "lag: r0 back");
+		push(s, s->now + LAG_SETTLE_MS, E_FAULT, 0, 0, 2, NULL, 0);
+		break;
+	case 2:
+		s->lag_second = 2 + (uint32_t)rnd_below(&s->rng, s->n - 2);
+		s->r[s->lag_second].group = 1;
+		trace(s, "lag: r%u cut off", s->lag_second);
+		push(s, s->now + LAG_SECOND_MS, E_FAULT, 0, 0, 3, NULL, 0);
+		break;
+	default:
+		s->r[s->lag_second].group = 0;
+		s->faults_on = false;
+		trace(s, "lag: r%u back; faults end", s->lag_second);
+		break;
+	}
 }
 
 /* ---- delivery ---------------------------------------------------------- */
@@ -1445,6 +1501,7 @@ sim_opts_default(struct sim_opts *o)
 	o->byz_mode = SIM_BYZ_RANDOM;
 	o->clients = 3;
 	o->requests = 15;
+	o->interval = 4;
 	o->crashes = true;
 	o->partitions = true;
 	o->drop = 0.05;
@@ -1518,7 +1575,15 @@ setup(struct sim *s)
 		s->c[i].ts = (uint64_t)(i + 1) << 32;
 		push(s, rnd_below(&s->rng, 100), E_CLIENT, i, 0, 0, NULL, 0);
 	}
-	push(s, 100, E_FAULT, 0, 0, 0, NULL, 0);
+	s->fault_end = FAULT_PHASE_MS;
+	s->lag_second = UINT32_MAX;
+	if (s->o.lag) {
+		s->fault_end =
+		    LAG_CUT_AT_MS + LAG_CUT_MS + LAG_SETTLE_MS + LAG_SECOND_MS;
+		push(s, LAG_CUT_AT_MS, E_FAULT, 0, 0, 0, NULL, 0);
+	} else {
+		push(s, 100, E_FAULT, 0, 0, 0, NULL, 0);
+	}
 }
 
 static void
@@ -1595,7 +1660,10 @@ dispatch(struct sim *s, struct event *e)
 			try_install(s, &s->r[e->to]);
 		break;
 	case E_FAULT:
-		fault_step(s);
+		if (s->o.lag)
+			lag_step(s, e->arg);
+		else
+			fault_step(s);
 		break;
 	case E_FLUSH: {
 		struct replica *r = &s->r[e->to];
@@ -1625,9 +1693,9 @@ sim_run(const struct sim_opts *o, struct sim_result *res)
 		res->events++;
 		dispatch(s, &e);
 		free(e.data);
-		if (all_done(s) && s->now > FAULT_PHASE_MS)
+		if (all_done(s) && s->now > s->fault_end)
 			break;
-		if (s->now > FAULT_PHASE_MS + LIVENESS_MS) {
+		if (s->now > s->fault_end + LIVENESS_MS) {
 			violation(s,
 			    "liveness: %llu of %u requests confirmed "
 			    "%u s after the faults ended",

@@ -32,11 +32,18 @@ struct sim_opts {
 	uint32_t byz; /* Byzantine replicas (<= f) */
 	int byz_mode; /* enum sim_byz */
 	uint32_t clients, requests;
+	uint32_t interval; /* checkpoint interval; the window is twice it */
 	bool crashes, partitions;
 	double drop, dup; /* during the fault phase */
 	uint32_t test_flags; /* PBFT_TEST_* for the correct replicas */
 	bool trace; /* print every trace line as it happens */
 	bool quiet; /* no violation report on stdout */
+	/* The lag scenario instead of random faults: the first primary is cut
+	 * off for several windows under load and healed, then another replica
+	 * is cut off; the primary of view 1 is correct and reachable
+	 * throughout, so no correct replica may start a view change past it
+	 * (see lag_step in sim.c). */
+	bool lag;
 };
 
 struct sim_result {
