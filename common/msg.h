@@ -264,18 +264,24 @@ struct pbft_announce {
 };
 
 /*
- * <STATUS, v, low, e, i>: replica i, in view v and not changing views, has
- * stable checkpoint low and executed up to e, and made no progress for a
- * retransmission period. Peers answer with what it lacks: their part of a
- * newer stable checkpoint's proof, the NEW-VIEW of a later view, or their
- * messages for the batches after e. Not signed: it proves nothing to third
- * parties, and the channel proves who sent it.
+ * <STATUS, v, low, e, i, flags>: replica i is in view v (or changing to it,
+ * with PBFT_STATUS_CHANGING), has stable checkpoint low and executed up to
+ * e. Sent when it made no progress for a retransmission period, or asked
+ * for. Peers answer with what it lacks: their part of a newer stable
+ * checkpoint's proof, the NEW-VIEW of a later view, or their messages for
+ * the batches after e; with PBFT_STATUS_ASK, also their own STATUS (a
+ * replica whose view timer expired asks before it suspects the primary,
+ * to learn whether it can reach a quorum at all). Not signed: it proves
+ * nothing to third parties, and the channel proves who sent it.
  */
+#define PBFT_STATUS_ASK 0x1
+#define PBFT_STATUS_CHANGING 0x2
 struct pbft_status_msg {
 	uint64_t view;
 	uint64_t low;
 	uint64_t last_exec;
 	uint32_t replica;
+	uint8_t flags; /* PBFT_STATUS_* */
 };
 
 struct pbft_msg {

@@ -28,7 +28,7 @@
  *   STATE_CHUNK  u64 seq, 32 digest, u32 index, u32 count, u64 total_len,
  *                u32 replica, u32 data_len, data
  *   ANNOUNCE     u32 replica, u64 epoch, u8 host_len, host, u16 port, 64 sig
- *   STATUS       u64 view, u64 low, u64 last_exec, u32 replica
+ *   STATUS       u64 view, u64 low, u64 last_exec, u32 replica, u8 flags
  */
 #include "wire.h"
 
@@ -310,6 +310,7 @@ put_body(struct wbuf *wb, const struct pbft_msg *m, bool with_sig)
 		wbuf_put_u64(wb, m->u.status.low);
 		wbuf_put_u64(wb, m->u.status.last_exec);
 		wbuf_put_u32(wb, m->u.status.replica);
+		wbuf_put_u8(wb, m->u.status.flags);
 		return 0;
 	case PBFT_MSG_FETCH_BATCH:
 		wbuf_put_u64(wb, m->u.fetch_batch.seq);
@@ -764,6 +765,22 @@ get_announce(struct rbuf *rb, struct pbft_announce *a)
 }
 
 static enum wire_err
+get_status(struct rbuf *rb, struct pbft_status_msg *s)
+{
+	enum wire_err e;
+
+	NEED(rbuf_get_u64(rb, &s->view));
+	NEED(rbuf_get_u64(rb, &s->low));
+	NEED(rbuf_get_u64(rb, &s->last_exec));
+	if ((e = get_replica(rb, &s->replica)) != WIRE_OK)
+		return e;
+	NEED(rbuf_get_u8(rb, &s->flags));
+	if (s->flags & ~(PBFT_STATUS_ASK | PBFT_STATUS_CHANGING))
+		return WIRE_E_VALUE;
+	return WIRE_OK;
+}
+
+static enum wire_err
 get_body(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
 {
 	switch (m->type) {
@@ -796,10 +813,7 @@ get_body(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
 	case PBFT_MSG_ANNOUNCE:
 		return get_announce(rb, &m->u.announce);
 	case PBFT_MSG_STATUS:
-		NEED(rbuf_get_u64(rb, &m->u.status.view));
-		NEED(rbuf_get_u64(rb, &m->u.status.low));
-		NEED(rbuf_get_u64(rb, &m->u.status.last_exec));
-		return get_replica(rb, &m->u.status.replica);
+		return get_status(rb, &m->u.status);
 	default:
 		return WIRE_E_TYPE;
 	}

@@ -104,6 +104,7 @@ struct replica {
 	struct pbft_event deferred[SNAPS_MAX];
 	size_t ndeferred;
 	uint64_t frames_bad;
+	uint64_t vc_deferred; /* the core's view_changes_deferred, logged */
 	uint8_t *chunk_buf; /* a state chunk read from the service's file */
 	struct pbft_action fetch_on_start; /* .seq != 0: state to fetch */
 #if PBFT_FAULT_INJECTION
@@ -973,11 +974,20 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct replica *r = w->data;
 	struct pbft_event ev = {.type = PBFT_EV_TICK};
+	struct pbft_status st;
 
 	(void)loop;
 	(void)revents;
 	replica_step(r, &ev);
 	wal_needed(r, false); /* records whose output all went early */
+	pbft_get_status(r->core, &st);
+	if (st.view_changes_deferred != r->vc_deferred) {
+		r->vc_deferred = st.view_changes_deferred;
+		log_warnx("view %llu: no progress for a view-change timeout, "
+		          "but fewer than 2f replicas answer: not suspecting "
+		          "the primary while cut off",
+		    (unsigned long long)st.view);
+	}
 	if (r->xfer.active && ++r->xfer.idle_ticks > XFER_RETRY_TICKS)
 		xfer_next_peer(r);
 #if PBFT_FAULT_INJECTION
@@ -1303,6 +1313,7 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 	    "\"state_digest\":\"%s\",\"peers_connected\":%u,"
 	    "\"clients_connected\":%u,\"executed_requests\":%llu,"
 	    "\"executed_batches\":%llu,\"view_changes\":%llu,"
+	    "\"view_changes_deferred\":%llu,"
 	    "\"queued\":%u,\"state_transfer\":%s,\"state_transfers\":%llu,"
 	    "\"wal_syncs\":%llu,\"wal_sync_max_us\":%llu,"
 	    "\"wal_sync_sum_us\":%llu,\"wal_bytes\":%llu,"
@@ -1320,7 +1331,8 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 	    ns.peers_connected, ns.clients_connected,
 	    (unsigned long long)st.executed_reqs,
 	    (unsigned long long)st.executed_batches,
-	    (unsigned long long)st.view_changes, st.queued_reqs,
+	    (unsigned long long)st.view_changes,
+	    (unsigned long long)st.view_changes_deferred, st.queued_reqs,
 	    r->xfer.active ? "true" : "false",
 	    (unsigned long long)r->xfer.completed, (unsigned long long)ss.syncs,
 	    (unsigned long long)(ss.sync_ns_max / 1000),

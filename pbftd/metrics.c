@@ -150,6 +150,9 @@ render(struct metrics *m, struct wbuf *w)
 	    "Batches executed.", "executed_batches");
 	family(m, w, "pbft_view_changes_total", "counter",
 	    "View changes completed.", "view_changes");
+	family(m, w, "pbft_view_changes_deferred_total", "counter",
+	    "View timer expiries that waited to hear a quorum (cut off).",
+	    "view_changes_deferred");
 	family(m, w, "pbft_peers_connected", "gauge",
 	    "Replicas with an authenticated channel.", "peers_connected");
 	family(m, w, "pbft_clients_connected", "gauge",

@@ -293,6 +293,7 @@ void
 pbft_view_timer_stop(struct pbft *p)
 {
 	p->vt_running = false;
+	p->vt_expired = false;
 	p->vt_ticks = p->cfg.view_timeout_ticks;
 }
 
@@ -309,6 +310,37 @@ work_waiting(const struct pbft *p)
 			return true;
 	}
 	return false;
+}
+
+/* Whether 2f other replicas were heard from since `since` (1 + ticks):
+ * with us, a quorum that could complete a view change. */
+static bool
+heard_quorum_since(const struct pbft *p, uint64_t since)
+{
+	uint32_t k = 0;
+
+	for (uint32_t i = 0; i < p->n; i++)
+		if (i != p->id && p->heard_at[i] >= since)
+			k++;
+	return k + 1 >= pbft_quorum(p);
+}
+
+static void
+send_status(struct pbft *p, uint32_t to, uint8_t flags)
+{
+	struct pbft_msg *m = pbft_new_msg(p);
+
+	m->type = PBFT_MSG_STATUS;
+	m->u.status = (struct pbft_status_msg){.view = p->view,
+	    .low = p->low,
+	    .last_exec = p->last_exec,
+	    .replica = p->id,
+	    .flags =
+	        (uint8_t)(flags | (p->changing ? PBFT_STATUS_CHANGING : 0))};
+	if (to == UINT32_MAX)
+		pbft_broadcast(p, m);
+	else
+		pbft_send(p, to, m);
 }
 
 /*
@@ -334,9 +366,41 @@ view_timer_tick(struct pbft *p)
 		return;
 	}
 	p->vt_running = true;
+	if (p->vt_expired) {
+		/* Suspect the primary only while a quorum can be heard. A
+		 * replica cut off from the others could not change views,
+		 * and its VIEW-CHANGE, delivered once the links are back,
+		 * would leave it alone in the next view while the others
+		 * still follow a working primary. Once the network heals
+		 * every correct replica answers, so no needed view change
+		 * waits longer than a round trip. */
+		if (heard_quorum_since(p, p->vt_expired_at)) {
+			/* Back in touch after a cut: what they answer may
+			 * show the primary at work, so give it a period. */
+			if (p->vt_grace > 0 && --p->vt_grace > 0)
+				return;
+			pbft_view_timer_stop(p);
+			pbft_start_view_change(p, p->view + 1);
+		} else if (++p->vt_ask_ticks >= p->cfg.retransmit_ticks) {
+			if (p->vt_grace == 0)
+				p->st.view_changes_deferred++; /* once */
+			p->vt_grace = p->cfg.retransmit_ticks;
+			p->vt_ask_ticks = 0;
+			send_status(p, UINT32_MAX, PBFT_STATUS_ASK);
+		}
+		return;
+	}
 	if (p->vt_ticks > 0 && --p->vt_ticks == 0) {
-		pbft_view_timer_stop(p);
-		pbft_start_view_change(p, p->view + 1);
+		if (p->cfg.test_flags & PBFT_TEST_BROKEN_ALONE) {
+			pbft_view_timer_stop(p);
+			pbft_start_view_change(p, p->view + 1);
+			return;
+		}
+		p->vt_expired = true;
+		p->vt_expired_at = p->ticks + 1;
+		p->vt_ask_ticks = 0;
+		p->vt_grace = 0;
+		send_status(p, UINT32_MAX, PBFT_STATUS_ASK);
 	}
 }
 
@@ -1039,25 +1103,18 @@ resend_slots(struct pbft *p, uint32_t to, uint64_t from_seq)
 static void
 retransmit(struct pbft *p)
 {
-	struct pbft_msg *m;
-
 	if (p->changing)
 		return; /* pbft_view_tick resends the VIEW-CHANGE */
-	m = pbft_new_msg(p);
-	m->type = PBFT_MSG_STATUS;
-	m->u.status = (struct pbft_status_msg){.view = p->view,
-	    .low = p->low,
-	    .last_exec = p->last_exec,
-	    .replica = p->id};
-	pbft_broadcast(p, m);
+	send_status(p, UINT32_MAX, 0);
 	resend_slots(p, UINT32_MAX, p->low + 1);
 	pbft_resend_checkpoint(p);
 }
 
 /*
  * A replica that made no progress for a retransmission period says where
- * it is; we answer with what it lacks and we have, at most once a
- * retransmission period per replica. Behind our stable checkpoint: our
+ * it is; we answer with what it lacks and we have, at most once every half
+ * retransmission period per replica (on_status). Behind our stable
+ * checkpoint: our
  * part of its proof (it fetches the state). In an older view: the NEW-VIEW
  * of ours. In our view and behind us: our messages for the batches after
  * the last one it executed, which it dropped as beyond its window while it
@@ -1065,27 +1122,40 @@ retransmit(struct pbft *p)
  * cluster makes progress without it.
  */
 static void
+answer_status(struct pbft *p, uint32_t from, const struct pbft_status_msg *st)
+{
+	if (st->low < p->low)
+		pbft_tell_stable(p, from);
+	if (p->changing || st->view > p->view)
+		return;
+	if (st->view < p->view || (st->flags & PBFT_STATUS_CHANGING) != 0)
+		pbft_send_new_view(p, from);
+	else if (st->last_exec < p->last_exec)
+		resend_slots(p, from, st->last_exec + 1);
+}
+
+static void
 on_status(struct pbft *p, uint32_t from, const struct pbft_status_msg *st)
 {
 	if (st->replica != from) {
 		pbft_reject(p, PBFT_REJ_BAD_SENDER);
 		return;
 	}
-	if ((p->cfg.test_flags & PBFT_TEST_BROKEN_STATUS) ||
-	    (p->status_at[from] != 0 &&
-	        p->ticks + 1 - p->status_at[from] < p->cfg.retransmit_ticks))
-		return;
-	p->status_at[from] = p->ticks + 1;
-	if (st->low < p->low)
-		pbft_tell_stable(p, from);
-	if (p->changing || st->view > p->view)
-		return;
-	if (st->view < p->view) {
-		pbft_send_new_view(p, from);
-		return;
+	/* At most one answer every half period: a replica sends one STATUS
+	 * a period (and one asking, while its view timer has expired). */
+	if (!(p->cfg.test_flags & PBFT_TEST_BROKEN_STATUS) &&
+	    (p->status_at[from] == 0 ||
+	        2 * (p->ticks + 1 - p->status_at[from]) >=
+	            p->cfg.retransmit_ticks)) {
+		p->status_at[from] = p->ticks + 1;
+		answer_status(p, from, st);
 	}
-	if (st->last_exec < p->last_exec)
-		resend_slots(p, from, st->last_exec + 1);
+	/* Asked: our own STATUS too, after what it lacks. */
+	if ((st->flags & PBFT_STATUS_ASK) &&
+	    p->asked_at[from] != p->ticks + 1) {
+		p->asked_at[from] = p->ticks + 1; /* one a tick */
+		send_status(p, from, 0);
+	}
 }
 
 static void
@@ -1121,6 +1191,7 @@ on_msg(struct pbft *p, uint32_t from, const struct pbft_msg *m,
 		pbft_reject(p, PBFT_REJ_BAD_SENDER);
 		return;
 	}
+	p->heard_at[from] = p->ticks + 1;
 	switch (m->type) {
 	case PBFT_MSG_REQUEST:
 		on_request(p, &m->u.request, true);

@@ -92,6 +92,8 @@ struct pbft_crypto {
 #define PBFT_TEST_BROKEN_TELL 0x20
 /* STATUS messages go unanswered */
 #define PBFT_TEST_BROKEN_STATUS 0x40
+/* the view timer starts a view change even when cut off from the rest */
+#define PBFT_TEST_BROKEN_ALONE 0x80
 
 struct pbft_config {
 	uint32_t n; /* replicas, n >= 3f+1 */
@@ -206,6 +208,8 @@ struct pbft_status {
 	bool view_timer_running;
 	bool muted; /* sends no pre-prepare or prepare in this view */
 	uint64_t view_changes; /* view changes completed */
+	/* view timer expiries that started no view change: cut off */
+	uint64_t view_changes_deferred;
 	uint64_t executed_batches;
 	uint64_t executed_reqs;
 	uint64_t rejected[PBFT_REJ_COUNT];

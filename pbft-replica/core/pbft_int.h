@@ -134,6 +134,12 @@ struct pbft {
 	/* timers */
 	bool vt_running;
 	uint32_t vt_ticks; /* view timer ticks left */
+	/* Expired, waiting to hear a quorum (view_timer_tick): since when
+	 * (1 + ticks), and ticks since we last asked. */
+	bool vt_expired;
+	uint64_t vt_expired_at;
+	uint32_t vt_ask_ticks;
+	uint32_t vt_grace; /* heard again after a cut: ticks left to wait */
 	uint64_t vt_exec; /* last_exec when the timer was last reset */
 	/* Highest seq above last_exec that f+1 replicas committed in this
 	 * view (a lagging replica's proof that the primary works), and its
@@ -150,6 +156,9 @@ struct pbft {
 	/* Per replica: 1 + ticks when we last answered its STATUS (0: never).
 	 */
 	uint64_t status_at[PBFT_REPLICAS_MAX];
+	/* Per replica: 1 + ticks when a message from it last arrived, and
+	 * when we last answered its ASK (0: never). */
+	uint64_t heard_at[PBFT_REPLICAS_MAX], asked_at[PBFT_REPLICAS_MAX];
 	uint32_t rt_ticks; /* retransmission countdown */
 	uint64_t rt_low; /* low mark at the last retransmission */
 	uint64_t rt_exec; /* last_exec then */

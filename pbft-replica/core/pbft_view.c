@@ -672,9 +672,11 @@ pbft_on_new_view(struct pbft *p, uint32_t from, const uint8_t *frame,
 		}
 	}
 	if (nv->view > p->view || !p->changing) {
-		/* Moving straight to a later view: we were not in it yet. */
+		/* Moving straight to a later view: we were not in it yet,
+		 * and what our view timer measured was the old primary. */
 		p->view = nv->view;
 		p->changing = true;
+		pbft_view_timer_stop(p);
 		queue_to_pending(p);
 	}
 	enter_view(p, nv, frame, len, min_s, proof_from);

@@ -146,8 +146,11 @@ sample_frame(int i, struct wbuf *wb)
 		break;
 	case 15:
 		m.type = PBFT_MSG_STATUS;
-		m.u.status = (struct pbft_status_msg){
-		    .view = 3, .low = 200, .last_exec = 207, .replica = 2};
+		m.u.status = (struct pbft_status_msg){.view = 3,
+		    .low = 200,
+		    .last_exec = 207,
+		    .replica = 2,
+		    .flags = PBFT_STATUS_ASK};
 		break;
 	default:
 		return -1;

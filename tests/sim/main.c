@@ -24,9 +24,8 @@ usage(FILE *f)
 	    "                [--break-quorum] [--break-newview] "
 	    "[--break-mute]\n"
 	    "                [--break-claims] [--break-far] [--break-tell]\n"
-	    "                [--break-status] [--lag] [--interval K] "
-	    "[--trace]\n"
-	    "                [--quiet]\n"
+	    "                [--break-status] [--break-alone] [--lag]\n"
+	    "                [--interval K] [--trace] [--quiet]\n"
 	    "MODE: silent, equivocate, wrong-digest, replay, vote-all,\n"
 	    "      bad-newview, garbage, lying-vc, random (default)\n"
 	    "--lag: the first primary cut off for several windows, healed, "
@@ -59,6 +58,7 @@ main(int argc, char **argv)
 	    {"break-far", no_argument, 0, 'F'}, {"lag", no_argument, 0, 'L'},
 	    {"break-tell", no_argument, 0, 'T'},
 	    {"break-status", no_argument, 0, 'U'},
+	    {"break-alone", no_argument, 0, 'A'},
 	    {"interval", required_argument, 0, 'i'},
 	    {"trace", no_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
 	    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
@@ -148,6 +148,9 @@ main(int argc, char **argv)
 		case 'U':
 			o.test_flags |= PBFT_TEST_BROKEN_STATUS;
 			break;
+		case 'A':
+			o.test_flags |= PBFT_TEST_BROKEN_ALONE;
+			break;
 		case 'i':
 			o.interval = (uint32_t)strtoul(optarg, NULL, 10);
 			iset = true;
@@ -198,8 +201,8 @@ main(int argc, char **argv)
 		vcs += r.view_changes;
 		xfers += r.state_transfers;
 	}
-	printf("pbft-sim: n=%u f=%u byz=%u mode=%s%s%s%s%s%s%s%s: %llu seeds, "
-	       "%llu violations",
+	printf("pbft-sim: n=%u f=%u byz=%u mode=%s%s%s%s%s%s%s%s%s: %llu "
+	       "seeds, %llu violations",
 	    o.n, o.f, o.byz, sim_byz_name(o.byz_mode), o.lag ? " LAG" : "",
 	    (o.test_flags & PBFT_TEST_BROKEN_QUORUM) ? " BROKEN-QUORUM" : "",
 	    (o.test_flags & PBFT_TEST_BROKEN_NEWVIEW) ? " BROKEN-NEWVIEW" : "",
@@ -207,6 +210,7 @@ main(int argc, char **argv)
 	    (o.test_flags & PBFT_TEST_BROKEN_FAR) ? " BROKEN-FAR" : "",
 	    (o.test_flags & PBFT_TEST_BROKEN_TELL) ? " BROKEN-TELL" : "",
 	    (o.test_flags & PBFT_TEST_BROKEN_STATUS) ? " BROKEN-STATUS" : "",
+	    (o.test_flags & PBFT_TEST_BROKEN_ALONE) ? " BROKEN-ALONE" : "",
 	    b - a + 1, (unsigned long long)failed);
 	if (failed)
 		printf(" (first: seed %llu)", (unsigned long long)first_bad);

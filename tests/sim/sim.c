@@ -986,12 +986,11 @@ observe(struct sim *s, struct replica *r, const struct pbft_msg *m)
 		break;
 	}
 	case PBFT_MSG_VIEW_CHANGE:
-		if (s->lag_watch && r->id != s->lag_second &&
-		    m->u.view_change.view >= 2)
+		if (s->lag_watch && m->u.view_change.view >= 2)
 			violation(s,
 			    "replica %u started a view change to view %llu "
 			    "while the primary of view 1 was correct and "
-			    "reachable",
+			    "followed by a quorum",
 			    r->id, (unsigned long long)m->u.view_change.view);
 		break;
 	default:
@@ -1383,8 +1382,10 @@ fault_step(struct sim *s)
  * it must catch up and work in view 1 (a replica more than a window behind
  * must not suspect a primary that f+1 replicas are following), which the
  * second cut needs: with another replica cut off, every quorum needs it.
- * From the heal on, a correct replica that can reach the primary of view 1
- * sending a VIEW-CHANGE for a later view is a violation.
+ * From the heal on, a correct replica sending a VIEW-CHANGE for a later view
+ * is a violation: the primary of view 1 is correct and followed by a quorum
+ * throughout, and the replica cut off second, which cannot tell, must not
+ * try to change views alone (it would be left alone in view 2 once back).
  */
 static void
 lag_step(struct sim *s, uint64_t phase)

@@ -29,6 +29,7 @@ struct net {
 	struct pkt q[QMAX];
 	size_t qn;
 	bool down[NMAX]; /* drops everything to and from it */
+	bool cut[NMAX]; /* likewise, but it still ticks */
 	uint64_t drop_pp_seq[NMAX]; /* drops the pre-prepare of that seq */
 	uint64_t executed[NMAX]; /* highest seq executed */
 	uint32_t exec_reqs[NMAX]; /* requests executed (not skipped) */
@@ -174,7 +175,8 @@ drain(void)
 
 		memmove(N->q, N->q + 1, (N->qn - 1) * sizeof(N->q[0]));
 		N->qn--;
-		if (!N->down[p.from] && !N->down[p.to]) {
+		if (!N->down[p.from] && !N->down[p.to] && !N->cut[p.from] &&
+		    !N->cut[p.to]) {
 			wire_arena_init(&a, N->arena, sizeof(N->arena));
 			ck_assert_int_eq(
 			    wire_decode(p.data, p.len, &m, &a), WIRE_OK);
@@ -746,6 +748,32 @@ START_TEST(test_status_rules)
 }
 END_TEST
 
+/*
+ * A replica cut off from the others, with a request they never saw, does
+ * not suspect the primary while it cannot hear a quorum (its VIEW-CHANGE
+ * would strand it alone in view 1). Back in touch, it learns the primary is
+ * at work (the request, retransmitted by its client, executes) and stays.
+ */
+START_TEST(test_cut_off_replica_waits_for_a_quorum)
+{
+	net_setup(4, 0);
+	submit(0, 0, 1);
+	N->cut[3] = true;
+	submit(3, 1, 1);
+	ticks(100); /* five view timeouts */
+	ck_assert(!status(3).view_changing);
+	ck_assert_uint_eq(status(3).view, 0);
+	ck_assert_uint_ge(status(3).view_changes_deferred, 1);
+	N->cut[3] = false;
+	submit(0, 1, 1); /* the client tries the primary */
+	ticks(60);
+	ck_assert_uint_eq(N->executed[3], 2);
+	ck_assert(!status(3).view_changing);
+	ck_assert_uint_eq(status(3).view, 0);
+	net_teardown();
+}
+END_TEST
+
 /* ---- view change -------------------------------------------------------- */
 
 START_TEST(test_view_change_keeps_committed)
@@ -1024,6 +1052,7 @@ core_suite(void)
 	    tc, test_lagging_replica_does_not_suspect_a_working_primary);
 	tcase_add_test(tc, test_status_brings_back_missed_batches);
 	tcase_add_test(tc, test_status_rules);
+	tcase_add_test(tc, test_cut_off_replica_waits_for_a_quorum);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("view_change");
 	tcase_add_test(tc, test_view_change_keeps_committed);
