@@ -279,6 +279,30 @@ pbft_on_state_installed(struct pbft *p, const struct pbft_event *ev)
 	pbft_try_execute(p);
 }
 
+/*
+ * Our CHECKPOINT for the stable checkpoint, from its proof; NULL when the
+ * proof does not hold our signature (we got there by state transfer or by
+ * others' messages alone).
+ */
+static struct pbft_msg *
+stable_part(struct pbft *p)
+{
+	for (uint32_t i = 0; i < p->low_proof_n; i++)
+		if (p->low_proof[i].replica == p->id) {
+			struct pbft_msg *m = pbft_new_msg(p);
+
+			m->type = PBFT_MSG_CHECKPOINT;
+			m->u.checkpoint.seq = p->low;
+			memcpy(m->u.checkpoint.digest, p->low_digest,
+			    PBFT_DIGEST_LEN);
+			m->u.checkpoint.replica = p->id;
+			memcpy(m->u.checkpoint.sig, p->low_proof[i].sig,
+			    PBFT_SIG_LEN);
+			return m;
+		}
+	return NULL;
+}
+
 void
 pbft_resend_checkpoint(struct pbft *p)
 {
@@ -292,18 +316,8 @@ pbft_resend_checkpoint(struct pbft *p)
 	if (best == NULL) {
 		/* Nothing newer: repeat our part of the stable checkpoint's
 		 * proof, so a replica that missed it learns it moved on. */
-		for (uint32_t i = 0; i < p->low_proof_n; i++)
-			if (p->low_proof[i].replica == p->id) {
-				m = pbft_new_msg(p);
-				m->type = PBFT_MSG_CHECKPOINT;
-				m->u.checkpoint.seq = p->low;
-				memcpy(m->u.checkpoint.digest, p->low_digest,
-				    PBFT_DIGEST_LEN);
-				m->u.checkpoint.replica = p->id;
-				memcpy(m->u.checkpoint.sig, p->low_proof[i].sig,
-				    PBFT_SIG_LEN);
-				pbft_broadcast(p, m);
-			}
+		if ((m = stable_part(p)) != NULL)
+			pbft_broadcast(p, m);
 		return;
 	}
 	m = pbft_new_msg(p);
@@ -327,26 +341,18 @@ pbft_resend_checkpoint(struct pbft *p)
 void
 pbft_tell_stable(struct pbft *p, uint32_t to)
 {
+	struct pbft_msg *m;
+
 	if (p->low == 0 || to >= p->n || to == p->id ||
 	    (p->cfg.test_flags & PBFT_TEST_BROKEN_TELL) ||
 	    (p->told_low[to] == p->low &&
 	        p->ticks - p->told_at[to] < p->cfg.retransmit_ticks))
 		return;
-	for (uint32_t i = 0; i < p->low_proof_n; i++)
-		if (p->low_proof[i].replica == p->id) {
-			struct pbft_msg *m = pbft_new_msg(p);
-
-			m->type = PBFT_MSG_CHECKPOINT;
-			m->u.checkpoint.seq = p->low;
-			memcpy(m->u.checkpoint.digest, p->low_digest,
-			    PBFT_DIGEST_LEN);
-			m->u.checkpoint.replica = p->id;
-			memcpy(m->u.checkpoint.sig, p->low_proof[i].sig,
-			    PBFT_SIG_LEN);
-			pbft_send(p, to, m);
-			p->told_low[to] = p->low;
-			p->told_at[to] = p->ticks;
-		}
+	if ((m = stable_part(p)) != NULL) {
+		pbft_send(p, to, m);
+		p->told_low[to] = p->low;
+		p->told_at[to] = p->ticks;
+	}
 }
 
 int
