@@ -792,10 +792,20 @@ run_actions(struct replica *r)
 
 		if (a->type == PBFT_ACT_STABLE && !batch)
 			write_stable_snapshot(r, a);
-		if (a->type == PBFT_ACT_STABLE && batch &&
-		    snap_find(r, a->seq) != NULL &&
-		    !store_snapshot_durable(r->store, a->seq))
-			r->stable_wait = a->seq;
+		if (a->type == PBFT_ACT_STABLE && batch) {
+			if (snap_find(r, a->seq) != NULL &&
+			    !store_snapshot_durable(r->store, a->seq))
+				r->stable_wait = a->seq;
+			else if (r->stable_wait < a->seq)
+				/* A later stable checkpoint than the one we
+				 * waited for, and no snapshot of it to wait
+				 * for (we are behind it: its state will be
+				 * fetched, and a restart fetches it again).
+				 * do_stable drops the older snapshot if it
+				 * was not written yet, so waiting for it would
+				 * hold every flush, and all output, forever. */
+				r->stable_wait = 0;
+		}
 		if (a->type != PBFT_ACT_PERSIST)
 			continue;
 		if (store_append(r->store, a->record, a->record_len) == -1)
