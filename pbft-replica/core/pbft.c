@@ -1114,12 +1114,12 @@ retransmit(struct pbft *p)
  * A replica that made no progress for a retransmission period says where
  * it is; we answer with what it lacks and we have, at most once every half
  * retransmission period per replica (on_status). Behind our stable
- * checkpoint: our
- * part of its proof (it fetches the state). In an older view: the NEW-VIEW
- * of ours. In our view and behind us: our messages for the batches after
- * the last one it executed, which it dropped as beyond its window while it
- * was behind, or never got; nobody resends those otherwise while the
- * cluster makes progress without it.
+ * checkpoint: our part of its proof (it fetches the state). In an older
+ * view, or still changing to ours: the NEW-VIEW of ours. In our view and
+ * behind us: our messages for the batches after the last one it executed,
+ * which it dropped as beyond its window while it was behind, or never
+ * got; nobody resends those otherwise while the cluster makes progress
+ * without it.
  */
 static void
 answer_status(struct pbft *p, uint32_t from, const struct pbft_status_msg *st)
