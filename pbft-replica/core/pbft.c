@@ -326,6 +326,15 @@ heard_quorum_since(const struct pbft *p, uint64_t since)
 }
 
 static void
+send_or_broadcast(struct pbft *p, uint32_t to, const struct pbft_msg *m)
+{
+	if (to == UINT32_MAX)
+		pbft_broadcast(p, m);
+	else
+		pbft_send(p, to, m);
+}
+
+static void
 send_status(struct pbft *p, uint32_t to, uint8_t flags)
 {
 	struct pbft_msg *m = pbft_new_msg(p);
@@ -337,10 +346,7 @@ send_status(struct pbft *p, uint32_t to, uint8_t flags)
 	    .replica = p->id,
 	    .flags =
 	        (uint8_t)(flags | (p->changing ? PBFT_STATUS_CHANGING : 0))};
-	if (to == UINT32_MAX)
-		pbft_broadcast(p, m);
-	else
-		pbft_send(p, to, m);
+	send_or_broadcast(p, to, m);
 }
 
 /*
@@ -1026,15 +1032,6 @@ pbft_try_execute(struct pbft *p)
 }
 
 /* ---- ticks ------------------------------------------------------------- */
-
-static void
-send_or_broadcast(struct pbft *p, uint32_t to, const struct pbft_msg *m)
-{
-	if (to == UINT32_MAX)
-		pbft_broadcast(p, m);
-	else
-		pbft_send(p, to, m);
-}
 
 /* Batch bytes the primary resends per round: the rest waits a round. */
 #define RETRANSMIT_BYTES_MAX (8u << 20)
