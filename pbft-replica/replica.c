@@ -26,7 +26,7 @@
 #include "wire.h"
 
 #define SNAPS_MAX 4
-#define XFER_BYTES_MAX (4ULL << 30) /* largest state we accept to fetch */
+#define XFER_BYTES_MAX (4ULL << 30) /* largest head we accept to fetch */
 #define XFER_RETRY_TICKS 100 /* 1 s without progress: next peer */
 
 /* The last reply to each client, to answer a retransmitted request. */
@@ -47,17 +47,26 @@ struct snap {
 	uint64_t tail_len;
 };
 
-/* An ongoing state transfer (TOCS section 5.3.2). */
+/*
+ * An ongoing state transfer (TOCS section 5.3.2). The image a peer serves
+ * is its snapshot's img (client table, then the service's head) followed
+ * by the service's tail; chunk i holds its bytes from i times
+ * PBFT_CHUNK_BYTES_MAX. The head is fetched into img; of the tail, only
+ * what the service does not hold already, which it checks and stages as it
+ * comes (service.h).
+ */
 struct xfer {
 	bool active;
 	uint64_t seq;
 	uint8_t digest[PBFT_DIGEST_LEN];
 	uint32_t peer; /* asked now */
-	uint32_t next_index; /* next chunk wanted */
+	uint32_t asked; /* the chunk asked for */
 	uint32_t count; /* chunks in all, from the first chunk */
 	uint64_t total_len;
+	uint64_t head_len; /* image bytes before the tail; 0 until known */
 	uint32_t idle_ticks;
-	struct wbuf img;
+	struct wbuf img; /* the image's head */
+	uint64_t fetched; /* tail bytes fetched since the transfer began */
 	uint64_t failures; /* images that did not match the digest */
 	uint64_t completed;
 };
@@ -332,44 +341,71 @@ do_stable(struct replica *r, const struct pbft_action *a)
 
 /* ---- state transfer ---------------------------------------------------- */
 
+/* The chunk that holds the first image byte not held yet. */
 static void
 xfer_ask(struct replica *r)
 {
+	struct xfer *x = &r->xfer;
 	struct pbft_msg m = {.type = PBFT_MSG_FETCH_STATE};
+	uint64_t want = x->head_len == 0 || x->img.len < x->head_len
+	    ? x->img.len
+	    : x->head_len + r->svc->ops->stage_have(r->svc);
 
-	m.u.fetch_state.seq = r->xfer.seq;
-	memcpy(m.u.fetch_state.digest, r->xfer.digest, PBFT_DIGEST_LEN);
-	m.u.fetch_state.index = r->xfer.next_index;
+	x->asked = (uint32_t)(want / PBFT_CHUNK_BYTES_MAX);
+	m.u.fetch_state.seq = x->seq;
+	memcpy(m.u.fetch_state.digest, x->digest, PBFT_DIGEST_LEN);
+	m.u.fetch_state.index = x->asked;
 	m.u.fetch_state.replica = r->id;
-	r->xfer.idle_ticks = 0;
-	send_to(r, r->xfer.peer, &m, false);
+	x->idle_ticks = 0;
+	send_to(r, x->peer, &m, false);
 }
 
+/*
+ * Asks the next peer, for the head from its start; the staged tail stays
+ * unless bad: this peer's bytes were wrong.
+ */
 static void
-xfer_next_peer(struct replica *r)
+xfer_next_peer(struct replica *r, bool bad)
 {
-	r->xfer.peer = (r->xfer.peer + 1) % r->cfg->n;
-	if (r->xfer.peer == r->id)
-		r->xfer.peer = (r->xfer.peer + 1) % r->cfg->n;
-	r->xfer.next_index = 0;
-	r->xfer.count = 0;
-	r->xfer.total_len = 0;
-	wbuf_reset(&r->xfer.img);
+	struct xfer *x = &r->xfer;
+
+	if (bad) {
+		r->svc->ops->stage_drop(r->svc);
+		x->failures++;
+		log_warnx("state from replica %u does not match the certified "
+		          "digest of checkpoint %llu; asking another replica",
+		    x->peer, (unsigned long long)x->seq);
+	}
+	x->peer = (x->peer + 1) % r->cfg->n;
+	if (x->peer == r->id)
+		x->peer = (x->peer + 1) % r->cfg->n;
+	x->count = 0;
+	x->total_len = 0;
+	x->head_len = 0;
+	wbuf_reset(&x->img);
 	xfer_ask(r);
 }
 
 static void
 do_fetch_state(struct replica *r, const struct pbft_action *a)
 {
-	if (r->xfer.active && r->xfer.seq >= a->seq)
+	struct xfer *x = &r->xfer;
+
+	if (x->active && x->seq >= a->seq)
 		return;
-	log_info("behind the cluster: fetching the state of checkpoint %llu",
-	    (unsigned long long)a->seq);
-	r->xfer.active = true;
-	r->xfer.seq = a->seq;
-	memcpy(r->xfer.digest, a->digest, PBFT_DIGEST_LEN);
-	r->xfer.peer = r->id; /* xfer_next_peer moves to id + 1 */
-	xfer_next_peer(r);
+	log_info("behind the cluster: fetching the state of checkpoint %llu "
+	         "(%llu bytes of its tail held)",
+	    (unsigned long long)a->seq,
+	    (unsigned long long)r->svc->ops->stage_have(r->svc));
+	x->seq = a->seq;
+	memcpy(x->digest, a->digest, PBFT_DIGEST_LEN);
+	if (!x->active)
+		x->fetched = 0;
+	x->active = true;
+	/* From id + 1 on, for a later checkpoint too (a peer that did not
+	 * answer may have had only the earlier one); the staged tail stays. */
+	x->peer = r->id;
+	xfer_next_peer(r, false);
 }
 
 /* Splits an image into client table and service image. */
@@ -393,69 +429,128 @@ image_split(const uint8_t *img, size_t len, const uint8_t **ct, size_t *ctlen,
 }
 
 /*
- * Checks a complete fetched image against the certified digest and installs
- * it. One peer's word is never enough: the digest was certified by 2f+1
- * checkpoint messages, so a lying peer is caught here and another is asked.
+ * Checks the fetched head and the tail held and staged against the
+ * certified digest and installs them. One peer's word is never enough: the
+ * digest was certified by 2f+1 checkpoint messages, so a lying peer is
+ * caught here (or by the service's checks as its bytes come) and another
+ * is asked.
  */
 static void
 xfer_finish(struct replica *r)
 {
-	const uint8_t *ct, *svcimg;
-	size_t ctlen, svclen;
+	struct xfer *x = &r->xfer;
+	const struct service_ops *ops = r->svc->ops;
+	const uint8_t *ct, *head;
+	size_t ctlen, headlen;
 	uint8_t sd[PBFT_DIGEST_LEN], want[PBFT_DIGEST_LEN];
-	struct service *fresh = service_ledger_new();
 	struct pbft_event ev = {.type = PBFT_EV_STATE_INSTALLED};
 
-	if (fresh == NULL)
-		fatalx("out of memory");
-	if (image_split(r->xfer.img.p, r->xfer.img.len, &ct, &ctlen, &svcimg,
-	        &svclen) == -1 ||
-	    fresh->ops->restore(fresh, svcimg, svclen) == -1)
+	if (image_split(x->img.p, x->img.len, &ct, &ctlen, &head, &headlen) ==
+	        -1 ||
+	    ops->stage_check(r->svc, head, headlen, sd) == -1)
 		goto bad;
-	fresh->ops->digest(fresh, sd);
 	pbft_state_digest(&r->rc.ops, sd, ct, ctlen, want);
-	if (memcmp(want, r->xfer.digest, PBFT_DIGEST_LEN) != 0)
+	if (memcmp(want, x->digest, PBFT_DIGEST_LEN) != 0)
 		goto bad;
-	fresh->ops->free(fresh);
 	/* No snapshot may be in the works while the state is replaced. */
 	bg_settle(r);
-	/* Verified: now replace our own state (this rewrites the journal). */
-	if (r->svc->ops->restore(r->svc, svcimg, svclen) == -1)
-		fatalx("cannot install a verified state image");
-	log_info("state of checkpoint %llu installed (%zu bytes from "
-	         "replica %u)",
-	    (unsigned long long)r->xfer.seq, r->xfer.img.len, r->xfer.peer);
+	if (ops->stage_install(r->svc) == -1)
+		fatalx("cannot install a verified state");
+	log_info("state of checkpoint %llu installed (%llu bytes, %llu of "
+	         "them fetched, from replica %u)",
+	    (unsigned long long)x->seq, (unsigned long long)x->total_len,
+	    (unsigned long long)(x->fetched + x->head_len), x->peer);
 	/* Images of older checkpoints referred to the replaced state. */
 	for (int i = 0; i < SNAPS_MAX; i++)
-		if (r->snaps[i].seq <= r->xfer.seq)
+		if (r->snaps[i].seq <= x->seq)
 			r->snaps[i].seq = 0;
 	{
 		struct snap *s = snap_slot(r);
 
-		s->seq = r->xfer.seq;
+		s->seq = x->seq;
 		if (snap_build(r, s, ct, ctlen) == -1 ||
 		    store_snapshot_write(
 		        r->store, s->seq, s->img.p, s->img.len) == -1)
 			log_warnx("installed state not written to disk");
 	}
-	if (r->stable_wait <= r->xfer.seq)
+	if (r->stable_wait <= x->seq)
 		r->stable_wait = 0; /* its snapshot is this one's past */
-	r->xfer.active = false;
-	r->xfer.completed++;
-	ev.seq = r->xfer.seq;
+	x->active = false;
+	x->completed++;
+	ev.seq = x->seq;
 	memcpy(ev.digest, sd, PBFT_DIGEST_LEN);
 	ev.client_table = ct;
 	ev.client_table_len = ctlen;
 	replica_step(r, &ev);
-	wbuf_reset(&r->xfer.img);
+	wbuf_reset(&x->img);
 	return;
 bad:
-	fresh->ops->free(fresh);
-	r->xfer.failures++;
-	log_warnx("state from replica %u does not match the certified digest "
-	          "of checkpoint %llu; asking another replica",
-	    r->xfer.peer, (unsigned long long)r->xfer.seq);
-	xfer_next_peer(r);
+	xfer_next_peer(r, true);
+}
+
+/*
+ * Learns where the head ends from its first bytes: the client table's
+ * length, then the service's word for its tail's. 0 (known or not yet),
+ * -1 if the image cannot be right.
+ */
+static int
+xfer_head_len(struct replica *r)
+{
+	struct xfer *x = &r->xfer;
+	const uint8_t *ct, *head;
+	size_t ctlen, headlen;
+	uint64_t tail;
+	int rc;
+
+	if (x->img.len < 4)
+		return 0;
+	if (image_split(x->img.p, x->img.len, &ct, &ctlen, &head, &headlen) ==
+	    -1)
+		return x->img.len < x->total_len ? 0 : -1;
+	rc = r->svc->ops->head_tail(head, headlen, &tail);
+	if (rc == 1)
+		return x->img.len < x->total_len ? 0 : -1;
+	if (rc == -1 || tail > x->total_len - 4 - ctlen)
+		return -1;
+	x->head_len = x->total_len - tail;
+	return 0;
+}
+
+/*
+ * Takes the bytes of chunk index at image offset off that are the next
+ * ones wanted: the head's into img, the tail's to the service. 0 or -1.
+ */
+static int
+xfer_take(struct replica *r, uint64_t off, const uint8_t *p, size_t len)
+{
+	struct xfer *x = &r->xfer;
+	uint64_t have, at;
+
+	if (x->head_len == 0 || x->img.len < x->head_len) {
+		size_t n = len;
+
+		if (off != x->img.len)
+			return 0; /* not what was asked: ignore */
+		if (x->head_len != 0 && n > x->head_len - x->img.len)
+			n = (size_t)(x->head_len - x->img.len);
+		wbuf_put_bytes(&x->img, p, n);
+		if (wbuf_failed(&x->img))
+			return -1; /* a head beyond XFER_BYTES_MAX */
+		if (x->head_len == 0 && xfer_head_len(r) == -1)
+			return -1;
+		if (x->head_len == 0 || x->img.len < x->head_len)
+			return 0;
+		x->img.len = x->head_len; /* the rest is tail */
+	}
+	/* Tail bytes: from image offset at, of which the service holds
+	 * the first have. */
+	at = off > x->head_len ? off : x->head_len;
+	have = x->head_len + r->svc->ops->stage_have(r->svc);
+	if (at > have || off + len <= have)
+		return 0;
+	x->fetched += off + len - have;
+	return r->svc->ops->stage_put(
+	    r->svc, p + (have - off), (size_t)(off + len - have));
 }
 
 static void
@@ -463,38 +558,44 @@ on_state_chunk(
     struct replica *r, uint32_t from, const struct pbft_state_chunk *c)
 {
 	struct xfer *x = &r->xfer;
+	uint64_t off = (uint64_t)c->index * PBFT_CHUNK_BYTES_MAX, tail;
 
 	if (!x->active || from != x->peer || c->seq != x->seq ||
 	    memcmp(c->digest, x->digest, PBFT_DIGEST_LEN) != 0 ||
-	    c->index != x->next_index)
+	    c->index != x->asked)
 		return; /* stale or unasked: ignore */
-	if (c->index == 0) {
-		if (c->count == 0 || c->total_len > XFER_BYTES_MAX ||
-		    c->total_len > (uint64_t)c->count * PBFT_CHUNK_BYTES_MAX) {
-			xfer_next_peer(r);
+	if (x->count == 0) {
+		if (c->count == 0 ||
+		    c->count !=
+		        (c->total_len + PBFT_CHUNK_BYTES_MAX - 1) /
+		                PBFT_CHUNK_BYTES_MAX +
+		            (c->total_len == 0)) {
+			xfer_next_peer(r, true);
 			return;
 		}
 		x->count = c->count;
 		x->total_len = c->total_len;
 	}
 	if (c->count != x->count || c->total_len != x->total_len ||
-	    x->img.len + c->data_len > x->total_len) {
-		xfer_next_peer(r);
+	    c->index >= x->count ||
+	    c->data_len !=
+	        (x->total_len - off < PBFT_CHUNK_BYTES_MAX
+	                ? x->total_len - off
+	                : PBFT_CHUNK_BYTES_MAX) ||
+	    xfer_take(r, off, c->data, c->data_len) == -1) {
+		xfer_next_peer(r, true);
 		return;
 	}
-	wbuf_put_bytes(&x->img, c->data, c->data_len);
-	x->next_index++;
 #if PBFT_FAULT_INJECTION
-	if (x->next_index == (x->count + 1) / 2)
+	if (c->index + 1 == (x->count + 1) / 2)
 		fault_point(r->fault, FAULT_STATE_TRANSFER);
 #endif
-	if (x->next_index == x->count) {
-		if (x->img.len != x->total_len) {
-			xfer_next_peer(r);
+	if (x->head_len != 0 && x->img.len == x->head_len) {
+		tail = r->svc->ops->stage_have(r->svc);
+		if (x->head_len + tail >= x->total_len) {
+			xfer_finish(r); /* longer: checked there, and refused */
 			return;
 		}
-		xfer_finish(r);
-		return;
 	}
 	xfer_ask(r);
 }
@@ -999,7 +1100,7 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		    (unsigned long long)st.view);
 	}
 	if (r->xfer.active && ++r->xfer.idle_ticks > XFER_RETRY_TICKS)
-		xfer_next_peer(r);
+		xfer_next_peer(r, false);
 #if PBFT_FAULT_INJECTION
 	fault_tick(r->fault, r->net);
 #endif

@@ -64,6 +64,18 @@ struct ledger {
 	FILE *journal; /* NULL when not journaling */
 	char *jbuf; /* its stdio buffer, JOURNAL_BUFFER_BYTES */
 	uint64_t wb_off; /* journal bytes whose write-back has been started */
+	/* A state transfer's entries, staged after ours (in the journal file
+	 * past jlen, or in data): valid while the state is still the one they
+	 * were staged after (base_count entries). */
+	struct stage {
+		bool valid;
+		uint64_t base_count, base_jlen;
+		uint64_t count, jlen; /* through the staged entries */
+		uint8_t chain[PBFT_DIGEST_LEN];
+		uint8_t *part; /* an entry not complete yet */
+		size_t partlen;
+		struct ledger *checked; /* the head stage_check accepted */
+	} st;
 };
 
 /*
@@ -517,13 +529,17 @@ file_next(void *arg, uint8_t *buf, size_t len)
 
 static void ledger_clear(struct ledger *l);
 static int ledger_init(struct ledger *l);
+static void stage_forget_checked(struct ledger *l);
 
-/* Replaces l's state with tmp's (keeping l's journal, seed and ops). */
+/* Replaces l's state with tmp's (keeping l's journal, seed and ops); what
+ * was staged after the old state is forgotten. */
 static void
 ledger_swap_in(struct ledger *l, struct ledger *tmp)
 {
+	stage_forget_checked(l);
 	tmp->journal = l->journal;
 	tmp->jbuf = l->jbuf;
+	tmp->st.part = l->st.part;
 	l->journal = NULL;
 	l->jbuf = NULL;
 	ledger_clear(l);
@@ -623,6 +639,203 @@ out:
 	return rc;
 }
 
+/* ---- state transfer: a fetched tail, staged after our own --------------- */
+
+/* The tail length a head names, from its first len bytes (service.h). */
+static int
+ledger_head_tail(const uint8_t *head, size_t len, uint64_t *tail_len)
+{
+	struct rbuf rb;
+	uint64_t count;
+	uint8_t chain[PBFT_DIGEST_LEN];
+
+	if (memcmp(head, SNAP_MAGIC, len < 8 ? len : 8) != 0)
+		return -1;
+	rbuf_init(&rb, head, len);
+	if (rbuf_skip(&rb, 8) == -1 || rbuf_get_u64(&rb, &count) == -1 ||
+	    rbuf_get_bytes(&rb, chain, PBFT_DIGEST_LEN) == -1 ||
+	    rbuf_get_u64(&rb, tail_len) == -1)
+		return 1;
+	return *tail_len / ENTRY_HDR < count ? -1 : 0;
+}
+
+static void
+stage_forget_checked(struct ledger *l)
+{
+	if (l->st.checked != NULL) {
+		ledger_clear(l->st.checked);
+		free(l->st.checked);
+		l->st.checked = NULL;
+	}
+}
+
+/* What is staged, started afresh if the state moved since it was staged. */
+static struct stage *
+stage_of(struct ledger *l)
+{
+	struct stage *st = &l->st;
+
+	if (!st->valid || st->base_count != l->count ||
+	    st->base_jlen != l->jlen) {
+		stage_forget_checked(l);
+		st->valid = true;
+		st->base_count = st->count = l->count;
+		st->base_jlen = st->jlen = l->jlen;
+		memcpy(st->chain, l->chain, PBFT_DIGEST_LEN);
+		st->partlen = 0;
+	}
+	return st;
+}
+
+static uint64_t
+ledger_stage_have(struct service *s)
+{
+	struct stage *st = stage_of(ledger_of(s));
+
+	return st->jlen + st->partlen;
+}
+
+/* Writes staged bytes at off, past the state's own entries. */
+static void
+stage_write(struct ledger *l, uint64_t off, const uint8_t *p, size_t len)
+{
+	if (l->journal != NULL) {
+		if (fflush(l->journal) != 0)
+			abort();
+		while (len > 0) {
+			ssize_t w =
+			    pwrite(fileno(l->journal), p, len, (off_t)off);
+
+			if (w <= 0)
+				abort(); /* as for our own entries */
+			p += w;
+			off += (uint64_t)w;
+			len -= (size_t)w;
+		}
+		return;
+	}
+	while (off + len > l->data_cap) {
+		l->data_cap = l->data_cap ? l->data_cap * 2 : 65536;
+		if ((l->data = realloc(l->data, l->data_cap)) == NULL)
+			abort();
+	}
+	memcpy(l->data + off, p, len);
+}
+
+/*
+ * Checks fetched entries as they come, one at a time across the pieces:
+ * consecutive indexes from ours, lengths in bounds, and the chain through
+ * them, which stage_check compares with the certified head's.
+ */
+static int
+ledger_stage_put(struct service *s, const uint8_t *p, size_t len)
+{
+	struct ledger *l = ledger_of(s);
+	struct stage *st = stage_of(l);
+
+	stage_forget_checked(l);
+	if (st->part == NULL &&
+	    (st->part = malloc(ENTRY_HDR + PBFT_OP_BYTES_MAX)) == NULL)
+		return -1;
+	stage_write(l, st->jlen + st->partlen, p, len);
+	while (len > 0) {
+		uint64_t elen =
+		    st->partlen >= ENTRY_HDR ? get_le(st->part + 8, 4) : 0;
+		size_t want = st->partlen >= ENTRY_HDR
+		    ? ENTRY_HDR + (size_t)elen - st->partlen
+		    : ENTRY_HDR - st->partlen;
+		size_t take = want < len ? want : len;
+
+		memcpy(st->part + st->partlen, p, take);
+		st->partlen += take;
+		p += take;
+		len -= take;
+		if (st->partlen < ENTRY_HDR)
+			break; /* len is 0 */
+		elen = get_le(st->part + 8, 4);
+		if (get_le(st->part, 8) != st->count ||
+		    elen > PBFT_OP_BYTES_MAX)
+			return -1;
+		if (st->partlen == ENTRY_HDR + elen) {
+			chain_step(st->chain, st->count, st->part + ENTRY_HDR,
+			    (size_t)elen);
+			st->count++;
+			st->jlen += st->partlen;
+			st->partlen = 0;
+		}
+	}
+	return 0;
+}
+
+static int
+ledger_stage_check(struct service *s, const uint8_t *head, size_t len,
+    uint8_t digest[PBFT_DIGEST_LEN])
+{
+	struct ledger *l = ledger_of(s), *t;
+	struct stage *st = stage_of(l);
+	struct head h;
+
+	stage_forget_checked(l);
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		return -1;
+	t->base = l->base;
+	t->seed = l->seed;
+	if (ledger_init(t) == -1 || head_parse(head, len, &h, t) == -1 ||
+	    len != h.len || st->partlen != 0 || h.count != st->count ||
+	    h.jlen != st->jlen ||
+	    memcmp(h.chain, st->chain, PBFT_DIGEST_LEN) != 0) {
+		ledger_clear(t);
+		free(t);
+		return -1;
+	}
+	t->count = h.count;
+	t->jlen = t->wb_off = h.jlen;
+	memcpy(t->chain, h.chain, PBFT_DIGEST_LEN);
+	ledger_digest(&t->base, digest);
+	st->checked = t;
+	return 0;
+}
+
+static int
+ledger_stage_install(struct service *s)
+{
+	struct ledger *l = ledger_of(s), *t = l->st.checked;
+
+	if (t == NULL)
+		return -1;
+	if (l->journal != NULL) {
+		FILE *j = l->journal;
+
+		if (fflush(j) != 0 ||
+		    ftruncate(fileno(j), (off_t)t->jlen) == -1 ||
+		    fdatasync(fileno(j)) == -1 || fseeko(j, 0, SEEK_END) == -1)
+			abort(); /* the journal must not silently diverge */
+	} else {
+		t->data = l->data;
+		t->data_cap = l->data_cap;
+		l->data = NULL;
+		l->data_cap = 0;
+	}
+	l->st.checked = NULL;
+	ledger_swap_in(l, t); /* nothing staged after the new state */
+	free(t);
+	return 0;
+}
+
+static void
+ledger_stage_drop(struct service *s)
+{
+	struct ledger *l = ledger_of(s);
+
+	stage_forget_checked(l);
+	l->st.valid = false;
+	if (l->journal != NULL &&
+	    (fflush(l->journal) != 0 ||
+	        ftruncate(fileno(l->journal), (off_t)l->jlen) == -1 ||
+	        fseeko(l->journal, 0, SEEK_END) == -1))
+		abort();
+}
+
 static int
 ledger_sync(struct service *s)
 {
@@ -681,6 +894,8 @@ ledger_free(struct service *s)
 	if (l->journal != NULL)
 		fclose(l->journal);
 	free(l->jbuf);
+	stage_forget_checked(l);
+	free(l->st.part);
 	ledger_clear(l);
 	free(s);
 }
@@ -695,6 +910,12 @@ static const struct service_ops ledger_ops = {
     .sync = ledger_sync,
     .file_fd = ledger_file_fd,
     .reopen = ledger_reopen,
+    .head_tail = ledger_head_tail,
+    .stage_have = ledger_stage_have,
+    .stage_put = ledger_stage_put,
+    .stage_check = ledger_stage_check,
+    .stage_install = ledger_stage_install,
+    .stage_drop = ledger_stage_drop,
     .flush = ledger_flush,
     .free = ledger_free,
 };

@@ -73,6 +73,33 @@ struct service_ops {
 	int (*file_fd)(struct service *s);
 	int (*reopen)(struct service *s, const uint8_t *img, size_t len,
 	    uint64_t *tail_len);
+	/*
+	 * State transfer (replica.c). A fetched state is a head, as checkpoint
+	 * writes it, then its tail. A correct replica's tail only grows, so
+	 * the tail this service holds is the start of any later checkpoint's
+	 * tail: only the rest is fetched, checked as it comes and staged past
+	 * the service's own (in its file), not in memory; the state itself
+	 * does not change until stage_install. What is staged stays across a
+	 * change of the checkpoint fetched, since a later checkpoint's tail
+	 * extends an earlier one's; it is forgotten when the state changes.
+	 * head_tail: the tail length named by a head of which len bytes are
+	 *   known: 0 and *tail_len, 1 if more bytes are needed, -1 malformed.
+	 * stage_have: the tail bytes held: the service's own and those staged.
+	 * stage_put: stages fetched tail bytes after those; -1 if they cannot
+	 *   be part of a correct tail (drop them, and fetch from elsewhere).
+	 * stage_check: 0 if the head names exactly the tail held and staged,
+	 *   with the digest the state would then have in digest; -1 if not.
+	 * stage_install: adopts the head last checked with the staged tail
+	 *   (durable when it returns); 0, or -1 if none was checked.
+	 * stage_drop: forgets what was staged, and the head checked.
+	 */
+	int (*head_tail)(const uint8_t *head, size_t len, uint64_t *tail_len);
+	uint64_t (*stage_have)(struct service *s);
+	int (*stage_put)(struct service *s, const uint8_t *p, size_t len);
+	int (*stage_check)(struct service *s, const uint8_t *head, size_t len,
+	    uint8_t digest[PBFT_DIGEST_LEN]);
+	int (*stage_install)(struct service *s);
+	void (*stage_drop)(struct service *s);
 	void (*free)(struct service *s);
 };
 

@@ -11,6 +11,9 @@
 #   2. a replica stopped and its data directory wiped while the cluster
 #      runs more than 50 MB of transactions through many checkpoints:
 #      restarted, it fetches the state by state transfer and converges;
+#   2b. that replica stopped again (keeping its data) while 13 MB more go
+#      through, then restarted under steady load: it installs a state
+#      while the load runs, fetching only the part of the ledger it lacks;
 #   3. a replica's write-ahead log cut at 16 random offsets after the
 #      records its header came with: each time the replica starts, serves
 #      and stops cleanly; cut among those records (durable before the
@@ -209,6 +212,46 @@ case ${PBFT_FAULTS:-} in *3:crash-state-transfer*)
 	;;
 esac
 ok "wiped replica caught up by state transfer of $bytes bytes in $took ms"
+
+# ---- 2b. a replica far behind catches up while the load goes on ----------
+# Stopped with its data, it misses 13 MB of transactions; restarted under
+# steady load (a checkpoint every few hundred milliseconds), it must install
+# a state while the load still runs, having fetched only what it lacked.
+ctl stop 3 >/dev/null || fail "stop 3 (2b)"
+wait_until 10 stopped || fail "node 3 did not stop (2b)"
+timeout $((120 * mult)) "$pbftctl" bench -c "$cfg" --clients 2 \
+    --outstanding 2 --size 65536 --requests 200 --json --log "$dir/h2b" \
+    >"$dir/bench2b.json" 2>"$dir/bench2b.err" ||
+    fail "bench while node 3 was stopped: $(cat "$dir/bench2b.json")"
+installs() { grep -cE 'replica 3: info: state of checkpoint [0-9]+ installed' "$dir/pbftd.log" || true; }
+n0=$(installs)
+timeout $((90 * mult)) "$pbftctl" bench -c "$cfg" --clients 2 \
+    --outstanding 64 --rate 2000 --duration 15 --json --log "$dir/h2c" \
+    >"$dir/bench2c.json" 2>"$dir/bench2c.err" &
+bp=$!
+bpids+=($bp)
+sleep 2
+t0=$(date +%s%N)
+ctl restart 3 >/dev/null || fail "restart 3 (2b)"
+installed_again() { [ "$(installs)" -gt "$n0" ]; }
+wait_until 12 installed_again ||
+    fail "node 3 did not install a state while the load ran: $(status)"
+took=$(( ($(date +%s%N) - t0) / 1000000 ))
+kill -0 "$bp" 2>/dev/null || fail "the load ended before node 3 caught up"
+line=$(grep -E 'replica 3: info: state of checkpoint [0-9]+ installed' \
+    "$dir/pbftd.log" | tail -n 1)
+total=$(echo "$line" | sed -E 's/.*installed \(([0-9]+) bytes.*/\1/')
+fetched=$(echo "$line" | sed -E 's/.* ([0-9]+) of them fetched.*/\1/')
+[ $((fetched * 2)) -lt "$total" ] ||
+    fail "node 3 fetched $fetched of $total bytes: not only what it lacked"
+wait "$bp" || fail "bench under load (2b): $(cat "$dir/bench2c.json")"
+bpids=()
+exec2=$(field 0 last_executed)
+wait_until 60 converged "$exec2" ||
+    fail "replicas did not converge after node 3 caught up: $(status)"
+python3 "$histcheck" --log "$dir/h1" --log "$dir/h2" --log "$dir/h2b" \
+    --log "$dir/h2c" $(ledgers) || fail "history check after 2b"
+ok "a replica restarted 13 MB behind caught up under load in $took ms: fetched $fetched of $total bytes"
 
 # ---- 3. a torn or corrupted write-ahead log --------------------------------
 replica=$build/pbft-replica/pbft-replica

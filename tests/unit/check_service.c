@@ -250,6 +250,200 @@ START_TEST(test_checkpoint_head_and_journal)
 }
 END_TEST
 
+/* Stages the tail of src, up to tail, from what s holds on, in pieces;
+ * the byte at flip (if not -1) arrives flipped. stage_put's answer. */
+static int
+feed(struct service *s, struct service *src, uint64_t tail, size_t piece,
+    int64_t flip)
+{
+	uint64_t at = s->ops->stage_have(s);
+	uint8_t *buf = malloc(piece);
+	int rc = 0;
+
+	ck_assert_ptr_nonnull(buf);
+	while (rc == 0 && at < tail) {
+		size_t n = tail - at < piece ? (size_t)(tail - at) : piece;
+
+		ck_assert_int_eq(src->ops->tail_read(src, at, buf, n), 0);
+		if (flip >= (int64_t)at && flip < (int64_t)(at + n))
+			buf[flip - (int64_t)at] ^= 0x01;
+		rc = s->ops->stage_put(s, buf, n);
+		at += n;
+	}
+	free(buf);
+	return rc;
+}
+
+/* A service under test: journaled in dir (journal 1) or in memory. */
+static struct service *
+open_svc(int journal, const char *path)
+{
+	struct service *s;
+	uint64_t tail;
+
+	if (!journal)
+		return service_ledger_new();
+	s = service_ledger_open(path);
+	ck_assert_ptr_nonnull(s);
+	ck_assert_int_eq(s->ops->reopen(s, NULL, 0, &tail), 0);
+	return s;
+}
+
+/*
+ * State transfer into a service that holds the start of the tail: only the
+ * rest is staged, in odd pieces; the state stays as it was until installed;
+ * what was staged for one checkpoint counts for a later one; after
+ * installing, the service is the source's and goes on like it.
+ */
+START_TEST(test_stage_transfer)
+{
+	char dir[] = "/tmp/pbft-svc-XXXXXX", path[64];
+	struct service *src = service_ledger_new(), *dst;
+	struct wbuf h1, h2, own;
+	uint64_t t1, t2, town;
+	uint8_t d_own[32], d2[32], d[32];
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/ledger", dir);
+	wbuf_init_dynamic(&h1, 1 << 20);
+	wbuf_init_dynamic(&h2, 1 << 20);
+	wbuf_init_dynamic(&own, 1 << 20);
+	dst = open_svc(_i, path);
+	load(src, 200, 1);
+	load(dst, 120, 1); /* the same first 120: a replica behind */
+	ck_assert_int_eq(dst->ops->checkpoint(dst, &own, &town), 0);
+	dst->ops->digest(dst, d_own);
+	ck_assert_uint_eq(dst->ops->stage_have(dst), town);
+	ck_assert_int_eq(src->ops->checkpoint(src, &h1, &t1), 0);
+	/* Half of checkpoint 1's tail, cut inside an entry. */
+	ck_assert_int_eq(feed(dst, src, town + (t1 - town) / 2 + 5, 7, -1), 0);
+	ck_assert_uint_eq(
+	    dst->ops->stage_have(dst), town + (t1 - town) / 2 + 5);
+	dst->ops->digest(dst, d);
+	ck_assert_mem_eq(d, d_own, 32); /* staged is not installed */
+	/* A later checkpoint; the rest of its tail. */
+	load(src, 50, 2);
+	ck_assert_int_eq(src->ops->checkpoint(src, &h2, &t2), 0);
+	src->ops->digest(src, d2);
+	ck_assert_int_eq(feed(dst, src, t2, 4096, -1), 0);
+	ck_assert_uint_eq(dst->ops->stage_have(dst), t2);
+	ck_assert_int_eq(dst->ops->stage_check(dst, h1.p, h1.len, d), -1);
+	ck_assert_int_eq(dst->ops->stage_check(dst, h2.p, h2.len - 1, d), -1);
+	ck_assert_int_eq(dst->ops->stage_check(dst, h2.p, h2.len, d), 0);
+	ck_assert_mem_eq(d, d2, 32);
+	dst->ops->digest(dst, d);
+	ck_assert_mem_eq(d, d_own, 32);
+	ck_assert_int_eq(dst->ops->stage_install(dst), 0);
+	dst->ops->digest(dst, d);
+	ck_assert_mem_eq(d, d2, 32);
+	ck_assert_uint_eq(service_ledger_count(dst), 250);
+	ck_assert_uint_eq(dst->ops->stage_have(dst), t2);
+	ck_assert_int_eq(dst->ops->stage_install(dst), -1); /* once */
+	if (_i) {
+		/* Durable as the head names it: a restart takes it back. */
+		ck_assert_int_eq(file_size(path), (off_t)t2);
+		dst->ops->free(dst);
+		dst = service_ledger_open(path);
+		ck_assert_int_eq(dst->ops->reopen(dst, h2.p, h2.len, &t1), 0);
+		ck_assert_uint_eq(t1, t2);
+	}
+	load(src, 10, 3);
+	load(dst, 10, 3);
+	src->ops->digest(src, d2);
+	dst->ops->digest(dst, d);
+	ck_assert_mem_eq(d, d2, 32);
+	src->ops->free(src);
+	dst->ops->free(dst);
+	wbuf_clear(&h1);
+	wbuf_clear(&h2);
+	wbuf_clear(&own);
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
+/*
+ * Wrong bytes from a peer: a bad entry header is refused as it comes, a bad
+ * transaction byte by the chain at the check; either way the state and the
+ * journal are as before once dropped, and right bytes are then accepted.
+ * Staged bytes are forgotten when the state moves on its own.
+ */
+START_TEST(test_stage_refuses)
+{
+	char dir[] = "/tmp/pbft-svc-XXXXXX", path[64];
+	struct service *src = service_ledger_new(), *dst;
+	struct wbuf h, own;
+	uint64_t t, town;
+	uint8_t d_own[32], d[32];
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/ledger", dir);
+	wbuf_init_dynamic(&h, 1 << 20);
+	wbuf_init_dynamic(&own, 1 << 20);
+	dst = open_svc(_i, path);
+	load(src, 200, 1);
+	load(dst, 120, 1);
+	ck_assert_int_eq(dst->ops->checkpoint(dst, &own, &town), 0);
+	dst->ops->digest(dst, d_own);
+	ck_assert_int_eq(src->ops->checkpoint(src, &h, &t), 0);
+	/* The first staged byte is the next entry's index. */
+	ck_assert_int_eq(feed(dst, src, t, 1000, (int64_t)town), -1);
+	dst->ops->stage_drop(dst);
+	ck_assert_uint_eq(dst->ops->stage_have(dst), town);
+	if (_i)
+		ck_assert_int_eq(file_size(path), (off_t)town);
+	/* A transaction byte (after the 12-byte header). */
+	ck_assert_int_eq(feed(dst, src, t, 1000, (int64_t)town + 14), 0);
+	ck_assert_int_eq(dst->ops->stage_check(dst, h.p, h.len, d), -1);
+	ck_assert_int_eq(dst->ops->stage_install(dst), -1);
+	dst->ops->stage_drop(dst);
+	dst->ops->digest(dst, d);
+	ck_assert_mem_eq(d, d_own, 32);
+	ck_assert_uint_eq(service_ledger_count(dst), 120);
+	/* Right bytes now. */
+	ck_assert_int_eq(feed(dst, src, t, 1000, -1), 0);
+	ck_assert_int_eq(dst->ops->stage_check(dst, h.p, h.len, d), 0);
+	/* Executing forgets what was staged, and the head checked. */
+	load(dst, 1, 9);
+	ck_assert_uint_gt(dst->ops->stage_have(dst), town);
+	ck_assert_uint_lt(dst->ops->stage_have(dst), t);
+	ck_assert_int_eq(dst->ops->stage_install(dst), -1);
+	ck_assert_int_eq(dst->ops->stage_check(dst, h.p, h.len, d), -1);
+	src->ops->free(src);
+	dst->ops->free(dst);
+	wbuf_clear(&h);
+	wbuf_clear(&own);
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
+/* Where a head's tail starts, from its first bytes. */
+START_TEST(test_head_tail)
+{
+	struct service *s = service_ledger_new();
+	struct wbuf h;
+	uint64_t t, got;
+
+	wbuf_init_dynamic(&h, 1 << 20);
+	load(s, 20, 1);
+	ck_assert_int_eq(s->ops->checkpoint(s, &h, &t), 0);
+	for (size_t n = 0; n < 56; n++)
+		ck_assert_int_eq(s->ops->head_tail(h.p, n, &got), 1);
+	ck_assert_int_eq(s->ops->head_tail(h.p, 56, &got), 0);
+	ck_assert_uint_eq(got, t);
+	ck_assert_int_eq(s->ops->head_tail(h.p, h.len, &got), 0);
+	h.p[0] ^= 1;
+	ck_assert_int_eq(s->ops->head_tail(h.p, 3, &got), -1);
+	h.p[0] ^= 1;
+	h.p[48] = 0; /* a tail too short for its count */
+	h.p[49] = 0;
+	ck_assert_int_eq(s->ops->head_tail(h.p, 56, &got), -1);
+	s->ops->free(s);
+	wbuf_clear(&h);
+}
+END_TEST
+
 static Suite *
 service_suite(void)
 {
@@ -260,9 +454,12 @@ service_suite(void)
 	tcase_add_test(tc, test_kv);
 	tcase_add_test(tc, test_digest_and_snapshot);
 	tcase_add_test(tc, test_checkpoint_head_and_journal);
+	tcase_add_loop_test(tc, test_stage_transfer, 0, 2);
+	tcase_add_test(tc, test_head_tail);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("malformed");
 	tcase_add_test(tc, test_bad_ops);
+	tcase_add_loop_test(tc, test_stage_refuses, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }
