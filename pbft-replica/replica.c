@@ -28,6 +28,7 @@
 #define SNAPS_MAX 4
 #define XFER_BYTES_MAX (4ULL << 30) /* largest head we accept to fetch */
 #define XFER_RETRY_TICKS 100 /* 1 s without progress: next peer */
+#define XFER_WINDOW 4 /* state chunks asked for at a time */
 
 /* The last reply to each client, to answer a retransmitted request. */
 struct reply_slot {
@@ -60,13 +61,15 @@ struct xfer {
 	uint64_t seq;
 	uint8_t digest[PBFT_DIGEST_LEN];
 	uint32_t peer; /* asked now */
-	uint32_t asked; /* the chunk asked for */
+	uint32_t expect; /* the chunk wanted next */
+	uint32_t asked_to; /* chunks expect .. asked_to - 1 are asked for */
 	uint32_t count; /* chunks in all, from the first chunk */
 	uint64_t total_len;
 	uint64_t head_len; /* image bytes before the tail; 0 until known */
 	uint32_t idle_ticks;
 	struct wbuf img; /* the image's head */
 	uint64_t fetched; /* tail bytes fetched since the transfer began */
+	ev_tstamp began;
 	uint64_t failures; /* images that did not match the digest */
 	uint64_t completed;
 };
@@ -341,7 +344,11 @@ do_stable(struct replica *r, const struct pbft_action *a)
 
 /* ---- state transfer ---------------------------------------------------- */
 
-/* The chunk that holds the first image byte not held yet. */
+/*
+ * Asks for the chunk that holds the first image byte not held yet and, once
+ * the number of chunks is known, the next few (XFER_WINDOW in flight: one
+ * round trip a chunk would cap a transfer at a chunk per round trip).
+ */
 static void
 xfer_ask(struct replica *r)
 {
@@ -350,14 +357,22 @@ xfer_ask(struct replica *r)
 	uint64_t want = x->head_len == 0 || x->img.len < x->head_len
 	    ? x->img.len
 	    : x->head_len + r->svc->ops->stage_have(r->svc);
+	uint32_t to;
 
-	x->asked = (uint32_t)(want / PBFT_CHUNK_BYTES_MAX);
+	x->expect = (uint32_t)(want / PBFT_CHUNK_BYTES_MAX);
+	if (x->asked_to < x->expect)
+		x->asked_to = x->expect;
+	to = x->count == 0 ? x->expect + 1 : x->expect + XFER_WINDOW;
+	if (x->count != 0 && to > x->count)
+		to = x->count;
 	m.u.fetch_state.seq = x->seq;
 	memcpy(m.u.fetch_state.digest, x->digest, PBFT_DIGEST_LEN);
-	m.u.fetch_state.index = x->asked;
 	m.u.fetch_state.replica = r->id;
+	for (; x->asked_to < to; x->asked_to++) {
+		m.u.fetch_state.index = x->asked_to;
+		send_to(r, x->peer, &m, false);
+	}
 	x->idle_ticks = 0;
-	send_to(r, x->peer, &m, false);
 }
 
 /*
@@ -382,6 +397,7 @@ xfer_next_peer(struct replica *r, bool bad)
 	x->count = 0;
 	x->total_len = 0;
 	x->head_len = 0;
+	x->asked_to = 0;
 	wbuf_reset(&x->img);
 	xfer_ask(r);
 }
@@ -399,8 +415,10 @@ do_fetch_state(struct replica *r, const struct pbft_action *a)
 	    (unsigned long long)r->svc->ops->stage_have(r->svc));
 	x->seq = a->seq;
 	memcpy(x->digest, a->digest, PBFT_DIGEST_LEN);
-	if (!x->active)
+	if (!x->active) {
 		x->fetched = 0;
+		x->began = ev_now(r->loop);
+	}
 	x->active = true;
 	/* From id + 1 on, for a later checkpoint too (a peer that did not
 	 * answer may have had only the earlier one); the staged tail stays. */
@@ -457,9 +475,10 @@ xfer_finish(struct replica *r)
 	if (ops->stage_install(r->svc) == -1)
 		fatalx("cannot install a verified state");
 	log_info("state of checkpoint %llu installed (%llu bytes, %llu of "
-	         "them fetched, from replica %u)",
+	         "them fetched, from replica %u, in %.0f ms)",
 	    (unsigned long long)x->seq, (unsigned long long)x->total_len,
-	    (unsigned long long)(x->fetched + x->head_len), x->peer);
+	    (unsigned long long)(x->fetched + x->head_len), x->peer,
+	    (ev_now(r->loop) - x->began) * 1e3);
 	/* Images of older checkpoints referred to the replaced state. */
 	for (int i = 0; i < SNAPS_MAX; i++)
 		if (r->snaps[i].seq <= x->seq)
@@ -562,8 +581,8 @@ on_state_chunk(
 
 	if (!x->active || from != x->peer || c->seq != x->seq ||
 	    memcmp(c->digest, x->digest, PBFT_DIGEST_LEN) != 0 ||
-	    c->index != x->asked)
-		return; /* stale or unasked: ignore */
+	    c->index != x->expect)
+		return; /* stale, unasked or no longer wanted: ignore */
 	if (x->count == 0) {
 		if (c->count == 0 ||
 		    c->count !=
