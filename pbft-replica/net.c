@@ -861,6 +861,14 @@ announce_self(struct net *n)
 	return 0;
 }
 
+bool
+net_peer_up(const struct net *n, uint32_t id)
+{
+	const struct conn *c = id < n->cfg->n ? n->peers[id] : NULL;
+
+	return c != NULL && c->fd != -1 && c->established;
+}
+
 int
 net_peer_address(const struct net *n, uint32_t id, char *buf, size_t len)
 {

@@ -109,6 +109,8 @@ void net_release_marked(struct net *n);
 void net_unhold(struct net *n);
 /* The request-MAC key of the client's current channel, or NULL. */
 const uint8_t *net_client_request_key(const struct net *n, uint32_t client);
+/* Whether a channel with replica id is established (frames get through). */
+bool net_peer_up(const struct net *n, uint32_t id);
 /* "host:port" where replica id is reached (from the file or announced);
  * 0, or -1 if not known yet. */
 int net_peer_address(const struct net *n, uint32_t id, char *buf, size_t len);

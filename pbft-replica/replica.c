@@ -67,8 +67,13 @@ struct xfer {
 	uint64_t total_len;
 	uint64_t head_len; /* image bytes before the tail; 0 until known */
 	uint32_t idle_ticks;
+	bool asked_up; /* the peer was connected when last asked */
 	struct wbuf img; /* the image's head */
 	uint64_t fetched; /* tail bytes fetched since the transfer began */
+	/* Peers, a bit each (xfer_next_peer): not to ask again in this
+	 * transfer; silent for a checkpoint fetched; for this one. */
+	uint64_t avoid, silent_once, silent_now;
+	uint64_t staged_from; /* peers whose bytes are staged */
 	ev_tstamp began;
 	uint64_t failures; /* images that did not match the digest */
 	uint64_t completed;
@@ -372,28 +377,50 @@ xfer_ask(struct replica *r)
 		m.u.fetch_state.index = x->asked_to;
 		send_to(r, x->peer, &m, false);
 	}
+	x->asked_up = net_peer_up(r->net, x->peer);
 	x->idle_ticks = 0;
 }
 
 /*
- * Asks the next peer, for the head from its start; the staged tail stays
- * unless bad: this peer's bytes were wrong.
+ * Asks the next peer, for the head from its start. A peer whose bytes were
+ * part of a state that failed a check (bad) is avoided until the transfer
+ * ends; so is one that was silent (connected, no answer for a while) for
+ * two of the checkpoints fetched. One silent for one checkpoint only is
+ * skipped for that one: it may have moved on to a later checkpoint, which
+ * it will serve. So a faulty peer cannot make us drop what was staged more
+ * than once a transfer, nor wait for it more than twice, however often the
+ * checkpoint fetched changes. When every peer is avoided, all are tried
+ * again.
  */
 static void
 xfer_next_peer(struct replica *r, bool bad)
 {
 	struct xfer *x = &r->xfer;
+	uint32_t n = r->cfg->n, p = x->peer;
+	uint64_t bit = p < 64 ? 1ULL << p : 0;
 
 	if (bad) {
 		r->svc->ops->stage_drop(r->svc);
 		x->failures++;
+		x->avoid |= x->staged_from | bit;
+		x->staged_from = 0;
 		log_warnx("state from replica %u does not match the certified "
 		          "digest of checkpoint %llu; asking another replica",
 		    x->peer, (unsigned long long)x->seq);
+	} else if (p != r->id && x->asked_up) {
+		if (x->silent_once & bit)
+			x->avoid |= bit;
+		x->silent_once |= bit;
+		x->silent_now |= bit;
 	}
-	x->peer = (x->peer + 1) % r->cfg->n;
-	if (x->peer == r->id)
-		x->peer = (x->peer + 1) % r->cfg->n;
+	for (uint32_t k = 0; k < 2 * n; k++) {
+		p = (p + 1) % n;
+		if (k == n - 1)
+			x->avoid = x->silent_now = 0; /* try them all again */
+		if (p != r->id && !((x->avoid | x->silent_now) & 1ULL << p))
+			break;
+	}
+	x->peer = p;
 	x->count = 0;
 	x->total_len = 0;
 	x->head_len = 0;
@@ -418,10 +445,12 @@ do_fetch_state(struct replica *r, const struct pbft_action *a)
 	if (!x->active) {
 		x->fetched = 0;
 		x->began = ev_now(r->loop);
+		x->avoid = x->silent_once = 0;
+		x->staged_from = 0;
 	}
 	x->active = true;
-	/* From id + 1 on, for a later checkpoint too (a peer that did not
-	 * answer may have had only the earlier one); the staged tail stays. */
+	/* From id + 1 on, for a later checkpoint too; the staged tail stays. */
+	x->silent_now = 0;
 	x->peer = r->id;
 	xfer_next_peer(r, false);
 }
@@ -568,6 +597,7 @@ xfer_take(struct replica *r, uint64_t off, const uint8_t *p, size_t len)
 	if (at > have || off + len <= have)
 		return 0;
 	x->fetched += off + len - have;
+	x->staged_from |= 1ULL << x->peer;
 	return r->svc->ops->stage_put(
 	    r->svc, p + (have - off), (size_t)(off + len - have));
 }
@@ -1118,8 +1148,17 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		          "the primary while cut off",
 		    (unsigned long long)st.view);
 	}
-	if (r->xfer.active && ++r->xfer.idle_ticks > XFER_RETRY_TICKS)
-		xfer_next_peer(r, false);
+	if (r->xfer.active) {
+		struct xfer *x = &r->xfer;
+
+		if (!x->asked_up && net_peer_up(r->net, x->peer)) {
+			/* Asked before its channel was up: those were lost. */
+			x->asked_to = x->expect;
+			xfer_ask(r);
+		} else if (++x->idle_ticks > XFER_RETRY_TICKS) {
+			xfer_next_peer(r, false);
+		}
+	}
 #if PBFT_FAULT_INJECTION
 	fault_tick(r->fault, r->net);
 #endif
