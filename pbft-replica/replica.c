@@ -77,6 +77,7 @@ struct xfer {
 	ev_tstamp began;
 	uint64_t failures; /* images that did not match the digest */
 	uint64_t completed;
+	uint64_t bytes_total; /* fetched by every transfer so far */
 };
 
 struct replica {
@@ -597,6 +598,7 @@ xfer_take(struct replica *r, uint64_t off, const uint8_t *p, size_t len)
 	if (at > have || off + len <= have)
 		return 0;
 	x->fetched += off + len - have;
+	x->bytes_total += off + len - have;
 	x->staged_from |= 1ULL << x->peer;
 	return r->svc->ops->stage_put(
 	    r->svc, p + (have - off), (size_t)(off + len - have));
@@ -1484,6 +1486,7 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 	    "\"executed_batches\":%llu,\"view_changes\":%llu,"
 	    "\"view_changes_deferred\":%llu,"
 	    "\"queued\":%u,\"state_transfer\":%s,\"state_transfers\":%llu,"
+	    "\"state_transfer_bytes\":%llu,"
 	    "\"wal_syncs\":%llu,\"wal_sync_max_us\":%llu,"
 	    "\"wal_sync_sum_us\":%llu,\"wal_bytes\":%llu,"
 	    "\"wal_compactions\":%llu,\"wal_compactions_abandoned\":%llu,"
@@ -1503,7 +1506,9 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 	    (unsigned long long)st.view_changes,
 	    (unsigned long long)st.view_changes_deferred, st.queued_reqs,
 	    r->xfer.active ? "true" : "false",
-	    (unsigned long long)r->xfer.completed, (unsigned long long)ss.syncs,
+	    (unsigned long long)r->xfer.completed,
+	    (unsigned long long)r->xfer.bytes_total,
+	    (unsigned long long)ss.syncs,
 	    (unsigned long long)(ss.sync_ns_max / 1000),
 	    (unsigned long long)(ss.sync_ns_total / 1000),
 	    (unsigned long long)ss.bytes, (unsigned long long)ss.compactions,

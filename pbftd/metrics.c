@@ -161,6 +161,8 @@ render(struct metrics *m, struct wbuf *w)
 	    "Requests waiting to be ordered.", "queued");
 	family(m, w, "pbft_state_transfers_total", "counter",
 	    "State transfers completed.", "state_transfers");
+	family(m, w, "pbft_state_transfer_bytes_total", "counter",
+	    "Ledger bytes fetched by state transfers.", "state_transfer_bytes");
 	family(m, w, "pbft_write_queue_drops_total", "counter",
 	    "Connections dropped for a full write queue.", "queue_drops");
 	family(m, w, "pbft_wal_bytes_total", "counter",

@@ -244,6 +244,9 @@ total=$(echo "$line" | sed -E 's/.*installed \(([0-9]+) bytes.*/\1/')
 fetched=$(echo "$line" | sed -E 's/.* ([0-9]+) of them fetched.*/\1/')
 [ $((fetched * 2)) -lt "$total" ] ||
     fail "node 3 fetched $fetched of $total bytes: not only what it lacked"
+sbytes=$(field 3 state_transfer_bytes)
+[ "$sbytes" -gt 0 ] && [ $((sbytes * 2)) -lt "$total" ] ||
+    fail "node 3 reports $sbytes bytes fetched; its log $fetched of $total"
 wait "$bp" || fail "bench under load (2b): $(cat "$dir/bench2c.json")"
 bpids=()
 exec2=$(field 0 last_executed)

@@ -111,6 +111,7 @@ for n in range(4):
     assert ('pbft_rejected_total{node="%d",reason="handshake"}' % n) in vals
     assert vals['pbft_wal_compactions_abandoned_total{node="%d"}' % n] == 0
     assert ('pbft_snapshots_total{node="%d"}' % n) in vals
+    assert ('pbft_state_transfer_bytes_total{node="%d"}' % n) in vals
     assert vals['pbft_muted{node="%d"}' % n] == 0
     # the normal case checks no replica signature (checkpoints and view
     # changes do): far fewer checks than requests
