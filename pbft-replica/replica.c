@@ -1333,10 +1333,20 @@ static int
 open_service(struct replica *r, char *err, size_t errlen)
 {
 	char path[CFG_PATH_MAX + 16];
+	const struct service_ops *ops;
 
 	snprintf(path, sizeof(path), "%s/ledger", store_dir(r->store));
 	if ((r->svc = service_ledger_open(path)) == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	ops = r->svc->ops;
+	if (ops->head_tail == NULL || ops->stage_have == NULL ||
+	    ops->stage_put == NULL || ops->stage_check == NULL ||
+	    ops->stage_install == NULL || ops->stage_drop == NULL) {
+		snprintf(err, errlen,
+		    "the service lacks the state-transfer operations "
+		    "(head_tail, stage_*: pbft-replica/service.h)");
 		return -1;
 	}
 	return 0;
