@@ -355,17 +355,26 @@ do_stable(struct replica *r, const struct pbft_action *a)
  * the number of chunks is known, the next few (XFER_WINDOW in flight: one
  * round trip a chunk would cap a transfer at a chunk per round trip).
  */
+/* The image offset of the first byte not held: in the head, or past
+ * what the service holds of the tail. */
+static uint64_t
+xfer_want(struct replica *r)
+{
+	struct xfer *x = &r->xfer;
+
+	return x->head_len == 0 || x->img.len < x->head_len
+	    ? x->img.len
+	    : x->head_len + r->svc->ops->stage_have(r->svc);
+}
+
 static void
 xfer_ask(struct replica *r)
 {
 	struct xfer *x = &r->xfer;
 	struct pbft_msg m = {.type = PBFT_MSG_FETCH_STATE};
-	uint64_t want = x->head_len == 0 || x->img.len < x->head_len
-	    ? x->img.len
-	    : x->head_len + r->svc->ops->stage_have(r->svc);
 	uint32_t to;
 
-	x->expect = (uint32_t)(want / PBFT_CHUNK_BYTES_MAX);
+	x->expect = (uint32_t)(xfer_want(r) / PBFT_CHUNK_BYTES_MAX);
 	if (x->asked_to < x->expect)
 		x->asked_to = x->expect;
 	to = x->count == 0 ? x->expect + 1 : x->expect + XFER_WINDOW;
@@ -398,7 +407,7 @@ xfer_next_peer(struct replica *r, bool bad)
 {
 	struct xfer *x = &r->xfer;
 	uint32_t n = r->cfg->n, p = x->peer;
-	uint64_t bit = p < 64 ? 1ULL << p : 0;
+	uint64_t bit = 1ULL << p; /* n <= PBFT_REPLICAS_MAX = 64 */
 
 	if (bad) {
 		r->svc->ops->stage_drop(r->svc);
@@ -554,11 +563,9 @@ xfer_head_len(struct replica *r)
 	if (x->img.len < 4)
 		return 0;
 	if (image_split(x->img.p, x->img.len, &ct, &ctlen, &head, &headlen) ==
-	    -1)
-		return x->img.len < x->total_len ? 0 : -1;
-	rc = r->svc->ops->head_tail(head, headlen, &tail);
-	if (rc == 1)
-		return x->img.len < x->total_len ? 0 : -1;
+	        -1 ||
+	    (rc = r->svc->ops->head_tail(head, headlen, &tail)) == 1)
+		return x->img.len < x->total_len ? 0 : -1; /* more to come? */
 	if (rc == -1 || tail > x->total_len - 4 - ctlen)
 		return -1;
 	x->head_len = x->total_len - tail;
@@ -609,7 +616,7 @@ on_state_chunk(
     struct replica *r, uint32_t from, const struct pbft_state_chunk *c)
 {
 	struct xfer *x = &r->xfer;
-	uint64_t off = (uint64_t)c->index * PBFT_CHUNK_BYTES_MAX, tail;
+	uint64_t off = (uint64_t)c->index * PBFT_CHUNK_BYTES_MAX;
 
 	if (!x->active || from != x->peer || c->seq != x->seq ||
 	    memcmp(c->digest, x->digest, PBFT_DIGEST_LEN) != 0 ||
@@ -641,12 +648,10 @@ on_state_chunk(
 	if (c->index + 1 == (x->count + 1) / 2)
 		fault_point(r->fault, FAULT_STATE_TRANSFER);
 #endif
-	if (x->head_len != 0 && x->img.len == x->head_len) {
-		tail = r->svc->ops->stage_have(r->svc);
-		if (x->head_len + tail >= x->total_len) {
-			xfer_finish(r); /* longer: checked there, and refused */
-			return;
-		}
+	/* (Held beyond the total: stage_check refuses it.) */
+	if (x->head_len != 0 && xfer_want(r) >= x->total_len) {
+		xfer_finish(r);
+		return;
 	}
 	xfer_ask(r);
 }

@@ -433,22 +433,35 @@ struct head {
 	size_t len; /* bytes of the head in the image */
 };
 
+/*
+ * The head's fixed part (magic to jlen) from rb into h: 0, 1 if rb ends
+ * before it does, -1 if it cannot be a head (another magic, or fewer bytes
+ * of entries than their count needs).
+ */
+static int
+head_fixed(struct rbuf *rb, struct head *h)
+{
+	size_t len = rbuf_left(rb);
+
+	if (len > 0 && memcmp(rb->p + rb->off, SNAP_MAGIC, len < 8 ? len : 8))
+		return -1;
+	if (rbuf_skip(rb, 8) == -1 || rbuf_get_u64(rb, &h->count) == -1 ||
+	    rbuf_get_bytes(rb, h->chain, PBFT_DIGEST_LEN) == -1 ||
+	    rbuf_get_u64(rb, &h->jlen) == -1)
+		return 1;
+	return h->jlen / ENTRY_HDR < h->count ? -1 : 0;
+}
+
 /* Parses an image's head into h and the key-value pairs into l (if not
  * NULL). 0 or -1. */
 static int
 head_parse(const uint8_t *img, size_t len, struct head *h, struct ledger *l)
 {
 	struct rbuf rb;
-	uint8_t magic[8];
 	uint64_t nkeys;
 
 	rbuf_init(&rb, img, len);
-	if (rbuf_get_bytes(&rb, magic, 8) == -1 ||
-	    memcmp(magic, SNAP_MAGIC, 8) != 0 ||
-	    rbuf_get_u64(&rb, &h->count) == -1 ||
-	    rbuf_get_bytes(&rb, h->chain, PBFT_DIGEST_LEN) == -1 ||
-	    rbuf_get_u64(&rb, &h->jlen) == -1 ||
-	    rbuf_get_u64(&rb, &nkeys) == -1 || h->jlen / ENTRY_HDR < h->count)
+	if (head_fixed(&rb, h) != 0 || rbuf_get_u64(&rb, &nkeys) == -1)
 		return -1;
 	for (uint64_t i = 0; i < nkeys; i++) {
 		uint16_t klen;
@@ -646,17 +659,13 @@ static int
 ledger_head_tail(const uint8_t *head, size_t len, uint64_t *tail_len)
 {
 	struct rbuf rb;
-	uint64_t count;
-	uint8_t chain[PBFT_DIGEST_LEN];
+	struct head h;
+	int rc;
 
-	if (memcmp(head, SNAP_MAGIC, len < 8 ? len : 8) != 0)
-		return -1;
 	rbuf_init(&rb, head, len);
-	if (rbuf_skip(&rb, 8) == -1 || rbuf_get_u64(&rb, &count) == -1 ||
-	    rbuf_get_bytes(&rb, chain, PBFT_DIGEST_LEN) == -1 ||
-	    rbuf_get_u64(&rb, tail_len) == -1)
-		return 1;
-	return *tail_len / ENTRY_HDR < count ? -1 : 0;
+	if ((rc = head_fixed(&rb, &h)) == 0)
+		*tail_len = h.jlen;
+	return rc;
 }
 
 static void
