@@ -116,32 +116,81 @@ sig_public_from_raw(const uint8_t raw[PBFT_PUBKEY_LEN])
 	    false);
 }
 
-int
-sig_write_private_pem(
-    void *key, const char *path, bool overwrite, char *err, size_t errlen)
+/* Writes the PEM of key to fd and closes it; 0 or -1. */
+static int
+pem_to_fd(void *key, int fd)
 {
-	int flags =
-	    O_WRONLY | O_CREAT | O_CLOEXEC | (overwrite ? O_TRUNC : O_EXCL);
-	int fd = open(path, flags, 0600);
-	FILE *f;
+	FILE *f = fdopen(fd, "w");
 	int ok;
 
-	if (fd == -1) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (fchmod(fd, 0600) == -1 || (f = fdopen(fd, "w")) == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	if (f == NULL) {
 		close(fd);
 		return -1;
 	}
 	ok = PEM_write_PrivateKey(
 	    f, ((struct sig_key *)key)->pk, NULL, NULL, 0, NULL, NULL);
-	if (fclose(f) != 0 || ok != 1) {
-		snprintf(err, errlen, "%s: cannot write the key", path);
+	return fclose(f) == 0 && ok == 1 ? 0 : -1;
+}
+
+/*
+ * Key files may sit in a directory another local user can reach, so no
+ * name is trusted: a new file is created with O_EXCL|O_NOFOLLOW (a planted
+ * symlink or file makes it fail instead of receiving the key), and an
+ * overwrite writes a fresh file of a random name beside it (mkstemp: also
+ * O_EXCL, mode 0600) and renames it over the old name, which replaces a
+ * symlink rather than following it. Only a regular file is replaced.
+ */
+int
+sig_write_private_pem(
+    void *key, const char *path, bool overwrite, char *err, size_t errlen)
+{
+	char tmp[4200];
+	struct stat sb;
+	int fd, n;
+
+	fd = open(
+	    path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd == -1 && errno == EEXIST && !overwrite) {
+		snprintf(
+		    err, errlen, "%s exists (use --force to overwrite)", path);
 		return -1;
 	}
+	if (fd == -1 && errno == EEXIST) {
+		if (lstat(path, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+			snprintf(err, errlen,
+			    "%s exists and is not a regular file: not "
+			    "replacing it",
+			    path);
+			return -1;
+		}
+		n = snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
+		if (n < 0 || (size_t)n >= sizeof(tmp)) {
+			snprintf(err, errlen, "%s: path too long", path);
+			return -1;
+		}
+		if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1)
+			goto fail;
+		errno = 0;
+		if (fchmod(fd, 0600) == -1 || pem_to_fd(key, fd) == -1 ||
+		    rename(tmp, path) == -1)
+			goto fail_unlink;
+		return 0;
+	}
+	if (fd == -1)
+		goto fail;
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	errno = 0;
+	if (fchmod(fd, 0600) == -1 || pem_to_fd(key, fd) == -1)
+		goto fail_unlink;
 	return 0;
+fail_unlink:
+	n = errno;
+	unlink(tmp);
+	errno = n;
+fail:
+	snprintf(err, errlen, "%s: %s", path,
+	    errno ? strerror(errno) : "cannot write the key");
+	return -1;
 }
 
 void *

@@ -23,7 +23,11 @@ void sig_key_free(void *key); /* safe on NULL */
 int sig_public_raw(void *key, uint8_t out[PBFT_PUBKEY_LEN]);
 /* A public-only key from raw bytes; NULL on bad input. */
 void *sig_public_from_raw(const uint8_t raw[PBFT_PUBKEY_LEN]);
-/* Writes key as PEM with mode 0600 (O_EXCL unless overwrite). 0 or -1. */
+/*
+ * Writes key as PEM to a new file of mode 0600, never through a symlink.
+ * An existing path is an error unless overwrite; then a regular file (only)
+ * is replaced by a rename. 0 or -1 with err set.
+ */
 int sig_write_private_pem(
     void *key, const char *path, bool overwrite, char *err, size_t errlen);
 /* Reads a PEM private key; checks it is Ed25519. NULL with err set. */

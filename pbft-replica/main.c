@@ -112,9 +112,30 @@ sup_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
+/*
+ * The data directory of a --dev replica: a new one per start, made by
+ * mkdtemp (mode 0700, a name nobody can guess), under $TMPDIR or /tmp. A
+ * name fixed by the port would let another local user create it first and
+ * own what the replica writes there.
+ */
+static void
+dev_data_dir(struct cluster_cfg *c, uint16_t port)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	if (tmp == NULL || tmp[0] != '/')
+		tmp = "/tmp";
+	if ((size_t)snprintf(c->data_dir, sizeof(c->data_dir),
+	        "%s/pbft-dev-%u-XXXXXX", tmp,
+	        (unsigned)port) >= sizeof(c->data_dir) ||
+	    mkdtemp(c->data_dir) == NULL)
+		fatal("--dev: cannot make a data directory under %s", tmp);
+	log_info("--dev: data in %s (remove it when done)", c->data_dir);
+}
+
 /* A cluster of n nodes on 127.0.0.1 with keys anyone can derive. */
 static struct cluster_cfg *
-dev_config(uint32_t n, uint16_t base_port)
+dev_config(uint32_t n, uint16_t base_port, uint16_t port)
 {
 	struct cluster_cfg *c = calloc(1, sizeof(*c));
 
@@ -134,8 +155,7 @@ dev_config(uint32_t n, uint16_t base_port)
 	c->fsync = CFG_FSYNC_BATCH;
 	c->log_level = LOG_LVL_INFO;
 	c->bootstrap_id = UINT32_MAX;
-	snprintf(c->data_dir, sizeof(c->data_dir), "/tmp/pbft-dev-%u",
-	    (unsigned)base_port);
+	dev_data_dir(c, port);
 	for (uint32_t i = 0; i < n; i++) {
 		void *k = sig_dev_key(i);
 
@@ -276,7 +296,8 @@ main(int argc, char **argv)
 	log_init(tag, debug ? LOG_LVL_DEBUG : LOG_LVL_INFO);
 	log_level_from_env();
 	if (dev) {
-		cfg = dev_config((uint32_t)nodes, (uint16_t)(port - id));
+		cfg = dev_config(
+		    (uint32_t)nodes, (uint16_t)(port - id), (uint16_t)port);
 		key = sig_dev_key((uint32_t)id);
 		log_warnx(
 		    "--dev: INSECURE demo keys derived from node indexes; "

@@ -8,6 +8,7 @@
 #include "keys.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -118,14 +119,14 @@ derived_key(const uint8_t *seed, const char *label, uint32_t i)
 }
 
 static int
-write_key(const char *dir, const char *name, void *k, char *pubhex)
+write_key(const char *dir, const char *name, void *k, bool force, char *pubhex)
 {
 	char path[4200], err[512];
 	uint8_t pub[PBFT_PUBKEY_LEN];
 
 	snprintf(path, sizeof(path), "%s/keys/%s.pem", dir, name);
 	if (k == NULL || sig_public_raw(k, pub) == -1 ||
-	    sig_write_private_pem(k, path, true, err, sizeof(err)) == -1) {
+	    sig_write_private_pem(k, path, force, err, sizeof(err)) == -1) {
 		fprintf(stderr, "pbftctl init: %s\n",
 		    k == NULL ? "key generation failed" : err);
 		return -1;
@@ -197,7 +198,12 @@ init_args(struct init_opts *o, int argc, char **argv)
 			    "N-node cluster: node i\nlistens on "
 			    "hosts[i %% len(hosts)]:P+i (default 127.0.0.1, "
 			    "P = 7000).\nClient keys: admin (used by pbftd) "
-			    "plus C more named bench0.. (default 8).\n");
+			    "plus C more named bench0.. (default 8).\n"
+			    "DIR and DIR/keys must be ours and writable by "
+			    "nobody else (made with mode\n0700 if absent). "
+			    "An existing cluster.ini or key is an error; "
+			    "--force\nreplaces them (regular files only, "
+			    "never through a symlink).\n");
 			exit(0);
 		default:
 			return -1;
@@ -265,7 +271,7 @@ init_write(struct init_opts *o, FILE *f)
 		void *k = derived_key(seed, "node", (uint32_t)i);
 
 		snprintf(name, sizeof(name), "node%lu", i);
-		if (write_key(o->dir, name, k, pub) == -1) {
+		if (write_key(o->dir, name, k, o->force, pub) == -1) {
 			sig_key_free(k);
 			return -1;
 		}
@@ -283,7 +289,7 @@ init_write(struct init_opts *o, FILE *f)
 			snprintf(name, sizeof(name), "admin");
 		else
 			snprintf(name, sizeof(name), "bench%lu", i - 1);
-		if (write_key(o->dir, name, k, pub) == -1) {
+		if (write_key(o->dir, name, k, o->force, pub) == -1) {
 			sig_key_free(k);
 			return -1;
 		}
@@ -296,41 +302,104 @@ init_write(struct init_opts *o, FILE *f)
 	return 0;
 }
 
+/*
+ * DIR and DIR/keys receive private keys, so they must be ours alone: made
+ * here with mode 0700, or already a directory (not a symlink) owned by us
+ * and writable by nobody else. Another local user could otherwise have
+ * planted them, and swap or read what we write inside.
+ */
+static int
+own_dir(const char *path)
+{
+	struct stat sb;
+	int fd;
+
+	if (mkdir(path, 0700) == -1 && errno != EEXIST)
+		goto fail;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1 || fstat(fd, &sb) == -1) {
+		if (fd != -1)
+			close(fd);
+		goto fail;
+	}
+	close(fd);
+	if (sb.st_uid != geteuid()) {
+		fprintf(stderr,
+		    "pbftctl init: %s belongs to uid %lu, not to us: "
+		    "refusing to write keys into it\n",
+		    path, (unsigned long)sb.st_uid);
+		return -1;
+	}
+	if ((sb.st_mode & 022) != 0) {
+		fprintf(stderr,
+		    "pbftctl init: %s is writable by group or others (mode "
+		    "%03o): refusing to write keys into it (chmod go-w)\n",
+		    path, (unsigned)(sb.st_mode & 0777));
+		return -1;
+	}
+	return 0;
+fail:
+	fprintf(stderr, "pbftctl init: %s: %s%s\n", path, strerror(errno),
+	    errno == ELOOP || errno == ENOTDIR ? " (not a directory, or a "
+	                                         "symlink)"
+	                                       : "");
+	return -1;
+}
+
+/* cluster.ini through a file of a random name renamed over it. */
+static int
+init_config(struct init_opts *o, const char *path)
+{
+	char tmp[4300];
+	FILE *f;
+	int fd, rc;
+
+	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1 ||
+	    (f = fdopen(fd, "w")) == NULL) {
+		fprintf(stderr, "pbftctl init: %s: %s\n", tmp, strerror(errno));
+		if (fd != -1) {
+			close(fd);
+			unlink(tmp);
+		}
+		return -1;
+	}
+	if (init_write(o, f) == -1) { /* it said why */
+		fclose(f);
+		unlink(tmp);
+		return -1;
+	}
+	rc = fchmod(fd, 0644); /* no secret in it */
+	if (fclose(f) != 0 || rc == -1 || rename(tmp, path) == -1) {
+		fprintf(stderr, "pbftctl init: cannot write %s: %s\n", path,
+		    strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
 int
 pbftctl_init(int argc, char **argv)
 {
 	struct init_opts o = {.base_port = 7000, .clients = 8};
-	char path[4200], tmp[4300];
-	FILE *f;
-	int rc;
+	char path[4200];
+	struct stat sb;
 
 	if (init_args(&o, argc, argv) == -1)
 		return 2;
 	snprintf(path, sizeof(path), "%s/keys", o.dir);
-	if ((mkdir(o.dir, 0700) == -1 && errno != EEXIST) ||
-	    (mkdir(path, 0700) == -1 && errno != EEXIST)) {
-		fprintf(
-		    stderr, "pbftctl init: %s: %s\n", path, strerror(errno));
+	if (own_dir(o.dir) == -1 || own_dir(path) == -1)
 		return 1;
-	}
 	snprintf(path, sizeof(path), "%s/cluster.ini", o.dir);
-	if (!o.force && access(path, F_OK) == 0) {
-		fprintf(stderr,
-		    "pbftctl init: %s exists (use --force to overwrite)\n",
-		    path);
+	if (lstat(path, &sb) == 0 && (!o.force || !S_ISREG(sb.st_mode))) {
+		fprintf(stderr, "pbftctl init: %s exists%s\n", path,
+		    S_ISREG(sb.st_mode) ? " (use --force to overwrite)"
+		                        : " and is not a regular file");
 		return 1;
 	}
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	if ((f = fopen(tmp, "w")) == NULL) {
-		fprintf(stderr, "pbftctl init: %s: %s\n", tmp, strerror(errno));
+	if (init_config(&o, path) == -1)
 		return 1;
-	}
-	rc = init_write(&o, f);
-	if (fclose(f) != 0 || rc == -1 || rename(tmp, path) == -1) {
-		fprintf(stderr, "pbftctl init: cannot write %s\n", path);
-		unlink(tmp);
-		return 1;
-	}
 	printf("wrote %s: %lu nodes (f = %lu), %lu client keys in %s/keys\n",
 	    path, o.n, (o.n - 1) / 3, o.clients + 1, o.dir);
 	printf("start it with: pbftd -c %s\n", path);

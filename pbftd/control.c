@@ -70,6 +70,8 @@ struct ctl_server {
 	struct ctl_client clients[CTL_CLIENTS_MAX];
 	uint64_t next_gen;
 	struct status_job *status[CTL_CLIENTS_MAX]; /* by client slot */
+	dev_t sock_dev; /* the socket file we made, to remove only it */
+	ino_t sock_ino;
 };
 
 static void client_close(struct ctl_client *c);
@@ -546,13 +548,78 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	ev_timer_again(loop, &c->idle);
 }
 
+/*
+ * A stale socket file from an earlier pbftd is removed; anything else at the
+ * path (a regular file, a symlink, a directory, another user's socket) may
+ * have been planted by someone who wants us to delete or chmod a file of
+ * their choosing, so it is left alone and the start fails.
+ */
+static int
+ctl_remove_stale(const char *path, char *err, size_t errlen)
+{
+	struct stat sb;
+
+	if (lstat(path, &sb) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "control socket %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	if (!S_ISSOCK(sb.st_mode) || sb.st_uid != geteuid()) {
+		snprintf(err, errlen,
+		    "control socket %s: exists and is not a socket of ours "
+		    "(uid %lu, mode %06o): not removing it",
+		    path, (unsigned long)sb.st_uid, (unsigned)sb.st_mode);
+		return -1;
+	}
+	if (unlink(path) == -1 && errno != ENOENT) {
+		snprintf(err, errlen, "control socket %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The socket file gets mode 0660 from the umask at bind, atomically: an
+ * fchmod on the socket descriptor changes the socket's own inode, not the
+ * file bind creates, and a chmod(path) after bind would follow a symlink
+ * that someone able to write the directory swapped in meanwhile.
+ */
+static int
+ctl_listen(struct ctl_server *s, const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct stat sb;
+	mode_t old;
+	int rc;
+
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s->fd == -1)
+		goto fail;
+	old = umask(0117);
+	rc = bind(s->fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (rc == -1 || lstat(path, &sb) == -1 || listen(s->fd, 16) == -1)
+		goto fail;
+	s->sock_dev = sb.st_dev;
+	s->sock_ino = sb.st_ino;
+	return 0;
+fail:
+	snprintf(err, errlen, "control socket %s: %s", path, strerror(errno));
+	if (s->fd != -1)
+		close(s->fd);
+	return -1;
+}
+
 struct ctl_server *
 ctl_server_new(struct pbftd *d, char *err, size_t errlen)
 {
 	struct ctl_server *s = calloc(1, sizeof(*s));
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	const char *path = d->cfg->control_socket;
-	mode_t old;
 	int probe;
 
 	if (s == NULL) {
@@ -577,21 +644,11 @@ ctl_server_new(struct pbftd *d, char *err, size_t errlen)
 	}
 	if (probe != -1)
 		close(probe);
-	unlink(path);
-	s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	old = umask(0117);
-	if (s->fd == -1 ||
-	    bind(s->fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 ||
-	    chmod(path, 0660) == -1 || listen(s->fd, 16) == -1) {
-		umask(old);
-		snprintf(err, errlen, "control socket %s: %s", path,
-		    strerror(errno));
-		if (s->fd != -1)
-			close(s->fd);
+	if (ctl_remove_stale(path, err, errlen) == -1 ||
+	    ctl_listen(s, path, err, errlen) == -1) {
 		free(s);
 		return NULL;
 	}
-	umask(old);
 	ev_io_init(&s->accept, accept_cb, s->fd, EV_READ);
 	s->accept.data = s;
 	ev_io_start(d->loop, &s->accept);
@@ -601,6 +658,8 @@ ctl_server_new(struct pbftd *d, char *err, size_t errlen)
 void
 ctl_server_free(struct ctl_server *s)
 {
+	struct stat sb;
+
 	if (s == NULL)
 		return;
 	for (int k = 0; k < CTL_CLIENTS_MAX; k++)
@@ -612,6 +671,10 @@ ctl_server_free(struct ctl_server *s)
 		client_close(&s->clients[i]);
 	ev_io_stop(s->d->loop, &s->accept);
 	close(s->fd);
-	unlink(s->d->cfg->control_socket);
+	/* Only the socket we made: not what another user put in its place. */
+	if (lstat(s->d->cfg->control_socket, &sb) == 0 &&
+	    S_ISSOCK(sb.st_mode) && sb.st_dev == s->sock_dev &&
+	    sb.st_ino == s->sock_ino)
+		unlink(s->d->cfg->control_socket);
 	free(s);
 }

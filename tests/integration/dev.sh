@@ -16,7 +16,7 @@ cleanup() {
 	local rc=$?
 	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 	[ $rc -ne 0 ] && tail -n 20 "$dir"/dev*.log 2>/dev/null
-	rm -rf "$dir" "/tmp/pbft-dev-$base"
+	rm -rf "$dir"
 	exit $rc
 }
 trap cleanup EXIT
@@ -39,8 +39,8 @@ print(hashlib.sha256(b"pbft-dev-key" + struct.pack("<I", int(sys.argv[1]))).hexd
 } >"$dir/cluster.ini"
 
 for i in 0 1 2 3; do
-	"$replica" --dev -p $((base + i)) -i $i -n 4 -b 127.0.0.1:$base \
-	    2>"$dir/dev$i.log" &
+	TMPDIR=$dir "$replica" --dev -p $((base + i)) -i $i -n 4 \
+	    -b 127.0.0.1:$base 2>"$dir/dev$i.log" &
 	pids+=($!)
 done
 grep -q . "$dir/dev0.log" || sleep 0.5
@@ -49,4 +49,11 @@ out=$(timeout $((60 * mult)) "$pbftctl" bench -c "$dir/cluster.ini" \
 echo "$out" | grep -q '"completed":100' || fail "not all completed: $out"
 grep -q "INSECURE" "$dir/dev0.log" || fail "--dev did not warn loudly"
 echo "ok: four --dev replicas ordered 100 requests"
-echo "1 passed, 0 failed"
+# Each data directory is made by mkdtemp: unpredictable name, mode 0700.
+for i in 0 1 2 3; do
+	d=$(echo "$dir"/pbft-dev-$((base + i))-??????)
+	[ -d "$d" ] || fail "no mkdtemp data directory for node $i: $d"
+	[ "$(stat -c %a "$d")" = 700 ] || fail "$d: mode $(stat -c %a "$d")"
+done
+echo "ok: --dev data directories made by mkdtemp (mode 0700)"
+echo "2 passed, 0 failed"
