@@ -300,6 +300,51 @@ key_once(struct parse *ps, int bit, const char *name)
 	return 1;
 }
 
+/*
+ * "a/, team-b/": up to CFG_PREFIXES_MAX prefixes of 1..255 bytes, printable
+ * and without spaces or commas.
+ */
+static int
+prefixes_value(struct parse *ps, const char *v, struct cfg_prefixes *out)
+{
+	const char *p = v;
+
+	while (*p != '\0') {
+		const char *start, *end;
+		size_t len;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		for (start = p;
+		     *p != '\0' && *p != ',' && *p != ' ' && *p != '\t'; p++)
+			if (*p < 0x21 || *p > 0x7e)
+				return fail_at(ps, ps->line,
+				    "key prefixes: printable characters only");
+		end = p;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p != '\0' && *p != ',')
+			return fail_at(ps, ps->line,
+			    "key prefixes: separate them with commas");
+		if (*p == ',')
+			p++;
+		len = (size_t)(end - start);
+		if (len == 0 || len > CFG_PREFIX_BYTES_MAX)
+			return fail_at(ps, ps->line,
+			    "key prefixes: each 1..%d bytes, comma-separated",
+			    CFG_PREFIX_BYTES_MAX);
+		if (out->n == CFG_PREFIXES_MAX)
+			return fail_at(ps, ps->line, "key prefixes: at most %d",
+			    CFG_PREFIXES_MAX);
+		if ((out->p[out->n] = strndup(start, len)) == NULL)
+			return fail_at(ps, ps->line, "out of memory");
+		out->n++;
+	}
+	if (out->n == 0)
+		return fail_at(ps, ps->line, "key prefixes: none given");
+	return 1;
+}
+
 static int
 cluster_key(struct parse *ps, const char *name, const char *v)
 {
@@ -307,7 +352,8 @@ cluster_key(struct parse *ps, const char *name, const char *v)
 	    "window", "view_change_timeout", "batch_max", "batch_bytes_max",
 	    "batch_timeout", "inflight_max", "request_timeout", "data_dir",
 	    "control_socket", "control_client", "metrics_listen", "bootstrap",
-	    "fsync", "log_level"};
+	    "fsync", "log_level", "client_max_keys", "client_max_bytes",
+	    "shared_prefixes"};
 	struct cluster_cfg *c = ps->cfg;
 	uint64_t x;
 	int k = -1;
@@ -429,11 +475,20 @@ cluster_key(struct parse *ps, const char *name, const char *v)
 			return fail_at(
 			    ps, ps->line, "fsync must be always, batch or off");
 		return 1;
-	default:
+	case 16:
 		if (log_level_parse(v, &c->log_level) == -1)
 			return fail_at(ps, ps->line,
 			    "log_level must be error, warn, info or debug");
 		return 1;
+	case 17:
+	case 18:
+		if (parse_u64(v, 0, UINT64_MAX, &x) == -1)
+			return fail_at(ps, ps->line,
+			    "%s: want a number (0 = unlimited)", name);
+		*(k == 17 ? &c->client_max_keys : &c->client_max_bytes) = x;
+		return 1;
+	default:
+		return prefixes_value(ps, v, &c->shared_prefixes);
 	}
 }
 
@@ -506,6 +561,19 @@ client_key(struct parse *ps, const char *name, const char *v)
 		        sizeof(cl->private_key_file)) == -1)
 			return fail_at(ps, ps->line, "bad private_key_file");
 		return 1;
+	}
+	if (strcmp(name, "admin") == 0) {
+		if (!key_once(ps, 2, name))
+			return 0;
+		if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
+			return fail_at(ps, ps->line, "admin must be yes or no");
+		cl->admin = strcmp(v, "yes") == 0;
+		return 1;
+	}
+	if (strcmp(name, "write_prefixes") == 0) {
+		if (!key_once(ps, 3, name))
+			return 0;
+		return prefixes_value(ps, v, &cl->write_prefixes);
 	}
 	return fail_at(ps, ps->line, "unknown key '%s' in [%s]", name, ps->cur);
 }
@@ -772,11 +840,22 @@ fail:
 	return NULL;
 }
 
+static void
+prefixes_free(struct cfg_prefixes *px)
+{
+	for (uint32_t i = 0; i < px->n; i++)
+		free(px->p[i]);
+	px->n = 0;
+}
+
 void
 cfg_free(struct cluster_cfg *cfg)
 {
 	if (cfg == NULL)
 		return;
+	for (uint32_t i = 0; i < cfg->nclients; i++)
+		prefixes_free(&cfg->clients[i].write_prefixes);
+	prefixes_free(&cfg->shared_prefixes);
 	free(cfg->clients);
 	free(cfg);
 }

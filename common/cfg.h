@@ -21,6 +21,8 @@
  *     [client.admin]
  *     public_key = <64 hex digits>
  *     private_key_file = keys/admin.pem
+ *     ; admin = yes          ; may put and delete any key
+ *     ; write_prefixes = a/  ; may write keys under a/, whoever made them
  *
  * Every error is reported as "FILE:LINE: what is wrong" (or "FILE: what is
  * wrong" when no line applies); callers print it and exit with status 2.
@@ -62,11 +64,25 @@ struct cfg_node {
 	int key_line; /* line of private_key_file, 0 if absent */
 };
 
+/* Key prefixes (write_prefixes, shared_prefixes): comma-separated. */
+#define CFG_PREFIXES_MAX 16
+#define CFG_PREFIX_BYTES_MAX 255
+
+struct cfg_prefixes {
+	uint32_t n;
+	char *p[CFG_PREFIXES_MAX]; /* NUL-terminated, 1..255 bytes */
+};
+
 struct cfg_client {
 	uint32_t id; /* index in file order, 0.. */
 	char name[PBFT_NAME_BYTES_MAX];
 	uint8_t public_key[PBFT_PUBKEY_LEN];
 	char private_key_file[CFG_PATH_MAX];
+	/* Key-value access (pbft-replica/service.c): an admin may put and
+	 * delete any key; write_prefixes lets it write keys under them
+	 * whoever created them. */
+	bool admin;
+	struct cfg_prefixes write_prefixes;
 	int line; /* line of the [client.NAME] header */
 	int key_line; /* line of private_key_file, 0 if absent */
 };
@@ -92,6 +108,12 @@ struct cluster_cfg {
 	uint32_t bootstrap_id; /* the node at that address, or UINT32_MAX */
 	enum cfg_fsync fsync;
 	enum log_level log_level;
+	/* Key-value store: per-client quotas on the keys a client owns and
+	 * their bytes (key + value), 0 = unlimited; keys under
+	 * shared_prefixes any client may write. */
+	uint64_t client_max_keys;
+	uint64_t client_max_bytes;
+	struct cfg_prefixes shared_prefixes;
 	struct cfg_node nodes[PBFT_REPLICAS_MAX];
 	uint32_t nclients;
 	struct cfg_client *clients; /* nclients entries */

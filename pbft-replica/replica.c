@@ -1345,6 +1345,10 @@ open_service(struct replica *r, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
+	if (service_ledger_access(r->svc, r->cfg) == -1) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	ops = r->svc->ops;
 	if (ops->head_tail == NULL || ops->stage_have == NULL ||
 	    ops->stage_put == NULL || ops->stage_check == NULL ||

@@ -4,7 +4,10 @@
  *
  * State digest: H("pbft ledger v1" || count || chain || kvsum), where chain is
  * a hash chain over every ledger entry and kvsum is the sum, modulo 2^256, of
- * H(key || value) over all pairs, so puts and deletes update it in O(1).
+ * a hash of each pair and its owner, so puts and deletes update it in O(1):
+ * H(0xffff | klen | key | vlen | value | owner), or H(klen | key | value)
+ * for a key without owner (from an image that predates owners, whose
+ * digest is thus unchanged; 0xffff is no klen, so the two cannot collide).
  * The hash table's seed is random per process: table layout never reaches
  * the digest, and a client cannot aim keys at one bucket.
  *
@@ -17,10 +20,15 @@
  * memory (tests, verification of fetched state).
  *
  * Image (snapshot, restore), little-endian:
- *     "PBFTSVC2" | u64 count | chain[32] | u64 jlen | u64 nkeys
- *     | nkeys x (u16 klen | key | u32 vlen | value)      <- the head
- *     | count x (u64 index | u32 len | bytes)            <- jlen bytes
- * The entries have the journal's own format.
+ *     "PBFTSVC3" | u64 count | chain[32] | u64 jlen | u64 nkeys
+ *     | nkeys x (u16 klen | key | u32 vlen | value | u32 owner)  <- the head
+ *     | count x (u64 index | u32 len | bytes)                    <- jlen bytes
+ * The entries have the journal's own format. "PBFTSVC2" images (no owner
+ * field) are still read; their keys get LEDGER_OWNER_NONE.
+ *
+ * Key-value access (service.h) is decided in execute from the owner stored
+ * with each key and rules copied from the configuration, which every
+ * replica shares, so every correct replica decides alike.
  */
 #include "service.h"
 
@@ -33,10 +41,12 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "cfg.h"
 #include "rbuf.h"
 #include "sig.h"
 
-#define SNAP_MAGIC "PBFTSVC2"
+#define SNAP_MAGIC "PBFTSVC3"
+#define SNAP_MAGIC_LEN_COMMON 7 /* "PBFTSVC", then the version digit */
 #define ENTRY_HDR 12 /* u64 index | u32 len */
 
 struct kv {
@@ -44,7 +54,24 @@ struct kv {
 	uint64_t hash;
 	uint16_t klen;
 	uint32_t vlen;
+	uint32_t owner; /* client id, or LEDGER_OWNER_NONE */
 	uint8_t *key; /* key bytes followed by value bytes, one allocation */
+};
+
+/* Access rules, from the configuration (service_ledger_access). */
+struct kv_rules {
+	uint64_t max_keys, max_bytes; /* per owner, 0 = unlimited */
+	struct cfg_prefixes shared;
+	uint32_t nclients;
+	struct kv_client {
+		bool admin;
+		struct cfg_prefixes write;
+	} * clients;
+};
+
+/* What an owner holds, for the quotas. */
+struct kv_use {
+	uint64_t keys, bytes;
 };
 
 struct ledger {
@@ -61,6 +88,8 @@ struct ledger {
 	uint64_t nbuckets, nkeys;
 	uint64_t seed;
 	uint64_t kvsum[4];
+	struct kv_use *use; /* by owner, PBFT_CLIENTS_MAX; NULL until needed */
+	struct kv_rules *rules; /* NULL: owners only; kept across restores */
 	FILE *journal; /* NULL when not journaling */
 	char *jbuf; /* its stdio buffer, JOURNAL_BUFFER_BYTES */
 	uint64_t wb_off; /* journal bytes whose write-back has been started */
@@ -123,18 +152,35 @@ kv_hash(const struct ledger *l, const uint8_t *k, size_t len)
 	return h ^ (h >> 32);
 }
 
-/* kvsum += sign * H(klen || key || value), as 256-bit little-endian. */
+static void put_le(uint8_t *p, uint64_t v, int n);
+
+/* kvsum += sign * H(the pair and its owner), as 256-bit little-endian. */
 static void
 kvsum_update(struct ledger *l, const struct kv *e, bool add)
 {
-	uint8_t buf[2 + LEDGER_KEY_BYTES_MAX + PBFT_RESULT_BYTES_MAX];
+	uint8_t buf[8 + LEDGER_KEY_BYTES_MAX + PBFT_RESULT_BYTES_MAX + 4];
 	uint8_t d[PBFT_DIGEST_LEN];
 	uint64_t w[4], carry = 0;
+	size_t n = 0;
 
-	buf[0] = (uint8_t)e->klen;
-	buf[1] = (uint8_t)(e->klen >> 8);
-	memcpy(buf + 2, e->key, (size_t)e->klen + e->vlen);
-	sig_sha256(buf, 2 + (size_t)e->klen + e->vlen, d);
+	if (e->owner != LEDGER_OWNER_NONE) {
+		put_le(buf, 0xffff, 2);
+		n = 2;
+	}
+	put_le(buf + n, e->klen, 2);
+	memcpy(buf + n + 2, e->key, e->klen);
+	n += 2 + e->klen;
+	if (e->owner != LEDGER_OWNER_NONE) {
+		put_le(buf + n, e->vlen, 4);
+		n += 4;
+	}
+	memcpy(buf + n, e->key + e->klen, e->vlen);
+	n += e->vlen;
+	if (e->owner != LEDGER_OWNER_NONE) {
+		put_le(buf + n, e->owner, 4);
+		n += 4;
+	}
+	sig_sha256(buf, n, d);
 	memcpy(w, d, sizeof(w));
 	if (!add) { /* subtract: add the two's complement */
 		for (int i = 0; i < 4; i++)
@@ -187,27 +233,65 @@ kv_grow(struct ledger *l)
 	l->nbuckets = nb;
 }
 
+/* What owner holds; NULL for LEDGER_OWNER_NONE (no quota applies). */
+static struct kv_use *
+kv_use_of(struct ledger *l, uint32_t owner)
+{
+	if (owner >= PBFT_CLIENTS_MAX)
+		return NULL;
+	if (l->use == NULL &&
+	    (l->use = calloc(PBFT_CLIENTS_MAX, sizeof(*l->use))) == NULL)
+		abort(); /* deterministic state cannot diverge: stop instead */
+	return &l->use[owner];
+}
+
+/* Counts e for its owner (add) or no longer (!add). */
+static void
+kv_charge(struct ledger *l, const struct kv *e, bool add)
+{
+	struct kv_use *u = kv_use_of(l, e->owner);
+
+	if (u == NULL)
+		return;
+	if (add) {
+		u->keys++;
+		u->bytes += (uint64_t)e->klen + e->vlen;
+	} else {
+		u->keys--;
+		u->bytes -= (uint64_t)e->klen + e->vlen;
+	}
+}
+
+/* Unlinks and frees *pp. */
+static void
+kv_unlink(struct ledger *l, struct kv **pp)
+{
+	struct kv *e = *pp;
+
+	kvsum_update(l, e, false);
+	kv_charge(l, e, false);
+	*pp = e->next;
+	free(e->key);
+	free(e);
+	l->nkeys--;
+}
+
 static void
 kv_put(struct ledger *l, const uint8_t *k, size_t klen, const uint8_t *v,
-    size_t vlen)
+    size_t vlen, uint32_t owner)
 {
 	uint64_t h = kv_hash(l, k, klen);
 	struct kv **pp = kv_find(l, k, klen, h), *e;
 
-	if (*pp != NULL) {
-		e = *pp;
-		kvsum_update(l, e, false);
-		*pp = e->next;
-		free(e->key);
-		free(e);
-		l->nkeys--;
-	}
+	if (*pp != NULL)
+		kv_unlink(l, pp);
 	if ((e = calloc(1, sizeof(*e))) == NULL ||
 	    (e->key = malloc(klen + vlen + 1)) == NULL)
 		abort();
 	e->hash = h;
 	e->klen = (uint16_t)klen;
 	e->vlen = (uint32_t)vlen;
+	e->owner = owner;
 	memcpy(e->key, k, klen);
 	if (vlen > 0)
 		memcpy(e->key + klen, v, vlen);
@@ -215,23 +299,95 @@ kv_put(struct ledger *l, const uint8_t *k, size_t klen, const uint8_t *v,
 	e->next = *pp;
 	*pp = e;
 	kvsum_update(l, e, true);
+	kv_charge(l, e, true);
 	if (++l->nkeys > l->nbuckets)
 		kv_grow(l);
 }
 
 static bool
-kv_del(struct ledger *l, const uint8_t *k, size_t klen)
+prefix_of(const struct cfg_prefixes *px, const uint8_t *k, size_t klen)
 {
-	struct kv **pp = kv_find(l, k, klen, kv_hash(l, k, klen)), *e;
+	for (uint32_t i = 0; i < px->n; i++) {
+		size_t n = strlen(px->p[i]);
 
-	if ((e = *pp) == NULL)
+		if (n <= klen && memcmp(px->p[i], k, n) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* May client change or delete key k, which owner holds? (service.h) */
+static bool
+kv_may_write(const struct ledger *l, uint32_t client, uint32_t owner,
+    const uint8_t *k, size_t klen)
+{
+	const struct kv_rules *r = l->rules;
+
+	if (owner == client && owner != LEDGER_OWNER_NONE)
+		return true;
+	if (r == NULL)
 		return false;
-	kvsum_update(l, e, false);
-	*pp = e->next;
-	free(e->key);
-	free(e);
-	l->nkeys--;
-	return true;
+	if (prefix_of(&r->shared, k, klen))
+		return true;
+	if (client >= r->nclients)
+		return false;
+	return r->clients[client].admin ||
+	    prefix_of(&r->clients[client].write, k, klen);
+}
+
+/*
+ * Would replacing old (NULL: a new key) by len bytes of key and value take
+ * owner past a quota? A put that does not grow what is over a lowered
+ * quota is let through.
+ */
+static uint8_t
+kv_quota(struct ledger *l, uint32_t owner, const struct kv *old, size_t len)
+{
+	const struct kv_rules *r = l->rules;
+	struct kv_use *u;
+	uint64_t was, bytes;
+
+	if (r == NULL || (u = kv_use_of(l, owner)) == NULL)
+		return SVC_OK;
+	was = old != NULL ? (uint64_t)old->klen + old->vlen : 0;
+	bytes = u->bytes - was + len;
+	if (old == NULL && r->max_keys != 0 && u->keys + 1 > r->max_keys)
+		return SVC_QUOTA;
+	if (r->max_bytes != 0 && bytes > r->max_bytes && len > was)
+		return SVC_QUOTA;
+	return SVC_OK;
+}
+
+/* A client's put: a new key becomes its own; an existing one keeps its
+ * owner. */
+static uint8_t
+kv_write(struct ledger *l, uint32_t client, const uint8_t *k, size_t klen,
+    const uint8_t *v, size_t vlen)
+{
+	struct kv *e = *kv_find(l, k, klen, kv_hash(l, k, klen));
+	uint32_t owner = e != NULL ? e->owner : client;
+	uint8_t rc;
+
+	if (e != NULL ? !kv_may_write(l, client, owner, k, klen)
+	              : client >= PBFT_CLIENTS_MAX)
+		return SVC_DENIED;
+	if ((rc = kv_quota(l, owner, e, klen + vlen)) != SVC_OK)
+		return rc;
+	kv_put(l, k, klen, v, vlen, owner);
+	return SVC_OK;
+}
+
+static uint8_t
+kv_del(struct ledger *l, uint32_t client, const uint8_t *k, size_t klen)
+{
+	struct kv **pp = kv_find(l, k, klen, kv_hash(l, k, klen));
+
+	if (*pp == NULL)
+		return SVC_NOT_FOUND;
+	if (!kv_may_write(l, client, (*pp)->owner, k, klen))
+		return SVC_DENIED;
+	kv_unlink(l, pp);
+	return SVC_OK;
 }
 
 static void
@@ -313,7 +469,6 @@ ledger_execute(struct service *s, uint64_t seq, uint32_t client,
 	struct kv *e;
 
 	(void)seq;
-	(void)client;
 	*result_len = 0;
 	rbuf_init(&rb, op, op_len);
 	if (rbuf_get_u8(&rb, &code) == -1)
@@ -330,14 +485,14 @@ ledger_execute(struct service *s, uint64_t seq, uint32_t client,
 			return SVC_BAD_OP;
 		if (rbuf_left(&rb) > PBFT_RESULT_BYTES_MAX)
 			return SVC_TOO_BIG;
-		kv_put(l, key, klen, rb.p + rb.off, rbuf_left(&rb));
-		return SVC_OK;
+		return kv_write(
+		    l, client, key, klen, rb.p + rb.off, rbuf_left(&rb));
 	case LEDGER_OP_GET:
 	case LEDGER_OP_DEL:
 		if (op_key(&rb, &key, &klen) != SVC_OK || rbuf_left(&rb) != 0)
 			return SVC_BAD_OP;
 		if (code == LEDGER_OP_DEL)
-			return kv_del(l, key, klen) ? SVC_OK : SVC_NOT_FOUND;
+			return kv_del(l, client, key, klen);
 		e = *kv_find(l, key, klen, kv_hash(l, key, klen));
 		if (e == NULL)
 			return SVC_NOT_FOUND;
@@ -380,6 +535,7 @@ ledger_checkpoint(struct service *s, struct wbuf *out, uint64_t *tail_len)
 			wbuf_put_bytes(out, e->key, e->klen);
 			wbuf_put_u32(out, e->vlen);
 			wbuf_put_bytes(out, e->key + e->klen, e->vlen);
+			wbuf_put_u32(out, e->owner);
 		}
 	}
 	*tail_len = l->jlen;
@@ -431,6 +587,7 @@ struct head {
 	uint64_t count, jlen;
 	uint8_t chain[PBFT_DIGEST_LEN];
 	size_t len; /* bytes of the head in the image */
+	bool owners; /* "PBFTSVC3": each pair has its owner */
 };
 
 /*
@@ -442,9 +599,15 @@ static int
 head_fixed(struct rbuf *rb, struct head *h)
 {
 	size_t len = rbuf_left(rb);
+	const uint8_t *m = rb->p + rb->off;
 
-	if (len > 0 && memcmp(rb->p + rb->off, SNAP_MAGIC, len < 8 ? len : 8))
+	if (len > 0 &&
+	    memcmp(m, SNAP_MAGIC,
+	        len < SNAP_MAGIC_LEN_COMMON ? len : SNAP_MAGIC_LEN_COMMON))
 		return -1;
+	if (len > SNAP_MAGIC_LEN_COMMON && m[7] != '2' && m[7] != '3')
+		return -1;
+	h->owners = len > SNAP_MAGIC_LEN_COMMON && m[7] == '3';
 	if (rbuf_skip(rb, 8) == -1 || rbuf_get_u64(rb, &h->count) == -1 ||
 	    rbuf_get_bytes(rb, h->chain, PBFT_DIGEST_LEN) == -1 ||
 	    rbuf_get_u64(rb, &h->jlen) == -1)
@@ -465,7 +628,7 @@ head_parse(const uint8_t *img, size_t len, struct head *h, struct ledger *l)
 		return -1;
 	for (uint64_t i = 0; i < nkeys; i++) {
 		uint16_t klen;
-		uint32_t vlen;
+		uint32_t vlen, owner = LEDGER_OWNER_NONE;
 		const uint8_t *k, *v;
 
 		if (rbuf_get_u16(&rb, &klen) == -1 || klen == 0 ||
@@ -473,10 +636,13 @@ head_parse(const uint8_t *img, size_t len, struct head *h, struct ledger *l)
 		    rbuf_get_ref(&rb, &k, klen) == -1 ||
 		    rbuf_get_u32(&rb, &vlen) == -1 ||
 		    vlen > PBFT_RESULT_BYTES_MAX ||
-		    rbuf_get_ref(&rb, &v, vlen) == -1)
+		    rbuf_get_ref(&rb, &v, vlen) == -1 ||
+		    (h->owners &&
+		        (rbuf_get_u32(&rb, &owner) == -1 ||
+		            owner >= PBFT_CLIENTS_MAX)))
 			return -1;
 		if (l != NULL)
-			kv_put(l, k, klen, v, vlen);
+			kv_put(l, k, klen, v, vlen, owner);
 	}
 	h->len = rb.off;
 	return 0;
@@ -550,6 +716,7 @@ static void
 ledger_swap_in(struct ledger *l, struct ledger *tmp)
 {
 	stage_forget_checked(l);
+	tmp->rules = l->rules;
 	tmp->journal = l->journal;
 	tmp->jbuf = l->jbuf;
 	tmp->st.part = l->st.part;
@@ -879,8 +1046,10 @@ ledger_clear(struct ledger *l)
 	}
 	free(l->buckets);
 	free(l->data);
+	free(l->use);
 	l->buckets = NULL;
 	l->data = NULL;
+	l->use = NULL;
 }
 
 static void
@@ -890,6 +1059,35 @@ ledger_flush(struct service *s)
 
 	if (l->journal != NULL && fflush(l->journal) != 0)
 		abort();
+}
+
+static void
+prefixes_clear(struct cfg_prefixes *px)
+{
+	for (uint32_t i = 0; i < px->n; i++)
+		free(px->p[i]);
+	px->n = 0;
+}
+
+static void
+rules_free(struct kv_rules *r)
+{
+	if (r == NULL)
+		return;
+	for (uint32_t i = 0; i < r->nclients; i++)
+		prefixes_clear(&r->clients[i].write);
+	prefixes_clear(&r->shared);
+	free(r->clients);
+	free(r);
+}
+
+static int
+prefixes_copy(struct cfg_prefixes *dst, const struct cfg_prefixes *src)
+{
+	for (; dst->n < src->n; dst->n++)
+		if ((dst->p[dst->n] = strdup(src->p[dst->n])) == NULL)
+			return -1;
+	return 0;
 }
 
 static void
@@ -906,6 +1104,7 @@ ledger_free(struct service *s)
 	stage_forget_checked(l);
 	free(l->st.part);
 	ledger_clear(l);
+	rules_free(l->rules);
 	free(s);
 }
 
@@ -986,6 +1185,36 @@ service_ledger_open(const char *journal_path)
 		return NULL;
 	}
 	return s;
+}
+
+int
+service_ledger_access(struct service *s, const struct cluster_cfg *cfg)
+{
+	struct ledger *l = ledger_of(s);
+	struct kv_rules *r = calloc(1, sizeof(*r));
+
+	if (r == NULL)
+		return -1;
+	r->max_keys = cfg->client_max_keys;
+	r->max_bytes = cfg->client_max_bytes;
+	if ((r->clients = calloc(cfg->nclients ? cfg->nclients : 1,
+	         sizeof(*r->clients))) == NULL)
+		goto fail;
+	r->nclients = cfg->nclients;
+	if (prefixes_copy(&r->shared, &cfg->shared_prefixes) == -1)
+		goto fail;
+	for (uint32_t i = 0; i < cfg->nclients; i++) {
+		r->clients[i].admin = cfg->clients[i].admin;
+		if (prefixes_copy(&r->clients[i].write,
+		        &cfg->clients[i].write_prefixes) == -1)
+			goto fail;
+	}
+	rules_free(l->rules);
+	l->rules = r;
+	return 0;
+fail:
+	rules_free(r);
+	return -1;
 }
 
 uint64_t

@@ -25,6 +25,8 @@ enum service_status {
 	SVC_NOT_FOUND = 1, /* get/del of a key that is not there */
 	SVC_BAD_OP = 2, /* the operation does not parse */
 	SVC_TOO_BIG = 3, /* a value that does not fit a reply */
+	SVC_DENIED = 4, /* put/del of a key this client may not write */
+	SVC_QUOTA = 5, /* the put would exceed the owner's key or byte quota */
 };
 
 struct service;
@@ -110,15 +112,34 @@ struct service {
 /* Operation encoding of the built-in service (first byte = opcode). */
 enum ledger_op {
 	LEDGER_OP_SUBMIT = 1, /* rest: transaction bytes -> u64 ledger index */
-	LEDGER_OP_PUT = 2, /* u16 key_len, key, value -> empty */
+	LEDGER_OP_PUT = 2, /* u16 key_len, key, value -> empty, or
+	                      SVC_DENIED, SVC_QUOTA */
 	LEDGER_OP_GET = 3, /* key -> value, or SVC_NOT_FOUND */
-	LEDGER_OP_DEL = 4, /* key -> empty, or SVC_NOT_FOUND */
+	LEDGER_OP_DEL = 4, /* key -> empty, or SVC_NOT_FOUND, SVC_DENIED */
 };
 
 #define LEDGER_KEY_BYTES_MAX 1024
+#define LEDGER_OWNER_NONE UINT32_MAX /* keys from an image without owners */
+
+/*
+ * Key-value access. Each key belongs to the client that created it (its
+ * id: its position among cluster.ini's [client.NAME] sections). Anyone may
+ * get a key; a put to an existing key or a del is allowed to its owner, to
+ * an admin client, to a client with a write_prefixes entry the key starts
+ * with, and to anyone for a key under shared_prefixes; otherwise
+ * SVC_DENIED. Keys read from an image that predates owners have
+ * LEDGER_OWNER_NONE: only an admin or a prefix grant may change them. A put
+ * that would take the owner past client_max_keys keys or client_max_bytes
+ * bytes (keys plus values; 0 = unlimited) is SVC_QUOTA. Without
+ * service_ledger_access: owners only, no admin, no prefixes, no quotas.
+ */
 
 /* The built-in ledger + key-value service; NULL on allocation failure. */
 struct service *service_ledger_new(void);
+struct cluster_cfg;
+/* Takes the rules above from cfg (copied; cfg may go). Every replica must
+ * be given the same configuration. 0 or -1 (out of memory). */
+int service_ledger_access(struct service *s, const struct cluster_cfg *cfg);
 
 /*
  * The same, keeping the ledger in a journal in the file at path instead of

@@ -264,6 +264,23 @@ cmd_status(struct ctl_client *c, json_int_t id)
 
 /* ---- cluster requests -------------------------------------------------- */
 
+static const char *
+svc_status_text(uint8_t status)
+{
+	switch (status) {
+	case SVC_NOT_FOUND:
+		return "not found";
+	case SVC_DENIED:
+		return "denied: the key belongs to another client (see "
+		       "admin and write_prefixes in cluster.ini(5))";
+	case SVC_QUOTA:
+		return "refused: the key's owner is at its quota "
+		       "(client_max_keys, client_max_bytes)";
+	default:
+		return "rejected by the service";
+	}
+}
+
 static void
 op_done(void *arg, const struct pbft_result *res)
 {
@@ -281,10 +298,7 @@ op_done(void *arg, const struct pbft_result *res)
 		goto out;
 	}
 	if (res->svc_status != SVC_OK) {
-		send_error(c, j->id,
-		    res->svc_status == SVC_NOT_FOUND
-		        ? "not found"
-		        : "rejected by the service");
+		send_error(c, j->id, svc_status_text(res->svc_status));
 		goto out;
 	}
 	rep = reply_new(j->id, true);

@@ -90,6 +90,25 @@ mutate '/^\[cluster\]/a batch_timeout = 0'
 ok
 echo "ok: batch_timeout = 0 accepted"
 
+# Key-value access options (cluster.ini(5)).
+mutate '/^\[cluster\]/a client_max_keys = 100\nclient_max_bytes = 0\nshared_prefixes = pub/, tmp/
+/^\[client.admin\]/a admin = yes\nwrite_prefixes = a/,b/'
+[ "$("$pbftd" -t -c "$dir/n4/t.ini")" = "configuration OK" ] ||
+    fail "access options refused"
+ok
+cl=$(( $(lineof '^\[client.admin\]') + 1 ))
+mutate '/^\[client.admin\]/a admin = maybe'
+expect_error "admin not yes/no" "t.ini:$cl: admin must be yes or no"
+mutate '/^\[client.admin\]/a write_prefixes = a/,,b/'
+expect_error "empty prefix" "t.ini:$cl: key prefixes: each 1..255"
+mutate '/^\[client.admin\]/a write_prefixes = a/ b/'
+expect_error "prefixes without comma" "t.ini:$cl: key prefixes: separate"
+mutate "/^\[client.admin\]/a write_prefixes = $(seq -s, 1 17)"
+expect_error "too many prefixes" "t.ini:$cl: key prefixes: at most 16"
+mutate '/^\[cluster\]/a client_max_bytes = -1'
+expect_error "negative quota" "t.ini:$(( $(lineof '^\[cluster\]') + 1 )): client_max_bytes: want a number"
+echo "ok: key-value access options parsed and checked"
+
 # Corrupt each value in turn: the error must name that line.
 lines=$(grep -n '^[a-z_]* = ' "$base" | cut -d: -f1)
 for l in $lines; do

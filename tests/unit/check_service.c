@@ -7,7 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cfg.h"
 #include "service.h"
+#include "sig.h"
 
 static uint8_t
 run(struct service *s, struct wbuf *op, uint8_t *res, size_t *rlen)
@@ -444,6 +446,202 @@ START_TEST(test_head_tail)
 }
 END_TEST
 
+/* ---- key-value access --------------------------------------------------- */
+
+/* Runs op (put or del of key, value v) as client c; the status. */
+static uint8_t
+as(struct service *s, uint32_t c, uint8_t code, const char *key, const char *v)
+{
+	uint8_t res[PBFT_RESULT_BYTES_MAX];
+	size_t rlen;
+	struct wbuf wb;
+	uint8_t st;
+
+	wbuf_init_dynamic(&wb, 1 << 16);
+	if (code == LEDGER_OP_PUT)
+		ledger_op_put(&wb, key, strlen(key), v, strlen(v));
+	else if (code == LEDGER_OP_DEL)
+		ledger_op_del(&wb, key, strlen(key));
+	else
+		ledger_op_get(&wb, key, strlen(key));
+	st = s->ops->execute(s, 1, c, wb.p, wb.len, res, &rlen);
+	if (code == LEDGER_OP_GET && st == SVC_OK && v != NULL) {
+		ck_assert_uint_eq(rlen, strlen(v));
+		ck_assert_mem_eq(res, v, rlen);
+	}
+	wbuf_clear(&wb);
+	return st;
+}
+
+#define PUT LEDGER_OP_PUT
+#define DEL LEDGER_OP_DEL
+#define GET LEDGER_OP_GET
+
+/* Three clients: 0 plain, 1 admin, 2 may write team/; pub/ is shared. */
+static struct cluster_cfg *
+access_cfg(uint64_t max_keys, uint64_t max_bytes)
+{
+	struct cluster_cfg *c = calloc(1, sizeof(*c));
+
+	ck_assert_ptr_nonnull(c);
+	c->nclients = 3;
+	c->clients = calloc(3, sizeof(*c->clients));
+	ck_assert_ptr_nonnull(c->clients);
+	c->clients[1].admin = true;
+	c->clients[2].write_prefixes.n = 1;
+	c->clients[2].write_prefixes.p[0] = strdup("team/");
+	c->shared_prefixes.n = 1;
+	c->shared_prefixes.p[0] = strdup("pub/");
+	c->client_max_keys = max_keys;
+	c->client_max_bytes = max_bytes;
+	return c;
+}
+
+/* Without any rules: a key is its creator's; others may only read it. */
+START_TEST(test_kv_owner)
+{
+	struct service *s = service_ledger_new();
+	uint8_t d0[32], d1[32];
+
+	ck_assert_int_eq(as(s, 0, PUT, "k", "mine"), SVC_OK);
+	s->ops->digest(s, d0);
+	ck_assert_int_eq(as(s, 1, PUT, "k", "theirs"), SVC_DENIED);
+	ck_assert_int_eq(as(s, 1, DEL, "k", NULL), SVC_DENIED);
+	s->ops->digest(s, d1);
+	ck_assert_mem_eq(d0, d1, 32); /* a refusal changes nothing */
+	ck_assert_int_eq(as(s, 1, GET, "k", "mine"), SVC_OK);
+	ck_assert_int_eq(as(s, 0, PUT, "k", "mine2"), SVC_OK);
+	ck_assert_int_eq(as(s, 1, GET, "k", "mine2"), SVC_OK);
+	ck_assert_int_eq(as(s, 0, DEL, "k", NULL), SVC_OK);
+	/* Deleted, the key is free: the next creator owns it. */
+	ck_assert_int_eq(as(s, 1, PUT, "k", "theirs"), SVC_OK);
+	ck_assert_int_eq(as(s, 0, PUT, "k", "mine"), SVC_DENIED);
+	ck_assert_int_eq(as(s, 1, DEL, "nokey", NULL), SVC_NOT_FOUND);
+	s->ops->free(s);
+}
+END_TEST
+
+/* admin, write_prefixes and shared_prefixes grant writes; the owner stays. */
+START_TEST(test_kv_access_list)
+{
+	struct service *s = service_ledger_new();
+	struct cluster_cfg *c = access_cfg(0, 0);
+
+	ck_assert_int_eq(service_ledger_access(s, c), 0);
+	cfg_free(c); /* the service keeps its own copy */
+	ck_assert_int_eq(as(s, 0, PUT, "k", "v"), SVC_OK);
+	ck_assert_int_eq(as(s, 0, PUT, "team/x", "v"), SVC_OK);
+	ck_assert_int_eq(as(s, 0, PUT, "pub/y", "v"), SVC_OK);
+	/* The admin may write anything; the key is still client 0's. */
+	ck_assert_int_eq(as(s, 1, PUT, "k", "admin"), SVC_OK);
+	ck_assert_int_eq(as(s, 0, PUT, "k", "back"), SVC_OK);
+	ck_assert_int_eq(as(s, 2, PUT, "k", "no"), SVC_DENIED);
+	ck_assert_int_eq(as(s, 2, DEL, "k", NULL), SVC_DENIED);
+	/* Client 2 writes team/ whoever made the key, but nothing else. */
+	ck_assert_int_eq(as(s, 2, PUT, "team/x", "two"), SVC_OK);
+	ck_assert_int_eq(as(s, 2, PUT, "team", "v"), SVC_OK); /* creates */
+	ck_assert_int_eq(as(s, 0, PUT, "team", "v"), SVC_DENIED);
+	ck_assert_int_eq(as(s, 2, DEL, "team/x", NULL), SVC_OK);
+	/* pub/ is anyone's to write; a client unknown to the file too. */
+	ck_assert_int_eq(as(s, 2, PUT, "pub/y", "w"), SVC_OK);
+	ck_assert_int_eq(as(s, 7, PUT, "pub/y", "w"), SVC_OK);
+	ck_assert_int_eq(as(s, 7, PUT, "k", "w"), SVC_DENIED);
+	ck_assert_int_eq(as(s, 1, DEL, "k", NULL), SVC_OK);
+	s->ops->free(s);
+}
+END_TEST
+
+/* Quotas count what an owner holds; refusals say SVC_QUOTA. */
+START_TEST(test_kv_quota)
+{
+	struct service *s = service_ledger_new();
+	struct cluster_cfg *c = access_cfg(2, 20);
+	uint8_t d0[32], d1[32];
+
+	ck_assert_int_eq(service_ledger_access(s, c), 0);
+	cfg_free(c);
+	ck_assert_int_eq(as(s, 0, PUT, "a", "123456789"), SVC_OK); /* 10 */
+	ck_assert_int_eq(as(s, 0, PUT, "b", "12345"), SVC_OK); /* 16 */
+	s->ops->digest(s, d0);
+	ck_assert_int_eq(as(s, 0, PUT, "c", ""), SVC_QUOTA); /* 3 keys */
+	ck_assert_int_eq(as(s, 0, PUT, "b", "123456789A"), SVC_QUOTA); /* 21 */
+	/* The admin writing client 0's key is charged to client 0. */
+	ck_assert_int_eq(as(s, 1, PUT, "b", "123456789A"), SVC_QUOTA);
+	s->ops->digest(s, d1);
+	ck_assert_mem_eq(d0, d1, 32);
+	ck_assert_int_eq(as(s, 0, PUT, "b", "123456789"), SVC_OK); /* 20 */
+	ck_assert_int_eq(as(s, 1, PUT, "c", "x"), SVC_OK); /* client 1's */
+	ck_assert_int_eq(as(s, 0, DEL, "b", NULL), SVC_OK);
+	ck_assert_int_eq(as(s, 0, PUT, "c2", "x"), SVC_OK);
+	ck_assert_int_eq(as(s, 0, PUT, "c3", "x"), SVC_QUOTA);
+	s->ops->free(s);
+}
+END_TEST
+
+/* Owners are in the image and in the digest, and survive a restore. */
+START_TEST(test_kv_owner_snapshot)
+{
+	struct service *a = service_ledger_new(), *b = service_ledger_new();
+	struct service *o = service_ledger_new();
+	uint8_t da[32], db[32], d_o[32];
+	struct wbuf snap;
+
+	wbuf_init_dynamic(&snap, 1 << 20);
+	ck_assert_int_eq(as(a, 2, PUT, "k", "v"), SVC_OK);
+	ck_assert_int_eq(as(o, 1, PUT, "k", "v"), SVC_OK);
+	a->ops->digest(a, da);
+	o->ops->digest(o, d_o);
+	ck_assert_int_ne(memcmp(da, d_o, 32), 0); /* same pair, other owner */
+	ck_assert_int_eq(a->ops->snapshot(a, &snap), 0);
+	ck_assert_int_eq(b->ops->restore(b, snap.p, snap.len), 0);
+	b->ops->digest(b, db);
+	ck_assert_mem_eq(da, db, 32);
+	ck_assert_int_eq(as(b, 0, PUT, "k", "x"), SVC_DENIED);
+	ck_assert_int_eq(as(b, 1, PUT, "k", "x"), SVC_DENIED);
+	ck_assert_int_eq(as(b, 2, PUT, "k", "x"), SVC_OK);
+	/* An owner past the client limit is no image. */
+	ck_assert_uint_eq(snap.p[snap.len - 4], 2);
+	snap.p[snap.len - 1] = 0x7f;
+	ck_assert_int_eq(b->ops->restore(b, snap.p, snap.len), -1);
+	wbuf_clear(&snap);
+	a->ops->free(a);
+	b->ops->free(b);
+	o->ops->free(o);
+}
+END_TEST
+
+/*
+ * An image from before owners ("PBFTSVC2"): read, with the digest it had
+ * (kvsum = H(klen | key | value)); its keys have no owner, so only an admin
+ * or a prefix grant changes them.
+ */
+START_TEST(test_kv_old_image)
+{
+	static const uint8_t pair[] = {1, 0, 'k', 'v'};
+	struct service *s = service_ledger_new();
+	struct cluster_cfg *c = access_cfg(0, 0);
+	uint8_t img[8 + 8 + 32 + 8 + 8 + 2 + 1 + 4 + 1] = "PBFTSVC2";
+	uint8_t want[14 + 8 + 32 + 32] = "pbft ledger v1", d[32];
+	size_t at = 8 + 8 + 32 + 8;
+
+	img[at] = 1; /* nkeys */
+	at += 8;
+	memcpy(img + at, "\x01\x00k\x01\x00\x00\x00v", 8);
+	ck_assert_int_eq(s->ops->restore(s, img, sizeof(img)), 0);
+	sig_sha256(pair, sizeof(pair), want + 14 + 8 + 32); /* kvsum */
+	sig_sha256(want, sizeof(want), want);
+	s->ops->digest(s, d);
+	ck_assert_mem_eq(d, want, 32);
+	ck_assert_int_eq(as(s, 0, GET, "k", "v"), SVC_OK);
+	ck_assert_int_eq(as(s, 0, PUT, "k", "x"), SVC_DENIED);
+	ck_assert_int_eq(service_ledger_access(s, c), 0);
+	ck_assert_int_eq(as(s, 0, PUT, "k", "x"), SVC_DENIED);
+	ck_assert_int_eq(as(s, 1, PUT, "k", "x"), SVC_OK);
+	cfg_free(c);
+	s->ops->free(s);
+}
+END_TEST
+
 static Suite *
 service_suite(void)
 {
@@ -456,6 +654,11 @@ service_suite(void)
 	tcase_add_test(tc, test_checkpoint_head_and_journal);
 	tcase_add_loop_test(tc, test_stage_transfer, 0, 2);
 	tcase_add_test(tc, test_head_tail);
+	tcase_add_test(tc, test_kv_owner);
+	tcase_add_test(tc, test_kv_access_list);
+	tcase_add_test(tc, test_kv_quota);
+	tcase_add_test(tc, test_kv_owner_snapshot);
+	tcase_add_test(tc, test_kv_old_image);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("malformed");
 	tcase_add_test(tc, test_bad_ops);
