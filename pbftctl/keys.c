@@ -137,10 +137,44 @@ write_key(const char *dir, const char *name, void *k, bool force, char *pubhex)
 
 struct init_opts {
 	unsigned long n, base_port, clients;
-	const char *hosts, *dir;
+	const char *hosts, *dir, *data_dir, *socket;
 	bool force, have_seed;
 	uint8_t seed[32];
 };
+
+static void
+init_usage(void)
+{
+	printf("usage: pbftctl init -n N -o DIR [--base-port P] "
+	       "[--hosts h1,h2,...]\n"
+	       "                    [--clients C] [--seed HEX64] "
+	       "[--force]\n"
+	       "                    [--data-dir PATH] "
+	       "[--control-socket PATH]\n"
+	       "Writes DIR/cluster.ini and DIR/keys/*.pem for an "
+	       "N-node cluster: node i\nlistens on "
+	       "hosts[i %% len(hosts)]:P+i (default 127.0.0.1, "
+	       "P = 7000).\nClient keys: admin (used by pbftd) "
+	       "plus C more named bench0.. (default 8).\n"
+	       "DIR and DIR/keys must be ours and writable by "
+	       "nobody else (made with mode\n0700 if absent). "
+	       "An existing cluster.ini or key is an error; "
+	       "--force\nreplaces them (regular files only, "
+	       "never through a symlink).\n"
+	       "data_dir and control_socket default to data and "
+	       "pbftd.sock beside cluster.ini;\nfor the shipped "
+	       "systemd unit use --data-dir /var/lib/pbft "
+	       "--control-socket\n/run/pbft/pbftd.sock (the "
+	       "unit keeps the configuration directory "
+	       "read-only).\n");
+}
+
+/* A value cluster.ini can hold: one line, no comment character. */
+static bool
+one_line(const char *s)
+{
+	return *s != '\0' && strpbrk(s, "\n\r;#") == NULL;
+}
 
 static int
 init_args(struct init_opts *o, int argc, char **argv)
@@ -151,6 +185,8 @@ init_args(struct init_opts *o, int argc, char **argv)
 	    {"output", required_argument, 0, 'o'},
 	    {"clients", required_argument, 0, 'c'},
 	    {"seed", required_argument, 0, 's'}, {"force", no_argument, 0, 'f'},
+	    {"data-dir", required_argument, 0, 'D'},
+	    {"control-socket", required_argument, 0, 'S'},
 	    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 	char *end;
 	int ch;
@@ -188,36 +224,31 @@ init_args(struct init_opts *o, int argc, char **argv)
 		case 'f':
 			o->force = true;
 			break;
+		case 'D':
+			o->data_dir = optarg;
+			break;
+		case 'S':
+			o->socket = optarg;
+			break;
 		case 'h':
-			printf(
-			    "usage: pbftctl init -n N -o DIR [--base-port P] "
-			    "[--hosts h1,h2,...]\n"
-			    "                    [--clients C] [--seed HEX64] "
-			    "[--force]\n"
-			    "Writes DIR/cluster.ini and DIR/keys/*.pem for an "
-			    "N-node cluster: node i\nlistens on "
-			    "hosts[i %% len(hosts)]:P+i (default 127.0.0.1, "
-			    "P = 7000).\nClient keys: admin (used by pbftd) "
-			    "plus C more named bench0.. (default 8).\n"
-			    "DIR and DIR/keys must be ours and writable by "
-			    "nobody else (made with mode\n0700 if absent). "
-			    "An existing cluster.ini or key is an error; "
-			    "--force\nreplaces them (regular files only, "
-			    "never through a symlink).\n");
+			init_usage();
 			exit(0);
 		default:
 			return -1;
 		}
 	}
 	if (optind != argc || o->n == 0 || o->dir == NULL ||
-	    o->base_port + o->n - 1 > 65535)
+	    o->base_port + o->n - 1 > 65535 ||
+	    (o->data_dir != NULL && !one_line(o->data_dir)) ||
+	    (o->socket != NULL && !one_line(o->socket)))
 		goto bad;
 	return 0;
 bad:
 	fprintf(stderr,
 	    "pbftctl init: usage: pbftctl init -n N -o DIR "
 	    "[--base-port P] [--hosts LIST] [--clients C] "
-	    "[--seed HEX64] [--force]\n");
+	    "[--seed HEX64] [--force] [--data-dir PATH] "
+	    "[--control-socket PATH]\n");
 	return -1;
 }
 
@@ -264,9 +295,10 @@ init_write(struct init_opts *o, FILE *f)
 	    "\n\n[cluster]\nname = pbft\n; f is derived from the node count "
 	    "(largest f with n >= 3f+1)\ncheckpoint_interval = 100\n"
 	    "view_change_timeout = 10s\nbatch_max = 1024\nfsync = batch\n"
-	    "data_dir = data\ncontrol_socket = pbftd.sock\n"
+	    "data_dir = %s\ncontrol_socket = %s\n"
 	    "control_client = admin\nlog_level = info\n",
-	    o->n);
+	    o->n, o->data_dir != NULL ? o->data_dir : "data",
+	    o->socket != NULL ? o->socket : "pbftd.sock");
 	for (unsigned long i = 0; i < o->n; i++) {
 		void *k = derived_key(seed, "node", (uint32_t)i);
 
