@@ -59,14 +59,16 @@ struct kv {
 };
 
 /* Access rules, from the configuration (service_ledger_access). */
+struct kv_client {
+	bool admin;
+	struct cfg_prefixes write;
+};
+
 struct kv_rules {
 	uint64_t max_keys, max_bytes; /* per owner, 0 = unlimited */
 	struct cfg_prefixes shared;
 	uint32_t nclients;
-	struct kv_client {
-		bool admin;
-		struct cfg_prefixes write;
-	} * clients;
+	struct kv_client *clients; /* by client id */
 };
 
 /* What an owner holds, for the quotas. */

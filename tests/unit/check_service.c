@@ -583,12 +583,22 @@ START_TEST(test_kv_owner_snapshot)
 {
 	struct service *a = service_ledger_new(), *b = service_ledger_new();
 	struct service *o = service_ledger_new();
-	uint8_t da[32], db[32], d_o[32];
-	struct wbuf snap;
+	uint8_t da[32], db[32], d_o[32], res[PBFT_RESULT_BYTES_MAX];
+	struct wbuf snap, head;
+	uint64_t tail;
+	size_t rlen;
 
 	wbuf_init_dynamic(&snap, 1 << 20);
+	wbuf_init_dynamic(&head, 1 << 20);
 	ck_assert_int_eq(as(a, 2, PUT, "k", "v"), SVC_OK);
 	ck_assert_int_eq(as(o, 1, PUT, "k", "v"), SVC_OK);
+	ck_assert_int_eq(ledger_op_submit(&head, "tx", 2), 0); /* a tail too */
+	ck_assert_int_eq(
+	    a->ops->execute(a, 1, 2, head.p, head.len, res, &rlen), SVC_OK);
+	ck_assert_int_eq(
+	    o->ops->execute(o, 1, 1, head.p, head.len, res, &rlen), SVC_OK);
+	wbuf_reset(&head);
+	ck_assert_int_eq(a->ops->checkpoint(a, &head, &tail), 0);
 	a->ops->digest(a, da);
 	o->ops->digest(o, d_o);
 	ck_assert_int_ne(memcmp(da, d_o, 32), 0); /* same pair, other owner */
@@ -599,11 +609,13 @@ START_TEST(test_kv_owner_snapshot)
 	ck_assert_int_eq(as(b, 0, PUT, "k", "x"), SVC_DENIED);
 	ck_assert_int_eq(as(b, 1, PUT, "k", "x"), SVC_DENIED);
 	ck_assert_int_eq(as(b, 2, PUT, "k", "x"), SVC_OK);
-	/* An owner past the client limit is no image. */
-	ck_assert_uint_eq(snap.p[snap.len - 4], 2);
-	snap.p[snap.len - 1] = 0x7f;
+	/* An owner past the client limit is no image (the head ends with
+	 * the only key's owner). */
+	ck_assert_uint_eq(snap.p[head.len - 4], 2);
+	snap.p[head.len - 1] = 0x7f;
 	ck_assert_int_eq(b->ops->restore(b, snap.p, snap.len), -1);
 	wbuf_clear(&snap);
+	wbuf_clear(&head);
 	a->ops->free(a);
 	b->ops->free(b);
 	o->ops->free(o);
