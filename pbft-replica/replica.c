@@ -1021,6 +1021,14 @@ run_actions(struct replica *r)
 		case PBFT_ACT_FETCH_STATE:
 			do_fetch_state(r, a);
 			break;
+		case PBFT_ACT_DISCONNECT:
+			net_disconnect(r->net, false, a->to,
+			    "sent a signature that does not verify");
+			break;
+		case PBFT_ACT_DROP_CLIENT:
+			net_disconnect(r->net, true, a->client,
+			    "sent a request that does not authenticate");
+			break;
 		}
 	}
 	if (stable == 0)

@@ -36,6 +36,8 @@ struct net {
 	uint32_t resends[NMAX];
 	uint32_t fetch_state[NMAX];
 	uint64_t view_entered[NMAX];
+	uint32_t disconnects[NMAX][NMAX]; /* [i][j]: i dropped replica j */
+	uint32_t client_drops[NMAX]; /* clients it disconnected */
 	struct wbuf rec[NMAX]; /* persisted records, length-prefixed */
 	uint8_t app[NMAX][32];
 	uint8_t arena[1 << 20];
@@ -148,6 +150,13 @@ run_actions(uint32_t i)
 			N->view_entered[i] = x->view;
 			break;
 		case PBFT_ACT_STABLE:
+			break;
+		case PBFT_ACT_DISCONNECT:
+			ck_assert_uint_lt(x->to, N->n);
+			N->disconnects[i][x->to]++;
+			break;
+		case PBFT_ACT_DROP_CLIENT:
+			N->client_drops[i]++;
 			break;
 		}
 	}
@@ -550,6 +559,7 @@ forged_then_genuine(uint32_t from, const struct pbft_msg *m, uint8_t *sig,
 	sig[0] ^= 1;
 	inject(from, 3, m);
 	ck_assert_uint_eq(rejected(3, why), want);
+	ck_assert_uint_gt(N->disconnects[3][from], 0);
 	sig[0] ^= 1;
 	inject(from, 3, m);
 	ck_assert_uint_eq(rejected(3, why), want);
@@ -583,8 +593,13 @@ START_TEST(test_bad_signature_rejected)
 	fake_sign_as(1, wb.p, wb.len, nv.u.new_view.sig);
 	nv.u.new_view.sig[0] ^= 1;
 	inject(1, 3, &nv);
-	ck_assert_uint_eq(rejected(3, PBFT_REJ_BAD_SIG), 2);
+	/* Without 2f+1 VIEW-CHANGEs it is refused before its signature. */
+	ck_assert_uint_eq(rejected(3, PBFT_REJ_BAD_SIG), 1);
+	ck_assert_uint_eq(rejected(3, PBFT_REJ_BAD_NEW_VIEW), 1);
 	ck_assert_uint_eq(status(3).view, st.view);
+	/* Each forgery closed its sender's channel. */
+	ck_assert_uint_eq(N->disconnects[3][2], 2);
+	ck_assert_uint_eq(N->disconnects[3][1], 1);
 	wbuf_clear(&wb);
 	net_teardown();
 }
