@@ -307,7 +307,7 @@ cluster_key(struct parse *ps, const char *name, const char *v)
 	    "window", "view_change_timeout", "batch_max", "batch_bytes_max",
 	    "batch_timeout", "inflight_max", "request_timeout", "data_dir",
 	    "control_socket", "control_client", "metrics_listen", "bootstrap",
-	    "fsync", "log_level"};
+	    "fsync", "log_level", "queue_bytes_max"};
 	struct cluster_cfg *c = ps->cfg;
 	uint64_t x;
 	int k = -1;
@@ -428,6 +428,13 @@ cluster_key(struct parse *ps, const char *name, const char *v)
 		else
 			return fail_at(
 			    ps, ps->line, "fsync must be always, batch or off");
+		return 1;
+	case 17:
+		if (parse_u64(v, 1ULL << 20, 1ULL << 40, &x) == -1)
+			return fail_at(ps, ps->line,
+			    "queue_bytes_max must be a byte count from 1048576 "
+			    "(1 MiB) to 1099511627776 (1 TiB)");
+		c->queue_bytes_max = x;
 		return 1;
 	default:
 		if (log_level_parse(v, &c->log_level) == -1)
@@ -692,6 +699,7 @@ set_defaults(struct parse *ps)
 	c->batch_bytes_max = 1024 * 1024;
 	c->batch_timeout_ms = 10;
 	c->inflight_max = 2;
+	c->queue_bytes_max = 64ULL * 1024 * 1024;
 	c->request_timeout_ms = 1000;
 	c->fsync = CFG_FSYNC_BATCH;
 	c->log_level = LOG_LVL_INFO;

@@ -1377,6 +1377,7 @@ core_config(struct replica *r, struct pbft_config *pc)
 	pc->batch_reqs_max = c->batch_max;
 	pc->batch_bytes_max = c->batch_bytes_max;
 	pc->inflight_max = c->inflight_max;
+	pc->queue_bytes_max = c->queue_bytes_max;
 	pc->batch_delay_ticks = c->batch_timeout_ms / REPLICA_TICK_MS;
 	pc->view_timeout_ticks = c->view_change_timeout_ms / REPLICA_TICK_MS;
 	if (pc->view_timeout_ticks < 2)

@@ -67,18 +67,18 @@ pbft_reject_name(enum pbft_reject r)
  * not verified again: the signer's last SIG_SEEN valid signatures are
  * remembered by H(bytes || sig), so a message repeated, or a proof carried
  * again inside a later VIEW-CHANGE or NEW-VIEW, costs a digest, not a
- * signature check. Only valid signatures are remembered.
+ * signature check. Only valid signatures are remembered, checkpoints
+ * (ckpt) apart from the rest, so that a replica's many VIEW-CHANGEs do not
+ * push out the checkpoint signatures that every one of them carries.
  */
-bool
-pbft_verify_sig(struct pbft *p, uint32_t replica, const uint8_t *sig)
+static bool
+verify_sig(struct pbft *p, uint32_t replica, const uint8_t *sig, bool ckpt)
 {
-	uint8_t(*seen)[PBFT_DIGEST_LEN];
+	size_t ring = (size_t)replica * 2 + (ckpt ? 1 : 0);
+	uint8_t(*seen)[PBFT_DIGEST_LEN] = &p->sig_seen[ring * SIG_SEEN];
 	uint8_t key[PBFT_DIGEST_LEN];
 	size_t len = p->sb.len;
 
-	if (replica >= p->n || wbuf_failed(&p->sb))
-		return false;
-	seen = &p->sig_seen[(size_t)replica * SIG_SEEN];
 	wbuf_put_bytes(&p->sb, sig, PBFT_SIG_LEN);
 	if (wbuf_failed(&p->sb)) { /* no room for the key: check only */
 		p->sb.failed = false;
@@ -95,9 +95,25 @@ pbft_verify_sig(struct pbft *p, uint32_t replica, const uint8_t *sig)
 	p->st.sig_verifies++;
 	if (!p->c->verify(p->c->ctx, replica, p->sb.p, p->sb.len, sig))
 		return false;
-	memcpy(seen[p->sig_seen_next[replica]], key, PBFT_DIGEST_LEN);
-	p->sig_seen_next[replica] = (p->sig_seen_next[replica] + 1) % SIG_SEEN;
+	memcpy(seen[p->sig_seen_next[ring]], key, PBFT_DIGEST_LEN);
+	p->sig_seen_next[ring] = (p->sig_seen_next[ring] + 1) % SIG_SEEN;
 	return true;
+}
+
+bool
+pbft_verify_sig(struct pbft *p, uint32_t replica, const uint8_t *sig)
+{
+	if (replica >= p->n || wbuf_failed(&p->sb))
+		return false;
+	return verify_sig(p, replica, sig, false);
+}
+
+bool
+pbft_verify_ckpt_sig(struct pbft *p, uint32_t replica, const uint8_t *sig)
+{
+	if (replica >= p->n || wbuf_failed(&p->sb))
+		return false;
+	return verify_sig(p, replica, sig, true);
 }
 
 /*
@@ -1519,8 +1535,9 @@ pbft_new(const struct pbft_config *cfg, char *err, size_t errlen)
 	p->queued_ts = zalloc(cfg->clients, sizeof(uint64_t), &ok);
 	p->client_qbytes = zalloc(cfg->clients, sizeof(uint64_t), &ok);
 	p->sig_seen =
-	    zalloc((size_t)p->n * SIG_SEEN, sizeof(*p->sig_seen), &ok);
-	p->sig_seen_next = zalloc(p->n, sizeof(*p->sig_seen_next), &ok);
+	    zalloc((size_t)p->n * 2 * SIG_SEEN, sizeof(*p->sig_seen), &ok);
+	p->sig_seen_next =
+	    zalloc((size_t)p->n * 2, sizeof(*p->sig_seen_next), &ok);
 	p->pending = zalloc(cfg->clients, sizeof(*p->pending), &ok);
 	p->queue = zalloc(cfg->queue_reqs_max, sizeof(*p->queue), &ok);
 	p->exec_reqs = zalloc(PBFT_BATCH_REQS_MAX, sizeof(*p->exec_reqs), &ok);

@@ -190,13 +190,39 @@ pbft_on_checkpoint(
 		return; /* known, or older than what it showed us */
 	wbuf_reset(&p->sb);
 	wire_signed_checkpoint(&p->sb, m->seq, m->digest, m->replica);
-	if (!pbft_verify_sig(p, from, m->sig)) {
+	if (!pbft_verify_ckpt_sig(p, from, m->sig)) {
 		pbft_reject(p, PBFT_REJ_BAD_SIG);
 		pbft_disconnect(p, from);
 		return;
 	}
 	remember(p, from, m->seq, m->digest, m->sig);
 	check_stable(p, m->seq, m->digest);
+}
+
+/*
+ * Whether replica's sig over checkpoint (seq, digest) is one we hold
+ * already, so verified: in its ring, or in the stable checkpoint's proof.
+ * A VIEW-CHANGE carries the same proof view after view; checking it again
+ * would cost 2f+1 verifications each time.
+ */
+static bool
+ckpt_sig_known(struct pbft *p, uint32_t replica, uint64_t seq,
+    const uint8_t digest[PBFT_DIGEST_LEN], const uint8_t sig[PBFT_SIG_LEN])
+{
+	const struct ckpt_entry *r = ring_of(p, replica);
+
+	if (seq == p->low &&
+	    memcmp(digest, p->low_digest, PBFT_DIGEST_LEN) == 0)
+		for (uint32_t i = 0; i < p->low_proof_n; i++)
+			if (p->low_proof[i].replica == replica &&
+			    memcmp(p->low_proof[i].sig, sig, PBFT_SIG_LEN) == 0)
+				return true;
+	for (int i = 0; i < CKPT_RING; i++)
+		if (r[i].seq == seq &&
+		    memcmp(r[i].digest, digest, PBFT_DIGEST_LEN) == 0 &&
+		    memcmp(r[i].sig, sig, PBFT_SIG_LEN) == 0)
+			return true;
+	return false;
 }
 
 bool
@@ -215,9 +241,14 @@ pbft_check_ckpt_proof(struct pbft *p, uint64_t seq,
 		if (v[i].replica >= p->n || (seen >> v[i].replica & 1))
 			return false;
 		seen |= 1ULL << v[i].replica;
+		if (ckpt_sig_known(p, v[i].replica, seq, digest, v[i].sig)) {
+			p->st.sig_cached++;
+			k++;
+			continue;
+		}
 		wbuf_reset(&p->sb);
 		wire_signed_checkpoint(&p->sb, seq, digest, v[i].replica);
-		if (!pbft_verify_sig(p, v[i].replica, v[i].sig))
+		if (!pbft_verify_ckpt_sig(p, v[i].replica, v[i].sig))
 			return false;
 		k++;
 	}

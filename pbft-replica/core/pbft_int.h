@@ -166,10 +166,11 @@ struct pbft {
 	 * period its FETCH_BATCH answers are counted in, and their bytes. */
 	uint64_t nv_at[PBFT_REPLICAS_MAX];
 	uint64_t fetch_at[PBFT_REPLICAS_MAX], fetch_bytes[PBFT_REPLICAS_MAX];
-	/* Per signer: H(signed bytes || signature) of the last SIG_SEEN
-	 * signatures verified, a ring (pbft_verify_sig). */
-	uint8_t (*sig_seen)[PBFT_DIGEST_LEN]; /* [n * SIG_SEEN] */
-	uint32_t *sig_seen_next; /* [n] */
+	/* Per signer, two rings (other messages, checkpoints): H(signed
+	 * bytes || signature) of the last SIG_SEEN signatures verified
+	 * (pbft_verify_sig). */
+	uint8_t (*sig_seen)[PBFT_DIGEST_LEN]; /* [n * 2 * SIG_SEEN] */
+	uint32_t *sig_seen_next; /* [n * 2] */
 	uint32_t rt_ticks; /* retransmission countdown */
 	uint64_t rt_low; /* low mark at the last retransmission */
 	uint64_t rt_exec; /* last_exec then */
@@ -203,6 +204,8 @@ void pbft_reject(struct pbft *p, enum pbft_reject why);
 void pbft_disconnect(struct pbft *p, uint32_t replica);
 bool pbft_answer_ok(struct pbft *p, uint64_t *at);
 bool pbft_verify_sig(struct pbft *p, uint32_t replica, const uint8_t *sig);
+/* The same for a checkpoint's signature (kept apart in the cache). */
+bool pbft_verify_ckpt_sig(struct pbft *p, uint32_t replica, const uint8_t *sig);
 uint32_t pbft_primary(const struct pbft *p, uint64_t view);
 uint32_t pbft_quorum(const struct pbft *p); /* 2f+1 */
 uint32_t pbft_prep_quorum(const struct pbft *p); /* 2f */
