@@ -68,10 +68,12 @@ struct pbft_crypto {
 	/*
 	 * True when req->auth authenticates req as sent by req->client.
 	 * strict: by the client's signature, which every replica can check
-	 * (the primary admits requests into batches only so, so that no
-	 * correct backup can judge a batch differently). Otherwise this
-	 * replica's MAC entry may suffice, the signature checked when it
-	 * does not.
+	 * alike. Otherwise this replica's MAC entry may suffice, the
+	 * signature checked when it does not. The core asks strict
+	 * everywhere (requests received, forwarded and in pre-prepares), so
+	 * that a request's validity is objective: a MAC that verifies where
+	 * the signature would not would let a faulty client, with a faulty
+	 * primary, choose which correct backups accept a batch.
 	 */
 	bool (*verify_request)(
 	    void *ctx, const struct pbft_request *req, bool strict);

@@ -47,6 +47,19 @@ struct net {
 };
 
 static struct net *N;
+/* When set, a replica's MAC check (verify_request, not strict) passes
+ * whatever the request: a faulty client's MAC that verifies where its
+ * signature does not. */
+static bool mac_lies;
+static bool (*fake_verify_request)(void *, const struct pbft_request *, bool);
+
+static bool
+lying_mac_verify_request(void *ctx, const struct pbft_request *req, bool strict)
+{
+	if (!strict && mac_lies)
+		return true;
+	return fake_verify_request(ctx, req, strict);
+}
 /* Batching settings for the next net_setup (0: the core's defaults). */
 static uint32_t setup_batch_max, setup_batch_delay, setup_inflight;
 /* Limits for the next net_setup (0: the core's defaults). */
@@ -62,6 +75,8 @@ net_setup(uint32_t n, uint32_t test_flags)
 		char err[128];
 
 		fake_crypto_init(&N->fc[i], i);
+		fake_verify_request = N->fc[i].ops.verify_request;
+		N->fc[i].ops.verify_request = lying_mac_verify_request;
 		pbft_config_default(&c, n, i, 4);
 		c.checkpoint_interval = 4;
 		c.window = 8;
@@ -654,6 +669,41 @@ START_TEST(test_preprepare_rules)
 	pp = pp_msg(0, 0, 1, 2, &b); /* a second, different one */
 	inject(0, 1, &pp);
 	ck_assert_uint_eq(rejected(1, PBFT_REJ_CONFLICT), 1);
+	net_teardown();
+	wbuf_clear(&b);
+}
+END_TEST
+
+/*
+ * A backup judges the requests of a pre-prepare by their signature, as the
+ * primary did: a request whose MAC verifies but whose signature does not is
+ * refused, so a faulty client with a faulty primary cannot choose which
+ * correct backups accept a batch.
+ */
+START_TEST(test_preprepare_requests_judged_by_signature)
+{
+	struct pbft_msg pp = {.type = PBFT_MSG_PREPREPARE};
+	struct pbft_msg r = request(1, 1);
+	uint8_t auth[FAKE_AUTH_LEN];
+	struct wbuf b;
+
+	memcpy(auth, r.u.request.auth, FAKE_AUTH_LEN);
+	auth[0] ^= 1; /* the signature does not verify */
+	r.u.request.auth = auth;
+	wbuf_init_dynamic(&b, 1 << 16);
+	wire_encode_batch(&b, &r.u.request, 1);
+	pp.u.preprepare = (struct pbft_preprepare){.view = 0,
+	    .seq = 1,
+	    .replica = 0,
+	    .batch = b.p,
+	    .batch_len = (uint32_t)b.len};
+	fake_digest(b.p, b.len, pp.u.preprepare.digest);
+	net_setup(4, 0);
+	mac_lies = true;
+	inject(0, 1, &pp);
+	mac_lies = false;
+	ck_assert_uint_eq(rejected(1, PBFT_REJ_BAD_REQUEST), 1);
+	ck_assert_uint_eq(N->sent[1][2][PBFT_MSG_PREPARE], 0);
 	net_teardown();
 	wbuf_clear(&b);
 }
@@ -1328,6 +1378,7 @@ core_suite(void)
 	tcase_add_test(tc, test_bad_signature_rejected);
 	tcase_add_test(tc, test_wrong_view_and_window);
 	tcase_add_test(tc, test_preprepare_rules);
+	tcase_add_test(tc, test_preprepare_requests_judged_by_signature);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("checkpoint");
 	tcase_add_test(tc, test_checkpoint_stable_and_gc);
