@@ -38,7 +38,11 @@
  * pre-prepare, prepare or commit needs. What a third party must believe is
  * signed, and the core verifies those signatures through the crypto
  * interface (checkpoints and their proofs, VIEW-CHANGE, NEW-VIEW), rejecting
- * (and counting) anything invalid.
+ * (and counting) anything invalid. Cheap checks come first (sender, window,
+ * shape, whether the message is news), a signature verified once is
+ * remembered rather than verified again (status: sig_verifies,
+ * sig_cached), and a replica or client that sent one that does not verify
+ * is named in a PBFT_ACT_DISCONNECT or PBFT_ACT_DROP_CLIENT.
  */
 #ifndef PBFT_CORE_H
 #define PBFT_CORE_H

@@ -595,7 +595,8 @@ answer_late_vc(struct pbft *p, uint32_t from, const struct pbft_view_change *vc)
  * TOCS 4.5.2: a VIEW-CHANGE. One per sender is kept, the highest view, and
  * one no newer than what the sender already proved is dropped unverified;
  * verifying a newer one costs its own signature, its checkpoint proof
- * being known already in the common case (pbft_verify_sig).
+ * being known already in the common case (pbft_check_ckpt_proof). One
+ * that does not verify closes its sender's channel.
  */
 void
 pbft_on_view_change(struct pbft *p, uint32_t from, const uint8_t *frame,
