@@ -1204,6 +1204,39 @@ START_TEST(test_climbing_view_changes_bounded)
 }
 END_TEST
 
+/*
+ * A NEW-VIEW is checked for 2f+1 VIEW-CHANGEs of its view from distinct
+ * replicas before any signature: one whose V names a replica twice costs
+ * no verification, however often it comes, and closes the relay's channel.
+ */
+START_TEST(test_new_view_shape_before_signature)
+{
+	struct pbft_msg nv = {.type = PBFT_MSG_NEW_VIEW};
+	struct pbft_sigpair proof[3];
+	struct pbft_view_change vcs[3];
+	struct wbuf wb;
+	uint64_t v0;
+
+	net_setup(4, 0);
+	for (int i = 0; i < 3; i++)
+		vcs[i] = vc_for(5, proof, false).u.view_change; /* all from 2 */
+	nv.u.new_view = (struct pbft_new_view){
+	    .view = 5, .nvc = 3, .vcs = vcs, .replica = 1};
+	wbuf_init_dynamic(&wb, 1 << 16);
+	wire_signed_bytes(&wb, &nv);
+	fake_sign_as(1, wb.p, wb.len, nv.u.new_view.sig);
+	v0 = N->fc[3].verifies;
+	for (int i = 0; i < 100; i++)
+		inject(2, 3, &nv);
+	ck_assert_uint_eq(N->fc[3].verifies - v0, 0);
+	ck_assert_uint_eq(rejected(3, PBFT_REJ_BAD_CERT), 100);
+	ck_assert_uint_eq(N->disconnects[3][2], 100);
+	ck_assert_uint_eq(status(3).view, 0);
+	wbuf_clear(&wb);
+	net_teardown();
+}
+END_TEST
+
 /* Moves replicas 1..3 to view 1 with replica 0 down. */
 static void
 to_view_one(void)
@@ -1398,6 +1431,7 @@ core_suite(void)
 	tc = tcase_create("bounds");
 	tcase_add_test(tc, test_repeated_checkpoint_verified_once);
 	tcase_add_test(tc, test_climbing_view_changes_bounded);
+	tcase_add_test(tc, test_new_view_shape_before_signature);
 	tcase_add_test(tc, test_late_view_change_checked_before_answer);
 	tcase_add_test(tc, test_fetch_batch_answers_budgeted);
 	tcase_add_test(tc, test_queue_bytes_capped);
