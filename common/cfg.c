@@ -34,7 +34,7 @@ struct parse {
 	char cur[128]; /* current section name */
 	enum sect_kind kind;
 	uint32_t idx; /* node id or client index of the section */
-	uint32_t keys_seen; /* bit per key in the current section */
+	uint64_t keys_seen; /* bit per key in the current section */
 	bool failed;
 	char *err;
 	size_t errlen;
@@ -293,10 +293,10 @@ enter_section(struct parse *ps, const char *section)
 static int
 key_once(struct parse *ps, int bit, const char *name)
 {
-	if (ps->keys_seen & (1u << bit))
+	if (ps->keys_seen & (1ULL << bit))
 		return fail_at(
 		    ps, ps->line, "duplicate key '%s' in [%s]", name, ps->cur);
-	ps->keys_seen |= 1u << bit;
+	ps->keys_seen |= 1ULL << bit;
 	return 1;
 }
 
@@ -353,7 +353,7 @@ cluster_key(struct parse *ps, const char *name, const char *v)
 	    "batch_timeout", "inflight_max", "request_timeout", "data_dir",
 	    "control_socket", "control_client", "metrics_listen", "bootstrap",
 	    "fsync", "log_level", "client_max_keys", "client_max_bytes",
-	    "shared_prefixes"};
+	    "shared_prefixes", "queue_bytes_max"};
 	struct cluster_cfg *c = ps->cfg;
 	uint64_t x;
 	int k = -1;
@@ -487,8 +487,15 @@ cluster_key(struct parse *ps, const char *name, const char *v)
 			    "%s: want a number (0 = unlimited)", name);
 		*(k == 17 ? &c->client_max_keys : &c->client_max_bytes) = x;
 		return 1;
-	default:
+	case 19:
 		return prefixes_value(ps, v, &c->shared_prefixes);
+	default:
+		if (parse_u64(v, 1ULL << 20, 1ULL << 40, &x) == -1)
+			return fail_at(ps, ps->line,
+			    "queue_bytes_max must be a byte count from 1048576 "
+			    "(1 MiB) to 1099511627776 (1 TiB)");
+		c->queue_bytes_max = x;
+		return 1;
 	}
 }
 
@@ -760,6 +767,7 @@ set_defaults(struct parse *ps)
 	c->batch_bytes_max = 1024 * 1024;
 	c->batch_timeout_ms = 10;
 	c->inflight_max = 2;
+	c->queue_bytes_max = 64ULL * 1024 * 1024;
 	c->request_timeout_ms = 1000;
 	c->fsync = CFG_FSYNC_BATCH;
 	c->log_level = LOG_LVL_INFO;

@@ -99,6 +99,9 @@ struct cluster_cfg {
 	uint32_t batch_bytes_max; /* default 1 MiB */
 	uint32_t batch_timeout_ms; /* default 10 */
 	uint32_t inflight_max; /* batches in flight, default 2 */
+	/* request bytes the primary queues, default 64 MiB; a client's share
+	 * is a quarter of it, at least 1 MiB */
+	uint64_t queue_bytes_max;
 	uint32_t request_timeout_ms; /* client retransmit, default 1000 */
 	char data_dir[CFG_PATH_MAX]; /* default "data" next to the file */
 	char control_socket[CFG_PATH_MAX]; /* default "pbftd.sock" next to it */

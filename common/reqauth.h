@@ -20,9 +20,12 @@
  * macs[i] is HMAC-SHA256 (truncated) of the signed root message
  * (reqauth_root_msg) under the request key of the client's channel to
  * replica i (chan_request_key): one MAC per replica covers the group, and
- * every request of the group carries the same ones. Backups check their
- * MAC first and fall back to the signature, so a request's validity stays
- * objective: it verifies at every correct replica or at none.
+ * every request of the group carries the same ones. Replicas judge a
+ * request by the signature alone (crypto.h: the core's checks are all
+ * strict), so its validity is objective: it verifies at every correct
+ * replica or at none. A MAC that verifies does not make a request valid;
+ * it is carried for a check that may be subjective, which the core never
+ * makes.
  */
 #ifndef PBFT_REQAUTH_H
 #define PBFT_REQAUTH_H

@@ -7,9 +7,12 @@
  * over a hash tree of the requests it sent together (common/reqauth.h):
  * validity is objective, so a request verifies at every correct replica or
  * at none, and a faulty client cannot make replicas disagree about it (the
- * attack Aardvark describes against MAC authenticators). Backups try their
- * MAC entry first; verified group roots are cached, so a group of requests
- * costs one signature verification per replica.
+ * attack Aardvark describes against MAC authenticators). The core asks for
+ * the signature everywhere (strict), the backups' check of a pre-prepare
+ * included; the MAC path (not strict) is there for a caller that can
+ * afford a subjective answer, and the core is not one. Verified group
+ * roots are cached, so a group of requests costs one signature
+ * verification per replica.
  */
 #ifndef PBFT_REPLICA_CRYPTO_H
 #define PBFT_REPLICA_CRYPTO_H

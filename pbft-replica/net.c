@@ -861,6 +861,19 @@ announce_self(struct net *n)
 	return 0;
 }
 
+void
+net_disconnect(struct net *n, bool client, uint32_t id, const char *why)
+{
+	struct conn *c = NULL;
+
+	if (client && id < n->cfg->nclients)
+		c = n->clients[id];
+	else if (!client && id < n->cfg->n && id != n->id)
+		c = n->peers[id];
+	if (c != NULL)
+		conn_close(c, why);
+}
+
 bool
 net_peer_up(const struct net *n, uint32_t id)
 {

@@ -109,6 +109,9 @@ void net_release_marked(struct net *n);
 void net_unhold(struct net *n);
 /* The request-MAC key of the client's current channel, or NULL. */
 const uint8_t *net_client_request_key(const struct net *n, uint32_t client);
+/* Closes the channel with replica id (redialled as usual) or client id,
+ * if there is one; why goes to the log. */
+void net_disconnect(struct net *n, bool client, uint32_t id, const char *why);
 /* Whether a channel with replica id is established (frames get through). */
 bool net_peer_up(const struct net *n, uint32_t id);
 /* "host:port" where replica id is reached (from the file or announced);

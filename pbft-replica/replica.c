@@ -1021,6 +1021,14 @@ run_actions(struct replica *r)
 		case PBFT_ACT_FETCH_STATE:
 			do_fetch_state(r, a);
 			break;
+		case PBFT_ACT_DISCONNECT:
+			net_disconnect(r->net, false, a->to,
+			    "sent a signature that does not verify");
+			break;
+		case PBFT_ACT_DROP_CLIENT:
+			net_disconnect(r->net, true, a->client,
+			    "sent a request that does not authenticate");
+			break;
 		}
 	}
 	if (stable == 0)
@@ -1373,6 +1381,7 @@ core_config(struct replica *r, struct pbft_config *pc)
 	pc->batch_reqs_max = c->batch_max;
 	pc->batch_bytes_max = c->batch_bytes_max;
 	pc->inflight_max = c->inflight_max;
+	pc->queue_bytes_max = c->queue_bytes_max;
 	pc->batch_delay_ticks = c->batch_timeout_ms / REPLICA_TICK_MS;
 	pc->view_timeout_ticks = c->view_change_timeout_ms / REPLICA_TICK_MS;
 	if (pc->view_timeout_ticks < 2)

@@ -56,18 +56,95 @@ pbft_reject_name(enum pbft_reject r)
 	static const char *names[PBFT_REJ_COUNT] = {"bad_signature",
 	    "wrong_view", "out_of_window", "bad_digest", "conflict",
 	    "not_primary", "bad_sender", "bad_certificate", "bad_new_view",
-	    "bad_request", "old_request", "queue_full"};
+	    "bad_request", "old_request", "queue_full", "queue_bytes",
+	    "rate_limited"};
 
 	return (unsigned)r < PBFT_REJ_COUNT ? names[r] : "unknown";
 }
 
-/* Verifies sig over the bytes currently in p->sb. */
+/*
+ * Verifies sig over the bytes currently in p->sb. What was verified once is
+ * not verified again: the signer's last SIG_SEEN valid signatures are
+ * remembered by H(bytes || sig), so a message repeated, or a proof carried
+ * again inside a later VIEW-CHANGE or NEW-VIEW, costs a digest, not a
+ * signature check. Only valid signatures are remembered, checkpoints
+ * (ckpt) apart from the rest, so that a replica's many VIEW-CHANGEs do not
+ * push out the checkpoint signatures that every one of them carries.
+ */
+static bool
+verify_sig(struct pbft *p, uint32_t replica, const uint8_t *sig, bool ckpt)
+{
+	size_t ring = (size_t)replica * 2 + (ckpt ? 1 : 0);
+	uint8_t(*seen)[PBFT_DIGEST_LEN] = &p->sig_seen[ring * SIG_SEEN];
+	uint8_t key[PBFT_DIGEST_LEN];
+	size_t len = p->sb.len;
+
+	wbuf_put_bytes(&p->sb, sig, PBFT_SIG_LEN);
+	if (wbuf_failed(&p->sb)) { /* no room for the key: check only */
+		p->sb.failed = false;
+		p->st.sig_verifies++;
+		return p->c->verify(p->c->ctx, replica, p->sb.p, len, sig);
+	}
+	p->c->digest(p->c->ctx, p->sb.p, p->sb.len, key);
+	p->sb.len = len;
+	for (int i = 0; i < SIG_SEEN; i++)
+		if (memcmp(seen[i], key, PBFT_DIGEST_LEN) == 0) {
+			p->st.sig_cached++;
+			return true;
+		}
+	p->st.sig_verifies++;
+	if (!p->c->verify(p->c->ctx, replica, p->sb.p, p->sb.len, sig))
+		return false;
+	memcpy(seen[p->sig_seen_next[ring]], key, PBFT_DIGEST_LEN);
+	p->sig_seen_next[ring] = (p->sig_seen_next[ring] + 1) % SIG_SEEN;
+	return true;
+}
+
 bool
 pbft_verify_sig(struct pbft *p, uint32_t replica, const uint8_t *sig)
 {
 	if (replica >= p->n || wbuf_failed(&p->sb))
 		return false;
-	return p->c->verify(p->c->ctx, replica, p->sb.p, p->sb.len, sig);
+	return verify_sig(p, replica, sig, false);
+}
+
+bool
+pbft_verify_ckpt_sig(struct pbft *p, uint32_t replica, const uint8_t *sig)
+{
+	if (replica >= p->n || wbuf_failed(&p->sb))
+		return false;
+	return verify_sig(p, replica, sig, true);
+}
+
+/*
+ * Replica sent what no correct replica sends (a signature or certificate
+ * that does not verify): the driver closes its channel. Dialling opens a
+ * new one, so a correct replica that sent it by accident loses only time.
+ */
+void
+pbft_disconnect(struct pbft *p, uint32_t replica)
+{
+	struct pbft_action a = {.type = PBFT_ACT_DISCONNECT, .to = replica};
+
+	if (replica >= p->n || replica == p->id)
+		return;
+	p->st.disconnects++;
+	pbft_emit(p, &a);
+}
+
+/*
+ * Answers to one replica's questions: at most one every half
+ * retransmission period (a correct replica asks once a period). at holds
+ * 1 + ticks of the last answer, 0 for never; true (and at updated) when
+ * one may go now.
+ */
+bool
+pbft_answer_ok(struct pbft *p, uint64_t *at)
+{
+	if (*at != 0 && 2 * (p->ticks + 1 - *at) < p->cfg.retransmit_ticks)
+		return false;
+	*at = p->ticks + 1;
+	return true;
 }
 
 /* ---- action output ----------------------------------------------------- */
@@ -436,10 +513,28 @@ release(struct held_req *h)
 	memset(h, 0, sizeof(*h));
 }
 
+/*
+ * The bytes one client may hold in the primary's queue: a quarter of
+ * queue_bytes_max, or PBFT_QUEUE_CLIENT_FLOOR if that is more, never more
+ * than the whole. Four busy clients can fill the queue; one cannot keep
+ * the others out of it.
+ */
+static uint64_t
+client_share(const struct pbft *p)
+{
+	uint64_t share = p->cfg.queue_bytes_max / 4;
+
+	if (share < PBFT_QUEUE_CLIENT_FLOOR)
+		share = PBFT_QUEUE_CLIENT_FLOOR;
+	return share < p->cfg.queue_bytes_max ? share : p->cfg.queue_bytes_max;
+}
+
+/* Section 4.2: the primary queues a request until a batch takes it. */
 void
 pbft_enqueue(struct pbft *p, const struct pbft_request *r)
 {
 	struct held_req *h;
+	size_t bytes = wire_request_bytes(r);
 
 	if (r->timestamp <= p->queued_ts[r->client] ||
 	    r->timestamp <= p->last_ts[r->client])
@@ -448,11 +543,17 @@ pbft_enqueue(struct pbft *p, const struct pbft_request *r)
 		pbft_reject(p, PBFT_REJ_QUEUE_FULL);
 		return;
 	}
+	if (p->qbytes + bytes > p->cfg.queue_bytes_max ||
+	    p->client_qbytes[r->client] + bytes > client_share(p)) {
+		pbft_reject(p, PBFT_REJ_QUEUE_BYTES);
+		return; /* the client retransmits; it gets in as batches go */
+	}
 	h = &p->queue[(p->qhead + p->qlen) % p->cfg.queue_reqs_max];
 	if (hold(h, r) == -1)
 		return;
 	p->qlen++;
-	p->qbytes += wire_request_bytes(r);
+	p->qbytes += bytes;
+	p->client_qbytes[r->client] += bytes;
 	p->queued_ts[r->client] = r->timestamp;
 }
 
@@ -467,15 +568,40 @@ request_ok(struct pbft *p, const struct pbft_request *r, bool strict)
 	return true;
 }
 
-/* A client request, received directly or forwarded by a backup. */
+/* Whoever sent a request that does not authenticate is faulty: a backup
+ * forwards only requests it checked by their signature. */
 static void
-on_request(struct pbft *p, const struct pbft_request *r, bool forwarded)
+drop_sender(struct pbft *p, const struct pbft_request *r, uint32_t from)
 {
+	struct pbft_action a = {.type = PBFT_ACT_DROP_CLIENT};
+
+	if (from != UINT32_MAX) {
+		pbft_disconnect(p, from);
+		return;
+	}
+	if (r->client >= p->cfg.clients)
+		return;
+	a.client = r->client;
+	p->st.disconnects++;
+	pbft_emit(p, &a);
+}
+
+/*
+ * A client request, received directly (from == UINT32_MAX) or forwarded by
+ * backup from.
+ */
+static void
+on_request(struct pbft *p, const struct pbft_request *r, uint32_t from)
+{
+	bool forwarded = from != UINT32_MAX;
+
 	/* Strict: the primary batches it, and a backup would start its view
 	 * timer for it; a MAC alone would let a faulty client whose MACs
 	 * differ from its signature stall batches or force view changes. */
-	if (!request_ok(p, r, true))
+	if (!request_ok(p, r, true)) {
+		drop_sender(p, r, from);
 		return;
+	}
 	if (r->timestamp <= p->last_ts[r->client]) {
 		if (r->timestamp == p->last_ts[r->client] && !forwarded) {
 			struct pbft_action a = {.type = PBFT_ACT_RESEND_REPLY,
@@ -542,6 +668,7 @@ propose_one(struct pbft *p)
 		p->qhead = (p->qhead + 1) % p->cfg.queue_reqs_max;
 		p->qlen--;
 		p->qbytes -= rb;
+		p->client_qbytes[h->r.client] -= rb;
 	}
 	s = pbft_slot(p, p->next_seq);
 	wbuf_reset(&p->enc);
@@ -821,8 +948,10 @@ body:
 		pbft_reject(p, PBFT_REJ_BAD_REQUEST);
 		return;
 	}
+	/* By the signature, as the primary judged them: every correct backup
+	 * decides alike (once per signed group: crypto.c caches roots). */
 	for (uint32_t i = 0; m->batch_len > 0 && i < k; i++)
-		if (!request_ok(p, &reqs[i], false))
+		if (!request_ok(p, &reqs[i], true))
 			return; /* a faulty primary invented or altered it */
 	if (!s->have_pp || s->pp_view != m->view) {
 		struct pbft_msg pm = {.type = PBFT_MSG_PREPREPARE};
@@ -922,17 +1051,45 @@ pbft_send_fetch(struct pbft *p, struct slot *s)
 	pbft_broadcast(p, m);
 }
 
+/*
+ * Whether a batch of len bytes may still go to replica to in this
+ * retransmission period: fetch_bytes_max a period, at least one batch. A
+ * correct replica asks for a missing batch once a period; a faulty one
+ * asking again and again gets no more.
+ */
+static bool
+fetch_budget_ok(struct pbft *p, uint32_t to, size_t len)
+{
+	if (p->fetch_at[to] == 0 ||
+	    p->ticks + 1 - p->fetch_at[to] >= p->cfg.retransmit_ticks) {
+		p->fetch_at[to] = p->ticks + 1;
+		p->fetch_bytes[to] = 0;
+	}
+	if (p->fetch_bytes[to] > 0 &&
+	    p->fetch_bytes[to] + len > p->cfg.fetch_bytes_max) {
+		pbft_reject(p, PBFT_REJ_RATE_LIMITED);
+		return false;
+	}
+	p->fetch_bytes[to] += len;
+	return true;
+}
+
 static void
 on_fetch_batch(struct pbft *p, uint32_t from, const struct pbft_fetch_batch *f)
 {
 	struct slot *s;
 	struct pbft_msg *m;
 
+	if (f->replica != from) {
+		pbft_reject(p, PBFT_REJ_BAD_SENDER);
+		return;
+	}
 	if (f->seq <= p->low || f->seq > p->low + p->cfg.window)
 		return;
 	s = pbft_slot(p, f->seq);
 	if (!s->body_known ||
-	    memcmp(s->body_digest, f->digest, PBFT_DIGEST_LEN) != 0)
+	    memcmp(s->body_digest, f->digest, PBFT_DIGEST_LEN) != 0 ||
+	    !fetch_budget_ok(p, from, s->body_len))
 		return;
 	m = pbft_new_msg(p);
 	m->type = PBFT_MSG_BATCH;
@@ -1141,12 +1298,8 @@ on_status(struct pbft *p, uint32_t from, const struct pbft_status_msg *st)
 	/* At most one answer every half period: a replica sends one STATUS
 	 * a period (and one asking, while its view timer has expired). */
 	if (!(p->cfg.test_flags & PBFT_TEST_BROKEN_STATUS) &&
-	    (p->status_at[from] == 0 ||
-	        2 * (p->ticks + 1 - p->status_at[from]) >=
-	            p->cfg.retransmit_ticks)) {
-		p->status_at[from] = p->ticks + 1;
+	    pbft_answer_ok(p, &p->status_at[from]))
 		answer_status(p, from, st);
-	}
 	/* Asked: our own STATUS too, after what it lacks. */
 	if ((st->flags & PBFT_STATUS_ASK) &&
 	    p->asked_at[from] != p->ticks + 1) {
@@ -1191,7 +1344,7 @@ on_msg(struct pbft *p, uint32_t from, const struct pbft_msg *m,
 	p->heard_at[from] = p->ticks + 1;
 	switch (m->type) {
 	case PBFT_MSG_REQUEST:
-		on_request(p, &m->u.request, true);
+		on_request(p, &m->u.request, from);
 		break;
 	case PBFT_MSG_PREPREPARE:
 		on_preprepare(p, from, &m->u.preprepare);
@@ -1252,7 +1405,7 @@ pbft_step(struct pbft *p, const struct pbft_event *ev, struct pbft_actions *out)
 		break;
 	case PBFT_EV_REQUEST:
 		if (ev->msg->type == PBFT_MSG_REQUEST)
-			on_request(p, &ev->msg->u.request, false);
+			on_request(p, &ev->msg->u.request, UINT32_MAX);
 		break;
 	case PBFT_EV_TICK:
 		on_tick(p);
@@ -1284,6 +1437,8 @@ pbft_config_default(
 	cfg->batch_bytes_max = 1024 * 1024;
 	cfg->inflight_max = 4;
 	cfg->queue_reqs_max = 65536;
+	cfg->queue_bytes_max = 64ULL * 1024 * 1024;
+	cfg->fetch_bytes_max = 4ULL * 1024 * 1024;
 	cfg->batch_delay_ticks = 0;
 	cfg->view_timeout_ticks = 1000;
 	cfg->retransmit_ticks = 100;
@@ -1307,8 +1462,11 @@ config_error(const struct pbft_config *c)
 	if (c->batch_reqs_max == 0 || c->batch_reqs_max > PBFT_BATCH_REQS_MAX ||
 	    c->batch_bytes_max > PBFT_BATCH_BYTES_MAX)
 		return "bad batch limits";
-	if (c->inflight_max == 0 || c->queue_reqs_max == 0)
-		return "inflight_max and queue_reqs_max must be positive";
+	if (c->inflight_max == 0 || c->queue_reqs_max == 0 ||
+	    c->queue_bytes_max == 0)
+		return "inflight_max and the queue limits must be positive";
+	if (c->fetch_bytes_max == 0)
+		return "fetch_bytes_max must be positive";
 	if (c->view_timeout_ticks == 0 || c->retransmit_ticks == 0)
 		return "timeouts must be positive";
 	if (c->crypto == NULL)
@@ -1377,6 +1535,11 @@ pbft_new(const struct pbft_config *cfg, char *err, size_t errlen)
 	p->ckpts = zalloc((size_t)p->n * CKPT_RING, sizeof(*p->ckpts), &ok);
 	p->last_ts = zalloc(cfg->clients, sizeof(uint64_t), &ok);
 	p->queued_ts = zalloc(cfg->clients, sizeof(uint64_t), &ok);
+	p->client_qbytes = zalloc(cfg->clients, sizeof(uint64_t), &ok);
+	p->sig_seen =
+	    zalloc((size_t)p->n * 2 * SIG_SEEN, sizeof(*p->sig_seen), &ok);
+	p->sig_seen_next =
+	    zalloc((size_t)p->n * 2, sizeof(*p->sig_seen_next), &ok);
 	p->pending = zalloc(cfg->clients, sizeof(*p->pending), &ok);
 	p->queue = zalloc(cfg->queue_reqs_max, sizeof(*p->queue), &ok);
 	p->exec_reqs = zalloc(PBFT_BATCH_REQS_MAX, sizeof(*p->exec_reqs), &ok);
@@ -1425,6 +1588,9 @@ pbft_free(struct pbft *p)
 	free(p->ckpts);
 	free(p->last_ts);
 	free(p->queued_ts);
+	free(p->client_qbytes);
+	free(p->sig_seen);
+	free(p->sig_seen_next);
 	free(p->pending);
 	free(p->queue);
 	free(p->exec_reqs);
@@ -1803,6 +1969,7 @@ pbft_get_status(const struct pbft *p, struct pbft_status *st)
 	st->high_mark = p->low + p->cfg.window;
 	st->next_seq = p->next_seq;
 	st->queued_reqs = p->qlen;
+	st->queued_bytes = p->qbytes;
 	st->pending_reqs = p->npending;
 	st->view_timer_running = p->vt_running;
 	st->muted = pbft_mute(p);

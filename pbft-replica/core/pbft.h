@@ -38,7 +38,11 @@
  * pre-prepare, prepare or commit needs. What a third party must believe is
  * signed, and the core verifies those signatures through the crypto
  * interface (checkpoints and their proofs, VIEW-CHANGE, NEW-VIEW), rejecting
- * (and counting) anything invalid.
+ * (and counting) anything invalid. Cheap checks come first (sender, window,
+ * shape, whether the message is news), a signature verified once is
+ * remembered rather than verified again (status: sig_verifies,
+ * sig_cached), and a replica or client that sent one that does not verify
+ * is named in a PBFT_ACT_DISCONNECT or PBFT_ACT_DROP_CLIENT.
  */
 #ifndef PBFT_CORE_H
 #define PBFT_CORE_H
@@ -68,10 +72,12 @@ struct pbft_crypto {
 	/*
 	 * True when req->auth authenticates req as sent by req->client.
 	 * strict: by the client's signature, which every replica can check
-	 * (the primary admits requests into batches only so, so that no
-	 * correct backup can judge a batch differently). Otherwise this
-	 * replica's MAC entry may suffice, the signature checked when it
-	 * does not.
+	 * alike. Otherwise this replica's MAC entry may suffice, the
+	 * signature checked when it does not. The core asks strict
+	 * everywhere (requests received, forwarded and in pre-prepares), so
+	 * that a request's validity is objective: a MAC that verifies where
+	 * the signature would not would let a faulty client, with a faulty
+	 * primary, choose which correct backups accept a batch.
 	 */
 	bool (*verify_request)(
 	    void *ctx, const struct pbft_request *req, bool strict);
@@ -106,12 +112,22 @@ struct pbft_config {
 	uint32_t batch_bytes_max; /* encoded batch bytes */
 	uint32_t inflight_max; /* batches proposed, not yet executed */
 	uint32_t queue_reqs_max; /* primary's pending request queue */
+	/* Bytes of requests the primary queues, all clients together; one
+	 * client holds at most the larger of a quarter of it and
+	 * PBFT_QUEUE_CLIENT_FLOOR (pbft_enqueue). */
+	uint64_t queue_bytes_max;
+	/* Batch bytes answered to one replica's FETCH_BATCH per
+	 * retransmission period (at least one answer a period). */
+	uint64_t fetch_bytes_max;
 	uint32_t batch_delay_ticks; /* partial-batch hold: pbft_try_propose */
 	uint32_t view_timeout_ticks; /* initial view-change timeout */
 	uint32_t retransmit_ticks; /* resend own unfinished votes after this */
 	uint32_t test_flags; /* PBFT_TEST_*; 0 in production */
 	const struct pbft_crypto *crypto;
 };
+
+/* A client may always queue this much (pbft_config.queue_bytes_max). */
+#define PBFT_QUEUE_CLIENT_FLOOR (1024 * 1024)
 
 /* Fills cfg with defaults for n replicas, this id and clients clients. */
 void pbft_config_default(
@@ -145,11 +161,17 @@ enum pbft_action_type {
 	PBFT_ACT_STABLE, /* checkpoint seq is stable: drop older state */
 	PBFT_ACT_VIEW, /* entered view `view` (informational) */
 	PBFT_ACT_FETCH_STATE, /* behind: fetch the state certified at seq */
+	/* Replica `to` sent an invalid signature or certificate: close its
+	 * channel (the usual dialling opens a new one). */
+	PBFT_ACT_DISCONNECT,
+	/* Client `client` sent a request that does not authenticate: close
+	 * its channel. */
+	PBFT_ACT_DROP_CLIENT,
 };
 
 struct pbft_action {
 	enum pbft_action_type type;
-	uint32_t to; /* SEND */
+	uint32_t to; /* SEND, DISCONNECT */
 	const struct pbft_msg *msg; /* SEND, BROADCAST */
 	bool early; /* SEND, BROADCAST: need not wait for the log */
 	const uint8_t *record; /* PERSIST */
@@ -161,7 +183,7 @@ struct pbft_action {
 	const struct pbft_request *reqs;
 	const bool *skip;
 	uint32_t nreqs;
-	/* RESEND_REPLY */
+	/* RESEND_REPLY, DROP_CLIENT */
 	uint32_t client;
 	uint64_t timestamp;
 	/* FETCH_STATE: the certified digest; TAKE_CHECKPOINT: client table. */
@@ -190,6 +212,12 @@ enum pbft_reject {
 	PBFT_REJ_BAD_REQUEST, /* client authentication or field failed */
 	PBFT_REJ_OLD_REQUEST, /* timestamp not newer than the last */
 	PBFT_REJ_QUEUE_FULL,
+	/* request refused: queued bytes at queue_bytes_max, or its client's
+	 * share of them */
+	PBFT_REJ_QUEUE_BYTES,
+	/* a request not answered: that replica's answers for this period
+	 * are spent (FETCH_BATCH, a VIEW-CHANGE for our view) */
+	PBFT_REJ_RATE_LIMITED,
 	PBFT_REJ_COUNT,
 };
 
@@ -213,6 +241,11 @@ struct pbft_status {
 	uint64_t executed_batches;
 	uint64_t executed_reqs;
 	uint64_t rejected[PBFT_REJ_COUNT];
+	/* Replica signatures verified, and those found verified already
+	 * (the same bytes and signature from the same signer, cached). */
+	uint64_t sig_verifies, sig_cached;
+	uint64_t queued_bytes; /* primary: request bytes waiting */
+	uint64_t disconnects; /* DISCONNECT and DROP_CLIENT emitted */
 	uint8_t stable_digest[PBFT_DIGEST_LEN];
 };
 

@@ -61,19 +61,47 @@ ring_of(struct pbft *p, uint32_t replica)
 	return &p->ckpts[(size_t)replica * CKPT_RING];
 }
 
-/* Remembers replica's checkpoint for seq, replacing its oldest one. */
+/*
+ * Whether a CHECKPOINT of replica for seq would change what we remember,
+ * decided before its signature is checked: not when we hold one of it for
+ * seq already (the first word counts), nor when its ring is full of later
+ * ones, nor, above our window, when we hold a later one of it there (TOCS
+ * 2002 keeps only the last checkpoint per replica above the high mark).
+ */
+static bool
+ckpt_news(struct pbft *p, uint32_t replica, uint64_t seq)
+{
+	const struct ckpt_entry *r = ring_of(p, replica);
+	uint64_t high = p->low + p->cfg.window;
+	bool room = false;
+
+	for (int i = 0; i < CKPT_RING; i++) {
+		if (r[i].seq == seq || (seq > high && r[i].seq > seq))
+			return false;
+		if (r[i].seq <= p->low || r[i].seq < seq)
+			room = true;
+	}
+	return room;
+}
+
+/* Remembers replica's checkpoint for seq, replacing its oldest one; above
+ * the high mark only the latest one is kept. */
 static void
 remember(struct pbft *p, uint32_t replica, uint64_t seq,
     const uint8_t digest[PBFT_DIGEST_LEN], const uint8_t sig[PBFT_SIG_LEN])
 {
 	struct ckpt_entry *r = ring_of(p, replica), *slot = &r[0];
+	uint64_t high = p->low + p->cfg.window;
 
 	for (int i = 0; i < CKPT_RING; i++) {
 		if (r[i].seq == seq)
 			return; /* first word counts */
+		if (seq > high && r[i].seq > high)
+			r[i].seq = 0; /* an older one beyond the window */
+	}
+	for (int i = 0; i < CKPT_RING; i++)
 		if (r[i].seq < slot->seq)
 			slot = &r[i];
-	}
 	slot->seq = seq;
 	memcpy(slot->digest, digest, PBFT_DIGEST_LEN);
 	memcpy(slot->sig, sig, PBFT_SIG_LEN);
@@ -136,7 +164,13 @@ pbft_on_state_digest(struct pbft *p, const struct pbft_event *ev)
 	check_stable(p, o->seq, o->digest);
 }
 
-/* OSDI 4.3: a CHECKPOINT from another replica. */
+/*
+ * OSDI 4.3: a CHECKPOINT from another replica. The signature is checked
+ * last, and only when the checkpoint is news (ckpt_news): a replica
+ * repeating one, or walking ahead of our window, makes us verify at most
+ * once per checkpoint it could count in. One with a bad signature gets its
+ * sender disconnected.
+ */
 void
 pbft_on_checkpoint(
     struct pbft *p, uint32_t from, const struct pbft_checkpoint *m)
@@ -152,14 +186,43 @@ pbft_on_checkpoint(
 		pbft_reject(p, PBFT_REJ_OUT_OF_WINDOW);
 		return;
 	}
+	if (!ckpt_news(p, from, m->seq))
+		return; /* known, or older than what it showed us */
 	wbuf_reset(&p->sb);
 	wire_signed_checkpoint(&p->sb, m->seq, m->digest, m->replica);
-	if (!pbft_verify_sig(p, from, m->sig)) {
+	if (!pbft_verify_ckpt_sig(p, from, m->sig)) {
 		pbft_reject(p, PBFT_REJ_BAD_SIG);
+		pbft_disconnect(p, from);
 		return;
 	}
 	remember(p, from, m->seq, m->digest, m->sig);
 	check_stable(p, m->seq, m->digest);
+}
+
+/*
+ * Whether replica's sig over checkpoint (seq, digest) is one we hold
+ * already, so verified: in its ring, or in the stable checkpoint's proof.
+ * A VIEW-CHANGE carries the same proof view after view; checking it again
+ * would cost 2f+1 verifications each time.
+ */
+static bool
+ckpt_sig_known(struct pbft *p, uint32_t replica, uint64_t seq,
+    const uint8_t digest[PBFT_DIGEST_LEN], const uint8_t sig[PBFT_SIG_LEN])
+{
+	const struct ckpt_entry *r = ring_of(p, replica);
+
+	if (seq == p->low &&
+	    memcmp(digest, p->low_digest, PBFT_DIGEST_LEN) == 0)
+		for (uint32_t i = 0; i < p->low_proof_n; i++)
+			if (p->low_proof[i].replica == replica &&
+			    memcmp(p->low_proof[i].sig, sig, PBFT_SIG_LEN) == 0)
+				return true;
+	for (int i = 0; i < CKPT_RING; i++)
+		if (r[i].seq == seq &&
+		    memcmp(r[i].digest, digest, PBFT_DIGEST_LEN) == 0 &&
+		    memcmp(r[i].sig, sig, PBFT_SIG_LEN) == 0)
+			return true;
+	return false;
 }
 
 bool
@@ -178,9 +241,14 @@ pbft_check_ckpt_proof(struct pbft *p, uint64_t seq,
 		if (v[i].replica >= p->n || (seen >> v[i].replica & 1))
 			return false;
 		seen |= 1ULL << v[i].replica;
+		if (ckpt_sig_known(p, v[i].replica, seq, digest, v[i].sig)) {
+			p->st.sig_cached++;
+			k++;
+			continue;
+		}
 		wbuf_reset(&p->sb);
 		wire_signed_checkpoint(&p->sb, seq, digest, v[i].replica);
-		if (!pbft_verify_sig(p, v[i].replica, v[i].sig))
+		if (!pbft_verify_ckpt_sig(p, v[i].replica, v[i].sig))
 			return false;
 		k++;
 	}

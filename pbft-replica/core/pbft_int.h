@@ -13,6 +13,7 @@
 
 #define CKPT_RING 4 /* recent checkpoints remembered per replica */
 #define OWN_CKPTS 4 /* own checkpoints awaiting stability */
+#define SIG_SEEN 16 /* verified signatures remembered per signer */
 
 /* Persist record kinds (first byte of every record). */
 enum rec_kind {
@@ -130,6 +131,7 @@ struct pbft {
 	struct held_req *queue; /* primary's ring of queue_reqs_max */
 	uint32_t qhead, qlen;
 	size_t qbytes;
+	uint64_t *client_qbytes; /* [clients] their bytes in the queue */
 	uint32_t hold_ticks;
 	/* timers */
 	bool vt_running;
@@ -159,6 +161,16 @@ struct pbft {
 	/* Per replica: 1 + ticks when a message from it last arrived, and
 	 * when we last answered its ASK (0: never). */
 	uint64_t heard_at[PBFT_REPLICAS_MAX], asked_at[PBFT_REPLICAS_MAX];
+	/* Per replica: 1 + ticks when we last answered a VIEW-CHANGE for
+	 * our view with our NEW-VIEW (0: never); and the retransmission
+	 * period its FETCH_BATCH answers are counted in, and their bytes. */
+	uint64_t nv_at[PBFT_REPLICAS_MAX];
+	uint64_t fetch_at[PBFT_REPLICAS_MAX], fetch_bytes[PBFT_REPLICAS_MAX];
+	/* Per signer, two rings (other messages, checkpoints): H(signed
+	 * bytes || signature) of the last SIG_SEEN signatures verified
+	 * (pbft_verify_sig). */
+	uint8_t (*sig_seen)[PBFT_DIGEST_LEN]; /* [n * 2 * SIG_SEEN] */
+	uint32_t *sig_seen_next; /* [n * 2] */
 	uint32_t rt_ticks; /* retransmission countdown */
 	uint64_t rt_low; /* low mark at the last retransmission */
 	uint64_t rt_exec; /* last_exec then */
@@ -189,7 +201,11 @@ void pbft_persist_msg(
 void pbft_persist_raw(struct pbft *p, const uint8_t *rec, size_t len);
 void pbft_persist_barrier(struct pbft *p, const uint8_t *rec, size_t len);
 void pbft_reject(struct pbft *p, enum pbft_reject why);
+void pbft_disconnect(struct pbft *p, uint32_t replica);
+bool pbft_answer_ok(struct pbft *p, uint64_t *at);
 bool pbft_verify_sig(struct pbft *p, uint32_t replica, const uint8_t *sig);
+/* The same for a checkpoint's signature (kept apart in the cache). */
+bool pbft_verify_ckpt_sig(struct pbft *p, uint32_t replica, const uint8_t *sig);
 uint32_t pbft_primary(const struct pbft *p, uint64_t view);
 uint32_t pbft_quorum(const struct pbft *p); /* 2f+1 */
 uint32_t pbft_prep_quorum(const struct pbft *p); /* 2f */

@@ -262,6 +262,7 @@ queue_to_pending(struct pbft *p)
 		p->qlen--;
 	}
 	p->qbytes = 0;
+	memset(p->client_qbytes, 0, p->cfg.clients * sizeof(uint64_t));
 	memcpy(p->queued_ts, p->last_ts, p->cfg.clients * sizeof(uint64_t));
 }
 
@@ -568,6 +569,35 @@ maybe_join(struct pbft *p)
 		pbft_start_view_change(p, target);
 }
 
+/*
+ * A VIEW-CHANGE for the view we are in: its sender missed the NEW-VIEW, and
+ * likely the stable checkpoints since. The NEW-VIEW is large, so the
+ * question must be a real one (checked) and is answered at most once every
+ * half retransmission period, as a correct replica asks once a period.
+ */
+static void
+answer_late_vc(struct pbft *p, uint32_t from, const struct pbft_view_change *vc)
+{
+	if (!pbft_answer_ok(p, &p->nv_at[from])) {
+		pbft_reject(p, PBFT_REJ_RATE_LIMITED);
+		return;
+	}
+	if (!vc_ok(p, vc)) {
+		pbft_reject(p, PBFT_REJ_BAD_CERT);
+		pbft_disconnect(p, from);
+		return;
+	}
+	pbft_send_new_view(p, from);
+	pbft_tell_stable(p, from);
+}
+
+/*
+ * TOCS 4.5.2: a VIEW-CHANGE. One per sender is kept, the highest view, and
+ * one no newer than what the sender already proved is dropped unverified;
+ * verifying a newer one costs its own signature, its checkpoint proof
+ * being known already in the common case (pbft_check_ckpt_proof). One
+ * that does not verify closes its sender's channel.
+ */
 void
 pbft_on_view_change(struct pbft *p, uint32_t from, const uint8_t *frame,
     size_t len, const struct pbft_view_change *vc)
@@ -577,16 +607,14 @@ pbft_on_view_change(struct pbft *p, uint32_t from, const uint8_t *frame,
 		return;
 	}
 	if (vc->view == p->view && !p->changing) {
-		/* A replica that missed the NEW-VIEW of our view, and
-		 * likely the stable checkpoints since. */
-		pbft_send_new_view(p, from);
-		pbft_tell_stable(p, from);
+		answer_late_vc(p, from, vc);
 		return;
 	}
 	if (vc->view < p->view || vc->view <= p->vc_views[from])
 		return; /* stale or already known */
 	if (!vc_ok(p, vc)) {
 		pbft_reject(p, PBFT_REJ_BAD_CERT);
+		pbft_disconnect(p, from);
 		return;
 	}
 	store_vc(p, from, vc->view, frame, len);
@@ -619,57 +647,87 @@ o_matches(struct pbft *p, const struct pbft_new_view *nv)
 	return true;
 }
 
-/* A backup checks NEW-VIEW by recomputing O from V (compute_o). */
-void
-pbft_on_new_view(struct pbft *p, uint32_t from, const uint8_t *frame,
-    size_t len, const struct pbft_new_view *nv)
+/*
+ * The shape of a NEW-VIEW, before any signature: 2f+1 VIEW-CHANGEs or more
+ * for its view from distinct replicas, and O inside the window above the
+ * highest stable checkpoint among them (written to min_s, and the index of
+ * the VIEW-CHANGE with it to proof_from).
+ */
+static enum pbft_reject
+nv_shape(struct pbft *p, const struct pbft_new_view *nv, uint64_t *min_s,
+    uint32_t *proof_from)
 {
-	struct pbft_msg m = {.type = PBFT_MSG_NEW_VIEW};
-	uint64_t seen = 0, min_s = 0;
-	uint32_t proof_from = 0, primary = pbft_primary(p, nv->view);
+	uint64_t seen = 0;
 
-	(void)from;
-	if (nv->view < p->view || (nv->view == p->view && !p->changing))
-		return;
-	/* Any replica may relay it (to one that missed it); the signature
-	 * says who made it. */
-	if (nv->replica != primary) {
-		pbft_reject(p, PBFT_REJ_NOT_PRIMARY);
-		return;
-	}
-	m.u.new_view = *nv;
-	wbuf_reset(&p->sb);
-	if (wire_signed_bytes(&p->sb, &m) == -1 ||
-	    !pbft_verify_sig(p, primary, nv->sig)) {
-		pbft_reject(p, PBFT_REJ_BAD_SIG);
-		return;
-	}
+	*min_s = 0;
+	*proof_from = 0;
+	if (nv->nvc < pbft_quorum(p))
+		return PBFT_REJ_BAD_NEW_VIEW;
 	for (uint32_t i = 0; i < nv->nvc; i++) {
 		const struct pbft_view_change *vc = &nv->vcs[i];
 
 		if (vc->view != nv->view || vc->replica >= p->n ||
-		    (seen >> vc->replica & 1) || !vc_ok(p, vc)) {
-			pbft_reject(p, PBFT_REJ_BAD_CERT);
-			return;
-		}
+		    (seen >> vc->replica & 1))
+			return PBFT_REJ_BAD_CERT;
 		seen |= 1ULL << vc->replica;
-		if (vc->stable_seq > min_s) {
-			min_s = vc->stable_seq;
-			proof_from = i;
+		if (vc->stable_seq > *min_s) {
+			*min_s = vc->stable_seq;
+			*proof_from = i;
 		}
 	}
-	if (nv->nvc < pbft_quorum(p) ||
-	    (!(p->cfg.test_flags & PBFT_TEST_BROKEN_NEWVIEW) &&
-	        !o_matches(p, nv))) {
-		pbft_reject(p, PBFT_REJ_BAD_NEW_VIEW);
+	for (uint32_t i = 0; i < nv->npp; i++)
+		if (nv->pps[i].seq <= *min_s ||
+		    nv->pps[i].seq > *min_s + p->cfg.window)
+			return PBFT_REJ_BAD_NEW_VIEW;
+	return PBFT_REJ_COUNT;
+}
+
+/* Signatures, certificates and O of a NEW-VIEW of the right shape. */
+static enum pbft_reject
+nv_check(struct pbft *p, const struct pbft_new_view *nv)
+{
+	struct pbft_msg m = {.type = PBFT_MSG_NEW_VIEW};
+
+	m.u.new_view = *nv;
+	wbuf_reset(&p->sb);
+	if (wire_signed_bytes(&p->sb, &m) == -1 ||
+	    !pbft_verify_sig(p, nv->replica, nv->sig))
+		return PBFT_REJ_BAD_SIG;
+	for (uint32_t i = 0; i < nv->nvc; i++)
+		if (!vc_ok(p, &nv->vcs[i]))
+			return PBFT_REJ_BAD_CERT;
+	if (!(p->cfg.test_flags & PBFT_TEST_BROKEN_NEWVIEW) &&
+	    !o_matches(p, nv))
+		return PBFT_REJ_BAD_NEW_VIEW;
+	return PBFT_REJ_COUNT;
+}
+
+/*
+ * A backup checks NEW-VIEW by recomputing O from V (compute_o), the cheap
+ * checks first. Any replica may relay it (to one that missed it); the
+ * signature says who made it, and a relay of one that does not hold is
+ * faulty (a correct replica relays only the NEW-VIEW it entered its view
+ * by).
+ */
+void
+pbft_on_new_view(struct pbft *p, uint32_t from, const uint8_t *frame,
+    size_t len, const struct pbft_new_view *nv)
+{
+	uint64_t min_s;
+	uint32_t proof_from;
+	enum pbft_reject why;
+
+	if (nv->view < p->view || (nv->view == p->view && !p->changing))
+		return;
+	if (nv->replica != pbft_primary(p, nv->view)) {
+		pbft_reject(p, PBFT_REJ_NOT_PRIMARY);
 		return;
 	}
-	for (uint32_t i = 0; i < nv->npp; i++) {
-		if (nv->pps[i].seq <= min_s ||
-		    nv->pps[i].seq > min_s + p->cfg.window) {
-			pbft_reject(p, PBFT_REJ_BAD_NEW_VIEW);
-			return;
-		}
+	if ((why = nv_shape(p, nv, &min_s, &proof_from)) != PBFT_REJ_COUNT ||
+	    (why = nv_check(p, nv)) != PBFT_REJ_COUNT) {
+		pbft_reject(p, why);
+		pbft_disconnect(p, from);
+		return;
 	}
 	if (nv->view > p->view || !p->changing) {
 		/* Moving straight to a later view: we were not in it yet,

@@ -1091,6 +1091,15 @@ run_actions(struct sim *s, struct replica *r, struct pbft_event *deferred,
 		case PBFT_ACT_STABLE:
 			r->compact = true;
 			break;
+		case PBFT_ACT_DISCONNECT:
+		case PBFT_ACT_DROP_CLIENT:
+			/* No channels here: what is in flight still arrives,
+			 * as it may on a real network. */
+			trace(s, "r%u disconnects %s %u", r->id,
+			    a->type == PBFT_ACT_DISCONNECT ? "replica"
+			                                   : "client",
+			    a->type == PBFT_ACT_DISCONNECT ? a->to : a->client);
+			break;
 		}
 	}
 }

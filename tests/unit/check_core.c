@@ -36,14 +36,34 @@ struct net {
 	uint32_t resends[NMAX];
 	uint32_t fetch_state[NMAX];
 	uint64_t view_entered[NMAX];
+	uint32_t disconnects[NMAX][NMAX]; /* [i][j]: i dropped replica j */
+	uint32_t client_drops[NMAX]; /* clients it disconnected */
+	/* [from][to][type]: messages and bytes sent */
+	uint32_t sent[NMAX][NMAX][PBFT_MSG_TYPE_MAX];
+	uint64_t sent_bytes[NMAX][NMAX][PBFT_MSG_TYPE_MAX];
 	struct wbuf rec[NMAX]; /* persisted records, length-prefixed */
 	uint8_t app[NMAX][32];
 	uint8_t arena[1 << 20];
 };
 
 static struct net *N;
+/* When set, a replica's MAC check (verify_request, not strict) passes
+ * whatever the request: a faulty client's MAC that verifies where its
+ * signature does not. */
+static bool mac_lies;
+static bool (*fake_verify_request)(void *, const struct pbft_request *, bool);
+
+static bool
+lying_mac_verify_request(void *ctx, const struct pbft_request *req, bool strict)
+{
+	if (!strict && mac_lies)
+		return true;
+	return fake_verify_request(ctx, req, strict);
+}
 /* Batching settings for the next net_setup (0: the core's defaults). */
 static uint32_t setup_batch_max, setup_batch_delay, setup_inflight;
+/* Limits for the next net_setup (0: the core's defaults). */
+static uint64_t setup_queue_bytes, setup_fetch_bytes;
 
 static void
 net_setup(uint32_t n, uint32_t test_flags)
@@ -55,6 +75,8 @@ net_setup(uint32_t n, uint32_t test_flags)
 		char err[128];
 
 		fake_crypto_init(&N->fc[i], i);
+		fake_verify_request = N->fc[i].ops.verify_request;
+		N->fc[i].ops.verify_request = lying_mac_verify_request;
 		pbft_config_default(&c, n, i, 4);
 		c.checkpoint_interval = 4;
 		c.window = 8;
@@ -66,6 +88,10 @@ net_setup(uint32_t n, uint32_t test_flags)
 			c.batch_delay_ticks = setup_batch_delay;
 		if (setup_inflight)
 			c.inflight_max = setup_inflight;
+		if (setup_queue_bytes)
+			c.queue_bytes_max = setup_queue_bytes;
+		if (setup_fetch_bytes)
+			c.fetch_bytes_max = setup_fetch_bytes;
 		c.test_flags = test_flags;
 		c.crypto = &N->fc[i].ops;
 		N->core[i] = pbft_new(&c, err, sizeof(err));
@@ -95,6 +121,8 @@ enqueue(uint32_t from, uint32_t to, const struct pbft_msg *m)
 	ck_assert_uint_lt(N->qn, QMAX);
 	wbuf_init_dynamic(&wb, PBFT_FRAME_BYTES_MAX);
 	ck_assert_int_eq(wire_encode(&wb, m), 0);
+	N->sent[from][to][m->type]++;
+	N->sent_bytes[from][to][m->type] += wb.len;
 	N->q[N->qn++] = (struct pkt){from, to, wb.p, wb.len};
 }
 
@@ -148,6 +176,13 @@ run_actions(uint32_t i)
 			N->view_entered[i] = x->view;
 			break;
 		case PBFT_ACT_STABLE:
+			break;
+		case PBFT_ACT_DISCONNECT:
+			ck_assert_uint_lt(x->to, N->n);
+			N->disconnects[i][x->to]++;
+			break;
+		case PBFT_ACT_DROP_CLIENT:
+			N->client_drops[i]++;
 			break;
 		}
 	}
@@ -550,6 +585,7 @@ forged_then_genuine(uint32_t from, const struct pbft_msg *m, uint8_t *sig,
 	sig[0] ^= 1;
 	inject(from, 3, m);
 	ck_assert_uint_eq(rejected(3, why), want);
+	ck_assert_uint_gt(N->disconnects[3][from], 0);
 	sig[0] ^= 1;
 	inject(from, 3, m);
 	ck_assert_uint_eq(rejected(3, why), want);
@@ -583,8 +619,13 @@ START_TEST(test_bad_signature_rejected)
 	fake_sign_as(1, wb.p, wb.len, nv.u.new_view.sig);
 	nv.u.new_view.sig[0] ^= 1;
 	inject(1, 3, &nv);
-	ck_assert_uint_eq(rejected(3, PBFT_REJ_BAD_SIG), 2);
+	/* Without 2f+1 VIEW-CHANGEs it is refused before its signature. */
+	ck_assert_uint_eq(rejected(3, PBFT_REJ_BAD_SIG), 1);
+	ck_assert_uint_eq(rejected(3, PBFT_REJ_BAD_NEW_VIEW), 1);
 	ck_assert_uint_eq(status(3).view, st.view);
+	/* Each forgery closed its sender's channel. */
+	ck_assert_uint_eq(N->disconnects[3][2], 2);
+	ck_assert_uint_eq(N->disconnects[3][1], 1);
 	wbuf_clear(&wb);
 	net_teardown();
 }
@@ -628,6 +669,41 @@ START_TEST(test_preprepare_rules)
 	pp = pp_msg(0, 0, 1, 2, &b); /* a second, different one */
 	inject(0, 1, &pp);
 	ck_assert_uint_eq(rejected(1, PBFT_REJ_CONFLICT), 1);
+	net_teardown();
+	wbuf_clear(&b);
+}
+END_TEST
+
+/*
+ * A backup judges the requests of a pre-prepare by their signature, as the
+ * primary did: a request whose MAC verifies but whose signature does not is
+ * refused, so a faulty client with a faulty primary cannot choose which
+ * correct backups accept a batch.
+ */
+START_TEST(test_preprepare_requests_judged_by_signature)
+{
+	struct pbft_msg pp = {.type = PBFT_MSG_PREPREPARE};
+	struct pbft_msg r = request(1, 1);
+	uint8_t auth[FAKE_AUTH_LEN];
+	struct wbuf b;
+
+	memcpy(auth, r.u.request.auth, FAKE_AUTH_LEN);
+	auth[0] ^= 1; /* the signature does not verify */
+	r.u.request.auth = auth;
+	wbuf_init_dynamic(&b, 1 << 16);
+	wire_encode_batch(&b, &r.u.request, 1);
+	pp.u.preprepare = (struct pbft_preprepare){.view = 0,
+	    .seq = 1,
+	    .replica = 0,
+	    .batch = b.p,
+	    .batch_len = (uint32_t)b.len};
+	fake_digest(b.p, b.len, pp.u.preprepare.digest);
+	net_setup(4, 0);
+	mac_lies = true;
+	inject(0, 1, &pp);
+	mac_lies = false;
+	ck_assert_uint_eq(rejected(1, PBFT_REJ_BAD_REQUEST), 1);
+	ck_assert_uint_eq(N->sent[1][2][PBFT_MSG_PREPARE], 0);
 	net_teardown();
 	wbuf_clear(&b);
 }
@@ -1021,6 +1097,297 @@ START_TEST(test_config_validation)
 }
 END_TEST
 
+/* ---- bounded work ------------------------------------------------------- */
+
+/* Replica `from`'s CHECKPOINT for seq (digest filled with fill), signed. */
+static struct pbft_msg
+ckpt_msg(uint32_t from, uint64_t seq, uint8_t fill)
+{
+	struct pbft_msg c = {.type = PBFT_MSG_CHECKPOINT};
+	struct wbuf wb;
+
+	c.u.checkpoint = (struct pbft_checkpoint){.seq = seq, .replica = from};
+	memset(c.u.checkpoint.digest, fill, PBFT_DIGEST_LEN);
+	wbuf_init_dynamic(&wb, 1 << 16);
+	wire_signed_checkpoint(&wb, seq, c.u.checkpoint.digest, from);
+	fake_sign_as(from, wb.p, wb.len, c.u.checkpoint.sig);
+	wbuf_clear(&wb);
+	return c;
+}
+
+/*
+ * A replica repeating a signed CHECKPOINT costs one verification, however
+ * often it repeats it; walking ahead of the window costs one per new
+ * checkpoint, and one below the latest it showed above the window costs
+ * none.
+ */
+START_TEST(test_repeated_checkpoint_verified_once)
+{
+	struct pbft_msg c;
+	uint64_t v0;
+
+	net_setup(4, 0);
+	c = ckpt_msg(2, 100, 7); /* far above the window (8) */
+	v0 = N->fc[3].verifies;
+	for (int i = 0; i < 1000; i++)
+		inject(2, 3, &c);
+	ck_assert_uint_eq(N->fc[3].verifies - v0, 1);
+	for (uint64_t seq = 104; seq <= 140; seq += 4) {
+		c = ckpt_msg(2, seq, 7);
+		inject(2, 3, &c);
+		inject(2, 3, &c);
+	}
+	ck_assert_uint_eq(N->fc[3].verifies - v0, 1 + 10);
+	c = ckpt_msg(2, 120, 7); /* older than its latest: not verified */
+	inject(2, 3, &c);
+	ck_assert_uint_eq(N->fc[3].verifies - v0, 11);
+	ck_assert_uint_eq(rejected(3, PBFT_REJ_BAD_SIG), 0);
+	net_teardown();
+}
+END_TEST
+
+/* Replica 2's VIEW-CHANGE for view with the stable checkpoint 4 proved by
+ * replicas 0..2; signed unless bad. */
+static struct pbft_msg
+vc_for(uint64_t view, struct pbft_sigpair proof[3], bool bad)
+{
+	struct pbft_msg m = {.type = PBFT_MSG_VIEW_CHANGE};
+	struct wbuf wb;
+
+	m.u.view_change = (struct pbft_view_change){
+	    .view = view, .replica = 2, .stable_seq = 4};
+	memset(m.u.view_change.stable_digest, 9, PBFT_DIGEST_LEN);
+	wbuf_init_dynamic(&wb, 1 << 16);
+	for (uint32_t i = 0; i < 3; i++) {
+		wbuf_reset(&wb);
+		wire_signed_checkpoint(
+		    &wb, 4, m.u.view_change.stable_digest, i);
+		proof[i].replica = i;
+		fake_sign_as(i, wb.p, wb.len, proof[i].sig);
+	}
+	m.u.view_change.ckpt = proof;
+	m.u.view_change.nckpt = 3;
+	wbuf_reset(&wb);
+	wire_signed_bytes(&wb, &m);
+	fake_sign_as(2, wb.p, wb.len, m.u.view_change.sig);
+	m.u.view_change.sig[0] ^= bad ? 1 : 0;
+	wbuf_clear(&wb);
+	return m;
+}
+
+/*
+ * VIEW-CHANGEs with ever higher views from one replica cost one
+ * verification each, not one plus the checkpoint proof they carry again;
+ * sent once more, none at all (not newer than what it proved).
+ */
+START_TEST(test_climbing_view_changes_bounded)
+{
+	struct pbft_sigpair proof[3];
+	struct pbft_msg m;
+	uint64_t v0;
+
+	net_setup(4, 0);
+	v0 = N->fc[3].verifies;
+	for (uint64_t v = 1; v <= 100; v++) {
+		m = vc_for(v, proof, false);
+		inject(2, 3, &m);
+	}
+	ck_assert_uint_eq(rejected(3, PBFT_REJ_BAD_CERT), 0);
+	ck_assert_uint_le(N->fc[3].verifies - v0, 100 + 3);
+	v0 = N->fc[3].verifies;
+	for (uint64_t v = 1; v <= 100; v++) {
+		m = vc_for(v, proof, false);
+		inject(2, 3, &m);
+	}
+	ck_assert_uint_eq(N->fc[3].verifies - v0, 0);
+	net_teardown();
+}
+END_TEST
+
+/*
+ * A NEW-VIEW is checked for 2f+1 VIEW-CHANGEs of its view from distinct
+ * replicas before any signature: one whose V names a replica twice costs
+ * no verification, however often it comes, and closes the relay's channel.
+ */
+START_TEST(test_new_view_shape_before_signature)
+{
+	struct pbft_msg nv = {.type = PBFT_MSG_NEW_VIEW};
+	struct pbft_sigpair proof[3];
+	struct pbft_view_change vcs[3];
+	struct wbuf wb;
+	uint64_t v0;
+
+	net_setup(4, 0);
+	for (int i = 0; i < 3; i++)
+		vcs[i] = vc_for(5, proof, false).u.view_change; /* all from 2 */
+	nv.u.new_view = (struct pbft_new_view){
+	    .view = 5, .nvc = 3, .vcs = vcs, .replica = 1};
+	wbuf_init_dynamic(&wb, 1 << 16);
+	wire_signed_bytes(&wb, &nv);
+	fake_sign_as(1, wb.p, wb.len, nv.u.new_view.sig);
+	v0 = N->fc[3].verifies;
+	for (int i = 0; i < 100; i++)
+		inject(2, 3, &nv);
+	ck_assert_uint_eq(N->fc[3].verifies - v0, 0);
+	ck_assert_uint_eq(rejected(3, PBFT_REJ_BAD_CERT), 100);
+	ck_assert_uint_eq(N->disconnects[3][2], 100);
+	ck_assert_uint_eq(status(3).view, 0);
+	wbuf_clear(&wb);
+	net_teardown();
+}
+END_TEST
+
+/* Moves replicas 1..3 to view 1 with replica 0 down. */
+static void
+to_view_one(void)
+{
+	submit(0, 0, 1);
+	N->down[0] = true;
+	submit(1, 1, 1);
+	submit(2, 1, 1);
+	submit(3, 1, 1);
+	for (int t = 0; t < 300 && status(3).view_changes == 0; t++)
+		ticks(1);
+	for (uint32_t i = 1; i < 4; i++) {
+		ck_assert_uint_eq(status(i).view, 1);
+		ck_assert(!status(i).view_changing);
+	}
+}
+
+/*
+ * A VIEW-CHANGE for the view we are in is answered with our NEW-VIEW only
+ * once its signature checked, and at most once every half retransmission
+ * period; the forgery closes its sender's channel.
+ */
+START_TEST(test_late_view_change_checked_before_answer)
+{
+	struct pbft_sigpair proof[3];
+	struct pbft_msg m;
+	uint32_t *nv;
+
+	net_setup(4, 0);
+	to_view_one();
+	nv = &N->sent[1][2][PBFT_MSG_NEW_VIEW];
+	*nv = 0;
+	m = vc_for(1, proof, true);
+	inject(2, 1, &m);
+	ck_assert_uint_eq(*nv, 0);
+	ck_assert_uint_eq(rejected(1, PBFT_REJ_BAD_CERT), 1);
+	ck_assert_uint_eq(N->disconnects[1][2], 1);
+	ticks(5); /* a retransmission period */
+	*nv = 0;
+	m = vc_for(1, proof, false);
+	for (int i = 0; i < 100; i++)
+		inject(2, 1, &m);
+	ck_assert_uint_eq(*nv, 1);
+	ck_assert_uint_ge(rejected(1, PBFT_REJ_RATE_LIMITED), 99);
+	net_teardown();
+}
+END_TEST
+
+/*
+ * FETCH_BATCH answers to one replica stay within fetch_bytes_max a
+ * retransmission period however often it asks, and resume the next.
+ */
+START_TEST(test_fetch_batch_answers_budgeted)
+{
+	struct pbft_msg f = {.type = PBFT_MSG_FETCH_BATCH};
+	struct pbft_msg r = request(0, 1);
+	uint32_t *answers;
+	uint64_t *bytes, body;
+	struct wbuf wb;
+
+	wbuf_init_dynamic(&wb, 1 << 16);
+	wire_encode_batch(&wb, &r.u.request, 1);
+	body = wb.len;
+	setup_fetch_bytes = 3 * body;
+	net_setup(4, 0);
+	setup_fetch_bytes = 0;
+	submit(0, 0, 1);
+	ck_assert_uint_eq(N->executed[1], 1);
+	f.u.fetch_batch = (struct pbft_fetch_batch){.seq = 1, .replica = 2};
+	fake_digest(wb.p, wb.len, f.u.fetch_batch.digest);
+	answers = &N->sent[1][2][PBFT_MSG_BATCH];
+	bytes = &N->sent_bytes[1][2][PBFT_MSG_BATCH];
+	for (int i = 0; i < 100; i++)
+		inject(2, 1, &f);
+	ck_assert_uint_eq(*answers, 3);
+	ck_assert_uint_ge(rejected(1, PBFT_REJ_RATE_LIMITED), 97);
+	ck_assert_uint_le(*bytes, 3 * (body + 64)); /* + message header */
+	ticks(5);
+	inject(2, 1, &f);
+	ck_assert_uint_eq(*answers, 4);
+	wbuf_clear(&wb);
+	net_teardown();
+}
+END_TEST
+
+static uint8_t big_op[60000];
+
+/* client's request ts with a 60,000-byte operation, to the primary. */
+static void
+submit_big(uint32_t client, uint64_t ts)
+{
+	static uint8_t auth[FAKE_AUTH_LEN];
+	struct pbft_msg m = {.type = PBFT_MSG_REQUEST};
+	struct pbft_event ev = {.type = PBFT_EV_REQUEST, .msg = &m};
+
+	big_op[0] = (uint8_t)ts;
+	m.u.request = (struct pbft_request){.client = client,
+	    .timestamp = ts,
+	    .op_len = sizeof(big_op),
+	    .op = big_op};
+	fake_request_auth(&m.u.request, auth);
+	m.u.request.auth = auth;
+	m.u.request.auth_len = FAKE_AUTH_LEN;
+	step(0, &ev);
+	drain();
+}
+
+/*
+ * The primary's queue holds at most queue_bytes_max bytes, and one client
+ * at most its share (a quarter, at least PBFT_QUEUE_CLIENT_FLOOR); the
+ * rest is refused and counted. A request that does not authenticate gets
+ * its client disconnected.
+ */
+START_TEST(test_queue_bytes_capped)
+{
+	const uint64_t cap = 2 * PBFT_QUEUE_CLIENT_FLOOR; /* share: floor */
+	struct pbft_msg bad = request(3, 1);
+	struct pbft_event ev = {.type = PBFT_EV_REQUEST, .msg = &bad};
+	uint64_t q0;
+
+	setup_queue_bytes = cap;
+	setup_inflight = 1;
+	net_setup(4, 0);
+	setup_queue_bytes = 0;
+	setup_inflight = 0;
+	for (uint32_t i = 1; i < 4; i++)
+		N->down[i] = true; /* nothing commits: batch 1 stays */
+	submit_big(0, 1); /* proposed at once */
+	for (uint64_t ts = 2; ts < 100; ts++)
+		submit_big(0, ts);
+	q0 = status(0).queued_bytes;
+	ck_assert_uint_le(q0, PBFT_QUEUE_CLIENT_FLOOR);
+	ck_assert_uint_gt(q0, PBFT_QUEUE_CLIENT_FLOOR - 61000);
+	ck_assert_uint_gt(rejected(0, PBFT_REJ_QUEUE_BYTES), 50);
+	/* Another client still gets its share; a third finds it full. */
+	for (uint32_t c = 1; c < 3; c++)
+		for (uint64_t ts = 1; ts < 100; ts++)
+			submit_big(c, ts);
+	ck_assert_uint_le(status(0).queued_bytes, cap);
+	ck_assert_uint_gt(status(0).queued_bytes, 2 * q0 - 61000);
+	ck_assert_uint_eq(
+	    status(0).queued_bytes / 60000 + 1, status(0).queued_reqs + 1);
+	/* A forged request: refused, counted, its client dropped. */
+	bad.u.request.auth = (const uint8_t *)"forged!!";
+	step(0, &ev);
+	ck_assert_uint_eq(rejected(0, PBFT_REJ_BAD_REQUEST), 1);
+	ck_assert_uint_eq(N->client_drops[0], 1);
+	net_teardown();
+}
+END_TEST
+
 static Suite *
 core_suite(void)
 {
@@ -1044,6 +1411,7 @@ core_suite(void)
 	tcase_add_test(tc, test_bad_signature_rejected);
 	tcase_add_test(tc, test_wrong_view_and_window);
 	tcase_add_test(tc, test_preprepare_rules);
+	tcase_add_test(tc, test_preprepare_requests_judged_by_signature);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("checkpoint");
 	tcase_add_test(tc, test_checkpoint_stable_and_gc);
@@ -1059,6 +1427,14 @@ core_suite(void)
 	tcase_add_test(tc, test_new_view_without_quorum_rejected);
 	tcase_add_test(tc, test_recovery_never_contradicts);
 	tcase_set_timeout(tc, 60);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("bounds");
+	tcase_add_test(tc, test_repeated_checkpoint_verified_once);
+	tcase_add_test(tc, test_climbing_view_changes_bounded);
+	tcase_add_test(tc, test_new_view_shape_before_signature);
+	tcase_add_test(tc, test_late_view_change_checked_before_answer);
+	tcase_add_test(tc, test_fetch_batch_answers_budgeted);
+	tcase_add_test(tc, test_queue_bytes_capped);
 	suite_add_tcase(s, tc);
 	return s;
 }
