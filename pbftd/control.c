@@ -178,6 +178,7 @@ status_finish(struct status_job *j)
 	json_object_set_new(
 	    rep, "primary", json_integer(view < 0 ? 0 : view % d->cfg->n));
 	json_object_set_new(rep, "replicas", arr);
+	ready_status_json(d, rep);
 	s->status[j->slot] = NULL;
 	free(j);
 	if (c != NULL) {
