@@ -365,9 +365,13 @@ cmd_peers(struct ctl_client *c, json_int_t id)
 		    (unsigned)d->cfg->nodes[i].port);
 		sig_hex_encode(d->cfg->nodes[i].public_key, 32, pub);
 		json_array_append_new(arr,
-		    json_pack("{s:i, s:s, s:s, s:b}", "id", (int)i, "address",
-		        addr, "public_key", pub, "local",
-		        d->children[i].local));
+		    json_pack("{s:i, s:s, s:s, s:b, s:o}", "id", (int)i,
+		        "address", addr, "public_key", pub, "local",
+		        d->children[i].local, "connected",
+		        d->client != NULL
+		            ? json_boolean(
+		                  pbft_client_replica_connected(d->client, i))
+		            : json_null()));
 	}
 	json_object_set_new(rep, "peers", arr);
 	send_json(c, rep);
