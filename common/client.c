@@ -205,7 +205,7 @@ conn_seal(struct client_conn *cc)
 
 /*
  * Queues a frame on an established channel: true if it was taken. What a
- * channel not up yet misses, it gets when it comes up (conn_up).
+ * channel not up yet misses, it gets when it comes up (reqs_conn_up).
  */
 static bool
 conn_queue(struct client_conn *cc, const uint8_t *frame, size_t len)
