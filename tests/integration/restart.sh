@@ -11,7 +11,7 @@
 #     (request_timeout) and the request times out after 30 s: the request
 #     goes to each replica as its channel comes up;
 #   - a clean restart of one pbftd with all four nodes and existing data
-#     commits its first request within a bound (10 s; the goal is 0.5 s:
+#     commits its first request within a bound (15 s; the goal is 0.5 s:
 #     what is left is the replicas catching up on their own log at start,
 #     see the comment there).
 # Needs PBFT_BUILD (the meson build directory). Hard time bounds throughout;
@@ -164,10 +164,10 @@ done
 took=$(elapsed "$t0")
 # The request reaches the primary as soon as the channel is up; the
 # replicas then re-execute what their logs hold only after exchanging
-# STATUS, a retransmission period (view_change_timeout / 4) after they
-# start, which this bound still covers.
-below "$took" $((10 * mult)) ||
-    fail "clean restart: first request took $took s (bound $((10 * mult)) s)"
+# STATUS, one retransmission period (view_change_timeout / 4, 2.5 s here)
+# after they start, sometimes two; the bound covers a few, on a busy host.
+below "$took" $((15 * mult)) ||
+    fail "clean restart: first request took $took s (bound $((15 * mult)) s)"
 ctla status --json | python3 -c '
 import json, sys
 st = json.load(sys.stdin)
