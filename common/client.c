@@ -88,6 +88,8 @@ struct creq {
 	uint64_t start_us;
 	uint64_t retrans_at_us, deadline_us;
 	uint32_t retrans_ms;
+	bool to_all; /* retransmitted: every replica should have it */
+	uint64_t queued; /* replicas whose current channel took the frame */
 	uint32_t prev, next; /* started list: reqs index + 1, or 0 */
 	struct pbft_client *c;
 	struct vote *votes; /* n, in pbft_client.votes */
@@ -161,6 +163,8 @@ next_ts(struct pbft_client *c)
 
 static void conn_schedule(struct client_conn *cc);
 static void conn_flush(struct client_conn *cc);
+static void reqs_conn_up(struct pbft_client *c, uint32_t replica);
+static void reqs_conn_down(struct pbft_client *c, uint32_t replica);
 
 static void
 conn_close(struct client_conn *cc, const char *why)
@@ -181,6 +185,7 @@ conn_close(struct client_conn *cc, const char *why)
 	wbuf_reset(&cc->out);
 	wbuf_reset(&cc->pt);
 	cc->out_off = 0;
+	reqs_conn_down(cc->c, cc->replica);
 	conn_schedule(cc);
 }
 
@@ -198,24 +203,29 @@ conn_seal(struct client_conn *cc)
 	return 0;
 }
 
-static void
+/*
+ * Queues a frame on an established channel: true if it was taken. What a
+ * channel not up yet misses, it gets when it comes up (reqs_conn_up).
+ */
+static bool
 conn_queue(struct client_conn *cc, const uint8_t *frame, size_t len)
 {
 	if (!cc->ready)
-		return; /* retransmission covers what is lost here */
+		return false;
 	if (cc->out.len - cc->out_off + cc->pt.len + len > CONN_WQ_MAX) {
 		conn_close(cc, "write queue full");
-		return;
+		return false;
 	}
 	if (cc->pt.len > 0 && cc->pt.len + len > CONN_RECORD_COALESCE &&
 	    conn_seal(cc) == -1)
-		return;
+		return false;
 	wbuf_put_bytes(&cc->pt, frame, len);
 	if (wbuf_failed(&cc->pt)) {
 		conn_close(cc, "out of memory");
-		return;
+		return false;
 	}
 	cc->c->dirty = true;
+	return true;
 }
 
 static void client_on_reply(
@@ -273,6 +283,7 @@ conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		cc->backoff_ms = BACKOFF_MIN_MS;
 		ev_timer_stop(cc->c->loop, &cc->retry);
 		log_debug("client: connected to replica %u", cc->replica);
+		reqs_conn_up(cc->c, cc->replica);
 	}
 	if (cc->out.len > cc->out_off)
 		ev_io_start(cc->c->loop, &cc->wr);
@@ -554,6 +565,23 @@ req_finish(struct pbft_client *c, struct creq *q, const struct pbft_result *res)
 		start_next(c);
 }
 
+/* Queues q for replica i unless its channel has it; true if it has. */
+static bool
+req_send_to(struct pbft_client *c, struct creq *q, uint32_t i)
+{
+	uint64_t bit = 1ull << i;
+
+	if ((q->queued & bit) == 0 &&
+	    conn_queue(&c->conns[i], q->frame, q->frame_len))
+		q->queued |= bit;
+	return (q->queued & bit) != 0;
+}
+
+/*
+ * Sends q to the primary, or (all) retransmits it to every replica (Castro
+ * and Liskov 4.1). While the primary's channel is not up, a first send goes
+ * to the backups whose channels are: they forward it to the primary.
+ */
 static void
 req_send(struct pbft_client *c, struct creq *q, bool all)
 {
@@ -561,9 +589,42 @@ req_send(struct pbft_client *c, struct creq *q, bool all)
 
 	if (q->frame == NULL)
 		return; /* not signed yet; sign_pending sends it */
+	if (all) {
+		q->to_all = true;
+		q->queued = 0;
+	}
+	if (!all && req_send_to(c, q, primary))
+		return;
 	for (uint32_t i = 0; i < c->n; i++)
-		if (all || i == primary)
-			conn_queue(&c->conns[i], q->frame, q->frame_len);
+		req_send_to(c, q, i);
+}
+
+/*
+ * Replica i's channel just came up: it gets at once what it would have
+ * got had it been up when the request was sent or last retransmitted, so
+ * the first requests after a start do not wait for a retransmission.
+ */
+static void
+reqs_conn_up(struct pbft_client *c, uint32_t replica)
+{
+	uint64_t primary = 1ull << (uint32_t)(c->view % c->n);
+
+	for (uint32_t at = c->first; at != 0; at = c->reqs[at - 1].next) {
+		struct creq *q = &c->reqs[at - 1];
+
+		if (q->frame != NULL &&
+		    (q->to_all || (1ull << replica) == primary ||
+		        (q->queued & primary) == 0))
+			req_send_to(c, q, replica);
+	}
+}
+
+/* Replica i's channel is gone, and with it what was queued there. */
+static void
+reqs_conn_down(struct pbft_client *c, uint32_t replica)
+{
+	for (uint32_t at = c->first; at != 0; at = c->reqs[at - 1].next)
+		c->reqs[at - 1].queued &= ~(1ull << replica);
 }
 
 /* The first thing due on the started list, from its oldest entries. */
@@ -871,6 +932,8 @@ req_start(struct pbft_client *c, struct creq *q)
 	q->sent = true;
 	q->start_us = mono_us();
 	q->retrans_ms = c->opts.retransmit_ms;
+	q->to_all = false;
+	q->queued = 0;
 	q->retrans_at_us = q->start_us + (uint64_t)q->retrans_ms * 1000;
 	q->deadline_us = q->start_us + (uint64_t)c->opts.timeout_ms * 1000;
 	q->next = 0;
@@ -1028,6 +1091,12 @@ pbft_client_connected(const struct pbft_client *c)
 	for (uint32_t i = 0; i < c->n; i++)
 		k += c->conns[i].ready;
 	return k;
+}
+
+bool
+pbft_client_replica_connected(const struct pbft_client *c, uint32_t i)
+{
+	return i < c->n && c->conns[i].ready;
 }
 
 uint32_t

@@ -8,7 +8,9 @@
  * primary, and retransmits it to all replicas with backoff until f+1 replicas
  * have sent matching replies (same sequence number, status and result) or the
  * request times out. A result is therefore never the word of a single,
- * possibly faulty, replica.
+ * possibly faulty, replica. A request submitted before the connections are
+ * up goes out as each one comes up (to the primary, or to the backups while
+ * the primary's is not up), not at the next retransmission.
  *
  * It runs on a libev loop owned by the caller; callbacks run on that loop.
  * Timestamps come from the wall clock in microseconds, kept strictly
@@ -92,6 +94,8 @@ int pbft_client_submit(struct pbft_client *c, const uint8_t *op, size_t len,
 
 /* Replicas currently connected (handshake done). */
 uint32_t pbft_client_connected(const struct pbft_client *c);
+/* Whether replica i is connected (false for an i of no replica). */
+bool pbft_client_replica_connected(const struct pbft_client *c, uint32_t i);
 uint32_t pbft_client_outstanding(const struct pbft_client *c);
 
 /*

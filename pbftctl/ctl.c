@@ -126,6 +126,33 @@ out:
 	return rep;
 }
 
+/* A state digest, or "-" for none: all zeros before the first stable
+ * checkpoint. */
+static const char *
+digest_text(const json_t *r)
+{
+	const char *d = json_string_value(json_object_get(r, "state_digest"));
+
+	if (d == NULL || d[0] == '\0' || strspn(d, "0") == strlen(d))
+		return "-";
+	return d;
+}
+
+/* The readiness line: "ready: yes", or "ready: no, waiting for ...". */
+static void
+print_readiness(const json_t *rep)
+{
+	const json_t *ready = json_object_get(rep, "ready");
+	const char *why = json_string_value(json_object_get(rep, "readiness"));
+
+	if (ready == NULL)
+		return; /* a pbftd that does not report it */
+	if (json_is_true(ready))
+		printf("ready: yes\n");
+	else
+		printf("ready: no, %s\n", why != NULL ? why : "waiting");
+}
+
 static void
 print_status(const json_t *rep)
 {
@@ -139,6 +166,7 @@ print_status(const json_t *rep)
 	    json_integer_value(json_object_get(rep, "f")),
 	    json_integer_value(json_object_get(rep, "view")),
 	    json_integer_value(json_object_get(rep, "primary")));
+	print_readiness(rep);
 	printf("%-3s %-22s %-8s %-13s %-5s %-9s %-9s %-10s %-5s %-8s %s\n",
 	    "id", "address", "pid", "state", "view", "executed", "stable",
 	    "digest", "peers", "restarts", "uptime");
@@ -161,12 +189,42 @@ print_status(const json_t *rep)
 		    json_integer_value(json_object_get(r, "view")),
 		    json_integer_value(json_object_get(r, "last_executed")),
 		    json_integer_value(json_object_get(r, "stable_checkpoint")),
-		    json_string_value(json_object_get(r, "state_digest"))
-		        ? json_string_value(json_object_get(r, "state_digest"))
-		        : "-",
+		    digest_text(r),
 		    json_integer_value(json_object_get(r, "peers_connected")),
 		    json_integer_value(json_object_get(r, "restarts")),
 		    json_integer_value(json_object_get(r, "uptime")));
+	}
+}
+
+/*
+ * One line per replica: id, address, local or remote, whether pbftd's
+ * client has a channel to it ("-" if pbftd has no client identity), and
+ * the first 16 hex digits of its public key.
+ */
+static void
+print_peers(const json_t *rep)
+{
+	const json_t *peers = json_object_get(rep, "peers"), *p;
+	size_t i;
+
+	printf("%-3s %-22s %-7s %-10s %s\n", "id", "address", "where",
+	    "connected", "public key");
+	json_array_foreach(peers, i, p)
+	{
+		const json_t *conn = json_object_get(p, "connected");
+		const char *addr =
+		    json_string_value(json_object_get(p, "address"));
+		const char *pub =
+		    json_string_value(json_object_get(p, "public_key"));
+
+		printf("%-3lld %-22s %-7s %-10s %.16s\n",
+		    json_integer_value(json_object_get(p, "id")),
+		    addr != NULL ? addr : "-",
+		    json_is_true(json_object_get(p, "local")) ? "local"
+		                                              : "remote",
+		    json_is_boolean(conn) ? (json_is_true(conn) ? "yes" : "no")
+		                          : "-",
+		    pub != NULL ? pub : "-");
 	}
 }
 
@@ -175,7 +233,7 @@ print_reply(const struct ctl *c, const char *cmd, const json_t *rep)
 {
 	char *s;
 
-	if (c->json || strcmp(cmd, "peers") == 0) {
+	if (c->json) {
 		s = json_dumps(rep, JSON_INDENT(2) | JSON_SORT_KEYS);
 		if (s != NULL)
 			printf("%s\n", s);
@@ -184,6 +242,8 @@ print_reply(const struct ctl *c, const char *cmd, const json_t *rep)
 	}
 	if (strcmp(cmd, "status") == 0) {
 		print_status(rep);
+	} else if (strcmp(cmd, "peers") == 0) {
+		print_peers(rep);
 	} else if (strcmp(cmd, "submit") == 0) {
 		printf("index %lld seq %lld view %lld\n",
 		    json_integer_value(json_object_get(rep, "index")),
@@ -254,7 +314,8 @@ run_command(struct ctl *c, int argc, char **argv)
 	json_t *req, *rep;
 	int rc;
 
-	if (argc >= 2 && strcmp(argv[0], "status") == 0 &&
+	if (argc >= 2 &&
+	    (strcmp(argv[0], "status") == 0 || strcmp(argv[0], "peers") == 0) &&
 	    strcmp(argv[argc - 1], "--json") == 0) {
 		c->json = true;
 		argc--;

@@ -180,6 +180,7 @@ status_finish(struct status_job *j)
 	json_object_set_new(
 	    rep, "primary", json_integer(view < 0 ? 0 : view % d->cfg->n));
 	json_object_set_new(rep, "replicas", arr);
+	ready_status_json(d, rep);
 	s->status[j->slot] = NULL;
 	free(j);
 	if (c != NULL) {
@@ -380,9 +381,13 @@ cmd_peers(struct ctl_client *c, json_int_t id)
 		    (unsigned)d->cfg->nodes[i].port);
 		sig_hex_encode(d->cfg->nodes[i].public_key, 32, pub);
 		json_array_append_new(arr,
-		    json_pack("{s:i, s:s, s:s, s:b}", "id", (int)i, "address",
-		        addr, "public_key", pub, "local",
-		        d->children[i].local));
+		    json_pack("{s:i, s:s, s:s, s:b, s:o}", "id", (int)i,
+		        "address", addr, "public_key", pub, "local",
+		        d->children[i].local, "connected",
+		        d->client != NULL
+		            ? json_boolean(
+		                  pbft_client_replica_connected(d->client, i))
+		            : json_null()));
 	}
 	json_object_set_new(rep, "peers", arr);
 	send_json(c, rep);

@@ -48,8 +48,9 @@ usage(FILE *f)
 	    "the\n"
 	    "                         local nodes, print 'configuration OK', "
 	    "exit 0 or 2\n"
-	    "  -n, --nodes LIST       run only these node ids (e.g. 0,2); "
-	    "default all\n"
+	    "  -n, --nodes LIST       run only these node ids (e.g. 0,2; '' "
+	    "for none);\n"
+	    "                         default all\n"
 	    "  -s, --socket PATH      control socket (default: control_socket "
 	    "of FILE);\n"
 	    "                         lets two pbftd share one host\n"
@@ -321,18 +322,48 @@ notify(const char *msg)
 	close(fd);
 }
 
-/* Keeps every local replica's status fresh for metrics and status. */
+/*
+ * Tells systemd whether the cluster can serve (ready.c): READY=1 the first
+ * time it can, STATUS= every poll. Until READY=1 it also extends the start
+ * timeout by a few polls, so that a host waiting for the others is not
+ * killed as failing to start while a pbftd that stops polling still is.
+ */
+static void
+tell_readiness(struct pbftd *d, const struct ready *r, const char *progress)
+{
+	char msg[sizeof(r->text) + 200];
+
+	if (r->ok != d->serving)
+		log_info(
+		    "%s", r->ok ? "ready: the cluster can serve" : r->text);
+	d->serving = r->ok;
+	if (r->ok && !d->ready) {
+		d->ready = true;
+		snprintf(
+		    msg, sizeof(msg), "READY=1\nSTATUS=ready; %s", progress);
+	} else if (r->ok) {
+		snprintf(msg, sizeof(msg), "STATUS=ready; %s", progress);
+	} else {
+		snprintf(msg, sizeof(msg), "STATUS=%s%s", r->text,
+		    d->ready ? "" : "\nEXTEND_TIMEOUT_USEC=5000000");
+	}
+	notify(msg);
+}
+
+/*
+ * Keeps every local replica's status fresh for metrics, status and
+ * readiness: every 0.2 s until the cluster can serve, then every second.
+ */
 static void
 poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct pbftd *d = w->data;
-
-	(void)loop;
-	(void)revents;
 	uint32_t local = 0, up = 0;
 	long long view = -1, exec = -1;
-	char msg[160];
+	char progress[160];
+	struct ready r;
 
+	(void)revents;
 	for (uint32_t i = 0; i < d->cfg->n; i++) {
 		struct child *c = &d->children[i];
 
@@ -349,21 +380,13 @@ poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			    json_object_get(c->status, "last_executed"));
 		}
 	}
-	/* Ready once every local replica answered (or after 10 s anyway, so
-	 * a replica stuck at start does not hold the unit in "activating"). */
-	if (!d->ready && (up == local || ev_now(loop) - d->started > 10.0)) {
-		d->ready = true;
-		snprintf(msg, sizeof(msg),
-		    "READY=1\nSTATUS=%u of %u replicas up", up, local);
-		notify(msg);
-		log_info("ready: %u of %u local replicas up", up, local);
-	} else if (d->ready) {
-		snprintf(msg, sizeof(msg),
-		    "STATUS=%u of %u replicas up; view %lld, last executed "
-		    "%lld",
-		    up, local, view, exec);
-		notify(msg);
-	}
+	ready_judge(d, &r);
+	snprintf(progress, sizeof(progress),
+	    "%u of %u replicas up; view %lld, last executed %lld", up, local,
+	    view, exec);
+	tell_readiness(d, &r, progress);
+	w->repeat = r.ok ? 1.0 : 0.2;
+	ev_timer_again(loop, w);
 }
 
 static void

@@ -64,6 +64,7 @@ struct pbftd {
 	ev_timer poll; /* asks every replica for its status each second */
 	const char *log_file; /* -L, reopened on SIGHUP; NULL: stderr */
 	bool ready; /* told systemd READY=1 */
+	bool serving; /* readiness at the last poll (ready.c) */
 	double started;
 };
 
@@ -83,6 +84,20 @@ void child_free_status(struct child *c);
 struct ctl_server *ctl_server_new(struct pbftd *d, char *err, size_t errlen);
 void ctl_server_free(struct ctl_server *s);
 void ctl_status_arrived(struct ctl_server *s);
+
+/* ready.c: whether the cluster can serve, as far as pbftd can see. */
+struct ready {
+	bool ok;
+	uint32_t quorum; /* 2f+1 */
+	uint32_t meshed; /* local replicas with channels to 2f peers */
+	uint32_t meshed_needed; /* 2f+1 of them, or all when fewer run */
+	uint32_t client_connected; /* replicas pbftd's client reaches */
+	uint32_t client_needed; /* 2f+1; 0 without a client identity */
+	char text[512]; /* "ready", or "waiting for ..." naming what */
+};
+void ready_judge(const struct pbftd *d, struct ready *r);
+/* Adds "ready" (bool) and "readiness" (the text) to a status reply. */
+void ready_status_json(const struct pbftd *d, struct json_t *rep);
 
 /* metrics.c: Prometheus text format over HTTP on metrics_listen. */
 struct metrics *metrics_new(struct pbftd *d, char *err, size_t errlen);

@@ -5,8 +5,9 @@
 #     fsync latency histogram; anything but GET /metrics gets 404/405;
 #   - -L FILE: pbftd and its replicas log there; after the file is moved
 #     away, SIGHUP makes every process write to a new FILE;
-#   - with NOTIFY_SOCKET set, pbftd sends READY=1 once its replicas
-#     answer, then STATUS= lines;
+#   - with NOTIFY_SOCKET set, pbftd sends STATUS=waiting for ..., then
+#     READY=1 once a quorum of replicas is connected (and its client to
+#     them), then STATUS= lines;
 #   - SIGHUP does not stop a replica started by hand.
 # Needs PBFT_BUILD (the meson build directory). Hard time bounds throughout.
 set -euo pipefail
@@ -71,11 +72,22 @@ NOTIFY_SOCKET=$dir/notify.sock "$pbftd" -c "$cfg" -L "$dir/pbftd.log" \
 pid=$!
 wait_until 10 test -S "$dir/c/pbftd.sock" || fail "no control socket"
 wait_until 10 grep -q "^READY=1" "$dir/notify.txt" || fail "no READY=1"
-grep -q "^STATUS=4 of 4 replicas up" "$dir/notify.txt" ||
-    fail "READY=1 before the replicas were up: $(cat "$dir/notify.txt")"
-wait_until 5 grep -q "^STATUS=4 of 4 replicas up; view 0, last executed" \
+# Waiting first (the first poll comes before any replica answered), READY=1
+# with a quorum up, and nothing but STATUS=waiting before it.
+python3 - "$dir/notify.txt" <<'PY' || fail "sd_notify order: $(cat "$dir/notify.txt")"
+import re, sys
+lines = open(sys.argv[1]).read().split('\n')
+r = lines.index('READY=1')
+before = [l for l in lines[:r] if l.startswith('STATUS=')]
+assert any(l.startswith('STATUS=waiting for ') for l in before)
+assert all(l.startswith('STATUS=waiting for ') or
+    l.startswith('STATUS=starting ') for l in before), before
+m = re.match(r'STATUS=ready; ([34]) of 4 replicas up', lines[r + 1])
+assert m, lines[r + 1]
+PY
+wait_until 5 grep -q "^STATUS=ready; 4 of 4 replicas up; view 0, last executed" \
     "$dir/notify.txt" || fail "no STATUS updates: $(cat "$dir/notify.txt")"
-ok "sd_notify: READY=1 once the replicas answer, then STATUS lines"
+ok "sd_notify: STATUS=waiting, READY=1 once a quorum is connected, then STATUS lines"
 for i in $(seq 1 30); do ctl submit "m$i" >/dev/null || fail "submit m$i"; done
 
 # scrape PATH: prints "STATUS BODY" via python (no curl needed).

@@ -4,20 +4,27 @@
  * latency when they are slow, and never exceeds 2.5 times the base; a
  * request nobody answers fails with PBFT_CLIENT_TIMEOUT at its deadline,
  * not before and not much after, oldest first, whether the requests were
- * sent at once or one after another. (Replies, retransmission
- * and view changes run against real replicas in the integration tests.)
+ * sent at once or one after another; a request submitted before any
+ * channel is up reaches a replica as soon as that replica's channel comes
+ * up (the primary, or a backup while the primary is down), long before its
+ * first retransmission. (Replies, retransmission and view changes run
+ * against real replicas in the integration tests.)
  */
 #include <check.h>
+#include <errno.h>
 #include <ev.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "chan.h"
 #include "client.h"
 #include "sig.h"
+#include "wire.h"
 
 #define NODES 4
 #define TIMEOUT_MS 300
@@ -87,25 +94,32 @@ watchdog_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* _i: 0 pipelined (all start at once), 1 serial (each starts when the one
  * before it has failed, from that callback). */
-START_TEST(test_unanswered_requests_time_out)
+/* Node i's key (seed 40 + i); the client's is seed 50. */
+static void *
+test_key(int seed_byte)
+{
+	uint8_t seed[32];
+	void *k;
+
+	memset(seed, seed_byte, sizeof(seed));
+	k = sig_keygen(seed);
+	ck_assert_ptr_nonnull(k);
+	return k;
+}
+
+/* A cluster of NODES on closed loopback ports, and one client, c0. */
+static struct cluster_cfg *
+test_cfg(struct pbft_client_opts *o)
 {
 	struct cluster_cfg *cfg = calloc(1, sizeof(*cfg));
-	struct pbft_client_opts o = {0};
-	struct pbft_client *c;
-	ev_timer watchdog;
-	uint8_t seed[32];
-	char err[256];
 
 	ck_assert_ptr_nonnull(cfg);
 	snprintf(cfg->name, sizeof(cfg->name), "clienttest");
 	cfg->n = NODES;
 	cfg->f = 1;
 	for (uint32_t i = 0; i < NODES; i++) {
-		void *k;
+		void *k = test_key(40 + (int)i);
 
-		memset(seed, 40 + (int)i, sizeof(seed));
-		k = sig_keygen(seed);
-		ck_assert_ptr_nonnull(k);
 		sig_public_raw(k, cfg->nodes[i].public_key);
 		sig_key_free(k);
 		cfg->nodes[i].id = i;
@@ -118,12 +132,20 @@ START_TEST(test_unanswered_requests_time_out)
 	cfg->nclients = 1;
 	cfg->clients = calloc(1, sizeof(*cfg->clients));
 	ck_assert_ptr_nonnull(cfg->clients);
-	memset(seed, 50, sizeof(seed));
-	o.key = sig_keygen(seed);
-	ck_assert_ptr_nonnull(o.key);
-	sig_public_raw(o.key, cfg->clients[0].public_key);
+	*o = (struct pbft_client_opts){.cfg = cfg, .key = test_key(50)};
+	sig_public_raw(o->key, cfg->clients[0].public_key);
 	snprintf(cfg->clients[0].name, sizeof(cfg->clients[0].name), "c0");
-	o.cfg = cfg;
+	return cfg;
+}
+
+START_TEST(test_unanswered_requests_time_out)
+{
+	struct pbft_client_opts o;
+	struct cluster_cfg *cfg = test_cfg(&o);
+	struct pbft_client *c;
+	ev_timer watchdog;
+	char err[256];
+
 	o.timeout_ms = TIMEOUT_MS;
 	o.retransmit_ms = 40;
 	o.pipeline = _i == 0;
@@ -160,18 +182,216 @@ START_TEST(test_unanswered_requests_time_out)
 }
 END_TEST
 
+/*
+ * A replica played by the test: it listens, and once the test accepts the
+ * client's connection it answers the handshake (chan.h) and counts the
+ * REQUEST frames it receives.
+ */
+struct fake_replica {
+	struct cluster_cfg *cfg;
+	uint32_t id;
+	void *key;
+	int lfd, fd;
+	struct chan ch;
+	ev_io rd;
+	uint8_t in[1 << 16];
+	size_t inlen;
+	int requests;
+	bool failed;
+};
+
+static int
+fake_lookup(void *ctx, uint8_t role, uint32_t id, uint8_t pub[PBFT_PUBKEY_LEN])
+{
+	const struct fake_replica *f = ctx;
+
+	if (role != PBFT_ROLE_CLIENT || id >= f->cfg->nclients)
+		return -1;
+	memcpy(pub, f->cfg->clients[id].public_key, PBFT_PUBKEY_LEN);
+	return 0;
+}
+
+static void
+fake_send(struct fake_replica *f, const struct wbuf *out)
+{
+	for (size_t off = 0; off < out->len;) {
+		ssize_t w = write(f->fd, out->p + off, out->len - off);
+
+		if (w == -1 && errno != EAGAIN && errno != EINTR) {
+			f->failed = true;
+			return;
+		}
+		if (w > 0)
+			off += (size_t)w;
+	}
+}
+
+static void
+fake_frame(void *arg, const uint8_t *frame, size_t len)
+{
+	struct fake_replica *f = arg;
+	size_t alen = wire_arena_bytes_for(len);
+	uint8_t *mem = malloc(alen);
+	struct wire_arena arena;
+	struct pbft_msg m;
+
+	ck_assert_ptr_nonnull(mem);
+	wire_arena_init(&arena, mem, alen);
+	if (wire_decode(frame, len, &m, &arena) == WIRE_OK &&
+	    m.type == PBFT_MSG_REQUEST && m.u.request.client == 0 &&
+	    m.u.request.op_len == 2 && memcmp(m.u.request.op, "op", 2) == 0)
+		f->requests++;
+	else
+		f->failed = true;
+	free(mem);
+}
+
+static void
+fake_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct fake_replica *f = w->data;
+	struct wbuf out;
+	size_t used = 0;
+	ssize_t r;
+
+	(void)revents;
+	r = read(f->fd, f->in + f->inlen, sizeof(f->in) - f->inlen);
+	if (r <= 0) {
+		if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+			f->failed = true;
+			ev_break(loop, EVBREAK_ALL);
+		}
+		return;
+	}
+	f->inlen += (size_t)r;
+	wbuf_init_dynamic(&out, 1 << 16);
+	if (chan_input(&f->ch, f->in, f->inlen, &used, &out, fake_frame, f) ==
+	    -1)
+		f->failed = true;
+	memmove(f->in, f->in + used, f->inlen - used);
+	f->inlen -= used;
+	fake_send(f, &out);
+	wbuf_clear(&out);
+	if (f->requests > 0 || f->failed)
+		ev_break(loop, EVBREAK_ALL);
+}
+
+/* Accepts the client's connection (it dialled already) and starts the
+ * handshake. */
+static void
+fake_accept(struct fake_replica *f, struct ev_loop *loop)
+{
+	struct pollfd p = {.fd = f->lfd, .events = POLLIN};
+	struct wbuf out;
+
+	ck_assert_int_eq(poll(&p, 1, 5000), 1);
+	f->fd = accept4(f->lfd, NULL, NULL, SOCK_NONBLOCK);
+	ck_assert_int_ne(f->fd, -1);
+	chan_init(&f->ch, PBFT_ROLE_REPLICA, f->id, f->key, fake_lookup, f,
+	    f->cfg->name, false, 0, 0);
+	wbuf_init_dynamic(&out, 4096);
+	ck_assert_int_eq(chan_start(&f->ch, &out), 0);
+	fake_send(f, &out);
+	wbuf_clear(&out);
+	ev_io_init(&f->rd, fake_read_cb, f->fd, EV_READ);
+	f->rd.data = f;
+	ev_io_start(loop, &f->rd);
+}
+
+/* Listens on a loopback port for node id, which cfg then names. */
+static void
+fake_listen(struct fake_replica *f, struct cluster_cfg *cfg, uint32_t id)
+{
+	struct sockaddr_in a = {
+	    .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+
+	memset(f, 0, sizeof(*f));
+	f->cfg = cfg;
+	f->id = id;
+	f->key = test_key(40 + (int)id);
+	f->lfd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ne(f->lfd, -1);
+	ck_assert_int_eq(bind(f->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(listen(f->lfd, 4), 0);
+	ck_assert_int_eq(getsockname(f->lfd, (struct sockaddr *)&a, &len), 0);
+	cfg->nodes[id].port = ntohs(a.sin_port);
+}
+
+static void
+on_cancelled(void *arg, const struct pbft_result *res)
+{
+	*(enum pbft_client_status *)arg = res->status;
+}
+
+/*
+ * _i: the replica that comes up, 0 (the primary of view 0) or 1 (a backup,
+ * the primary staying down). The request is signed and started while no
+ * channel is up; it must arrive within 3 s although the first
+ * retransmission is 60 s away.
+ */
+START_TEST(test_request_sent_when_channel_comes_up)
+{
+	struct pbft_client_opts o;
+	struct cluster_cfg *cfg = test_cfg(&o);
+	struct fake_replica f;
+	struct pbft_client *c;
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	enum pbft_client_status st = PBFT_CLIENT_OK;
+	ev_timer watchdog;
+	char err[256];
+
+	fake_listen(&f, cfg, (uint32_t)_i);
+	o.timeout_ms = 120000;
+	o.retransmit_ms = 60000;
+	c = pbft_client_new(loop, &o, err, sizeof(err));
+	ck_assert_msg(c != NULL, "%s", err);
+	ck_assert_int_eq(
+	    pbft_client_submit(c, (const uint8_t *)"op", 2, on_cancelled, &st),
+	    0);
+	/* Signed and started, with no channel up to take it. */
+	for (int i = 0; i < 5; i++)
+		ev_run(loop, EVRUN_NOWAIT);
+	ck_assert_uint_eq(pbft_client_connected(c), 0);
+	fake_accept(&f, loop);
+	ev_timer_init(&watchdog, watchdog_cb, 3.0, 0);
+	ev_timer_start(loop, &watchdog);
+	ev_run(loop, 0);
+	ev_timer_stop(loop, &watchdog);
+
+	ck_assert(!f.failed);
+	ck_assert(pbft_client_replica_connected(c, (uint32_t)_i));
+	ck_assert(!pbft_client_replica_connected(c, (uint32_t)_i ^ 1));
+	ck_assert_int_eq(f.requests, 1);
+	pbft_client_free(c);
+	ck_assert_int_eq(st, PBFT_CLIENT_CANCELLED);
+	ev_io_stop(loop, &f.rd);
+	chan_clear(&f.ch);
+	close(f.fd);
+	close(f.lfd);
+	sig_key_free(f.key);
+	ev_loop_destroy(loop);
+	free(cfg->clients);
+	free(cfg);
+}
+END_TEST
+
 static Suite *
 client_suite(void)
 {
 	Suite *s = suite_create("client");
 	TCase *tc = tcase_create("sign_interval");
 	TCase *tt = tcase_create("timeouts");
+	TCase *tu = tcase_create("channel_up");
 
 	tcase_add_test(tc, test_sign_interval_follows_latency);
 	suite_add_tcase(s, tc);
 	tcase_add_loop_test(tt, test_unanswered_requests_time_out, 0, 2);
 	tcase_set_timeout(tt, 30);
 	suite_add_tcase(s, tt);
+	tcase_add_loop_test(tu, test_request_sent_when_channel_comes_up, 0, 2);
+	tcase_set_timeout(tu, 30);
+	suite_add_tcase(s, tu);
 	return s;
 }
 
