@@ -52,11 +52,12 @@ struct conn {
 	struct conn *next_all, **prev_all; /* every live connection */
 	/* Admission (accepted connections): source address, its admit.h
 	 * slot, whether it is a replica's address, whether the handshake is
-	 * in progress (counted in net's pending[from_replica]), and why the
-	 * HELLO was refused (NET_REFUSE_COUNT: not for a refuse reason). */
+	 * in progress (then on net's list of those, oldest first), and why
+	 * the HELLO was refused (NET_REFUSE_COUNT: not for a refuse reason). */
 	struct admit_addr src;
 	uint32_t slot;
 	bool from_replica, pending;
+	struct conn *next_hs, **prev_hs;
 	enum net_refuse refused;
 	bool in_work; /* on net's work list: input left for later */
 	struct conn *next_work;
@@ -100,11 +101,12 @@ struct net {
 	struct learned learned[PBFT_REPLICAS_MAX]; /* [id] also: our own */
 	void *pub[PBFT_REPLICAS_MAX]; /* replicas' public keys */
 	/* Replicas' configured hosts, resolved at start (none: no address
-	 * in the file, or a wildcard one); handshakes in progress by pool
-	 * (1: from a replica's address); connections with input left. */
+	 * in the file, or a wildcard one); accepted handshakes in progress,
+	 * oldest first, and how many; connections with input left. */
 	struct admit_addr raddr[PBFT_REPLICAS_MAX][ADDRS_MAX];
 	uint8_t nraddr[PBFT_REPLICAS_MAX];
-	uint32_t pending[2];
+	struct conn *hs, **hs_tail;
+	uint32_t nhs;
 	struct conn *work;
 	ev_check work_check;
 	ev_idle work_idle; /* keeps the loop from waiting while work is left */
@@ -179,6 +181,23 @@ schedule_redial(struct net *n, uint32_t id)
 	ev_timer_start(n->loop, &n->redial[id]);
 }
 
+/* c's handshake is over (or c closed): off the list of those in progress. */
+static void
+hs_done(struct conn *c)
+{
+	struct net *n = c->n;
+
+	if (!c->pending)
+		return;
+	c->pending = false;
+	*c->prev_hs = c->next_hs;
+	if (c->next_hs != NULL)
+		c->next_hs->prev_hs = c->prev_hs;
+	else
+		n->hs_tail = c->prev_hs;
+	n->nhs--;
+}
+
 /* Closes now; the memory goes at the next loop iteration (callers up the
  * stack may still hold the pointer). */
 static void
@@ -223,9 +242,7 @@ conn_close(struct conn *c, const char *why)
 	}
 	chan_clear(&c->ch);
 	admit_close(&n->adm, c->slot);
-	if (c->pending)
-		n->pending[c->from_replica]--;
-	c->pending = false;
+	hs_done(c);
 	if (c->in_work) {
 		/* Not found: c is on the list work_check_cb is going
 		 * through, which skips it. */
@@ -307,9 +324,7 @@ on_established(struct conn *c)
 
 	chan_peer(&c->ch, &c->role, &c->peer);
 	c->established = true;
-	if (c->pending)
-		n->pending[c->from_replica]--;
-	c->pending = false;
+	hs_done(c);
 	ev_timer_stop(n->loop, &c->deadline);
 	if (c->role == PBFT_ROLE_REPLICA) {
 		slot = &n->peers[c->peer];
@@ -728,24 +743,46 @@ refuse(struct net *n, int fd, enum net_refuse why)
 }
 
 /*
+ * The handshake a newcomer from src replaces when every slot is taken: the
+ * oldest from its own address, else the oldest from an address that is
+ * not a replica's (a replica's newcomer: from any address). NULL: none.
+ */
+static struct conn *
+hs_victim(struct net *n, const struct admit_addr *src, bool rep)
+{
+	struct conn *other = NULL;
+
+	for (struct conn *c = n->hs; c != NULL; c = c->next_hs) {
+		if (admit_addr_eq(&c->src, src))
+			return c;
+		if (other == NULL && (rep || !c->from_replica))
+			other = c;
+	}
+	return other;
+}
+
+/*
  * The checks of a new connection from src (net.h, "Strangers"): 0 and its
  * admit.h slot, or -1 with fd closed and counted. A replica's address has
- * 2n connection and handshake slots that others cannot take; when even
- * those are full, its newcomer replaces the oldest handshake in progress.
+ * 2n connection and handshake slots that others cannot take. When the
+ * handshake slots are full, a newcomer replaces the oldest handshake of
+ * its own address, or else the oldest of another (hs_victim): whoever
+ * holds slots with connections that say nothing loses them to the next
+ * connection, and one address flooding replaces mostly its own.
  */
 static int
 admit_fd(struct net *n, int fd, const struct admit_addr *src, bool rep,
     uint32_t *slot)
 {
 	uint32_t extra = rep ? 2 * n->cfg->n : 0;
-	uint32_t pending = n->pending[0] + n->pending[1];
 	struct conn *old = NULL;
 
 	if (!rep && n->cfg->accept_from == CFG_ACCEPT_REPLICAS)
 		return refuse(n, fd, NET_REFUSE_SOURCE);
 	if (n->nconns >= NET_CLIENTS_MAX + extra)
 		return refuse(n, fd, NET_REFUSE_CONNS);
-	if (!rep && pending >= handshakes_max(n))
+	if (n->nhs >= handshakes_max(n) + extra &&
+	    (old = hs_victim(n, src, rep)) == NULL)
 		return refuse(n, fd, NET_REFUSE_HANDSHAKES);
 	switch (admit_open(
 	    &n->adm, src, rep, (uint64_t)(ev_now(n->loop) * 1e3), slot)) {
@@ -756,13 +793,9 @@ admit_fd(struct net *n, int fd, const struct admit_addr *src, bool rep,
 	default:
 		return refuse(n, fd, NET_REFUSE_CONNS);
 	}
-	if (pending >= handshakes_max(n) + extra) {
-		for (struct conn *c = n->all; c != NULL; c = c->next_all)
-			if (c->pending)
-				old = c; /* the list is newest first */
+	if (old != NULL) {
 		n->st.refused[NET_REFUSE_HANDSHAKES]++;
-		if (old != NULL)
-			conn_close(old, "replaced by a newer handshake");
+		conn_close(old, "replaced by a newer handshake");
 	}
 	return 0;
 }
@@ -797,7 +830,11 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		c->slot = slot;
 		c->from_replica = rep;
 		c->pending = true;
-		n->pending[rep]++;
+		c->next_hs = NULL;
+		c->prev_hs = n->hs_tail;
+		*n->hs_tail = c;
+		n->hs_tail = &c->next_hs;
+		n->nhs++;
 		ev_io_start(n->loop, &c->rd);
 	}
 	if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
@@ -1239,6 +1276,7 @@ admission_init(struct net *n)
 	    .replica_conns = 2 * cfg->n};
 
 	admit_init(&n->adm, &lim);
+	n->hs_tail = &n->hs;
 	resolve_replicas(n);
 	ev_check_init(&n->work_check, work_check_cb);
 	n->work_check.data = n;

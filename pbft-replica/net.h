@@ -24,10 +24,13 @@
  * ones, 2n more for a replica's address; with accept_from = replicas, only
  * replicas' addresses), the overall connection limit (NET_CLIENTS_MAX for
  * other addresses, 2n more slots kept for replicas' addresses) and the
- * limit of handshakes in progress (handshakes_max; replicas' addresses
- * have a pool of 2n of their own, in which a newcomer replaces the oldest
- * handshake, so strangers from those addresses can delay but not lock out
- * a replica). Then its HELLO must name a known (role, id) and, for a
+ * limit of handshakes in progress (handshakes_max, 2n more for replicas'
+ * addresses). When those are full a newcomer replaces the oldest
+ * handshake of its own address, else the oldest of an address that is not
+ * a replica's (a replica's newcomer: of any address), else it is refused:
+ * connections that say nothing cannot hold the slots, and one address
+ * flooding mostly replaces its own. Then its HELLO must name a known
+ * (role, id) and, for a
  * replica whose address the file gives, come from that host
  * (replica_source = match). Only then does the replica make a key, and it
  * signs only after the dialler's signature verified (chan.h). Refusals are

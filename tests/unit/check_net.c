@@ -1043,13 +1043,16 @@ START_TEST(test_rate_refused_before_crypto)
 END_TEST
 
 /*
- * Strangers from 127.0.0.2 hold every handshake slot (handshakes_max = 3)
- * with connections that say nothing: a fourth is refused, yet replica 0,
- * restarted, gets through on the slots kept for replicas' addresses.
+ * A stranger at 127.0.0.2 holds every handshake slot (handshakes_max = 3)
+ * with connections that say nothing; its fourth replaces its own oldest.
+ * A client from 127.0.0.3 still gets through (it replaces the stranger's
+ * oldest), and so does replica 0, restarted, on the slots kept for
+ * replicas' addresses (replacing nobody).
  */
 START_TEST(test_handshake_slots_reserved)
 {
-	int idle[4];
+	int idle[5];
+	struct client c;
 
 	cfg->handshakes_max = 3;
 	mesh_up();
@@ -1059,12 +1062,23 @@ START_TEST(test_handshake_slots_reserved)
 			ev_run(loop, EVRUN_NOWAIT);
 	}
 	ck_assert_uint_eq(stats(1).refused[NET_REFUSE_HANDSHAKES], 1);
+	open_as(&c, 1, PBFT_ROLE_CLIENT, 0, ckey, STRANGER_IP + 1);
+	ck_assert(chan_established(&c.ch));
+	client_close(&c);
+	ck_assert_uint_eq(stats(1).refused[NET_REFUSE_HANDSHAKES], 2);
+	/* The stranger takes the freed slot back: all three held again. */
+	idle[4] = connect_from(1, STRANGER_IP);
+	for (int k = 0; k < 20; k++)
+		ev_run(loop, EVRUN_NOWAIT);
+	ck_assert_uint_eq(stats(1).refused[NET_REFUSE_HANDSHAKES], 2);
 	net_free(nets[0]);
 	nets[0] = NULL;
 	start_node(0);
 	ck_assert(run_until(all_connected, NULL));
+	/* On a kept slot: it replaced nobody. */
+	ck_assert_uint_eq(stats(1).refused[NET_REFUSE_HANDSHAKES], 2);
 	exchange(0, 1, 910);
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 5; i++)
 		close(idle[i]);
 }
 END_TEST
