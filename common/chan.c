@@ -322,18 +322,22 @@ deliver(struct chan *ch, const uint8_t *plain, size_t len, size_t off,
 {
 	for (size_t want; off < len; off += want) {
 		if (budget_spent(ch)) {
-			if (plain != ch->held.p) {
+			if (plain != ch->held.p) { /* keep what is left */
 				wbuf_reset(&ch->held);
-				wbuf_put_bytes(&ch->held, plain, len);
+				wbuf_put_bytes(
+				    &ch->held, plain + off, len - off);
 				if (wbuf_failed(&ch->held))
 					return fail(ch, "out of memory");
+				off = 0;
 			}
 			ch->held_off = off;
 			return 0;
 		}
 		if (wire_frame_len(plain + off, len - off, &want) != WIRE_OK ||
-		    want > len - off)
+		    want > len - off) {
+			wbuf_clear(&ch->held); /* delivered once, not again */
 			return fail(ch, "record does not hold whole frames");
+		}
 		ch->frames_done++;
 		ch->bytes_done += want;
 		fn(arg, plain + off, want);
@@ -402,7 +406,7 @@ chan_input(struct chan *ch, const uint8_t *in, size_t len, size_t *consumed,
 		wbuf_init_dynamic(&scratch, CHAN_RECORD_MAX);
 	*consumed = 0;
 	ch->frames_done = ch->bytes_done = 0;
-	if (ch->held.len > 0 &&
+	if (ch->held.len > 0 && ch->state == CHAN_ESTABLISHED &&
 	    deliver(ch, ch->held.p, ch->held.len, ch->held_off, fn, arg) == -1)
 		return -1;
 	while (off < len && ch->held.len == 0 && !budget_spent(ch)) {

@@ -443,6 +443,23 @@ START_TEST(test_budget_splits_records)
 	ck_assert_uint_eq(p.ao.len, 0);
 	/* 3, 3, 3, 1+2 (the second record opened), 3, 3, 2: 7 calls. */
 	ck_assert_int_eq(calls, 6);
+	/* A record whose last frame is cut short, 2 frames a call: the nine
+	 * whole ones arrive over five calls, the fifth fails, and the dead
+	 * channel hands nothing on again. */
+	chan_set_budget(&p.b, 2, 0);
+	ck_assert_int_eq(chan_seal(&p.a, f.p, f.len - 1, &p.ao), 0);
+	ck_assert_int_eq(pump(&p.ao, &p.b, &p.bo, &p.bs), 0);
+	ck_assert_int_eq(pump(&p.ao, &p.b, &p.bo, &p.bs), 0);
+	ck_assert_int_eq(pump(&p.ao, &p.b, &p.bo, &p.bs), 0);
+	ck_assert_int_eq(pump(&p.ao, &p.b, &p.bo, &p.bs), 0);
+	ck_assert_int_eq(pump(&p.ao, &p.b, &p.bo, &p.bs), -1);
+	ck_assert_int_eq(p.bs.frames, 29);
+	(void)pump(&p.ao, &p.b, &p.bo, &p.bs);
+	ck_assert_int_eq(p.bs.frames, 29);
+	ck_assert_int_eq(p.b.state, CHAN_FAILED);
+	pair_clear(&p);
+	ck_assert_int_eq(handshake(&p, PBFT_ROLE_REPLICA, 0, rkey[0], 1, 1), 0);
+	p.bs.frames = 20;
 	/* No budget: everything at once. */
 	chan_set_budget(&p.b, 0, 0);
 	ck_assert_int_eq(chan_seal(&p.a, f.p, f.len, &p.ao), 0);
