@@ -345,6 +345,40 @@ prefixes_value(struct parse *ps, const char *v, struct cfg_prefixes *out)
 	return 1;
 }
 
+/* handshake_rate, handshakes_max, connections_per_address, accept_from,
+ * replica_source (k = 0..4). */
+static int
+admission_key(struct parse *ps, int k, const char *v)
+{
+	struct cluster_cfg *c = ps->cfg;
+	uint64_t x;
+
+	if (k == 3 || k == 4) {
+		bool first = strcmp(v, k == 3 ? "any" : "match") == 0;
+
+		if (!first && strcmp(v, k == 3 ? "replicas" : "any") != 0)
+			return fail_at(ps, ps->line, "%s",
+			    k == 3 ? "accept_from must be any or replicas"
+			           : "replica_source must be match or any");
+		if (k == 3)
+			c->accept_from =
+			    first ? CFG_ACCEPT_ANY : CFG_ACCEPT_REPLICAS;
+		else
+			c->replica_source =
+			    first ? CFG_SOURCE_MATCH : CFG_SOURCE_ANY;
+		return 1;
+	}
+	if (parse_u64(v, 1, 100000, &x) == -1)
+		return fail_at(ps, ps->line, "%s must be 1..100000",
+		    k == 0       ? "handshake_rate"
+		        : k == 1 ? "handshakes_max"
+		                 : "connections_per_address");
+	*(k == 0         ? &c->handshake_rate
+	        : k == 1 ? &c->handshakes_max
+	                 : &c->conns_per_address) = (uint32_t)x;
+	return 1;
+}
+
 static int
 cluster_key(struct parse *ps, const char *name, const char *v)
 {
@@ -353,7 +387,9 @@ cluster_key(struct parse *ps, const char *name, const char *v)
 	    "batch_timeout", "inflight_max", "request_timeout", "data_dir",
 	    "control_socket", "control_client", "metrics_listen", "bootstrap",
 	    "fsync", "log_level", "client_max_keys", "client_max_bytes",
-	    "shared_prefixes", "queue_bytes_max"};
+	    "shared_prefixes", "queue_bytes_max", "handshake_rate",
+	    "handshakes_max", "connections_per_address", "accept_from",
+	    "replica_source"};
 	struct cluster_cfg *c = ps->cfg;
 	uint64_t x;
 	int k = -1;
@@ -489,13 +525,15 @@ cluster_key(struct parse *ps, const char *name, const char *v)
 		return 1;
 	case 19:
 		return prefixes_value(ps, v, &c->shared_prefixes);
-	default:
+	case 20:
 		if (parse_u64(v, 1ULL << 20, 1ULL << 40, &x) == -1)
 			return fail_at(ps, ps->line,
 			    "queue_bytes_max must be a byte count from 1048576 "
 			    "(1 MiB) to 1099511627776 (1 TiB)");
 		c->queue_bytes_max = x;
 		return 1;
+	default:
+		return admission_key(ps, k - 21, v);
 	}
 }
 
@@ -771,6 +809,9 @@ set_defaults(struct parse *ps)
 	c->request_timeout_ms = 1000;
 	c->fsync = CFG_FSYNC_BATCH;
 	c->log_level = LOG_LVL_INFO;
+	c->handshake_rate = CFG_HANDSHAKE_RATE_DEFAULT;
+	c->handshakes_max = CFG_HANDSHAKES_MAX_DEFAULT;
+	c->conns_per_address = CFG_CONNS_PER_ADDRESS_DEFAULT;
 	snprintf(c->data_dir, sizeof(c->data_dir), "%s/data", ps->dir);
 	snprintf(c->control_socket, sizeof(c->control_socket), "%s/pbftd.sock",
 	    ps->dir);

@@ -50,6 +50,20 @@ enum cfg_fsync {
 	CFG_FSYNC_OFF, /* never: unsafe on power loss, for tests */
 };
 
+/* Who may talk to a replica before any cryptography (see cluster.ini(5)). */
+enum cfg_accept {
+	CFG_ACCEPT_ANY = 0, /* connections from any address (default) */
+	CFG_ACCEPT_REPLICAS, /* only from the replicas' configured addresses */
+};
+enum cfg_replica_source {
+	CFG_SOURCE_MATCH =
+	    0, /* a replica's HELLO from its own host (default) */
+	CFG_SOURCE_ANY, /* from anywhere (hosts that dial from another IP) */
+};
+#define CFG_HANDSHAKE_RATE_DEFAULT 100 /* a second, per address */
+#define CFG_HANDSHAKES_MAX_DEFAULT 64
+#define CFG_CONNS_PER_ADDRESS_DEFAULT 128
+
 struct cfg_node {
 	uint32_t id;
 	char host[256]; /* empty when learned from bootstrap */
@@ -117,6 +131,12 @@ struct cluster_cfg {
 	uint64_t client_max_keys;
 	uint64_t client_max_bytes;
 	struct cfg_prefixes shared_prefixes;
+	/* Admission of connections (0: the default). */
+	uint32_t handshake_rate; /* new connections a second per address */
+	uint32_t handshakes_max; /* unauthenticated ones at once */
+	uint32_t conns_per_address; /* open connections per address */
+	enum cfg_accept accept_from;
+	enum cfg_replica_source replica_source;
 	struct cfg_node nodes[PBFT_REPLICAS_MAX];
 	uint32_t nclients;
 	struct cfg_client *clients; /* nclients entries */

@@ -40,10 +40,21 @@ chan_init(struct chan *ch, uint8_t role, uint32_t id, void *key,
 	ch->initiator = initiator;
 	ch->want_role = want_role;
 	ch->want_id = want_id;
+	wbuf_init_dynamic(&ch->held, CHAN_RECORD_MAX);
 }
 
-int
-chan_start(struct chan *ch, struct wbuf *out)
+/* Handshake work done by this thread (chan_work_get). */
+static __thread struct chan_work work;
+
+void
+chan_work_get(struct chan_work *w)
+{
+	*w = work;
+}
+
+/* Makes our ephemeral key and HELLO into ch->my_hello, and appends it. */
+static int
+send_hello(struct chan *ch, struct wbuf *out)
 {
 	struct pbft_msg m = {.type = PBFT_MSG_HELLO};
 	struct wbuf wb;
@@ -51,6 +62,7 @@ chan_start(struct chan *ch, struct wbuf *out)
 	EVP_PKEY *eph = NULL;
 	size_t plen = 32;
 
+	work.keygens++;
 	if (kc == NULL || EVP_PKEY_keygen_init(kc) != 1 ||
 	    EVP_PKEY_keygen(kc, &eph) != 1) {
 		EVP_PKEY_CTX_free(kc);
@@ -68,8 +80,18 @@ chan_start(struct chan *ch, struct wbuf *out)
 		return fail(ch, "cannot encode hello");
 	ch->my_hello_len = wb.len;
 	wbuf_put_bytes(out, ch->my_hello, ch->my_hello_len);
-	ch->state = CHAN_HELLO_SENT;
 	return wbuf_failed(out) ? fail(ch, "output full") : 0;
+}
+
+int
+chan_start(struct chan *ch, struct wbuf *out)
+{
+	/* A responder speaks only once the initiator's HELLO passed the
+	 * cheap checks (on_hello). */
+	if (ch->initiator && send_hello(ch, out) == -1)
+		return -1;
+	ch->state = CHAN_HELLO_SENT;
+	return 0;
 }
 
 static void
@@ -104,33 +126,52 @@ auth_input(const struct chan *ch, bool ours, uint8_t *buf)
 	return 32 + strlen(l);
 }
 
+/* Appends our AUTH: our signature over the transcript. */
+static int
+send_auth(struct chan *ch, struct wbuf *out)
+{
+	struct pbft_msg m = {.type = PBFT_MSG_AUTH};
+	uint8_t buf[64];
+	size_t n = auth_input(ch, true, buf);
+
+	work.signs++;
+	if (sig_sign(ch->key, buf, n, m.u.auth.sig) == -1)
+		return fail(ch, "cannot sign the transcript");
+	if (wire_encode(out, &m) == -1)
+		return fail(ch, "output full");
+	return 0;
+}
+
+/*
+ * The peer's HELLO. Everything checked before any key is made or anything
+ * signed is cheap: the frame's length and form (input_handshake), the
+ * (role, id) we expect or the caller's lookup, which also applies its own
+ * policy (net.c: the source address). An initiator then signs; a responder
+ * only makes its ephemeral key and answers with its HELLO: it signs once
+ * the initiator's AUTH verified (on_auth).
+ */
 static int
 on_hello(struct chan *ch, const uint8_t *frame, size_t len,
     const struct pbft_hello *h, struct wbuf *out)
 {
-	struct pbft_msg m = {.type = PBFT_MSG_AUTH};
-	uint8_t buf[64];
-	size_t n;
-
 	if (ch->state != CHAN_HELLO_SENT)
 		return fail(ch, "unexpected hello");
 	if (ch->want_role != 0 &&
 	    (h->role != ch->want_role || h->id != ch->want_id))
 		return fail(ch, "peer is not the node we dialled");
-	if (ch->lookup(ch->lookup_ctx, h->role, h->id, ch->peer_pub) == -1)
-		return fail(ch, "peer identity not in cluster.ini");
 	if (len > sizeof(ch->peer_hello))
 		return fail(ch, "hello too long");
+	if (ch->lookup(ch->lookup_ctx, h->role, h->id, ch->peer_pub) == -1)
+		return fail(ch, "peer identity not in cluster.ini");
 	memcpy(ch->peer_hello, frame, len);
 	ch->peer_hello_len = len;
 	ch->peer_role = h->role;
 	ch->peer_id = h->id;
+	if (!ch->initiator && send_hello(ch, out) == -1)
+		return -1;
 	transcript(ch);
-	n = auth_input(ch, true, buf);
-	if (sig_sign(ch->key, buf, n, m.u.auth.sig) == -1)
-		return fail(ch, "cannot sign the transcript");
-	if (wire_encode(out, &m) == -1)
-		return fail(ch, "output full");
+	if (ch->initiator && send_auth(ch, out) == -1)
+		return -1;
 	ch->state = CHAN_AUTH_SENT;
 	return 0;
 }
@@ -201,7 +242,7 @@ out:
 }
 
 static int
-on_auth(struct chan *ch, const struct pbft_auth *a)
+on_auth(struct chan *ch, const struct pbft_auth *a, struct wbuf *out)
 {
 	uint8_t buf[64];
 	size_t n;
@@ -215,10 +256,13 @@ on_auth(struct chan *ch, const struct pbft_auth *a)
 	n = auth_input(ch, false, buf);
 	if ((pub = sig_public_from_raw(ch->peer_pub)) == NULL)
 		return fail(ch, "unusable peer key");
+	work.verifies++;
 	ok = sig_verify(pub, buf, n, a->sig);
 	sig_key_free(pub);
 	if (!ok)
 		return fail(ch, "peer failed to prove its identity");
+	if (!ch->initiator && send_auth(ch, out) == -1)
+		return -1;
 	if (wire_decode(ch->peer_hello, ch->peer_hello_len, &hm, &arena) !=
 	        WIRE_OK ||
 	    derive_keys(ch, hm.u.hello.eph_pub) == -1)
@@ -257,12 +301,57 @@ open_record(struct chan *ch, const uint8_t *rec, size_t len, uint8_t *plain)
 	return 0;
 }
 
+/* Whether this call's frame budget is spent (chan_set_budget). */
+static bool
+budget_spent(const struct chan *ch)
+{
+	return (ch->frames_max != 0 && ch->frames_done >= ch->frames_max) ||
+	    (ch->bytes_max != 0 && ch->bytes_done >= ch->bytes_max);
+}
+
+/*
+ * Hands the frames of an opened record (plain[off..len)) to fn while the
+ * budget lasts. The record is authentic, so the frames before a malformed
+ * one are the peer's as much as if they had come in records of their own:
+ * they are delivered, then the channel fails. What the budget leaves is
+ * copied to ch->held for the next call. 0, or -1.
+ */
+static int
+deliver(struct chan *ch, const uint8_t *plain, size_t len, size_t off,
+    chan_frame_fn fn, void *arg)
+{
+	for (size_t want; off < len; off += want) {
+		if (budget_spent(ch)) {
+			if (plain != ch->held.p) { /* keep what is left */
+				wbuf_reset(&ch->held);
+				wbuf_put_bytes(
+				    &ch->held, plain + off, len - off);
+				if (wbuf_failed(&ch->held))
+					return fail(ch, "out of memory");
+				off = 0;
+			}
+			ch->held_off = off;
+			return 0;
+		}
+		if (wire_frame_len(plain + off, len - off, &want) != WIRE_OK ||
+		    want > len - off) {
+			wbuf_clear(&ch->held); /* delivered once, not again */
+			return fail(ch, "record does not hold whole frames");
+		}
+		ch->frames_done++;
+		ch->bytes_done += want;
+		fn(arg, plain + off, want);
+	}
+	ch->held_off = 0;
+	wbuf_clear(&ch->held); /* a big record's copy is not kept */
+	return 0;
+}
+
 static int
 input_record(struct chan *ch, const uint8_t *in, size_t len, size_t *used,
     struct wbuf *scratch, chan_frame_fn fn, void *arg)
 {
 	uint32_t rl;
-	size_t flen;
 
 	if (len < 4)
 		return 0;
@@ -277,20 +366,8 @@ input_record(struct chan *ch, const uint8_t *in, size_t len, size_t *used,
 		return fail(ch, "out of memory");
 	if (open_record(ch, in, rl + 4, scratch->p) == -1)
 		return fail(ch, "record failed authentication");
-	flen = rl - CHAN_TAG_LEN;
 	*used = rl + 4;
-	/* Whole frames back to back. The record is authentic, so the frames
-	 * before a malformed one are the peer's as much as if they had come
-	 * in records of their own: they are delivered, then the channel
-	 * fails. */
-	for (size_t off = 0, want; off < flen; off += want) {
-		if (wire_frame_len(scratch->p + off, flen - off, &want) !=
-		        WIRE_OK ||
-		    want > flen - off)
-			return fail(ch, "record does not hold whole frames");
-		fn(arg, scratch->p + off, want);
-	}
-	return 0;
+	return deliver(ch, scratch->p, rl - CHAN_TAG_LEN, 0, fn, arg);
 }
 
 static int
@@ -314,7 +391,7 @@ input_handshake(struct chan *ch, const uint8_t *in, size_t len, size_t *used,
 	if (m.type == PBFT_MSG_HELLO)
 		return on_hello(ch, in, flen, &m.u.hello, out);
 	if (m.type == PBFT_MSG_AUTH)
-		return on_auth(ch, &m.u.auth);
+		return on_auth(ch, &m.u.auth, out);
 	return fail(ch, "frame before the handshake finished");
 }
 
@@ -328,7 +405,11 @@ chan_input(struct chan *ch, const uint8_t *in, size_t len, size_t *consumed,
 	if (scratch.max == 0)
 		wbuf_init_dynamic(&scratch, CHAN_RECORD_MAX);
 	*consumed = 0;
-	while (off < len) {
+	ch->frames_done = ch->bytes_done = 0;
+	if (ch->held.len > 0 && ch->state == CHAN_ESTABLISHED &&
+	    deliver(ch, ch->held.p, ch->held.len, ch->held_off, fn, arg) == -1)
+		return -1;
+	while (off < len && ch->held.len == 0 && !budget_spent(ch)) {
 		size_t used = 0;
 		int rc;
 
@@ -350,6 +431,19 @@ chan_input(struct chan *ch, const uint8_t *in, size_t len, size_t *consumed,
 			return -1;
 	}
 	return 0;
+}
+
+void
+chan_set_budget(struct chan *ch, size_t frames_max, size_t bytes_max)
+{
+	ch->frames_max = frames_max;
+	ch->bytes_max = bytes_max;
+}
+
+bool
+chan_budget_spent(const struct chan *ch)
+{
+	return ch->held.len > 0 || budget_spent(ch);
 }
 
 int
@@ -411,6 +505,8 @@ void
 chan_clear(struct chan *ch)
 {
 	EVP_PKEY_free(ch->eph);
+	wbuf_clear(&ch->held);
+	ch->held_off = 0;
 	EVP_CIPHER_CTX_free(ch->tx);
 	EVP_CIPHER_CTX_free(ch->rx);
 	ch->eph = ch->tx = ch->rx = NULL;

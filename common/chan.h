@@ -1,17 +1,29 @@
 /*
  * chan.h - authenticated, encrypted channels between pbft processes.
  *
- * Sans-I/O: bytes in, bytes out; the caller owns the socket. Handshake:
+ * Sans-I/O: bytes in, bytes out; the caller owns the socket. Handshake, in
+ * an order where the initiator (the end that dialled) proves who it is
+ * before the responder signs anything:
  *
- *   1. each end sends HELLO (role, id, fresh X25519 public key, nonce);
- *   2. th = SHA-256("pbft handshake v1" || cluster name || initiator's HELLO
- *      frame || responder's HELLO frame); each end sends AUTH, its Ed25519
- *      signature over th || "initiator" or th || "responder", made with the
- *      identity key that cluster.ini lists for its (role, id);
- *   3. each end checks the other's AUTH against that public key; an id that
- *      cluster.ini does not know is refused. Session keys are
+ *   1. the initiator sends HELLO (role, id, fresh X25519 public key, nonce);
+ *   2. the responder checks it with cheap checks only (form and length, a
+ *      (role, id) that cluster.ini lists, and whatever its lookup function
+ *      adds, such as the source address) and only then makes its own
+ *      ephemeral key and answers with its HELLO;
+ *   3. th = SHA-256("pbft handshake v1" || cluster name || initiator's HELLO
+ *      frame || responder's HELLO frame); the initiator sends AUTH, its
+ *      Ed25519 signature over th || "initiator", made with the identity key
+ *      that cluster.ini lists for its (role, id);
+ *   4. the responder verifies it and only then sends its own AUTH over
+ *      th || "responder"; the initiator verifies that. Session keys are
  *      HKDF-SHA256(ikm = X25519 shared secret, salt = th, info =
  *      "pbft i->r" / "pbft r->i").
+ *
+ * So a stranger without a key costs a responder one key generation and one
+ * failed verification, and nothing at all unless its HELLO passed the cheap
+ * checks; it never obtains a signature. The frames and the transcript are
+ * those of the earlier order (both HELLOs at once, then both AUTHs), so
+ * either end may run the earlier code.
  *
  * Afterwards every record is  u32 len | ChaCha20-Poly1305(frames) | tag,  the
  * nonce being a per-direction counter that is never sent: a record that is
@@ -70,7 +82,22 @@ struct chan {
 	void *tx, *rx; /* EVP_CIPHER_CTX */
 	uint64_t tx_ctr, rx_ctr;
 	const char *error;
+	/* Work budget of one chan_input call (0: none), what this call did,
+	 * and the opened record the budget left undelivered (held.p from
+	 * held_off on). */
+	size_t frames_max, bytes_max, frames_done, bytes_done;
+	struct wbuf held;
+	size_t held_off;
 };
+
+/* Handshake work done so far by the calling thread (for tests and
+ * measurements: a stranger must cost none of it before the cheap checks). */
+struct chan_work {
+	uint64_t keygens; /* ephemeral X25519 keys made */
+	uint64_t signs; /* transcripts signed */
+	uint64_t verifies; /* peers' signatures checked */
+};
+void chan_work_get(struct chan_work *w);
 
 /*
  * Prepares a channel. key: our Ed25519 private key (borrowed). An initiator
@@ -80,7 +107,8 @@ struct chan {
 void chan_init(struct chan *ch, uint8_t role, uint32_t id, void *key,
     chan_lookup_fn lookup, void *lookup_ctx, const char *cluster,
     bool initiator, uint8_t want_role, uint32_t want_id);
-/* Appends our HELLO to out. 0, or -1 (error in chan_error). */
+/* Appends our HELLO to out (an initiator; a responder waits for the
+ * peer's). 0, or -1 (error in chan_error). */
 int chan_start(struct chan *ch, struct wbuf *out);
 /*
  * Consumes bytes from in (as many as form complete frames or records; the
@@ -90,6 +118,16 @@ int chan_start(struct chan *ch, struct wbuf *out);
  */
 int chan_input(struct chan *ch, const uint8_t *in, size_t len, size_t *consumed,
     struct wbuf *out, chan_frame_fn fn, void *arg);
+/*
+ * Bounds the work of each later chan_input call: it hands fn at most
+ * frames_max frames and stops after the frame that reaches bytes_max bytes
+ * (0: no bound; at least one frame is handed over). The rest of a record
+ * already opened is kept in the channel, and bytes not yet opened are left
+ * unconsumed. chan_budget_spent says the last call stopped for the budget:
+ * call chan_input again (with no new bytes if need be) to go on.
+ */
+void chan_set_budget(struct chan *ch, size_t frames_max, size_t bytes_max);
+bool chan_budget_spent(const struct chan *ch);
 /*
  * Appends frames (one or more whole frames back to back, at most
  * PBFT_FRAME_BYTES_MAX bytes) as one sealed record. 0, or -1 before

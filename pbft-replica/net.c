@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admit.h"
 #include "chan.h"
 #include "log.h"
 #include "rbuf.h"
@@ -26,6 +27,7 @@
 #define NET_RECORD_COALESCE (256 * 1024) /* frames per sealed record */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
+#define ADDRS_MAX 4 /* addresses kept per replica host */
 
 struct conn {
 	struct net *n;
@@ -48,6 +50,17 @@ struct conn {
 	size_t hmark;
 	struct conn *next_dead;
 	struct conn *next_all, **prev_all; /* every live connection */
+	/* Admission (accepted connections): source address, its admit.h
+	 * slot, whether it is a replica's address, whether the handshake is
+	 * in progress (then on net's list of those, oldest first), and why
+	 * the HELLO was refused (NET_REFUSE_COUNT: not for a refuse reason). */
+	struct admit_addr src;
+	uint32_t slot;
+	bool from_replica, pending;
+	struct conn *next_hs, **prev_hs;
+	enum net_refuse refused;
+	bool in_work; /* on net's work list: input left for later */
+	struct conn *next_work;
 };
 
 /* A replica's address learned from its signed ANNOUNCE (kept to relay). */
@@ -87,6 +100,17 @@ struct net {
 	struct log_ratelimit rl; /* warnings caused by peers */
 	struct learned learned[PBFT_REPLICAS_MAX]; /* [id] also: our own */
 	void *pub[PBFT_REPLICAS_MAX]; /* replicas' public keys */
+	/* Replicas' configured hosts, resolved at start (none: no address
+	 * in the file, or a wildcard one); accepted handshakes in progress,
+	 * oldest first, and how many; connections with input left. */
+	struct admit_addr raddr[PBFT_REPLICAS_MAX][ADDRS_MAX];
+	uint8_t nraddr[PBFT_REPLICAS_MAX];
+	struct conn *hs, **hs_tail;
+	uint32_t nhs;
+	struct conn *work;
+	ev_check work_check;
+	ev_idle work_idle; /* keeps the loop from waiting while work is left */
+	struct admit adm;
 };
 
 static void dial(struct net *n, uint32_t id);
@@ -106,14 +130,33 @@ dials(const struct net *n, uint32_t id)
 
 /* ---- connection lifetime ----------------------------------------------- */
 
+/* Whether replica id may be at address a: always, unless the file gives
+ * its address and replica_source is match. */
+static bool
+source_matches(const struct net *n, uint32_t id, const struct admit_addr *a)
+{
+	if (n->cfg->replica_source == CFG_SOURCE_ANY || n->nraddr[id] == 0)
+		return true;
+	for (uint32_t k = 0; k < n->nraddr[id]; k++)
+		if (admit_addr_eq(&n->raddr[id][k], a))
+			return true;
+	return false;
+}
+
+/* The channel's cheap check of a HELLO (before any key is made). */
 static int
 lookup(void *ctx, uint8_t role, uint32_t id, uint8_t pub[PBFT_PUBKEY_LEN])
 {
-	const struct net *n = ctx;
+	struct conn *c = ctx;
+	const struct net *n = c->n;
 
 	if (role == PBFT_ROLE_REPLICA) {
 		if (id >= n->cfg->n || id == n->id)
 			return -1;
+		if (!c->outbound && !source_matches(n, id, &c->src)) {
+			c->refused = NET_REFUSE_SOURCE;
+			return -1;
+		}
 		memcpy(pub, n->cfg->nodes[id].public_key, PBFT_PUBKEY_LEN);
 		return 0;
 	}
@@ -136,6 +179,23 @@ schedule_redial(struct net *n, uint32_t id)
 	ev_timer_stop(n->loop, &n->redial[id]);
 	ev_timer_set(&n->redial[id], d / 1000.0, 0);
 	ev_timer_start(n->loop, &n->redial[id]);
+}
+
+/* c's handshake is over (or c closed): off the list of those in progress. */
+static void
+hs_done(struct conn *c)
+{
+	struct net *n = c->n;
+
+	if (!c->pending)
+		return;
+	c->pending = false;
+	*c->prev_hs = c->next_hs;
+	if (c->next_hs != NULL)
+		c->next_hs->prev_hs = c->prev_hs;
+	else
+		n->hs_tail = c->prev_hs;
+	n->nhs--;
 }
 
 /* Closes now; the memory goes at the next loop iteration (callers up the
@@ -181,6 +241,19 @@ conn_close(struct conn *c, const char *why)
 			schedule_redial(n, p);
 	}
 	chan_clear(&c->ch);
+	admit_close(&n->adm, c->slot);
+	hs_done(c);
+	if (c->in_work) {
+		/* Not found: c is on the list work_check_cb is going
+		 * through, which skips it. */
+		for (struct conn **p = &n->work; *p != NULL;
+		     p = &(*p)->next_work)
+			if (*p == c) {
+				*p = c->next_work;
+				break;
+			}
+		c->in_work = false;
+	}
 	n->nconns--;
 	*c->prev_all = c->next_all;
 	if (c->next_all != NULL)
@@ -251,6 +324,7 @@ on_established(struct conn *c)
 
 	chan_peer(&c->ch, &c->role, &c->peer);
 	c->established = true;
+	hs_done(c);
 	ev_timer_stop(n->loop, &c->deadline);
 	if (c->role == PBFT_ROLE_REPLICA) {
 		slot = &n->peers[c->peer];
@@ -302,6 +376,10 @@ count_failure(struct conn *c)
 		n->st.auth_failures++;
 		if (c->role == PBFT_ROLE_REPLICA)
 			n->st.peer[c->peer].bad_frames++;
+		return;
+	}
+	if (c->refused != NET_REFUSE_COUNT) {
+		n->st.refused[c->refused]++;
 		return;
 	}
 	n->st.handshake_failures++;
@@ -382,11 +460,76 @@ on_frame(void *arg, const uint8_t *frame, size_t len)
 	}
 }
 
+/* Counts and logs (rate-limited) why c's input failed, and closes c. */
+static void
+input_failed(struct conn *c)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	count_failure(c);
+	if (log_ratelimit(&c->n->rl,
+	        (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000, 20,
+	        1000)) {
+		if (c->established)
+			log_warnx("%s %u: %s: disconnecting",
+			    c->role == PBFT_ROLE_REPLICA ? "replica" : "client",
+			    c->peer, chan_error(&c->ch));
+		else
+			log_warnx("%s connection: handshake failed: %s: "
+			          "disconnecting",
+			    c->outbound ? "outgoing" : "incoming",
+			    chan_error(&c->ch));
+	}
+	conn_close(c, chan_error(&c->ch));
+}
+
+/* Leaves c's input for the next loop iteration (work_check_cb), and stops
+ * reading it meanwhile. */
+static void
+work_add(struct conn *c)
+{
+	struct net *n = c->n;
+
+	if (c->in_work)
+		return;
+	c->in_work = true;
+	c->next_work = n->work;
+	n->work = c;
+	n->st.budget_deferrals++;
+	ev_io_stop(n->loop, &c->rd);
+	ev_check_start(n->loop, &n->work_check);
+	ev_idle_start(n->loop, &n->work_idle);
+}
+
+/* Hands what c->in holds to the channel, at most one budget's worth. */
+static void
+conn_input(struct conn *c)
+{
+	size_t used = 0;
+
+	if (chan_input(&c->ch, c->in.p, c->in.len, &used, &c->out, on_frame,
+	        c) == -1) {
+		if (c->fd != -1) /* else a frame callback closed it */
+			input_failed(c);
+		return;
+	}
+	if (c->fd == -1)
+		return;
+	memmove(c->in.p, c->in.p + used, c->in.len - used);
+	c->in.len -= used;
+	if (!c->established && chan_established(&c->ch))
+		on_established(c);
+	if (c->out.len > c->out_off)
+		flush(c);
+	if (c->fd != -1 && chan_budget_spent(&c->ch))
+		work_add(c);
+}
+
 static void
 read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct conn *c = w->data;
-	size_t used = 0;
 	ssize_t r;
 
 	(void)loop;
@@ -406,40 +549,41 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	c->n->st.bytes_in += (uint64_t)r;
 	if (c->established && c->role == PBFT_ROLE_REPLICA)
 		c->n->st.peer[c->peer].bytes_in += (uint64_t)r;
-	if (chan_input(&c->ch, c->in.p, c->in.len, &used, &c->out, on_frame,
-	        c) == -1) {
-		struct timespec ts;
+	conn_input(c);
+}
 
-		if (c->fd == -1)
-			return; /* a frame callback closed it */
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		count_failure(c);
-		if (log_ratelimit(&c->n->rl,
-		        (uint64_t)ts.tv_sec * 1000 +
-		            (uint64_t)ts.tv_nsec / 1000000,
-		        20, 1000)) {
-			if (c->established)
-				log_warnx("%s %u: %s: disconnecting",
-				    c->role == PBFT_ROLE_REPLICA ? "replica"
-				                                 : "client",
-				    c->peer, chan_error(&c->ch));
-			else
-				log_warnx("%s connection: handshake failed: "
-				          "%s: disconnecting",
-				    c->outbound ? "outgoing" : "incoming",
-				    chan_error(&c->ch));
-		}
-		conn_close(c, chan_error(&c->ch));
-		return;
+/* Once per loop iteration while some connection has input left: each
+ * gets one more budget's worth, in turn with every other watcher. */
+static void
+work_check_cb(struct ev_loop *loop, ev_check *w, int revents)
+{
+	struct net *n = w->data;
+	struct conn *c, *list = n->work;
+
+	(void)revents;
+	n->work = NULL;
+	while (list != NULL) {
+		c = list;
+		list = c->next_work;
+		if (c->fd == -1 || !c->in_work)
+			continue; /* closed since */
+		c->in_work = false;
+		conn_input(c);
+		if (c->fd != -1 && !c->in_work)
+			ev_io_start(loop, &c->rd);
 	}
-	if (c->fd == -1)
-		return;
-	memmove(c->in.p, c->in.p + used, c->in.len - used);
-	c->in.len -= used;
-	if (!c->established && chan_established(&c->ch))
-		on_established(c);
-	if (c->out.len > c->out_off)
-		flush(c);
+	if (n->work == NULL) {
+		ev_idle_stop(loop, &n->work_idle);
+		ev_check_stop(loop, &n->work_check);
+	}
+}
+
+static void
+work_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
 }
 
 static void
@@ -492,8 +636,11 @@ conn_new(struct net *n, int fd, bool outbound, uint32_t want)
 	wbuf_init_dynamic(&c->out, NET_WQ_BYTES_MAX + PBFT_FRAME_BYTES_MAX);
 	wbuf_init_dynamic(&c->pt, NET_WQ_BYTES_MAX + PBFT_FRAME_BYTES_MAX);
 	wbuf_init_dynamic(&c->hp, NET_WQ_BYTES_MAX + PBFT_FRAME_BYTES_MAX);
-	chan_init(&c->ch, PBFT_ROLE_REPLICA, n->id, n->key, lookup, n,
+	c->slot = ADMIT_NONE;
+	c->refused = NET_REFUSE_COUNT;
+	chan_init(&c->ch, PBFT_ROLE_REPLICA, n->id, n->key, lookup, c,
 	    n->cfg->name, outbound, outbound ? PBFT_ROLE_REPLICA : 0, want);
+	chan_set_budget(&c->ch, NET_BUDGET_FRAMES, NET_BUDGET_BYTES);
 	ev_io_init(&c->rd, read_cb, fd, EV_READ);
 	ev_io_init(&c->wr, write_cb, fd, EV_WRITE);
 	ev_timer_init(&c->deadline, deadline_cb, NET_HANDSHAKE_MS / 1000.0, 0);
@@ -527,8 +674,9 @@ dial(struct net *n, uint32_t id)
 	if (n->peers[id] != NULL || n->dialing[id] != NULL)
 		return;
 	if (!node->has_address && n->learned[id].known) {
-		host = n->learned[id].host;
+		host = n->learned[id].host; /* numeric (on_announce) */
 		p = n->learned[id].port;
+		hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
 	}
 	snprintf(port, sizeof(port), "%u", (unsigned)p);
 	if ((!node->has_address && !n->learned[id].known) ||
@@ -567,25 +715,127 @@ redial_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	dial(n, id);
 }
 
+/* Whether a is the configured address of some replica. */
+static bool
+replica_address(const struct net *n, const struct admit_addr *a)
+{
+	for (uint32_t i = 0; i < n->cfg->n; i++)
+		for (uint32_t k = 0; k < n->nraddr[i]; k++)
+			if (admit_addr_eq(&n->raddr[i][k], a))
+				return true;
+	return false;
+}
+
+static uint32_t
+handshakes_max(const struct net *n)
+{
+	return n->cfg->handshakes_max ? n->cfg->handshakes_max
+	                              : CFG_HANDSHAKES_MAX_DEFAULT;
+}
+
+/* Closes a connection refused on accept, before any cryptography. */
+static int
+refuse(struct net *n, int fd, enum net_refuse why)
+{
+	close(fd);
+	n->st.refused[why]++;
+	return -1;
+}
+
+/*
+ * The handshake a newcomer from src replaces when every slot is taken: the
+ * oldest from its own address, else the oldest from an address that is
+ * not a replica's (a replica's newcomer: from any address). NULL: none.
+ */
+static struct conn *
+hs_victim(struct net *n, const struct admit_addr *src, bool rep)
+{
+	struct conn *other = NULL;
+
+	for (struct conn *c = n->hs; c != NULL; c = c->next_hs) {
+		if (admit_addr_eq(&c->src, src))
+			return c;
+		if (other == NULL && (rep || !c->from_replica))
+			other = c;
+	}
+	return other;
+}
+
+/*
+ * The checks of a new connection from src (net.h, "Strangers"): 0 and its
+ * admit.h slot, or -1 with fd closed and counted. A replica's address has
+ * 2n connection and handshake slots that others cannot take. When the
+ * handshake slots are full, a newcomer replaces the oldest handshake of
+ * its own address, or else the oldest of another (hs_victim): whoever
+ * holds slots with connections that say nothing loses them to the next
+ * connection, and one address flooding replaces mostly its own.
+ */
+static int
+admit_fd(struct net *n, int fd, const struct admit_addr *src, bool rep,
+    uint32_t *slot)
+{
+	uint32_t extra = rep ? 2 * n->cfg->n : 0;
+	struct conn *old = NULL;
+
+	if (!rep && n->cfg->accept_from == CFG_ACCEPT_REPLICAS)
+		return refuse(n, fd, NET_REFUSE_SOURCE);
+	if (n->nconns >= NET_CLIENTS_MAX + extra)
+		return refuse(n, fd, NET_REFUSE_CONNS);
+	if (n->nhs >= handshakes_max(n) + extra &&
+	    (old = hs_victim(n, src, rep)) == NULL)
+		return refuse(n, fd, NET_REFUSE_HANDSHAKES);
+	switch (admit_open(
+	    &n->adm, src, rep, (uint64_t)(ev_now(n->loop) * 1e3), slot)) {
+	case ADMIT_OK:
+		break;
+	case ADMIT_RATE:
+		return refuse(n, fd, NET_REFUSE_RATE);
+	default:
+		return refuse(n, fd, NET_REFUSE_CONNS);
+	}
+	if (old != NULL) {
+		n->st.refused[NET_REFUSE_HANDSHAKES]++;
+		conn_close(old, "replaced by a newer handshake");
+	}
+	return 0;
+}
+
 static void
 accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct net *n = w->data;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct admit_addr src;
+	uint32_t slot;
 	struct conn *c;
+	bool rep;
 	int fd;
 
 	(void)loop;
 	(void)revents;
-	while ((fd = accept4(
-	            n->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) != -1) {
-		if (n->nconns >= NET_CLIENTS_MAX + 2 * n->cfg->n) {
-			close(fd); /* full: refuse rather than grow */
+	while ((fd = accept4(n->lfd, (struct sockaddr *)&ss, &sl,
+	            SOCK_NONBLOCK | SOCK_CLOEXEC)) != -1) {
+		if (admit_addr_from((struct sockaddr *)&ss, sl, &src) == -1)
+			memset(&src, 0, sizeof(src));
+		sl = sizeof(ss);
+		rep = replica_address(n, &src);
+		if (admit_fd(n, fd, &src, rep, &slot) == -1)
+			continue;
+		if ((c = conn_new(n, fd, false, 0)) == NULL) {
+			admit_close(&n->adm, slot);
 			continue;
 		}
-		if ((c = conn_new(n, fd, false, 0)) == NULL)
-			continue;
+		c->src = src;
+		c->slot = slot;
+		c->from_replica = rep;
+		c->pending = true;
+		c->next_hs = NULL;
+		c->prev_hs = n->hs_tail;
+		*n->hs_tail = c;
+		n->hs_tail = &c->next_hs;
+		n->nhs++;
 		ev_io_start(n->loop, &c->rd);
-		flush(c);
 	}
 	if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 	    errno == ENOMEM) {
@@ -765,6 +1015,27 @@ net_unhold(struct net *n)
 
 /* ---- address announcements --------------------------------------------- */
 
+/* Whether host is a numeric IPv4 or IPv6 address (no lookup: a name's
+ * could block the loop). */
+static bool
+numeric_host(const uint8_t *host, size_t len)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+	    .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
+	struct addrinfo *ai = NULL;
+	char h[PBFT_HOST_BYTES_MAX + 1];
+	bool ok;
+
+	if (len == 0 || len > PBFT_HOST_BYTES_MAX || memchr(host, 0, len))
+		return false;
+	memcpy(h, host, len);
+	h[len] = '\0';
+	ok = getaddrinfo(h, "1", &hints, &ai) == 0 && ai != NULL;
+	if (ai != NULL)
+		freeaddrinfo(ai);
+	return ok;
+}
+
 /*
  * A signed ANNOUNCE from a peer (its own or relayed). A bad signature means
  * the sending peer forged or altered it: -1, and the caller drops the peer.
@@ -789,6 +1060,12 @@ on_announce(struct conn *c, const uint8_t *frame, size_t len)
 	    an->replica >= n->cfg->n || len > sizeof(l->frame)) {
 		n->st.announce_rejected++;
 		return -1;
+	}
+	if (!numeric_host(an->host, an->host_len)) {
+		/* Whoever signed it, the relaying peer may be honest (it
+		 * cannot resolve the name either): ignored, not fatal. */
+		n->st.refused[NET_REFUSE_ANNOUNCE_NAME]++;
+		return 0;
 	}
 	wbuf_init_fixed(&sb, sbuf, sizeof(sbuf));
 	ok = wire_signed_bytes(&sb, &m) == 0 &&
@@ -847,6 +1124,7 @@ announce_self(struct net *n)
 	m.u.announce.port = self->port;
 	wbuf_init_fixed(&wb, sbuf, sizeof(sbuf));
 	if (strlen(self->host) > PBFT_HOST_BYTES_MAX ||
+	    !numeric_host((const uint8_t *)self->host, strlen(self->host)) ||
 	    wire_signed_bytes(&wb, &m) == -1 ||
 	    sig_sign(n->key, wb.p, wb.len, m.u.announce.sig) == -1)
 		return -1;
@@ -954,7 +1232,70 @@ net_get_stats(const struct net *n, struct net_stats *st)
 	*st = n->st;
 }
 
+const char *
+net_refuse_name(enum net_refuse r)
+{
+	static const char *names[NET_REFUSE_COUNT] = {"handshake_rate",
+	    "conn_limit", "handshake_limit", "source_address",
+	    "announce_not_numeric"};
+
+	return r < NET_REFUSE_COUNT ? names[r] : "unknown";
+}
+
 /* ---- setup ------------------------------------------------------------- */
+
+/*
+ * Resolves the hosts the file gives the replicas (before the loop runs) to
+ * the addresses their connections may come from. A wildcard address, or
+ * one that does not resolve now, leaves that replica unchecked.
+ */
+static void
+resolve_replicas(struct net *n)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai, *p;
+
+	for (uint32_t i = 0; i < n->cfg->n; i++) {
+		const struct cfg_node *node = &n->cfg->nodes[i];
+		bool any = false;
+
+		if (!node->has_address ||
+		    getaddrinfo(node->host, NULL, &hints, &ai) != 0)
+			continue;
+		for (p = ai; p != NULL && n->nraddr[i] < ADDRS_MAX;
+		     p = p->ai_next) {
+			struct admit_addr *a = &n->raddr[i][n->nraddr[i]];
+
+			if (admit_addr_from(p->ai_addr, p->ai_addrlen, a) ==
+			    0) {
+				any = any || admit_addr_any(a);
+				n->nraddr[i]++;
+			}
+		}
+		freeaddrinfo(ai);
+		if (any)
+			n->nraddr[i] = 0;
+	}
+}
+
+static void
+admission_init(struct net *n)
+{
+	const struct cluster_cfg *cfg = n->cfg;
+	struct admit_limits lim = {.rate = cfg->handshake_rate
+	        ? cfg->handshake_rate
+	        : CFG_HANDSHAKE_RATE_DEFAULT,
+	    .conns = cfg->conns_per_address ? cfg->conns_per_address
+	                                    : CFG_CONNS_PER_ADDRESS_DEFAULT,
+	    .replica_conns = 2 * cfg->n};
+
+	admit_init(&n->adm, &lim);
+	n->hs_tail = &n->hs;
+	resolve_replicas(n);
+	ev_check_init(&n->work_check, work_check_cb);
+	n->work_check.data = n;
+	ev_idle_init(&n->work_idle, work_idle_cb);
+	n->work_idle.data = n;
+}
 
 static int
 listen_on(struct net *n, char *err, size_t errlen)
@@ -1006,6 +1347,7 @@ net_new(struct ev_loop *loop, const struct cluster_cfg *cfg, uint32_t id,
 	n->clients =
 	    calloc(cfg->nclients ? cfg->nclients : 1, sizeof(*n->clients));
 	wbuf_init_dynamic(&n->enc, PBFT_FRAME_BYTES_MAX);
+	admission_init(n);
 	if (n->clients == NULL || listen_on(n, err, errlen) == -1) {
 		net_free(n);
 		return NULL;
@@ -1031,7 +1373,9 @@ net_new(struct ev_loop *loop, const struct cluster_cfg *cfg, uint32_t id,
 		}
 	}
 	if (cfg->nodes[id].announce && announce_self(n) == -1) {
-		snprintf(err, errlen, "cannot sign our address announcement");
+		snprintf(err, errlen,
+		    "cannot announce our address (it must be numeric, "
+		    "e.g. 192.0.2.1:7000)");
 		net_free(n);
 		return NULL;
 	}
@@ -1063,6 +1407,8 @@ net_free(struct net *n)
 	reap(n);
 	ev_prepare_stop(n->loop, &n->reaper);
 	ev_prepare_stop(n->loop, &n->flusher);
+	ev_check_stop(n->loop, &n->work_check);
+	ev_idle_stop(n->loop, &n->work_idle);
 	for (uint32_t i = 0; i < n->cfg->n; i++)
 		sig_key_free(n->pub[i]);
 	free(n->clients);

@@ -14,7 +14,32 @@
  * knows (its own, if it announces, and those it learned); a receiver checks
  * the named replica's signature, keeps the newest by epoch, relays it and
  * dials the address if it is the dialling side. A peer that sends an
- * announcement that does not verify is disconnected and counted.
+ * announcement that does not verify is disconnected and counted. An
+ * announced host must be a numeric address (a name would need a lookup
+ * that can block the loop): others are ignored and counted.
+ *
+ * Strangers. Before a connection costs any cryptography it must pass, on
+ * accept, the checks of admit.h (a token bucket of new connections per
+ * source address, handshake_rate a second; connections_per_address open
+ * ones, 2n more for a replica's address; with accept_from = replicas, only
+ * replicas' addresses), the overall connection limit (NET_CLIENTS_MAX for
+ * other addresses, 2n more slots kept for replicas' addresses) and the
+ * limit of handshakes in progress (handshakes_max, 2n more for replicas'
+ * addresses). When those are full a newcomer replaces the oldest
+ * handshake of its own address, else the oldest of an address that is not
+ * a replica's (a replica's newcomer: of any address), else it is refused:
+ * connections that say nothing cannot hold the slots, and one address
+ * flooding mostly replaces its own. Then its HELLO must name a known
+ * (role, id) and, for a
+ * replica whose address the file gives, come from that host
+ * (replica_source = match). Only then does the replica make a key, and it
+ * signs only after the dialler's signature verified (chan.h). Refusals are
+ * counted by reason (enum net_refuse).
+ *
+ * Work. Each connection's input is handled at most NET_BUDGET_FRAMES
+ * frames or NET_BUDGET_BYTES bytes per loop iteration; the rest waits for
+ * the next one (the connection is not read meanwhile), so one peer's
+ * burst cannot hold the loop.
  *
  * Write queues are bounded (NET_WQ_BYTES_MAX per connection). A peer whose
  * queue overflows is too slow or dead: its connection is dropped, queued
@@ -33,6 +58,21 @@
 #define NET_WQ_BYTES_MAX (32u << 20)
 #define NET_CLIENTS_MAX 1024
 #define NET_HANDSHAKE_MS 5000
+/* Work per connection per loop iteration: frames handed on, and bytes. */
+#define NET_BUDGET_FRAMES 1024
+#define NET_BUDGET_BYTES (1u << 20)
+
+/* Connections refused before any cryptography, by reason (net_stats). */
+enum net_refuse {
+	NET_REFUSE_RATE = 0, /* the source address's handshake rate */
+	NET_REFUSE_CONNS, /* connection slots, overall or per address */
+	NET_REFUSE_HANDSHAKES, /* too many handshakes in progress */
+	NET_REFUSE_SOURCE, /* accept_from, or a replica's id from elsewhere */
+	NET_REFUSE_ANNOUNCE_NAME, /* an announced host that is not numeric */
+	NET_REFUSE_COUNT,
+};
+/* The reason's name in status "rejected" (handshake_rate, ...). */
+const char *net_refuse_name(enum net_refuse r);
 
 struct ev_loop;
 struct net;
@@ -69,6 +109,8 @@ struct net_stats {
 	uint64_t announce_accepted; /* new addresses learned */
 	uint64_t announce_rejected; /* bad signature or malformed */
 	uint64_t accept_pauses; /* accept() out of descriptors or memory */
+	uint64_t refused[NET_REFUSE_COUNT];
+	uint64_t budget_deferrals; /* a peer's input left for a later turn */
 	struct net_peer_stats peer[PBFT_REPLICAS_MAX]; /* by replica id */
 };
 

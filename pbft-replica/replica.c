@@ -1558,6 +1558,10 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 		jput(buf, len, &off, "\"%s\":%llu,",
 		    pbft_reject_name((enum pbft_reject)i),
 		    (unsigned long long)st.rejected[i]);
+	for (int i = 0; i < NET_REFUSE_COUNT; i++)
+		jput(buf, len, &off, "\"%s\":%llu,",
+		    net_refuse_name((enum net_refuse)i),
+		    (unsigned long long)ns.refused[i]);
 	jput(buf, len, &off,
 	    "\"undecodable_frame\":%llu,\"handshake\":%llu,"
 	    "\"bad_record\":%llu,\"bad_announcement\":%llu,"

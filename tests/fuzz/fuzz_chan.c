@@ -7,11 +7,13 @@
  *   mode 1: an initiator (replica 0 dialling replica 1) receives them as
  *           the responder's answer;
  *   mode 2: a channel that completed a real handshake receives one genuine
- *           record and then the bytes as further records.
+ *           record and then the bytes as further records; the first byte
+ *           also sets a work budget of 0 (none) to 3 frames per call, so
+ *           records are delivered in pieces across calls.
  *
  * Whatever arrives, chan_input must return 0 or -1, never consume more than
- * it was given, stay dead once it failed, and deliver only frames that are
- * well-formed and within the limits.
+ * it was given, stay dead once it failed, deliver only frames that are
+ * well-formed and within the limits, and no more per call than its budget.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -117,10 +119,10 @@ feed(struct chan *ch, const uint8_t *pre, size_t prelen, const uint8_t *data,
 		memcpy(buf, pre, prelen);
 	memcpy(buf + prelen, data, size);
 	wbuf_init_dynamic(&out, 1 << 16);
-	while (off < total) {
+	while (off < total || (!dead && chan_budget_spent(ch))) {
 		size_t n = total - off < step ? total - off : step;
 		size_t used = 0;
-		int rc;
+		int rc, before = frames;
 
 		have += n;
 		off += n;
@@ -128,6 +130,9 @@ feed(struct chan *ch, const uint8_t *pre, size_t prelen, const uint8_t *data,
 		if (rc != 0 && rc != -1)
 			abort();
 		if (used > have || (dead && rc != -1))
+			abort();
+		if (ch->frames_max != 0 &&
+		    (size_t)(frames - before) > ch->frames_max)
 			abort();
 		if (rc == -1) {
 			if (ch->state != CHAN_FAILED)
@@ -178,6 +183,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	default:
 		if (handshake(&a, &b, &ao, &bo) != 0)
 			abort();
+		chan_set_budget(&b, (size_t)(data[0] / 3 % 4), 0);
 		m.u.checkpoint.seq = 1;
 		wbuf_init_fixed(&fw, frame, sizeof(frame));
 		if (wire_encode(&fw, &m) != 0 ||

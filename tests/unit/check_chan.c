@@ -2,7 +2,8 @@
  * check_chan.c - authenticated channels: handshakes between replicas and
  * from a client complete; frames cross both ways; an altered, replayed,
  * reordered or foreign record is detected; unknown or lying peers are
- * refused.
+ * refused, a responder does no key or signature work for them before the
+ * cheap checks and never signs for them; a work budget splits records.
  */
 #include <check.h>
 #include <stdlib.h>
@@ -325,6 +326,151 @@ START_TEST(test_oversized_record_refused)
 }
 END_TEST
 
+/* Work done between two snapshots of chan_work_get. */
+static struct chan_work
+work_since(const struct chan_work *before)
+{
+	struct chan_work now;
+
+	chan_work_get(&now);
+	return (struct chan_work){now.keygens - before->keygens,
+	    now.signs - before->signs, now.verifies - before->verifies};
+}
+
+/* A responder makes no key and signs nothing until a HELLO passed the
+ * cheap checks, and signs only once the initiator's AUTH verified: a
+ * stranger never gets a signature. */
+START_TEST(test_responder_signs_after_initiator_proves)
+{
+	struct pair p;
+	struct chan_work w0, w;
+	struct pbft_msg m = {.type = PBFT_MSG_AUTH};
+
+	memset(&p, 0, sizeof(p));
+	wbuf_init_dynamic(&p.ao, 1 << 16);
+	wbuf_init_dynamic(&p.bo, 1 << 16);
+	chan_init(&p.b, PBFT_ROLE_REPLICA, 1, rkey[1], lookup, NULL, "test",
+	    false, 0, 0);
+	chan_work_get(&w0);
+	ck_assert_int_eq(chan_start(&p.b, &p.bo), 0);
+	ck_assert_uint_eq(p.bo.len, 0); /* the responder waits */
+	/* A HELLO naming an id cluster.ini does not list: no work at all. */
+	chan_init(&p.a, PBFT_ROLE_REPLICA, 9, stranger, lookup, NULL, "test",
+	    true, PBFT_ROLE_REPLICA, 1);
+	ck_assert_int_eq(chan_start(&p.a, &p.ao), 0);
+	chan_work_get(&w0);
+	ck_assert_int_eq(pump(&p.ao, &p.b, &p.bo, &p.bs), -1);
+	w = work_since(&w0);
+	ck_assert_uint_eq(w.keygens + w.signs + w.verifies, 0);
+	ck_assert_uint_eq(p.bo.len, 0);
+	pair_clear(&p);
+	/* Replica 2's id with 64 random bytes for AUTH: one key made, one
+	 * verification failed, nothing signed. */
+	memset(&p, 0, sizeof(p));
+	wbuf_init_dynamic(&p.ao, 1 << 16);
+	wbuf_init_dynamic(&p.bo, 1 << 16);
+	chan_init(&p.a, PBFT_ROLE_REPLICA, 2, stranger, lookup, NULL, "test",
+	    true, PBFT_ROLE_REPLICA, 1);
+	chan_init(&p.b, PBFT_ROLE_REPLICA, 1, rkey[1], lookup, NULL, "test",
+	    false, 0, 0);
+	ck_assert_int_eq(chan_start(&p.a, &p.ao), 0);
+	ck_assert_int_eq(chan_start(&p.b, &p.bo), 0);
+	chan_work_get(&w0);
+	ck_assert_int_eq(pump(&p.ao, &p.b, &p.bo, &p.bs), 0);
+	w = work_since(&w0);
+	ck_assert_uint_eq(w.keygens, 1);
+	ck_assert_uint_eq(w.signs, 0);
+	ck_assert_uint_gt(p.bo.len, 0); /* its HELLO, and no AUTH */
+	ck_assert_int_eq(p.b.state, CHAN_AUTH_SENT);
+	memset(m.u.auth.sig, 0x5a, sizeof(m.u.auth.sig));
+	ck_assert_int_eq(wire_encode(&p.ao, &m), 0);
+	p.bo.len = 0;
+	ck_assert_int_eq(pump(&p.ao, &p.b, &p.bo, &p.bs), -1);
+	w = work_since(&w0);
+	ck_assert_uint_eq(w.verifies, 1);
+	ck_assert_uint_eq(w.signs, 0);
+	ck_assert_uint_eq(p.bo.len, 0);
+	pair_clear(&p);
+	/* A real peer: each end signs once and verifies once. */
+	chan_work_get(&w0);
+	ck_assert_int_eq(handshake(&p, PBFT_ROLE_REPLICA, 0, rkey[0], 1, 1), 0);
+	w = work_since(&w0);
+	ck_assert_uint_eq(w.keygens, 2);
+	ck_assert_uint_eq(w.signs, 2);
+	ck_assert_uint_eq(w.verifies, 2);
+	pair_clear(&p);
+}
+END_TEST
+
+/* With a budget of 3 frames a call, two records of 10 frames arrive over 7
+ * calls; the second is not opened before the first is done. */
+START_TEST(test_budget_splits_records)
+{
+	struct pair p;
+	struct pbft_msg m = {.type = PBFT_MSG_REQUEST};
+	struct wbuf f;
+	size_t used;
+	int calls = 0;
+
+	ck_assert_int_eq(handshake(&p, PBFT_ROLE_REPLICA, 0, rkey[0], 1, 1), 0);
+	wbuf_init_dynamic(&f, 1 << 16);
+	for (uint64_t ts = 1; ts <= 10; ts++) {
+		m.u.request = (struct pbft_request){.client = 0,
+		    .timestamp = ts,
+		    .op_len = 2,
+		    .op = (const uint8_t *)"hi"};
+		ck_assert_int_eq(wire_encode(&f, &m), 0);
+	}
+	ck_assert_int_eq(chan_seal(&p.a, f.p, f.len, &p.ao), 0);
+	ck_assert_int_eq(chan_seal(&p.a, f.p, f.len, &p.ao), 0);
+	chan_set_budget(&p.b, 3, 0);
+	ck_assert_int_eq(
+	    chan_input(&p.b, p.ao.p, p.ao.len, &used, &p.bo, on_frame, &p.bs),
+	    0);
+	ck_assert_int_eq(p.bs.frames, 3);
+	ck_assert(chan_budget_spent(&p.b));
+	/* Only the first record was opened. */
+	ck_assert_uint_eq(used, p.ao.len / 2);
+	memmove(p.ao.p, p.ao.p + used, p.ao.len - used);
+	p.ao.len -= used;
+	while (chan_budget_spent(&p.b) && calls++ < 100) {
+		int before = p.bs.frames;
+
+		ck_assert_int_eq(pump(&p.ao, &p.b, &p.bo, &p.bs), 0);
+		ck_assert_int_le(p.bs.frames - before, 3);
+	}
+	ck_assert_int_eq(p.bs.frames, 20);
+	ck_assert_uint_eq(p.ao.len, 0);
+	/* 3, 3, 3, 1+2 (the second record opened), 3, 3, 2: 7 calls. */
+	ck_assert_int_eq(calls, 6);
+	/* A record whose last frame is cut short, 2 frames a call: the nine
+	 * whole ones arrive over five calls, the fifth fails, and the dead
+	 * channel hands nothing on again. */
+	chan_set_budget(&p.b, 2, 0);
+	ck_assert_int_eq(chan_seal(&p.a, f.p, f.len - 1, &p.ao), 0);
+	ck_assert_int_eq(pump(&p.ao, &p.b, &p.bo, &p.bs), 0);
+	ck_assert_int_eq(pump(&p.ao, &p.b, &p.bo, &p.bs), 0);
+	ck_assert_int_eq(pump(&p.ao, &p.b, &p.bo, &p.bs), 0);
+	ck_assert_int_eq(pump(&p.ao, &p.b, &p.bo, &p.bs), 0);
+	ck_assert_int_eq(pump(&p.ao, &p.b, &p.bo, &p.bs), -1);
+	ck_assert_int_eq(p.bs.frames, 29);
+	(void)pump(&p.ao, &p.b, &p.bo, &p.bs);
+	ck_assert_int_eq(p.bs.frames, 29);
+	ck_assert_int_eq(p.b.state, CHAN_FAILED);
+	pair_clear(&p);
+	ck_assert_int_eq(handshake(&p, PBFT_ROLE_REPLICA, 0, rkey[0], 1, 1), 0);
+	p.bs.frames = 20;
+	/* No budget: everything at once. */
+	chan_set_budget(&p.b, 0, 0);
+	ck_assert_int_eq(chan_seal(&p.a, f.p, f.len, &p.ao), 0);
+	ck_assert_int_eq(pump(&p.ao, &p.b, &p.bo, &p.bs), 0);
+	ck_assert_int_eq(p.bs.frames, 30);
+	ck_assert(!chan_budget_spent(&p.b));
+	wbuf_clear(&f);
+	pair_clear(&p);
+}
+END_TEST
+
 static Suite *
 chan_suite(void)
 {
@@ -344,6 +490,8 @@ chan_suite(void)
 	tcase_add_test(tc, test_foreign_session_key_detected);
 	tcase_add_test(tc, test_unknown_and_lying_peers_refused);
 	tcase_add_test(tc, test_oversized_record_refused);
+	tcase_add_test(tc, test_responder_signs_after_initiator_proves);
+	tcase_add_test(tc, test_budget_splits_records);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	return s;

@@ -3,7 +3,10 @@
  * exchange frames both ways, a restarted node is reconnected, and hostile
  * connections (garbage, an oversized length, a truncated or replayed
  * record, an unknown or lying key) are dropped while the mesh keeps
- * working. Everything runs on one libev loop with bounded waits.
+ * working; strangers are refused before any cryptography (rate, slots,
+ * source address), announced names are ignored and one client's burst is
+ * handed on a budget at a time. Everything runs on one libev loop with
+ * bounded waits.
  */
 #include <check.h>
 #include <errno.h>
@@ -17,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admit.h"
 #include "chan.h"
 #include "net.h"
 #include "sig.h"
@@ -358,8 +362,9 @@ END_TEST
 
 /* ---- raw and hostile clients ------------------------------------------ */
 
+/* A connection to node, from me if not NULL. */
 static int
-client_connect(uint32_t node)
+client_connect_unbound(uint32_t node, const struct sockaddr_in *me)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET,
 	    .sin_port = htons(cfg->nodes[node].port),
@@ -367,9 +372,18 @@ client_connect(uint32_t node)
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 
 	ck_assert_int_ge(fd, 0);
+	if (me != NULL)
+		ck_assert_int_eq(
+		    bind(fd, (const struct sockaddr *)me, sizeof(*me)), 0);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1)
 		ck_assert_int_eq(errno, EINPROGRESS);
 	return fd;
+}
+
+static int
+client_connect(uint32_t node)
+{
+	return client_connect_unbound(node, NULL);
 }
 
 /* Sends everything, running the loop while the socket is full. */
@@ -477,21 +491,42 @@ client_lookup(void *ctx, uint8_t role, uint32_t id, uint8_t pub[32])
 	return 0;
 }
 
-/* Opens a channel to node as client id, signing with key. */
+#define STRANGER_IP 0x7f000002 /* 127.0.0.2: no replica's address */
+
+/* A connection to node from the loopback address src (host order). */
+static int
+connect_from(uint32_t node, uint32_t src)
+{
+	struct sockaddr_in me = {
+	    .sin_family = AF_INET, .sin_addr.s_addr = htonl(src)};
+	int fd = client_connect_unbound(node, &me);
+
+	return fd;
+}
+
+/* Opens a channel to node from src as (role, id), signing with key. */
 static void
-client_open(struct client *c, uint32_t node, uint32_t id, void *key)
+open_as(struct client *c, uint32_t node, uint8_t role, uint32_t id, void *key,
+    uint32_t src)
 {
 	struct wbuf out;
 
 	memset(c, 0, sizeof(*c));
-	c->fd = client_connect(node);
-	chan_init(&c->ch, PBFT_ROLE_CLIENT, id, key, client_lookup, NULL,
-	    cfg->name, true, PBFT_ROLE_REPLICA, node);
+	c->fd = connect_from(node, src);
+	chan_init(&c->ch, role, id, key, client_lookup, NULL, cfg->name, true,
+	    PBFT_ROLE_REPLICA, node);
 	wbuf_init_dynamic(&out, 4096);
 	ck_assert_int_eq(chan_start(&c->ch, &out), 0);
 	client_send(c->fd, out.p, out.len);
 	wbuf_clear(&out);
 	run_until(client_done, c);
+}
+
+/* Opens a channel to node as client id, signing with key. */
+static void
+client_open(struct client *c, uint32_t node, uint32_t id, void *key)
+{
+	open_as(c, node, PBFT_ROLE_CLIENT, id, key, INADDR_LOOPBACK);
 }
 
 static void
@@ -697,22 +732,29 @@ END_TEST
 
 /* An ANNOUNCE for replica `who` at port, signed with key. */
 static void
-announce_frame(
-    uint32_t who, uint64_t epoch, uint16_t port, void *key, struct wbuf *out)
+announce_host(uint32_t who, uint64_t epoch, const char *host, uint16_t port,
+    void *key, struct wbuf *out)
 {
 	struct pbft_msg m = {.type = PBFT_MSG_ANNOUNCE};
 	struct wbuf sb;
 
 	m.u.announce.replica = who;
 	m.u.announce.epoch = epoch;
-	m.u.announce.host = (const uint8_t *)"127.0.0.1";
-	m.u.announce.host_len = 9;
+	m.u.announce.host = (const uint8_t *)host;
+	m.u.announce.host_len = (uint8_t)strlen(host);
 	m.u.announce.port = port;
 	wbuf_init_dynamic(&sb, 1024);
 	ck_assert_int_eq(wire_signed_bytes(&sb, &m), 0);
 	ck_assert_int_eq(sig_sign(key, sb.p, sb.len, m.u.announce.sig), 0);
 	wbuf_clear(&sb);
 	ck_assert_int_eq(wire_encode(out, &m), 0);
+}
+
+static void
+announce_frame(
+    uint32_t who, uint64_t epoch, uint16_t port, void *key, struct wbuf *out)
+{
+	announce_host(who, epoch, "127.0.0.1", port, key, out);
 }
 
 static bool
@@ -918,6 +960,261 @@ START_TEST(test_emfile_pauses_accept)
 }
 END_TEST
 
+/* ---- admission and work budgets ---------------------------------------- */
+
+/* admit.c alone: the bucket refuses past its burst and refills at the
+ * rate; open connections are counted per address, more for a replica's. */
+START_TEST(test_admit_bucket_and_counts)
+{
+	static struct admit a;
+	struct admit_limits lim = {.rate = 3, .conns = 2, .replica_conns = 1};
+	struct admit_addr x = {.b = {[15] = 1}}, y = {.b = {[15] = 2}};
+	uint32_t s[8];
+
+	admit_init(&a, &lim);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(
+		    admit_open(&a, &x, false, 1000, &s[i]), ADMIT_OK);
+		admit_close(&a, s[i]);
+	}
+	ck_assert_int_eq(admit_open(&a, &x, false, 1000, &s[3]), ADMIT_RATE);
+	ck_assert_uint_eq(s[3], ADMIT_NONE);
+	ck_assert_int_eq(admit_open(&a, &y, false, 1000, &s[4]), ADMIT_OK);
+	/* 3 a second: one more token a third of a second later. */
+	ck_assert_int_eq(admit_open(&a, &x, false, 1333, &s[3]), ADMIT_RATE);
+	ck_assert_int_eq(admit_open(&a, &x, false, 1334, &s[3]), ADMIT_OK);
+	ck_assert_int_eq(admit_open(&a, &x, false, 1334, &s[5]), ADMIT_RATE);
+	/* Later the bucket is full again (3); x holds s[3]. */
+	ck_assert_int_eq(admit_open(&a, &x, false, 9000, &s[5]), ADMIT_OK);
+	ck_assert_int_eq(admit_open(&a, &x, false, 9000, &s[6]), ADMIT_CONNS);
+	ck_assert_int_eq(admit_open(&a, &x, true, 9000, &s[6]), ADMIT_OK);
+	ck_assert_int_eq(admit_open(&a, &x, true, 9000, &s[7]), ADMIT_CONNS);
+	admit_close(&a, s[6]);
+	ck_assert_int_eq(admit_open(&a, &x, true, 9000, &s[7]), ADMIT_OK);
+	admit_close(&a, s[7]);
+	ck_assert_int_eq(admit_open(&a, &x, true, 9000, &s[7]), ADMIT_RATE);
+}
+END_TEST
+
+/* Handshake work in this thread since w0. */
+static struct chan_work
+work_since(const struct chan_work *w0)
+{
+	struct chan_work w;
+
+	chan_work_get(&w);
+	return (struct chan_work){w.keygens - w0->keygens, w.signs - w0->signs,
+	    w.verifies - w0->verifies};
+}
+
+/*
+ * A stranger (client 0's id, another key) from 127.0.0.2 past a rate of 3
+ * a second: the connections over the rate are closed on accept and cost
+ * node 1 no key and no verification; the ones admitted cost one of each
+ * and never a signature.
+ */
+START_TEST(test_rate_refused_before_crypto)
+{
+	struct chan_work w0, w;
+	struct client c;
+	uint64_t refused, admitted;
+
+	cfg->handshake_rate = 3;
+	mesh_up();
+	chan_work_get(&w0);
+	for (int i = 0; i < 10; i++) {
+		open_as(&c, 1, PBFT_ROLE_CLIENT, 0, stranger, STRANGER_IP);
+		ck_assert(run_until(client_closed, &c));
+		ck_assert(!chan_established(&c.ch));
+		client_close(&c);
+	}
+	refused = stats(1).refused[NET_REFUSE_RATE];
+	admitted = 10 - refused;
+	ck_assert_uint_ge(refused, 5);
+	ck_assert_uint_eq(stats(1).handshake_failures, admitted);
+	w = work_since(&w0);
+	/* Ours: a key each, a signature for each HELLO answered. Node 1's:
+	 * a key and a verification per admitted one, no signature. */
+	ck_assert_uint_eq(w.keygens, 10 + admitted);
+	ck_assert_uint_eq(w.signs, admitted);
+	ck_assert_uint_eq(w.verifies, admitted);
+	exchange(0, 1, 900);
+}
+END_TEST
+
+/*
+ * A stranger at 127.0.0.2 holds every handshake slot (handshakes_max = 3)
+ * with connections that say nothing; its fourth replaces its own oldest.
+ * A client from 127.0.0.3 still gets through (it replaces the stranger's
+ * oldest), and so does replica 0, restarted, on the slots kept for
+ * replicas' addresses (replacing nobody).
+ */
+START_TEST(test_handshake_slots_reserved)
+{
+	int idle[5];
+	struct client c;
+
+	cfg->handshakes_max = 3;
+	mesh_up();
+	for (int i = 0; i < 4; i++) {
+		idle[i] = connect_from(1, STRANGER_IP);
+		for (int k = 0; k < 20; k++)
+			ev_run(loop, EVRUN_NOWAIT);
+	}
+	ck_assert_uint_eq(stats(1).refused[NET_REFUSE_HANDSHAKES], 1);
+	open_as(&c, 1, PBFT_ROLE_CLIENT, 0, ckey, STRANGER_IP + 1);
+	ck_assert(chan_established(&c.ch));
+	client_close(&c);
+	ck_assert_uint_eq(stats(1).refused[NET_REFUSE_HANDSHAKES], 2);
+	/* The stranger takes the freed slot back: all three held again. */
+	idle[4] = connect_from(1, STRANGER_IP);
+	for (int k = 0; k < 20; k++)
+		ev_run(loop, EVRUN_NOWAIT);
+	ck_assert_uint_eq(stats(1).refused[NET_REFUSE_HANDSHAKES], 2);
+	net_free(nets[0]);
+	nets[0] = NULL;
+	start_node(0);
+	ck_assert(run_until(all_connected, NULL));
+	/* On a kept slot: it replaced nobody. */
+	ck_assert_uint_eq(stats(1).refused[NET_REFUSE_HANDSHAKES], 2);
+	exchange(0, 1, 910);
+	for (int i = 0; i < 5; i++)
+		close(idle[i]);
+}
+END_TEST
+
+/*
+ * accept_from = replicas: a client from 127.0.0.2 is closed on accept,
+ * one from 127.0.0.1 (a replica's address) is served. Then, with any
+ * address accepted, a HELLO naming replica 2 from 127.0.0.2 is refused
+ * before node 1 makes a key (replica_source = match).
+ */
+START_TEST(test_source_addresses)
+{
+	struct chan_work w0, w;
+	struct client c;
+
+	cfg->accept_from = CFG_ACCEPT_REPLICAS;
+	mesh_up();
+	open_as(&c, 1, PBFT_ROLE_CLIENT, 0, ckey, STRANGER_IP);
+	ck_assert(run_until(client_closed, &c));
+	client_close(&c);
+	ck_assert_uint_eq(stats(1).refused[NET_REFUSE_SOURCE], 1);
+	client_open(&c, 1, 0, ckey);
+	ck_assert(chan_established(&c.ch));
+	client_close(&c);
+	cfg->accept_from = CFG_ACCEPT_ANY;
+	chan_work_get(&w0);
+	open_as(&c, 1, PBFT_ROLE_REPLICA, 2, rkey[2], STRANGER_IP);
+	ck_assert(run_until(client_closed, &c));
+	ck_assert(!chan_established(&c.ch));
+	client_close(&c);
+	w = work_since(&w0);
+	ck_assert_uint_eq(stats(1).refused[NET_REFUSE_SOURCE], 2);
+	ck_assert_uint_eq(w.keygens, 1); /* ours */
+	ck_assert_uint_eq(w.signs + w.verifies, 0);
+	ck_assert_uint_eq(stats(1).handshake_failures, 0);
+	exchange(0, 1, 920);
+}
+END_TEST
+
+/* An announcement that replica 2 did sign but that names a host rather
+ * than an address: ignored and counted, the channel that relayed it kept,
+ * nothing learned. */
+START_TEST(test_announced_name_ignored)
+{
+	struct client c;
+	struct wbuf f, out;
+
+	mesh_up();
+	memset(&c, 0, sizeof(c));
+	c.fd = client_connect(0);
+	chan_init(&c.ch, PBFT_ROLE_REPLICA, 1, rkey[1], client_lookup, NULL,
+	    cfg->name, true, PBFT_ROLE_REPLICA, 0);
+	wbuf_init_dynamic(&out, 1 << 16);
+	ck_assert_int_eq(chan_start(&c.ch, &out), 0);
+	client_send(c.fd, out.p, out.len);
+	wbuf_reset(&out);
+	run_until(client_done, &c);
+	ck_assert(chan_established(&c.ch));
+	wbuf_init_dynamic(&f, 4096);
+	announce_host(2, UINT64_MAX, "localhost", 1, rkey[2], &f);
+	ck_assert_int_eq(chan_seal(&c.ch, f.p, f.len, &out), 0);
+	client_send(c.fd, out.p, out.len);
+	for (int i = 0;
+	     i < 50 && stats(0).refused[NET_REFUSE_ANNOUNCE_NAME] == 0; i++)
+		ev_run(loop, EVRUN_NOWAIT);
+	ck_assert_uint_eq(stats(0).refused[NET_REFUSE_ANNOUNCE_NAME], 1);
+	ck_assert_uint_eq(stats(0).announce_rejected, 0);
+	ck_assert_uint_eq(stats(0).announce_accepted, 0);
+	client_poll(&c);
+	ck_assert(!c.closed);
+	client_close(&c);
+	wbuf_clear(&f);
+	wbuf_clear(&out);
+}
+END_TEST
+
+/* Frames node 1 handed on per loop iteration, at most (a prepare watcher
+ * looks at the count before each wait). */
+static int frames_seen, frames_iter_max;
+
+static void
+iter_cb(struct ev_loop *l, ev_prepare *w, int revents)
+{
+	int d = rxs[1].client_frames - frames_seen;
+
+	(void)l;
+	(void)w;
+	(void)revents;
+	if (d > frames_iter_max)
+		frames_iter_max = d;
+	frames_seen = rxs[1].client_frames;
+}
+
+static bool
+frames_all_seen(void *arg)
+{
+	return rxs[1].client_frames >= *(int *)arg;
+}
+
+/* One record of 3,000 frames from a client is handed on in pieces of at
+ * most NET_BUDGET_FRAMES, one piece per loop iteration; all arrive. */
+START_TEST(test_budget_spreads_a_burst)
+{
+	struct client c;
+	struct wbuf f, rec;
+	struct pbft_msg m;
+	ev_prepare iter;
+	int want = 3000;
+
+	mesh_up();
+	client_open(&c, 1, 0, ckey);
+	ck_assert(chan_established(&c.ch));
+	wbuf_init_dynamic(&f, 1 << 22);
+	wbuf_init_dynamic(&rec, 1 << 22);
+	for (int i = 0; i < want; i++) {
+		checkpoint(&m, (uint64_t)i + 1, 0);
+		ck_assert_int_eq(wire_encode(&f, &m), 0);
+	}
+	ck_assert_int_eq(chan_seal(&c.ch, f.p, f.len, &rec), 0);
+	ev_prepare_init(&iter, iter_cb);
+	ev_prepare_start(loop, &iter);
+	client_send(c.fd, rec.p, rec.len);
+	ck_assert(run_until(frames_all_seen, &want));
+	iter_cb(loop, &iter, 0); /* the last iteration's share */
+	ev_prepare_stop(loop, &iter);
+	ck_assert_int_eq(rxs[1].client_frames, want);
+	ck_assert_uint_eq(rxs[1].client_seq, (uint64_t)want);
+	ck_assert_int_le(frames_iter_max, NET_BUDGET_FRAMES);
+	ck_assert_uint_ge(stats(1).budget_deferrals, 2);
+	wbuf_clear(&f);
+	wbuf_clear(&rec);
+	client_close(&c);
+	exchange(0, 1, 930);
+}
+END_TEST
+
 static Suite *
 net_suite(void)
 {
@@ -938,6 +1235,16 @@ net_suite(void)
 	tcase_add_test(tc, test_port_taken);
 	tcase_add_test(tc, test_emfile_pauses_accept);
 	tcase_add_test(tc, test_slow_reader_dropped);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("admission");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_admit_bucket_and_counts);
+	tcase_add_test(tc, test_rate_refused_before_crypto);
+	tcase_add_test(tc, test_handshake_slots_reserved);
+	tcase_add_test(tc, test_source_addresses);
+	tcase_add_test(tc, test_announced_name_ignored);
+	tcase_add_test(tc, test_budget_spreads_a_burst);
 	suite_add_tcase(s, tc);
 	return s;
 }
