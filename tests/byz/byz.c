@@ -59,6 +59,7 @@ struct opts {
 	uint64_t view;
 	double seconds;
 	bool bad_sig;
+	const char *what; /* fetch: "state", "batch" or NULL for both */
 };
 
 /* An authenticated channel to one replica, driven by poll. */
@@ -303,63 +304,87 @@ encode(const struct pbft_msg *m)
 
 /* ---- stranger ----------------------------------------------------------- */
 
+/*
+ * One connection attempt: HELLO on connect; AUTH (64 random bytes) once the
+ * replica answered with its own AUTH, a signature it made for us, or after
+ * AUTH_WAIT_S without one; then wait for the replica to hang up.
+ */
+#define AUTH_WAIT_S 0.1
 struct attempt {
 	int fd;
-	double started;
+	int state; /* 0 connecting, 1 HELLO sent, 2 AUTH sent */
+	double started, hello_at;
 	size_t got;
-	bool sent;
 };
 
 struct stranger_stats {
 	uint64_t attempts, completed, signed_back, timeouts, refused;
 };
 
+struct stranger {
+	uint8_t hello[256], auth[256];
+	size_t hello_len, auth_len;
+	struct stranger_stats st;
+};
+
 static void
-attempt_end(struct attempt *a, struct stranger_stats *st, size_t hello_len)
+attempt_end(struct attempt *a)
 {
 	struct linger lg = {.l_onoff = 1, .l_linger = 0};
 
-	/* The replica's HELLO comes on accept, its AUTH (a signature it
-	 * made for us) only once it took our HELLO. */
-	if (a->got > hello_len)
-		st->signed_back++;
 	setsockopt(a->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	close(a->fd);
 	a->fd = -1;
 }
 
 static void
-attempt_step(struct attempt *a, const struct pollfd *p, const uint8_t *attack,
-    size_t attack_len, struct stranger_stats *st, size_t hello_len)
+attempt_send(
+    struct attempt *a, struct stranger *x, const uint8_t *buf, size_t len)
+{
+	if (send(a->fd, buf, len, MSG_NOSIGNAL) != (ssize_t)len) {
+		x->st.refused++;
+		attempt_end(a);
+		return;
+	}
+	a->state++;
+	a->hello_at = now_s();
+	if (a->state == 1)
+		x->st.attempts++;
+}
+
+static void
+attempt_step(struct attempt *a, const struct pollfd *p, struct stranger *x)
 {
 	uint8_t buf[4096];
 	ssize_t r;
+	bool had_auth = a->got >= x->hello_len + x->auth_len;
 
-	if (!a->sent && (p->revents & (POLLOUT | POLLERR | POLLHUP))) {
-		if (send(a->fd, attack, attack_len, MSG_NOSIGNAL) !=
-		    (ssize_t)attack_len) {
-			st->refused++;
-			attempt_end(a, st, hello_len);
+	if (a->state == 0) {
+		if (p->revents & (POLLOUT | POLLERR | POLLHUP))
+			attempt_send(a, x, x->hello, x->hello_len);
+		return;
+	}
+	if (p->revents & (POLLIN | POLLERR | POLLHUP)) {
+		while ((r = read(a->fd, buf, sizeof(buf))) > 0)
+			a->got += (size_t)r;
+		if (!had_auth && a->got >= x->hello_len + x->auth_len)
+			x->st.signed_back++;
+		if (r == 0 || (r == -1 && errno != EAGAIN)) {
+			x->st.completed++;
+			attempt_end(a);
 			return;
 		}
-		a->sent = true;
-		st->attempts++;
-		return;
 	}
-	if (!(p->revents & (POLLIN | POLLERR | POLLHUP)))
-		return;
-	while ((r = read(a->fd, buf, sizeof(buf))) > 0)
-		a->got += (size_t)r;
-	if (r == 0 || (r == -1 && errno != EAGAIN)) {
-		if (a->sent)
-			st->completed++;
-		attempt_end(a, st, hello_len);
-	}
+	if (a->state == 1 &&
+	    (a->got >= x->hello_len + x->auth_len ||
+	        now_s() - a->hello_at > AUTH_WAIT_S))
+		attempt_send(a, x, x->auth, x->auth_len);
 }
 
-/* The frames a stranger sends: HELLO naming a replica, then a false AUTH. */
-static size_t
-stranger_frames(const struct opts *o, uint8_t *buf, size_t cap, size_t *hl)
+/* The frames a stranger sends: HELLO naming a replica, then a false AUTH.
+ * The replica's HELLO and AUTH have the same lengths. */
+static void
+stranger_frames(const struct opts *o, struct stranger *x)
 {
 	struct pbft_msg m = {.type = PBFT_MSG_HELLO};
 	struct wbuf wb;
@@ -368,15 +393,28 @@ stranger_frames(const struct opts *o, uint8_t *buf, size_t cap, size_t *hl)
 	m.u.hello.id = (o->target + 1) % cfg->n;
 	RAND_bytes(m.u.hello.eph_pub, 32);
 	RAND_bytes(m.u.hello.nonce, 32);
-	wbuf_init_fixed(&wb, buf, cap);
+	wbuf_init_fixed(&wb, x->hello, sizeof(x->hello));
 	wire_encode(&wb, &m);
-	*hl = wb.len; /* the replica's HELLO has the same length */
+	x->hello_len = wb.len;
 	m = (struct pbft_msg){.type = PBFT_MSG_AUTH};
 	RAND_bytes(m.u.auth.sig, PBFT_SIG_LEN);
+	wbuf_init_fixed(&wb, x->auth, sizeof(x->auth));
 	wire_encode(&wb, &m);
+	x->auth_len = wb.len;
 	if (wbuf_failed(&wb))
 		die("cannot encode the handshake");
-	return wb.len;
+}
+
+static void
+stranger_report(const struct stranger_stats *st, double seconds)
+{
+	printf("{\"mode\":\"stranger\",\"seconds\":%.3f,\"attempts\":%llu,"
+	       "\"completed\":%llu,\"signed\":%llu,\"timeouts\":%llu,"
+	       "\"refused\":%llu}\n",
+	    seconds, (unsigned long long)st->attempts,
+	    (unsigned long long)st->completed,
+	    (unsigned long long)st->signed_back,
+	    (unsigned long long)st->timeouts, (unsigned long long)st->refused);
 }
 
 static int
@@ -384,48 +422,38 @@ run_stranger(const struct opts *o)
 {
 	struct attempt a[CONNS_MAX];
 	struct pollfd p[CONNS_MAX];
-	struct stranger_stats st = {0};
-	uint8_t attack[512];
-	size_t hello_len, attack_len;
+	struct stranger x = {0};
 	uint32_t k = o->conns < CONNS_MAX ? o->conns : CONNS_MAX;
 	double t0 = now_s(), t;
 
-	attack_len = stranger_frames(o, attack, sizeof(attack), &hello_len);
+	stranger_frames(o, &x);
 	for (uint32_t i = 0; i < k; i++)
 		a[i].fd = -1;
 	while ((t = now_s()) < t0 + o->seconds) {
 		for (uint32_t i = 0; i < k; i++) {
 			if (a[i].fd != -1 && t - a[i].started > 2) {
-				st.timeouts++;
-				attempt_end(&a[i], &st, hello_len);
+				x.st.timeouts++;
+				attempt_end(&a[i]);
 			}
 			if (a[i].fd == -1) {
 				a[i] = (struct attempt){
 				    .fd = tcp_dial(o->target, true),
 				    .started = t};
 				if (a[i].fd == -1)
-					st.refused++;
+					x.st.refused++;
 			}
 			p[i] = (struct pollfd){.fd = a[i].fd,
-			    .events = a[i].sent ? POLLIN : POLLOUT};
+			    .events = a[i].state == 0 ? POLLOUT : POLLIN};
 		}
-		if (poll(p, k, 50) <= 0)
-			continue;
+		poll(p, k, 10);
 		for (uint32_t i = 0; i < k; i++)
-			if (a[i].fd != -1 && p[i].revents)
-				attempt_step(&a[i], &p[i], attack, attack_len,
-				    &st, hello_len);
+			if (a[i].fd != -1)
+				attempt_step(&a[i], &p[i], &x);
 	}
 	for (uint32_t i = 0; i < k; i++)
 		if (a[i].fd != -1)
 			close(a[i].fd);
-	printf("{\"mode\":\"stranger\",\"seconds\":%.3f,\"attempts\":%llu,"
-	       "\"completed\":%llu,\"signed\":%llu,\"timeouts\":%llu,"
-	       "\"refused\":%llu}\n",
-	    now_s() - t0, (unsigned long long)st.attempts,
-	    (unsigned long long)st.completed,
-	    (unsigned long long)st.signed_back, (unsigned long long)st.timeouts,
-	    (unsigned long long)st.refused);
+	stranger_report(&x.st, now_s() - t0);
 	return 0;
 }
 
@@ -546,12 +574,15 @@ run_view_change(const struct opts *o)
 /* One round of asks: every chunk of the newest checkpoint the target has,
  * and every batch it told us of. */
 static uint64_t
-fetch_round(struct sess *s, uint32_t as, struct wbuf *frames)
+fetch_round(struct sess *s, const struct opts *o, struct wbuf *frames)
 {
-	uint32_t chunks = s->chunks ? s->chunks : 1;
+	uint32_t chunks = s->chunks ? s->chunks : 1, as = o->as;
+	bool state = o->what == NULL || strcmp(o->what, "state") == 0;
+	bool batch = o->what == NULL || strcmp(o->what, "batch") == 0;
 	uint64_t asks = 0;
 
-	for (uint32_t i = 0; i < chunks && i < 64 && s->ckpt_seq; i++) {
+	for (uint32_t i = 0; state && i < chunks && i < 64 && s->ckpt_seq;
+	     i++) {
 		struct pbft_msg m = {.type = PBFT_MSG_FETCH_STATE};
 
 		m.u.fetch_state.seq = s->ckpt_seq;
@@ -561,7 +592,7 @@ fetch_round(struct sess *s, uint32_t as, struct wbuf *frames)
 		wbuf_put_bytes(frames, enc.p, enc.len);
 		asks++;
 	}
-	for (uint32_t i = 0; i < s->nseen && i < BATCHES_SEEN; i++) {
+	for (uint32_t i = 0; batch && i < s->nseen && i < BATCHES_SEEN; i++) {
 		struct pbft_msg m = {.type = PBFT_MSG_FETCH_BATCH};
 
 		m.u.fetch_batch.seq = s->seen[i].seq;
@@ -602,7 +633,7 @@ run_fetch(const struct opts *o)
 			s.ckpt_seq = ck;
 		}
 		if (t >= next && s.out_off == s.out.len) {
-			asks += fetch_round(&s, o->as, &frames);
+			asks += fetch_round(&s, o, &frames);
 			sess_seal(&s, &frames);
 			next = t + 0.05;
 		}
@@ -716,7 +747,8 @@ usage(void)
 	    "  stranger     [--seconds S] [--conns K]\n"
 	    "  checkpoint   --as ID --seq N [--count C]\n"
 	    "  view-change  --as ID [--view V] [--count C]\n"
-	    "  fetch        --as ID [--seq N] [--seconds S]\n"
+	    "  fetch        --as ID [--seq N] [--seconds S] "
+	    "[--what state|batch]\n"
 	    "  flood        --client NAME [--size B] [--seconds S] "
 	    "[--count C] [--bad-sig]\n");
 	exit(2);
@@ -730,7 +762,8 @@ parse(int argc, char **argv, struct opts *o)
 	    {"conns", 1, NULL, 'k'}, {"size", 1, NULL, 'b'},
 	    {"seq", 1, NULL, 'q'}, {"view", 1, NULL, 'v'},
 	    {"seconds", 1, NULL, 's'}, {"client", 1, NULL, 'C'},
-	    {"bad-sig", 0, NULL, 'B'}, {NULL, 0, NULL, 0}};
+	    {"bad-sig", 0, NULL, 'B'}, {"what", 1, NULL, 'w'},
+	    {NULL, 0, NULL, 0}};
 	int ch;
 
 	*o = (struct opts){.count = 20000, .conns = 32, .seconds = 5};
@@ -768,6 +801,9 @@ parse(int argc, char **argv, struct opts *o)
 			break;
 		case 'B':
 			o->bad_sig = true;
+			break;
+		case 'w':
+			o->what = optarg;
 			break;
 		default:
 			usage();
