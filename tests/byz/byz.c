@@ -28,6 +28,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,8 @@
 #define CONNS_MAX 256
 #define BATCHES_SEEN 256
 #define RECORD_FRAMES_BYTES (256 * 1024)
+#define ASKS_MAX 64
+#define ENTRY_BYTES 65536 /* one invented ledger entry, header included */
 
 struct opts {
 	const char *config;
@@ -60,6 +63,7 @@ struct opts {
 	double seconds;
 	bool bad_sig;
 	const char *what; /* fetch: "state", "batch" or NULL for both */
+	uint64_t tail_mib; /* serve: the invented tail */
 };
 
 /* An authenticated channel to one replica, driven by poll. */
@@ -79,10 +83,20 @@ struct sess {
 		uint8_t digest[PBFT_DIGEST_LEN];
 	} seen[BATCHES_SEEN];
 	uint32_t nseen;
+	struct pbft_fetch_state asks[ASKS_MAX]; /* serve: not answered yet */
+	uint32_t nasks;
 };
 
 static struct cluster_cfg *cfg;
 static struct wbuf enc;
+static volatile sig_atomic_t stopping; /* SIGTERM: report and end */
+
+static void
+on_term(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
 
 static void
 die(const char *what)
@@ -187,6 +201,8 @@ on_frame(void *arg, const uint8_t *frame, size_t len)
 		remember_batch(s, m.u.preprepare.seq, m.u.preprepare.digest);
 	else if (m.type == PBFT_MSG_PREPARE)
 		remember_batch(s, m.u.prepare.seq, m.u.prepare.digest);
+	else if (m.type == PBFT_MSG_FETCH_STATE && s->nasks < ASKS_MAX)
+		s->asks[s->nasks++] = m.u.fetch_state;
 }
 
 /* Reads what is there (up to wait_ms for the first byte), writes what is
@@ -736,6 +752,118 @@ run_flood(const struct opts *o)
 	return 0;
 }
 
+/* ---- a lying state-transfer peer ----------------------------------------- */
+
+/*
+ * The image served: u32 0 (no client table) | the ledger's head
+ * ("PBFTSVC2" | u64 count | chain | u64 jlen | u64 nkeys = 0) | count
+ * entries of ENTRY_BYTES each (u64 index | u32 len | zeros). Every entry is
+ * well formed and in order; only the chain, compared at the end, is wrong.
+ */
+#define LIE_HEAD_BYTES (4 + 8 + 8 + 32 + 8 + 8)
+
+static uint8_t
+lie_byte(uint64_t off, uint64_t entries)
+{
+	uint8_t head[LIE_HEAD_BYTES] = {0};
+	uint64_t t, k, pos, jlen = entries * ENTRY_BYTES;
+
+	if (off < LIE_HEAD_BYTES) {
+		memcpy(head + 4, "PBFTSVC2", 8);
+		for (int i = 0; i < 8; i++) {
+			head[12 + i] = (uint8_t)(entries >> (8 * i));
+			head[52 + i] = (uint8_t)(jlen >> (8 * i));
+		}
+		memset(head + 20, 0x5a, 32); /* a chain nobody made */
+		return head[off];
+	}
+	t = off - LIE_HEAD_BYTES;
+	k = t / ENTRY_BYTES;
+	pos = t % ENTRY_BYTES;
+	if (pos < 8)
+		return (uint8_t)(k >> (8 * pos));
+	if (pos < 12)
+		return (
+		    uint8_t)((uint64_t)(ENTRY_BYTES - 12) >> (8 * (pos - 8)));
+	return 0;
+}
+
+/* Answers one FETCH_STATE with the chunk of the invented image. */
+static uint64_t
+lie_answer(struct sess *s, uint32_t as, const struct pbft_fetch_state *f,
+    uint64_t entries, uint8_t *chunk)
+{
+	struct pbft_msg m = {.type = PBFT_MSG_STATE_CHUNK};
+	struct pbft_state_chunk *c = &m.u.state_chunk;
+	uint64_t total = LIE_HEAD_BYTES + entries * ENTRY_BYTES;
+	uint64_t off = (uint64_t)f->index * PBFT_CHUNK_BYTES_MAX;
+
+	c->seq = f->seq;
+	memcpy(c->digest, f->digest, PBFT_DIGEST_LEN);
+	c->index = f->index;
+	c->count = (uint32_t)((total + PBFT_CHUNK_BYTES_MAX - 1) /
+	    PBFT_CHUNK_BYTES_MAX);
+	c->total_len = total;
+	c->replica = as;
+	if (f->index >= c->count)
+		return 0;
+	c->data_len = (uint32_t)(total - off < PBFT_CHUNK_BYTES_MAX
+	        ? total - off
+	        : PBFT_CHUNK_BYTES_MAX);
+	for (uint32_t i = 0; i < c->data_len; i++)
+		chunk[i] = lie_byte(off + i, entries);
+	c->data = chunk;
+	encode(&m);
+	if (chan_seal(&s->ch, enc.p, enc.len, &s->out) == -1)
+		die("cannot seal a record");
+	return c->data_len;
+}
+
+static int
+run_serve(const struct opts *o)
+{
+	void *key = node_key(o->as);
+	uint8_t *chunk = malloc(PBFT_CHUNK_BYTES_MAX);
+	uint64_t entries = o->tail_mib * (1024 * 1024 / ENTRY_BYTES);
+	uint64_t asks = 0, served = 0, conns = 0;
+	double t0 = now_s();
+	struct sess s = {.fd = -1, .closed = true};
+
+	if (chunk == NULL)
+		die("out of memory");
+	while (now_s() < t0 + o->seconds && !stopping) {
+		if (s.closed) { /* (re)connect: the target restarts */
+			sess_close(&s);
+			if (sess_open(&s, PBFT_ROLE_REPLICA, o->as, key,
+			        o->target) == -1) {
+				s.closed = true;
+				usleep(100 * 1000);
+				continue;
+			}
+			conns++;
+		}
+		sess_pump(&s, 10);
+		/* the oldest ask first, while the output has room */
+		while (s.nasks > 0 &&
+		    s.out.len - s.out_off < 8 * PBFT_CHUNK_BYTES_MAX) {
+			served +=
+			    lie_answer(&s, o->as, &s.asks[0], entries, chunk);
+			asks++;
+			s.nasks--;
+			memmove(&s.asks[0], &s.asks[1],
+			    s.nasks * sizeof(s.asks[0]));
+		}
+	}
+	printf("{\"mode\":\"serve\",\"seconds\":%.3f,\"connections\":%llu,"
+	       "\"asks\":%llu,\"served\":%llu,\"bytes_out\":%llu}\n",
+	    now_s() - t0, (unsigned long long)conns, (unsigned long long)asks,
+	    (unsigned long long)served, (unsigned long long)s.bytes_out);
+	sess_close(&s);
+	sig_key_free(key);
+	free(chunk);
+	return 0;
+}
+
 /* ---- main -----------------------------------------------------------------
  */
 
@@ -749,6 +877,7 @@ usage(void)
 	    "  view-change  --as ID [--view V] [--count C]\n"
 	    "  fetch        --as ID [--seq N] [--seconds S] "
 	    "[--what state|batch]\n"
+	    "  serve        --as ID [--tail-mib M] [--seconds S]\n"
 	    "  flood        --client NAME [--size B] [--seconds S] "
 	    "[--count C] [--bad-sig]\n");
 	exit(2);
@@ -763,10 +892,11 @@ parse(int argc, char **argv, struct opts *o)
 	    {"seq", 1, NULL, 'q'}, {"view", 1, NULL, 'v'},
 	    {"seconds", 1, NULL, 's'}, {"client", 1, NULL, 'C'},
 	    {"bad-sig", 0, NULL, 'B'}, {"what", 1, NULL, 'w'},
-	    {NULL, 0, NULL, 0}};
+	    {"tail-mib", 1, NULL, 'T'}, {NULL, 0, NULL, 0}};
 	int ch;
 
-	*o = (struct opts){.count = 20000, .conns = 32, .seconds = 5};
+	*o = (struct opts){
+	    .count = 20000, .conns = 32, .seconds = 5, .tail_mib = 64};
 	while ((ch = getopt_long(argc, argv, "c:", lo, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
@@ -805,6 +935,9 @@ parse(int argc, char **argv, struct opts *o)
 		case 'w':
 			o->what = optarg;
 			break;
+		case 'T':
+			o->tail_mib = strtoull(optarg, NULL, 10);
+			break;
 		default:
 			usage();
 		}
@@ -822,7 +955,7 @@ main(int argc, char **argv)
 		int (*run)(const struct opts *);
 	} modes[] = {{"stranger", run_stranger}, {"checkpoint", run_checkpoint},
 	    {"view-change", run_view_change}, {"fetch", run_fetch},
-	    {"flood", run_flood}};
+	    {"flood", run_flood}, {"serve", run_serve}};
 	char err[CFG_ERR_LEN];
 	struct opts o;
 
@@ -835,6 +968,7 @@ main(int argc, char **argv)
 		usage();
 	wbuf_init_dynamic(&enc, PBFT_FRAME_BYTES_MAX);
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGTERM, on_term);
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
 		if (strcmp(o.mode, modes[i].name) == 0)
 			return modes[i].run(&o);

@@ -67,10 +67,13 @@ wait_until() {
 	return 1
 }
 
-# cluster_init [pbftctl init args...]: keys and cluster.ini in $dir/c.
+# cluster_init [pbftctl init args...]: keys and cluster.ini in $dir/c, for
+# n = $cluster_n nodes (4 unless the script says otherwise).
+cluster_n=4
 cluster_init() {
 	local base=$((10000 + ($$ % 2200) * 10))
-	"$pbftctl" init -n 4 --base-port "$base" -o "$dir/c" "$@" >/dev/null
+	"$pbftctl" init -n $cluster_n --base-port "$base" -o "$dir/c" "$@" \
+	    >/dev/null
 	cfg=$dir/c/cluster.ini
 	sed -i 's/^view_change_timeout.*/view_change_timeout = 2s/' "$cfg"
 	sed -i 's/^checkpoint_interval.*/checkpoint_interval = 20/' "$cfg"
