@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # lib.sh - what the scripts of tests/byz/ share: a 4-node cluster on
 # 127.0.0.1 under pbftd (optionally without the node the Byzantine peer
 # plays), its status and counters, the CPU time and memory of a replica
@@ -8,6 +9,7 @@
 set -euo pipefail
 
 build=${PBFT_BUILD:?PBFT_BUILD must name the build directory}
+# shellcheck disable=SC2034 # (used by the scripts that source this file)
 byz=${PBFT_BYZ:-$build/tests/byz/byz}
 mult=${PBFT_TIMEOUT_MULT:-1}
 pbftctl=$build/pbftctl/pbftctl
@@ -124,6 +126,7 @@ sys.exit(0 if all(r[i]["state"] == "running" and "view" in r[i] and r[i]["pid"] 
 
 # cpu_ticks PID: user + system time of a process, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# shellcheck disable=SC2034
 ticks_per_s=$(getconf CLK_TCK)
 # rss_kb PID: resident memory of a process.
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }

@@ -42,7 +42,8 @@ measure() {
 	v1=$(field $target replica_sig_checks)
 	for _ in $(seq 1 $((20 * mult))); do
 		sleep 1
-		local v=$(field $target replica_sig_checks)
+		local v
+		v=$(field $target replica_sig_checks)
 		[ "$v" = "$v1" ] && break
 		v1=$v
 	done
