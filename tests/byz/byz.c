@@ -48,6 +48,7 @@
 #define BATCHES_SEEN 256
 #define RECORD_FRAMES_BYTES (256 * 1024)
 #define ASKS_MAX 64
+#define FETCH_QUIET_S 0.02
 #define ENTRY_BYTES 65536 /* one invented ledger entry, header included */
 
 struct opts {
@@ -64,6 +65,7 @@ struct opts {
 	bool bad_sig;
 	const char *what; /* fetch: "state", "batch" or NULL for both */
 	uint64_t tail_mib; /* serve: the invented tail */
+	uint32_t repeat; /* fetch: times each ask is sent per round */
 };
 
 /* An authenticated channel to one replica, driven by poll. */
@@ -75,6 +77,7 @@ struct sess {
 	bool closed;
 	uint64_t bytes_in, bytes_out, frames_in;
 	uint64_t answer_bytes; /* STATE_CHUNK and BATCH frames received */
+	double last_rx; /* when bytes last came */
 	uint64_t replies;
 	uint64_t ckpt_seq; /* newest checkpoint the target sent */
 	uint32_t chunks; /* chunks of the target's state, once known */
@@ -89,6 +92,15 @@ struct sess {
 
 static struct cluster_cfg *cfg;
 static struct wbuf enc;
+/* fetch: the distinct things answered (a chunk of a checkpoint, a batch) */
+#define ITEMS_MAX 4096
+static struct item {
+	uint8_t type;
+	uint64_t seq;
+	uint32_t index;
+} items[ITEMS_MAX];
+static uint32_t nitems;
+static uint64_t answers;
 static volatile sig_atomic_t stopping; /* SIGTERM: report and end */
 
 static void
@@ -172,6 +184,17 @@ remember_batch(struct sess *s, uint64_t seq, const uint8_t *digest)
 	s->nseen++;
 }
 
+static void
+count_item(uint8_t type, uint64_t seq, uint32_t index)
+{
+	for (uint32_t i = 0; i < nitems; i++)
+		if (items[i].type == type && items[i].seq == seq &&
+		    items[i].index == index)
+			return;
+	if (nitems < ITEMS_MAX)
+		items[nitems++] = (struct item){type, seq, index};
+}
+
 /* What the target sends us: we learn from it what to ask for. */
 static void
 on_frame(void *arg, const uint8_t *frame, size_t len)
@@ -183,20 +206,25 @@ on_frame(void *arg, const uint8_t *frame, size_t len)
 	uint8_t type = len > 5 ? frame[5] : 0;
 
 	s->frames_in++;
-	if (type == PBFT_MSG_STATE_CHUNK || type == PBFT_MSG_BATCH)
+	if (type == PBFT_MSG_STATE_CHUNK || type == PBFT_MSG_BATCH) {
 		s->answer_bytes += len;
+		answers++;
+	}
 	if (type == PBFT_MSG_REPLY)
 		s->replies++;
-	if (type == PBFT_MSG_BATCH || type == PBFT_MSG_REPLY ||
-	    type == PBFT_MSG_NEW_VIEW || type == PBFT_MSG_VIEW_CHANGE)
+	if (type == PBFT_MSG_REPLY || type == PBFT_MSG_NEW_VIEW ||
+	    type == PBFT_MSG_VIEW_CHANGE)
 		return;
 	wire_arena_init(&a, arena_mem, sizeof(arena_mem));
 	if (wire_decode(frame, len, &m, &a) != WIRE_OK)
 		return;
 	if (m.type == PBFT_MSG_CHECKPOINT && m.u.checkpoint.seq > s->ckpt_seq)
 		s->ckpt_seq = m.u.checkpoint.seq;
-	else if (m.type == PBFT_MSG_STATE_CHUNK)
+	else if (m.type == PBFT_MSG_STATE_CHUNK) {
 		s->chunks = m.u.state_chunk.count;
+		count_item(m.type, m.u.state_chunk.seq, m.u.state_chunk.index);
+	} else if (m.type == PBFT_MSG_BATCH)
+		count_item(m.type, m.u.batch.seq, 0);
 	else if (m.type == PBFT_MSG_PREPREPARE)
 		remember_batch(s, m.u.preprepare.seq, m.u.preprepare.digest);
 	else if (m.type == PBFT_MSG_PREPARE)
@@ -245,6 +273,7 @@ sess_pump(struct sess *s, int wait_ms)
 		return;
 	s->in.len += (size_t)r;
 	s->bytes_in += (uint64_t)r;
+	s->last_rx = now_s();
 	if (chan_input(&s->ch, s->in.p, s->in.len, &used, &s->out, on_frame,
 	        s) == -1) {
 		s->closed = true;
@@ -588,7 +617,8 @@ run_view_change(const struct opts *o)
 }
 
 /* One round of asks: every chunk of the newest checkpoint the target has,
- * and every batch it told us of. */
+ * and every batch it told us of, each asked o->repeat times (an attacker
+ * asks again for what it was given). */
 static uint64_t
 fetch_round(struct sess *s, const struct opts *o, struct wbuf *frames)
 {
@@ -605,8 +635,8 @@ fetch_round(struct sess *s, const struct opts *o, struct wbuf *frames)
 		m.u.fetch_state.index = i;
 		m.u.fetch_state.replica = as;
 		encode(&m);
-		wbuf_put_bytes(frames, enc.p, enc.len);
-		asks++;
+		for (uint32_t k = 0; k < o->repeat; k++, asks++)
+			wbuf_put_bytes(frames, enc.p, enc.len);
 	}
 	for (uint32_t i = 0; batch && i < s->nseen && i < BATCHES_SEEN; i++) {
 		struct pbft_msg m = {.type = PBFT_MSG_FETCH_BATCH};
@@ -616,8 +646,8 @@ fetch_round(struct sess *s, const struct opts *o, struct wbuf *frames)
 		    m.u.fetch_batch.digest, s->seen[i].digest, PBFT_DIGEST_LEN);
 		m.u.fetch_batch.replica = as;
 		encode(&m);
-		wbuf_put_bytes(frames, enc.p, enc.len);
-		asks++;
+		for (uint32_t k = 0; k < o->repeat; k++, asks++)
+			wbuf_put_bytes(frames, enc.p, enc.len);
 	}
 	return asks;
 }
@@ -628,7 +658,7 @@ run_fetch(const struct opts *o)
 	void *key = node_key(o->as);
 	struct wbuf frames;
 	struct sess s;
-	uint64_t asks = 0, out = 0, in = 0, answers = 0, drops = 0;
+	uint64_t asks = 0, out = 0, in = 0, abytes = 0, drops = 0;
 	double t0 = now_s(), next = 0, t;
 
 	wbuf_init_dynamic(&frames, PBFT_FRAME_BYTES_MAX);
@@ -641,27 +671,32 @@ run_fetch(const struct opts *o)
 
 			drops++;
 			out += s.bytes_out, in += s.bytes_in;
-			answers += s.answer_bytes;
+			abytes += s.answer_bytes;
 			sess_close(&s);
 			if (sess_open(&s, PBFT_ROLE_REPLICA, o->as, key,
 			        o->target) == -1)
 				break;
 			s.ckpt_seq = ck;
 		}
-		if (t >= next && s.out_off == s.out.len) {
+		/* The next round once the answers to the last one stopped
+		 * coming: as fast as the target answers, no faster. */
+		if (t >= next && t - s.last_rx > FETCH_QUIET_S &&
+		    s.out_off == s.out.len) {
 			asks += fetch_round(&s, o, &frames);
 			sess_seal(&s, &frames);
-			next = t + 0.05;
+			next = t + FETCH_QUIET_S;
 		}
 		sess_pump(&s, 10);
 	}
-	out += s.bytes_out, in += s.bytes_in, answers += s.answer_bytes;
+	out += s.bytes_out, in += s.bytes_in, abytes += s.answer_bytes;
 	printf("{\"mode\":\"fetch\",\"seconds\":%.3f,\"asks\":%llu,"
 	       "\"bytes_out\":%llu,\"bytes_in\":%llu,\"answer_bytes\":%llu,"
+	       "\"answers\":%llu,\"distinct_answers\":%u,"
 	       "\"drops\":%llu,\"batches_seen\":%u,\"checkpoint\":%llu}\n",
 	    now_s() - t0, (unsigned long long)asks, (unsigned long long)out,
-	    (unsigned long long)in, (unsigned long long)answers,
-	    (unsigned long long)drops, s.nseen, (unsigned long long)s.ckpt_seq);
+	    (unsigned long long)in, (unsigned long long)abytes,
+	    (unsigned long long)answers, nitems, (unsigned long long)drops,
+	    s.nseen, (unsigned long long)s.ckpt_seq);
 	wbuf_clear(&frames);
 	sess_close(&s);
 	sig_key_free(key);
@@ -876,7 +911,7 @@ usage(void)
 	    "  checkpoint   --as ID --seq N [--count C]\n"
 	    "  view-change  --as ID [--view V] [--count C]\n"
 	    "  fetch        --as ID [--seq N] [--seconds S] "
-	    "[--what state|batch]\n"
+	    "[--what state|batch] [--repeat R]\n"
 	    "  serve        --as ID [--tail-mib M] [--seconds S]\n"
 	    "  flood        --client NAME [--size B] [--seconds S] "
 	    "[--count C] [--bad-sig]\n");
@@ -892,11 +927,15 @@ parse(int argc, char **argv, struct opts *o)
 	    {"seq", 1, NULL, 'q'}, {"view", 1, NULL, 'v'},
 	    {"seconds", 1, NULL, 's'}, {"client", 1, NULL, 'C'},
 	    {"bad-sig", 0, NULL, 'B'}, {"what", 1, NULL, 'w'},
-	    {"tail-mib", 1, NULL, 'T'}, {NULL, 0, NULL, 0}};
+	    {"tail-mib", 1, NULL, 'T'}, {"repeat", 1, NULL, 'R'},
+	    {NULL, 0, NULL, 0}};
 	int ch;
 
-	*o = (struct opts){
-	    .count = 20000, .conns = 32, .seconds = 5, .tail_mib = 64};
+	*o = (struct opts){.count = 20000,
+	    .conns = 32,
+	    .seconds = 5,
+	    .tail_mib = 64,
+	    .repeat = 1};
 	while ((ch = getopt_long(argc, argv, "c:", lo, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
@@ -937,6 +976,9 @@ parse(int argc, char **argv, struct opts *o)
 			break;
 		case 'T':
 			o->tail_mib = strtoull(optarg, NULL, 10);
+			break;
+		case 'R':
+			o->repeat = (uint32_t)strtoul(optarg, NULL, 10);
 			break;
 		default:
 			usage();
