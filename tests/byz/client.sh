@@ -20,7 +20,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # and a request with a bad signature cost a verification and nothing else.
 # A byte cap on queued requests, and a client disconnected after a bad
 # signature, keep both bounded.
-RSS_GROWTH_MB_MAX=256
+RSS_GROWTH_MB_MAX=$((256 * mult))
 QUEUED_MB_MAX=32 # at least the byte cap the primary keeps on its queue
 FLOOD_SECONDS=15
 FLOOD_CLIENTS=6

@@ -5,7 +5,9 @@
 # process, and cleanup by PID. Sourced, not run.
 #
 # Needs PBFT_BUILD (the meson build directory) and PBFT_BYZ (tests/byz's
-# program). PBFT_TIMEOUT_MULT stretches every wait (sanitizer builds).
+# program). PBFT_TIMEOUT_MULT stretches every wait (sanitizer builds), and
+# the scripts multiply their bounds of CPU time and memory by it too (a
+# sanitizer slows a process and grows its memory; counts stay as they are).
 set -euo pipefail
 
 build=${PBFT_BUILD:?PBFT_BUILD must name the build directory}

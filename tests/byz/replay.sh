@@ -18,10 +18,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 # verifications, and well under a second of CPU, for the whole run.
 CKPT_COUNT=20000
 CKPT_VERIFY_MAX=100
-CKPT_CPU_MS_MAX=500
+CKPT_CPU_MS_MAX=$((500 * mult))
 VC_COUNT=20000
 VC_VERIFY_MAX=1000 # 5% of the view changes sent
-VC_CPU_MS_MAX=1000
+VC_CPU_MS_MAX=$((1000 * mult))
 
 cluster_init --clients 2
 cluster_start 0,2,3

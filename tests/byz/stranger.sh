@@ -17,7 +17,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # filled its event loop. No key or signature work before the peer proved it
 # can receive, and handshakes bounded per source address, make an attempt
 # cost a few microseconds.
-CPU_US_PER_ATTEMPT_MAX=30
+CPU_US_PER_ATTEMPT_MAX=$((30 * mult))
 SIGNED_PER_S_MAX=250 # a legitimate cluster needs a handful
 RATE_RATIO_MIN=0.5
 SECONDS_LOAD=5
