@@ -11,7 +11,11 @@
  *                again and again on an authenticated replica channel
  *   view-change  signed VIEW-CHANGEs for ever higher views
  *   fetch        FETCH_STATE and FETCH_BATCH for what the target holds,
- *                counting the bytes asked and the bytes answered
+ *                again and again, counting the bytes asked, the bytes
+ *                answered and how often the same thing was answered
+ *   serve        a lying state-transfer peer: it answers FETCH_STATE with
+ *                a well-formed ledger head naming a long tail, then that
+ *                tail of invented, well-formed entries
  *   flood        signed client requests as fast as the channel takes them,
  *                never waiting for a reply; --bad-sig: requests whose
  *                signature is wrong, then whether the replica hung up
