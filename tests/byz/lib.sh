@@ -33,7 +33,13 @@ cleanup() {
 		done
 		kill -9 "$pid" 2>/dev/null || true
 	fi
-	for p in "${rpids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+	# replicas pbftd did not stop, still ours (their command line names
+	# this test's directory: a PID may have been reused since)
+	for p in "${rpids[@]}"; do
+		if grep -qF "$dir/" "/proc/$p/cmdline" 2>/dev/null; then
+			kill -9 "$p" 2>/dev/null || true
+		fi
+	done
 	wait 2>/dev/null || true
 	if [ $rc -ne 0 ] && [ -f "$dir/pbftd.log" ]; then
 		echo "--- pbftd log (test failed) ---"
