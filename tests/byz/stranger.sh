@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # stranger.sh - a stranger with no key opens connections to the primary as
-# fast as it takes them, each a HELLO naming replica 1 and 64 random bytes
-# as its AUTH, while a real client keeps requests going:
+# fast as it takes them (32 at a time), each a HELLO naming another
+# replica and, once the primary answered with its own AUTH (or after
+# 100 ms), 64 random bytes as the stranger's AUTH, while a real client
+# keeps requests going:
 #   - the primary's CPU time per attempt (what it spent during the attack
 #     beyond what the same client load cost it without one) is bounded;
 #   - so is the number of handshakes per second it signed for the
