@@ -1074,6 +1074,25 @@ fetch_budget_ok(struct pbft *p, uint32_t to, size_t len)
 	return true;
 }
 
+/*
+ * Whether this slot's body may go to replica to again: once a
+ * retransmission period per replica, as often as a correct replica asks.
+ */
+static bool
+fetch_once_ok(struct pbft *p, struct slot *s, uint32_t to)
+{
+	if (s->served_at == 0 ||
+	    p->ticks + 1 - s->served_at >= p->cfg.retransmit_ticks) {
+		s->served_at = p->ticks + 1;
+		s->served = 0;
+	}
+	if (s->served & (1ULL << to)) {
+		pbft_reject(p, PBFT_REJ_RATE_LIMITED);
+		return false;
+	}
+	return true;
+}
+
 static void
 on_fetch_batch(struct pbft *p, uint32_t from, const struct pbft_fetch_batch *f)
 {
@@ -1089,8 +1108,10 @@ on_fetch_batch(struct pbft *p, uint32_t from, const struct pbft_fetch_batch *f)
 	s = pbft_slot(p, f->seq);
 	if (!s->body_known ||
 	    memcmp(s->body_digest, f->digest, PBFT_DIGEST_LEN) != 0 ||
+	    !fetch_once_ok(p, s, from) ||
 	    !fetch_budget_ok(p, from, s->body_len))
 		return;
+	s->served |= 1ULL << from;
 	m = pbft_new_msg(p);
 	m->type = PBFT_MSG_BATCH;
 	m->u.batch.seq = f->seq;

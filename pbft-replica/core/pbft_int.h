@@ -65,6 +65,10 @@ struct slot {
 	struct q_entry q[PBFT_Q_PER_SEQ];
 	uint32_t nq;
 	uint32_t fetch_ticks; /* body unknown: ticks since the last fetch */
+	/* FETCH_BATCH answers of this period: bit i, replica i got the body
+	 * (since tick served_at - 1) */
+	uint64_t served;
+	uint64_t served_at;
 };
 
 struct ckpt_entry {
@@ -165,6 +169,8 @@ struct pbft {
 	 * our view with our NEW-VIEW (0: never); and the retransmission
 	 * period its FETCH_BATCH answers are counted in, and their bytes. */
 	uint64_t nv_at[PBFT_REPLICAS_MAX];
+	/* the last VIEW-CHANGE verified, per sender (one a half period) */
+	uint64_t vc_at[PBFT_REPLICAS_MAX];
 	uint64_t fetch_at[PBFT_REPLICAS_MAX], fetch_bytes[PBFT_REPLICAS_MAX];
 	/* Per signer, two rings (other messages, checkpoints): H(signed
 	 * bytes || signature) of the last SIG_SEEN signatures verified

@@ -593,7 +593,8 @@ answer_late_vc(struct pbft *p, uint32_t from, const struct pbft_view_change *vc)
 
 /*
  * TOCS 4.5.2: a VIEW-CHANGE. One per sender is kept, the highest view, and
- * one no newer than what the sender already proved is dropped unverified;
+ * one no newer than what the sender already proved is dropped unverified,
+ * as is a newer one within half a period of the last one verified;
  * verifying a newer one costs its own signature, its checkpoint proof
  * being known already in the common case (pbft_check_ckpt_proof). One
  * that does not verify closes its sender's channel.
@@ -612,6 +613,15 @@ pbft_on_view_change(struct pbft *p, uint32_t from, const uint8_t *frame,
 	}
 	if (vc->view < p->view || vc->view <= p->vc_views[from])
 		return; /* stale or already known */
+	/* A correct replica moves to a higher view once its view timer
+	 * expires (at least a period) or it joins f+1 others; it resends its
+	 * VIEW-CHANGE every period. So one verified a half period per sender
+	 * delays a correct one by a period at most, and bounds what one that
+	 * climbs views as fast as it can send costs us. */
+	if (!pbft_answer_ok(p, &p->vc_at[from])) {
+		pbft_reject(p, PBFT_REJ_RATE_LIMITED);
+		return;
+	}
 	if (!vc_ok(p, vc)) {
 		pbft_reject(p, PBFT_REJ_BAD_CERT);
 		pbft_disconnect(p, from);
