@@ -391,6 +391,21 @@ xfer_ask(struct replica *r)
 	x->idle_ticks = 0;
 }
 
+/* Asks peer p, for the head from its start. */
+static void
+xfer_from(struct replica *r, uint32_t p)
+{
+	struct xfer *x = &r->xfer;
+
+	x->peer = p;
+	x->count = 0;
+	x->total_len = 0;
+	x->head_len = 0;
+	x->asked_to = 0;
+	wbuf_reset(&x->img);
+	xfer_ask(r);
+}
+
 /*
  * Asks the next peer, for the head from its start. A peer whose bytes were
  * part of a state that failed a check (bad) is avoided until the transfer
@@ -430,13 +445,7 @@ xfer_next_peer(struct replica *r, bool bad)
 		if (p != r->id && !((x->avoid | x->silent_now) & 1ULL << p))
 			break;
 	}
-	x->peer = p;
-	x->count = 0;
-	x->total_len = 0;
-	x->head_len = 0;
-	x->asked_to = 0;
-	wbuf_reset(&x->img);
-	xfer_ask(r);
+	xfer_from(r, p);
 }
 
 static void
@@ -461,6 +470,13 @@ do_fetch_state(struct replica *r, const struct pbft_action *a)
 	x->active = true;
 	/* From id + 1 on, for a later checkpoint too; the staged tail stays. */
 	x->silent_now = 0;
+#if PBFT_FAULT_INJECTION
+	if (fault_xfer_first(r->fault) != UINT32_MAX &&
+	    fault_xfer_first(r->fault) != r->id) {
+		xfer_from(r, fault_xfer_first(r->fault));
+		return;
+	}
+#endif
 	x->peer = r->id;
 	xfer_next_peer(r, false);
 }
@@ -676,6 +692,13 @@ on_fetch_state(
 		c->count = 1;
 	c->total_len = total;
 	c->replica = r->id;
+#if PBFT_FAULT_INJECTION
+	c->index = f->index;
+	if (fault_lying_chunk(r->fault, c, s->img.p, s->img.len, s->tail_len)) {
+		send_to(r, from, &m, false);
+		return;
+	}
+#endif
 	if (f->index >= c->count)
 		return;
 	c->index = f->index;
