@@ -26,7 +26,11 @@
 #include "wire.h"
 
 #define SNAPS_MAX 4
-#define XFER_BYTES_MAX (4ULL << 30) /* largest head we accept to fetch */
+/* The largest head (client table and the service's image but its tail) a
+ * replica snapshots or accepts to fetch: a peer-named head length above it
+ * is refused before a byte of it is fetched, and a head is held in memory
+ * only as its bytes come. */
+#define STATE_HEAD_BYTES_MAX (1ULL << 30)
 #define XFER_RETRY_TICKS 100 /* 1 s without progress: next peer */
 #define XFER_WINDOW 4 /* state chunks asked for at a time */
 
@@ -52,9 +56,11 @@ struct snap {
  * An ongoing state transfer (TOCS section 5.3.2). The image a peer serves
  * is its snapshot's img (client table, then the service's head) followed
  * by the service's tail; chunk i holds its bytes from i times
- * PBFT_CHUNK_BYTES_MAX. The head is fetched into img; of the tail, only
- * what the service does not hold already, which it checks and stages as it
- * comes (service.h).
+ * PBFT_CHUNK_BYTES_MAX. The head is fetched into img and checked against
+ * the certified digest before any of the tail is asked for; of the tail,
+ * only what the service does not hold already, which it checks against the
+ * head and stages as it comes (service.h): a peer's word sizes nothing
+ * beyond one chunk that the certified state does not.
  */
 struct xfer {
 	bool active;
@@ -66,6 +72,8 @@ struct xfer {
 	uint32_t count; /* chunks in all, from the first chunk */
 	uint64_t total_len;
 	uint64_t head_len; /* image bytes before the tail; 0 until known */
+	bool head_ok; /* the head matched the certified digest */
+	uint8_t head_sd[PBFT_DIGEST_LEN]; /* the service's digest in it */
 	uint32_t idle_ticks;
 	bool asked_up; /* the peer was connected when last asked */
 	struct wbuf img; /* the image's head */
@@ -401,6 +409,7 @@ xfer_from(struct replica *r, uint32_t p)
 	x->count = 0;
 	x->total_len = 0;
 	x->head_len = 0;
+	x->head_ok = false;
 	x->asked_to = 0;
 	wbuf_reset(&x->img);
 	xfer_ask(r);
@@ -502,33 +511,51 @@ image_split(const uint8_t *img, size_t len, const uint8_t **ct, size_t *ctlen,
 }
 
 /*
- * Checks the fetched head and the tail held and staged against the
- * certified digest and installs them. One peer's word is never enough: the
- * digest was certified by 2f+1 checkpoint messages, so a lying peer is
- * caught here (or by the service's checks as its bytes come) and another
- * is asked.
+ * Checks the fetched head against the certified digest, before any of its
+ * tail is fetched: the head names all the digest covers (service.h), so
+ * the tail it names is the certified one, and the service takes no byte
+ * past it. One peer's word is never enough: the digest was certified by
+ * 2f+1 checkpoint messages, so a lying peer is caught here, or by the
+ * service's checks as its tail comes, and another is asked. 0 or -1.
  */
+static int
+xfer_head_check(struct replica *r)
+{
+	struct xfer *x = &r->xfer;
+	const uint8_t *ct, *head;
+	size_t ctlen, headlen;
+	uint8_t want[PBFT_DIGEST_LEN];
+
+	if (image_split(x->img.p, x->img.len, &ct, &ctlen, &head, &headlen) ==
+	        -1 ||
+	    r->svc->ops->stage_check(r->svc, head, headlen, x->head_sd) == -1)
+		return -1;
+	pbft_state_digest(&r->rc.ops, x->head_sd, ct, ctlen, want);
+	if (memcmp(want, x->digest, PBFT_DIGEST_LEN) != 0)
+		return -1;
+	x->head_ok = true;
+	return 0;
+}
+
+/* Installs the checked head with the tail staged (which the service
+ * refuses unless it ends exactly as the head names it). */
 static void
 xfer_finish(struct replica *r)
 {
 	struct xfer *x = &r->xfer;
-	const struct service_ops *ops = r->svc->ops;
 	const uint8_t *ct, *head;
 	size_t ctlen, headlen;
-	uint8_t sd[PBFT_DIGEST_LEN], want[PBFT_DIGEST_LEN];
 	struct pbft_event ev = {.type = PBFT_EV_STATE_INSTALLED};
 
-	if (image_split(x->img.p, x->img.len, &ct, &ctlen, &head, &headlen) ==
-	        -1 ||
-	    ops->stage_check(r->svc, head, headlen, sd) == -1)
-		goto bad;
-	pbft_state_digest(&r->rc.ops, sd, ct, ctlen, want);
-	if (memcmp(want, x->digest, PBFT_DIGEST_LEN) != 0)
-		goto bad;
 	/* No snapshot may be in the works while the state is replaced. */
 	bg_settle(r);
-	if (ops->stage_install(r->svc) == -1)
-		fatalx("cannot install a verified state");
+	if (!x->head_ok ||
+	    image_split(x->img.p, x->img.len, &ct, &ctlen, &head, &headlen) ==
+	        -1 ||
+	    r->svc->ops->stage_install(r->svc) == -1) {
+		xfer_next_peer(r, true);
+		return;
+	}
 	log_info("state of checkpoint %llu installed (%llu bytes, %llu of "
 	         "them fetched, from replica %u, in %.0f ms)",
 	    (unsigned long long)x->seq, (unsigned long long)x->total_len,
@@ -552,14 +579,11 @@ xfer_finish(struct replica *r)
 	x->active = false;
 	x->completed++;
 	ev.seq = x->seq;
-	memcpy(ev.digest, sd, PBFT_DIGEST_LEN);
+	memcpy(ev.digest, x->head_sd, PBFT_DIGEST_LEN);
 	ev.client_table = ct;
 	ev.client_table_len = ctlen;
 	replica_step(r, &ev);
 	wbuf_reset(&x->img);
-	return;
-bad:
-	xfer_next_peer(r, true);
 }
 
 /*
@@ -582,7 +606,8 @@ xfer_head_len(struct replica *r)
 	        -1 ||
 	    (rc = r->svc->ops->head_tail(head, headlen, &tail)) == 1)
 		return x->img.len < x->total_len ? 0 : -1; /* more to come? */
-	if (rc == -1 || tail > x->total_len - 4 - ctlen)
+	if (rc == -1 || tail > x->total_len - 4 - ctlen ||
+	    x->total_len - tail > STATE_HEAD_BYTES_MAX)
 		return -1;
 	x->head_len = x->total_len - tail;
 	return 0;
@@ -607,12 +632,14 @@ xfer_take(struct replica *r, uint64_t off, const uint8_t *p, size_t len)
 			n = (size_t)(x->head_len - x->img.len);
 		wbuf_put_bytes(&x->img, p, n);
 		if (wbuf_failed(&x->img))
-			return -1; /* a head beyond XFER_BYTES_MAX */
+			return -1; /* a head beyond STATE_HEAD_BYTES_MAX */
 		if (x->head_len == 0 && xfer_head_len(r) == -1)
 			return -1;
 		if (x->head_len == 0 || x->img.len < x->head_len)
 			return 0;
 		x->img.len = x->head_len; /* the rest is tail */
+		if (xfer_head_check(r) == -1)
+			return -1;
 	}
 	/* Tail bytes: from image offset at, of which the service holds
 	 * the first have. */
@@ -1257,7 +1284,7 @@ restore_snapshot(struct replica *r, char *err, size_t errlen)
 		}
 		return 0;
 	}
-	wbuf_init_dynamic(&img, XFER_BYTES_MAX);
+	wbuf_init_dynamic(&img, STATE_HEAD_BYTES_MAX);
 	rc = store_snapshot_read(
 	    r->store, st.stable_checkpoint, &img, err, errlen);
 	if (rc == 1) {
@@ -1419,9 +1446,9 @@ replica_new(struct ev_loop *loop, struct cluster_cfg *cfg, void *key,
 	r->cfg = cfg;
 	r->opts = *opts;
 	r->id = opts->id;
-	wbuf_init_dynamic(&r->xfer.img, XFER_BYTES_MAX);
+	wbuf_init_dynamic(&r->xfer.img, STATE_HEAD_BYTES_MAX);
 	for (int i = 0; i < SNAPS_MAX; i++)
-		wbuf_init_dynamic(&r->snaps[i].img, XFER_BYTES_MAX);
+		wbuf_init_dynamic(&r->snaps[i].img, STATE_HEAD_BYTES_MAX);
 	r->arena_len = wire_arena_bytes_for(PBFT_FRAME_BYTES_MAX);
 	r->arena_mem = malloc(r->arena_len);
 	r->replies =
