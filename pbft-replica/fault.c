@@ -38,7 +38,11 @@ enum {
 	F_CRASH_STATE_TRANSFER = 1 << 11,
 	F_LYING_TAIL = 1 << 12,
 	F_XFER_FIRST = 1 << 13,
+	F_FETCH_FLOOD = 1 << 14,
 };
+
+#define FLOOD_REQUESTS 100 /* fetch-flood: FETCH_STATEs a tick a peer */
+#define FLOOD_CHUNKS 8 /* ... for chunks 0 .. FLOOD_CHUNKS - 1 */
 
 #define LIE_BYTES (256ULL << 20) /* lying-tail: the tail invented */
 #define LIE_ENTRY_BYTES (12 + PBFT_OP_BYTES_MAX) /* one invented entry */
@@ -57,7 +61,8 @@ static const struct {
     {"crash-after-wal", F_CRASH_AFTER_WAL},
     {"crash-view-change", F_CRASH_VIEW_CHANGE},
     {"crash-state-transfer", F_CRASH_STATE_TRANSFER},
-    {"lying-tail", F_LYING_TAIL}, {"xfer-first", F_XFER_FIRST}};
+    {"lying-tail", F_LYING_TAIL}, {"xfer-first", F_XFER_FIRST},
+    {"fetch-flood", F_FETCH_FLOOD}};
 
 struct delayed {
 	uint64_t due_ms;
@@ -73,6 +78,7 @@ struct fault {
 	uint32_t delay_ms;
 	uint32_t xfer_first;
 	uint8_t *lie; /* lying-tail: a chunk of the lie */
+	struct pbft_fetch_state flood; /* fetch-flood: .seq 0 until known */
 	char dir[4096];
 	void *key, *wrong_key;
 	uint64_t rng;
@@ -309,6 +315,13 @@ fault_send(
 		return true;
 	if (m->type == PBFT_MSG_VIEW_CHANGE)
 		fault_point(f, FAULT_VIEW_CHANGE);
+	if (m->type == PBFT_MSG_CHECKPOINT &&
+	    m->u.checkpoint.replica == f->id) {
+		f->flood.seq = m->u.checkpoint.seq;
+		memcpy(
+		    f->flood.digest, m->u.checkpoint.digest, PBFT_DIGEST_LEN);
+		f->flood.replica = f->id;
+	}
 	if (f->on & F_EQUIVOCATE && m->type == PBFT_MSG_PREPREPARE &&
 	    to == UINT32_MAX && m->u.preprepare.replica == f->id) {
 		equivocate(f, net, m);
@@ -429,6 +442,15 @@ fault_tick(struct fault *f, struct net *net)
 			uint32_t to = (uint32_t)(rnd(f) % f->n);
 
 			net_send_raw(net, to, f->ring[s], f->ring_len[s]);
+		}
+	}
+	if (f->on & F_FETCH_FLOOD && f->flood.seq != 0) {
+		struct pbft_msg m = {.type = PBFT_MSG_FETCH_STATE};
+
+		m.u.fetch_state = f->flood;
+		for (int k = 0; k < FLOOD_REQUESTS; k++) {
+			m.u.fetch_state.index = (uint32_t)(k % FLOOD_CHUNKS);
+			net_send(net, (f->id + 1) % f->n, &m, true);
 		}
 	}
 	if (f->on & F_GARBAGE) {

@@ -19,6 +19,9 @@
  *   lying-tail          serves a state whose head names a tail 256 MiB
  *                       longer than its own, and that tail: entries of
  *                       the right format and order, invented
+ *   fetch-flood         asks the next replica (ID + 1) for the first
+ *                       chunks of its own latest checkpoint's state, 100
+ *                       requests a tick, and reads whatever comes back
  *   xfer-first=ID       asks replica ID first when it fetches a state
  *                       (unless it remembers ID as a liar)
  *   crash-before-wal    abort() before syncing the 200th WAL group

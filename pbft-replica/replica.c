@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "crypto.h"
 #include "pbft_build.h"
@@ -32,7 +33,14 @@
  * only as its bytes come. */
 #define STATE_HEAD_BYTES_MAX (1ULL << 30)
 #define XFER_RETRY_TICKS 100 /* 1 s without progress: next peer */
+#define XFER_RESEND_TICKS 20 /* 200 ms without progress: ask again */
 #define XFER_WINDOW 4 /* state chunks asked for at a time */
+/* Answers to a peer's FETCH_STATE: a byte budget that refills by one chunk
+ * a tick (100 MiB/s) up to a window of chunks, and none while the peer has
+ * a window of chunks still to read from its write queue. An honest asker
+ * never has more than a window of chunks asked for. */
+#define XFER_SERVE_BYTES_TICK ((uint64_t)PBFT_CHUNK_BYTES_MAX)
+#define XFER_SERVE_BURST ((uint64_t)XFER_WINDOW * PBFT_CHUNK_BYTES_MAX)
 
 /* The last reply to each client, to answer a retransmitted request. */
 struct reply_slot {
@@ -82,6 +90,9 @@ struct xfer {
 	 * transfer; silent for a checkpoint fetched; for this one. */
 	uint64_t avoid, silent_once, silent_now;
 	uint64_t staged_from; /* peers whose bytes are staged */
+	/* Peers whose state failed a check, remembered across restarts
+	 * (store_liars_read): avoided from the start of every transfer. */
+	uint64_t liars;
 	ev_tstamp began;
 	uint64_t failures; /* images that did not match the digest */
 	uint64_t completed;
@@ -132,6 +143,10 @@ struct replica {
 	uint64_t frames_bad;
 	uint64_t vc_deferred; /* the core's view_changes_deferred, logged */
 	uint8_t *chunk_buf; /* a state chunk read from the service's file */
+	/* Bytes each peer may still be answered (XFER_SERVE_*), and the
+	 * requests not answered for want of it. */
+	uint64_t serve_credit[PBFT_REPLICAS_MAX];
+	uint64_t serve_refused;
 	struct pbft_action fetch_on_start; /* .seq != 0: state to fetch */
 #if PBFT_FAULT_INJECTION
 	struct fault *fault;
@@ -415,6 +430,22 @@ xfer_from(struct replica *r, uint32_t p)
 	xfer_ask(r);
 }
 
+/* Remembers peer p as a liar, or (its state installed) forgets that. */
+static void
+xfer_liar(struct replica *r, uint32_t p, bool lied)
+{
+	struct xfer *x = &r->xfer;
+	uint64_t was = x->liars;
+
+	if (lied)
+		x->liars |= 1ULL << p;
+	else
+		x->liars &= ~(1ULL << p);
+	if (x->liars != was && store_liars_write(r->store, x->liars) == -1)
+		log_warn("%s: cannot record the replicas caught lying",
+		    store_dir(r->store));
+}
+
 /*
  * Asks the next peer, for the head from its start. A peer whose bytes were
  * part of a state that failed a check (bad) is avoided until the transfer
@@ -438,6 +469,7 @@ xfer_next_peer(struct replica *r, bool bad)
 		x->failures++;
 		x->avoid |= x->staged_from | bit;
 		x->staged_from = 0;
+		xfer_liar(r, p, true);
 		log_warnx("state from replica %u does not match the certified "
 		          "digest of checkpoint %llu; asking another replica",
 		    x->peer, (unsigned long long)x->seq);
@@ -457,6 +489,17 @@ xfer_next_peer(struct replica *r, bool bad)
 	xfer_from(r, p);
 }
 
+/* A replica id in [0, n) at random. */
+static uint32_t
+xfer_random(uint32_t n)
+{
+	uint32_t v;
+
+	if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))
+		v = (uint32_t)rand();
+	return v % n;
+}
+
 static void
 do_fetch_state(struct replica *r, const struct pbft_action *a)
 {
@@ -473,20 +516,26 @@ do_fetch_state(struct replica *r, const struct pbft_action *a)
 	if (!x->active) {
 		x->fetched = 0;
 		x->began = ev_now(r->loop);
-		x->avoid = x->silent_once = 0;
+		x->avoid = x->liars;
+		x->silent_once = 0;
 		x->staged_from = 0;
 	}
 	x->active = true;
-	/* From id + 1 on, for a later checkpoint too; the staged tail stays. */
 	x->silent_now = 0;
 #if PBFT_FAULT_INJECTION
-	if (fault_xfer_first(r->fault) != UINT32_MAX &&
-	    fault_xfer_first(r->fault) != r->id) {
-		xfer_from(r, fault_xfer_first(r->fault));
-		return;
+	{
+		uint32_t p = fault_xfer_first(r->fault);
+
+		if (p != UINT32_MAX && p != r->id && !(x->avoid & 1ULL << p)) {
+			xfer_from(r, p);
+			return;
+		}
 	}
 #endif
-	x->peer = r->id;
+	/* From a peer chosen at random, for a later checkpoint too (the
+	 * staged tail stays): a liar cannot count on being asked first. */
+	x->peer = xfer_random(r->cfg->n);
+	x->asked_up = false;
 	xfer_next_peer(r, false);
 }
 
@@ -576,6 +625,7 @@ xfer_finish(struct replica *r)
 	}
 	if (r->stable_wait <= x->seq)
 		r->stable_wait = 0; /* its snapshot is this one's past */
+	xfer_liar(r, x->peer, false);
 	x->active = false;
 	x->completed++;
 	ev.seq = x->seq;
@@ -699,6 +749,32 @@ on_state_chunk(
 	xfer_ask(r);
 }
 
+/*
+ * A tick of a transfer: asks again what was asked before the peer's channel
+ * was up, or what got no answer for a while (the peer's budget for us may
+ * have run out); a peer silent for a second is left for the next.
+ */
+static void
+xfer_tick(struct replica *r)
+{
+	struct xfer *x = &r->xfer;
+	uint32_t idle = x->idle_ticks + 1;
+
+	if (!x->asked_up && net_peer_up(r->net, x->peer)) {
+		/* Asked before its channel was up: those were lost. */
+		x->asked_to = x->expect;
+		xfer_ask(r);
+	} else if (idle > XFER_RETRY_TICKS) {
+		xfer_next_peer(r, false);
+	} else if (idle % XFER_RESEND_TICKS == 0) {
+		x->asked_to = x->expect;
+		xfer_ask(r);
+		x->idle_ticks = idle;
+	} else {
+		x->idle_ticks = idle;
+	}
+}
+
 static void
 on_fetch_state(
     struct replica *r, uint32_t from, const struct pbft_fetch_state *f)
@@ -710,6 +786,11 @@ on_fetch_state(
 
 	if (s == NULL)
 		return; /* not here (any more): the asker tries another */
+	if (from >= r->cfg->n || r->serve_credit[from] < PBFT_CHUNK_BYTES_MAX ||
+	    net_peer_queued(r->net, from) >= XFER_SERVE_BURST) {
+		r->serve_refused++; /* an honest asker asks again */
+		return;
+	}
 	c->seq = f->seq;
 	memcpy(c->digest, f->digest, PBFT_DIGEST_LEN);
 	total = s->img.len + s->tail_len;
@@ -762,6 +843,7 @@ on_fetch_state(
 		c->data = bad;
 	}
 #endif
+	r->serve_credit[from] -= c->data_len;
 	send_to(r, from, &m, false);
 }
 
@@ -1205,17 +1287,14 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		          "the primary while cut off",
 		    (unsigned long long)st.view);
 	}
-	if (r->xfer.active) {
-		struct xfer *x = &r->xfer;
-
-		if (!x->asked_up && net_peer_up(r->net, x->peer)) {
-			/* Asked before its channel was up: those were lost. */
-			x->asked_to = x->expect;
-			xfer_ask(r);
-		} else if (++x->idle_ticks > XFER_RETRY_TICKS) {
-			xfer_next_peer(r, false);
-		}
-	}
+	for (uint32_t i = 0; i < r->cfg->n; i++)
+		r->serve_credit[i] =
+		    r->serve_credit[i] + XFER_SERVE_BYTES_TICK <
+		        XFER_SERVE_BURST
+		    ? r->serve_credit[i] + XFER_SERVE_BYTES_TICK
+		    : XFER_SERVE_BURST;
+	if (r->xfer.active)
+		xfer_tick(r);
 #if PBFT_FAULT_INJECTION
 	fault_tick(r->fault, r->net);
 #endif
@@ -1447,6 +1526,8 @@ replica_new(struct ev_loop *loop, struct cluster_cfg *cfg, void *key,
 	r->opts = *opts;
 	r->id = opts->id;
 	wbuf_init_dynamic(&r->xfer.img, STATE_HEAD_BYTES_MAX);
+	for (int i = 0; i < PBFT_REPLICAS_MAX; i++)
+		r->serve_credit[i] = XFER_SERVE_BURST;
 	for (int i = 0; i < SNAPS_MAX; i++)
 		wbuf_init_dynamic(&r->snaps[i].img, STATE_HEAD_BYTES_MAX);
 	r->arena_len = wire_arena_bytes_for(PBFT_FRAME_BYTES_MAX);
@@ -1464,7 +1545,8 @@ replica_new(struct ev_loop *loop, struct cluster_cfg *cfg, void *key,
 	if ((r->core = pbft_new(&pc, err, errlen)) == NULL)
 		goto fail;
 	r->store = store_open(cfg->data_dir, r->id, cfg->fsync, err, errlen);
-	if (r->store == NULL)
+	if (r->store == NULL ||
+	    store_liars_read(r->store, &r->xfer.liars, err, errlen) == -1)
 		goto fail;
 #if PBFT_FAULT_INJECTION
 	if (opts->faults != NULL) {
@@ -1604,6 +1686,8 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 	    (unsigned long long)ns.auth_failures,
 	    (unsigned long long)ns.announce_rejected,
 	    (unsigned long long)r->xfer.failures);
+	jput(buf, len, &off, ",\"state_requests_refused\":%llu",
+	    (unsigned long long)r->serve_refused);
 	jput(buf, len, &off, ",\"wal_sync_le_us\":[");
 	for (int i = 0; i < STORE_SYNC_BUCKETS - 1; i++)
 		jput(buf, len, &off, "%s%u", i ? "," : "", store_sync_le_us[i]);
