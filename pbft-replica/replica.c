@@ -741,7 +741,6 @@ on_state_chunk(
 	if (c->index + 1 == (x->count + 1) / 2)
 		fault_point(r->fault, FAULT_STATE_TRANSFER);
 #endif
-	/* (Held beyond the total: stage_check refuses it.) */
 	if (x->head_len != 0 && xfer_want(r) >= x->total_len) {
 		xfer_finish(r);
 		return;
