@@ -36,7 +36,19 @@ enum {
 	F_CRASH_AFTER_WAL = 1 << 9,
 	F_CRASH_VIEW_CHANGE = 1 << 10,
 	F_CRASH_STATE_TRANSFER = 1 << 11,
+	F_LYING_TAIL = 1 << 12,
+	F_XFER_FIRST = 1 << 13,
+	F_FETCH_FLOOD = 1 << 14,
 };
+
+#define FLOOD_REQUESTS 100 /* fetch-flood: FETCH_STATEs a tick a peer */
+#define FLOOD_CHUNKS 8 /* ... for chunks 0 .. FLOOD_CHUNKS - 1 */
+
+#define LIE_BYTES (256ULL << 20) /* lying-tail: the tail invented */
+#define LIE_ENTRY_BYTES (12 + PBFT_OP_BYTES_MAX) /* one invented entry */
+/* Where a ledger head (pbft-replica/service.c) keeps its tail's length:
+ * after "PBFTSVC2", the count and the chain. */
+#define HEAD_JLEN_AT (8 + 8 + PBFT_DIGEST_LEN)
 
 static const struct {
 	const char *name;
@@ -48,7 +60,9 @@ static const struct {
     {"crash-before-wal", F_CRASH_BEFORE_WAL},
     {"crash-after-wal", F_CRASH_AFTER_WAL},
     {"crash-view-change", F_CRASH_VIEW_CHANGE},
-    {"crash-state-transfer", F_CRASH_STATE_TRANSFER}};
+    {"crash-state-transfer", F_CRASH_STATE_TRANSFER},
+    {"lying-tail", F_LYING_TAIL}, {"xfer-first", F_XFER_FIRST},
+    {"fetch-flood", F_FETCH_FLOOD}};
 
 struct delayed {
 	uint64_t due_ms;
@@ -62,6 +76,9 @@ struct fault {
 	unsigned on;
 	uint32_t id, n;
 	uint32_t delay_ms;
+	uint32_t xfer_first;
+	uint8_t *lie; /* lying-tail: a chunk of the lie */
+	struct pbft_fetch_state flood; /* fetch-flood: .seq 0 until known */
 	char dir[4096];
 	void *key, *wrong_key;
 	uint64_t rng;
@@ -101,7 +118,7 @@ fault_new(const char *spec, uint32_t id, uint32_t n, const char *node_dir,
 {
 	char buf[512], *save = NULL;
 	unsigned on = 0;
-	unsigned long delay = 0;
+	unsigned long delay = 0, first = UINT32_MAX;
 	struct fault *f;
 	uint8_t seed[32];
 
@@ -128,7 +145,8 @@ fault_new(const char *spec, uint32_t id, uint32_t n, const char *node_dir,
 		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 			if (strcmp(end + 1, names[i].name) == 0)
 				bit = names[i].bit;
-		if (bit == 0 || (bit == F_DELAY && arg == NULL)) {
+		if (bit == 0 ||
+		    ((bit == F_DELAY || bit == F_XFER_FIRST) && arg == NULL)) {
 			*bad = true;
 			snprintf(err, errlen, "unknown fault '%s'", end + 1);
 			return NULL;
@@ -138,6 +156,8 @@ fault_new(const char *spec, uint32_t id, uint32_t n, const char *node_dir,
 		on |= bit;
 		if (bit == F_DELAY)
 			delay = strtoul(arg, NULL, 10);
+		if (bit == F_XFER_FIRST)
+			first = strtoul(arg, NULL, 10);
 	}
 	if (on == 0 || (f = calloc(1, sizeof(*f))) == NULL)
 		return NULL;
@@ -145,6 +165,7 @@ fault_new(const char *spec, uint32_t id, uint32_t n, const char *node_dir,
 	f->id = id;
 	f->n = n;
 	f->delay_ms = (uint32_t)(delay > 60000 ? 60000 : delay);
+	f->xfer_first = first < n ? (uint32_t)first : UINT32_MAX;
 	snprintf(f->dir, sizeof(f->dir), "%s", node_dir);
 	f->key = key;
 	f->rng = now_ms() * 2654435761u + id + 1;
@@ -172,6 +193,7 @@ fault_free(struct fault *f)
 		free(d);
 	}
 	sig_key_free(f->wrong_key);
+	free(f->lie);
 	wbuf_clear(&f->enc);
 	wbuf_clear(&f->sb);
 	free(f);
@@ -293,6 +315,13 @@ fault_send(
 		return true;
 	if (m->type == PBFT_MSG_VIEW_CHANGE)
 		fault_point(f, FAULT_VIEW_CHANGE);
+	if (m->type == PBFT_MSG_CHECKPOINT &&
+	    m->u.checkpoint.replica == f->id) {
+		f->flood.seq = m->u.checkpoint.seq;
+		memcpy(
+		    f->flood.digest, m->u.checkpoint.digest, PBFT_DIGEST_LEN);
+		f->flood.replica = f->id;
+	}
 	if (f->on & F_EQUIVOCATE && m->type == PBFT_MSG_PREPREPARE &&
 	    to == UINT32_MAX && m->u.preprepare.replica == f->id) {
 		equivocate(f, net, m);
@@ -332,6 +361,60 @@ fault_corrupt_chunks(const struct fault *f)
 	return f != NULL && (f->on & F_CORRUPT_CHUNKS);
 }
 
+uint32_t
+fault_xfer_first(const struct fault *f)
+{
+	return f != NULL && (f->on & F_XFER_FIRST) ? f->xfer_first : UINT32_MAX;
+}
+
+/* Byte o of the invented tail: entries of the right format, indexes from
+ * 0 on, every one as long as an operation may be, filled with 0xa5. */
+static uint8_t
+lie_byte(uint64_t o)
+{
+	uint64_t k = o / LIE_ENTRY_BYTES, pos = o % LIE_ENTRY_BYTES;
+
+	if (pos < 8)
+		return (uint8_t)(k >> (8 * pos));
+	if (pos < 12)
+		return (
+		    uint8_t)((uint64_t)PBFT_OP_BYTES_MAX >> (8 * (pos - 8)));
+	return 0xa5;
+}
+
+bool
+fault_lying_chunk(struct fault *f, struct pbft_state_chunk *c,
+    const uint8_t *img, size_t img_len, uint64_t tail_len)
+{
+	uint64_t jlen = tail_len + LIE_BYTES, total = img_len + jlen;
+	uint64_t off = (uint64_t)c->index * PBFT_CHUNK_BYTES_MAX, at;
+	size_t n, ct;
+
+	if (f == NULL || !(f->on & F_LYING_TAIL) || off >= total ||
+	    img_len < 4 ||
+	    (f->lie == NULL && (f->lie = malloc(PBFT_CHUNK_BYTES_MAX)) == NULL))
+		return false;
+	n = total - off < PBFT_CHUNK_BYTES_MAX ? (size_t)(total - off)
+	                                       : PBFT_CHUNK_BYTES_MAX;
+	for (size_t i = 0; i < n; i++)
+		f->lie[i] = off + i < img_len ? img[off + i]
+		                              : lie_byte(off + i - img_len);
+	/* The head names the longer tail. */
+	ct = (size_t)img[0] | (size_t)img[1] << 8 | (size_t)img[2] << 16 |
+	    (size_t)img[3] << 24;
+	at = 4 + ct + HEAD_JLEN_AT;
+	for (int i = 0; i < 8; i++)
+		if (at + (uint64_t)i >= off && at + (uint64_t)i < off + n)
+			f->lie[at + (uint64_t)i - off] =
+			    (uint8_t)(jlen >> (8 * i));
+	c->count = (uint32_t)((total + PBFT_CHUNK_BYTES_MAX - 1) /
+	    PBFT_CHUNK_BYTES_MAX);
+	c->total_len = total;
+	c->data_len = (uint32_t)n;
+	c->data = f->lie;
+	return true;
+}
+
 void
 fault_tick(struct fault *f, struct net *net)
 {
@@ -359,6 +442,15 @@ fault_tick(struct fault *f, struct net *net)
 			uint32_t to = (uint32_t)(rnd(f) % f->n);
 
 			net_send_raw(net, to, f->ring[s], f->ring_len[s]);
+		}
+	}
+	if (f->on & F_FETCH_FLOOD && f->flood.seq != 0) {
+		struct pbft_msg m = {.type = PBFT_MSG_FETCH_STATE};
+
+		m.u.fetch_state = f->flood;
+		for (int k = 0; k < FLOOD_REQUESTS; k++) {
+			m.u.fetch_state.index = (uint32_t)(k % FLOOD_CHUNKS);
+			net_send(net, (f->id + 1) % f->n, &m, true);
 		}
 	}
 	if (f->on & F_GARBAGE) {

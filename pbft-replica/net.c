@@ -1160,6 +1160,16 @@ net_peer_up(const struct net *n, uint32_t id)
 	return c != NULL && c->fd != -1 && c->established;
 }
 
+size_t
+net_peer_queued(const struct net *n, uint32_t id)
+{
+	const struct conn *c = id < n->cfg->n ? n->peers[id] : NULL;
+
+	if (c == NULL || c->fd == -1 || !c->established)
+		return 0;
+	return c->out.len - c->out_off + c->pt.len + c->hp.len;
+}
+
 int
 net_peer_address(const struct net *n, uint32_t id, char *buf, size_t len)
 {

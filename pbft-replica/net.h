@@ -156,6 +156,9 @@ const uint8_t *net_client_request_key(const struct net *n, uint32_t client);
 void net_disconnect(struct net *n, bool client, uint32_t id, const char *why);
 /* Whether a channel with replica id is established (frames get through). */
 bool net_peer_up(const struct net *n, uint32_t id);
+/* Bytes queued to replica id and not yet taken by its socket (0 when
+ * there is no channel): what it has yet to read of our answers. */
+size_t net_peer_queued(const struct net *n, uint32_t id);
 /* "host:port" where replica id is reached (from the file or announced);
  * 0, or -1 if not known yet. */
 int net_peer_address(const struct net *n, uint32_t id, char *buf, size_t len);

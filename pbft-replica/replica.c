@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "crypto.h"
 #include "pbft_build.h"
@@ -26,9 +27,20 @@
 #include "wire.h"
 
 #define SNAPS_MAX 4
-#define XFER_BYTES_MAX (4ULL << 30) /* largest head we accept to fetch */
+/* The largest head (client table and the service's image but its tail) a
+ * replica snapshots or accepts to fetch: a peer-named head length above it
+ * is refused before a byte of it is fetched, and a head is held in memory
+ * only as its bytes come. */
+#define STATE_HEAD_BYTES_MAX (1ULL << 30)
 #define XFER_RETRY_TICKS 100 /* 1 s without progress: next peer */
+#define XFER_RESEND_TICKS 20 /* 200 ms without progress: ask again */
 #define XFER_WINDOW 4 /* state chunks asked for at a time */
+/* Answers to a peer's FETCH_STATE: a byte budget that refills by one chunk
+ * a tick (100 MiB/s) up to a window of chunks, and none while the peer has
+ * a window of chunks still to read from its write queue. An honest asker
+ * never has more than a window of chunks asked for. */
+#define XFER_SERVE_BYTES_TICK ((uint64_t)PBFT_CHUNK_BYTES_MAX)
+#define XFER_SERVE_BURST ((uint64_t)XFER_WINDOW * PBFT_CHUNK_BYTES_MAX)
 
 /* The last reply to each client, to answer a retransmitted request. */
 struct reply_slot {
@@ -52,9 +64,11 @@ struct snap {
  * An ongoing state transfer (TOCS section 5.3.2). The image a peer serves
  * is its snapshot's img (client table, then the service's head) followed
  * by the service's tail; chunk i holds its bytes from i times
- * PBFT_CHUNK_BYTES_MAX. The head is fetched into img; of the tail, only
- * what the service does not hold already, which it checks and stages as it
- * comes (service.h).
+ * PBFT_CHUNK_BYTES_MAX. The head is fetched into img and checked against
+ * the certified digest before any of the tail is asked for; of the tail,
+ * only what the service does not hold already, which it checks against the
+ * head and stages as it comes (service.h): a peer's word sizes nothing
+ * beyond one chunk that the certified state does not.
  */
 struct xfer {
 	bool active;
@@ -66,6 +80,8 @@ struct xfer {
 	uint32_t count; /* chunks in all, from the first chunk */
 	uint64_t total_len;
 	uint64_t head_len; /* image bytes before the tail; 0 until known */
+	bool head_ok; /* the head matched the certified digest */
+	uint8_t head_sd[PBFT_DIGEST_LEN]; /* the service's digest in it */
 	uint32_t idle_ticks;
 	bool asked_up; /* the peer was connected when last asked */
 	struct wbuf img; /* the image's head */
@@ -74,6 +90,9 @@ struct xfer {
 	 * transfer; silent for a checkpoint fetched; for this one. */
 	uint64_t avoid, silent_once, silent_now;
 	uint64_t staged_from; /* peers whose bytes are staged */
+	/* Peers whose state failed a check, remembered across restarts
+	 * (store_liars_read): avoided from the start of every transfer. */
+	uint64_t liars;
 	ev_tstamp began;
 	uint64_t failures; /* images that did not match the digest */
 	uint64_t completed;
@@ -124,6 +143,10 @@ struct replica {
 	uint64_t frames_bad;
 	uint64_t vc_deferred; /* the core's view_changes_deferred, logged */
 	uint8_t *chunk_buf; /* a state chunk read from the service's file */
+	/* Bytes each peer may still be answered (XFER_SERVE_*), and the
+	 * requests not answered for want of it. */
+	uint64_t serve_credit[PBFT_REPLICAS_MAX];
+	uint64_t serve_refused;
 	struct pbft_action fetch_on_start; /* .seq != 0: state to fetch */
 #if PBFT_FAULT_INJECTION
 	struct fault *fault;
@@ -391,6 +414,38 @@ xfer_ask(struct replica *r)
 	x->idle_ticks = 0;
 }
 
+/* Asks peer p, for the head from its start. */
+static void
+xfer_from(struct replica *r, uint32_t p)
+{
+	struct xfer *x = &r->xfer;
+
+	x->peer = p;
+	x->count = 0;
+	x->total_len = 0;
+	x->head_len = 0;
+	x->head_ok = false;
+	x->asked_to = 0;
+	wbuf_reset(&x->img);
+	xfer_ask(r);
+}
+
+/* Remembers peer p as a liar, or (its state installed) forgets that. */
+static void
+xfer_liar(struct replica *r, uint32_t p, bool lied)
+{
+	struct xfer *x = &r->xfer;
+	uint64_t was = x->liars;
+
+	if (lied)
+		x->liars |= 1ULL << p;
+	else
+		x->liars &= ~(1ULL << p);
+	if (x->liars != was && store_liars_write(r->store, x->liars) == -1)
+		log_warn("%s: cannot record the replicas caught lying",
+		    store_dir(r->store));
+}
+
 /*
  * Asks the next peer, for the head from its start. A peer whose bytes were
  * part of a state that failed a check (bad) is avoided until the transfer
@@ -414,6 +469,7 @@ xfer_next_peer(struct replica *r, bool bad)
 		x->failures++;
 		x->avoid |= x->staged_from | bit;
 		x->staged_from = 0;
+		xfer_liar(r, p, true);
 		log_warnx("state from replica %u does not match the certified "
 		          "digest of checkpoint %llu; asking another replica",
 		    x->peer, (unsigned long long)x->seq);
@@ -430,13 +486,18 @@ xfer_next_peer(struct replica *r, bool bad)
 		if (p != r->id && !((x->avoid | x->silent_now) & 1ULL << p))
 			break;
 	}
-	x->peer = p;
-	x->count = 0;
-	x->total_len = 0;
-	x->head_len = 0;
-	x->asked_to = 0;
-	wbuf_reset(&x->img);
-	xfer_ask(r);
+	xfer_from(r, p);
+}
+
+/* A replica id in [0, n) at random. */
+static uint32_t
+xfer_random(uint32_t n)
+{
+	uint32_t v;
+
+	if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))
+		v = (uint32_t)rand();
+	return v % n;
 }
 
 static void
@@ -455,13 +516,26 @@ do_fetch_state(struct replica *r, const struct pbft_action *a)
 	if (!x->active) {
 		x->fetched = 0;
 		x->began = ev_now(r->loop);
-		x->avoid = x->silent_once = 0;
+		x->avoid = x->liars;
+		x->silent_once = 0;
 		x->staged_from = 0;
 	}
 	x->active = true;
-	/* From id + 1 on, for a later checkpoint too; the staged tail stays. */
 	x->silent_now = 0;
-	x->peer = r->id;
+#if PBFT_FAULT_INJECTION
+	{
+		uint32_t p = fault_xfer_first(r->fault);
+
+		if (p != UINT32_MAX && p != r->id && !(x->avoid & 1ULL << p)) {
+			xfer_from(r, p);
+			return;
+		}
+	}
+#endif
+	/* From a peer chosen at random, for a later checkpoint too (the
+	 * staged tail stays): a liar cannot count on being asked first. */
+	x->peer = xfer_random(r->cfg->n);
+	x->asked_up = false;
 	xfer_next_peer(r, false);
 }
 
@@ -486,33 +560,51 @@ image_split(const uint8_t *img, size_t len, const uint8_t **ct, size_t *ctlen,
 }
 
 /*
- * Checks the fetched head and the tail held and staged against the
- * certified digest and installs them. One peer's word is never enough: the
- * digest was certified by 2f+1 checkpoint messages, so a lying peer is
- * caught here (or by the service's checks as its bytes come) and another
- * is asked.
+ * Checks the fetched head against the certified digest, before any of its
+ * tail is fetched: the head names all the digest covers (service.h), so
+ * the tail it names is the certified one, and the service takes no byte
+ * past it. One peer's word is never enough: the digest was certified by
+ * 2f+1 checkpoint messages, so a lying peer is caught here, or by the
+ * service's checks as its tail comes, and another is asked. 0 or -1.
  */
+static int
+xfer_head_check(struct replica *r)
+{
+	struct xfer *x = &r->xfer;
+	const uint8_t *ct, *head;
+	size_t ctlen, headlen;
+	uint8_t want[PBFT_DIGEST_LEN];
+
+	if (image_split(x->img.p, x->img.len, &ct, &ctlen, &head, &headlen) ==
+	        -1 ||
+	    r->svc->ops->stage_check(r->svc, head, headlen, x->head_sd) == -1)
+		return -1;
+	pbft_state_digest(&r->rc.ops, x->head_sd, ct, ctlen, want);
+	if (memcmp(want, x->digest, PBFT_DIGEST_LEN) != 0)
+		return -1;
+	x->head_ok = true;
+	return 0;
+}
+
+/* Installs the checked head with the tail staged (which the service
+ * refuses unless it ends exactly as the head names it). */
 static void
 xfer_finish(struct replica *r)
 {
 	struct xfer *x = &r->xfer;
-	const struct service_ops *ops = r->svc->ops;
 	const uint8_t *ct, *head;
 	size_t ctlen, headlen;
-	uint8_t sd[PBFT_DIGEST_LEN], want[PBFT_DIGEST_LEN];
 	struct pbft_event ev = {.type = PBFT_EV_STATE_INSTALLED};
 
-	if (image_split(x->img.p, x->img.len, &ct, &ctlen, &head, &headlen) ==
-	        -1 ||
-	    ops->stage_check(r->svc, head, headlen, sd) == -1)
-		goto bad;
-	pbft_state_digest(&r->rc.ops, sd, ct, ctlen, want);
-	if (memcmp(want, x->digest, PBFT_DIGEST_LEN) != 0)
-		goto bad;
 	/* No snapshot may be in the works while the state is replaced. */
 	bg_settle(r);
-	if (ops->stage_install(r->svc) == -1)
-		fatalx("cannot install a verified state");
+	if (!x->head_ok ||
+	    image_split(x->img.p, x->img.len, &ct, &ctlen, &head, &headlen) ==
+	        -1 ||
+	    r->svc->ops->stage_install(r->svc) == -1) {
+		xfer_next_peer(r, true);
+		return;
+	}
 	log_info("state of checkpoint %llu installed (%llu bytes, %llu of "
 	         "them fetched, from replica %u, in %.0f ms)",
 	    (unsigned long long)x->seq, (unsigned long long)x->total_len,
@@ -533,17 +625,15 @@ xfer_finish(struct replica *r)
 	}
 	if (r->stable_wait <= x->seq)
 		r->stable_wait = 0; /* its snapshot is this one's past */
+	xfer_liar(r, x->peer, false);
 	x->active = false;
 	x->completed++;
 	ev.seq = x->seq;
-	memcpy(ev.digest, sd, PBFT_DIGEST_LEN);
+	memcpy(ev.digest, x->head_sd, PBFT_DIGEST_LEN);
 	ev.client_table = ct;
 	ev.client_table_len = ctlen;
 	replica_step(r, &ev);
 	wbuf_reset(&x->img);
-	return;
-bad:
-	xfer_next_peer(r, true);
 }
 
 /*
@@ -566,7 +656,8 @@ xfer_head_len(struct replica *r)
 	        -1 ||
 	    (rc = r->svc->ops->head_tail(head, headlen, &tail)) == 1)
 		return x->img.len < x->total_len ? 0 : -1; /* more to come? */
-	if (rc == -1 || tail > x->total_len - 4 - ctlen)
+	if (rc == -1 || tail > x->total_len - 4 - ctlen ||
+	    x->total_len - tail > STATE_HEAD_BYTES_MAX)
 		return -1;
 	x->head_len = x->total_len - tail;
 	return 0;
@@ -591,12 +682,14 @@ xfer_take(struct replica *r, uint64_t off, const uint8_t *p, size_t len)
 			n = (size_t)(x->head_len - x->img.len);
 		wbuf_put_bytes(&x->img, p, n);
 		if (wbuf_failed(&x->img))
-			return -1; /* a head beyond XFER_BYTES_MAX */
+			return -1; /* a head beyond STATE_HEAD_BYTES_MAX */
 		if (x->head_len == 0 && xfer_head_len(r) == -1)
 			return -1;
 		if (x->head_len == 0 || x->img.len < x->head_len)
 			return 0;
 		x->img.len = x->head_len; /* the rest is tail */
+		if (xfer_head_check(r) == -1)
+			return -1;
 	}
 	/* Tail bytes: from image offset at, of which the service holds
 	 * the first have. */
@@ -648,12 +741,37 @@ on_state_chunk(
 	if (c->index + 1 == (x->count + 1) / 2)
 		fault_point(r->fault, FAULT_STATE_TRANSFER);
 #endif
-	/* (Held beyond the total: stage_check refuses it.) */
 	if (x->head_len != 0 && xfer_want(r) >= x->total_len) {
 		xfer_finish(r);
 		return;
 	}
 	xfer_ask(r);
+}
+
+/*
+ * A tick of a transfer: asks again what was asked before the peer's channel
+ * was up, or what got no answer for a while (the peer's budget for us may
+ * have run out); a peer silent for a second is left for the next.
+ */
+static void
+xfer_tick(struct replica *r)
+{
+	struct xfer *x = &r->xfer;
+	uint32_t idle = x->idle_ticks + 1;
+
+	if (!x->asked_up && net_peer_up(r->net, x->peer)) {
+		/* Asked before its channel was up: those were lost. */
+		x->asked_to = x->expect;
+		xfer_ask(r);
+	} else if (idle > XFER_RETRY_TICKS) {
+		xfer_next_peer(r, false);
+	} else if (idle % XFER_RESEND_TICKS == 0) {
+		x->asked_to = x->expect;
+		xfer_ask(r);
+		x->idle_ticks = idle;
+	} else {
+		x->idle_ticks = idle;
+	}
 }
 
 static void
@@ -667,6 +785,11 @@ on_fetch_state(
 
 	if (s == NULL)
 		return; /* not here (any more): the asker tries another */
+	if (from >= r->cfg->n || r->serve_credit[from] < PBFT_CHUNK_BYTES_MAX ||
+	    net_peer_queued(r->net, from) >= XFER_SERVE_BURST) {
+		r->serve_refused++; /* an honest asker asks again */
+		return;
+	}
 	c->seq = f->seq;
 	memcpy(c->digest, f->digest, PBFT_DIGEST_LEN);
 	total = s->img.len + s->tail_len;
@@ -676,6 +799,13 @@ on_fetch_state(
 		c->count = 1;
 	c->total_len = total;
 	c->replica = r->id;
+#if PBFT_FAULT_INJECTION
+	c->index = f->index;
+	if (fault_lying_chunk(r->fault, c, s->img.p, s->img.len, s->tail_len)) {
+		send_to(r, from, &m, false);
+		return;
+	}
+#endif
 	if (f->index >= c->count)
 		return;
 	c->index = f->index;
@@ -712,6 +842,7 @@ on_fetch_state(
 		c->data = bad;
 	}
 #endif
+	r->serve_credit[from] -= c->data_len;
 	send_to(r, from, &m, false);
 }
 
@@ -1163,17 +1294,14 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		          "the primary while cut off",
 		    (unsigned long long)st.view);
 	}
-	if (r->xfer.active) {
-		struct xfer *x = &r->xfer;
-
-		if (!x->asked_up && net_peer_up(r->net, x->peer)) {
-			/* Asked before its channel was up: those were lost. */
-			x->asked_to = x->expect;
-			xfer_ask(r);
-		} else if (++x->idle_ticks > XFER_RETRY_TICKS) {
-			xfer_next_peer(r, false);
-		}
-	}
+	for (uint32_t i = 0; i < r->cfg->n; i++)
+		r->serve_credit[i] =
+		    r->serve_credit[i] + XFER_SERVE_BYTES_TICK <
+		        XFER_SERVE_BURST
+		    ? r->serve_credit[i] + XFER_SERVE_BYTES_TICK
+		    : XFER_SERVE_BURST;
+	if (r->xfer.active)
+		xfer_tick(r);
 #if PBFT_FAULT_INJECTION
 	fault_tick(r->fault, r->net);
 #endif
@@ -1242,7 +1370,7 @@ restore_snapshot(struct replica *r, char *err, size_t errlen)
 		}
 		return 0;
 	}
-	wbuf_init_dynamic(&img, XFER_BYTES_MAX);
+	wbuf_init_dynamic(&img, STATE_HEAD_BYTES_MAX);
 	rc = store_snapshot_read(
 	    r->store, st.stable_checkpoint, &img, err, errlen);
 	if (rc == 1) {
@@ -1409,9 +1537,11 @@ replica_new(struct ev_loop *loop, struct cluster_cfg *cfg, void *key,
 	r->cfg = cfg;
 	r->opts = *opts;
 	r->id = opts->id;
-	wbuf_init_dynamic(&r->xfer.img, XFER_BYTES_MAX);
+	wbuf_init_dynamic(&r->xfer.img, STATE_HEAD_BYTES_MAX);
+	for (int i = 0; i < PBFT_REPLICAS_MAX; i++)
+		r->serve_credit[i] = XFER_SERVE_BURST;
 	for (int i = 0; i < SNAPS_MAX; i++)
-		wbuf_init_dynamic(&r->snaps[i].img, XFER_BYTES_MAX);
+		wbuf_init_dynamic(&r->snaps[i].img, STATE_HEAD_BYTES_MAX);
 	r->arena_len = wire_arena_bytes_for(PBFT_FRAME_BYTES_MAX);
 	r->arena_mem = malloc(r->arena_len);
 	r->replies =
@@ -1427,7 +1557,8 @@ replica_new(struct ev_loop *loop, struct cluster_cfg *cfg, void *key,
 	if ((r->core = pbft_new(&pc, err, errlen)) == NULL)
 		goto fail;
 	r->store = store_open(cfg->data_dir, r->id, cfg->fsync, err, errlen);
-	if (r->store == NULL)
+	if (r->store == NULL ||
+	    store_liars_read(r->store, &r->xfer.liars, err, errlen) == -1)
 		goto fail;
 #if PBFT_FAULT_INJECTION
 	if (opts->faults != NULL) {
@@ -1571,6 +1702,8 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 	    (unsigned long long)ns.auth_failures,
 	    (unsigned long long)ns.announce_rejected,
 	    (unsigned long long)r->xfer.failures);
+	jput(buf, len, &off, ",\"state_requests_refused\":%llu",
+	    (unsigned long long)r->serve_refused);
 	jput(buf, len, &off, ",\"wal_sync_le_us\":[");
 	for (int i = 0; i < STORE_SYNC_BUCKETS - 1; i++)
 		jput(buf, len, &off, "%s%u", i ? "," : "", store_sync_le_us[i]);

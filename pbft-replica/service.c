@@ -2,12 +2,16 @@
  * service.c - the built-in replicated service: an ordered transaction ledger
  * plus a key-value store.
  *
- * State digest: H("pbft ledger v1" || count || chain || kvsum), where chain is
- * a hash chain over every ledger entry and kvsum is the sum, modulo 2^256, of
- * a hash of each pair and its owner, so puts and deletes update it in O(1):
+ * State digest: H("pbft ledger v2" || count || chain || jlen || kvsum), where
+ * chain is a hash chain over every ledger entry, jlen the bytes of the
+ * entries in journal format, and kvsum the sum, modulo 2^256, of a hash of
+ * each pair and its owner, so puts and deletes update it in O(1):
  * H(0xffff | klen | key | vlen | value | owner), or H(klen | key | value)
- * for a key without owner (from an image that predates owners, whose
- * digest is thus unchanged; 0xffff is no klen, so the two cannot collide).
+ * for a key without owner (from an image that predates owners; 0xffff is
+ * no klen, so the two cannot collide). Everything in it is in an image's
+ * head: a fetching replica checks a head against the certified digest
+ * before it takes a byte of the tail, and then takes exactly jlen bytes
+ * that make count entries and that chain.
  * The hash table's seed is random per process: table layout never reaches
  * the digest, and a client cannot aim keys at one bucket.
  *
@@ -105,7 +109,9 @@ struct ledger {
 		uint8_t chain[PBFT_DIGEST_LEN];
 		uint8_t *part; /* an entry not complete yet */
 		size_t partlen;
-		struct ledger *checked; /* the head stage_check accepted */
+		/* The head stage_check accepted: what is staged must end
+		 * exactly at its count, jlen and chain. */
+		struct ledger *checked;
 	} st;
 };
 
@@ -510,13 +516,14 @@ static void
 ledger_digest(struct service *s, uint8_t out[PBFT_DIGEST_LEN])
 {
 	struct ledger *l = ledger_of(s);
-	uint8_t buf[14 + 8 + PBFT_DIGEST_LEN + 32];
+	uint8_t buf[14 + 8 + PBFT_DIGEST_LEN + 8 + 32];
 
-	memcpy(buf, "pbft ledger v1", 14);
+	memcpy(buf, "pbft ledger v2", 14);
 	put_le(buf + 14, l->count, 8);
 	memcpy(buf + 22, l->chain, PBFT_DIGEST_LEN);
+	put_le(buf + 22 + PBFT_DIGEST_LEN, l->jlen, 8);
 	for (int i = 0; i < 4; i++)
-		put_le(buf + 22 + PBFT_DIGEST_LEN + 8 * i, l->kvsum[i], 8);
+		put_le(buf + 30 + PBFT_DIGEST_LEN + 8 * i, l->kvsum[i], 8);
 	sig_sha256(buf, sizeof(buf), out);
 }
 
@@ -901,56 +908,110 @@ stage_write(struct ledger *l, uint64_t off, const uint8_t *p, size_t len)
 }
 
 /*
- * Checks fetched entries as they come, one at a time across the pieces:
- * consecutive indexes from ours, lengths in bounds, and the chain through
- * them, which stage_check compares with the certified head's.
+ * Takes one complete entry header at st->part: the next index, a length in
+ * bounds, and room for it and the header of every entry still to come
+ * within the checked head's jlen. 0 or -1.
+ */
+static int
+stage_entry_header(const struct stage *st, const struct ledger *t)
+{
+	uint64_t elen = get_le(st->part + 8, 4), avail = t->jlen - st->jlen;
+	uint64_t rem; /* entries still to come, this one included */
+
+	if (get_le(st->part, 8) != st->count || elen > PBFT_OP_BYTES_MAX ||
+	    st->count >= t->count)
+		return -1;
+	rem = t->count - st->count;
+	return rem <= avail / ENTRY_HDR && elen <= avail - ENTRY_HDR * rem ? 0
+	                                                                   : -1;
+}
+
+/* An entry complete: into the chain; the last one must end the tail
+ * exactly as the checked head names it. 0 or -1. */
+static int
+stage_entry_done(struct stage *st, const struct ledger *t)
+{
+	chain_step(st->chain, st->count, st->part + ENTRY_HDR,
+	    st->partlen - ENTRY_HDR);
+	st->count++;
+	st->jlen += st->partlen;
+	st->partlen = 0;
+	if (st->count < t->count)
+		return 0;
+	return st->jlen == t->jlen &&
+	        memcmp(st->chain, t->chain, PBFT_DIGEST_LEN) == 0
+	    ? 0
+	    : -1;
+}
+
+/*
+ * Checks fetched entries as they come, one at a time across the pieces,
+ * against the head stage_check accepted: nothing before it, not a byte past
+ * its jlen, consecutive indexes from ours, lengths in bounds, and at its
+ * count its chain. Bytes are written only once they checked.
  */
 static int
 ledger_stage_put(struct service *s, const uint8_t *p, size_t len)
 {
 	struct ledger *l = ledger_of(s);
 	struct stage *st = stage_of(l);
+	const struct ledger *t = st->checked;
+	uint64_t off = st->jlen + st->partlen;
+	const uint8_t *at = p;
+	size_t left = len;
 
-	stage_forget_checked(l);
+	if (t == NULL || len > t->jlen - off)
+		return -1;
 	if (st->part == NULL &&
 	    (st->part = malloc(ENTRY_HDR + PBFT_OP_BYTES_MAX)) == NULL)
 		return -1;
-	stage_write(l, st->jlen + st->partlen, p, len);
-	while (len > 0) {
-		uint64_t elen =
-		    st->partlen >= ENTRY_HDR ? get_le(st->part + 8, 4) : 0;
+	while (left > 0) {
 		size_t want = st->partlen >= ENTRY_HDR
-		    ? ENTRY_HDR + (size_t)elen - st->partlen
+		    ? ENTRY_HDR + (size_t)get_le(st->part + 8, 4) - st->partlen
 		    : ENTRY_HDR - st->partlen;
-		size_t take = want < len ? want : len;
+		size_t take = want < left ? want : left;
+		bool hdr = st->partlen < ENTRY_HDR;
 
-		memcpy(st->part + st->partlen, p, take);
+		memcpy(st->part + st->partlen, at, take);
 		st->partlen += take;
-		p += take;
-		len -= take;
+		at += take;
+		left -= take;
 		if (st->partlen < ENTRY_HDR)
-			break; /* len is 0 */
-		elen = get_le(st->part + 8, 4);
-		if (get_le(st->part, 8) != st->count ||
-		    elen > PBFT_OP_BYTES_MAX)
+			break; /* left is 0 */
+		if (hdr && stage_entry_header(st, t) == -1)
 			return -1;
-		if (st->partlen == ENTRY_HDR + elen) {
-			chain_step(st->chain, st->count, st->part + ENTRY_HDR,
-			    (size_t)elen);
-			st->count++;
-			st->jlen += st->partlen;
-			st->partlen = 0;
-		}
+		if (st->partlen == ENTRY_HDR + get_le(st->part + 8, 4) &&
+		    stage_entry_done(st, t) == -1)
+			return -1;
 	}
+	stage_write(l, off, p, len);
 	return 0;
 }
 
+/* Forgets what was staged, back to the state's own entries. */
+static void
+stage_cut(struct ledger *l)
+{
+	l->st.valid = false;
+	if (l->journal != NULL &&
+	    (fflush(l->journal) != 0 ||
+	        ftruncate(fileno(l->journal), (off_t)l->jlen) == -1 ||
+	        fseeko(l->journal, 0, SEEK_END) == -1))
+		abort();
+}
+
+/*
+ * Parses a fetched head and gives the digest of the state it names, before
+ * any of its tail is fetched; the tail stage_put then takes must end
+ * exactly where it says. What is staged stays if it can be the start of
+ * that tail.
+ */
 static int
 ledger_stage_check(struct service *s, const uint8_t *head, size_t len,
     uint8_t digest[PBFT_DIGEST_LEN])
 {
 	struct ledger *l = ledger_of(s), *t;
-	struct stage *st = stage_of(l);
+	struct stage *st;
 	struct head h;
 
 	stage_forget_checked(l);
@@ -959,27 +1020,38 @@ ledger_stage_check(struct service *s, const uint8_t *head, size_t len,
 	t->base = l->base;
 	t->seed = l->seed;
 	if (ledger_init(t) == -1 || head_parse(head, len, &h, t) == -1 ||
-	    len != h.len || st->partlen != 0 || h.count != st->count ||
-	    h.jlen != st->jlen ||
-	    memcmp(h.chain, st->chain, PBFT_DIGEST_LEN) != 0) {
-		ledger_clear(t);
-		free(t);
-		return -1;
+	    len != h.len || h.count < l->count || h.jlen < l->jlen)
+		goto fail;
+	st = stage_of(l);
+	if (st->count > h.count || st->jlen + st->partlen > h.jlen) {
+		stage_cut(l); /* staged for another state */
+		st = stage_of(l);
 	}
+	if (st->count == h.count &&
+	    (st->partlen != 0 || st->jlen != h.jlen ||
+	        memcmp(st->chain, h.chain, PBFT_DIGEST_LEN) != 0))
+		goto fail;
 	t->count = h.count;
 	t->jlen = t->wb_off = h.jlen;
 	memcpy(t->chain, h.chain, PBFT_DIGEST_LEN);
 	ledger_digest(&t->base, digest);
 	st->checked = t;
 	return 0;
+fail:
+	ledger_clear(t);
+	free(t);
+	return -1;
 }
 
 static int
 ledger_stage_install(struct service *s)
 {
 	struct ledger *l = ledger_of(s), *t = l->st.checked;
+	const struct stage *st = &l->st;
 
-	if (t == NULL)
+	if (t == NULL || st->count != t->count || st->jlen != t->jlen ||
+	    st->partlen != 0 ||
+	    memcmp(st->chain, t->chain, PBFT_DIGEST_LEN) != 0)
 		return -1;
 	if (l->journal != NULL) {
 		FILE *j = l->journal;
@@ -1006,12 +1078,7 @@ ledger_stage_drop(struct service *s)
 	struct ledger *l = ledger_of(s);
 
 	stage_forget_checked(l);
-	l->st.valid = false;
-	if (l->journal != NULL &&
-	    (fflush(l->journal) != 0 ||
-	        ftruncate(fileno(l->journal), (off_t)l->jlen) == -1 ||
-	        fseeko(l->journal, 0, SEEK_END) == -1))
-		abort();
+	stage_cut(l);
 }
 
 static int

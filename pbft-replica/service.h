@@ -77,22 +77,31 @@ struct service_ops {
 	    uint64_t *tail_len);
 	/*
 	 * State transfer (replica.c). A fetched state is a head, as checkpoint
-	 * writes it, then its tail. A correct replica's tail only grows, so
-	 * the tail this service holds is the start of any later checkpoint's
-	 * tail: only the rest is fetched, checked as it comes and staged past
-	 * the service's own (in its file), not in memory; the state itself
-	 * does not change until stage_install. What is staged stays across a
-	 * change of the checkpoint fetched, since a later checkpoint's tail
-	 * extends an earlier one's; it is forgotten when the state changes.
+	 * writes it, then its tail. The head must name everything the digest
+	 * covers, the tail's length too, so that a fetched head is checked
+	 * against the certified digest before any of its tail is fetched, and
+	 * the tail it names is then the only one taken. A correct replica's
+	 * tail only grows, so the tail this service holds is the start of any
+	 * later checkpoint's tail: only the rest is fetched, checked as it
+	 * comes and staged past the service's own (in its file), not in
+	 * memory; the state itself does not change until stage_install. What
+	 * is staged stays across a change of the checkpoint fetched, since a
+	 * later checkpoint's tail extends an earlier one's; it is forgotten
+	 * when the state changes.
 	 * head_tail: the tail length named by a head of which len bytes are
 	 *   known: 0 and *tail_len, 1 if more bytes are needed, -1 malformed.
 	 * stage_have: the tail bytes held: the service's own and those staged.
-	 * stage_put: stages fetched tail bytes after those; -1 if they cannot
-	 *   be part of a correct tail (drop them, and fetch from elsewhere).
-	 * stage_check: 0 if the head names exactly the tail held and staged,
-	 *   with the digest the state would then have in digest; -1 if not.
-	 * stage_install: adopts the head last checked with the staged tail
-	 *   (durable when it returns); 0, or -1 if none was checked.
+	 * stage_check: takes a whole fetched head, before its tail: 0 with the
+	 *   digest the state will have once the tail it names is staged, -1 if
+	 *   it is malformed or cannot extend what the service holds. What is
+	 *   staged stays if it can be the start of that tail.
+	 * stage_put: stages fetched tail bytes after those held; -1 if no head
+	 *   was checked, if they go one byte past the tail it names, or if
+	 *   they cannot be part of it (drop them, and fetch from elsewhere).
+	 *   Never writes past that tail.
+	 * stage_install: adopts the head last checked with the staged tail,
+	 *   if that is exactly the tail it names (durable when it returns); 0,
+	 *   or -1 (none checked, or the tail not complete).
 	 * stage_drop: forgets what was staged, and the head checked.
 	 */
 	int (*head_tail)(const uint8_t *head, size_t len, uint64_t *tail_len);

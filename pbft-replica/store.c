@@ -1428,3 +1428,79 @@ store_get_stats(const struct store *st, struct store_stats *out)
 {
 	*out = st->stats;
 }
+
+/* ---- replicas caught lying in a state transfer ----------------------- */
+
+/* One line in the node's directory: "liars" and their ids, e.g.
+ * "liars 0 5\n"; written whole to a temporary file and renamed. */
+#define LIARS_FILE "xfer-liars"
+
+int
+store_liars_read(
+    const struct store *st, uint64_t *mask, char *err, size_t errlen)
+{
+	char path[CFG_PATH_MAX + 16], buf[512], *p, *end;
+	ssize_t n;
+	int fd;
+
+	*mask = 0;
+	snprintf(path, sizeof(path), "%s/" LIARS_FILE, st->dir);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
+		if (errno == ENOENT)
+			return 0; /* none caught */
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	buf[n] = '\0';
+	if (strncmp(buf, "liars", 5) != 0 || strchr(buf, '\n') == NULL)
+		goto bad;
+	for (p = buf + 5; *p == ' ';) {
+		unsigned long id = strtoul(p + 1, &end, 10);
+
+		if (end == p + 1 || id >= 64)
+			goto bad;
+		*mask |= 1ULL << id;
+		p = end;
+	}
+	if (*p == '\n' && p[1] == '\0')
+		return 0;
+bad:
+	snprintf(err, errlen, "%s: malformed (remove it to forget)", path);
+	return -1;
+}
+
+int
+store_liars_write(const struct store *st, uint64_t mask)
+{
+	char tmp[CFG_PATH_MAX + 16], dst[CFG_PATH_MAX + 16], buf[512];
+	size_t len = (size_t)snprintf(buf, sizeof(buf), "liars");
+	int fd;
+
+	for (int i = 0; i < 64; i++)
+		if (mask & 1ULL << i)
+			len += (size_t)snprintf(
+			    buf + len, sizeof(buf) - len, " %d", i);
+	len += (size_t)snprintf(buf + len, sizeof(buf) - len, "\n");
+	snprintf(tmp, sizeof(tmp), "%s/" LIARS_FILE ".tmp", st->dir);
+	snprintf(dst, sizeof(dst), "%s/" LIARS_FILE, st->dir);
+	fd = open(
+	    tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd == -1)
+		return -1;
+	if (write_full(fd, (const uint8_t *)buf, len) == -1 ||
+	    (st->mode != CFG_FSYNC_OFF && fsync(fd) == -1)) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	if (rename(tmp, dst) == -1 ||
+	    (st->mode != CFG_FSYNC_OFF && fsync(st->dir_fd) == -1))
+		return -1;
+	return 0;
+}

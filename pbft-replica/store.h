@@ -167,6 +167,17 @@ void store_snapshots_prune(struct store *st, uint64_t below);
 int store_snapshot_read(
     struct store *st, uint64_t seq, struct wbuf *out, char *err, size_t errlen);
 
+/*
+ * Replicas caught serving a state that failed its checks (a bit each), kept
+ * in the node's directory across restarts so that a state transfer after a
+ * restart does not go back to them first. read: a missing file is none;
+ * 0, or -1 with err set (unreadable or malformed). write: atomic (rename);
+ * 0 or -1.
+ */
+int store_liars_read(
+    const struct store *st, uint64_t *mask, char *err, size_t errlen);
+int store_liars_write(const struct store *st, uint64_t mask);
+
 const char *store_dir(const struct store *st);
 void store_get_stats(const struct store *st, struct store_stats *out);
 

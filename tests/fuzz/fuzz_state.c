@@ -3,10 +3,11 @@
  * the built-in ledger (pbft-replica/service.c): the input is a fetched
  * state, a head followed by its tail. A service that holds two entries of
  * its own learns where the tail starts (head_tail, from every prefix
- * length up to the fixed part), stages the tail bytes past its own in
- * pieces (stage_put), checks the head (stage_check) and installs it; the
- * whole input also goes through restore. Nothing may crash or leak, and a
- * state that checks must install with the digest the check gave.
+ * length up to the fixed part), checks the head (stage_check), stages the
+ * tail bytes past its own in pieces (stage_put) and installs them; the
+ * whole input also goes through restore. Nothing may crash or leak; what is
+ * staged never goes past the tail the head names; a state that installs
+ * has the digest the check gave.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -54,15 +55,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	else
 		tail = 0;
 	have = ops->stage_have(s);
-	for (uint64_t at = have; at < tail; at += piece) {
-		size_t n = tail - at < piece ? (size_t)(tail - at) : piece;
+	if (ops->stage_check(s, data, head_len, d) == 0) {
+		rc = 0;
+		for (uint64_t at = ops->stage_have(s); at < tail; at += piece) {
+			size_t n =
+			    tail - at < piece ? (size_t)(tail - at) : piece;
 
-		if ((rc = ops->stage_put(s, data + head_len + at, n)) == -1)
-			break;
+			if ((rc = ops->stage_put(s, data + head_len + at, n)) ==
+			    -1)
+				break;
+			if (ops->stage_have(s) > tail)
+				abort(); /* past the tail the head names */
+		}
 	}
-	if (rc != -1 && ops->stage_check(s, data, head_len, d) == 0) {
-		if (ops->stage_install(s) == -1)
-			abort();
+	if (rc != -1 && ops->stage_install(s) == 0) {
 		ops->digest(s, d2);
 		if (memcmp(d, d2, PBFT_DIGEST_LEN) != 0)
 			abort();

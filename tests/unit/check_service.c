@@ -292,10 +292,11 @@ open_svc(int journal, const char *path)
 }
 
 /*
- * State transfer into a service that holds the start of the tail: only the
- * rest is staged, in odd pieces; the state stays as it was until installed;
- * what was staged for one checkpoint counts for a later one; after
- * installing, the service is the source's and goes on like it.
+ * State transfer into a service that holds the start of the tail: the head
+ * is checked first, then only the rest of its tail is staged, in odd
+ * pieces; the state stays as it was until installed; what was staged for
+ * one checkpoint counts for a later one; after installing, the service is
+ * the source's and goes on like it.
  */
 START_TEST(test_stage_transfer)
 {
@@ -317,6 +318,8 @@ START_TEST(test_stage_transfer)
 	dst->ops->digest(dst, d_own);
 	ck_assert_uint_eq(dst->ops->stage_have(dst), town);
 	ck_assert_int_eq(src->ops->checkpoint(src, &h1, &t1), 0);
+	ck_assert_int_eq(dst->ops->stage_check(dst, h1.p, h1.len - 1, d), -1);
+	ck_assert_int_eq(dst->ops->stage_check(dst, h1.p, h1.len, d), 0);
 	/* Half of checkpoint 1's tail, cut inside an entry. */
 	ck_assert_int_eq(feed(dst, src, town + (t1 - town) / 2 + 5, 7, -1), 0);
 	ck_assert_uint_eq(
@@ -327,12 +330,12 @@ START_TEST(test_stage_transfer)
 	load(src, 50, 2);
 	ck_assert_int_eq(src->ops->checkpoint(src, &h2, &t2), 0);
 	src->ops->digest(src, d2);
+	ck_assert_int_eq(dst->ops->stage_check(dst, h2.p, h2.len, d), 0);
+	ck_assert_mem_eq(d, d2, 32); /* before any more of the tail */
+	ck_assert_uint_eq(
+	    dst->ops->stage_have(dst), town + (t1 - town) / 2 + 5);
 	ck_assert_int_eq(feed(dst, src, t2, 4096, -1), 0);
 	ck_assert_uint_eq(dst->ops->stage_have(dst), t2);
-	ck_assert_int_eq(dst->ops->stage_check(dst, h1.p, h1.len, d), -1);
-	ck_assert_int_eq(dst->ops->stage_check(dst, h2.p, h2.len - 1, d), -1);
-	ck_assert_int_eq(dst->ops->stage_check(dst, h2.p, h2.len, d), 0);
-	ck_assert_mem_eq(d, d2, 32);
 	dst->ops->digest(dst, d);
 	ck_assert_mem_eq(d, d_own, 32);
 	ck_assert_int_eq(dst->ops->stage_install(dst), 0);
@@ -366,9 +369,9 @@ END_TEST
 
 /*
  * Wrong bytes from a peer: a bad entry header is refused as it comes, a bad
- * transaction byte by the chain at the check; either way the state and the
- * journal are as before once dropped, and right bytes are then accepted.
- * Staged bytes are forgotten when the state moves on its own.
+ * transaction byte by the chain at the last entry; either way the state and
+ * the journal are as before once dropped, and right bytes are then
+ * accepted. Staged bytes are forgotten when the state moves on its own.
  */
 START_TEST(test_stage_refuses)
 {
@@ -388,33 +391,185 @@ START_TEST(test_stage_refuses)
 	ck_assert_int_eq(dst->ops->checkpoint(dst, &own, &town), 0);
 	dst->ops->digest(dst, d_own);
 	ck_assert_int_eq(src->ops->checkpoint(src, &h, &t), 0);
+	ck_assert_int_eq(dst->ops->stage_check(dst, h.p, h.len, d), 0);
 	/* The first staged byte is the next entry's index. */
 	ck_assert_int_eq(feed(dst, src, t, 1000, (int64_t)town), -1);
 	dst->ops->stage_drop(dst);
 	ck_assert_uint_eq(dst->ops->stage_have(dst), town);
 	if (_i)
 		ck_assert_int_eq(file_size(path), (off_t)town);
-	/* A transaction byte (after the 12-byte header). */
-	ck_assert_int_eq(feed(dst, src, t, 1000, (int64_t)town + 14), 0);
-	ck_assert_int_eq(dst->ops->stage_check(dst, h.p, h.len, d), -1);
+	/* Nothing is taken without a head checked (the drop forgot it). */
+	ck_assert_int_eq(feed(dst, src, t, 1000, -1), -1);
+	ck_assert_uint_eq(dst->ops->stage_have(dst), town);
+	/* A transaction byte (after the 12-byte header): the chain at the
+	 * last entry refuses it. */
+	ck_assert_int_eq(dst->ops->stage_check(dst, h.p, h.len, d), 0);
+	ck_assert_int_eq(feed(dst, src, t, 1000, (int64_t)town + 14), -1);
 	ck_assert_int_eq(dst->ops->stage_install(dst), -1);
 	dst->ops->stage_drop(dst);
 	dst->ops->digest(dst, d);
 	ck_assert_mem_eq(d, d_own, 32);
 	ck_assert_uint_eq(service_ledger_count(dst), 120);
 	/* Right bytes now. */
-	ck_assert_int_eq(feed(dst, src, t, 1000, -1), 0);
 	ck_assert_int_eq(dst->ops->stage_check(dst, h.p, h.len, d), 0);
+	ck_assert_int_eq(feed(dst, src, t, 1000, -1), 0);
 	/* Executing forgets what was staged, and the head checked. */
 	load(dst, 1, 9);
 	ck_assert_uint_gt(dst->ops->stage_have(dst), town);
 	ck_assert_uint_lt(dst->ops->stage_have(dst), t);
 	ck_assert_int_eq(dst->ops->stage_install(dst), -1);
-	ck_assert_int_eq(dst->ops->stage_check(dst, h.p, h.len, d), -1);
+	/* That entry is not the source's: its tail, staged after it, does
+	 * not make the head's chain. */
+	ck_assert_int_eq(dst->ops->stage_check(dst, h.p, h.len, d), 0);
+	ck_assert_int_eq(feed(dst, src, t, 1000, -1), -1);
 	src->ops->free(src);
 	dst->ops->free(dst);
 	wbuf_clear(&h);
 	wbuf_clear(&own);
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
+/* Where a ledger head keeps its tail's length: after "PBFTSVC2", the
+ * count and the chain. */
+#define HEAD_JLEN_AT (8 + 8 + 32)
+
+static void
+put_u64le(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Runs k submits of len bytes each on s. */
+static void
+load_big(struct service *s, int k, size_t len)
+{
+	uint8_t res[PBFT_RESULT_BYTES_MAX];
+	size_t rlen;
+	struct wbuf wb;
+	uint8_t *tx = malloc(len);
+
+	ck_assert_ptr_nonnull(tx);
+	wbuf_init_dynamic(&wb, 1 << 20);
+	for (int i = 0; i < k; i++) {
+		memset(tx, 'a' + i % 26, len);
+		wbuf_reset(&wb);
+		ledger_op_submit(&wb, tx, len);
+		ck_assert_int_eq(run(s, &wb, res, &rlen), SVC_OK);
+	}
+	wbuf_clear(&wb);
+	free(tx);
+}
+
+/*
+ * The digest covers all a head names, the tail's length too: a head that
+ * names a longer (or shorter) tail than the certified one has another
+ * digest, so a fetching replica refuses it before it asks for any of the
+ * tail; and nothing is staged without a head checked first.
+ */
+START_TEST(test_stage_head_first)
+{
+	char dir[] = "/tmp/pbft-svc-XXXXXX", path[64];
+	struct service *src = service_ledger_new(), *dst;
+	struct wbuf h;
+	uint64_t t;
+	uint8_t d_src[32], d[32], byte = 0;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/ledger", dir);
+	wbuf_init_dynamic(&h, 1 << 20);
+	dst = open_svc(_i, path);
+	load(src, 50, 1);
+	ck_assert_int_eq(src->ops->checkpoint(src, &h, &t), 0);
+	src->ops->digest(src, d_src);
+	/* No head checked: not a byte is taken. */
+	ck_assert_int_eq(dst->ops->stage_put(dst, &byte, 1), -1);
+	ck_assert_uint_eq(dst->ops->stage_have(dst), 0);
+	if (_i)
+		ck_assert_int_eq(file_size(path), 0);
+	/* The true head gives the certified digest. */
+	ck_assert_int_eq(dst->ops->stage_check(dst, h.p, h.len, d), 0);
+	ck_assert_mem_eq(d, d_src, 32);
+	/* A head naming a tail 256 MiB longer, or one byte shorter, does
+	 * not. */
+	put_u64le(h.p + HEAD_JLEN_AT, t + (256u << 20));
+	ck_assert_int_eq(dst->ops->stage_check(dst, h.p, h.len, d), 0);
+	ck_assert_int_ne(memcmp(d, d_src, 32), 0);
+	put_u64le(h.p + HEAD_JLEN_AT, t - 1);
+	ck_assert_int_eq(dst->ops->stage_check(dst, h.p, h.len, d), 0);
+	ck_assert_int_ne(memcmp(d, d_src, 32), 0);
+	dst->ops->stage_drop(dst);
+	ck_assert_int_eq(dst->ops->stage_put(dst, &byte, 1), -1);
+	src->ops->free(src);
+	dst->ops->free(dst);
+	wbuf_clear(&h);
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
+/*
+ * What a checked head bounds: the true tail is taken and one byte more is
+ * refused; an invented tail of entries in the right format and order (as
+ * long as the true ones) is refused at the head's last entry by its chain,
+ * and never once is more staged, in memory or in the journal, than the
+ * certified tail.
+ */
+START_TEST(test_stage_bounded)
+{
+	char dir[] = "/tmp/pbft-svc-XXXXXX", path[64];
+	struct service *src = service_ledger_new(), *dst;
+	struct wbuf h;
+	uint64_t t, at = 0;
+	uint8_t d[32], extra = 0;
+	const size_t elen = 30000, piece = 1 << 20;
+	uint8_t *buf = malloc(piece);
+	int rc = 0;
+
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/ledger", dir);
+	wbuf_init_dynamic(&h, 1 << 20);
+	dst = open_svc(_i, path);
+	load_big(src, 100, elen);
+	ck_assert_int_eq(src->ops->checkpoint(src, &h, &t), 0);
+	ck_assert_uint_eq(t, 100 * (12 + elen));
+	/* The true tail, then one byte past it. */
+	ck_assert_int_eq(dst->ops->stage_check(dst, h.p, h.len, d), 0);
+	ck_assert_int_eq(feed(dst, src, t, piece, -1), 0);
+	ck_assert_uint_eq(dst->ops->stage_have(dst), t);
+	ck_assert_int_eq(dst->ops->stage_put(dst, &extra, 1), -1);
+	ck_assert_uint_eq(dst->ops->stage_have(dst), t);
+	dst->ops->stage_drop(dst);
+	/* An invented tail, sent on past the certified end. */
+	ck_assert_int_eq(dst->ops->stage_check(dst, h.p, h.len, d), 0);
+	for (int k = 0; rc == 0 && k < 1000; k++) {
+		for (size_t i = 0; i < piece; i++) {
+			uint64_t o = at + i, e = o / (12 + elen);
+			uint64_t pos = o % (12 + elen);
+
+			buf[i] = pos < 8 ? (uint8_t)(e >> (8 * pos))
+			    : pos < 12   ? (uint8_t)(elen >> (8 * (pos - 8)))
+			                 : 0xa5;
+		}
+		rc = dst->ops->stage_put(dst, buf, piece);
+		if (rc == -1 && at + piece > t)
+			rc = dst->ops->stage_put(dst, buf, (size_t)(t - at));
+		at += piece;
+		ck_assert_uint_le(dst->ops->stage_have(dst), t);
+		if (_i)
+			ck_assert_int_le(file_size(path), (off_t)t);
+	}
+	ck_assert_int_eq(rc, -1);
+	ck_assert_int_eq(dst->ops->stage_install(dst), -1);
+	dst->ops->stage_drop(dst);
+	ck_assert_uint_eq(dst->ops->stage_have(dst), 0);
+	src->ops->free(src);
+	dst->ops->free(dst);
+	free(buf);
+	wbuf_clear(&h);
 	unlink(path);
 	rmdir(dir);
 }
@@ -675,6 +830,8 @@ service_suite(void)
 	tc = tcase_create("malformed");
 	tcase_add_test(tc, test_bad_ops);
 	tcase_add_loop_test(tc, test_stage_refuses, 0, 2);
+	tcase_add_loop_test(tc, test_stage_head_first, 0, 2);
+	tcase_add_loop_test(tc, test_stage_bounded, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }

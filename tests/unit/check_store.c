@@ -750,6 +750,45 @@ START_TEST(test_crc32c_known)
 }
 END_TEST
 
+/*
+ * The replicas caught lying in a state transfer: none without the file;
+ * what was written comes back after a restart; a malformed or unreadable
+ * file is an error, not "none".
+ */
+START_TEST(test_liars_file)
+{
+	char err[256], path[4200];
+	struct store *st =
+	    store_open(dir, 1, CFG_FSYNC_BATCH, err, sizeof(err));
+	uint64_t mask = 1;
+	FILE *f;
+
+	ck_assert_msg(st != NULL, "%s", err);
+	ck_assert_int_eq(store_liars_read(st, &mask, err, sizeof(err)), 0);
+	ck_assert_uint_eq(mask, 0);
+	ck_assert_int_eq(store_liars_write(st, 1ULL << 0 | 1ULL << 63), 0);
+	store_close(st);
+	st = store_open(dir, 1, CFG_FSYNC_BATCH, err, sizeof(err));
+	ck_assert_msg(st != NULL, "%s", err);
+	ck_assert_int_eq(store_liars_read(st, &mask, err, sizeof(err)), 0);
+	ck_assert_uint_eq(mask, 1ULL << 0 | 1ULL << 63);
+	ck_assert_int_eq(store_liars_write(st, 0), 0);
+	ck_assert_int_eq(store_liars_read(st, &mask, err, sizeof(err)), 0);
+	ck_assert_uint_eq(mask, 0);
+	snprintf(path, sizeof(path), "%s/node-1/xfer-liars", dir);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("liars 3 x\n", f);
+	fclose(f);
+	ck_assert_int_eq(store_liars_read(st, &mask, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "malformed"));
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(mkdir(path, 0700), 0); /* unreadable as a file */
+	ck_assert_int_eq(store_liars_read(st, &mask, err, sizeof(err)), -1);
+	store_close(st);
+}
+END_TEST
+
 static Suite *
 store_suite(void)
 {
@@ -770,6 +809,7 @@ store_suite(void)
 	tcase_add_test(tc, test_compaction_off_loop);
 	tcase_add_test(tc, test_compaction_off_loop_abandoned);
 	tcase_add_test(tc, test_snapshot_off_loop);
+	tcase_add_test(tc, test_liars_file);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("malformed");
 	tcase_add_checked_fixture(tc, setup, teardown);
