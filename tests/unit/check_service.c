@@ -778,9 +778,9 @@ START_TEST(test_kv_owner_snapshot)
 END_TEST
 
 /*
- * An image from before owners ("PBFTSVC2"): read, with the digest it had
- * (kvsum = H(klen | key | value)); its keys have no owner, so only an admin
- * or a prefix grant changes them.
+ * An image from before owners ("PBFTSVC2"): read, its pairs hashed into
+ * kvsum as they were (H(klen | key | value)); its keys have no owner, so
+ * only an admin or a prefix grant changes them.
  */
 START_TEST(test_kv_old_image)
 {
@@ -788,14 +788,14 @@ START_TEST(test_kv_old_image)
 	struct service *s = service_ledger_new();
 	struct cluster_cfg *c = access_cfg(0, 0);
 	uint8_t img[8 + 8 + 32 + 8 + 8 + 2 + 1 + 4 + 1] = "PBFTSVC2";
-	uint8_t want[14 + 8 + 32 + 32] = "pbft ledger v1", d[32];
+	uint8_t want[14 + 8 + 32 + 8 + 32] = "pbft ledger v2", d[32];
 	size_t at = 8 + 8 + 32 + 8;
 
 	img[at] = 1; /* nkeys */
 	at += 8;
 	memcpy(img + at, "\x01\x00k\x01\x00\x00\x00v", 8);
 	ck_assert_int_eq(s->ops->restore(s, img, sizeof(img)), 0);
-	sig_sha256(pair, sizeof(pair), want + 14 + 8 + 32); /* kvsum */
+	sig_sha256(pair, sizeof(pair), want + 14 + 8 + 32 + 8); /* kvsum */
 	sig_sha256(want, sizeof(want), want);
 	s->ops->digest(s, d);
 	ck_assert_mem_eq(d, want, 32);
