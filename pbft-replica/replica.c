@@ -147,6 +147,13 @@ struct replica {
 	 * requests not answered for want of it. */
 	uint64_t serve_credit[PBFT_REPLICAS_MAX];
 	uint64_t serve_refused;
+	/* Chunks answered per peer: of checkpoint seq, every index below hi,
+	 * the last at tick `at`; asked again within a retransmission period
+	 * they are refused (serve_again_ok). */
+	struct {
+		uint64_t seq, hi, at;
+	} served[PBFT_REPLICAS_MAX];
+	uint64_t ticks;
 	struct pbft_action fetch_on_start; /* .seq != 0: state to fetch */
 #if PBFT_FAULT_INJECTION
 	struct fault *fault;
@@ -774,6 +781,40 @@ xfer_tick(struct replica *r)
 	}
 }
 
+/*
+ * Whether chunk index of checkpoint seq may go to peer from: not if it was
+ * answered within a retransmission period. A correct replica asks each
+ * chunk once, in order, and again only when no answer came (the answer
+ * was sent: it arrives, or the channel broke); one asking the same chunks
+ * in a loop gets the state once a period, not as often as it asks.
+ */
+static uint64_t
+serve_period(const struct replica *r)
+{
+	uint64_t period = r->cfg->view_change_timeout_ms / REPLICA_TICK_MS / 4;
+
+	return period < 5 ? 5 : period; /* as the core's retransmit_ticks */
+}
+
+static bool
+serve_again_ok(struct replica *r, uint32_t from, uint64_t seq, uint32_t index)
+{
+	return r->served[from].seq != seq || index >= r->served[from].hi ||
+	    r->ticks - r->served[from].at >= serve_period(r);
+}
+
+static void
+serve_note(struct replica *r, uint32_t from, uint64_t seq, uint32_t index)
+{
+	if (r->served[from].seq != seq ||
+	    r->ticks - r->served[from].at >= serve_period(r))
+		r->served[from].hi = 0;
+	r->served[from].seq = seq;
+	if (index + 1 > r->served[from].hi)
+		r->served[from].hi = index + 1;
+	r->served[from].at = r->ticks;
+}
+
 static void
 on_fetch_state(
     struct replica *r, uint32_t from, const struct pbft_fetch_state *f)
@@ -786,7 +827,8 @@ on_fetch_state(
 	if (s == NULL)
 		return; /* not here (any more): the asker tries another */
 	if (from >= r->cfg->n || r->serve_credit[from] < PBFT_CHUNK_BYTES_MAX ||
-	    net_peer_queued(r->net, from) >= XFER_SERVE_BURST) {
+	    net_peer_queued(r->net, from) >= XFER_SERVE_BURST ||
+	    !serve_again_ok(r, from, f->seq, f->index)) {
 		r->serve_refused++; /* an honest asker asks again */
 		return;
 	}
@@ -843,6 +885,7 @@ on_fetch_state(
 	}
 #endif
 	r->serve_credit[from] -= c->data_len;
+	serve_note(r, from, f->seq, c->index);
 	send_to(r, from, &m, false);
 }
 
@@ -1294,6 +1337,7 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		          "the primary while cut off",
 		    (unsigned long long)st.view);
 	}
+	r->ticks++;
 	for (uint32_t i = 0; i < r->cfg->n; i++)
 		r->serve_credit[i] =
 		    r->serve_credit[i] + XFER_SERVE_BYTES_TICK <

@@ -62,6 +62,7 @@ struct opts {
 	uint32_t as, target;
 	uint32_t count;
 	uint32_t conns;
+	uint32_t rate; /* stranger: new attempts a second, 0 = no limit */
 	uint32_t size;
 	uint64_t seq;
 	uint64_t view;
@@ -484,6 +485,9 @@ run_stranger(const struct opts *o)
 				x.st.timeouts++;
 				attempt_end(&a[i]);
 			}
+			if (a[i].fd == -1 && o->rate != 0 &&
+			    (double)x.st.attempts >= (t - t0) * o->rate)
+				continue; /* ahead of --rate */
 			if (a[i].fd == -1) {
 				a[i] = (struct attempt){
 				    .fd = tcp_dial(o->target, true),
@@ -911,7 +915,7 @@ usage(void)
 {
 	fprintf(stderr,
 	    "usage: byz -c CLUSTER.INI MODE --target ID [options]\n"
-	    "  stranger     [--seconds S] [--conns K]\n"
+	    "  stranger     [--seconds S] [--conns K] [--rate R]\n"
 	    "  checkpoint   --as ID --seq N [--count C]\n"
 	    "  view-change  --as ID [--view V] [--count C]\n"
 	    "  fetch        --as ID [--seq N] [--seconds S] "
@@ -932,6 +936,7 @@ parse(int argc, char **argv, struct opts *o)
 	    {"seconds", 1, NULL, 's'}, {"client", 1, NULL, 'C'},
 	    {"bad-sig", 0, NULL, 'B'}, {"what", 1, NULL, 'w'},
 	    {"tail-mib", 1, NULL, 'T'}, {"repeat", 1, NULL, 'R'},
+	    {"rate", 1, NULL, 'r'},
 	    {NULL, 0, NULL, 0}};
 	int ch;
 
@@ -956,6 +961,9 @@ parse(int argc, char **argv, struct opts *o)
 			break;
 		case 'k':
 			o->conns = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'r':
+			o->rate = (uint32_t)strtoul(optarg, NULL, 10);
 			break;
 		case 'b':
 			o->size = (uint32_t)strtoul(optarg, NULL, 10);

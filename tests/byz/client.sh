@@ -21,7 +21,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # A byte cap on queued requests, and a client disconnected after a bad
 # signature, keep both bounded.
 RSS_GROWTH_MB_MAX=$((256 * mult))
-QUEUED_MB_MAX=32 # at least the byte cap the primary keeps on its queue
+QUEUED_MB_MAX=64 # the default queue_bytes_max, the byte cap on the primary's queue
 FLOOD_SECONDS=15
 FLOOD_CLIENTS=6
 BAD_SIG_REQUESTS=10

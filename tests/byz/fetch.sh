@@ -20,8 +20,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 # asks overflowed the server's 32 MiB queue to that peer. With outstanding
 # fetches bounded per peer and answers rate-limited, what was answered is
 # not answered again to the same peer for a while.
-ANSWER_COPIES_MAX=4 # answers per distinct chunk or batch, over the run
+# A correct replica asks for a chunk or a batch again only when no answer
+# came, so each goes to one peer at most once a retransmission period (a
+# quarter of the view-change timeout: 0.5 s in this cluster): over the run,
+# at most one answer per period, plus one for the period the run starts in.
 SECONDS_ATTACK=8
+PERIOD_MS=500
+ANSWER_COPIES_MAX=$((SECONDS_ATTACK * 1000 / PERIOD_MS + 1))
 
 cluster_init --clients 2
 cluster_start 0,2,3
