@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cfg.h"
+#include "failstop.h"
 #include "log.h"
 #include "pbft_build.h"
 #include "replica.h"
@@ -341,8 +342,13 @@ main(int argc, char **argv)
 	loop = ev_default_loop(EVFLAG_AUTO);
 	opts.id = (uint32_t)id;
 	opts.insecure_dev = dev;
+	failstop_set_link(opts.sup_fd);
 	if ((r = replica_new(loop, cfg, key, &opts, err, sizeof(err))) ==
 	    NULL) {
+		/* An unreadable disk is not a new replica: refuse, in words
+		 * pbftd shows, with a status it does not restart on. */
+		if (failstop_noted_unreadable())
+			failstop(FAILSTOP_UNREADABLE, "%s", err);
 		log_error("%s", err);
 		cfg_free(cfg);
 		return 1;

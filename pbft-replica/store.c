@@ -5,6 +5,7 @@
 #include "store.h"
 
 #include <dirent.h>
+#include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -18,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "failstop.h"
 #include "log.h"
 
 /*
@@ -101,10 +103,39 @@ struct store {
 	uint64_t cpt_keep; /* snapshots below it go once the switch ends */
 	bool cpt_created; /* the spare file was created for it */
 	uint64_t snap_durable; /* newest snapshot written */
+	uint64_t cut_at; /* a torn tail to cut before the first write */
+	char last_err[256]; /* the last I/O error: "FILE: what: strerror" */
 };
 
 static int worker_start(struct store *st, struct worker *w);
 static void worker_stop(struct worker *w);
+
+/* Logs an I/O error (errno) and keeps it for store_last_error: "FILE:
+ * what: ERROR", FILE relative to the data directory. */
+static void store_fail(struct store *st, const char *fmt, ...)
+    PBFT_PRINTF(2, 3);
+
+static void
+store_fail(struct store *st, const char *fmt, ...)
+{
+	char what[160];
+	int e = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	snprintf(st->last_err, sizeof(st->last_err), "%s: %s", what,
+	    strerror(e != 0 ? e : EIO));
+	log_warnx("%s/%s", st->dir, st->last_err);
+	errno = e;
+}
+
+const char *
+store_last_error(const struct store *st)
+{
+	return st->last_err[0] != '\0' ? st->last_err : "no error recorded";
+}
 
 static uint32_t crc_table[256];
 
@@ -180,6 +211,32 @@ mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
+/*
+ * The data directory may already exist (made by an operator, a package, an
+ * earlier run): it must be ours and writable by nobody else, or someone
+ * else could plant or swap the files a replica trusts.
+ */
+static int
+dir_trusted(int fd, const char *path, char *err, size_t errlen)
+{
+	struct stat sb;
+
+	if (fstat(fd, &sb) == -1) {
+		snprintf(err, errlen, "%s: stat: %s", path, strerror(errno));
+		return -1;
+	}
+	if (sb.st_uid != geteuid() || (sb.st_mode & (S_IWGRP | S_IWOTH))) {
+		snprintf(err, errlen,
+		    "%s: owned by uid %u with mode %04o: a data directory "
+		    "must belong to this user (uid %u) and be writable by "
+		    "nobody else (chmod go-w)",
+		    path, (unsigned)sb.st_uid, (unsigned)(sb.st_mode & 07777),
+		    (unsigned)geteuid());
+		return -1;
+	}
+	return 0;
+}
+
 static void snap_path(
     const struct store *st, uint64_t seq, char *buf, size_t len);
 
@@ -238,23 +295,52 @@ log_header(uint8_t hdr[LOG_HDR_LEN], uint64_t gen, uint64_t base)
 }
 
 /*
- * A log file's header: 1 with *gen and *base set, 0 when the file holds no
- * log (too short, or not begun: a spare whose first compaction never
- * finished), -1 when it is damaged (the magic is there, the check fails).
+ * A log file's header: 1 with *gen and *base set; 0 when the file holds no
+ * log yet: empty, or not begun (a spare whose first compaction never
+ * finished: zeroes where the header goes); -1 when it is damaged (the magic
+ * is there, the check fails) or cannot be read (err set: the file, the
+ * offset, the error). A read error is never "no log": a replica that took
+ * it for one would start afresh and forget the votes it sent.
  */
 static int
-log_header_read(int fd, uint64_t *gen, uint64_t *base)
+log_header_read(int fd, const char *path, uint64_t *gen, uint64_t *base,
+    char *err, size_t errlen)
 {
 	uint8_t hdr[LOG_HDR_LEN];
+	struct stat sb;
+	ssize_t r;
 
-	if (pread(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
-	    memcmp(hdr, log_magic, sizeof(log_magic)) != 0)
-		return 0;
-	if (crc32c(0, hdr, 24) != le32(hdr + 24))
+	if (fstat(fd, &sb) == -1) {
+		snprintf(err, errlen, "%s: stat: %s", path, strerror(errno));
 		return -1;
+	}
+	if (sb.st_size == 0)
+		return 0;
+	r = pread(fd, hdr, sizeof(hdr), 0);
+	if (r == -1 || (r < (ssize_t)sizeof(hdr) && sb.st_size > (off_t)r)) {
+		snprintf(err, errlen, "%s: read at 0: %s", path,
+		    r == -1 ? strerror(errno) : "short read");
+		return -1;
+	}
+	if (r < (ssize_t)sizeof(hdr) ||
+	    memcmp(hdr, log_magic, sizeof(log_magic)) != 0) {
+		static const uint8_t zero[sizeof(log_magic)];
+
+		if (memcmp(hdr, zero,
+		        (size_t)r < sizeof(zero) ? (size_t)r : sizeof(zero)))
+			goto damaged; /* neither a log nor a spare not begun */
+		return 0;
+	}
+	if (crc32c(0, hdr, 24) != le32(hdr + 24))
+		goto damaged;
 	*gen = le64(hdr + 8);
 	*base = le64(hdr + 16);
-	return *gen == 0 || *base < LOG_HDR_LEN ? -1 : 1;
+	if (*gen != 0 && *base >= LOG_HDR_LEN)
+		return 1;
+damaged:
+	snprintf(
+	    err, errlen, "%s: damaged header at 0: refusing to start", path);
+	return -1;
 }
 
 static int
@@ -304,14 +390,15 @@ log_open(struct store *st, char *err, size_t errlen)
 		log_path(st, i, path, sizeof(path));
 		fd[i] = open(path, O_RDWR | O_CLOEXEC);
 		if (fd[i] == -1 && errno != ENOENT) {
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			snprintf(
+			    err, errlen, "%s: open: %s", path, strerror(errno));
+			failstop_note_unreadable();
 			goto fail;
 		}
 		if (fd[i] != -1 &&
-		    (valid[i] = log_header_read(fd[i], &gen[i], &base[i])) ==
-		        -1) {
-			snprintf(err, errlen,
-			    "%s: damaged header: refusing to start", path);
+		    (valid[i] = log_header_read(
+		         fd[i], path, &gen[i], &base[i], err, errlen)) == -1) {
+			failstop_note_unreadable();
 			goto fail;
 		}
 	}
@@ -341,8 +428,15 @@ log_open(struct store *st, char *err, size_t errlen)
 		st->wal_off = st->durable_off = LOG_NOT_REPLAYED;
 		return 0;
 	}
+	if (errno != ENOENT) {
+		snprintf(err, errlen, "%s: open: %s", path, strerror(errno));
+		failstop_note_unreadable();
+		return -1;
+	}
+	/* No log: log.0 and log.1 are missing, empty or never begun. Not
+	 * truncated: what is there is empty or zeroes. */
 	log_path(st, 0, path, sizeof(path));
-	st->wal_fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	st->wal_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	st->live = 0;
 	st->gen = 1;
 	st->base = LOG_HDR_LEN;
@@ -386,11 +480,13 @@ store_open(const char *data_dir, uint32_t id, enum cfg_fsync mode, char *err,
 		    st->dir, strerror(errno));
 		goto fail;
 	}
-	if ((st->dir_fd = open(st->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) ==
-	    -1) {
+	if ((st->dir_fd = open(st->dir,
+	         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
 		snprintf(err, errlen, "%s: %s", st->dir, strerror(errno));
 		goto fail;
 	}
+	if (dir_trusted(st->dir_fd, st->dir, err, errlen) == -1)
+		goto fail;
 	snprintf(path, sizeof(path), "%s/lock", st->dir);
 	st->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (st->lock_fd == -1 || flock(st->lock_fd, LOCK_EX | LOCK_NB) == -1) {
@@ -445,23 +541,44 @@ store_close(struct store *st)
 	free(st);
 }
 
+/*
+ * Reads the whole file into out. 0; -1 with err set ("PATH: read at OFF:
+ * ERROR") when a read fails or the file ends before the size fstat gave.
+ */
 static int
-read_all(int fd, struct wbuf *out)
+read_all(int fd, const char *path, struct wbuf *out, char *err, size_t errlen)
 {
 	uint8_t buf[65536];
+	struct stat sb;
+	uint64_t off = 0;
 	ssize_t r;
 
-	if (lseek(fd, 0, SEEK_SET) == -1)
+	if (fstat(fd, &sb) == -1) {
+		snprintf(err, errlen, "%s: stat: %s", path, strerror(errno));
 		return -1;
-	while ((r = read(fd, buf, sizeof(buf))) != 0) {
+	}
+	while ((r = pread(fd, buf, sizeof(buf), (off_t)off)) != 0) {
+		if (r == -1 && errno == EINTR)
+			continue;
 		if (r == -1) {
-			if (errno == EINTR)
-				continue;
+			snprintf(err, errlen, "%s: read at %llu: %s", path,
+			    (unsigned long long)off, strerror(errno));
 			return -1;
 		}
 		wbuf_put_bytes(out, buf, (size_t)r);
-		if (wbuf_failed(out))
+		if (wbuf_failed(out)) {
+			snprintf(err, errlen, "%s: %llu bytes: out of memory",
+			    path, (unsigned long long)sb.st_size);
 			return -1;
+		}
+		off += (uint64_t)r;
+	}
+	if (off < (uint64_t)sb.st_size) {
+		snprintf(err, errlen,
+		    "%s: read at %llu: end of file before its size (%llu)",
+		    path, (unsigned long long)off,
+		    (unsigned long long)sb.st_size);
+		return -1;
 	}
 	return 0;
 }
@@ -508,9 +625,9 @@ replay_v1(struct store *st,
 	int rc = -1, fd = -1;
 
 	wbuf_init_dynamic(&all, SIZE_MAX / 2);
-	if (read_all(st->wal_fd, &all) == -1) {
-		snprintf(
-		    err, errlen, "%s/wal: read: %s", st->dir, strerror(errno));
+	snprintf(path, sizeof(path), "%s/wal", st->dir);
+	if (read_all(st->wal_fd, path, &all, err, errlen) == -1) {
+		failstop_note_unreadable();
 		goto out;
 	}
 	st->compacting = true; /* gen is 0 until the conversion: log.0 is 1 */
@@ -623,6 +740,7 @@ store_replay(struct store *st,
     size_t errlen)
 {
 	struct wbuf all;
+	char path[CFG_PATH_MAX + 32];
 	size_t off = LOG_HDR_LEN;
 	uint32_t gen32 = (uint32_t)st->gen;
 	bool later = false; /* records of this generation after the end */
@@ -631,9 +749,15 @@ store_replay(struct store *st,
 	if (st->live == -1)
 		return replay_v1(st, fn, arg, err, errlen);
 	wbuf_init_dynamic(&all, SIZE_MAX / 2);
-	if (read_all(st->wal_fd, &all) == -1 || all.len < LOG_HDR_LEN) {
-		snprintf(err, errlen, "%s/log.%d: read: %s", st->dir, st->live,
-		    all.len < LOG_HDR_LEN ? "too short" : strerror(errno));
+	log_path(st, st->live, path, sizeof(path));
+	if (read_all(st->wal_fd, path, &all, err, errlen) == -1) {
+		failstop_note_unreadable();
+		goto out;
+	}
+	if (all.len < LOG_HDR_LEN) { /* its header was read at open */
+		snprintf(err, errlen, "%s: %zu bytes: shorter than its header",
+		    path, all.len);
+		failstop_note_unreadable();
 		goto out;
 	}
 	for (;;) {
@@ -679,13 +803,10 @@ store_replay(struct store *st,
 	if (later || header_at(&all, off, gen32))
 		log_warnx("%s/log.%d: torn tail at offset %zu dropped%s",
 		    st->dir, st->live, off, later ? " (file truncated)" : "");
-	if (later &&
-	    (ftruncate(st->wal_fd, (off_t)off) == -1 ||
-	        fsync(st->wal_fd) == -1)) {
-		snprintf(err, errlen, "%s/log.%d: truncate: %s", st->dir,
-		    st->live, strerror(errno));
-		goto out;
-	}
+	/* Cut by the first write (write_pending), not here: a start that is
+	 * refused later (an unreadable snapshot or journal) leaves every
+	 * byte as it found it. */
+	st->cut_at = later ? off : 0;
 	st->wal_off = st->durable_off = off;
 	st->stats.bytes = off - LOG_HDR_LEN;
 	rc = 0;
@@ -778,6 +899,15 @@ write_pending(struct store *st)
 		log_warnx("%s/log.%d: appending before the log was replayed",
 		    st->dir, st->live);
 		return -1;
+	}
+	if (st->cut_at != 0) {
+		if (ftruncate(st->wal_fd, (off_t)st->cut_at) == -1 ||
+		    fsync(st->wal_fd) == -1) {
+			store_fail(st, "log.%d: truncate at %llu", st->live,
+			    (unsigned long long)st->cut_at);
+			return -1;
+		}
+		st->cut_at = 0;
 	}
 	if (pwrite(st->wal_fd, st->pending.p, st->pending.len,
 	        (off_t)st->wal_off) != (ssize_t)st->pending.len) {
@@ -1396,17 +1526,24 @@ store_snapshot_read(
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
 		if (errno == ENOENT)
 			return 1;
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		snprintf(err, errlen, "%s: open: %s", path, strerror(errno));
+		failstop_note_unreadable();
 		return -1;
 	}
 	wbuf_reset(out);
-	if (read_all(fd, out) == -1 || out->len < 16 ||
-	    memcmp(out->p + 12, "SNP1", 4) != 0 ||
+	if (read_all(fd, path, out, err, errlen) == -1) {
+		failstop_note_unreadable();
+		goto out;
+	}
+	if (out->len < 16 || memcmp(out->p + 12, "SNP1", 4) != 0 ||
 	    crc32c(0, out->p + 16, out->len - 16) != le32(out->p + 8) ||
 	    ((uint64_t)le32(out->p) | (uint64_t)le32(out->p + 4) << 32) !=
 	        seq) {
-		snprintf(
-		    err, errlen, "%s: unreadable or corrupt snapshot", path);
+		snprintf(err, errlen,
+		    "%s: corrupt snapshot (%zu bytes: header or checksum "
+		    "wrong): refusing to start",
+		    path, out->len);
+		failstop_note_unreadable();
 		goto out;
 	}
 	memmove(out->p, out->p + 16, out->len - 16);

@@ -168,6 +168,9 @@ int store_snapshot_read(
     struct store *st, uint64_t seq, struct wbuf *out, char *err, size_t errlen);
 
 const char *store_dir(const struct store *st);
+/* The last I/O error the store met, "FILE: what: ERROR" (FILE in the data
+ * directory), for the line a replica stops with. */
+const char *store_last_error(const struct store *st);
 void store_get_stats(const struct store *st, struct store_stats *out);
 
 uint32_t crc32c(uint32_t crc, const void *buf, size_t len);
