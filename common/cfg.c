@@ -121,6 +121,36 @@ parse_duration_ms(const char *v, bool zero_ok, uint32_t *out)
 	return 0;
 }
 
+/* "256MiB", "1GiB", "512KiB", "0", or a plain number of bytes (K, M, G, T
+ * and their -iB forms are powers of 1024). */
+static int
+parse_size(const char *v, uint64_t *out)
+{
+	static const char *units[] = {"", "K", "M", "G", "T"};
+	char *end;
+	unsigned long long x;
+
+	if (*v < '0' || *v > '9')
+		return -1;
+	errno = 0;
+	x = strtoull(v, &end, 10);
+	if (errno != 0)
+		return -1;
+	for (int i = 0; i < 5; i++) {
+		char iec[4];
+
+		snprintf(iec, sizeof(iec), "%siB", units[i]);
+		if (strcmp(end, units[i]) != 0 &&
+		    (i == 0 || strcmp(end, iec) != 0))
+			continue;
+		if (x > (UINT64_MAX >> (10 * i)))
+			return -1;
+		*out = (uint64_t)x << (10 * i);
+		return 0;
+	}
+	return -1;
+}
+
 void
 cfg_format_address(const char *host, uint16_t port, char *buf, size_t len)
 {
@@ -307,7 +337,7 @@ cluster_key(struct parse *ps, const char *name, const char *v)
 	    "window", "view_change_timeout", "batch_max", "batch_bytes_max",
 	    "batch_timeout", "inflight_max", "request_timeout", "data_dir",
 	    "control_socket", "control_client", "metrics_listen", "bootstrap",
-	    "fsync", "log_level"};
+	    "fsync", "log_level", "min_free"};
 	struct cluster_cfg *c = ps->cfg;
 	uint64_t x;
 	int k = -1;
@@ -429,10 +459,15 @@ cluster_key(struct parse *ps, const char *name, const char *v)
 			return fail_at(
 			    ps, ps->line, "fsync must be always, batch or off");
 		return 1;
-	default:
+	case 16:
 		if (log_level_parse(v, &c->log_level) == -1)
 			return fail_at(ps, ps->line,
 			    "log_level must be error, warn, info or debug");
+		return 1;
+	default:
+		if (parse_size(v, &c->min_free_bytes) == -1)
+			return fail_at(ps, ps->line,
+			    "min_free: want a size like 256MiB, 1GiB or 0");
 		return 1;
 	}
 }
@@ -695,6 +730,7 @@ set_defaults(struct parse *ps)
 	c->request_timeout_ms = 1000;
 	c->fsync = CFG_FSYNC_BATCH;
 	c->log_level = LOG_LVL_INFO;
+	c->min_free_bytes = CFG_MIN_FREE_DEFAULT;
 	snprintf(c->data_dir, sizeof(c->data_dir), "%s/data", ps->dir);
 	snprintf(c->control_socket, sizeof(c->control_socket), "%s/pbftd.sock",
 	    ps->dir);

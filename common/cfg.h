@@ -42,6 +42,10 @@
 #define CFG_ERR_LEN 512
 #define CFG_PATH_MAX 4096
 
+/* Room for a window of full batches in the log and its compaction (200 x
+ * 1 MiB with the defaults) and a checkpoint's snapshot. */
+#define CFG_MIN_FREE_DEFAULT (256ULL << 20)
+
 enum cfg_fsync {
 	CFG_FSYNC_ALWAYS = 0, /* fsync every record */
 	CFG_FSYNC_BATCH, /* one fsync per batch of records (default) */
@@ -92,6 +96,9 @@ struct cluster_cfg {
 	uint32_t bootstrap_id; /* the node at that address, or UINT32_MAX */
 	enum cfg_fsync fsync;
 	enum log_level log_level;
+	/* Free space a replica keeps in its data directory: below it, it
+	 * takes no new client requests. 0: no reserve. */
+	uint64_t min_free_bytes;
 	struct cfg_node nodes[PBFT_REPLICAS_MAX];
 	uint32_t nclients;
 	struct cfg_client *clients; /* nclients entries */

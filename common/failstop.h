@@ -24,6 +24,9 @@
 #include "log.h"
 
 enum failstop_status {
+	/* Could not start for another reason (the network, memory, a
+	 * write at start): pbftd restarts it with its backoff. */
+	FAILSTOP_START = 1,
 	/* Refused to start: its data could not be read (EIO, a short read,
 	 * a checksum). Restarting changes nothing until someone looks, so
 	 * pbftd marks the node failed at once. */

@@ -134,6 +134,7 @@ dev_config(uint32_t n, uint16_t base_port)
 	c->request_timeout_ms = 1000;
 	c->fsync = CFG_FSYNC_BATCH;
 	c->log_level = LOG_LVL_INFO;
+	c->min_free_bytes = CFG_MIN_FREE_DEFAULT;
 	c->bootstrap_id = UINT32_MAX;
 	snprintf(c->data_dir, sizeof(c->data_dir), "/tmp/pbft-dev-%u",
 	    (unsigned)base_port);
@@ -329,6 +330,10 @@ main(int argc, char **argv)
 		log_level_from_env();
 		if (cfg_load_node_key(
 		        cfg, (uint32_t)id, &key, err, sizeof(err)) == -1) {
+			if (failstop_noted_unreadable()) { /* an I/O error */
+				failstop_set_link(opts.sup_fd);
+				failstop(FAILSTOP_UNREADABLE, "%s", err);
+			}
 			fprintf(stderr, "%s\n", err);
 			cfg_free(cfg);
 			return 2;
@@ -347,11 +352,9 @@ main(int argc, char **argv)
 	    NULL) {
 		/* An unreadable disk is not a new replica: refuse, in words
 		 * pbftd shows, with a status it does not restart on. */
-		if (failstop_noted_unreadable())
-			failstop(FAILSTOP_UNREADABLE, "%s", err);
-		log_error("%s", err);
-		cfg_free(cfg);
-		return 1;
+		failstop(failstop_noted_unreadable() ? FAILSTOP_UNREADABLE
+		                                     : FAILSTOP_START,
+		    "%s", err);
 	}
 	ev_signal_init(&sigterm, stop_cb, SIGTERM);
 	ev_signal_init(&sigint, stop_cb, SIGINT);

@@ -105,6 +105,7 @@ struct store {
 	uint64_t snap_durable; /* newest snapshot written */
 	uint64_t cut_at; /* a torn tail to cut before the first write */
 	char last_err[256]; /* the last I/O error: "FILE: what: strerror" */
+	bool failed; /* an I/O error: nothing is written or synced again */
 };
 
 static int worker_start(struct store *st, struct worker *w);
@@ -127,6 +128,7 @@ store_fail(struct store *st, const char *fmt, ...)
 	va_end(ap);
 	snprintf(st->last_err, sizeof(st->last_err), "%s: %s", what,
 	    strerror(e != 0 ? e : EIO));
+	st->failed = true;
 	log_warnx("%s/%s", st->dir, st->last_err);
 	errno = e;
 }
@@ -353,22 +355,30 @@ sync_fd(const struct store *st, int fd)
  * Makes fd a log of generation gen whose records end at base: the records
  * p[0..len) first (at offset at), synced, then the header, synced; until the
  * header is durable the file is not a log of this generation, so a crash
- * halfway leaves the previous log in charge. 0, or -1 when nothing was made
- * live (headers not touched), -2 when the header write or its sync failed
- * (the file may or may not be live on disk).
+ * halfway leaves the previous log in charge. 0; -1 when the records' write
+ * failed (headers not touched: the file can be written again later); -2
+ * when a sync failed (the file is never synced again in this process: the
+ * kernel may have dropped its pages) or the header's write did (the file
+ * may or may not be live on disk). *what names the step.
  */
 static int
 log_write_new(const struct store *st, int fd, uint64_t gen, const uint8_t *p,
-    size_t len, uint64_t at)
+    size_t len, uint64_t at, const char **what)
 {
 	uint8_t hdr[LOG_HDR_LEN];
 
-	if (pwrite(fd, p, len, (off_t)at) != (ssize_t)len ||
-	    sync_fd(st, fd) == -1)
+	*what = "compaction: write";
+	if (pwrite(fd, p, len, (off_t)at) != (ssize_t)len)
 		return -1;
+	*what = "compaction: fdatasync";
+	if (sync_fd(st, fd) == -1)
+		return -2;
 	log_header(hdr, gen, at + len);
-	if (pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
-	    sync_fd(st, fd) == -1)
+	*what = "compaction: header write";
+	if (pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
+		return -2;
+	*what = "compaction: header fdatasync";
+	if (sync_fd(st, fd) == -1)
 		return -2;
 	return 0;
 }
@@ -385,6 +395,7 @@ log_open(struct store *st, char *err, size_t errlen)
 	int fd[2] = {-1, -1};
 	uint64_t gen[2] = {0, 0}, base[2] = {0, 0};
 	int valid[2] = {0, 0};
+	const char *what;
 
 	for (int i = 0; i < 2; i++) {
 		log_path(st, i, path, sizeof(path));
@@ -441,7 +452,8 @@ log_open(struct store *st, char *err, size_t errlen)
 	st->gen = 1;
 	st->base = LOG_HDR_LEN;
 	if (st->wal_fd == -1 ||
-	    log_write_new(st, st->wal_fd, 1, NULL, 0, LOG_HDR_LEN) != 0 ||
+	    log_write_new(st, st->wal_fd, 1, NULL, 0, LOG_HDR_LEN, &what) !=
+	        0 ||
 	    (st->mode != CFG_FSYNC_OFF && fsync(st->dir_fd) == -1)) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
@@ -517,9 +529,10 @@ store_close(struct store *st)
 	if (st == NULL)
 		return;
 	/* A snapshot in the works comes first: the records that name it
-	 * wait for it. */
+	 * wait for it. After an I/O error nothing more is written or synced
+	 * (the jobs in flight are only waited for). */
 	(void)store_bg_poll(st, true);
-	if (st->pending.len > 0)
+	if (st->pending.len > 0 && !st->failed)
 		(void)store_sync(st);
 	(void)store_sync_poll(st, true);
 	worker_stop(&st->sy);
@@ -623,6 +636,7 @@ replay_v1(struct store *st,
 	char path[CFG_PATH_MAX + 32];
 	size_t off = 0;
 	int rc = -1, fd = -1;
+	const char *what;
 
 	wbuf_init_dynamic(&all, SIZE_MAX / 2);
 	snprintf(path, sizeof(path), "%s/wal", st->dir);
@@ -669,8 +683,8 @@ replay_v1(struct store *st,
 	log_path(st, 0, path, sizeof(path));
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd == -1 ||
-	    log_write_new(
-	        st, fd, 1, st->pending.p, st->pending.len, LOG_HDR_LEN) != 0 ||
+	    log_write_new(st, fd, 1, st->pending.p, st->pending.len,
+	        LOG_HDR_LEN, &what) != 0 ||
 	    (st->mode != CFG_FSYNC_OFF && fsync(st->dir_fd) == -1)) {
 		snprintf(err, errlen, "%s: cannot convert the old wal: %s",
 		    path, strerror(errno));
@@ -911,7 +925,8 @@ write_pending(struct store *st)
 	}
 	if (pwrite(st->wal_fd, st->pending.p, st->pending.len,
 	        (off_t)st->wal_off) != (ssize_t)st->pending.len) {
-		log_warn("%s/log.%d: write", st->dir, st->live);
+		store_fail(st, "log.%d: write at %llu", st->live,
+		    (unsigned long long)st->wal_off);
 		return -1;
 	}
 	st->wal_off += st->pending.len;
@@ -925,7 +940,7 @@ store_sync(struct store *st)
 {
 	uint64_t t0;
 
-	if (store_sync_poll(st, true) == -1)
+	if (st->failed || store_sync_poll(st, true) == -1)
 		return -1;
 	if (st->pending.len == 0)
 		return 0;
@@ -935,7 +950,7 @@ store_sync(struct store *st)
 		return 0;
 	t0 = now_ns();
 	if (fdatasync(st->wal_fd) == -1) {
-		log_warn("%s/log.%d: fdatasync", st->dir, st->live);
+		store_fail(st, "log.%d: fdatasync", st->live);
 		return -1;
 	}
 	note_sync(st, now_ns() - t0);
@@ -975,20 +990,22 @@ job_run(const struct store *st, struct job *j)
 		break;
 	case JOB_SPARE:
 		if (pwrite(j->fd, j->data, j->len, (off_t)j->at) !=
-		        (ssize_t)j->len ||
-		    sync_fd(st, j->fd) == -1) {
+		    (ssize_t)j->len) {
 			rc = -1;
 			j->what = "compaction: write";
+		} else if (sync_fd(st, j->fd) == -1) {
+			rc = -2; /* never synced again: stop */
+			j->what = "compaction: fdatasync";
 		}
 		break;
 	case JOB_SWITCH:
-		rc = log_write_new(st, j->fd, j->gen, j->data, j->len, j->at);
+		rc = log_write_new(
+		    st, j->fd, j->gen, j->data, j->len, j->at, &j->what);
 		if (rc == 0 && j->dir_sync && st->mode != CFG_FSYNC_OFF &&
-		    fsync(st->dir_fd) == -1)
+		    fsync(st->dir_fd) == -1) {
 			rc = -2;
-		if (rc != 0)
-			j->what = rc == -1 ? "compaction: write"
-			                   : "compaction: header";
+			j->what = "compaction: directory fsync";
+		}
 		break;
 	}
 	j->err = rc == 0 ? 0 : errno != 0 ? errno : EIO;
@@ -1138,7 +1155,7 @@ spare_open(struct store *st, bool *created)
 	log_path(st, 1 - st->live, path, sizeof(path));
 	st->spare_fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (st->spare_fd == -1) {
-		log_warn("%s: compaction", path);
+		store_fail(st, "log.%d: compaction: open", 1 - st->live);
 		return -1;
 	}
 	*created = true;
@@ -1265,7 +1282,7 @@ switch_end(struct store *st, const struct job *j)
 	wbuf_reset(&st->cpt_tail);
 	if (j->rc == -2) {
 		errno = j->err;
-		log_warn("%s/log.%d: %s", st->dir, 1 - st->live, j->what);
+		store_fail(st, "log.%d: %s", 1 - st->live, j->what);
 		return -1;
 	}
 	if (j->rc == -1) {
@@ -1302,6 +1319,8 @@ store_sync_begin(struct store *st)
 {
 	struct job j = {.kind = JOB_FLUSH};
 
+	if (st->failed)
+		return -1;
 	if (st->sy.busy)
 		return 1;
 	if (!st->sy.started) /* fsync = always or off: no thread */
@@ -1340,7 +1359,7 @@ store_sync_poll(struct store *st, bool wait)
 	note_sync(st, j.ns);
 	if (j.rc != 0) {
 		errno = j.err;
-		log_warn("%s/log.%d: fdatasync", st->dir, st->live);
+		store_fail(st, "log.%d: fdatasync", st->live);
 		return -1;
 	}
 	st->durable_off = st->flush_end;
@@ -1389,8 +1408,8 @@ store_bg_poll(struct store *st, bool wait)
 	errno = j.err;
 	if (j.kind == JOB_SNAPSHOT) {
 		if (j.rc != 0) {
-			log_warn("%s: snapshot %llu: %s", st->dir,
-			    (unsigned long long)j.seq, j.what);
+			store_fail(st, "%s (snapshot %llu)", j.what,
+			    (unsigned long long)j.seq);
 			return -1;
 		}
 		if (j.seq > st->snap_durable)
@@ -1399,6 +1418,10 @@ store_bg_poll(struct store *st, bool wait)
 		if (j.ns > st->stats.snapshot_ns_max)
 			st->stats.snapshot_ns_max = j.ns;
 		return 0;
+	}
+	if (j.rc == -2) { /* a failed sync: never again */
+		store_fail(st, "log.%d: %s", 1 - st->live, j.what);
+		return -1;
 	}
 	if (j.rc != 0) {
 		log_warn("%s/log.%d: %s", st->dir, 1 - st->live, j.what);
@@ -1445,7 +1468,7 @@ store_rewrite(struct store *st, int (*gen)(void *arg), void *arg)
 	if (j.rc != 0) {
 		st->stats.compactions_abandoned++;
 		errno = j.err;
-		log_warn("%s/log.%d: %s", st->dir, 1 - st->live, j.what);
+		store_fail(st, "log.%d: %s", 1 - st->live, j.what);
 		return j.rc;
 	}
 	spare_made_live(st, j.at + j.len);
@@ -1475,6 +1498,7 @@ snapshot_file_write(const struct store *st, uint64_t seq, const uint8_t *data,
 		*what = "snapshot.tmp: open";
 		return -1;
 	}
+	*what = "snapshot.tmp: write";
 	for (int i = 0; i < 8; i++)
 		hdr[i] = (uint8_t)(seq >> (8 * i));
 	for (int i = 0; i < 4; i++)
@@ -1482,9 +1506,12 @@ snapshot_file_write(const struct store *st, uint64_t seq, const uint8_t *data,
 	memcpy(hdr + 12, "SNP1", 4);
 	if (write_full(fd, hdr, sizeof(hdr)) == -1 ||
 	    write_full(fd, data, len) == -1 ||
-	    (st->mode != CFG_FSYNC_OFF && fsync(fd) == -1)) {
-		*what = "snapshot.tmp: write";
+	    (*what = "snapshot.tmp: fsync",
+	        st->mode != CFG_FSYNC_OFF && fsync(fd) == -1)) {
+		int e = errno;
+
 		close(fd);
+		errno = e;
 		return -1;
 	}
 	close(fd);
@@ -1505,8 +1532,8 @@ store_snapshot_write(
 	if (store_bg_poll(st, true) == -1)
 		return -1;
 	if (snapshot_file_write(st, seq, data, len, &what) == -1) {
-		log_warn("%s: snapshot %llu: %s", st->dir,
-		    (unsigned long long)seq, what);
+		store_fail(
+		    st, "%s (snapshot %llu)", what, (unsigned long long)seq);
 		return -1;
 	}
 	if (seq > st->snap_durable)
