@@ -68,7 +68,7 @@ df_errno(const char *s)
 		return ENOSPC;
 	if (strcmp(s, "EDQUOT") == 0)
 		return EDQUOT;
-	return atoi(s) > 0 ? atoi(s) : EIO;
+	return strtol(s, NULL, 10) > 0 ? (int)strtol(s, NULL, 10) : EIO;
 }
 
 static void
@@ -92,7 +92,8 @@ df_parse(FILE *f)
 			r->op = DF_FREE;
 		else
 			continue;
-		r->value = r->op == DF_FREE ? atoll(val) : df_errno(val);
+		r->value =
+		    r->op == DF_FREE ? strtoll(val, NULL, 10) : df_errno(val);
 		snprintf(r->pattern, sizeof(r->pattern), "%s", pat);
 		df_nrules++;
 	}
