@@ -601,6 +601,8 @@ ledger_swap_in(struct ledger *l, struct ledger *tmp)
 	stage_forget_checked(l);
 	tmp->journal = l->journal;
 	tmp->jbuf = l->jbuf;
+	tmp->jpath = l->jpath;
+	l->jpath = NULL;
 	tmp->st.part = l->st.part;
 	l->journal = NULL;
 	l->jbuf = NULL;

@@ -1396,6 +1396,28 @@ store_snapshot_durable(const struct store *st, uint64_t seq)
 	return st->snap_durable >= seq;
 }
 
+/* The name of the file fd (the service's own, which the store syncs but
+ * did not open), relative to the data directory when it is in it; for
+ * the line a replica stops with. */
+static void
+file_name(const struct store *st, int fd, char *buf, size_t len)
+{
+	char proc[64], path[CFG_PATH_MAX];
+	size_t dl = strlen(st->dir);
+	ssize_t n;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	n = readlink(proc, path, sizeof(path) - 1);
+	if (n <= 0) {
+		snprintf(buf, len, "the service's file");
+		return;
+	}
+	path[n] = '\0';
+	snprintf(buf, len, "%s",
+	    strncmp(path, st->dir, dl) == 0 && path[dl] == '/' ? path + dl + 1
+	                                                       : path);
+}
+
 int
 store_bg_poll(struct store *st, bool wait)
 {
@@ -1407,6 +1429,15 @@ store_bg_poll(struct store *st, bool wait)
 		return st->bg.busy ? 1 : 0;
 	errno = j.err;
 	if (j.kind == JOB_SNAPSHOT) {
+		if (j.rc != 0 && j.what != NULL &&
+		    strncmp(j.what, "the service's file", 18) == 0) {
+			char name[CFG_PATH_MAX];
+
+			file_name(st, j.fd, name, sizeof(name));
+			store_fail(st, "%s: fdatasync (checkpoint %llu)", name,
+			    (unsigned long long)j.seq);
+			return -1;
+		}
 		if (j.rc != 0) {
 			store_fail(st, "%s (snapshot %llu)", j.what,
 			    (unsigned long long)j.seq);
