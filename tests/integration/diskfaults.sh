@@ -101,7 +101,11 @@ load() { # load SECONDS: acknowledged requests through the client library
 	python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["completed"])' \
 	    "$dir/bench.json" 2>/dev/null || echo 0
 }
-sums() { (cd "$data" && find . -type f | sort | xargs sha256sum); }
+sums() { # every file of node 1's data directory: name, size, sha256
+	(cd "$data" && for f in $(find . -type f | sort); do
+		echo "$f $(stat -c %s "$f") $(sha256sum <"$f" | cut -c1-64)"
+	done)
+}
 fault() { echo "$*" >"$dir/ctl"; }
 heal() { rm -f "$dir/ctl"; }
 
