@@ -415,11 +415,15 @@ ledger_tail_read(struct service *s, uint64_t off, uint8_t *buf, size_t len)
 		return 0;
 	}
 	if (fflush(l->journal) != 0)
-		return -1;
+		journal_failed(l, "write");
 	while (len > 0) {
 		ssize_t r = pread(fileno(l->journal), buf, len, (off_t)off);
 
-		if (r <= 0)
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1)
+			journal_failed(l, "read");
+		if (r == 0)
 			return -1;
 		buf += r;
 		off += (uint64_t)r;

@@ -1171,6 +1171,9 @@ spare_made_live(struct store *st, uint64_t end)
 	st->spare_fd = st->wal_fd;
 	st->wal_fd = fd;
 	st->live = 1 - st->live;
+	/* A torn tail not yet cut stays in the old file: it holds another
+	 * generation than the one the spare is next written with. */
+	st->cut_at = 0;
 	st->gen++;
 	st->wal_off = st->durable_off = st->base = end;
 	st->stats.bytes = end - LOG_HDR_LEN;
