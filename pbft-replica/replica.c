@@ -1131,6 +1131,15 @@ on_replica_frame(void *ctx, uint32_t from, const uint8_t *frame, size_t len)
 	case PBFT_MSG_REPLY:
 		r->frames_bad++;
 		return;
+	case PBFT_MSG_REQUEST:
+		/* Forwarded by a backup. Below the disk reserve a primary
+		 * proposes nothing new: the backups' timers replace it. */
+		if (r->disk.low) {
+			r->disk.refused++;
+			return;
+		}
+		replica_step(r, &ev);
+		return;
 	default:
 		replica_step(r, &ev);
 	}
