@@ -383,6 +383,27 @@ log_write_new(const struct store *st, int fd, uint64_t gen, const uint8_t *p,
 	return 0;
 }
 
+/* log.0 and log.1 hold no more than a header's worth (of zeroes, as
+ * log_header_read found): 0, or -1 with err set. */
+static int
+log_files_empty(const struct store *st, char *err, size_t errlen)
+{
+	char path[CFG_PATH_MAX + 32];
+	struct stat sb;
+
+	for (int i = 0; i < 2; i++) {
+		log_path(st, i, path, sizeof(path));
+		if (stat(path, &sb) == 0 && sb.st_size > LOG_HDR_LEN) {
+			snprintf(err, errlen,
+			    "%s: %lld bytes but no log header, and no other "
+			    "log: refusing to start",
+			    path, (long long)sb.st_size);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /*
  * Opens the log files: the live one is the valid one of the newer
  * generation. A data directory with neither but an old-format wal is
@@ -441,6 +462,14 @@ log_open(struct store *st, char *err, size_t errlen)
 	}
 	if (errno != ENOENT) {
 		snprintf(err, errlen, "%s: open: %s", path, strerror(errno));
+		failstop_note_unreadable();
+		return -1;
+	}
+	/* Neither log has a header and there is no old wal (whose
+	 * conversion, cut short, leaves a log.0 without one): new only if
+	 * neither holds records either; a spare with records and no log
+	 * beside it is a log that went. */
+	if (log_files_empty(st, err, errlen) == -1) {
 		failstop_note_unreadable();
 		return -1;
 	}

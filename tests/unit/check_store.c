@@ -583,6 +583,23 @@ START_TEST(test_zeroes_are_new)
 }
 END_TEST
 
+/* A spare that holds records (its header not written) with no log beside
+ * it is a log that went, not a new one. */
+START_TEST(test_lone_spare_refused)
+{
+	char path[128], spare[128], err[256];
+
+	plant_log0(0, 64, path, sizeof(path));
+	snprintf(spare, sizeof(spare), "%s/node-9/log.1", dir);
+	ck_assert_int_eq(rename(path, spare), 0);
+	ck_assert_ptr_null(store_open(dir, 9, CFG_FSYNC_OFF, err, sizeof(err)));
+	ck_assert_msg(strstr(err, "log.1: 64 bytes but no log header") != NULL,
+	    "%s", err);
+	ck_assert_int_eq(access(path, F_OK), -1); /* no log.0 made */
+	ck_assert_int_eq(size_at(spare), 64);
+}
+END_TEST
+
 /* A data directory others can write to is refused. */
 START_TEST(test_open_dir_refused)
 {
@@ -853,6 +870,7 @@ store_suite(void)
 	tcase_add_test(tc, test_damaged_header_refused);
 	tcase_add_test(tc, test_not_a_log_refused);
 	tcase_add_test(tc, test_zeroes_are_new);
+	tcase_add_test(tc, test_lone_spare_refused);
 	tcase_add_test(tc, test_open_dir_refused);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
