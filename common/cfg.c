@@ -121,6 +121,36 @@ parse_duration_ms(const char *v, bool zero_ok, uint32_t *out)
 	return 0;
 }
 
+/* "256MiB", "1GiB", "512KiB", "0", or a plain number of bytes (K, M, G, T
+ * and their -iB forms are powers of 1024). */
+static int
+parse_size(const char *v, uint64_t *out)
+{
+	static const char *units[] = {"", "K", "M", "G", "T"};
+	char *end;
+	unsigned long long x;
+
+	if (*v < '0' || *v > '9')
+		return -1;
+	errno = 0;
+	x = strtoull(v, &end, 10);
+	if (errno != 0)
+		return -1;
+	for (int i = 0; i < 5; i++) {
+		char iec[4];
+
+		snprintf(iec, sizeof(iec), "%siB", units[i]);
+		if (strcmp(end, units[i]) != 0 &&
+		    (i == 0 || strcmp(end, iec) != 0))
+			continue;
+		if (x > (UINT64_MAX >> (10 * i)))
+			return -1;
+		*out = (uint64_t)x << (10 * i);
+		return 0;
+	}
+	return -1;
+}
+
 void
 cfg_format_address(const char *host, uint16_t port, char *buf, size_t len)
 {
@@ -387,7 +417,7 @@ cluster_key(struct parse *ps, const char *name, const char *v)
 	    "batch_timeout", "inflight_max", "request_timeout", "data_dir",
 	    "control_socket", "control_client", "metrics_listen", "bootstrap",
 	    "fsync", "log_level", "client_max_keys", "client_max_bytes",
-	    "shared_prefixes", "queue_bytes_max", "handshake_rate",
+	    "shared_prefixes", "queue_bytes_max", "min_free", "handshake_rate",
 	    "handshakes_max", "connections_per_address", "accept_from",
 	    "replica_source"};
 	struct cluster_cfg *c = ps->cfg;
@@ -532,8 +562,13 @@ cluster_key(struct parse *ps, const char *name, const char *v)
 			    "(1 MiB) to 1099511627776 (1 TiB)");
 		c->queue_bytes_max = x;
 		return 1;
+	case 21:
+		if (parse_size(v, &c->min_free_bytes) == -1)
+			return fail_at(ps, ps->line,
+			    "min_free: want a size like 256MiB, 1GiB or 0");
+		return 1;
 	default:
-		return admission_key(ps, k - 21, v);
+		return admission_key(ps, k - 22, v);
 	}
 }
 
@@ -812,6 +847,7 @@ set_defaults(struct parse *ps)
 	c->handshake_rate = CFG_HANDSHAKE_RATE_DEFAULT;
 	c->handshakes_max = CFG_HANDSHAKES_MAX_DEFAULT;
 	c->conns_per_address = CFG_CONNS_PER_ADDRESS_DEFAULT;
+	c->min_free_bytes = CFG_MIN_FREE_DEFAULT;
 	snprintf(c->data_dir, sizeof(c->data_dir), "%s/data", ps->dir);
 	snprintf(c->control_socket, sizeof(c->control_socket), "%s/pbftd.sock",
 	    ps->dir);

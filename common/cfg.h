@@ -44,6 +44,10 @@
 #define CFG_ERR_LEN 512
 #define CFG_PATH_MAX 4096
 
+/* Room for a window of full batches in the log and its compaction (200 x
+ * 1 MiB with the defaults) and a checkpoint's snapshot. */
+#define CFG_MIN_FREE_DEFAULT (256ULL << 20)
+
 enum cfg_fsync {
 	CFG_FSYNC_ALWAYS = 0, /* fsync every record */
 	CFG_FSYNC_BATCH, /* one fsync per batch of records (default) */
@@ -137,6 +141,9 @@ struct cluster_cfg {
 	uint32_t conns_per_address; /* open connections per address */
 	enum cfg_accept accept_from;
 	enum cfg_replica_source replica_source;
+	/* Free space a replica keeps in its data directory: below it, it
+	 * takes no new client requests. 0: no reserve. */
+	uint64_t min_free_bytes;
 	struct cfg_node nodes[PBFT_REPLICAS_MAX];
 	uint32_t nclients;
 	struct cfg_client *clients; /* nclients entries */

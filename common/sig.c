@@ -8,6 +8,8 @@
 #endif
 #include "sig.h"
 
+#include "failstop.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -193,20 +195,59 @@ fail:
 	return -1;
 }
 
+/*
+ * The key file's bytes into buf: its length, or -1 with err set when it
+ * cannot be opened or read ("PATH: read at OFF: ERROR"; an I/O error is
+ * noted for the exit status, failstop.h) or is larger than a key file.
+ */
+static ssize_t
+key_file_read(
+    const char *path, uint8_t *buf, size_t cap, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t len = 0;
+	ssize_t r = 1;
+
+	if (fd == -1) {
+		snprintf(err, errlen, "cannot read private key file %s: %s",
+		    path, strerror(errno));
+		return -1;
+	}
+	while (len < cap && (r = read(fd, buf + len, cap - len)) != 0) {
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1) {
+			snprintf(err, errlen, "%s: read at %zu: %s", path, len,
+			    strerror(errno));
+			failstop_note_unreadable();
+			close(fd);
+			return -1;
+		}
+		len += (size_t)r;
+	}
+	close(fd);
+	if (len == cap) {
+		snprintf(err, errlen, "%s: too large for a key file", path);
+		return -1;
+	}
+	return (ssize_t)len;
+}
+
 void *
 sig_read_private_pem(const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "r");
+	uint8_t buf[16384];
+	ssize_t len = key_file_read(path, buf, sizeof(buf), err, errlen);
+	BIO *bio;
 	EVP_PKEY *k;
 	void *key;
 
-	if (f == NULL) {
-		snprintf(err, errlen, "cannot read private key file %s: %s",
-		    path, strerror(errno));
+	if (len == -1)
 		return NULL;
-	}
-	k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-	fclose(f);
+	bio = BIO_new_mem_buf(buf, (int)len);
+	k = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+	BIO_free(bio);
+	OPENSSL_cleanse(buf, sizeof(buf));
 	if (k == NULL) {
 		snprintf(err, errlen, "%s is not a PEM private key", path);
 		return NULL;

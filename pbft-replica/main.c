@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cfg.h"
+#include "failstop.h"
 #include "log.h"
 #include "pbft_build.h"
 #include "replica.h"
@@ -154,6 +155,7 @@ dev_config(uint32_t n, uint16_t base_port, uint16_t port)
 	c->request_timeout_ms = 1000;
 	c->fsync = CFG_FSYNC_BATCH;
 	c->log_level = LOG_LVL_INFO;
+	c->min_free_bytes = CFG_MIN_FREE_DEFAULT;
 	c->bootstrap_id = UINT32_MAX;
 	dev_data_dir(c, port);
 	for (uint32_t i = 0; i < n; i++) {
@@ -349,6 +351,10 @@ main(int argc, char **argv)
 		log_level_from_env();
 		if (cfg_load_node_key(
 		        cfg, (uint32_t)id, &key, err, sizeof(err)) == -1) {
+			if (failstop_noted_unreadable()) { /* an I/O error */
+				failstop_set_link(opts.sup_fd);
+				failstop(FAILSTOP_UNREADABLE, "%s", err);
+			}
 			fprintf(stderr, "%s\n", err);
 			cfg_free(cfg);
 			return 2;
@@ -362,11 +368,14 @@ main(int argc, char **argv)
 	loop = ev_default_loop(EVFLAG_AUTO);
 	opts.id = (uint32_t)id;
 	opts.insecure_dev = dev;
+	failstop_set_link(opts.sup_fd);
 	if ((r = replica_new(loop, cfg, key, &opts, err, sizeof(err))) ==
 	    NULL) {
-		log_error("%s", err);
-		cfg_free(cfg);
-		return 1;
+		/* An unreadable disk is not a new replica: refuse, in words
+		 * pbftd shows, with a status it does not restart on. */
+		failstop(failstop_noted_unreadable() ? FAILSTOP_UNREADABLE
+		                                     : FAILSTOP_START,
+		    "%s", err);
 	}
 	ev_signal_init(&sigterm, stop_cb, SIGTERM);
 	ev_signal_init(&sigint, stop_cb, SIGINT);

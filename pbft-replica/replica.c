@@ -18,6 +18,8 @@
 #if PBFT_FAULT_INJECTION
 #include "fault.h"
 #endif
+#include "diskspace.h"
+#include "failstop.h"
 #include "log.h"
 #include "net.h"
 #include "pbft.h"
@@ -109,6 +111,8 @@ struct replica {
 	struct pbft_actions acts;
 	struct net *net;
 	struct store *store;
+	struct diskspace disk; /* free space against min_free */
+	uint32_t disk_ticks;
 	struct service *svc;
 	ev_timer tick;
 	/* Group commit off the loop (fsync = batch): records of any number of
@@ -355,12 +359,14 @@ write_stable_snapshot(struct replica *r, const struct pbft_action *a)
 		return;
 	/* The file part first: the head on disk names only durable bytes. */
 	if (r->svc->ops->sync != NULL && r->svc->ops->sync(r->svc) == -1)
-		fatalx("checkpoint %llu: cannot make the service's file "
-		       "durable",
+		failstop(FAILSTOP_IO,
+		    "checkpoint %llu: cannot make the service's file durable",
 		    (unsigned long long)a->seq);
 	if (store_snapshot_write(r->store, s->seq, s->img.p, s->img.len) == -1)
-		fatalx("checkpoint %llu: cannot write its snapshot",
-		    (unsigned long long)a->seq);
+		failstop(FAILSTOP_IO,
+		    "checkpoint %llu: cannot write its "
+		    "snapshot: %s",
+		    (unsigned long long)a->seq, store_last_error(r->store));
 }
 
 static void
@@ -959,7 +965,9 @@ wal_ended(struct replica *r, int rc)
 	r->wal_inflight = false;
 	r->barrier_inflight = false;
 	if (rc == -1)
-		fatalx("write-ahead log: cannot make records durable");
+		failstop(FAILSTOP_IO,
+		    "write-ahead log: cannot make records durable: %s",
+		    store_last_error(r->store));
 #if PBFT_FAULT_INJECTION
 	fault_point(r->fault, FAULT_AFTER_WAL);
 #endif
@@ -1058,8 +1066,11 @@ bg_poll(struct replica *r, bool wait, bool may_compact)
 	if (rc == 1)
 		return;
 	if (rc == -1)
-		fatalx("checkpoint %llu: cannot write its snapshot",
-		    (unsigned long long)(r->bg_snap ? r->bg_snap->seq : 0));
+		failstop(FAILSTOP_IO,
+		    "checkpoint %llu: cannot write its "
+		    "snapshot: %s",
+		    (unsigned long long)(r->bg_snap ? r->bg_snap->seq : 0),
+		    store_last_error(r->store));
 	bg_kick(r, may_compact);
 	if (r->stable_wait != 0 &&
 	    store_snapshot_durable(r->store, r->stable_wait))
@@ -1153,7 +1164,9 @@ run_actions(struct replica *r)
 		fault_point(r->fault, FAULT_BEFORE_WAL);
 #endif
 		if (store_sync(r->store) == -1)
-			fatalx("write-ahead log: cannot write records");
+			failstop(FAILSTOP_IO,
+			    "write-ahead log: cannot make records durable: %s",
+			    store_last_error(r->store));
 #if PBFT_FAULT_INJECTION
 		fault_point(r->fault, FAULT_AFTER_WAL);
 #endif
@@ -1218,16 +1231,20 @@ run_actions(struct replica *r)
 		int rc = store_rewrite(r->store, compact_gen, r);
 
 		if (rc == -2)
-			fatalx("write-ahead log: compaction failed after its "
-			       "new log was written; stopping rather than "
-			       "guessing which log a restart would read");
+			failstop(FAILSTOP_IO,
+			    "write-ahead log: compaction failed after its new "
+			    "log was written (%s); stopping rather than "
+			    "guessing which log a restart would read",
+			    store_last_error(r->store));
 		if (rc == -1) {
 			log_warnx("write-ahead log: compaction failed; the old "
 			          "log is kept and compaction is retried at "
 			          "the next checkpoint");
 			if (store_sync(r->store) == -1)
-				fatalx("write-ahead log: cannot make records "
-				       "durable");
+				failstop(FAILSTOP_IO,
+				    "write-ahead log: cannot make records "
+				    "durable: %s",
+				    store_last_error(r->store));
 		} else {
 			store_snapshots_prune(r->store, stable);
 		}
@@ -1296,6 +1313,15 @@ on_replica_frame(void *ctx, uint32_t from, const uint8_t *frame, size_t len)
 	case PBFT_MSG_REPLY:
 		r->frames_bad++;
 		return;
+	case PBFT_MSG_REQUEST:
+		/* Forwarded by a backup. Below the disk reserve a primary
+		 * proposes nothing new: the backups' timers replace it. */
+		if (r->disk.low) {
+			r->disk.refused++;
+			return;
+		}
+		replica_step(r, &ev);
+		return;
 	default:
 		replica_step(r, &ev);
 	}
@@ -1315,6 +1341,12 @@ on_client_frame(void *ctx, uint32_t client, const uint8_t *frame, size_t len)
 		r->frames_bad++;
 		return;
 	}
+	/* Below the disk reserve: no new work (the client retries at the
+	 * others); agreement on what others propose goes on. */
+	if (r->disk.low) {
+		r->disk.refused++;
+		return;
+	}
 	replica_step(r, &ev);
 }
 
@@ -1329,6 +1361,10 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	replica_step(r, &ev);
 	wal_needed(r, false); /* records whose output all went early */
+	if (++r->disk_ticks * REPLICA_TICK_MS >= 1000) {
+		r->disk_ticks = 0;
+		diskspace_check(&r->disk);
+	}
 	pbft_get_status(r->core, &st);
 	if (st.view_changes_deferred != r->vc_deferred) {
 		r->vc_deferred = st.view_changes_deferred;
@@ -1482,8 +1518,9 @@ record_start(struct replica *r, char *err, size_t errlen)
 
 	if (store_append(r->store, rec, len) == -1 ||
 	    store_sync(r->store) == -1) {
-		snprintf(
-		    err, errlen, "write-ahead log: cannot record the start");
+		snprintf(err, errlen,
+		    "write-ahead log: cannot record the start: %s",
+		    store_last_error(r->store));
 		return -1;
 	}
 	r->started = true;
@@ -1604,6 +1641,7 @@ replica_new(struct ev_loop *loop, struct cluster_cfg *cfg, void *key,
 	if (r->store == NULL ||
 	    store_liars_read(r->store, &r->xfer.liars, err, errlen) == -1)
 		goto fail;
+	diskspace_init(&r->disk, store_dir(r->store), cfg->min_free_bytes);
 #if PBFT_FAULT_INJECTION
 	if (opts->faults != NULL) {
 		bool bad;
@@ -1674,7 +1712,7 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 	struct pbft_status st;
 	struct net_stats ns;
 	struct store_stats ss;
-	char digest[2 * PBFT_DIGEST_LEN + 1];
+	char digest[2 * PBFT_DIGEST_LEN + 1], disk[96];
 	size_t off = 0;
 
 	pbft_get_status(r->core, &st);
@@ -1740,14 +1778,18 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 	jput(buf, len, &off,
 	    "\"undecodable_frame\":%llu,\"handshake\":%llu,"
 	    "\"bad_record\":%llu,\"bad_announcement\":%llu,"
-	    "\"bad_state_chunk\":%llu}",
+	    "\"bad_state_chunk\":%llu,\"disk_low\":%llu}",
 	    (unsigned long long)r->frames_bad,
 	    (unsigned long long)ns.handshake_failures,
 	    (unsigned long long)ns.auth_failures,
 	    (unsigned long long)ns.announce_rejected,
-	    (unsigned long long)r->xfer.failures);
+	    (unsigned long long)r->xfer.failures,
+	    (unsigned long long)r->disk.refused);
 	jput(buf, len, &off, ",\"state_requests_refused\":%llu",
 	    (unsigned long long)r->serve_refused);
+	diskspace_describe(&r->disk, disk, sizeof(disk));
+	jput(buf, len, &off, ",\"disk\":\"%s\",\"data_free_bytes\":%llu", disk,
+	    (unsigned long long)r->disk.free_bytes);
 	jput(buf, len, &off, ",\"wal_sync_le_us\":[");
 	for (int i = 0; i < STORE_SYNC_BUCKETS - 1; i++)
 		jput(buf, len, &off, "%s%u", i ? "," : "", store_sync_le_us[i]);

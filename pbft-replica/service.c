@@ -43,9 +43,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cfg.h"
+#include "failstop.h"
 #include "rbuf.h"
 #include "sig.h"
 
@@ -97,6 +99,7 @@ struct ledger {
 	struct kv_use *use; /* by owner, PBFT_CLIENTS_MAX; NULL until needed */
 	struct kv_rules *rules; /* NULL: owners only; kept across restores */
 	FILE *journal; /* NULL when not journaling */
+	char *jpath; /* its path, for the line a failed write stops with */
 	char *jbuf; /* its stdio buffer, JOURNAL_BUFFER_BYTES */
 	uint64_t wb_off; /* journal bytes whose write-back has been started */
 	/* A state transfer's entries, staged after ours (in the journal file
@@ -125,6 +128,19 @@ struct ledger {
 #define JOURNAL_WRITEBACK_BYTES (1u << 20)
 #define JOURNAL_BUFFER_BYTES (256u << 10)
 
+/*
+ * The journal could not be written or made durable: the replica stops, in
+ * words (a journal that silently diverged from the others' would be a
+ * Byzantine replica), and never syncs it again: the kernel may have
+ * dropped the pages a second sync would claim.
+ */
+_Noreturn static void
+journal_failed(const struct ledger *l, const char *what)
+{
+	failstop(FAILSTOP_IO, "%s: %s: %s", l->jpath ? l->jpath : "journal",
+	    what, strerror(errno != 0 ? errno : EIO));
+}
+
 static void
 journal_writeback(struct ledger *l)
 {
@@ -133,10 +149,11 @@ journal_writeback(struct ledger *l)
 	if (l->jlen - from < JOURNAL_WRITEBACK_BYTES)
 		return;
 	if (fflush(l->journal) != 0)
-		abort(); /* the journal must not silently diverge */
-	/* A hint: an error here shows again at the checkpoint's sync. */
-	(void)sync_file_range(fileno(l->journal), (off_t)from,
-	    (off_t)(l->jlen - from), SYNC_FILE_RANGE_WRITE);
+		journal_failed(l, "write");
+	/* Starts the write-back; its failure is as fatal as a sync's. */
+	if (sync_file_range(fileno(l->journal), (off_t)from,
+	        (off_t)(l->jlen - from), SYNC_FILE_RANGE_WRITE) == -1)
+		journal_failed(l, "sync_file_range");
 	l->wb_off = l->jlen;
 }
 
@@ -439,7 +456,7 @@ ledger_append(struct ledger *l, const uint8_t *tx, size_t len)
 	if (l->journal != NULL) {
 		if (fwrite(jh, 1, sizeof(jh), l->journal) != sizeof(jh) ||
 		    (len > 0 && fwrite(tx, 1, len, l->journal) != len))
-			abort(); /* the journal must not silently diverge */
+			journal_failed(l, "write");
 	} else {
 		while (l->jlen + sizeof(jh) + len > l->data_cap) {
 			l->data_cap = l->data_cap ? l->data_cap * 2 : 65536;
@@ -563,11 +580,15 @@ ledger_tail_read(struct service *s, uint64_t off, uint8_t *buf, size_t len)
 		return 0;
 	}
 	if (fflush(l->journal) != 0)
-		return -1;
+		journal_failed(l, "write");
 	while (len > 0) {
 		ssize_t r = pread(fileno(l->journal), buf, len, (off_t)off);
 
-		if (r <= 0)
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1)
+			journal_failed(l, "read");
+		if (r == 0)
 			return -1;
 		buf += r;
 		off += (uint64_t)r;
@@ -709,10 +730,42 @@ mem_next(void *arg, uint8_t *buf, size_t len)
 	return 0;
 }
 
+/*
+ * The journal read at start, by pread. It ending early is an answer (the
+ * file does not hold what the head names: fetch the state); a read that
+ * fails, or that ends before the size the file has, is not: the replica
+ * refuses to start, having written nothing.
+ */
+struct file_reader {
+	int fd;
+	const char *path;
+	uint64_t off, size;
+};
+
 static int
 file_next(void *arg, uint8_t *buf, size_t len)
 {
-	return len == 0 || fread(buf, 1, len, arg) == len ? 0 : -1;
+	struct file_reader *f = arg;
+
+	while (len > 0) {
+		ssize_t r = pread(f->fd, buf, len, (off_t)f->off);
+
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1 || (r == 0 && f->off < f->size)) {
+			failstop_note_unreadable();
+			failstop(FAILSTOP_UNREADABLE, "%s: read at %llu: %s",
+			    f->path, (unsigned long long)f->off,
+			    r == -1 ? strerror(errno)
+			            : "end of file before its size");
+		}
+		if (r == 0)
+			return -1;
+		buf += r;
+		f->off += (uint64_t)r;
+		len -= (size_t)r;
+	}
+	return 0;
 }
 
 static void ledger_clear(struct ledger *l);
@@ -728,6 +781,8 @@ ledger_swap_in(struct ledger *l, struct ledger *tmp)
 	tmp->rules = l->rules;
 	tmp->journal = l->journal;
 	tmp->jbuf = l->jbuf;
+	tmp->jpath = l->jpath;
+	l->jpath = NULL;
 	tmp->st.part = l->st.part;
 	l->journal = NULL;
 	l->jbuf = NULL;
@@ -771,8 +826,10 @@ ledger_restore(struct service *s, const uint8_t *img, size_t len)
 		    fseeko(j, 0, SEEK_SET) == -1 ||
 		    (h.jlen > 0 &&
 		        fwrite(img + h.len, 1, h.jlen, j) != h.jlen) ||
-		    fflush(j) != 0 || fdatasync(fileno(j)) == -1)
-			abort(); /* the journal must not silently diverge */
+		    fflush(j) != 0)
+			journal_failed(l, "write");
+		if (fdatasync(fileno(j)) == -1)
+			journal_failed(l, "fdatasync");
 	}
 	ledger_swap_in(l, &tmp);
 	rc = 0;
@@ -797,6 +854,8 @@ ledger_reopen(
 	struct head h = {0};
 	uint8_t *txbuf = malloc(PBFT_OP_BYTES_MAX);
 	FILE *j = l->journal;
+	struct file_reader fr;
+	struct stat sb;
 	int rc = -1;
 
 	memset(&tmp, 0, sizeof(tmp));
@@ -807,11 +866,18 @@ ledger_reopen(
 	if (img != NULL &&
 	    (head_parse(img, len, &h, &tmp) == -1 || len != h.len))
 		goto out;
-	if (fflush(j) != 0 || fseeko(j, 0, SEEK_SET) == -1 ||
-	    entries_check(&h, file_next, j, txbuf) == -1 ||
-	    ftruncate(fileno(j), (off_t)h.jlen) == -1 ||
-	    fseeko(j, 0, SEEK_END) == -1)
+	if (fflush(j) != 0)
+		journal_failed(l, "write");
+	if (fstat(fileno(j), &sb) == -1)
+		journal_failed(l, "stat");
+	fr = (struct file_reader){fileno(j), l->jpath, 0, (uint64_t)sb.st_size};
+	if (entries_check(&h, file_next, &fr, txbuf) == -1)
 		goto out;
+	/* Everything read: later entries go (executed again from the log). */
+	if (ftruncate(fileno(j), (off_t)h.jlen) == -1)
+		journal_failed(l, "truncate");
+	if (fseeko(j, 0, SEEK_END) == -1)
+		journal_failed(l, "seek");
 	tmp.count = h.count;
 	tmp.jlen = h.jlen;
 	memcpy(tmp.chain, h.chain, PBFT_DIGEST_LEN);
@@ -1088,9 +1154,11 @@ ledger_sync(struct service *s)
 
 	if (l->journal == NULL)
 		return 0;
-	return fflush(l->journal) == 0 && fdatasync(fileno(l->journal)) == 0
-	    ? 0
-	    : -1;
+	if (fflush(l->journal) != 0)
+		journal_failed(l, "write");
+	if (fdatasync(fileno(l->journal)) == -1)
+		journal_failed(l, "fdatasync");
+	return 0;
 }
 
 static int
@@ -1127,7 +1195,7 @@ ledger_flush(struct service *s)
 	struct ledger *l = ledger_of(s);
 
 	if (l->journal != NULL && fflush(l->journal) != 0)
-		abort();
+		journal_failed(l, "write");
 }
 
 static void
@@ -1170,6 +1238,7 @@ ledger_free(struct service *s)
 	if (l->journal != NULL)
 		fclose(l->journal);
 	free(l->jbuf);
+	free(l->jpath);
 	stage_forget_checked(l);
 	free(l->st.part);
 	ledger_clear(l);
@@ -1233,8 +1302,14 @@ service_ledger_open(const char *journal_path)
 	if (s == NULL)
 		return NULL;
 	l = ledger_of(s);
+	if ((l->jpath = strdup(journal_path)) == NULL) {
+		ledger_free(s);
+		return NULL;
+	}
 	/* Not truncated: reopen checks what it holds against a snapshot. */
 	fd = open(journal_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd == -1 && errno != ENOENT)
+		failstop_note_unreadable(); /* there, and not to be read */
 	if (fd == -1 || (l->journal = fdopen(fd, "r+")) == NULL) {
 		int e = errno;
 

@@ -5,6 +5,7 @@
 #include "store.h"
 
 #include <dirent.h>
+#include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -18,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "failstop.h"
 #include "log.h"
 
 /*
@@ -101,10 +103,41 @@ struct store {
 	uint64_t cpt_keep; /* snapshots below it go once the switch ends */
 	bool cpt_created; /* the spare file was created for it */
 	uint64_t snap_durable; /* newest snapshot written */
+	uint64_t cut_at; /* a torn tail to cut before the first write */
+	char last_err[256]; /* the last I/O error: "FILE: what: strerror" */
+	bool failed; /* an I/O error: nothing is written or synced again */
 };
 
 static int worker_start(struct store *st, struct worker *w);
 static void worker_stop(struct worker *w);
+
+/* Logs an I/O error (errno) and keeps it for store_last_error: "FILE:
+ * what: ERROR", FILE relative to the data directory. */
+static void store_fail(struct store *st, const char *fmt, ...)
+    PBFT_PRINTF(2, 3);
+
+static void
+store_fail(struct store *st, const char *fmt, ...)
+{
+	char what[160];
+	int e = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	snprintf(st->last_err, sizeof(st->last_err), "%s: %s", what,
+	    strerror(e != 0 ? e : EIO));
+	st->failed = true;
+	log_warnx("%s/%s", st->dir, st->last_err);
+	errno = e;
+}
+
+const char *
+store_last_error(const struct store *st)
+{
+	return st->last_err[0] != '\0' ? st->last_err : "no error recorded";
+}
 
 static uint32_t crc_table[256];
 
@@ -180,6 +213,32 @@ mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
+/*
+ * The data directory may already exist (made by an operator, a package, an
+ * earlier run): it must be ours and writable by nobody else, or someone
+ * else could plant or swap the files a replica trusts.
+ */
+static int
+dir_trusted(int fd, const char *path, char *err, size_t errlen)
+{
+	struct stat sb;
+
+	if (fstat(fd, &sb) == -1) {
+		snprintf(err, errlen, "%s: stat: %s", path, strerror(errno));
+		return -1;
+	}
+	if (sb.st_uid != geteuid() || (sb.st_mode & (S_IWGRP | S_IWOTH))) {
+		snprintf(err, errlen,
+		    "%s: owned by uid %u with mode %04o: a data directory "
+		    "must belong to this user (uid %u) and be writable by "
+		    "nobody else (chmod go-w)",
+		    path, (unsigned)sb.st_uid, (unsigned)(sb.st_mode & 07777),
+		    (unsigned)geteuid());
+		return -1;
+	}
+	return 0;
+}
+
 static void snap_path(
     const struct store *st, uint64_t seq, char *buf, size_t len);
 
@@ -238,23 +297,52 @@ log_header(uint8_t hdr[LOG_HDR_LEN], uint64_t gen, uint64_t base)
 }
 
 /*
- * A log file's header: 1 with *gen and *base set, 0 when the file holds no
- * log (too short, or not begun: a spare whose first compaction never
- * finished), -1 when it is damaged (the magic is there, the check fails).
+ * A log file's header: 1 with *gen and *base set; 0 when the file holds no
+ * log yet: empty, or not begun (a spare whose first compaction never
+ * finished: zeroes where the header goes); -1 when it is damaged (the magic
+ * is there, the check fails) or cannot be read (err set: the file, the
+ * offset, the error). A read error is never "no log": a replica that took
+ * it for one would start afresh and forget the votes it sent.
  */
 static int
-log_header_read(int fd, uint64_t *gen, uint64_t *base)
+log_header_read(int fd, const char *path, uint64_t *gen, uint64_t *base,
+    char *err, size_t errlen)
 {
 	uint8_t hdr[LOG_HDR_LEN];
+	struct stat sb;
+	ssize_t r;
 
-	if (pread(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
-	    memcmp(hdr, log_magic, sizeof(log_magic)) != 0)
-		return 0;
-	if (crc32c(0, hdr, 24) != le32(hdr + 24))
+	if (fstat(fd, &sb) == -1) {
+		snprintf(err, errlen, "%s: stat: %s", path, strerror(errno));
 		return -1;
+	}
+	if (sb.st_size == 0)
+		return 0;
+	r = pread(fd, hdr, sizeof(hdr), 0);
+	if (r == -1 || (r < (ssize_t)sizeof(hdr) && sb.st_size > (off_t)r)) {
+		snprintf(err, errlen, "%s: read at 0: %s", path,
+		    r == -1 ? strerror(errno) : "short read");
+		return -1;
+	}
+	if (r < (ssize_t)sizeof(hdr) ||
+	    memcmp(hdr, log_magic, sizeof(log_magic)) != 0) {
+		static const uint8_t zero[sizeof(log_magic)];
+
+		if (memcmp(hdr, zero,
+		        (size_t)r < sizeof(zero) ? (size_t)r : sizeof(zero)))
+			goto damaged; /* neither a log nor a spare not begun */
+		return 0;
+	}
+	if (crc32c(0, hdr, 24) != le32(hdr + 24))
+		goto damaged;
 	*gen = le64(hdr + 8);
 	*base = le64(hdr + 16);
-	return *gen == 0 || *base < LOG_HDR_LEN ? -1 : 1;
+	if (*gen != 0 && *base >= LOG_HDR_LEN)
+		return 1;
+damaged:
+	snprintf(
+	    err, errlen, "%s: damaged header at 0: refusing to start", path);
+	return -1;
 }
 
 static int
@@ -267,23 +355,52 @@ sync_fd(const struct store *st, int fd)
  * Makes fd a log of generation gen whose records end at base: the records
  * p[0..len) first (at offset at), synced, then the header, synced; until the
  * header is durable the file is not a log of this generation, so a crash
- * halfway leaves the previous log in charge. 0, or -1 when nothing was made
- * live (headers not touched), -2 when the header write or its sync failed
- * (the file may or may not be live on disk).
+ * halfway leaves the previous log in charge. 0; -1 when the records' write
+ * failed (headers not touched: the file can be written again later); -2
+ * when a sync failed (the file is never synced again in this process: the
+ * kernel may have dropped its pages) or the header's write did (the file
+ * may or may not be live on disk). *what names the step.
  */
 static int
 log_write_new(const struct store *st, int fd, uint64_t gen, const uint8_t *p,
-    size_t len, uint64_t at)
+    size_t len, uint64_t at, const char **what)
 {
 	uint8_t hdr[LOG_HDR_LEN];
 
-	if (pwrite(fd, p, len, (off_t)at) != (ssize_t)len ||
-	    sync_fd(st, fd) == -1)
+	*what = "compaction: write";
+	if (pwrite(fd, p, len, (off_t)at) != (ssize_t)len)
 		return -1;
-	log_header(hdr, gen, at + len);
-	if (pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
-	    sync_fd(st, fd) == -1)
+	*what = "compaction: fdatasync";
+	if (sync_fd(st, fd) == -1)
 		return -2;
+	log_header(hdr, gen, at + len);
+	*what = "compaction: header write";
+	if (pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
+		return -2;
+	*what = "compaction: header fdatasync";
+	if (sync_fd(st, fd) == -1)
+		return -2;
+	return 0;
+}
+
+/* log.0 and log.1 hold no more than a header's worth (of zeroes, as
+ * log_header_read found): 0, or -1 with err set. */
+static int
+log_files_empty(const struct store *st, char *err, size_t errlen)
+{
+	char path[CFG_PATH_MAX + 32];
+	struct stat sb;
+
+	for (int i = 0; i < 2; i++) {
+		log_path(st, i, path, sizeof(path));
+		if (stat(path, &sb) == 0 && sb.st_size > LOG_HDR_LEN) {
+			snprintf(err, errlen,
+			    "%s: %lld bytes but no log header, and no other "
+			    "log: refusing to start",
+			    path, (long long)sb.st_size);
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -299,19 +416,21 @@ log_open(struct store *st, char *err, size_t errlen)
 	int fd[2] = {-1, -1};
 	uint64_t gen[2] = {0, 0}, base[2] = {0, 0};
 	int valid[2] = {0, 0};
+	const char *what;
 
 	for (int i = 0; i < 2; i++) {
 		log_path(st, i, path, sizeof(path));
 		fd[i] = open(path, O_RDWR | O_CLOEXEC);
 		if (fd[i] == -1 && errno != ENOENT) {
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			snprintf(
+			    err, errlen, "%s: open: %s", path, strerror(errno));
+			failstop_note_unreadable();
 			goto fail;
 		}
 		if (fd[i] != -1 &&
-		    (valid[i] = log_header_read(fd[i], &gen[i], &base[i])) ==
-		        -1) {
-			snprintf(err, errlen,
-			    "%s: damaged header: refusing to start", path);
+		    (valid[i] = log_header_read(
+		         fd[i], path, &gen[i], &base[i], err, errlen)) == -1) {
+			failstop_note_unreadable();
 			goto fail;
 		}
 	}
@@ -341,13 +460,29 @@ log_open(struct store *st, char *err, size_t errlen)
 		st->wal_off = st->durable_off = LOG_NOT_REPLAYED;
 		return 0;
 	}
+	if (errno != ENOENT) {
+		snprintf(err, errlen, "%s: open: %s", path, strerror(errno));
+		failstop_note_unreadable();
+		return -1;
+	}
+	/* Neither log has a header and there is no old wal (whose
+	 * conversion, cut short, leaves a log.0 without one): new only if
+	 * neither holds records either; a spare with records and no log
+	 * beside it is a log that went. */
+	if (log_files_empty(st, err, errlen) == -1) {
+		failstop_note_unreadable();
+		return -1;
+	}
+	/* No log: log.0 and log.1 are missing, empty or never begun. Not
+	 * truncated: what is there is empty or zeroes. */
 	log_path(st, 0, path, sizeof(path));
-	st->wal_fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	st->wal_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	st->live = 0;
 	st->gen = 1;
 	st->base = LOG_HDR_LEN;
 	if (st->wal_fd == -1 ||
-	    log_write_new(st, st->wal_fd, 1, NULL, 0, LOG_HDR_LEN) != 0 ||
+	    log_write_new(st, st->wal_fd, 1, NULL, 0, LOG_HDR_LEN, &what) !=
+	        0 ||
 	    (st->mode != CFG_FSYNC_OFF && fsync(st->dir_fd) == -1)) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
@@ -386,11 +521,13 @@ store_open(const char *data_dir, uint32_t id, enum cfg_fsync mode, char *err,
 		    st->dir, strerror(errno));
 		goto fail;
 	}
-	if ((st->dir_fd = open(st->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) ==
-	    -1) {
+	if ((st->dir_fd = open(st->dir,
+	         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
 		snprintf(err, errlen, "%s: %s", st->dir, strerror(errno));
 		goto fail;
 	}
+	if (dir_trusted(st->dir_fd, st->dir, err, errlen) == -1)
+		goto fail;
 	snprintf(path, sizeof(path), "%s/lock", st->dir);
 	st->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (st->lock_fd == -1 || flock(st->lock_fd, LOCK_EX | LOCK_NB) == -1) {
@@ -421,9 +558,10 @@ store_close(struct store *st)
 	if (st == NULL)
 		return;
 	/* A snapshot in the works comes first: the records that name it
-	 * wait for it. */
+	 * wait for it. After an I/O error nothing more is written or synced
+	 * (the jobs in flight are only waited for). */
 	(void)store_bg_poll(st, true);
-	if (st->pending.len > 0)
+	if (st->pending.len > 0 && !st->failed)
 		(void)store_sync(st);
 	(void)store_sync_poll(st, true);
 	worker_stop(&st->sy);
@@ -445,23 +583,44 @@ store_close(struct store *st)
 	free(st);
 }
 
+/*
+ * Reads the whole file into out. 0; -1 with err set ("PATH: read at OFF:
+ * ERROR") when a read fails or the file ends before the size fstat gave.
+ */
 static int
-read_all(int fd, struct wbuf *out)
+read_all(int fd, const char *path, struct wbuf *out, char *err, size_t errlen)
 {
 	uint8_t buf[65536];
+	struct stat sb;
+	uint64_t off = 0;
 	ssize_t r;
 
-	if (lseek(fd, 0, SEEK_SET) == -1)
+	if (fstat(fd, &sb) == -1) {
+		snprintf(err, errlen, "%s: stat: %s", path, strerror(errno));
 		return -1;
-	while ((r = read(fd, buf, sizeof(buf))) != 0) {
+	}
+	while ((r = pread(fd, buf, sizeof(buf), (off_t)off)) != 0) {
+		if (r == -1 && errno == EINTR)
+			continue;
 		if (r == -1) {
-			if (errno == EINTR)
-				continue;
+			snprintf(err, errlen, "%s: read at %llu: %s", path,
+			    (unsigned long long)off, strerror(errno));
 			return -1;
 		}
 		wbuf_put_bytes(out, buf, (size_t)r);
-		if (wbuf_failed(out))
+		if (wbuf_failed(out)) {
+			snprintf(err, errlen, "%s: %llu bytes: out of memory",
+			    path, (unsigned long long)sb.st_size);
 			return -1;
+		}
+		off += (uint64_t)r;
+	}
+	if (off < (uint64_t)sb.st_size) {
+		snprintf(err, errlen,
+		    "%s: read at %llu: end of file before its size (%llu)",
+		    path, (unsigned long long)off,
+		    (unsigned long long)sb.st_size);
+		return -1;
 	}
 	return 0;
 }
@@ -506,11 +665,12 @@ replay_v1(struct store *st,
 	char path[CFG_PATH_MAX + 32];
 	size_t off = 0;
 	int rc = -1, fd = -1;
+	const char *what;
 
 	wbuf_init_dynamic(&all, SIZE_MAX / 2);
-	if (read_all(st->wal_fd, &all) == -1) {
-		snprintf(
-		    err, errlen, "%s/wal: read: %s", st->dir, strerror(errno));
+	snprintf(path, sizeof(path), "%s/wal", st->dir);
+	if (read_all(st->wal_fd, path, &all, err, errlen) == -1) {
+		failstop_note_unreadable();
 		goto out;
 	}
 	st->compacting = true; /* gen is 0 until the conversion: log.0 is 1 */
@@ -552,8 +712,8 @@ replay_v1(struct store *st,
 	log_path(st, 0, path, sizeof(path));
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd == -1 ||
-	    log_write_new(
-	        st, fd, 1, st->pending.p, st->pending.len, LOG_HDR_LEN) != 0 ||
+	    log_write_new(st, fd, 1, st->pending.p, st->pending.len,
+	        LOG_HDR_LEN, &what) != 0 ||
 	    (st->mode != CFG_FSYNC_OFF && fsync(st->dir_fd) == -1)) {
 		snprintf(err, errlen, "%s: cannot convert the old wal: %s",
 		    path, strerror(errno));
@@ -623,6 +783,7 @@ store_replay(struct store *st,
     size_t errlen)
 {
 	struct wbuf all;
+	char path[CFG_PATH_MAX + 32];
 	size_t off = LOG_HDR_LEN;
 	uint32_t gen32 = (uint32_t)st->gen;
 	bool later = false; /* records of this generation after the end */
@@ -631,9 +792,15 @@ store_replay(struct store *st,
 	if (st->live == -1)
 		return replay_v1(st, fn, arg, err, errlen);
 	wbuf_init_dynamic(&all, SIZE_MAX / 2);
-	if (read_all(st->wal_fd, &all) == -1 || all.len < LOG_HDR_LEN) {
-		snprintf(err, errlen, "%s/log.%d: read: %s", st->dir, st->live,
-		    all.len < LOG_HDR_LEN ? "too short" : strerror(errno));
+	log_path(st, st->live, path, sizeof(path));
+	if (read_all(st->wal_fd, path, &all, err, errlen) == -1) {
+		failstop_note_unreadable();
+		goto out;
+	}
+	if (all.len < LOG_HDR_LEN) { /* its header was read at open */
+		snprintf(err, errlen, "%s: %zu bytes: shorter than its header",
+		    path, all.len);
+		failstop_note_unreadable();
 		goto out;
 	}
 	for (;;) {
@@ -679,13 +846,10 @@ store_replay(struct store *st,
 	if (later || header_at(&all, off, gen32))
 		log_warnx("%s/log.%d: torn tail at offset %zu dropped%s",
 		    st->dir, st->live, off, later ? " (file truncated)" : "");
-	if (later &&
-	    (ftruncate(st->wal_fd, (off_t)off) == -1 ||
-	        fsync(st->wal_fd) == -1)) {
-		snprintf(err, errlen, "%s/log.%d: truncate: %s", st->dir,
-		    st->live, strerror(errno));
-		goto out;
-	}
+	/* Cut by the first write (write_pending), not here: a start that is
+	 * refused later (an unreadable snapshot or journal) leaves every
+	 * byte as it found it. */
+	st->cut_at = later ? off : 0;
 	st->wal_off = st->durable_off = off;
 	st->stats.bytes = off - LOG_HDR_LEN;
 	rc = 0;
@@ -779,9 +943,19 @@ write_pending(struct store *st)
 		    st->dir, st->live);
 		return -1;
 	}
+	if (st->cut_at != 0) {
+		if (ftruncate(st->wal_fd, (off_t)st->cut_at) == -1 ||
+		    fsync(st->wal_fd) == -1) {
+			store_fail(st, "log.%d: truncate at %llu", st->live,
+			    (unsigned long long)st->cut_at);
+			return -1;
+		}
+		st->cut_at = 0;
+	}
 	if (pwrite(st->wal_fd, st->pending.p, st->pending.len,
 	        (off_t)st->wal_off) != (ssize_t)st->pending.len) {
-		log_warn("%s/log.%d: write", st->dir, st->live);
+		store_fail(st, "log.%d: write at %llu", st->live,
+		    (unsigned long long)st->wal_off);
 		return -1;
 	}
 	st->wal_off += st->pending.len;
@@ -795,7 +969,7 @@ store_sync(struct store *st)
 {
 	uint64_t t0;
 
-	if (store_sync_poll(st, true) == -1)
+	if (st->failed || store_sync_poll(st, true) == -1)
 		return -1;
 	if (st->pending.len == 0)
 		return 0;
@@ -805,7 +979,7 @@ store_sync(struct store *st)
 		return 0;
 	t0 = now_ns();
 	if (fdatasync(st->wal_fd) == -1) {
-		log_warn("%s/log.%d: fdatasync", st->dir, st->live);
+		store_fail(st, "log.%d: fdatasync", st->live);
 		return -1;
 	}
 	note_sync(st, now_ns() - t0);
@@ -845,20 +1019,22 @@ job_run(const struct store *st, struct job *j)
 		break;
 	case JOB_SPARE:
 		if (pwrite(j->fd, j->data, j->len, (off_t)j->at) !=
-		        (ssize_t)j->len ||
-		    sync_fd(st, j->fd) == -1) {
+		    (ssize_t)j->len) {
 			rc = -1;
 			j->what = "compaction: write";
+		} else if (sync_fd(st, j->fd) == -1) {
+			rc = -2; /* never synced again: stop */
+			j->what = "compaction: fdatasync";
 		}
 		break;
 	case JOB_SWITCH:
-		rc = log_write_new(st, j->fd, j->gen, j->data, j->len, j->at);
+		rc = log_write_new(
+		    st, j->fd, j->gen, j->data, j->len, j->at, &j->what);
 		if (rc == 0 && j->dir_sync && st->mode != CFG_FSYNC_OFF &&
-		    fsync(st->dir_fd) == -1)
+		    fsync(st->dir_fd) == -1) {
 			rc = -2;
-		if (rc != 0)
-			j->what = rc == -1 ? "compaction: write"
-			                   : "compaction: header";
+			j->what = "compaction: directory fsync";
+		}
 		break;
 	}
 	j->err = rc == 0 ? 0 : errno != 0 ? errno : EIO;
@@ -1008,7 +1184,7 @@ spare_open(struct store *st, bool *created)
 	log_path(st, 1 - st->live, path, sizeof(path));
 	st->spare_fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (st->spare_fd == -1) {
-		log_warn("%s: compaction", path);
+		store_fail(st, "log.%d: compaction: open", 1 - st->live);
 		return -1;
 	}
 	*created = true;
@@ -1024,6 +1200,9 @@ spare_made_live(struct store *st, uint64_t end)
 	st->spare_fd = st->wal_fd;
 	st->wal_fd = fd;
 	st->live = 1 - st->live;
+	/* A torn tail not yet cut stays in the old file: it holds another
+	 * generation than the one the spare is next written with. */
+	st->cut_at = 0;
 	st->gen++;
 	st->wal_off = st->durable_off = st->base = end;
 	st->stats.bytes = end - LOG_HDR_LEN;
@@ -1135,7 +1314,7 @@ switch_end(struct store *st, const struct job *j)
 	wbuf_reset(&st->cpt_tail);
 	if (j->rc == -2) {
 		errno = j->err;
-		log_warn("%s/log.%d: %s", st->dir, 1 - st->live, j->what);
+		store_fail(st, "log.%d: %s", 1 - st->live, j->what);
 		return -1;
 	}
 	if (j->rc == -1) {
@@ -1172,6 +1351,8 @@ store_sync_begin(struct store *st)
 {
 	struct job j = {.kind = JOB_FLUSH};
 
+	if (st->failed)
+		return -1;
 	if (st->sy.busy)
 		return 1;
 	if (!st->sy.started) /* fsync = always or off: no thread */
@@ -1210,7 +1391,7 @@ store_sync_poll(struct store *st, bool wait)
 	note_sync(st, j.ns);
 	if (j.rc != 0) {
 		errno = j.err;
-		log_warn("%s/log.%d: fdatasync", st->dir, st->live);
+		store_fail(st, "log.%d: fdatasync", st->live);
 		return -1;
 	}
 	st->durable_off = st->flush_end;
@@ -1247,6 +1428,28 @@ store_snapshot_durable(const struct store *st, uint64_t seq)
 	return st->snap_durable >= seq;
 }
 
+/* The name of the file fd (the service's own, which the store syncs but
+ * did not open), relative to the data directory when it is in it; for
+ * the line a replica stops with. */
+static void
+file_name(const struct store *st, int fd, char *buf, size_t len)
+{
+	char proc[64], path[CFG_PATH_MAX];
+	size_t dl = strlen(st->dir);
+	ssize_t n;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	n = readlink(proc, path, sizeof(path) - 1);
+	if (n <= 0) {
+		snprintf(buf, len, "the service's file");
+		return;
+	}
+	path[n] = '\0';
+	snprintf(buf, len, "%s",
+	    strncmp(path, st->dir, dl) == 0 && path[dl] == '/' ? path + dl + 1
+	                                                       : path);
+}
+
 int
 store_bg_poll(struct store *st, bool wait)
 {
@@ -1258,9 +1461,18 @@ store_bg_poll(struct store *st, bool wait)
 		return st->bg.busy ? 1 : 0;
 	errno = j.err;
 	if (j.kind == JOB_SNAPSHOT) {
+		if (j.rc != 0 && j.what != NULL &&
+		    strncmp(j.what, "the service's file", 18) == 0) {
+			char name[CFG_PATH_MAX];
+
+			file_name(st, j.fd, name, sizeof(name));
+			store_fail(st, "%s: fdatasync (checkpoint %llu)", name,
+			    (unsigned long long)j.seq);
+			return -1;
+		}
 		if (j.rc != 0) {
-			log_warn("%s: snapshot %llu: %s", st->dir,
-			    (unsigned long long)j.seq, j.what);
+			store_fail(st, "%s (snapshot %llu)", j.what,
+			    (unsigned long long)j.seq);
 			return -1;
 		}
 		if (j.seq > st->snap_durable)
@@ -1269,6 +1481,10 @@ store_bg_poll(struct store *st, bool wait)
 		if (j.ns > st->stats.snapshot_ns_max)
 			st->stats.snapshot_ns_max = j.ns;
 		return 0;
+	}
+	if (j.rc == -2) { /* a failed sync: never again */
+		store_fail(st, "log.%d: %s", 1 - st->live, j.what);
+		return -1;
 	}
 	if (j.rc != 0) {
 		log_warn("%s/log.%d: %s", st->dir, 1 - st->live, j.what);
@@ -1315,7 +1531,7 @@ store_rewrite(struct store *st, int (*gen)(void *arg), void *arg)
 	if (j.rc != 0) {
 		st->stats.compactions_abandoned++;
 		errno = j.err;
-		log_warn("%s/log.%d: %s", st->dir, 1 - st->live, j.what);
+		store_fail(st, "log.%d: %s", 1 - st->live, j.what);
 		return j.rc;
 	}
 	spare_made_live(st, j.at + j.len);
@@ -1345,6 +1561,7 @@ snapshot_file_write(const struct store *st, uint64_t seq, const uint8_t *data,
 		*what = "snapshot.tmp: open";
 		return -1;
 	}
+	*what = "snapshot.tmp: write";
 	for (int i = 0; i < 8; i++)
 		hdr[i] = (uint8_t)(seq >> (8 * i));
 	for (int i = 0; i < 4; i++)
@@ -1352,9 +1569,12 @@ snapshot_file_write(const struct store *st, uint64_t seq, const uint8_t *data,
 	memcpy(hdr + 12, "SNP1", 4);
 	if (write_full(fd, hdr, sizeof(hdr)) == -1 ||
 	    write_full(fd, data, len) == -1 ||
-	    (st->mode != CFG_FSYNC_OFF && fsync(fd) == -1)) {
-		*what = "snapshot.tmp: write";
+	    (*what = "snapshot.tmp: fsync",
+	        st->mode != CFG_FSYNC_OFF && fsync(fd) == -1)) {
+		int e = errno;
+
 		close(fd);
+		errno = e;
 		return -1;
 	}
 	close(fd);
@@ -1375,8 +1595,8 @@ store_snapshot_write(
 	if (store_bg_poll(st, true) == -1)
 		return -1;
 	if (snapshot_file_write(st, seq, data, len, &what) == -1) {
-		log_warn("%s: snapshot %llu: %s", st->dir,
-		    (unsigned long long)seq, what);
+		store_fail(
+		    st, "%s (snapshot %llu)", what, (unsigned long long)seq);
 		return -1;
 	}
 	if (seq > st->snap_durable)
@@ -1396,17 +1616,24 @@ store_snapshot_read(
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
 		if (errno == ENOENT)
 			return 1;
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		snprintf(err, errlen, "%s: open: %s", path, strerror(errno));
+		failstop_note_unreadable();
 		return -1;
 	}
 	wbuf_reset(out);
-	if (read_all(fd, out) == -1 || out->len < 16 ||
-	    memcmp(out->p + 12, "SNP1", 4) != 0 ||
+	if (read_all(fd, path, out, err, errlen) == -1) {
+		failstop_note_unreadable();
+		goto out;
+	}
+	if (out->len < 16 || memcmp(out->p + 12, "SNP1", 4) != 0 ||
 	    crc32c(0, out->p + 16, out->len - 16) != le32(out->p + 8) ||
 	    ((uint64_t)le32(out->p) | (uint64_t)le32(out->p + 4) << 32) !=
 	        seq) {
-		snprintf(
-		    err, errlen, "%s: unreadable or corrupt snapshot", path);
+		snprintf(err, errlen,
+		    "%s: corrupt snapshot (%zu bytes: header or checksum "
+		    "wrong): refusing to start",
+		    path, out->len);
+		failstop_note_unreadable();
 		goto out;
 	}
 	memmove(out->p, out->p + 16, out->len - 16);

@@ -65,7 +65,9 @@ struct store_stats {
 
 /*
  * Opens (creating with mode 0700) dir/node-ID, locks it and opens the WAL.
- * Returns NULL with err set on failure (e.g. already locked).
+ * Returns NULL with err set on failure (e.g. already locked, a directory
+ * others can write to, a log header that cannot be read or is damaged:
+ * only missing, empty or never-begun log files make a new log).
  */
 struct store *store_open(const char *data_dir, uint32_t id, enum cfg_fsync mode,
     char *err, size_t errlen);
@@ -73,8 +75,10 @@ void store_close(struct store *st); /* safe on NULL */
 
 /*
  * Calls fn for every intact WAL record in order; required before appending
- * to a log that holds records. A torn tail is truncated. Returns 0, or -1
- * with err set when a record in the middle is corrupt or fn returns -1.
+ * to a log that holds records. A torn tail is cut before the first write
+ * (so a start refused later leaves the file as it was). Returns 0, or -1
+ * with err set when a read fails ("log.0: read at OFF: ERROR"), a record
+ * in the middle is corrupt or fn returns -1.
  */
 int store_replay(struct store *st,
     int (*fn)(void *arg, const uint8_t *rec, size_t len), void *arg, char *err,
@@ -179,6 +183,9 @@ int store_liars_read(
 int store_liars_write(const struct store *st, uint64_t mask);
 
 const char *store_dir(const struct store *st);
+/* The last I/O error the store met, "FILE: what: ERROR" (FILE in the data
+ * directory), for the line a replica stops with. */
+const char *store_last_error(const struct store *st);
 void store_get_stats(const struct store *st, struct store_stats *out);
 
 uint32_t crc32c(uint32_t crc, const void *buf, size_t len);

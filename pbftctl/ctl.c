@@ -194,6 +194,23 @@ print_status(const json_t *rep)
 		    json_integer_value(json_object_get(r, "restarts")),
 		    json_integer_value(json_object_get(r, "uptime")));
 	}
+	/* Why a node is down or refusing requests, in its own words. */
+	json_array_foreach(reps, i, r)
+	{
+		const char *why =
+		    json_string_value(json_object_get(r, "reason"));
+		const char *disk =
+		    json_string_value(json_object_get(r, "disk"));
+
+		if (why != NULL)
+			printf("node %lld %s: %s\n",
+			    json_integer_value(json_object_get(r, "id")),
+			    json_string_value(json_object_get(r, "state")),
+			    why);
+		if (disk != NULL && strcmp(disk, "ok") != 0)
+			printf("node %lld: %s\n",
+			    json_integer_value(json_object_get(r, "id")), disk);
+	}
 }
 
 /*

@@ -5,7 +5,11 @@
  * replica sees end-of-file there and exits, and PR_SET_PDEATHSIG backs that
  * up. A replica that dies is restarted after a backoff that doubles from 1 s
  * to 60 s; more than 5 exits within 60 s is a crash loop and the node is
- * marked failed until an operator restarts it.
+ * marked failed until an operator restarts it. A replica that refused to
+ * start because it could not read its data (exit status
+ * FAILSTOP_UNREADABLE, failstop.h) is marked failed at once: restarting
+ * it cannot help until someone looks at the disk. The reason a replica
+ * sends before such an exit is kept and shown by `pbftctl status`.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +24,7 @@
 
 #include <jansson.h>
 
+#include "failstop.h"
 #include "log.h"
 #include "pbftd.h"
 
@@ -84,43 +89,63 @@ child_free_status(struct child *c)
 	c->status = NULL;
 }
 
-/* Lines from the replica on the supervisor link: status answers. */
+/* One line from the replica: a status answer, or its last word. */
+static void
+sup_line(struct child *c, const char *line)
+{
+	json_t *j = json_loads(line, 0, NULL);
+	const char *failed;
+
+	if (j == NULL || !json_is_object(j)) {
+		json_decref(j);
+		log_warnx("node %u: unreadable status line", c->id);
+		return;
+	}
+	if ((failed = json_string_value(json_object_get(j, "failed"))) !=
+	    NULL) {
+		snprintf(c->reason, sizeof(c->reason), "%s", failed);
+		json_decref(j);
+		return;
+	}
+	child_free_status(c);
+	c->status = j;
+	c->status_at = ev_now(c->d->loop);
+	c->answers++;
+}
+
+/* Reads what the replica sent; false at end-of-file or error. */
+static bool
+sup_drain(struct child *c)
+{
+	ssize_t r;
+	char *nl;
+
+	if (c->sup_len == sizeof(c->sup_buf) - 1)
+		c->sup_len = 0; /* an overlong line: drop it */
+	r = read(c->sup_fd, c->sup_buf + c->sup_len,
+	    sizeof(c->sup_buf) - 1 - c->sup_len);
+	if (r <= 0)
+		return r == -1 && (errno == EAGAIN || errno == EINTR);
+	c->sup_len += (size_t)r;
+	c->sup_buf[c->sup_len] = '\0';
+	while ((nl = strchr(c->sup_buf, '\n')) != NULL) {
+		*nl = '\0';
+		sup_line(c, c->sup_buf);
+		c->sup_len -= (size_t)(nl + 1 - c->sup_buf);
+		memmove(c->sup_buf, nl + 1, c->sup_len + 1);
+	}
+	return true;
+}
+
+/* Lines from the replica on the supervisor link. */
 static void
 sup_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct child *c = w->data;
-	ssize_t r;
-	char *nl;
 
 	(void)revents;
-	if (c->sup_len == sizeof(c->sup_buf) - 1)
-		c->sup_len = 0; /* an overlong line: drop it */
-	r = read(w->fd, c->sup_buf + c->sup_len,
-	    sizeof(c->sup_buf) - 1 - c->sup_len);
-	if (r <= 0) {
-		if (r == 0 || (errno != EAGAIN && errno != EINTR))
-			ev_io_stop(loop, w); /* the exit callback cleans up */
-		return;
-	}
-	c->sup_len += (size_t)r;
-	c->sup_buf[c->sup_len] = '\0';
-	while ((nl = strchr(c->sup_buf, '\n')) != NULL) {
-		json_t *j;
-
-		*nl = '\0';
-		if ((j = json_loads(c->sup_buf, 0, NULL)) != NULL &&
-		    json_is_object(j)) {
-			child_free_status(c);
-			c->status = j;
-			c->status_at = ev_now(loop);
-			c->answers++;
-		} else {
-			json_decref(j);
-			log_warnx("node %u: unreadable status line", c->id);
-		}
-		c->sup_len -= (size_t)(nl + 1 - c->sup_buf);
-		memmove(c->sup_buf, nl + 1, c->sup_len + 1);
-	}
+	if (!sup_drain(c))
+		ev_io_stop(loop, w); /* the exit callback cleans up */
 	if (c->d->ctl != NULL)
 		ctl_status_arrived(c->d->ctl);
 }
@@ -155,6 +180,7 @@ child_start(struct child *c)
 		child_exec(c, sv[1]);
 	}
 	close(sv[1]);
+	c->reason[0] = '\0';
 	/* Never block on a replica: status reads are event-driven. */
 	fcntl(sv[0], F_SETFL, O_NONBLOCK);
 	c->sup_fd = sv[0];
@@ -210,8 +236,12 @@ child_exit_cb(struct ev_loop *loop, ev_child *w, int revents)
 	(void)revents;
 	ev_child_stop(loop, w);
 	ev_io_stop(loop, &c->sup_rd);
-	if (c->sup_fd != -1)
+	if (c->sup_fd != -1) {
+		/* Its last word may still be unread. */
+		for (int i = 0; i < 4 && sup_drain(c); i++)
+			;
 		close(c->sup_fd);
+	}
 	c->sup_fd = -1;
 	child_free_status(c);
 	if (WIFSIGNALED(st))
@@ -229,8 +259,23 @@ child_exit_cb(struct ev_loop *loop, ev_child *w, int revents)
 	}
 	if (now - c->started_at > BACKOFF_MAX_S)
 		c->backoff_s = BACKOFF_MIN_S; /* it was healthy for a while */
+	if (WIFEXITED(st) && WEXITSTATUS(st) == FAILSTOP_UNREADABLE) {
+		c->state = CHILD_FAILED;
+		if (c->reason[0] == '\0')
+			snprintf(c->reason, sizeof(c->reason),
+			    "its data could not be read (exit status %d)",
+			    FAILSTOP_UNREADABLE);
+		log_error("node %u: refused to start: %s; not restarting; "
+		          "`pbftctl restart %u` retries",
+		    c->id, c->reason, c->id);
+		return;
+	}
 	if (crash_loop(c, now)) {
 		c->state = CHILD_FAILED;
+		if (c->reason[0] == '\0')
+			snprintf(c->reason, sizeof(c->reason),
+			    "crash loop: more than %d exits in %.0f s",
+			    CRASH_LIMIT, CRASH_WINDOW_S);
 		log_error("node %u: crash loop (more than %d exits in %.0f s): "
 		          "not restarting; `pbftctl restart %u` retries",
 		    c->id, CRASH_LIMIT, CRASH_WINDOW_S, c->id);

@@ -165,6 +165,10 @@ status_finish(struct status_job *j)
 		json_object_set_new(r, "pid", json_integer(ch->pid));
 		json_object_set_new(r, "state", json_string(state));
 		json_object_set_new(r, "restarts", json_integer(ch->restarts));
+		if (ch->local && ch->state != CHILD_RUNNING &&
+		    ch->reason[0] != '\0')
+			json_object_set_new(
+			    r, "reason", json_string(ch->reason));
 		json_object_set_new(r, "uptime",
 		    json_integer(ch->pid > 0
 		            ? (json_int_t)(ev_now(d->loop) - ch->started_at)

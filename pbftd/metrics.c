@@ -119,6 +119,14 @@ render(struct metrics *m, struct wbuf *w)
 			        now - c->status_at <= M_STALE_S);
 	}
 	put(w,
+	    "# HELP pbft_replica_failed 1 if pbftd gave up on the replica "
+	    "(it could not read its data, or a crash loop) until `pbftctl "
+	    "restart`.\n# TYPE pbft_replica_failed gauge\n");
+	for (uint32_t i = 0; i < d->cfg->n; i++)
+		if (d->children[i].local)
+			put(w, "pbft_replica_failed{node=\"%u\"} %d\n", i,
+			    d->children[i].state == CHILD_FAILED);
+	put(w,
 	    "# HELP pbft_replica_restarts_total Restarts by pbftd.\n"
 	    "# TYPE pbft_replica_restarts_total counter\n");
 	for (uint32_t i = 0; i < d->cfg->n; i++)
@@ -175,6 +183,10 @@ render(struct metrics *m, struct wbuf *w)
 	    "wal_compactions_abandoned");
 	family(m, w, "pbft_snapshots_total", "counter",
 	    "Checkpoint snapshots written.", "snapshots");
+	family(m, w, "pbft_data_free_bytes", "gauge",
+	    "Free space of the data directory; below min_free the replica "
+	    "takes no new client requests.",
+	    "data_free_bytes");
 	family(m, w, "pbft_replica_signature_checks_total", "counter",
 	    "Replica signatures verified (pre-prepares, prepares, "
 	    "checkpoints, view changes).",

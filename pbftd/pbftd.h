@@ -23,7 +23,8 @@ enum child_state {
 	CHILD_STOPPED = 0, /* not running, not to be restarted */
 	CHILD_RUNNING,
 	CHILD_BACKOFF, /* died; restart scheduled */
-	CHILD_FAILED, /* crash loop: given up until `restart NODE` */
+	CHILD_FAILED, /* crash loop, or its data unreadable: given up until
+	                 `restart NODE` */
 };
 
 struct child {
@@ -47,6 +48,9 @@ struct child {
 	struct json_t *status; /* latest answer, NULL if none from this pid */
 	double status_at; /* when it arrived */
 	uint64_t answers; /* answers so far (all pids) */
+	/* Why the last run ended, as the replica said ({"failed": ...});
+	 * empty while it runs. */
+	char reason[512];
 };
 
 struct pbftd {

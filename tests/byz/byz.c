@@ -936,8 +936,7 @@ parse(int argc, char **argv, struct opts *o)
 	    {"seconds", 1, NULL, 's'}, {"client", 1, NULL, 'C'},
 	    {"bad-sig", 0, NULL, 'B'}, {"what", 1, NULL, 'w'},
 	    {"tail-mib", 1, NULL, 'T'}, {"repeat", 1, NULL, 'R'},
-	    {"rate", 1, NULL, 'r'},
-	    {NULL, 0, NULL, 0}};
+	    {"rate", 1, NULL, 'r'}, {NULL, 0, NULL, 0}};
 	int ch;
 
 	*o = (struct opts){.count = 20000,

@@ -526,6 +526,96 @@ START_TEST(test_damaged_header_refused)
 }
 END_TEST
 
+/* Writes len bytes of b as dir/node-9/log.0 (the directory made 0700). */
+static void
+plant_log0(uint8_t b, size_t len, char *path, size_t pathlen)
+{
+	uint8_t buf[64];
+	FILE *f;
+
+	snprintf(path, pathlen, "%s/node-9", dir);
+	ck_assert_int_eq(mkdir(path, 0700), 0);
+	snprintf(path, pathlen, "%s/node-9/log.0", dir);
+	memset(buf, b, sizeof(buf));
+	ck_assert_ptr_nonnull(f = fopen(path, "w"));
+	ck_assert_uint_eq(fwrite(buf, 1, len, f), len);
+	fclose(f);
+}
+
+static off_t
+size_at(const char *path)
+{
+	struct stat sb;
+
+	ck_assert_int_eq(stat(path, &sb), 0);
+	return sb.st_size;
+}
+
+/*
+ * Only a missing, empty or never-begun (zeroes) log is new: a file with
+ * bytes that are not a log, or shorter than its header, is refused and
+ * left as it was (it used to be truncated and started afresh).
+ */
+START_TEST(test_not_a_log_refused)
+{
+	char path[128], err[256];
+	struct store *st;
+
+	plant_log0(0x5a, 20, path, sizeof(path));
+	st = store_open(dir, 9, CFG_FSYNC_BATCH, err, sizeof(err));
+	ck_assert_ptr_null(st);
+	ck_assert_msg(
+	    strstr(err, "log.0: damaged header at 0") != NULL, "%s", err);
+	ck_assert_int_eq(size_at(path), 20);
+}
+END_TEST
+
+START_TEST(test_zeroes_are_new)
+{
+	char path[128], err[256];
+	struct store *st;
+
+	plant_log0(0, 20, path, sizeof(path));
+	st = store_open(dir, 9, CFG_FSYNC_BATCH, err, sizeof(err));
+	ck_assert_msg(st != NULL, "%s", err);
+	store_close(st);
+	ck_assert_int_eq(size_at(path), 32); /* a fresh header over them */
+}
+END_TEST
+
+/* A spare that holds records (its header not written) with no log beside
+ * it is a log that went, not a new one. */
+START_TEST(test_lone_spare_refused)
+{
+	char path[128], spare[128], err[256];
+
+	plant_log0(0, 64, path, sizeof(path));
+	snprintf(spare, sizeof(spare), "%s/node-9/log.1", dir);
+	ck_assert_int_eq(rename(path, spare), 0);
+	ck_assert_ptr_null(store_open(dir, 9, CFG_FSYNC_OFF, err, sizeof(err)));
+	ck_assert_msg(strstr(err, "log.1: 64 bytes but no log header") != NULL,
+	    "%s", err);
+	ck_assert_int_eq(access(path, F_OK), -1); /* no log.0 made */
+	ck_assert_int_eq(size_at(spare), 64);
+}
+END_TEST
+
+/* A data directory others can write to is refused. */
+START_TEST(test_open_dir_refused)
+{
+	char path[128], err[256];
+
+	snprintf(path, sizeof(path), "%s/node-8", dir);
+	ck_assert_int_eq(mkdir(path, 0700), 0);
+	ck_assert_int_eq(chmod(path, 0777), 0);
+	ck_assert_ptr_null(store_open(dir, 8, CFG_FSYNC_OFF, err, sizeof(err)));
+	ck_assert_msg(
+	    strstr(err, "writable by nobody else") != NULL, "%s", err);
+	ck_assert_int_eq(chmod(path, 0700), 0);
+	store_close(store_open(dir, 8, CFG_FSYNC_OFF, err, sizeof(err)));
+}
+END_TEST
+
 START_TEST(test_locked)
 {
 	char err[256];
@@ -818,6 +908,10 @@ store_suite(void)
 	tcase_add_test(tc, test_corrupt_compacted_refused);
 	tcase_add_test(tc, test_torn_flush_out_of_order);
 	tcase_add_test(tc, test_damaged_header_refused);
+	tcase_add_test(tc, test_not_a_log_refused);
+	tcase_add_test(tc, test_zeroes_are_new);
+	tcase_add_test(tc, test_lone_spare_refused);
+	tcase_add_test(tc, test_open_dir_refused);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	return s;
