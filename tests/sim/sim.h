@@ -44,6 +44,12 @@ struct sim_opts {
 	 * throughout, so no correct replica may start a view change past it
 	 * (see lag_step in sim.c). */
 	bool lag;
+	/* The rejoin scenario instead of random faults: under load, a backup
+	 * crashes while early votes of its are out and not durable, comes
+	 * back, and then another backup crashes, so every quorum needs the
+	 * first; three rounds. The primary stays up, so no correct replica
+	 * may start a view change (see rejoin_step in sim.c). */
+	bool rejoin;
 };
 
 struct sim_result {
