@@ -331,6 +331,7 @@ pbft_view_timer_stop(struct pbft *p)
 {
 	p->vt_running = false;
 	p->vt_expired = false;
+	p->vt_run_ticks = 0;
 	p->vt_ticks = p->cfg.view_timeout_ticks;
 }
 
@@ -382,7 +383,8 @@ send_status(struct pbft *p, uint32_t to, uint8_t flags)
 	    .last_exec = p->last_exec,
 	    .replica = p->id,
 	    .flags =
-	        (uint8_t)(flags | (p->changing ? PBFT_STATUS_CHANGING : 0))};
+	        (uint8_t)(flags | (p->changing ? PBFT_STATUS_CHANGING : 0) |
+	            (pbft_mute(p, p->last_exec + 1) ? PBFT_STATUS_MUTED : 0))};
 	send_or_broadcast(p, to, m);
 }
 
@@ -395,6 +397,30 @@ send_status(struct pbft *p, uint32_t to, uint8_t flags)
  * change nobody joins. A censored request still times out at the replicas
  * that are not behind, and f+1 of their VIEW-CHANGEs pull the rest along.
  */
+/*
+ * Whether nobody can move this view forward: its primary, or f+1 replicas
+ * (so that 2f+1 voters are not left), are mute after a crash, by our own
+ * state or by what their STATUS said last (a replica says so when it
+ * becomes mute or stops being so, on_tick). A whole cluster that crashed
+ * at once comes back so. A lying replica gains nothing: a faulty primary
+ * can stall its view anyway, and f liars need a correct mute replica.
+ */
+static bool
+mute_stalls(const struct pbft *p)
+{
+	uint32_t k = 0, primary = pbft_primary(p, p->view);
+
+	for (uint32_t i = 0; i < p->n; i++) {
+		bool m = i == p->id ? pbft_mute(p, p->last_exec + 1)
+		                    : p->muted_view1[i] == p->view + 1;
+
+		if (m && i == primary)
+			return true;
+		k += m;
+	}
+	return k > p->f;
+}
+
 static void
 view_timer_tick(struct pbft *p)
 {
@@ -409,6 +435,14 @@ view_timer_tick(struct pbft *p)
 		return;
 	}
 	p->vt_running = true;
+	/* Waiting out the timeout would gain nothing: a retransmission
+	 * period without progress is enough to suspect the view. */
+	if (!p->vt_expired && ++p->vt_run_ticks >= p->cfg.retransmit_ticks &&
+	    mute_stalls(p)) {
+		pbft_view_timer_stop(p);
+		pbft_start_view_change(p, p->view + 1);
+		return;
+	}
 	if (p->vt_expired) {
 		/* Suspect the primary only while a quorum can be heard. A
 		 * replica cut off from the others could not change views,
@@ -1188,6 +1222,12 @@ on_status(struct pbft *p, uint32_t from, const struct pbft_status_msg *st)
 		pbft_reject(p, PBFT_REJ_BAD_SENDER);
 		return;
 	}
+	/* Mute in a view it has left since is still mute there. */
+	if (st->flags & PBFT_STATUS_MUTED)
+		p->muted_view1[from] = st->view + 1;
+	else if (p->muted_view1[from] == st->view + 1 &&
+	    !(st->flags & PBFT_STATUS_CHANGING))
+		p->muted_view1[from] = 0;
 	/* At most one answer every half period: a replica sends one STATUS
 	 * a period (and one asking, while its view timer has expired). */
 	if (!(p->cfg.test_flags & PBFT_TEST_BROKEN_STATUS) &&
@@ -1209,6 +1249,14 @@ static void
 on_tick(struct pbft *p)
 {
 	p->ticks++;
+	/* Back from a crash: say at once when it is mute and when it stops
+	 * being so, for the others to tell whether anybody can move the
+	 * view (mute_stalls). */
+	if (!p->changing &&
+	    pbft_mute(p, p->last_exec + 1) != (p->mute_told == p->view + 1)) {
+		p->mute_told = p->mute_told == p->view + 1 ? 0 : p->view + 1;
+		send_status(p, UINT32_MAX, 0);
+	}
 	if (p->qlen > 0) {
 		p->hold_ticks++;
 		pbft_try_propose(p);

@@ -175,6 +175,10 @@ struct pbft {
 	/* Per replica: 1 + ticks when a message from it last arrived, and
 	 * when we last answered its ASK (0: never). */
 	uint64_t heard_at[PBFT_REPLICAS_MAX], asked_at[PBFT_REPLICAS_MAX];
+	/* Per replica: 1 + the view its STATUS last said it is mute in (0:
+	 * none), for mute_stalls; and ours as we last said it. */
+	uint64_t muted_view1[PBFT_REPLICAS_MAX], mute_told;
+	uint32_t vt_run_ticks; /* ticks the view timer ran, no progress */
 	uint32_t rt_ticks; /* retransmission countdown */
 	uint64_t rt_low; /* low mark at the last retransmission */
 	uint64_t rt_exec; /* last_exec then */

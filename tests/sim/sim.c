@@ -36,6 +36,9 @@
 #define REJOIN_DOWN_MS 200
 #define REJOIN_SETTLE_MS 1000
 #define REJOIN_TRIES 200 /* 1 ms apart: for early votes in flight */
+/* The whole-cluster crash (crash_all_step). */
+#define ALL_AT_MS 600
+#define ALL_DOWN_MS 100
 
 /* ---- PRNG (xoshiro256**) ----------------------------------------------- */
 
@@ -296,6 +299,8 @@ struct sim {
 	uint32_t lag_second; /* lag scenario: the replica cut off second */
 	bool rejoin_watch; /* rejoin scenario: view changes are violations */
 	uint32_t rejoin_b, rejoin_c; /* rejoin scenario: this round's backups */
+	uint64_t back_at; /* whole-cluster crash: restarted at (0: not yet) */
+	uint64_t back_ms; /* ... and back in service after */
 };
 
 static void trace(struct sim *s, const char *fmt, ...)
@@ -1222,6 +1227,10 @@ replica_boot(struct sim *s, struct replica *r)
 	cfg.queue_reqs_max = 256;
 	cfg.view_timeout_ticks = 30;
 	cfg.retransmit_ticks = 10;
+	/* As in production, ten retransmission periods: coming back from a
+	 * whole-cluster crash must not wait for it. */
+	if (s->o.crash_all)
+		cfg.view_timeout_ticks = 100;
 	cfg.test_flags = r->byz ? 0 : s->o.test_flags;
 	fake_crypto_init(&r->fc, r->id);
 	cfg.crypto = &r->fc.ops;
@@ -1322,7 +1331,8 @@ client_send(struct sim *s, struct client *c, bool all)
 	m.u.request.auth_len = FAKE_AUTH_LEN;
 	encode(s, &m);
 	for (uint32_t i = 0; i < s->n; i++)
-		if (all || i == primary || s->o.lag || s->o.rejoin)
+		if (all || i == primary || s->o.lag || s->o.rejoin ||
+		    s->o.crash_all)
 			push(s, s->now + 1 + rnd_below(&s->rng, MAX_DELAY_MS),
 			    E_DELIVER, i, s->n + c->id, 0, s->wb.p, s->wb.len);
 }
@@ -1380,6 +1390,8 @@ client_reply(struct sim *s, struct client *c, uint32_t from,
 	c->outstanding = false;
 	c->done++;
 	s->res->completed++;
+	if (s->back_at != 0 && s->back_ms == 0)
+		s->back_ms = s->now - s->back_at;
 	trace(s, "client %u: request ts=%llu confirmed at seq %llu", c->id,
 	    (unsigned long long)c->ts, (unsigned long long)rep->seq);
 	push(s, s->now + rnd_below(&s->rng, 150), E_CLIENT, c->id, 0,
@@ -1548,6 +1560,37 @@ rejoin_step(struct sim *s, uint64_t arg)
 	s->faults_on = false;
 	s->rejoin_watch = false;
 	trace(s, "rejoin: faults end");
+}
+
+/*
+ * The whole-cluster crash: under load, every replica crashes at once
+ * (once early votes of one are out and not durable: they are lost) and
+ * all come back ALL_DOWN_MS later, each mute where it may have forgotten
+ * votes. Safety must hold, and the run reports how long it took until a
+ * client request completed again (sim_result.back_ms).
+ */
+static void
+crash_all_step(struct sim *s, uint64_t arg)
+{
+	bool out = false;
+
+	if (arg == 1) {
+		for (uint32_t i = 0; i < s->n; i++)
+			replica_restart(s, &s->r[i]);
+		s->back_at = s->now;
+		s->faults_on = false;
+		trace(s, "all replicas back; faults end");
+		return;
+	}
+	for (uint32_t i = 0; i < s->n; i++)
+		out |= s->r[i].early_out;
+	if (!out && (arg >> 32) < REJOIN_TRIES) {
+		push(s, s->now + 1, E_FAULT, 0, 0, arg + (1ULL << 32), NULL, 0);
+		return;
+	}
+	for (uint32_t i = 0; i < s->n; i++)
+		replica_crash(s, &s->r[i]);
+	push(s, s->now + ALL_DOWN_MS, E_FAULT, 0, 0, 1, NULL, 0);
 }
 
 /* ---- delivery ---------------------------------------------------------- */
@@ -1721,6 +1764,9 @@ setup(struct sim *s)
 		    REJOIN_ROUNDS * 2 *
 		        (REJOIN_TRIES + REJOIN_DOWN_MS + REJOIN_SETTLE_MS);
 		push(s, REJOIN_AT_MS, E_FAULT, 0, 0, 0, NULL, 0);
+	} else if (s->o.crash_all) {
+		s->fault_end = ALL_AT_MS + REJOIN_TRIES + ALL_DOWN_MS;
+		push(s, ALL_AT_MS, E_FAULT, 0, 0, 0, NULL, 0);
 	} else {
 		push(s, 100, E_FAULT, 0, 0, 0, NULL, 0);
 	}
@@ -1804,6 +1850,8 @@ dispatch(struct sim *s, struct event *e)
 			lag_step(s, e->arg);
 		else if (s->o.rejoin)
 			rejoin_step(s, e->arg);
+		else if (s->o.crash_all)
+			crash_all_step(s, e->arg);
 		else
 			fault_step(s);
 		break;
@@ -1848,6 +1896,13 @@ sim_run(const struct sim_opts *o, struct sim_result *res)
 	}
 	check_confirmed(s);
 	res->end_ms = s->now;
+	res->back_ms = s->back_ms;
+	if (o->crash_all && o->back_max_ms > 0 && !s->failed &&
+	    (s->back_ms == 0 || s->back_ms > o->back_max_ms))
+		violation(s,
+		    "whole-cluster crash: back in service after %llu ms, not "
+		    "within %u ms",
+		    (unsigned long long)s->back_ms, o->back_max_ms);
 	res->ok = !s->failed;
 	if (s->failed && !o->quiet) {
 		uint64_t first =

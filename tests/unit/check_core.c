@@ -1245,6 +1245,37 @@ START_TEST(test_primary_mute_up_to_bound)
 }
 END_TEST
 
+/*
+ * A primary back from a crash, mute up to its bound with a request
+ * waiting: it says so (STATUS), and a retransmission period later the
+ * replicas change views rather than wait out the view timeout (20 ticks
+ * here), since nobody can pre-prepare in this view.
+ */
+START_TEST(test_mute_primary_replaced_at_once)
+{
+	struct pbft_msg m;
+	struct pbft_event ev = {.type = PBFT_EV_REQUEST, .msg = &m};
+	int t;
+
+	net_setup(4, 0);
+	submit(0, 0, 1);
+	crash_restart(0, N->rec[0].len, 0);
+	ck_assert(status(0).muted);
+	m = request(1, 1); /* after submit's: they share buffers */
+	for (uint32_t i = 0; i < 4; i++)
+		step(i, &ev);
+	drain();
+	for (t = 0; t < 12 && status(1).view == 0; t++)
+		ticks(1);
+	ck_assert_uint_eq(status(1).view, 1);
+	ck_assert_int_lt(t, 12);
+	ticks(5);
+	for (uint32_t i = 0; i < 4; i++)
+		ck_assert_uint_eq(N->executed[i], 2);
+	net_teardown();
+}
+END_TEST
+
 START_TEST(test_config_validation)
 {
 	struct pbft_config c;
@@ -1280,6 +1311,7 @@ core_suite(void)
 	tcase_add_test(tc, test_mute_after_crash);
 	tcase_add_loop_test(tc, test_backup_rejoins_above_bound, 0, 2);
 	tcase_add_test(tc, test_primary_mute_up_to_bound);
+	tcase_add_test(tc, test_mute_primary_replaced_at_once);
 	tcase_add_test(tc, test_old_frames_mute);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("hostile");
