@@ -276,6 +276,8 @@ struct pbft_announce {
  */
 #define PBFT_STATUS_ASK 0x1
 #define PBFT_STATUS_CHANGING 0x2
+/* back from a crash, it may not vote on the batch after e in view v */
+#define PBFT_STATUS_MUTED 0x4
 struct pbft_status_msg {
 	uint64_t view;
 	uint64_t low;

@@ -775,7 +775,8 @@ get_status(struct rbuf *rb, struct pbft_status_msg *s)
 	if ((e = get_replica(rb, &s->replica)) != WIRE_OK)
 		return e;
 	NEED(rbuf_get_u8(rb, &s->flags));
-	if (s->flags & ~(PBFT_STATUS_ASK | PBFT_STATUS_CHANGING))
+	if (s->flags &
+	    ~(PBFT_STATUS_ASK | PBFT_STATUS_CHANGING | PBFT_STATUS_MUTED))
 		return WIRE_E_VALUE;
 	return WIRE_OK;
 }

@@ -1505,9 +1505,10 @@ restore_snapshot(struct replica *r, char *err, size_t errlen)
 
 /*
  * The start's record, durable before anything is sent. After a crash (the
- * log does not end with a clean stop's record) the core is mute in the
- * views it may have sent pre-prepares or prepares in that the crash made it
- * forget.
+ * log does not end with a clean stop's record) the core is mute where it
+ * may have sent pre-prepares or prepares that the crash made it forget: in
+ * the views below its own, and in its own up to its durable early-vote
+ * bound.
  */
 static int
 record_start(struct replica *r, char *err, size_t errlen)
@@ -1525,12 +1526,19 @@ record_start(struct replica *r, char *err, size_t errlen)
 	}
 	r->started = true;
 	pbft_get_status(r->core, &st);
-	if (st.muted)
+	if (st.muted && st.mute_seq == UINT64_MAX)
 		log_warnx("the last run did not stop cleanly: sending no "
 		          "pre-prepare or prepare in view %llu (votes of that "
 		          "run may be lost); back to normal from the next "
 		          "view change",
 		    (unsigned long long)st.view);
+	else if (st.muted)
+		log_warnx("the last run did not stop cleanly: sending no "
+		          "pre-prepare or prepare in view %llu up to seq %llu "
+		          "(votes of that run may be lost up to there, its "
+		          "durable bound)",
+		    (unsigned long long)st.view,
+		    (unsigned long long)st.mute_seq);
 	return 0;
 }
 

@@ -136,7 +136,8 @@ render(struct metrics *m, struct wbuf *w)
 	family(m, w, "pbft_view", "gauge", "Current view.", "view");
 	put(w,
 	    "# HELP pbft_muted 1 while the replica sends no pre-prepare or "
-	    "prepare (it restarted after a crash; until the next view).\n"
+	    "prepare for the next seq (it restarted after a crash; up to its "
+	    "early-vote bound).\n"
 	    "# TYPE pbft_muted gauge\n");
 	for (uint32_t i = 0; i < d->cfg->n; i++) {
 		const json_t *st = d->children[i].status;

@@ -233,12 +233,19 @@ pbft_broadcast_early(struct pbft *p, const struct pbft_msg *m)
 	pbft_emit(p, &a);
 }
 
-/* True while this replica may not send pre-prepares or prepares. */
+/*
+ * True while this replica may not send a pre-prepare or prepare for seq in
+ * its view: back from a crash, in the views it may have sent early votes
+ * in that the crash made it forget, up to the bound it had made durable in
+ * the last of them (pbft_boot_record).
+ */
 bool
-pbft_mute(const struct pbft *p)
+pbft_mute(const struct pbft *p, uint64_t seq)
 {
-	return p->muted && p->view <= p->mute_view &&
-	    !(p->cfg.test_flags & PBFT_TEST_BROKEN_MUTE);
+	if (!p->muted || p->view > p->mute_view ||
+	    (p->cfg.test_flags & PBFT_TEST_BROKEN_MUTE))
+		return false;
+	return p->view < p->mute_view || seq <= p->mute_seq;
 }
 
 /* Emits a PERSIST action for rec, which must already be kept (pbft_keep). */
@@ -263,6 +270,36 @@ void
 pbft_persist_barrier(struct pbft *p, const uint8_t *rec, size_t len)
 {
 	persist_kept(p, pbft_keep(p, rec, len), len, true);
+}
+
+/*
+ * Before an early vote (a pre-prepare or prepare) for seq in the current
+ * view: unless the bound covers seq already, it is raised half a window
+ * ahead (to the high mark at most) by a barrier record, which every early
+ * output after it waits for (pbft.h). A crash can so make this replica
+ * forget early votes of a view only up to the bound its log holds, and it
+ * is mute only up to there when it is back: one record per half window of
+ * votes, not one per batch.
+ */
+void
+pbft_bound_early(struct pbft *p, uint64_t seq)
+{
+	uint64_t half = p->cfg.window >= 2 ? p->cfg.window / 2 : 1;
+	uint64_t bound = seq + half - 1, high = p->low + p->cfg.window;
+	uint8_t rec[PBFT_BOUND_RECORD_LEN];
+	struct wbuf wb;
+
+	if (p->bound_view == p->view && seq <= p->bound_seq)
+		return;
+	if (bound > high)
+		bound = high > seq ? high : seq;
+	p->bound_view = p->view;
+	p->bound_seq = bound;
+	wbuf_init_fixed(&wb, rec, sizeof(rec));
+	wbuf_put_u8(&wb, REC_BOUND);
+	wbuf_put_u64(&wb, p->bound_view);
+	wbuf_put_u64(&wb, p->bound_seq);
+	pbft_persist_barrier(p, rec, wb.len);
 }
 
 /* A pre-prepare's encoding beyond its batch: header, fields, signature. */
@@ -371,6 +408,7 @@ pbft_view_timer_stop(struct pbft *p)
 {
 	p->vt_running = false;
 	p->vt_expired = false;
+	p->vt_run_ticks = 0;
 	p->vt_ticks = p->cfg.view_timeout_ticks;
 }
 
@@ -422,7 +460,8 @@ send_status(struct pbft *p, uint32_t to, uint8_t flags)
 	    .last_exec = p->last_exec,
 	    .replica = p->id,
 	    .flags =
-	        (uint8_t)(flags | (p->changing ? PBFT_STATUS_CHANGING : 0))};
+	        (uint8_t)(flags | (p->changing ? PBFT_STATUS_CHANGING : 0) |
+	            (pbft_mute(p, p->last_exec + 1) ? PBFT_STATUS_MUTED : 0))};
 	send_or_broadcast(p, to, m);
 }
 
@@ -435,6 +474,30 @@ send_status(struct pbft *p, uint32_t to, uint8_t flags)
  * change nobody joins. A censored request still times out at the replicas
  * that are not behind, and f+1 of their VIEW-CHANGEs pull the rest along.
  */
+/*
+ * Whether nobody can move this view forward: its primary, or f+1 replicas
+ * (so that 2f+1 voters are not left), are mute after a crash, by our own
+ * state or by what their STATUS said last (a replica says so when it
+ * becomes mute or stops being so, on_tick). A whole cluster that crashed
+ * at once comes back so. A lying replica gains nothing: a faulty primary
+ * can stall its view anyway, and f liars need a correct mute replica.
+ */
+static bool
+mute_stalls(const struct pbft *p)
+{
+	uint32_t k = 0, primary = pbft_primary(p, p->view);
+
+	for (uint32_t i = 0; i < p->n; i++) {
+		bool m = i == p->id ? pbft_mute(p, p->last_exec + 1)
+		                    : p->muted_view1[i] == p->view + 1;
+
+		if (m && i == primary)
+			return true;
+		k += m;
+	}
+	return k > p->f;
+}
+
 static void
 view_timer_tick(struct pbft *p)
 {
@@ -449,6 +512,14 @@ view_timer_tick(struct pbft *p)
 		return;
 	}
 	p->vt_running = true;
+	/* Waiting out the timeout would gain nothing: a retransmission
+	 * period without progress is enough to suspect the view. */
+	if (!p->vt_expired && ++p->vt_run_ticks >= p->cfg.retransmit_ticks &&
+	    mute_stalls(p)) {
+		pbft_view_timer_stop(p);
+		pbft_start_view_change(p, p->view + 1);
+		return;
+	}
 	if (p->vt_expired) {
 		/* Suspect the primary only while a quorum can be heard. A
 		 * replica cut off from the others could not change views,
@@ -693,20 +764,32 @@ propose_one(struct pbft *p)
 	m->u.preprepare.batch = s->body;
 	m->u.preprepare.batch_len = s->body_len;
 	pbft_accept_pp(p, s, p->view, digest);
+	pbft_bound_early(p, p->next_seq);
 	pbft_persist_msg(p, REC_PP, m);
 	pbft_broadcast_early(p, m);
 	p->next_seq++;
 	pbft_try_progress(p, s);
 }
 
+/*
+ * The primary proposes what its queue holds, as far as the window and the
+ * in-flight limit allow. Back from a crash in its view it may have
+ * forgotten pre-prepares up to its bound: it must never propose another
+ * batch for such a seq, so it proposes again only once the cluster has
+ * executed up to the bound (the backups had every pre-prepare it sent up
+ * to there); a seq it never pre-prepared leaves a gap that only the next
+ * view change fills.
+ */
 void
 pbft_try_propose(struct pbft *p)
 {
 	if (pbft_primary(p, p->view) != p->id || p->changing ||
-	    p->waiting_state || pbft_mute(p))
+	    p->waiting_state)
 		return;
 	if (p->next_seq <= p->last_exec)
 		p->next_seq = p->last_exec + 1;
+	if (pbft_mute(p, p->next_seq))
+		return;
 	while (p->qlen > 0 && inflight(p) < p->cfg.inflight_max &&
 	    p->next_seq <= p->low + p->cfg.window) {
 		/* While batches are in flight, a new one waits until half a
@@ -861,9 +944,10 @@ pbft_try_progress(struct pbft *p, struct slot *s)
 	if (!s->have_pp || s->pp_view != p->view || p->changing)
 		return;
 	if (!s->sent_prepare && p->id != primary && body_matches(s) &&
-	    !pbft_mute(p)) {
+	    !pbft_mute(p, s->seq)) {
 		struct pbft_msg *m = make_vote(p, PBFT_MSG_PREPARE, s);
 
+		pbft_bound_early(p, s->seq);
 		s->sent_prepare = true;
 		s->prep_seen |= 1ULL << p->id;
 		memcpy(s->prep_digest[p->id], s->digest, PBFT_DIGEST_LEN);
@@ -1316,6 +1400,12 @@ on_status(struct pbft *p, uint32_t from, const struct pbft_status_msg *st)
 		pbft_reject(p, PBFT_REJ_BAD_SENDER);
 		return;
 	}
+	/* Mute in a view it has left since is still mute there. */
+	if (st->flags & PBFT_STATUS_MUTED)
+		p->muted_view1[from] = st->view + 1;
+	else if (p->muted_view1[from] == st->view + 1 &&
+	    !(st->flags & PBFT_STATUS_CHANGING))
+		p->muted_view1[from] = 0;
 	/* At most one answer every half period: a replica sends one STATUS
 	 * a period (and one asking, while its view timer has expired). */
 	if (!(p->cfg.test_flags & PBFT_TEST_BROKEN_STATUS) &&
@@ -1333,6 +1423,14 @@ static void
 on_tick(struct pbft *p)
 {
 	p->ticks++;
+	/* Back from a crash: say at once when it is mute and when it stops
+	 * being so, for the others to tell whether anybody can move the
+	 * view (mute_stalls). */
+	if (!p->changing &&
+	    pbft_mute(p, p->last_exec + 1) != (p->mute_told == p->view + 1)) {
+		p->mute_told = p->mute_told == p->view + 1 ? 0 : p->view + 1;
+		send_status(p, UINT32_MAX, 0);
+	}
 	if (p->qlen > 0) {
 		p->hold_ticks++;
 		pbft_try_propose(p);
@@ -1536,6 +1634,7 @@ pbft_new(const struct pbft_config *cfg, char *err, size_t errlen)
 	p->cfg = *cfg;
 	p->c = cfg->crypto;
 	p->rec_clean = true; /* no records yet: nothing was ever sent */
+	p->bound_view = UINT64_MAX;
 	p->n = cfg->n;
 	p->f = cfg->f;
 	p->id = cfg->id;
@@ -1720,18 +1819,49 @@ recover_view(struct pbft *p, struct rbuf *rb)
 	return 0;
 }
 
+/* Mute in view up to seq, and in every view below it. */
+static void
+mute_up_to(struct pbft *p, uint64_t view, uint64_t seq)
+{
+	if (!p->muted || view > p->mute_view) {
+		p->muted = true;
+		p->mute_view = view;
+		p->mute_seq = seq;
+	} else if (view == p->mute_view && seq > p->mute_seq) {
+		p->mute_seq = seq;
+	}
+}
+
+/* REC_BOOT; the form without mute_seq predates the early-vote bound. */
 static int
 recover_boot(struct pbft *p, struct rbuf *rb)
 {
 	uint8_t muted;
-	uint64_t view;
+	uint64_t view, seq = UINT64_MAX;
+	bool bounded = rbuf_left(rb) > PBFT_BOOT_RECORD_V1_LEN - 1;
 
 	if (rbuf_get_u8(rb, &muted) == -1 || rbuf_get_u64(rb, &view) == -1 ||
+	    (bounded && rbuf_get_u64(rb, &seq) == -1) || rbuf_left(rb) != 0 ||
 	    muted > 1)
 		return -1;
-	if (muted && (!p->muted || view > p->mute_view)) {
-		p->muted = true;
-		p->mute_view = view;
+	if (muted)
+		mute_up_to(p, view, seq);
+	p->rec_bounded = bounded;
+	return 0;
+}
+
+static int
+recover_bound(struct pbft *p, struct rbuf *rb)
+{
+	uint64_t view, seq;
+
+	if (rbuf_get_u64(rb, &view) == -1 || rbuf_get_u64(rb, &seq) == -1 ||
+	    rbuf_left(rb) != 0 || view == UINT64_MAX)
+		return -1;
+	if (p->bound_view == UINT64_MAX || view > p->bound_view ||
+	    (view == p->bound_view && seq > p->bound_seq)) {
+		p->bound_view = view;
+		p->bound_seq = seq;
 	}
 	return 0;
 }
@@ -1745,7 +1875,35 @@ boot_record(const struct pbft *p, uint8_t rec[PBFT_BOOT_RECORD_LEN])
 	wbuf_put_u8(&wb, REC_BOOT);
 	wbuf_put_u8(&wb, p->muted ? 1 : 0);
 	wbuf_put_u64(&wb, p->mute_view);
+	wbuf_put_u64(&wb, p->mute_seq);
 	return wb.len;
+}
+
+/*
+ * The highest seq this replica may have sent an early vote for in view
+ * and forgotten: its durable bound there (pbft_bound_early), none when it
+ * bounded its votes and wrote no bound in that view, every seq when its
+ * log predates the bound or lost frames to an upgrade.
+ */
+static uint64_t
+forgotten_up_to(const struct pbft *p, uint64_t view)
+{
+	uint64_t seq = 0;
+
+	if (p->cfg.test_flags & PBFT_TEST_BROKEN_BOUND) {
+		/* Planted bug: trusts the votes the log remembers. */
+		for (uint64_t i = 0; i < p->cfg.window; i++) {
+			const struct slot *s = &p->slots[i];
+
+			if (s->seq > seq && s->have_pp && s->pp_view == view &&
+			    (s->sent_prepare || pbft_primary(p, view) == p->id))
+				seq = s->seq;
+		}
+		return seq;
+	}
+	if (!p->rec_bounded || p->rec_old)
+		return UINT64_MAX;
+	return p->bound_view == view ? p->bound_seq : 0;
 }
 
 size_t
@@ -1755,12 +1913,10 @@ pbft_boot_record(struct pbft *p, uint8_t rec[PBFT_BOOT_RECORD_LEN])
 	 * barrier): a view still being changed to saw none of ours. */
 	uint64_t last = p->changing && p->view > 0 ? p->view - 1 : p->view;
 
-	if ((!p->rec_clean || p->rec_old) &&
-	    (!p->muted || last > p->mute_view)) {
-		p->muted = true;
-		p->mute_view = last;
-	}
+	if (!p->rec_clean || p->rec_old)
+		mute_up_to(p, last, forgotten_up_to(p, last));
 	p->rec_clean = p->rec_old = false;
+	p->rec_bounded = true;
 	return boot_record(p, rec);
 }
 
@@ -1831,6 +1987,8 @@ pbft_recover(struct pbft *p, const uint8_t *record, size_t len)
 		return len == PBFT_CLEAN_RECORD_LEN ? 0 : -1;
 	case REC_BOOT:
 		return recover_boot(p, &rb);
+	case REC_BOUND:
+		return recover_bound(p, &rb);
 	case REC_VIEW:
 		return recover_view(p, &rb);
 	case REC_STABLE:
@@ -1944,10 +2102,20 @@ pbft_compact(struct pbft *p,
 	rec[9] = p->changing ? 1 : 0;
 	if (c.rc == 0)
 		c.rc = emit(arg, rec, sizeof(rec));
-	if (pbft_mute(p) && c.rc == 0) {
+	/* Always: it also says that this log bounds its early votes. */
+	if (c.rc == 0) {
 		uint8_t boot[PBFT_BOOT_RECORD_LEN];
 
 		c.rc = emit(arg, boot, boot_record(p, boot));
+	}
+	if (p->bound_view != UINT64_MAX && c.rc == 0) {
+		struct wbuf *wb = &p->enc;
+
+		wbuf_reset(wb);
+		wbuf_put_u8(wb, REC_BOUND);
+		wbuf_put_u64(wb, p->bound_view);
+		wbuf_put_u64(wb, p->bound_seq);
+		c.rc = emit(arg, wb->p, wb->len);
 	}
 	for (uint64_t seq = p->low + 1; seq <= p->low + p->cfg.window; seq++) {
 		const struct slot *s = &p->slots[seq % p->cfg.window];
@@ -1993,6 +2161,8 @@ pbft_get_status(const struct pbft *p, struct pbft_status *st)
 	st->queued_bytes = p->qbytes;
 	st->pending_reqs = p->npending;
 	st->view_timer_running = p->vt_running;
-	st->muted = pbft_mute(p);
+	/* Mute for the next seq to execute: it cannot help agree on it. */
+	st->muted = pbft_mute(p, p->last_exec + 1);
+	st->mute_seq = st->muted ? p->mute_seq : 0;
 	memcpy(st->stable_digest, p->low_digest, PBFT_DIGEST_LEN);
 }

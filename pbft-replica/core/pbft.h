@@ -20,9 +20,17 @@
  *  - An early SEND or BROADCAST (a pre-prepare or a prepare of the normal
  *    case) may leave before the records of its step and earlier steps are
  *    durable, and may overtake output that waits for them, unless a record
- *    marked barrier is not durable yet: then it waits like the rest. A
- *    replica that crashes may so have sent votes it forgets; the core stays
- *    mute in every view it may have sent them in (pbft_boot_record).
+ *    marked barrier is not durable yet (of its step or an earlier one):
+ *    then it waits like the rest. A replica that crashes may so have sent
+ *    votes it forgets. Two barriers bound what it can forget: a view's
+ *    entry (no early vote of a view leaves before it), and the early-vote
+ *    bound, a record naming view v and seq S that the core emits before
+ *    its first early vote in v above the previous bound, with S half a
+ *    window ahead (so about one per half window of batches). No early vote
+ *    for a seq above S in v leaves before that record is durable, so after
+ *    a crash the core is mute (sends no pre-prepare or prepare) only in
+ *    the views below the last one it was in, and in that one at the seqs
+ *    up to the bound its log holds (pbft_boot_record).
  *  - The driver hands pbft_boot_record's record to the log and makes it
  *    durable before the first pbft_step, and writes pbft_clean_record's
  *    after everything else is durable when it stops on purpose.
@@ -100,6 +108,9 @@ struct pbft_crypto {
 #define PBFT_TEST_BROKEN_STATUS 0x40
 /* the view timer starts a view change even when cut off from the rest */
 #define PBFT_TEST_BROKEN_ALONE 0x80
+/* back from a crash, mute only up to the last early vote its log holds,
+ * not up to its durable bound: votes below the bound */
+#define PBFT_TEST_BROKEN_BOUND 0x100
 
 struct pbft_config {
 	uint32_t n; /* replicas, n >= 3f+1 */
@@ -234,7 +245,11 @@ struct pbft_status {
 	uint32_t queued_reqs; /* primary: waiting to be ordered */
 	uint32_t pending_reqs; /* backup: waiting to be executed */
 	bool view_timer_running;
-	bool muted; /* sends no pre-prepare or prepare in this view */
+	/* back from a crash: sends no pre-prepare or prepare in this view
+	 * for the next seq to execute, nor any up to mute_seq (UINT64_MAX:
+	 * none in this view) */
+	bool muted;
+	uint64_t mute_seq;
 	uint64_t view_changes; /* view changes completed */
 	/* view timer expiries that started no view change: cut off */
 	uint64_t view_changes_deferred;
@@ -284,12 +299,21 @@ int pbft_recover_state(
  * writes the record that starts this run into rec and returns its length.
  * The driver makes it durable before the first pbft_step. Unless the
  * records ended with pbft_clean_record's, the replica may have sent early
- * votes it does not remember, and it stays mute (sends no pre-prepare and
- * no prepare) in the recovered view and every view below it; the record
- * keeps that across later restarts. It still commits and executes what
- * others prepare, and votes again from the next view on.
+ * votes it does not remember: in every view below the recovered one, and
+ * in that one at the seqs up to its early-vote bound there (see the driver
+ * contract above; every seq when the log predates the bound). It stays
+ * mute (sends no pre-prepare or prepare) for those, and the record keeps
+ * that across later restarts. Why that is safe: a correct replica must
+ * never send two different pre-prepares or prepares for one view and seq;
+ * every one it sent and forgot is at a seq it is now mute at, and it
+ * remembers the others (their records are durable, or they never left).
+ * It still commits and executes what others prepare. A backup prepares
+ * again above the bound at once; a primary cannot tell which seqs up to
+ * the bound it pre-prepared, so it proposes again only once the cluster
+ * has executed up to there (a seq it never pre-prepared waits for the next
+ * view change). From the next view on, it votes as before.
  */
-#define PBFT_BOOT_RECORD_LEN 10
+#define PBFT_BOOT_RECORD_LEN 18
 size_t pbft_boot_record(struct pbft *p, uint8_t rec[PBFT_BOOT_RECORD_LEN]);
 
 /*

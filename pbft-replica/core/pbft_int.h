@@ -25,11 +25,18 @@ enum rec_kind {
 	REC_VC = 6, /* a view-change frame we sent */
 	REC_CERT = 7, /* before wire version 2: u64 view, u64 seq, digest,
 	                 pp_sig, u32 n, n x (u32, sig); read as REC_PREPARED */
-	REC_BOOT = 8, /* a start: u8 muted, u64 mute_view */
+	REC_BOOT = 8, /* a start: u8 muted, u64 mute_view, u64 mute_seq
+	                 (without mute_seq: written before early votes were
+	                 bounded; mute in all of mute_view) */
 	REC_CLEAN = 9, /* a stop on purpose: everything before is durable */
 	REC_PREPARED = 10, /* u64 view, u64 seq, digest: prepared there */
 	REC_PREPREPARED = 11, /* u64 view, u64 seq, digest: a Q entry */
+	REC_BOUND = 12, /* u64 view, u64 seq: no early vote in view above seq
+	                   (pbft_bound_early) */
 };
+
+#define PBFT_BOUND_RECORD_LEN 17 /* REC_BOUND */
+#define PBFT_BOOT_RECORD_V1_LEN 10 /* REC_BOOT without mute_seq */
 
 /* A pre-prepare this replica accepted for a seq: one Q entry. */
 struct q_entry {
@@ -109,11 +116,20 @@ struct pbft {
 	uint8_t *nv_frame; /* NEW-VIEW of the current view */
 	size_t nv_len;
 	uint64_t *seen_view; /* [n] highest view in a normal message */
-	/* Mute up to mute_view: early votes may have been lost in a crash. */
+	/* Mute in the views below mute_view, and in mute_view at the seqs up
+	 * to mute_seq (UINT64_MAX: all): early votes may have been lost in a
+	 * crash (pbft_boot_record). */
 	bool muted;
-	uint64_t mute_view;
+	uint64_t mute_view, mute_seq;
+	/* The early-vote bound: no pre-prepare or prepare has left in view
+	 * bound_view above bound_seq, nor will before a REC_BOUND that raises
+	 * it is durable (a barrier). bound_view = UINT64_MAX: none yet. */
+	uint64_t bound_view, bound_seq;
 	bool rec_clean; /* the replayed records ended with REC_CLEAN */
 	bool rec_old; /* some were frames of an older wire version */
+	/* The last REC_BOOT replayed was written by a core that bounds its
+	 * early votes: a view with no REC_BOUND saw none of them. */
+	bool rec_bounded;
 	/* window */
 	uint64_t low; /* stable checkpoint = low mark */
 	uint8_t low_digest[PBFT_DIGEST_LEN];
@@ -177,6 +193,10 @@ struct pbft {
 	 * (pbft_verify_sig). */
 	uint8_t (*sig_seen)[PBFT_DIGEST_LEN]; /* [n * 2 * SIG_SEEN] */
 	uint32_t *sig_seen_next; /* [n * 2] */
+	/* Per replica: 1 + the view its STATUS last said it is mute in (0:
+	 * none), for mute_stalls; and ours as we last said it. */
+	uint64_t muted_view1[PBFT_REPLICAS_MAX], mute_told;
+	uint32_t vt_run_ticks; /* ticks the view timer ran, no progress */
 	uint32_t rt_ticks; /* retransmission countdown */
 	uint64_t rt_low; /* low mark at the last retransmission */
 	uint64_t rt_exec; /* last_exec then */
@@ -201,7 +221,8 @@ uint8_t *pbft_keep(struct pbft *p, const void *data, size_t len);
 void pbft_send(struct pbft *p, uint32_t to, const struct pbft_msg *m);
 void pbft_broadcast(struct pbft *p, const struct pbft_msg *m);
 void pbft_broadcast_early(struct pbft *p, const struct pbft_msg *m);
-bool pbft_mute(const struct pbft *p);
+bool pbft_mute(const struct pbft *p, uint64_t seq);
+void pbft_bound_early(struct pbft *p, uint64_t seq);
 void pbft_persist_msg(
     struct pbft *p, enum rec_kind kind, const struct pbft_msg *m);
 void pbft_persist_raw(struct pbft *p, const uint8_t *rec, size_t len);

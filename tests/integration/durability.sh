@@ -5,8 +5,9 @@
 #      replicas converge to one last_executed and state digest, and the
 #      history checker finds every acknowledged request in every ledger,
 #      in one order;
-#   1b. kill -9 of every replica at once under load: each restarts mute, the
-#      cluster serves again in a later view, and nothing acknowledged is
+#   1b. kill -9 of every replica at once under load: each restarts mute up
+#      to its durable early-vote bound, the cluster serves again (in a
+#      later view when that bound stops it), and nothing acknowledged is
 #      lost;
 #   2. a replica stopped and its data directory wiped while the cluster
 #      runs more than 50 MB of transactions through many checkpoints:
@@ -138,9 +139,10 @@ python3 "$histcheck" --log "$dir/h1" $(ledgers) ||
 ok "kill -9 of a backup and of the primary under load: $done1 acknowledged requests, all in four identical ledgers"
 
 # ---- 1b. kill -9 of every replica at once ----------------------------------
-# Each restarts mute (it may have sent pre-prepares or prepares whose records
-# it lost), so the cluster moves to the next view before it serves again;
-# nothing acknowledged before the crash may be lost.
+# Each restarts mute up to its durable early-vote bound (it may have sent
+# pre-prepares or prepares there whose records it lost), so the cluster
+# usually moves to the next view before it serves again; nothing
+# acknowledged before the crash may be lost.
 timeout $((90 * mult)) "$pbftctl" bench -c "$cfg" --clients 2 \
     --outstanding 4 --duration 6 --json --log "$dir/h1b" \
     >"$dir/bench1b.json" 2>"$dir/bench1b.err" &
@@ -164,8 +166,10 @@ sys.exit(0 if all(x["state"] == "running" and x["restarts"] >= 1 and "view" in x
 wait_until 20 all_restarted || fail "replicas not restarted: $(status)"
 ctl submit settle-after-all >/dev/null || fail "submit after killing every replica"
 view1=$(status | python3 -c 'import json,sys; print(json.load(sys.stdin)["view"])')
-[ "$view1" -gt "$view0" ] ||
-    fail "served in view $view1 after every replica restarted mute in view $view0"
+# Mute only up to its durable early-vote bound: a replica that had
+# executed past it is not, so a view change is not always needed.
+[ "$view1" -ge "$view0" ] ||
+    fail "served in view $view1 after every replica restarted in view $view0"
 exec1=$(field 0 last_executed)
 wait_until 60 converged "$exec1" ||
     fail "replicas did not converge after killing every replica: $(status)"

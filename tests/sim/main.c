@@ -24,7 +24,9 @@ usage(FILE *f)
 	    "                [--break-quorum] [--break-newview] "
 	    "[--break-mute]\n"
 	    "                [--break-claims] [--break-far] [--break-tell]\n"
-	    "                [--break-status] [--break-alone] [--lag]\n"
+	    "                [--break-status] [--break-alone] "
+	    "[--break-bound] [--lag] [--rejoin]\n"
+	    "                [--crash-all [--back-max MS]]\n"
 	    "                [--interval K] [--trace] [--quiet]\n"
 	    "MODE: silent, equivocate, wrong-digest, replay, vote-all,\n"
 	    "      bad-newview, garbage, lying-vc, random (default)\n"
@@ -34,6 +36,17 @@ usage(FILE *f)
 	    "Byzantine\n"
 	    "       replica, 100 requests per client, interval 32 (unless "
 	    "given)\n"
+	    "--rejoin: a backup crashes with early votes out, comes back, "
+	    "then\n"
+	    "       another crashes; three rounds, no view change allowed; "
+	    "no\n"
+	    "       random faults, no drops, no Byzantine replica, 100 "
+	    "requests\n"
+	    "       per client, interval 16 (unless given)\n"
+	    "--crash-all: every replica crashes at once under load and "
+	    "comes\n"
+	    "       back; --back-max: a request must complete within MS "
+	    "after\n"
 	    "--interval: checkpoint interval (default 4; the window is "
 	    "twice it)\n");
 }
@@ -59,6 +72,9 @@ main(int argc, char **argv)
 	    {"break-tell", no_argument, 0, 'T'},
 	    {"break-status", no_argument, 0, 'U'},
 	    {"break-alone", no_argument, 0, 'A'},
+	    {"break-bound", no_argument, 0, 'B'},
+	    {"rejoin", no_argument, 0, 'J'}, {"crash-all", no_argument, 0, 'X'},
+	    {"back-max", required_argument, 0, 'Y'},
 	    {"interval", required_argument, 0, 'i'},
 	    {"trace", no_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
 	    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
@@ -68,6 +84,7 @@ main(int argc, char **argv)
 	bool range = false, fset = false, rset = false, bset = false;
 	bool dset = false, iset = false;
 	uint64_t failed = 0, first_bad = 0, completed = 0, vcs = 0, xfers = 0;
+	uint64_t back_max = 0, back_sum = 0;
 	clock_t t0 = clock();
 	int ch;
 
@@ -151,6 +168,18 @@ main(int argc, char **argv)
 		case 'A':
 			o.test_flags |= PBFT_TEST_BROKEN_ALONE;
 			break;
+		case 'B':
+			o.test_flags |= PBFT_TEST_BROKEN_BOUND;
+			break;
+		case 'J':
+			o.rejoin = true;
+			break;
+		case 'X':
+			o.crash_all = true;
+			break;
+		case 'Y':
+			o.back_max_ms = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
 		case 'i':
 			o.interval = (uint32_t)strtoul(optarg, NULL, 10);
 			iset = true;
@@ -171,6 +200,17 @@ main(int argc, char **argv)
 	}
 	if (!fset)
 		o.f = (o.n - 1) / 3;
+	if (o.rejoin || o.crash_all) {
+		o.crashes = o.partitions = false;
+		if (!dset)
+			o.drop = o.dup = 0;
+		if (!bset)
+			o.byz = 0;
+		if (!rset)
+			o.requests = 100;
+		if (!iset)
+			o.interval = 16;
+	}
 	if (o.lag) {
 		/* Its faults are its schedule; load lasts through all of it. */
 		o.crashes = o.partitions = false;
@@ -200,10 +240,14 @@ main(int argc, char **argv)
 		completed += r.completed;
 		vcs += r.view_changes;
 		xfers += r.state_transfers;
+		back_sum += r.back_ms;
+		if (r.back_ms > back_max)
+			back_max = r.back_ms;
 	}
-	printf("pbft-sim: n=%u f=%u byz=%u mode=%s%s%s%s%s%s%s%s%s: %llu "
+	printf("pbft-sim: n=%u f=%u byz=%u mode=%s%s%s%s%s%s%s%s%s%s%s%s: %llu "
 	       "seeds, %llu violations",
 	    o.n, o.f, o.byz, sim_byz_name(o.byz_mode), o.lag ? " LAG" : "",
+	    o.rejoin ? " REJOIN" : "", o.crash_all ? " CRASH-ALL" : "",
 	    (o.test_flags & PBFT_TEST_BROKEN_QUORUM) ? " BROKEN-QUORUM" : "",
 	    (o.test_flags & PBFT_TEST_BROKEN_NEWVIEW) ? " BROKEN-NEWVIEW" : "",
 	    (o.test_flags & PBFT_TEST_BROKEN_CLAIMS) ? " BROKEN-CLAIMS" : "",
@@ -211,6 +255,7 @@ main(int argc, char **argv)
 	    (o.test_flags & PBFT_TEST_BROKEN_TELL) ? " BROKEN-TELL" : "",
 	    (o.test_flags & PBFT_TEST_BROKEN_STATUS) ? " BROKEN-STATUS" : "",
 	    (o.test_flags & PBFT_TEST_BROKEN_ALONE) ? " BROKEN-ALONE" : "",
+	    (o.test_flags & PBFT_TEST_BROKEN_BOUND) ? " BROKEN-BOUND" : "",
 	    b - a + 1, (unsigned long long)failed);
 	if (failed)
 		printf(" (first: seed %llu)", (unsigned long long)first_bad);
@@ -218,5 +263,10 @@ main(int argc, char **argv)
 	       "transfers; %.1f s\n",
 	    (unsigned long long)completed, (unsigned long long)vcs,
 	    (unsigned long long)xfers, (double)(clock() - t0) / CLOCKS_PER_SEC);
+	if (o.crash_all)
+		printf("pbft-sim: back in service after the crash: mean %llu "
+		       "ms, max %llu ms\n",
+		    (unsigned long long)(back_sum / (b - a + 1)),
+		    (unsigned long long)back_max);
 	return failed ? 1 : 0;
 }

@@ -30,6 +30,15 @@
 #define LAG_CUT_MS 3000
 #define LAG_SETTLE_MS 1500
 #define LAG_SECOND_MS 1500
+/* The rejoin scenario's schedule (rejoin_step). */
+#define REJOIN_AT_MS 300
+#define REJOIN_ROUNDS 3
+#define REJOIN_DOWN_MS 200
+#define REJOIN_SETTLE_MS 1000
+#define REJOIN_TRIES 200 /* 1 ms apart: for early votes in flight */
+/* The whole-cluster crash (crash_all_step). */
+#define ALL_AT_MS 600
+#define ALL_DOWN_MS 100
 
 /* ---- PRNG (xoshiro256**) ----------------------------------------------- */
 
@@ -177,6 +186,11 @@ struct snap {
 struct held_msg {
 	uint32_t to;
 	struct blob frame;
+	/* An early vote of a correct replica, cast when it leaves. */
+	bool cast;
+	uint32_t type;
+	uint64_t view, seq;
+	uint8_t digest[32];
 };
 
 struct reply_cache {
@@ -209,6 +223,7 @@ struct replica {
 	bool barrier;
 	bool flush_due;
 	uint64_t flush_gen;
+	bool early_out; /* early votes left before the records pending */
 	struct blob *old; /* byz replay: frames seen */
 	size_t nold;
 	bool fetching;
@@ -252,6 +267,7 @@ struct vote_key {
 	uint32_t replica, type;
 	uint8_t digest[32];
 	bool used;
+	bool early; /* cast as early output (not a retransmission) */
 };
 
 struct sim {
@@ -281,6 +297,10 @@ struct sim {
 	uint64_t fault_end; /* virtual time the faults stop */
 	bool lag_watch; /* lag scenario: view changes are violations */
 	uint32_t lag_second; /* lag scenario: the replica cut off second */
+	bool rejoin_watch; /* rejoin scenario: view changes are violations */
+	uint32_t rejoin_b, rejoin_c; /* rejoin scenario: this round's backups */
+	uint64_t back_at; /* whole-cluster crash: restarted at (0: not yet) */
+	uint64_t back_ms; /* ... and back in service after */
 };
 
 static void trace(struct sim *s, const char *fmt, ...)
@@ -663,7 +683,7 @@ hist_at(struct sim *s, uint64_t seq)
 
 static void
 check_vote(struct sim *s, uint32_t replica, uint32_t type, uint64_t view,
-    uint64_t seq, const uint8_t digest[32])
+    uint64_t seq, const uint8_t digest[32], bool early)
 {
 	uint64_t h = (view * 1000003u + seq) * 131 + replica * 7 + type;
 	size_t i;
@@ -678,7 +698,8 @@ check_vote(struct sim *s, uint32_t replica, uint32_t type, uint64_t view,
 		for (size_t k = 0; k < oc; k++)
 			if (old[k].used)
 				check_vote(s, old[k].replica, old[k].type,
-				    old[k].view, old[k].seq, old[k].digest);
+				    old[k].view, old[k].seq, old[k].digest,
+				    old[k].early);
 		free(old);
 	}
 	for (i = h % s->votes_cap;; i = (i + 1) % s->votes_cap) {
@@ -689,7 +710,8 @@ check_vote(struct sim *s, uint32_t replica, uint32_t type, uint64_t view,
 			    .seq = seq,
 			    .replica = replica,
 			    .type = type,
-			    .used = true};
+			    .used = true,
+			    .early = early};
 			memcpy(k->digest, digest, 32);
 			s->votes_n++;
 			return;
@@ -704,6 +726,18 @@ check_vote(struct sim *s, uint32_t replica, uint32_t type, uint64_t view,
 				    replica, wire_type_name(type),
 				    (unsigned long long)view,
 				    (unsigned long long)seq);
+			/* A core casts each early vote once (a resend is not
+			 * early): twice, it had forgotten the first and might
+			 * as well have cast another. */
+			if (early && k->early)
+				violation(s,
+				    "correct replica %u cast its %s for view "
+				    "%llu seq %llu again, having forgotten "
+				    "the first",
+				    replica, wire_type_name(type),
+				    (unsigned long long)view,
+				    (unsigned long long)seq);
+			k->early |= early;
 			return;
 		}
 	}
@@ -933,10 +967,15 @@ log_settled(struct sim *s, struct replica *r)
 		*blob_add(&r->recs, &r->nrecs, &r->caprecs) = r->pend[k];
 	r->npend = 0;
 	r->barrier = false;
+	r->early_out = false;
 	for (size_t k = 0; k < r->nheld; k++) {
-		send_frame(s, r, r->held[k].to, r->held[k].frame.p,
-		    r->held[k].frame.len);
-		free(r->held[k].frame.p);
+		struct held_msg *h = &r->held[k];
+
+		if (h->cast)
+			check_vote(s, r->id, h->type, h->view, h->seq,
+			    h->digest, true);
+		send_frame(s, r, h->to, h->frame.p, h->frame.len);
+		free(h->frame.p);
 	}
 	r->nheld = 0;
 }
@@ -950,25 +989,26 @@ log_lost(struct replica *r)
 		free(r->held[k].frame.p);
 	r->nheld = 0;
 	r->barrier = false;
+	r->early_out = false;
 	r->flush_due = false;
 	r->flush_gen++;
 }
 
 /* Watches what correct replicas sign: votes and checkpoint digests. */
 static void
-observe(struct sim *s, struct replica *r, const struct pbft_msg *m)
+observe(struct sim *s, struct replica *r, const struct pbft_msg *m, bool early)
 {
 	if (!correct(s, r->id))
 		return;
 	switch (m->type) {
 	case PBFT_MSG_PREPREPARE:
 		check_vote(s, r->id, m->type, m->u.preprepare.view,
-		    m->u.preprepare.seq, m->u.preprepare.digest);
+		    m->u.preprepare.seq, m->u.preprepare.digest, early);
 		break;
 	case PBFT_MSG_PREPARE:
 	case PBFT_MSG_COMMIT:
 		check_vote(s, r->id, m->type, m->u.prepare.view,
-		    m->u.prepare.seq, m->u.prepare.digest);
+		    m->u.prepare.seq, m->u.prepare.digest, early);
 		break;
 	case PBFT_MSG_CHECKPOINT: {
 		struct agreed *h = hist_at(s, m->u.checkpoint.seq);
@@ -992,9 +1032,37 @@ observe(struct sim *s, struct replica *r, const struct pbft_msg *m)
 			    "while the primary of view 1 was correct and "
 			    "followed by a quorum",
 			    r->id, (unsigned long long)m->u.view_change.view);
+		if (s->rejoin_watch)
+			violation(s,
+			    "replica %u started a view change to view %llu "
+			    "while the primary was correct and up and at "
+			    "most one backup down: a backup back from a "
+			    "crash stayed mute",
+			    r->id, (unsigned long long)m->u.view_change.view);
 		break;
 	default:
 		break;
+	}
+}
+
+/* An early vote that waits for the log is cast when it leaves. */
+static void
+hold_cast(struct held_msg *h, const struct pbft_msg *m)
+{
+	const struct pbft_vote *v = &m->u.prepare;
+
+	h->cast = true;
+	h->type = m->type;
+	if (m->type == PBFT_MSG_PREPREPARE) {
+		h->view = m->u.preprepare.view;
+		h->seq = m->u.preprepare.seq;
+		memcpy(h->digest, m->u.preprepare.digest, 32);
+	} else if (m->type == PBFT_MSG_PREPARE) {
+		h->view = v->view;
+		h->seq = v->seq;
+		memcpy(h->digest, v->digest, 32);
+	} else {
+		h->cast = false;
 	}
 }
 
@@ -1002,17 +1070,18 @@ static void
 emit_msg(struct sim *s, struct replica *r, const struct pbft_action *a)
 {
 	uint32_t to;
+	/* The driver contract: output waits for the step's records and for
+	 * everything written before them, early output only for a barrier. */
+	bool hold = a->early ? r->barrier : r->npend > 0;
 
-	observe(s, r, a->msg);
+	observe(s, r, a->msg, a->early && !hold);
 	if (r->byz && byz_output(s, r, a->msg))
 		return;
 	encode(s, a->msg);
 	if (r->byz)
 		byz_keep(r, s->wb.p, s->wb.len);
 	to = a->type == PBFT_ACT_SEND ? a->to : UINT32_MAX;
-	/* The driver contract: output waits for the step's records and for
-	 * everything written before them, early output only for a barrier. */
-	if (a->early ? r->barrier : r->npend > 0) {
+	if (hold) {
 		if (r->nheld == r->capheld) {
 			r->capheld = r->capheld ? r->capheld * 2 : 64;
 			r->held =
@@ -1026,9 +1095,14 @@ emit_msg(struct sim *s, struct replica *r, const struct pbft_action *a)
 			abort();
 		memcpy(r->held[r->nheld].frame.p, s->wb.p, s->wb.len);
 		r->held[r->nheld].frame.len = s->wb.len;
+		r->held[r->nheld].cast = false;
+		if (a->early && correct(s, r->id))
+			hold_cast(&r->held[r->nheld], a->msg);
 		r->nheld++;
 		return;
 	}
+	if (a->early && r->npend > 0)
+		r->early_out = true;
 	send_frame(s, r, to, s->wb.p, s->wb.len);
 }
 
@@ -1162,6 +1236,10 @@ replica_boot(struct sim *s, struct replica *r)
 	cfg.queue_reqs_max = 256;
 	cfg.view_timeout_ticks = 30;
 	cfg.retransmit_ticks = 10;
+	/* As in production, ten retransmission periods: coming back from a
+	 * whole-cluster crash must not wait for it. */
+	if (s->o.crash_all)
+		cfg.view_timeout_ticks = 100;
 	cfg.test_flags = r->byz ? 0 : s->o.test_flags;
 	fake_crypto_init(&r->fc, r->id);
 	cfg.crypto = &r->fc.ops;
@@ -1262,7 +1340,8 @@ client_send(struct sim *s, struct client *c, bool all)
 	m.u.request.auth_len = FAKE_AUTH_LEN;
 	encode(s, &m);
 	for (uint32_t i = 0; i < s->n; i++)
-		if (all || i == primary || s->o.lag)
+		if (all || i == primary || s->o.lag || s->o.rejoin ||
+		    s->o.crash_all)
 			push(s, s->now + 1 + rnd_below(&s->rng, MAX_DELAY_MS),
 			    E_DELIVER, i, s->n + c->id, 0, s->wb.p, s->wb.len);
 }
@@ -1320,6 +1399,8 @@ client_reply(struct sim *s, struct client *c, uint32_t from,
 	c->outstanding = false;
 	c->done++;
 	s->res->completed++;
+	if (s->back_at != 0 && s->back_ms == 0)
+		s->back_ms = s->now - s->back_at;
 	trace(s, "client %u: request ts=%llu confirmed at seq %llu", c->id,
 	    (unsigned long long)c->ts, (unsigned long long)rep->seq);
 	push(s, s->now + rnd_below(&s->rng, 150), E_CLIENT, c->id, 0,
@@ -1423,6 +1504,102 @@ lag_step(struct sim *s, uint64_t phase)
 		trace(s, "lag: r%u back; faults end", s->lag_second);
 		break;
 	}
+}
+
+/*
+ * The rejoin scenario: no random faults, no drops, no Byzantine replica,
+ * steady load; the primary of view 0 stays up. Each round, a backup
+ * crashes while early votes of its are out whose records are not durable
+ * yet (they are lost), comes back REJOIN_DOWN_MS later, and after
+ * REJOIN_SETTLE_MS another backup crashes likewise: every quorum then
+ * needs the first one's prepares. It must vote again in its view by then,
+ * above its durable bound, and never cast again an early vote it sent and
+ * forgot (check_vote); a correct replica sending a VIEW-CHANGE is a
+ * violation throughout. Phases: round * 4 + (0 crash b, 1 restart b,
+ * 2 crash c, 3 restart c); arg's high half counts the tries of a crash.
+ */
+static void
+rejoin_crash(struct sim *s, uint32_t i, uint64_t arg)
+{
+	struct replica *x = &s->r[i];
+
+	if (!x->early_out && (arg >> 32) < REJOIN_TRIES) {
+		push(s, s->now + 1, E_FAULT, 0, 0, arg + (1ULL << 32), NULL, 0);
+		return;
+	}
+	trace(s, "rejoin: r%u crashes with%s early votes out", i,
+	    x->early_out ? "" : " no");
+	replica_crash(s, x);
+	push(s, s->now + REJOIN_DOWN_MS, E_FAULT, 0, 0, (arg & 0xffffffff) + 1,
+	    NULL, 0);
+}
+
+static void
+rejoin_step(struct sim *s, uint64_t arg)
+{
+	uint64_t phase = arg & 0xffffffff;
+	uint32_t backups = s->n - 1;
+
+	if (phase == 0)
+		s->rejoin_watch = true;
+	switch (phase % 4) {
+	case 0:
+		if (arg >> 32 == 0) {
+			s->rejoin_b = 1 + (uint32_t)rnd_below(&s->rng, backups);
+			s->rejoin_c = 1 +
+			    (s->rejoin_b +
+			        (uint32_t)rnd_below(&s->rng, backups - 1)) %
+			        backups;
+		}
+		rejoin_crash(s, s->rejoin_b, arg);
+		return;
+	case 2:
+		rejoin_crash(s, s->rejoin_c, arg);
+		return;
+	default:
+		replica_restart(
+		    s, &s->r[phase % 4 == 1 ? s->rejoin_b : s->rejoin_c]);
+		break;
+	}
+	if (phase + 1 < 4 * REJOIN_ROUNDS) {
+		push(s, s->now + REJOIN_SETTLE_MS, E_FAULT, 0, 0, phase + 1,
+		    NULL, 0);
+		return;
+	}
+	s->faults_on = false;
+	s->rejoin_watch = false;
+	trace(s, "rejoin: faults end");
+}
+
+/*
+ * The whole-cluster crash: under load, every replica crashes at once
+ * (once early votes of one are out and not durable: they are lost) and
+ * all come back ALL_DOWN_MS later, each mute where it may have forgotten
+ * votes. Safety must hold, and the run reports how long it took until a
+ * client request completed again (sim_result.back_ms).
+ */
+static void
+crash_all_step(struct sim *s, uint64_t arg)
+{
+	bool out = false;
+
+	if (arg == 1) {
+		for (uint32_t i = 0; i < s->n; i++)
+			replica_restart(s, &s->r[i]);
+		s->back_at = s->now;
+		s->faults_on = false;
+		trace(s, "all replicas back; faults end");
+		return;
+	}
+	for (uint32_t i = 0; i < s->n; i++)
+		out |= s->r[i].early_out;
+	if (!out && (arg >> 32) < REJOIN_TRIES) {
+		push(s, s->now + 1, E_FAULT, 0, 0, arg + (1ULL << 32), NULL, 0);
+		return;
+	}
+	for (uint32_t i = 0; i < s->n; i++)
+		replica_crash(s, &s->r[i]);
+	push(s, s->now + ALL_DOWN_MS, E_FAULT, 0, 0, 1, NULL, 0);
 }
 
 /* ---- delivery ---------------------------------------------------------- */
@@ -1591,6 +1768,14 @@ setup(struct sim *s)
 		s->fault_end =
 		    LAG_CUT_AT_MS + LAG_CUT_MS + LAG_SETTLE_MS + LAG_SECOND_MS;
 		push(s, LAG_CUT_AT_MS, E_FAULT, 0, 0, 0, NULL, 0);
+	} else if (s->o.rejoin) {
+		s->fault_end = REJOIN_AT_MS +
+		    REJOIN_ROUNDS * 2 *
+		        (REJOIN_TRIES + REJOIN_DOWN_MS + REJOIN_SETTLE_MS);
+		push(s, REJOIN_AT_MS, E_FAULT, 0, 0, 0, NULL, 0);
+	} else if (s->o.crash_all) {
+		s->fault_end = ALL_AT_MS + REJOIN_TRIES + ALL_DOWN_MS;
+		push(s, ALL_AT_MS, E_FAULT, 0, 0, 0, NULL, 0);
 	} else {
 		push(s, 100, E_FAULT, 0, 0, 0, NULL, 0);
 	}
@@ -1672,6 +1857,10 @@ dispatch(struct sim *s, struct event *e)
 	case E_FAULT:
 		if (s->o.lag)
 			lag_step(s, e->arg);
+		else if (s->o.rejoin)
+			rejoin_step(s, e->arg);
+		else if (s->o.crash_all)
+			crash_all_step(s, e->arg);
 		else
 			fault_step(s);
 		break;
@@ -1716,6 +1905,13 @@ sim_run(const struct sim_opts *o, struct sim_result *res)
 	}
 	check_confirmed(s);
 	res->end_ms = s->now;
+	res->back_ms = s->back_ms;
+	if (o->crash_all && o->back_max_ms > 0 && !s->failed &&
+	    (s->back_ms == 0 || s->back_ms > o->back_max_ms))
+		violation(s,
+		    "whole-cluster crash: back in service after %llu ms, not "
+		    "within %u ms",
+		    (unsigned long long)s->back_ms, o->back_max_ms);
 	res->ok = !s->failed;
 	if (s->failed && !o->quiet) {
 		uint64_t first =

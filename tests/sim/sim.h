@@ -44,6 +44,18 @@ struct sim_opts {
 	 * throughout, so no correct replica may start a view change past it
 	 * (see lag_step in sim.c). */
 	bool lag;
+	/* The rejoin scenario instead of random faults: under load, a backup
+	 * crashes while early votes of its are out and not durable, comes
+	 * back, and then another backup crashes, so every quorum needs the
+	 * first; three rounds. The primary stays up, so no correct replica
+	 * may start a view change (see rejoin_step in sim.c). */
+	bool rejoin;
+	/* The whole-cluster crash instead of random faults: under load,
+	 * every replica crashes at once, losing what was not durable, and
+	 * all come back (see crash_all_step in sim.c); back_max_ms > 0: a
+	 * client request must complete within that long after. */
+	bool crash_all;
+	uint32_t back_max_ms;
 };
 
 struct sim_result {
@@ -54,6 +66,7 @@ struct sim_result {
 	uint64_t completed; /* client requests confirmed */
 	uint64_t view_changes;
 	uint64_t state_transfers;
+	uint64_t back_ms; /* whole-cluster crash: restart to a completion */
 };
 
 void sim_opts_default(struct sim_opts *o);

@@ -42,6 +42,10 @@ struct net {
 	uint32_t sent[NMAX][NMAX][PBFT_MSG_TYPE_MAX];
 	uint64_t sent_bytes[NMAX][NMAX][PBFT_MSG_TYPE_MAX];
 	struct wbuf rec[NMAX]; /* persisted records, length-prefixed */
+	/* The early-vote bound each replica's barrier records name (view + 1,
+	 * 0: none), and the seqs below 64 it sent a PREPARE for. */
+	uint64_t bound_view1[NMAX], bound_seq[NMAX];
+	uint64_t prep_sent[NMAX];
 	uint8_t app[NMAX][32];
 	uint8_t arena[1 << 20];
 };
@@ -73,6 +77,7 @@ net_setup(uint32_t n, uint32_t test_flags)
 	for (uint32_t i = 0; i < n; i++) {
 		struct pbft_config c;
 		char err[128];
+		uint8_t boot[PBFT_BOOT_RECORD_LEN];
 
 		fake_crypto_init(&N->fc[i], i);
 		fake_verify_request = N->fc[i].ops.verify_request;
@@ -97,6 +102,10 @@ net_setup(uint32_t n, uint32_t test_flags)
 		N->core[i] = pbft_new(&c, err, sizeof(err));
 		ck_assert_msg(N->core[i] != NULL, "%s", err);
 		wbuf_init_dynamic(&N->rec[i], 1 << 26);
+		/* The start's record, as a driver writes it. */
+		wbuf_put_u32(&N->rec[i], PBFT_BOOT_RECORD_LEN);
+		wbuf_put_bytes(
+		    &N->rec[i], boot, pbft_boot_record(N->core[i], boot));
 	}
 }
 
@@ -128,6 +137,51 @@ enqueue(uint32_t from, uint32_t to, const struct pbft_msg *m)
 
 static void step(uint32_t i, const struct pbft_event *ev);
 
+#define REC_BOUND_KIND 12 /* pbft_int.h: u64 view, u64 seq */
+
+static uint64_t
+get_le64(const uint8_t *b)
+{
+	uint64_t v = 0;
+
+	for (int k = 7; k >= 0; k--)
+		v = v << 8 | b[k];
+	return v;
+}
+
+/*
+ * The driver contract's bound, checked on every step of every test: an
+ * early pre-prepare or prepare leaves only under a barrier record that
+ * names its view and a seq at or above its own.
+ */
+static void
+check_early(uint32_t i, const struct pbft_action *x)
+{
+	uint64_t view, seq;
+
+	if (x->type == PBFT_ACT_PERSIST && x->record_len == 17 &&
+	    x->record[0] == REC_BOUND_KIND) {
+		ck_assert(x->barrier);
+		N->bound_view1[i] = get_le64(x->record + 1) + 1;
+		N->bound_seq[i] = get_le64(x->record + 9);
+		return;
+	}
+	if ((x->type != PBFT_ACT_SEND && x->type != PBFT_ACT_BROADCAST) ||
+	    (x->msg->type != PBFT_MSG_PREPREPARE &&
+	        x->msg->type != PBFT_MSG_PREPARE))
+		return;
+	view = x->msg->type == PBFT_MSG_PREPARE ? x->msg->u.prepare.view
+	                                        : x->msg->u.preprepare.view;
+	seq = x->msg->type == PBFT_MSG_PREPARE ? x->msg->u.prepare.seq
+	                                       : x->msg->u.preprepare.seq;
+	if (x->msg->type == PBFT_MSG_PREPARE && seq < 64)
+		N->prep_sent[i] |= 1ULL << seq;
+	if (!x->early)
+		return;
+	ck_assert_uint_eq(N->bound_view1[i], view + 1);
+	ck_assert_uint_le(seq, N->bound_seq[i]);
+}
+
 static void
 run_actions(uint32_t i)
 {
@@ -138,6 +192,7 @@ run_actions(uint32_t i)
 	for (size_t k = 0; k < a->n; k++) {
 		const struct pbft_action *x = &a->v[k];
 
+		check_early(i, x);
 		switch (x->type) {
 		case PBFT_ACT_SEND:
 			enqueue(i, x->to, x->msg);
@@ -1041,46 +1096,264 @@ START_TEST(test_old_frames_mute)
 }
 END_TEST
 
-/* A start after anything but a clean stop is mute, and stays so. */
+static uint64_t
+mute_seq(struct pbft *p)
+{
+	struct pbft_status st;
+
+	pbft_get_status(p, &st);
+	return st.mute_seq;
+}
+
+/* A REC_BOUND record: no early vote in view above seq. */
+static void
+bound_rec(uint8_t rec[17], uint64_t view, uint64_t seq)
+{
+	rec[0] = REC_BOUND_KIND;
+	for (int k = 0; k < 8; k++) {
+		rec[1 + k] = (uint8_t)(view >> (8 * k));
+		rec[9 + k] = (uint8_t)(seq >> (8 * k));
+	}
+}
+
+/* Recovers p from log. */
+static void
+replay_all(struct pbft *p, const struct recs *log)
+{
+	for (size_t i = 0; i < log->n; i++)
+		ck_assert_int_eq(
+		    pbft_recover(p, log->buf + log->off[i], log->len[i]), 0);
+}
+
+/*
+ * A start after anything but a clean stop is mute up to the early-vote
+ * bound its log holds in its view (none written: nothing to forget; a log
+ * that predates the bound: the whole view), and stays so.
+ */
 START_TEST(test_mute_after_crash)
 {
 	struct fake_crypto fc;
 	struct pbft *p;
 	uint8_t start[PBFT_BOOT_RECORD_LEN], mute[PBFT_BOOT_RECORD_LEN];
 	uint8_t again[PBFT_BOOT_RECORD_LEN], clean[PBFT_CLEAN_RECORD_LEN];
+	uint8_t bound[17], bound1[17];
+	/* REC_BOOT as written before the bound: not mute, view 0. */
+	const uint8_t old_start[10] = {8, 0, 0, 0, 0, 0, 0, 0, 0, 0};
 	/* REC_VIEW: view 2, still changing to it. */
 	const uint8_t changing[10] = {1, 2, 0, 0, 0, 0, 0, 0, 0, 1};
 	struct recs none = {.n = 0}, killed = {.n = 0}, compacted = {.n = 0};
 	struct recs mute_clean = {.n = 0}, start_clean = {.n = 0};
-	struct recs in_change = {.n = 0};
+	struct recs in_change = {.n = 0}, idle = {.n = 0}, old = {.n = 0};
 
 	pbft_clean_record(clean);
+	bound_rec(bound, 0, 4);
+	bound_rec(bound1, 1, 6);
 	/* First start ever: nothing was sent, nothing to forget. */
 	ck_assert(!start_after(&none, start, NULL));
-	/* Killed after it: mute in view 0, and compaction keeps that. */
+	/* Killed before any early vote: none to forget either. */
+	keep_rec(&idle, start, sizeof(start));
+	ck_assert(!start_after(&idle, again, NULL));
+	/* Killed after early votes up to seq 4 of view 0: mute up to 4, and
+	 * compaction keeps that. */
 	keep_rec(&killed, start, sizeof(start));
+	keep_rec(&killed, bound, sizeof(bound));
 	ck_assert(start_after(&killed, mute, &compacted));
 	keep_rec(&compacted, clean, sizeof(clean));
 	ck_assert(start_after(&compacted, again, NULL));
+	p = fresh_core(&fc);
+	replay_all(p, &compacted);
+	ck_assert_uint_eq(mute_seq(p), 4);
+	pbft_free(p);
 	/* A clean stop after the mute start does not lift it... */
 	keep_rec(&mute_clean, mute, sizeof(mute));
 	keep_rec(&mute_clean, clean, sizeof(clean));
 	ck_assert(start_after(&mute_clean, again, NULL));
 	/* ...but one after a normal start means nothing was lost. */
 	keep_rec(&start_clean, start, sizeof(start));
+	keep_rec(&start_clean, bound, sizeof(bound));
 	keep_rec(&start_clean, clean, sizeof(clean));
 	ck_assert(!start_after(&start_clean, again, NULL));
 	/* Killed while changing to view 2: it sent nothing early in view 2,
 	 * so only view 1 and below are mute. */
+	keep_rec(&in_change, start, sizeof(start));
+	keep_rec(&in_change, bound1, sizeof(bound1));
 	keep_rec(&in_change, changing, sizeof(changing));
 	ck_assert(!start_after(&in_change, again, NULL));
-	/* Malformed start and stop records refuse the log. */
+	/* A log from before the bound: mute in all of its view. */
+	keep_rec(&old, start, sizeof(start));
+	keep_rec(&old, bound, sizeof(bound)); /* not the last start's */
+	keep_rec(&old, old_start, sizeof(old_start));
+	ck_assert(start_after(&old, again, NULL));
+	p = fresh_core(&fc);
+	replay_all(p, &old);
+	pbft_boot_record(p, again);
+	ck_assert_uint_eq(mute_seq(p), UINT64_MAX);
+	pbft_free(p);
+	/* Malformed start, bound and stop records refuse the log. */
 	p = fresh_core(&fc);
 	ck_assert_int_eq(pbft_recover(p, start, sizeof(start) - 1), -1);
+	ck_assert_int_eq(pbft_recover(p, bound, sizeof(bound) - 1), -1);
 	mute[1] = 2;
 	ck_assert_int_eq(pbft_recover(p, mute, sizeof(mute)), -1);
 	ck_assert_int_eq(pbft_recover(p, (const uint8_t *)"\x09\x00", 2), -1);
 	pbft_free(p);
+}
+END_TEST
+
+/* Replica i crashes and comes back from the first keep bytes of its log. */
+static void
+crash_restart(uint32_t i, size_t keep, uint32_t test_flags)
+{
+	struct pbft_config c;
+	struct rbuf rb;
+	uint32_t len;
+	const uint8_t *rec;
+	uint8_t boot[PBFT_BOOT_RECORD_LEN];
+
+	pbft_free(N->core[i]);
+	pbft_config_default(&c, N->n, i, 4);
+	c.checkpoint_interval = 4;
+	c.window = 8;
+	c.view_timeout_ticks = 20;
+	c.retransmit_ticks = 5;
+	c.test_flags = test_flags;
+	c.crypto = &N->fc[i].ops;
+	N->core[i] = pbft_new(&c, NULL, 0);
+	N->rec[i].len = keep;
+	rbuf_init(&rb, N->rec[i].p, N->rec[i].len);
+	while (
+	    rbuf_get_u32(&rb, &len) == 0 && rbuf_get_ref(&rb, &rec, len) == 0)
+		ck_assert_int_eq(pbft_recover(N->core[i], rec, len), 0);
+	len = (uint32_t)pbft_boot_record(N->core[i], boot);
+	wbuf_put_u32(&N->rec[i], len);
+	wbuf_put_bytes(&N->rec[i], boot, len);
+	/* Its service starts empty: it executes again from seq 1, with the
+	 * votes its peers resend when its STATUS says it is stuck. */
+	N->executed[i] = 0;
+	ticks(6);
+}
+
+/* Whether replica i's log holds REC_BOUND(view, seq). */
+static bool
+has_bound(uint32_t i, uint64_t view, uint64_t seq)
+{
+	uint8_t want[17];
+	struct rbuf rb;
+	uint32_t len;
+	const uint8_t *rec;
+
+	bound_rec(want, view, seq);
+	rbuf_init(&rb, N->rec[i].p, N->rec[i].len);
+	while (
+	    rbuf_get_u32(&rb, &len) == 0 && rbuf_get_ref(&rb, &rec, len) == 0)
+		if (len == sizeof(want) && memcmp(rec, want, len) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * A backup back from a crash with its early-vote bound at seq 4 (half the
+ * window of 8 past its first prepare): it prepares none of seqs 2..4 in
+ * its view, yet the cluster executes them on the prepares of the other
+ * two backups, it executes them too, and it prepares seq 5, after a new
+ * bound record. (Loop 1 plants the bug of trusting the votes its log
+ * remembers: it prepares seq 2 at once.)
+ */
+START_TEST(test_backup_rejoins_above_bound)
+{
+	uint32_t flags = _i ? PBFT_TEST_BROKEN_BOUND : 0;
+
+	net_setup(4, 0);
+	submit(0, 0, 1);
+	ck_assert(has_bound(1, 0, 4));
+	crash_restart(1, N->rec[1].len, flags);
+	ck_assert_uint_eq(N->executed[1], 1);
+	ck_assert_uint_eq(N->prep_sent[1], 1ULL << 1);
+	for (uint64_t ts = 2; ts <= 4; ts++) {
+		submit(0, 0, ts);
+		ck_assert_uint_eq(N->executed[1], ts);
+		ck_assert_uint_eq(N->prep_sent[1] >> 2, flags ? 1 : 0);
+		if (flags) {
+			net_teardown();
+			return; /* caught: it prepared seq 2 */
+		}
+		ck_assert(status(1).muted == (ts < 4));
+	}
+	ck_assert(!has_bound(1, 0, 8));
+	submit(0, 0, 5);
+	ck_assert_uint_eq(N->executed[1], 5);
+	ck_assert_uint_eq(N->prep_sent[1], 1ULL << 1 | 1ULL << 5);
+	/* low 4 after the checkpoint: high mark 12, bound 5 + 4 - 1 */
+	ck_assert(has_bound(1, 0, 8));
+	ck_assert(!status(1).muted);
+	net_teardown();
+}
+END_TEST
+
+/*
+ * A primary back from a crash after it pre-prepared seq 1 (bound 4) and
+ * lost that record: it must pre-prepare no seq up to 4 again, with any
+ * batch; the backups execute nothing (the next view change fills seq 1).
+ */
+START_TEST(test_primary_mute_up_to_bound)
+{
+	struct pbft_status st;
+	uint8_t bound[17];
+
+	size_t boot_len;
+
+	net_setup(4, 0);
+	boot_len = N->rec[0].len;
+	N->down[1] = N->down[2] = N->down[3] = true;
+	submit(0, 0, 1); /* pre-prepared, never delivered */
+	ck_assert(has_bound(0, 0, 4));
+	N->down[1] = N->down[2] = N->down[3] = false;
+	/* Everything after the start but the bound lost: its pre-prepare of
+	 * seq 1 too. */
+	N->rec[0].len = boot_len;
+	bound_rec(bound, 0, 4);
+	wbuf_put_u32(&N->rec[0], sizeof(bound));
+	wbuf_put_bytes(&N->rec[0], bound, sizeof(bound));
+	crash_restart(0, N->rec[0].len, 0);
+	st = status(0);
+	ck_assert(st.muted);
+	ck_assert_uint_eq(st.mute_seq, 4);
+	submit(0, 1, 1);
+	ticks(3);
+	ck_assert_uint_eq(N->executed[1], 0);
+	ck_assert_uint_eq(status(0).next_seq, 1);
+	net_teardown();
+}
+END_TEST
+
+/*
+ * A primary back from a crash, mute up to its bound with a request
+ * waiting: it says so (STATUS), and a retransmission period later the
+ * replicas change views rather than wait out the view timeout (20 ticks
+ * here), since nobody can pre-prepare in this view.
+ */
+START_TEST(test_mute_primary_replaced_at_once)
+{
+	struct pbft_msg m;
+	struct pbft_event ev = {.type = PBFT_EV_REQUEST, .msg = &m};
+	int t;
+
+	net_setup(4, 0);
+	submit(0, 0, 1);
+	crash_restart(0, N->rec[0].len, 0);
+	ck_assert(status(0).muted);
+	m = request(1, 1); /* after submit's: they share buffers */
+	for (uint32_t i = 0; i < 4; i++)
+		step(i, &ev);
+	drain();
+	for (t = 0; t < 12 && status(1).view == 0; t++)
+		ticks(1);
+	ck_assert_uint_eq(status(1).view, 1);
+	ck_assert_int_lt(t, 12);
+	ticks(5);
+	for (uint32_t i = 0; i < 4; i++)
+		ck_assert_uint_eq(N->executed[i], 2);
+	net_teardown();
 }
 END_TEST
 
@@ -1440,6 +1713,9 @@ core_suite(void)
 	tcase_add_test(tc, test_normal_case_checks_no_signature);
 	tcase_add_test(tc, test_config_validation);
 	tcase_add_test(tc, test_mute_after_crash);
+	tcase_add_loop_test(tc, test_backup_rejoins_above_bound, 0, 2);
+	tcase_add_test(tc, test_primary_mute_up_to_bound);
+	tcase_add_test(tc, test_mute_primary_replaced_at_once);
 	tcase_add_test(tc, test_old_frames_mute);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("hostile");
