@@ -158,6 +158,8 @@ struct replica {
 		uint64_t seq, hi, at;
 	} served[PBFT_REPLICAS_MAX];
 	uint64_t ticks;
+	bool peer_up[PBFT_REPLICAS_MAX]; /* as net_peer_up said at the last tick
+	                                  */
 	struct pbft_action fetch_on_start; /* .seq != 0: state to fetch */
 #if PBFT_FAULT_INJECTION
 	struct fault *fault;
@@ -1350,6 +1352,24 @@ on_client_frame(void *ctx, uint32_t client, const uint8_t *frame, size_t len)
 	replica_step(r, &ev);
 }
 
+/* Tells the core of each channel to a replica that came up since the
+ * last tick (PBFT_EV_PEER_UP). */
+static void
+peers_up_check(struct replica *r)
+{
+	for (uint32_t i = 0; i < r->cfg->n; i++) {
+		bool up = i != r->id && net_peer_up(r->net, i);
+
+		if (up && !r->peer_up[i]) {
+			struct pbft_event ev = {
+			    .type = PBFT_EV_PEER_UP, .from = i};
+
+			replica_step(r, &ev);
+		}
+		r->peer_up[i] = up;
+	}
+}
+
 static void
 tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -1361,6 +1381,7 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	replica_step(r, &ev);
 	wal_needed(r, false); /* records whose output all went early */
+	peers_up_check(r);
 	if (++r->disk_ticks * REPLICA_TICK_MS >= 1000) {
 		r->disk_ticks = 0;
 		diskspace_check(&r->disk);

@@ -1355,6 +1355,27 @@ resend_slots(struct pbft *p, uint32_t to, uint64_t from_seq)
 }
 
 /*
+ * The channel to replica `from` came up: after our start or its restart,
+ * or after the link broke. What either side sent while it was down is
+ * lost, so say where we are (STATUS: it answers with what we lack) and
+ * resend our part of the window's batches, as a retransmission would a
+ * period later. After a clean restart of every replica this is what lets
+ * the batches their logs hold execute at once. At most once a half period
+ * per replica, however often a peer reconnects.
+ */
+static void
+on_peer_up(struct pbft *p, uint32_t from)
+{
+	if (from >= p->n || from == p->id)
+		return;
+	if (!pbft_answer_ok(p, &p->up_at[from]))
+		return;
+	send_status(p, from, 0);
+	if (!p->changing)
+		resend_slots(p, from, p->low + 1);
+}
+
+/*
  * No progress for a retransmission period: say where we are (STATUS, so
  * that replicas ahead of us resend what we missed) and resend our own part
  * of every batch in the window and of the newest checkpoint.
@@ -1534,6 +1555,9 @@ pbft_step(struct pbft *p, const struct pbft_event *ev, struct pbft_actions *out)
 		break;
 	case PBFT_EV_STATE_INSTALLED:
 		pbft_on_state_installed(p, ev);
+		break;
+	case PBFT_EV_PEER_UP:
+		on_peer_up(p, ev->from);
 		break;
 	}
 	return 0;

@@ -150,11 +150,12 @@ enum pbft_event_type {
 	PBFT_EV_TICK, /* one tick of time passed */
 	PBFT_EV_STATE_DIGEST, /* answer to PBFT_ACT_TAKE_CHECKPOINT */
 	PBFT_EV_STATE_INSTALLED, /* answer to PBFT_ACT_FETCH_STATE */
+	PBFT_EV_PEER_UP, /* the channel to replica `from` came up */
 };
 
 struct pbft_event {
 	enum pbft_event_type type;
-	uint32_t from; /* PBFT_EV_MSG */
+	uint32_t from; /* PBFT_EV_MSG, _PEER_UP */
 	const struct pbft_msg *msg; /* PBFT_EV_MSG, _REQUEST */
 	uint64_t seq; /* _STATE_DIGEST, _INSTALLED */
 	uint8_t digest[PBFT_DIGEST_LEN]; /* service digest at seq */

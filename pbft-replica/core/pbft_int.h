@@ -185,6 +185,9 @@ struct pbft {
 	 * our view with our NEW-VIEW (0: never); and the retransmission
 	 * period its FETCH_BATCH answers are counted in, and their bytes. */
 	uint64_t nv_at[PBFT_REPLICAS_MAX];
+	/* when a channel to it last came up and we told it where we are
+	 * (on_peer_up: one a half period) */
+	uint64_t up_at[PBFT_REPLICAS_MAX];
 	/* the last VIEW-CHANGE verified, per sender (one a half period) */
 	uint64_t vc_at[PBFT_REPLICAS_MAX];
 	uint64_t fetch_at[PBFT_REPLICAS_MAX], fetch_bytes[PBFT_REPLICAS_MAX];

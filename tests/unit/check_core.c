@@ -1698,6 +1698,42 @@ START_TEST(test_queue_bytes_capped)
 }
 END_TEST
 
+/*
+ * A channel that comes up gets our STATUS and our votes for the window's
+ * batches at once (what a retransmission would send a period later), at
+ * most once a half period however often it reconnects.
+ */
+START_TEST(test_peer_up_told_at_once)
+{
+	struct pbft_event up = {.type = PBFT_EV_PEER_UP, .from = 2};
+	uint32_t *status, *prepares, *commits;
+
+	net_setup(4, 0);
+	submit(0, 0, 1);
+	ck_assert_uint_eq(N->executed[1], 1);
+	status = &N->sent[1][2][PBFT_MSG_STATUS];
+	prepares = &N->sent[1][2][PBFT_MSG_PREPARE];
+	commits = &N->sent[1][2][PBFT_MSG_COMMIT];
+	ck_assert_uint_eq(*status, 0);
+	ck_assert_uint_eq(*prepares, 1);
+	step(1, &up);
+	drain();
+	ck_assert_uint_eq(*status, 1);
+	ck_assert_uint_eq(*prepares, 2);
+	ck_assert_uint_eq(*commits, 2);
+	for (int i = 0; i < 10; i++)
+		step(1, &up);
+	drain();
+	ck_assert_uint_eq(*status, 1);
+	ck_assert_uint_eq(*prepares, 2);
+	ticks(5);
+	step(1, &up);
+	drain();
+	ck_assert_uint_eq(*status, 2);
+	net_teardown();
+}
+END_TEST
+
 static Suite *
 core_suite(void)
 {
@@ -1717,6 +1753,7 @@ core_suite(void)
 	tcase_add_test(tc, test_primary_mute_up_to_bound);
 	tcase_add_test(tc, test_mute_primary_replaced_at_once);
 	tcase_add_test(tc, test_old_frames_mute);
+	tcase_add_test(tc, test_peer_up_told_at_once);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("hostile");
 	tcase_add_test(tc, test_prepare_counts_once_per_sender);
