@@ -156,6 +156,10 @@ dev_config(uint32_t n, uint16_t base_port, uint16_t port)
 	c->fsync = CFG_FSYNC_BATCH;
 	c->log_level = LOG_LVL_INFO;
 	c->min_free_bytes = CFG_MIN_FREE_DEFAULT;
+	c->queue_bytes_max = 64ULL * 1024 * 1024; /* as cfg.c's default */
+	c->handshake_rate = CFG_HANDSHAKE_RATE_DEFAULT;
+	c->handshakes_max = CFG_HANDSHAKES_MAX_DEFAULT;
+	c->conns_per_address = CFG_CONNS_PER_ADDRESS_DEFAULT;
 	c->bootstrap_id = UINT32_MAX;
 	dev_data_dir(c, port);
 	for (uint32_t i = 0; i < n; i++) {
