@@ -1010,7 +1010,7 @@ on_preprepare(struct pbft *p, uint32_t from, const struct pbft_preprepare *m)
 	uint32_t k;
 	struct slot *s;
 
-	if (m->view < p->view && m->replica == from &&
+	if (m->view < p->view && p->changing && m->replica == from &&
 	    !(p->cfg.test_flags & PBFT_TEST_BROKEN_STRANDED)) {
 		late_body(p, from, m);
 		return;
@@ -1349,11 +1349,12 @@ late_commit(struct pbft *p, uint32_t from, const struct pbft_vote *v)
 }
 
 /*
- * A pre-prepare of a view below ours, from its primary: no vote, but its
- * body, for a slot that has none, is what late_commit will want if that
- * view commits it (checked against the digest 2f+1 COMMITs name before it
- * executes). At most one body per seq of the window, as pre-prepares of
- * our view keep.
+ * While changing views, a pre-prepare of a view below ours, from its
+ * primary: no vote, but its body, for a slot that has none, is what
+ * late_commit will want if that view commits it (checked against the
+ * digest 2f+1 COMMITs name before it executes). At most one body per seq
+ * of the window, as pre-prepares of our view keep; a body that does not
+ * match its digest costs one hash and is dropped.
  */
 static void
 late_body(struct pbft *p, uint32_t from, const struct pbft_preprepare *m)

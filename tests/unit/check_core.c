@@ -1812,6 +1812,47 @@ START_TEST(test_stranded_replica_executes_without_voting)
 }
 END_TEST
 
+/*
+ * The COMMITs a stranded replica executes on: 2f+1 from distinct replicas
+ * for one view, seq and digest. One replica repeating itself, or votes for
+ * another digest or view, do not add up; the third matching one does (it
+ * asks for the body then).
+ */
+START_TEST(test_stranded_commits_count_per_replica)
+{
+	struct pbft_msg c = vote_msg(0, PBFT_MSG_COMMIT, 0, 2, 7);
+	uint32_t *fetches;
+
+	net_setup(4, 0);
+	strand_replica_3();
+	N->cut[3] = true; /* from here on only what is injected */
+	fetches = &N->sent[3][0][PBFT_MSG_FETCH_BATCH];
+	for (int k = 0; k < 3; k++)
+		inject(0, 3, &c);
+	c = vote_msg(1, PBFT_MSG_COMMIT, 0, 2, 8); /* another digest */
+	inject(1, 3, &c);
+	c = vote_msg(2, PBFT_MSG_COMMIT, 0, 2, 7);
+	inject(2, 3, &c);
+	ck_assert_uint_eq(*fetches, 0);
+	c = vote_msg(1, PBFT_MSG_COMMIT, 1, 2, 7); /* its own view: no */
+	inject(1, 3, &c);
+	ck_assert_uint_eq(*fetches, 0);
+	/* Replica 1's latest vote below view 1 is for digest 8, in view 0:
+	 * one for 7 in view 0 replaces it only if later, so it does not. */
+	c = vote_msg(1, PBFT_MSG_COMMIT, 0, 2, 7);
+	inject(1, 3, &c);
+	ck_assert_uint_eq(*fetches, 0);
+	/* At seq 3, three replicas for one digest in view 0: certified. */
+	for (uint32_t i = 0; i < 3; i++) {
+		c = vote_msg(i, PBFT_MSG_COMMIT, 0, 3, 9);
+		inject(i, 3, &c);
+		ck_assert_uint_eq(*fetches, i == 2 ? 1 : 0);
+	}
+	ck_assert_uint_eq(N->executed[3], 1);
+	net_teardown();
+}
+END_TEST
+
 static Suite *
 core_suite(void)
 {
@@ -1851,6 +1892,7 @@ core_suite(void)
 	tcase_add_test(tc, test_cut_off_replica_waits_for_a_quorum);
 	tcase_add_loop_test(
 	    tc, test_stranded_replica_executes_without_voting, 0, 2);
+	tcase_add_test(tc, test_stranded_commits_count_per_replica);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("view_change");
 	tcase_add_test(tc, test_view_change_keeps_committed);
