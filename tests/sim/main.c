@@ -223,39 +223,20 @@ main(int argc, char **argv)
 	}
 	if (!fset)
 		o.f = (o.n - 1) / 3;
-	if (o.rejoin || o.crash_all) {
+	/* A scenario's faults are its schedule: no random crashes or
+	 * partitions, and unless asked for, no loss or Byzantine replica. */
+	if (o.rejoin || o.crash_all || o.stranded || o.lag) {
 		o.crashes = o.partitions = false;
 		if (!dset)
 			o.drop = o.dup = 0;
 		if (!bset)
 			o.byz = 0;
 		if (!rset)
-			o.requests = 100;
-		if (!iset)
-			o.interval = 16;
-	}
-	if (o.stranded) {
-		o.crashes = o.partitions = false;
-		if (!dset)
-			o.drop = o.dup = 0;
-		if (!bset)
-			o.byz = 0;
-		if (!rset)
-			o.requests = 30;
-		if (o.converge_max_ms == 0)
+			o.requests = o.stranded ? 30 : 100;
+		if (!iset && !o.stranded) /* lag's load spans its schedule */
+			o.interval = o.lag ? 32 : 16;
+		if (o.stranded && o.converge_max_ms == 0)
 			o.converge_max_ms = 1000;
-	}
-	if (o.lag) {
-		/* Its faults are its schedule; load lasts through all of it. */
-		o.crashes = o.partitions = false;
-		if (!dset)
-			o.drop = o.dup = 0;
-		if (!bset)
-			o.byz = 0;
-		if (!rset)
-			o.requests = 100;
-		if (!iset)
-			o.interval = 32;
 	}
 	if (o.n < 1 || o.n > 64 || o.n < 3 * o.f + 1 || o.byz > o.f ||
 	    o.clients == 0 || o.clients > 64 || o.interval == 0 ||
