@@ -37,16 +37,17 @@ cleanup() {
 	exit $rc
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT # a test timeout: exit through cleanup
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # wait_until SECONDS CMD...: bounded in time (the machine may be loaded,
 # so not in tries) and in count.
-wait_until() {
-	local end=$(( $(date +%s) + $1 * mult )); shift
-	for _ in $(seq 1 $(( 600 * mult ))); do
+wait_until() { # wait_until SECONDS CMD...: bounded in wall-clock time,
+	# however long each try takes (a status call can take a second)
+	local end=$((SECONDS + $1 * mult)); shift
+	while :; do
 		"$@" >/dev/null 2>&1 && return 0
-		[ "$(date +%s)" -lt "$end" ] || return 1
+		[ "$SECONDS" -lt "$end" ] || return 1
 		sleep 0.1
 	done
-	return 1
 }

@@ -30,18 +30,20 @@ cleanup() {
 	exit $rc
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT # a test timeout: exit through cleanup
 fail() { echo "FAIL: $*" >&2; exit 1; }
 passed=0
 ok() { echo "ok: $*"; passed=$((passed + 1)); }
 
 # wait_until SECONDS COMMAND...: polls every 0.1 s.
-wait_until() {
-	local limit=$(( $1 * 10 * mult )); shift
-	for _ in $(seq 1 "$limit"); do
+wait_until() { # wait_until SECONDS CMD...: bounded in wall-clock time,
+	# however long each try takes (a status call can take a second)
+	local end=$((SECONDS + $1 * mult)); shift
+	while :; do
 		"$@" >/dev/null 2>&1 && return 0
+		[ "$SECONDS" -lt "$end" ] || return 1
 		sleep 0.1
 	done
-	return 1
 }
 
 base=$(( 10000 + ($$ % 2200) * 10 ))

@@ -42,15 +42,17 @@ cleanup() {
 	exit $rc
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT # a test timeout: exit through cleanup
 fail() { echo "FAIL: $*" >&2; exit 1; }
 ok() { echo "ok: $*"; }
-wait_until() {
-	local limit=$(( $1 * 10 * mult )); shift
-	for _ in $(seq 1 "$limit"); do
+wait_until() { # wait_until SECONDS CMD...: bounded in wall-clock time,
+	# however long each try takes (a status call can take a second)
+	local end=$((SECONDS + $1 * mult)); shift
+	while :; do
 		"$@" >/dev/null 2>&1 && return 0
+		[ "$SECONDS" -lt "$end" ] || return 1
 		sleep 0.1
 	done
-	return 1
 }
 
 export PBFT_FAULTS=${PBFT_FAULTS:-0:lying-tail,0:fetch-flood,3:xfer-first=0}
