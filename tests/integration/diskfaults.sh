@@ -52,14 +52,19 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 143' TERM INT # a test timeout: exit through cleanup
 fail() { echo "FAIL [$scenario]: $*" >&2; exit 1; }
-wait_until() { # wait_until SECONDS CMD...: bounded in wall-clock time,
-	# however long each try takes (a status call can take a second)
-	local end=$((SECONDS + $1 * mult)); shift
-	while :; do
+# wait_until SECONDS CMD...: tries CMD every 0.1 s, SECONDS * 10 times (times
+# PBFT_TIMEOUT_MULT), and never for longer than three times SECONDS by the
+# clock: a try that is slow itself (a status call waiting out a silent
+# replica takes a second) must not stretch the wait tenfold.
+wait_until() {
+	local tries=$(($1 * 10 * mult)) end=$((SECONDS + 3 * $1 * mult))
+	shift
+	while [ "$tries" -gt 0 ] && [ "$SECONDS" -lt "$end" ]; do
 		"$@" >/dev/null 2>&1 && return 0
-		[ "$SECONDS" -lt "$end" ] || return 1
+		tries=$((tries - 1))
 		sleep 0.1
 	done
+	return 1
 }
 [ -f "$shim" ] || fail "no $shim: not a fault-injection build"
 

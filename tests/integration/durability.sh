@@ -54,14 +54,19 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 passed=0
 ok() { echo "ok: $*"; passed=$((passed + 1)); }
 
-wait_until() { # wait_until SECONDS CMD...: bounded in wall-clock time,
-	# however long each try takes (a status call can take a second)
-	local end=$((SECONDS + $1 * mult)); shift
-	while :; do
+# wait_until SECONDS CMD...: tries CMD every 0.1 s, SECONDS * 10 times (times
+# PBFT_TIMEOUT_MULT), and never for longer than three times SECONDS by the
+# clock: a try that is slow itself (a status call waiting out a silent
+# replica takes a second) must not stretch the wait tenfold.
+wait_until() {
+	local tries=$(($1 * 10 * mult)) end=$((SECONDS + 3 * $1 * mult))
+	shift
+	while [ "$tries" -gt 0 ] && [ "$SECONDS" -lt "$end" ]; do
 		"$@" >/dev/null 2>&1 && return 0
-		[ "$SECONDS" -lt "$end" ] || return 1
+		tries=$((tries - 1))
 		sleep 0.1
 	done
+	return 1
 }
 
 base=$(( 10000 + ($$ % 2200) * 10 ))
@@ -402,7 +407,7 @@ sys.exit(0 if all(x["state"] == "running" and not x["view_changing"] and
 # a request waits (their timers run then), and a status poll alone would
 # wait for that forever.
 trio_serves() { ctl submit "trio-$SECONDS" >/dev/null; }
-wait_until 90 trio_serves || fail "nodes 0, 2 and 3 do not serve: $(status)"
+wait_until 30 trio_serves || fail "nodes 0, 2 and 3 do not serve: $(status)"
 wait_until 30 trio_agrees || fail "nodes 0, 2 and 3 are not working: $(status)"
 ctl restart 1 >/dev/null || fail "restart 1"
 # Load past two checkpoints: a replica that alone moved to a view change

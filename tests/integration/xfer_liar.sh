@@ -45,14 +45,19 @@ trap cleanup EXIT
 trap 'exit 143' TERM INT # a test timeout: exit through cleanup
 fail() { echo "FAIL: $*" >&2; exit 1; }
 ok() { echo "ok: $*"; }
-wait_until() { # wait_until SECONDS CMD...: bounded in wall-clock time,
-	# however long each try takes (a status call can take a second)
-	local end=$((SECONDS + $1 * mult)); shift
-	while :; do
+# wait_until SECONDS CMD...: tries CMD every 0.1 s, SECONDS * 10 times (times
+# PBFT_TIMEOUT_MULT), and never for longer than three times SECONDS by the
+# clock: a try that is slow itself (a status call waiting out a silent
+# replica takes a second) must not stretch the wait tenfold.
+wait_until() {
+	local tries=$(($1 * 10 * mult)) end=$((SECONDS + 3 * $1 * mult))
+	shift
+	while [ "$tries" -gt 0 ] && [ "$SECONDS" -lt "$end" ]; do
 		"$@" >/dev/null 2>&1 && return 0
-		[ "$SECONDS" -lt "$end" ] || return 1
+		tries=$((tries - 1))
 		sleep 0.1
 	done
+	return 1
 }
 
 export PBFT_FAULTS=${PBFT_FAULTS:-0:lying-tail,0:fetch-flood,3:xfer-first=0}
