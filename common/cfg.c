@@ -7,6 +7,7 @@
  * the line it is about.
  */
 #include "cfg.h"
+#include "defaults.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -834,13 +835,13 @@ set_defaults(struct parse *ps)
 	struct cluster_cfg *c = ps->cfg;
 
 	snprintf(c->name, sizeof(c->name), "pbft");
-	c->checkpoint_interval = 100;
+	c->checkpoint_interval = PBFT_DEFAULT_CHECKPOINT_INTERVAL;
 	c->view_change_timeout_ms = 10000;
-	c->batch_max = 1024;
-	c->batch_bytes_max = 1024 * 1024;
+	c->batch_max = PBFT_DEFAULT_BATCH_REQS;
+	c->batch_bytes_max = PBFT_DEFAULT_BATCH_BYTES;
 	c->batch_timeout_ms = 10;
-	c->inflight_max = 2;
-	c->queue_bytes_max = 64ULL * 1024 * 1024;
+	c->inflight_max = PBFT_DEFAULT_INFLIGHT;
+	c->queue_bytes_max = PBFT_DEFAULT_QUEUE_BYTES;
 	c->request_timeout_ms = 1000;
 	c->fsync = CFG_FSYNC_BATCH;
 	c->log_level = LOG_LVL_INFO;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "defaults.h"
 #include "pbft_int.h"
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -1776,13 +1777,13 @@ pbft_config_default(
 	cfg->f = n > 0 ? (n - 1) / 3 : 0;
 	cfg->id = id;
 	cfg->clients = clients;
-	cfg->checkpoint_interval = 100;
-	cfg->window = 200;
-	cfg->batch_reqs_max = 1024;
-	cfg->batch_bytes_max = 1024 * 1024;
-	cfg->inflight_max = 4;
+	cfg->checkpoint_interval = PBFT_DEFAULT_CHECKPOINT_INTERVAL;
+	cfg->window = PBFT_DEFAULT_WINDOW;
+	cfg->batch_reqs_max = PBFT_DEFAULT_BATCH_REQS;
+	cfg->batch_bytes_max = PBFT_DEFAULT_BATCH_BYTES;
+	cfg->inflight_max = PBFT_DEFAULT_INFLIGHT;
 	cfg->queue_reqs_max = 65536;
-	cfg->queue_bytes_max = 64ULL * 1024 * 1024;
+	cfg->queue_bytes_max = PBFT_DEFAULT_QUEUE_BYTES;
 	cfg->fetch_bytes_max = 4ULL * 1024 * 1024;
 	cfg->batch_delay_ticks = 0;
 	cfg->view_timeout_ticks = 1000;
