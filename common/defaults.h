@@ -10,7 +10,7 @@
 #define PBFT_DEFAULTS_H
 
 #define PBFT_DEFAULT_CHECKPOINT_INTERVAL 100 /* batches */
-#define PBFT_DEFAULT_WINDOW 200              /* batches: 2 intervals */
+#define PBFT_DEFAULT_WINDOW 200 /* batches: 2 intervals */
 #define PBFT_DEFAULT_BATCH_REQS 1024
 #define PBFT_DEFAULT_BATCH_BYTES (1024 * 1024)
 /* Two batches in flight: larger batches and fewer signatures than four
