@@ -235,6 +235,48 @@ valid_name(const char *s)
 
 /* ---- sections ----------------------------------------------------------- */
 
+/* [client.NAME]: a new client, the arrays beside it grown as needed. */
+static int
+enter_client(struct parse *ps, const char *section)
+{
+	struct cluster_cfg *c = ps->cfg;
+
+	if (!valid_name(section + 7))
+		return fail_at(ps, ps->header_line,
+		    "bad client name in [%s]: use 1-63 of "
+		    "A-Z a-z 0-9 _ . -",
+		    section);
+	if (c->nclients == PBFT_CLIENTS_MAX)
+		return fail_at(ps, ps->header_line,
+		    "too many clients (at most %d)", PBFT_CLIENTS_MAX);
+	if (c->nclients == ps->clients_cap) {
+		uint32_t cap = ps->clients_cap ? ps->clients_cap * 2 : 8;
+		struct cfg_client *nc = realloc(c->clients, cap * sizeof(*nc));
+		bool *hp = realloc(ps->client_has_pub, cap * sizeof(*hp));
+		int *kl = realloc(ps->client_key_line, cap * sizeof(*kl));
+
+		if (nc != NULL)
+			c->clients = nc;
+		if (hp != NULL)
+			ps->client_has_pub = hp;
+		if (kl != NULL)
+			ps->client_key_line = kl;
+		if (nc == NULL || hp == NULL || kl == NULL)
+			return fail_at(ps, ps->header_line, "out of memory");
+		ps->clients_cap = cap;
+	}
+	ps->kind = SECT_CLIENT;
+	ps->idx = c->nclients++;
+	memset(&c->clients[ps->idx], 0, sizeof(c->clients[0]));
+	c->clients[ps->idx].id = ps->idx;
+	c->clients[ps->idx].line = ps->header_line;
+	snprintf(c->clients[ps->idx].name, sizeof(c->clients[ps->idx].name),
+	    "%s", section + 7);
+	ps->client_has_pub[ps->idx] = false;
+	ps->client_key_line[ps->idx] = 0;
+	return 1;
+}
+
 static int
 enter_section(struct parse *ps, const char *section)
 {
@@ -272,46 +314,7 @@ enter_section(struct parse *ps, const char *section)
 		ps->cfg->nodes[id].id = (uint32_t)id;
 		ps->cfg->nodes[id].line = ps->header_line;
 	} else if (strncmp(section, "client.", 7) == 0) {
-		struct cluster_cfg *c = ps->cfg;
-
-		if (!valid_name(section + 7))
-			return fail_at(ps, ps->header_line,
-			    "bad client name in [%s]: use 1-63 of "
-			    "A-Z a-z 0-9 _ . -",
-			    section);
-		if (c->nclients == PBFT_CLIENTS_MAX)
-			return fail_at(ps, ps->header_line,
-			    "too many clients (at most %d)", PBFT_CLIENTS_MAX);
-		if (c->nclients == ps->clients_cap) {
-			uint32_t cap =
-			    ps->clients_cap ? ps->clients_cap * 2 : 8;
-			struct cfg_client *nc =
-			    realloc(c->clients, cap * sizeof(*nc));
-			bool *hp =
-			    realloc(ps->client_has_pub, cap * sizeof(*hp));
-			int *kl =
-			    realloc(ps->client_key_line, cap * sizeof(*kl));
-
-			if (nc != NULL)
-				c->clients = nc;
-			if (hp != NULL)
-				ps->client_has_pub = hp;
-			if (kl != NULL)
-				ps->client_key_line = kl;
-			if (nc == NULL || hp == NULL || kl == NULL)
-				return fail_at(
-				    ps, ps->header_line, "out of memory");
-			ps->clients_cap = cap;
-		}
-		ps->kind = SECT_CLIENT;
-		ps->idx = c->nclients++;
-		memset(&c->clients[ps->idx], 0, sizeof(c->clients[0]));
-		c->clients[ps->idx].id = ps->idx;
-		c->clients[ps->idx].line = ps->header_line;
-		snprintf(c->clients[ps->idx].name,
-		    sizeof(c->clients[ps->idx].name), "%s", section + 7);
-		ps->client_has_pub[ps->idx] = false;
-		ps->client_key_line[ps->idx] = 0;
+		return enter_client(ps, section);
 	} else {
 		return fail_at(ps, ps->header_line,
 		    "unknown section [%s] (want [cluster], [node.N] or "
