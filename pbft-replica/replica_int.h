@@ -1,0 +1,188 @@
+/*
+ * replica_int.h - the replica driver's state, shared by its files:
+ * replica.c (events, actions, group commit, checkpoints, recovery, status)
+ * and xfer.c (state transfer). Nothing outside the driver includes this.
+ */
+#ifndef PBFT_REPLICA_INT_H
+#define PBFT_REPLICA_INT_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "crypto.h"
+#include "net.h"
+#include "pbft.h"
+#include "pbft_build.h"
+#include "replica.h"
+#include "service.h"
+#include "store.h"
+#include "wbuf.h"
+#if PBFT_FAULT_INJECTION
+#include "fault.h"
+#endif
+#include "diskspace.h"
+
+#define SNAPS_MAX 4
+/* The largest head (client table and the service's image but its tail) a
+ * replica snapshots or accepts to fetch: a peer-named head length above it
+ * is refused before a byte of it is fetched, and a head is held in memory
+ * only as its bytes come. */
+#define STATE_HEAD_BYTES_MAX (1ULL << 30)
+#define XFER_RETRY_TICKS 100 /* 1 s without progress: next peer */
+#define XFER_RESEND_TICKS 20 /* 200 ms without progress: ask again */
+#define XFER_WINDOW 4 /* state chunks asked for at a time */
+/* Answers to a peer's FETCH_STATE: a byte budget that refills by one chunk
+ * a tick (100 MiB/s) up to a window of chunks, and none while the peer has
+ * a window of chunks still to read from its write queue. An honest asker
+ * never has more than a window of chunks asked for. */
+#define XFER_SERVE_BYTES_TICK ((uint64_t)PBFT_CHUNK_BYTES_MAX)
+#define XFER_SERVE_BURST ((uint64_t)XFER_WINDOW * PBFT_CHUNK_BYTES_MAX)
+
+/* The last reply to each client, to answer a retransmitted request. */
+struct reply_slot {
+	uint64_t ts, seq, view;
+	uint8_t status;
+	uint32_t len;
+	uint8_t result[PBFT_RESULT_BYTES_MAX];
+};
+
+/*
+ * A checkpoint's state image: img, then (services with incremental
+ * checkpoints) the first tail_len bytes of the service's own file.
+ */
+struct snap {
+	uint64_t seq; /* 0 = unused */
+	struct wbuf img; /* u32 table length | client table | service image */
+	uint64_t tail_len;
+};
+
+/*
+ * An ongoing state transfer (TOCS section 5.3.2). The image a peer serves
+ * is its snapshot's img (client table, then the service's head) followed
+ * by the service's tail; chunk i holds its bytes from i times
+ * PBFT_CHUNK_BYTES_MAX. The head is fetched into img and checked against
+ * the certified digest before any of the tail is asked for; of the tail,
+ * only what the service does not hold already, which it checks against the
+ * head and stages as it comes (service.h): a peer's word sizes nothing
+ * beyond one chunk that the certified state does not.
+ */
+struct xfer {
+	bool active;
+	uint64_t seq;
+	uint8_t digest[PBFT_DIGEST_LEN];
+	uint32_t peer; /* asked now */
+	uint32_t expect; /* the chunk wanted next */
+	uint32_t asked_to; /* chunks expect .. asked_to - 1 are asked for */
+	uint32_t count; /* chunks in all, from the first chunk */
+	uint64_t total_len;
+	uint64_t head_len; /* image bytes before the tail; 0 until known */
+	bool head_ok; /* the head matched the certified digest */
+	uint8_t head_sd[PBFT_DIGEST_LEN]; /* the service's digest in it */
+	uint32_t idle_ticks;
+	bool asked_up; /* the peer was connected when last asked */
+	struct wbuf img; /* the image's head */
+	uint64_t fetched; /* tail bytes fetched since the transfer began */
+	/* Peers, a bit each (xfer_next_peer): not to ask again in this
+	 * transfer; silent for a checkpoint fetched; for this one. */
+	uint64_t avoid, silent_once, silent_now;
+	uint64_t staged_from; /* peers whose bytes are staged */
+	/* Peers whose state failed a check, remembered across restarts
+	 * (store_liars_read): avoided from the start of every transfer. */
+	uint64_t liars;
+	ev_tstamp began;
+	uint64_t failures; /* images that did not match the digest */
+	uint64_t completed;
+	uint64_t bytes_total; /* fetched by every transfer so far */
+};
+
+struct replica {
+	struct ev_loop *loop;
+	struct cluster_cfg *cfg;
+	struct replica_opts opts;
+	uint32_t id;
+	struct replica_crypto rc;
+	struct pbft *core;
+	struct pbft_actions acts;
+	struct net *net;
+	struct store *store;
+	struct diskspace disk; /* free space against min_free */
+	uint32_t disk_ticks;
+	struct service *svc;
+	ev_timer tick;
+	/* Group commit off the loop (fsync = batch): records of any number of
+	 * steps share one background flush; their output waits in net. */
+	ev_prepare wal_prep; /* before the loop waits: start a flush */
+	ev_io wal_done; /* the store's eventfd: a flush ended */
+	bool wal_dirty; /* records buffered since the last flush began */
+	/* Output waits for them: flush now. Records whose output all went
+	 * early wait for the next flush someone needs (or a tick). */
+	bool wal_need;
+	bool wal_inflight;
+	/* A barrier record (the view's) is buffered / in the flush in flight:
+	 * until it is durable, early output waits like the rest. */
+	bool barrier_dirty, barrier_inflight;
+	bool started; /* the start's record is durable */
+	/* Checkpoints off the loop (fsync = batch): a checkpoint's snapshot is
+	 * written on the store's background thread as soon as it is taken,
+	 * and the log is compacted there once it is stable. */
+	struct snap *bg_snap; /* the image the thread is writing */
+	struct snap *snap_wanted; /* taken, waiting for the thread */
+	uint64_t stable_wait; /* no flush until its snapshot is durable */
+	bool compact_wanted;
+	/* scratch, reused for every frame */
+	uint8_t *arena_mem;
+	size_t arena_len;
+	struct reply_slot **replies; /* nclients, allocated on first use */
+	struct snap snaps[SNAPS_MAX];
+	struct xfer xfer;
+	/* events produced while carrying out actions, fed afterwards */
+	struct pbft_event deferred[SNAPS_MAX];
+	size_t ndeferred;
+	uint64_t frames_bad;
+	uint64_t vc_deferred; /* the core's view_changes_deferred, logged */
+	uint8_t *chunk_buf; /* a state chunk read from the service's file */
+	/* Bytes each peer may still be answered (XFER_SERVE_*), and the
+	 * requests not answered for want of it. */
+	uint64_t serve_credit[PBFT_REPLICAS_MAX];
+	uint64_t serve_refused;
+	/* Chunks answered per peer: of checkpoint seq, every index below hi,
+	 * the last at tick `at`; asked again within a retransmission period
+	 * they are refused (serve_again_ok). */
+	struct {
+		uint64_t seq, hi, at;
+	} served[PBFT_REPLICAS_MAX];
+	uint64_t ticks;
+	bool peer_up[PBFT_REPLICAS_MAX]; /* as net_peer_up said at the last tick
+	                                  */
+	struct pbft_action fetch_on_start; /* .seq != 0: state to fetch */
+#if PBFT_FAULT_INJECTION
+	struct fault *fault;
+#endif
+};
+
+/* replica.c, for xfer.c */
+void replica_step(struct replica *r, const struct pbft_event *ev);
+void send_to(
+    struct replica *r, uint32_t to, const struct pbft_msg *m, bool early);
+struct snap *snap_find(struct replica *r, uint64_t seq);
+struct snap *snap_slot(struct replica *r);
+int snap_build(
+    struct replica *r, struct snap *s, const uint8_t *table, size_t table_len);
+void bg_settle(struct replica *r);
+
+/* xfer.c: state transfer, fetching (TOCS section 5.3.2) and serving */
+void do_fetch_state(struct replica *r, const struct pbft_action *a);
+void on_state_chunk(
+    struct replica *r, uint32_t from, const struct pbft_state_chunk *c);
+void on_fetch_state(
+    struct replica *r, uint32_t from, const struct pbft_fetch_state *f);
+void xfer_tick(struct replica *r);
+void xfer_next_peer(struct replica *r, bool bad);
+bool serve_again_ok(
+    struct replica *r, uint32_t from, uint64_t seq, uint32_t index);
+/* A snapshot image: u32 table length | client table | service image. */
+int image_split(const uint8_t *img, size_t len, const uint8_t **ct,
+    size_t *ctlen, const uint8_t **svc, size_t *svclen);
+
+#endif
