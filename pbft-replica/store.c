@@ -21,102 +21,11 @@
 
 #include "failstop.h"
 #include "log.h"
+#include "store_int.h"
 
-/*
- * Disk work off the loop: two threads, each running one job at a time
- * that the loop hands over and later reaps (a job's fields are written by
- * the loop before it is handed over and by the thread before it is done).
- * The loop writes log records itself (write(2) into the page cache is
- * quick); the log thread runs their fdatasync and the last step of a
- * compaction, the background thread snapshots and the first step of a
- * compaction, so that neither delays the log's flushes. Both signal one
- * eventfd when a job ends.
- */
-enum job_kind {
-	JOB_FLUSH, /* fdatasync(fd) */
-	JOB_SNAPSHOT, /* fdatasync(fd) when fd != -1, then snapshot seq */
-	JOB_SPARE, /* recs into the spare fd at at, synced */
-	JOB_SWITCH, /* the same, then the header (gen, base), synced */
-};
+const char log_magic[8] = {'P', 'B', 'F', 'T', 'L', 'O', 'G', '2'};
 
-struct job {
-	enum job_kind kind;
-	int fd;
-	uint64_t seq; /* JOB_SNAPSHOT */
-	const uint8_t *data;
-	size_t len;
-	uint64_t at, gen; /* JOB_SPARE, JOB_SWITCH */
-	bool dir_sync; /* JOB_SWITCH: the spare file is new */
-	/* results */
-	int rc; /* 0; -1 failed; -2 JOB_SWITCH failed at or after the header */
-	int err; /* errno of the failure */
-	const char *what; /* the step that failed */
-	uint64_t ns;
-};
-
-struct worker {
-	bool started;
-	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool busy; /* loop side: a job was handed over, not yet reaped */
-	/* shared, under mu */
-	bool request, done, quit;
-	struct job job;
-	struct store *st;
-};
-
-/*
- * The log lives in two files, log.0 and log.1 (see store.h). The live one
- * has the newer generation; the other is the spare that the next compaction
- * overwrites. Offsets are file offsets.
- */
-#define LOG_HDR_LEN 32
-#define REC_HDR_LEN 24
-#define LOG_NOT_REPLAYED UINT64_MAX
-static const char log_magic[8] = {'P', 'B', 'F', 'T', 'L', 'O', 'G', '2'};
-
-struct store {
-	char dir[CFG_PATH_MAX];
-	int dir_fd, lock_fd;
-	int wal_fd; /* the live log file (or the old-format wal) */
-	int spare_fd; /* the other log file, or -1 */
-	int live; /* index of the live file: log.<live>; -1: old format */
-	uint64_t gen; /* the live file's generation */
-	uint64_t base; /* end of the records its header came with */
-	uint64_t wal_off; /* where the next write goes */
-	uint64_t durable_off; /* everything before it is durable */
-	uint64_t flush_end; /* durable_off once the flush in flight ends */
-	bool compacting; /* store_append writes generation gen + 1 */
-	enum cfg_fsync mode;
-	struct wbuf pending; /* records appended, not yet written */
-	struct store_stats stats;
-	int efd; /* eventfd: readable when a job of either thread ended */
-	struct worker sy; /* the log's flushes, a compaction's switch */
-	struct worker bg; /* snapshots, a compaction's spare */
-	/* Compaction off the loop (store_compact_begin). */
-	enum { CPT_NONE, CPT_SPARE, CPT_READY, CPT_SWITCH } cpt;
-	struct wbuf cpt_recs; /* the compacted records */
-	struct wbuf cpt_tail; /* records after them, copied from the log */
-	struct wbuf cpt_held; /* pending when the switch began */
-	uint64_t cpt_pos; /* the log's end (with pending) they stand for */
-	uint64_t cpt_keep; /* snapshots below it go once the switch ends */
-	bool cpt_created; /* the spare file was created for it */
-	uint64_t snap_durable; /* newest snapshot written */
-	uint64_t cut_at; /* a torn tail to cut before the first write */
-	char last_err[256]; /* the last I/O error: "FILE: what: strerror" */
-	bool failed; /* an I/O error: nothing is written or synced again */
-};
-
-static int worker_start(struct store *st, struct worker *w);
-static void worker_stop(struct worker *w);
-
-/* Logs an I/O error (errno) and keeps it for store_last_error: "FILE:
- * what: ERROR", FILE relative to the data directory. */
-static void store_fail(struct store *st, const char *fmt, ...)
-    PBFT_PRINTF(2, 3);
-
-static void
+void
 store_fail(struct store *st, const char *fmt, ...)
 {
 	char what[160];
@@ -239,9 +148,6 @@ dir_trusted(int fd, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
-static void snap_path(
-    const struct store *st, uint64_t seq, char *buf, size_t len);
-
 void
 store_snapshots_prune(struct store *st, uint64_t below)
 {
@@ -268,15 +174,13 @@ store_snapshots_prune(struct store *st, uint64_t below)
 		    st->dir, removed, (unsigned long long)below);
 }
 
-static uint32_t le32(const uint8_t *p);
-
 static uint64_t
 le64(const uint8_t *p)
 {
 	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
 }
 
-static void
+void
 log_path(const struct store *st, int i, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s/log.%d", st->dir, i);
@@ -345,7 +249,7 @@ damaged:
 	return -1;
 }
 
-static int
+int
 sync_fd(const struct store *st, int fd)
 {
 	return st->mode == CFG_FSYNC_OFF ? 0 : fdatasync(fd);
@@ -361,7 +265,7 @@ sync_fd(const struct store *st, int fd)
  * kernel may have dropped its pages) or the header's write did (the file
  * may or may not be live on disk). *what names the step.
  */
-static int
+int
 log_write_new(const struct store *st, int fd, uint64_t gen, const uint8_t *p,
     size_t len, uint64_t at, const char **what)
 {
@@ -597,7 +501,7 @@ store_close(struct store *st)
  * Reads the whole file into out. 0; -1 with err set ("PATH: read at OFF:
  * ERROR") when a read fails or the file ends before the size fstat gave.
  */
-static int
+int
 read_all(int fd, const char *path, struct wbuf *out, char *err, size_t errlen)
 {
 	uint8_t buf[65536];
@@ -635,7 +539,7 @@ read_all(int fd, const char *path, struct wbuf *out, char *err, size_t errlen)
 	return 0;
 }
 
-static uint32_t
+uint32_t
 le32(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
@@ -916,7 +820,7 @@ store_append(struct store *st, const uint8_t *rec, size_t len)
 	return 0;
 }
 
-static uint64_t
+uint64_t
 now_ns(void)
 {
 	struct timespec ts;
@@ -925,7 +829,7 @@ now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-static int
+int
 write_full(int fd, const uint8_t *p, size_t len)
 {
 	while (len > 0) {
@@ -942,7 +846,7 @@ write_full(int fd, const uint8_t *p, size_t len)
 	return 0;
 }
 
-static void
+void
 note_sync(struct store *st, uint64_t dt)
 {
 	int b = 0;
@@ -958,7 +862,7 @@ note_sync(struct store *st, uint64_t dt)
 }
 
 /* Writes the buffered records to the WAL (page cache). 0 or -1. */
-static int
+int
 write_pending(struct store *st)
 {
 	if (st->pending.len == 0)
@@ -1009,750 +913,5 @@ store_sync(struct store *st)
 	}
 	note_sync(st, now_ns() - t0);
 	st->durable_off = st->wal_off;
-	return 0;
-}
-
-/* ---- the threads ------------------------------------------------------ */
-
-static int snapshot_file_write(const struct store *st, uint64_t seq,
-    const uint8_t *data, size_t len, const char **what);
-
-/* On a thread: uses only the job and the store's fixed fields. */
-static void
-job_run(const struct store *st, struct job *j)
-{
-	uint64_t t0 = now_ns();
-	int rc = 0;
-
-	errno = 0;
-	j->what = NULL;
-	switch (j->kind) {
-	case JOB_FLUSH:
-		if (fdatasync(j->fd) == -1) {
-			rc = -1;
-			j->what = "fdatasync";
-		}
-		break;
-	case JOB_SNAPSHOT:
-		if (j->fd != -1 && fdatasync(j->fd) == -1) {
-			rc = -1;
-			j->what = "the service's file: fdatasync";
-		} else {
-			rc = snapshot_file_write(
-			    st, j->seq, j->data, j->len, &j->what);
-		}
-		break;
-	case JOB_SPARE:
-		if (pwrite(j->fd, j->data, j->len, (off_t)j->at) !=
-		    (ssize_t)j->len) {
-			rc = -1;
-			j->what = "compaction: write";
-		} else if (sync_fd(st, j->fd) == -1) {
-			rc = -2; /* never synced again: stop */
-			j->what = "compaction: fdatasync";
-		}
-		break;
-	case JOB_SWITCH:
-		rc = log_write_new(
-		    st, j->fd, j->gen, j->data, j->len, j->at, &j->what);
-		if (rc == 0 && j->dir_sync && st->mode != CFG_FSYNC_OFF &&
-		    fsync(st->dir_fd) == -1) {
-			rc = -2;
-			j->what = "compaction: directory fsync";
-		}
-		break;
-	}
-	j->err = rc == 0 ? 0 : errno != 0 ? errno : EIO;
-	j->rc = rc;
-	j->ns = now_ns() - t0;
-}
-
-static void *
-worker_main(void *arg)
-{
-	struct worker *w = arg;
-	uint64_t one = 1;
-
-	pthread_mutex_lock(&w->mu);
-	for (;;) {
-		while (!w->request && !w->quit)
-			pthread_cond_wait(&w->cv, &w->mu);
-		if (!w->request) /* a job handed over is run even so */
-			break;
-		pthread_mutex_unlock(&w->mu);
-		job_run(w->st, &w->job);
-		pthread_mutex_lock(&w->mu);
-		w->request = false;
-		w->done = true;
-		pthread_cond_broadcast(&w->cv);
-		(void)!write(w->st->efd, &one, sizeof(one));
-	}
-	pthread_mutex_unlock(&w->mu);
-	return NULL;
-}
-
-static int
-worker_start(struct store *st, struct worker *w)
-{
-	int e;
-
-	w->st = st;
-	pthread_mutex_init(&w->mu, NULL);
-	pthread_cond_init(&w->cv, NULL);
-	if ((e = pthread_create(&w->thread, NULL, worker_main, w)) != 0) {
-		pthread_mutex_destroy(&w->mu);
-		pthread_cond_destroy(&w->cv);
-		errno = e;
-		return -1;
-	}
-	w->started = true;
-	return 0;
-}
-
-static void
-worker_stop(struct worker *w)
-{
-	if (!w->started)
-		return;
-	pthread_mutex_lock(&w->mu);
-	w->quit = true;
-	pthread_cond_broadcast(&w->cv);
-	pthread_mutex_unlock(&w->mu);
-	pthread_join(w->thread, NULL);
-	pthread_mutex_destroy(&w->mu);
-	pthread_cond_destroy(&w->cv);
-	w->started = false;
-}
-
-static void
-worker_hand(struct worker *w, const struct job *j)
-{
-	pthread_mutex_lock(&w->mu);
-	w->job = *j;
-	w->request = true;
-	w->done = false;
-	pthread_cond_signal(&w->cv);
-	pthread_mutex_unlock(&w->mu);
-	w->busy = true;
-}
-
-/* The job handed to w, once it has ended: true with *out set; false while
- * it runs (never with wait) or when there is none. */
-static bool
-worker_reap(struct worker *w, bool wait, struct job *out)
-{
-	if (!w->busy)
-		return false;
-	pthread_mutex_lock(&w->mu);
-	while (wait && !w->done)
-		pthread_cond_wait(&w->cv, &w->mu);
-	if (!w->done) {
-		pthread_mutex_unlock(&w->mu);
-		return false;
-	}
-	w->done = false;
-	*out = w->job;
-	pthread_mutex_unlock(&w->mu);
-	w->busy = false;
-	return true;
-}
-
-static void
-drain_events(const struct store *st)
-{
-	uint64_t v;
-
-	if (st->efd != -1)
-		(void)!read(st->efd, &v, sizeof(v));
-}
-
-static void
-wbuf_swap(struct wbuf *a, struct wbuf *b)
-{
-	struct wbuf t = *a;
-
-	*a = *b;
-	*b = t;
-}
-
-/*
- * Rewrites the generation and synced fields of the records in p[0..len)
- * (and their header checks): records that move into another log.
- */
-static void
-restamp(uint8_t *p, size_t len, uint32_t gen, uint64_t synced)
-{
-	struct wbuf wb;
-
-	wbuf_init_fixed(&wb, p, len);
-	wb.len = len;
-	for (size_t off = 0; off + REC_HDR_LEN <= len;
-	     off += REC_HDR_LEN + (size_t)le32(p + off)) {
-		wbuf_patch_u32(&wb, off + 4, gen);
-		wbuf_patch_u32(&wb, off + 8, (uint32_t)synced);
-		wbuf_patch_u32(&wb, off + 12, (uint32_t)(synced >> 32));
-		wbuf_patch_u32(&wb, off + 20, crc32c(0, p + off, 20));
-	}
-}
-
-/* ---- compaction -------------------------------------------------------- */
-
-/* The spare, opened (created: *created set) if there is none yet. */
-static int
-spare_open(struct store *st, bool *created)
-{
-	char path[CFG_PATH_MAX + 32];
-
-	*created = false;
-	if (st->spare_fd != -1)
-		return 0;
-	log_path(st, 1 - st->live, path, sizeof(path));
-	st->spare_fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (st->spare_fd == -1) {
-		store_fail(st, "log.%d: compaction: open", 1 - st->live);
-		return -1;
-	}
-	*created = true;
-	return 0;
-}
-
-/* The spare, whose records now end at end, has become the live log. */
-static void
-spare_made_live(struct store *st, uint64_t end)
-{
-	int fd = st->spare_fd;
-
-	st->spare_fd = st->wal_fd;
-	st->wal_fd = fd;
-	st->live = 1 - st->live;
-	/* A torn tail not yet cut stays in the old file: it holds another
-	 * generation than the one the spare is next written with. */
-	st->cut_at = 0;
-	st->gen++;
-	st->wal_off = st->durable_off = st->base = end;
-	st->stats.bytes = end - LOG_HDR_LEN;
-	st->stats.compactions++;
-}
-
-int
-store_compact_begin(
-    struct store *st, uint64_t keep, int (*gen)(void *arg), void *arg)
-{
-	struct job j = {.kind = JOB_SPARE, .at = LOG_HDR_LEN};
-	int rc;
-
-	if (!st->bg.started || st->bg.busy || st->cpt != CPT_NONE ||
-	    st->live == -1 || st->wal_off == LOG_NOT_REPLAYED)
-		return 0;
-	if (spare_open(st, &st->cpt_created) == -1)
-		return -1;
-	/* The compacted records stand for everything appended so far. */
-	st->cpt_pos = st->wal_off + st->pending.len;
-	wbuf_swap(&st->pending, &st->cpt_recs);
-	wbuf_reset(&st->pending);
-	st->compacting = true;
-	rc = gen(arg);
-	st->compacting = false;
-	wbuf_swap(&st->pending, &st->cpt_recs);
-	if (rc == -1 || wbuf_failed(&st->cpt_recs)) {
-		wbuf_reset(&st->cpt_recs);
-		return -1;
-	}
-	j.fd = st->spare_fd;
-	j.data = st->cpt_recs.p;
-	j.len = st->cpt_recs.len;
-	st->cpt = CPT_SPARE;
-	st->cpt_keep = keep;
-	worker_hand(&st->bg, &j);
-	return 1;
-}
-
-bool
-store_compact_ready(const struct store *st)
-{
-	return st->cpt == CPT_READY;
-}
-
-static void
-compact_abandon(struct store *st, const char *why)
-{
-	st->stats.compactions_abandoned++;
-	log_warnx("%s/log.%d: compaction abandoned (%s); the old log is "
-	          "kept and compaction is retried at the next checkpoint",
-	    st->dir, st->live, why);
-	st->cpt = CPT_NONE;
-	wbuf_reset(&st->cpt_recs);
-	wbuf_reset(&st->cpt_tail);
-}
-
-/*
- * The compaction's last step, run in place of a flush: what the log holds
- * after the compacted records' position and what is buffered go after them
- * in the spare, then its header. The buffered records are set aside (they
- * go to the old log should this fail). 1, or 0 when abandoned.
- */
-static int
-switch_begin(struct store *st)
-{
-	struct wbuf *t = &st->cpt_tail;
-	struct job j = {.kind = JOB_SWITCH,
-	    .fd = st->spare_fd,
-	    .gen = st->gen + 1,
-	    .at = LOG_HDR_LEN + st->cpt_recs.len,
-	    .dir_sync = st->cpt_created};
-	size_t skip = 0;
-
-	wbuf_reset(t);
-	if (st->cpt_pos < st->wal_off) {
-		size_t n = (size_t)(st->wal_off - st->cpt_pos);
-
-		if (wbuf_reserve(t, n) == -1 ||
-		    pread(st->wal_fd, t->p, n, (off_t)st->cpt_pos) !=
-		        (ssize_t)n) {
-			compact_abandon(st, "cannot read the log back");
-			return 0;
-		}
-		t->len = n;
-	} else {
-		skip = (size_t)(st->cpt_pos - st->wal_off);
-	}
-	wbuf_put_bytes(t, st->pending.p + skip, st->pending.len - skip);
-	if (wbuf_failed(t)) {
-		compact_abandon(st, "out of memory");
-		return 0;
-	}
-	restamp(t->p, t->len, (uint32_t)(st->gen + 1), 0);
-	wbuf_reset(&st->cpt_held);
-	wbuf_swap(&st->pending, &st->cpt_held);
-	j.data = t->p;
-	j.len = t->len;
-	st->cpt = CPT_SWITCH;
-	worker_hand(&st->sy, &j);
-	return 1;
-}
-
-static int
-switch_end(struct store *st, const struct job *j)
-{
-	st->cpt = CPT_NONE;
-	wbuf_reset(&st->cpt_recs);
-	wbuf_reset(&st->cpt_tail);
-	if (j->rc == -2) {
-		errno = j->err;
-		store_fail(st, "log.%d: %s", 1 - st->live, j->what);
-		return -1;
-	}
-	if (j->rc == -1) {
-		/* The old log stays: the records set aside go there now,
-		 * before the output that waits for them, and then the ones
-		 * buffered meanwhile. */
-		int rc;
-
-		errno = j->err;
-		st->stats.compactions_abandoned++;
-		log_warn("%s/log.%d: %s; the old log is kept and compaction "
-		         "is retried at the next checkpoint",
-		    st->dir, 1 - st->live, j->what);
-		wbuf_swap(&st->pending, &st->cpt_held);
-		rc = store_sync(st);
-		wbuf_swap(&st->pending, &st->cpt_held);
-		wbuf_reset(&st->cpt_held);
-		return rc;
-	}
-	wbuf_reset(&st->cpt_held);
-	spare_made_live(st, j->at + j->len);
-	/* Buffered meanwhile for the old log: they go into the new one. */
-	restamp(st->pending.p, st->pending.len, (uint32_t)st->gen, st->base);
-	if (j->ns > st->stats.switch_ns_max)
-		st->stats.switch_ns_max = j->ns;
-	store_snapshots_prune(st, st->cpt_keep);
-	return 0;
-}
-
-/* ---- flushes ----------------------------------------------------------- */
-
-int
-store_sync_begin(struct store *st)
-{
-	struct job j = {.kind = JOB_FLUSH};
-
-	if (st->failed)
-		return -1;
-	if (st->sy.busy)
-		return 1;
-	if (!st->sy.started) /* fsync = always or off: no thread */
-		return store_sync(st) == -1 ? -1 : 0;
-	if (st->cpt == CPT_READY && switch_begin(st) == 1)
-		return 1;
-	if (st->pending.len == 0)
-		return 0;
-	if (write_pending(st) == -1)
-		return -1;
-	st->flush_end = st->wal_off;
-	j.fd = st->wal_fd;
-	worker_hand(&st->sy, &j);
-	return 1;
-}
-
-int
-store_sync_fd(const struct store *st)
-{
-	return st->efd;
-}
-
-int
-store_sync_poll(struct store *st, bool wait)
-{
-	struct job j;
-
-	if (!wait)
-		drain_events(st);
-	if (!st->sy.busy)
-		return 0;
-	if (!worker_reap(&st->sy, wait, &j))
-		return 1;
-	if (j.kind == JOB_SWITCH)
-		return switch_end(st, &j);
-	note_sync(st, j.ns);
-	if (j.rc != 0) {
-		errno = j.err;
-		store_fail(st, "log.%d: fdatasync", st->live);
-		return -1;
-	}
-	st->durable_off = st->flush_end;
-	return 0;
-}
-
-/* ---- snapshots off the loop -------------------------------------------- */
-
-int
-store_snapshot_begin(struct store *st, uint64_t seq, const uint8_t *data,
-    size_t len, int file_fd)
-{
-	struct job j = {.kind = JOB_SNAPSHOT,
-	    .fd = file_fd,
-	    .seq = seq,
-	    .data = data,
-	    .len = len};
-
-	if (!st->bg.started || st->bg.busy)
-		return 0;
-	worker_hand(&st->bg, &j);
-	return 1;
-}
-
-bool
-store_bg_busy(const struct store *st)
-{
-	return st->bg.busy;
-}
-
-bool
-store_snapshot_durable(const struct store *st, uint64_t seq)
-{
-	return st->snap_durable >= seq;
-}
-
-/* The name of the file fd (the service's own, which the store syncs but
- * did not open), relative to the data directory when it is in it; for
- * the line a replica stops with. */
-static void
-file_name(const struct store *st, int fd, char *buf, size_t len)
-{
-	char proc[64], path[CFG_PATH_MAX];
-	size_t dl = strlen(st->dir);
-	ssize_t n;
-
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	n = readlink(proc, path, sizeof(path) - 1);
-	if (n <= 0) {
-		snprintf(buf, len, "the service's file");
-		return;
-	}
-	path[n] = '\0';
-	snprintf(buf, len, "%s",
-	    strncmp(path, st->dir, dl) == 0 && path[dl] == '/' ? path + dl + 1
-	                                                       : path);
-}
-
-int
-store_bg_poll(struct store *st, bool wait)
-{
-	struct job j;
-
-	/* No draining here: store_sync_poll did, before either was looked
-	 * at, so that no end is missed. */
-	if (!worker_reap(&st->bg, wait, &j))
-		return st->bg.busy ? 1 : 0;
-	errno = j.err;
-	if (j.kind == JOB_SNAPSHOT) {
-		if (j.rc != 0 && j.what != NULL &&
-		    strncmp(j.what, "the service's file", 18) == 0) {
-			char name[CFG_PATH_MAX];
-
-			file_name(st, j.fd, name, sizeof(name));
-			store_fail(st, "%s: fdatasync (checkpoint %llu)", name,
-			    (unsigned long long)j.seq);
-			return -1;
-		}
-		if (j.rc != 0) {
-			store_fail(st, "%s (snapshot %llu)", j.what,
-			    (unsigned long long)j.seq);
-			return -1;
-		}
-		if (j.seq > st->snap_durable)
-			st->snap_durable = j.seq;
-		st->stats.snapshots++;
-		if (j.ns > st->stats.snapshot_ns_max)
-			st->stats.snapshot_ns_max = j.ns;
-		return 0;
-	}
-	if (j.rc == -2) { /* a failed sync: never again */
-		store_fail(st, "log.%d: %s", 1 - st->live, j.what);
-		return -1;
-	}
-	if (j.rc != 0) {
-		log_warn("%s/log.%d: %s", st->dir, 1 - st->live, j.what);
-		compact_abandon(st, "cannot write the spare file");
-		return 0;
-	}
-	st->cpt = CPT_READY;
-	return 0;
-}
-
-const uint32_t store_sync_le_us[STORE_SYNC_BUCKETS - 1] = {50, 100, 250, 500,
-    1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000};
-
-int
-store_rewrite(struct store *st, int (*gen)(void *arg), void *arg)
-{
-	struct job j = {.kind = JOB_SWITCH, .at = LOG_HDR_LEN};
-	int rc;
-
-	if (st->live == -1) /* the old format is converted by replay */
-		return -1;
-	/* A compaction off the loop in the works is overtaken. */
-	if (store_bg_poll(st, true) == -1 || store_sync(st) == -1)
-		return -1;
-	st->cpt = CPT_NONE;
-	wbuf_reset(&st->cpt_recs);
-	st->compacting = true;
-	rc = gen(arg);
-	st->compacting = false;
-	if (rc == -1 || spare_open(st, &j.dir_sync) == -1) {
-		wbuf_reset(&st->pending);
-		return -1;
-	}
-	/* The spare is overwritten in place: its blocks are allocated and
-	 * the file does not grow until the log outgrows it, so the flushes
-	 * that follow write data, not file system metadata. The same steps
-	 * as a switch off the loop, run here. */
-	j.fd = st->spare_fd;
-	j.gen = st->gen + 1;
-	j.data = st->pending.p;
-	j.len = st->pending.len;
-	job_run(st, &j);
-	wbuf_reset(&st->pending);
-	if (j.rc != 0) {
-		st->stats.compactions_abandoned++;
-		errno = j.err;
-		store_fail(st, "log.%d: %s", 1 - st->live, j.what);
-		return j.rc;
-	}
-	spare_made_live(st, j.at + j.len);
-	return 0;
-}
-
-static void
-snap_path(const struct store *st, uint64_t seq, char *buf, size_t len)
-{
-	snprintf(
-	    buf, len, "%s/snapshot-%020llu", st->dir, (unsigned long long)seq);
-}
-
-/* On any thread: uses only the store's fixed fields. */
-static int
-snapshot_file_write(const struct store *st, uint64_t seq, const uint8_t *data,
-    size_t len, const char **what)
-{
-	char tmp[CFG_PATH_MAX + 32], dst[CFG_PATH_MAX + 48];
-	uint8_t hdr[16];
-	int fd;
-
-	snprintf(tmp, sizeof(tmp), "%s/snapshot.tmp", st->dir);
-	snap_path(st, seq, dst, sizeof(dst));
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd == -1) {
-		*what = "snapshot.tmp: open";
-		return -1;
-	}
-	*what = "snapshot.tmp: write";
-	for (int i = 0; i < 8; i++)
-		hdr[i] = (uint8_t)(seq >> (8 * i));
-	for (int i = 0; i < 4; i++)
-		hdr[8 + i] = (uint8_t)(crc32c(0, data, len) >> (8 * i));
-	memcpy(hdr + 12, "SNP1", 4);
-	if (write_full(fd, hdr, sizeof(hdr)) == -1 ||
-	    write_full(fd, data, len) == -1 ||
-	    (*what = "snapshot.tmp: fsync",
-	        st->mode != CFG_FSYNC_OFF && fsync(fd) == -1)) {
-		int e = errno;
-
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	close(fd);
-	if (rename(tmp, dst) == -1 ||
-	    (st->mode != CFG_FSYNC_OFF && fsync(st->dir_fd) == -1)) {
-		*what = "snapshot: rename";
-		return -1;
-	}
-	return 0;
-}
-
-int
-store_snapshot_write(
-    struct store *st, uint64_t seq, const uint8_t *data, size_t len)
-{
-	const char *what = NULL;
-
-	if (store_bg_poll(st, true) == -1)
-		return -1;
-	if (snapshot_file_write(st, seq, data, len, &what) == -1) {
-		store_fail(
-		    st, "%s (snapshot %llu)", what, (unsigned long long)seq);
-		return -1;
-	}
-	if (seq > st->snap_durable)
-		st->snap_durable = seq;
-	st->stats.snapshots++;
-	return 0;
-}
-
-int
-store_snapshot_read(
-    struct store *st, uint64_t seq, struct wbuf *out, char *err, size_t errlen)
-{
-	char path[CFG_PATH_MAX + 48];
-	int fd, rc = -1;
-
-	snap_path(st, seq, path, sizeof(path));
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		if (errno == ENOENT)
-			return 1;
-		snprintf(err, errlen, "%s: open: %s", path, strerror(errno));
-		failstop_note_unreadable();
-		return -1;
-	}
-	wbuf_reset(out);
-	if (read_all(fd, path, out, err, errlen) == -1) {
-		failstop_note_unreadable();
-		goto out;
-	}
-	if (out->len < 16 || memcmp(out->p + 12, "SNP1", 4) != 0 ||
-	    crc32c(0, out->p + 16, out->len - 16) != le32(out->p + 8) ||
-	    ((uint64_t)le32(out->p) | (uint64_t)le32(out->p + 4) << 32) !=
-	        seq) {
-		snprintf(err, errlen,
-		    "%s: corrupt snapshot (%zu bytes: header or checksum "
-		    "wrong): refusing to start",
-		    path, out->len);
-		failstop_note_unreadable();
-		goto out;
-	}
-	memmove(out->p, out->p + 16, out->len - 16);
-	out->len -= 16;
-	rc = 0;
-out:
-	close(fd);
-	return rc;
-}
-
-const char *
-store_dir(const struct store *st)
-{
-	return st->dir;
-}
-
-void
-store_get_stats(const struct store *st, struct store_stats *out)
-{
-	*out = st->stats;
-}
-
-/* ---- replicas caught lying in a state transfer ----------------------- */
-
-/* One line in the node's directory: "liars" and their ids, e.g.
- * "liars 0 5\n"; written whole to a temporary file and renamed. */
-#define LIARS_FILE "xfer-liars"
-
-int
-store_liars_read(
-    const struct store *st, uint64_t *mask, char *err, size_t errlen)
-{
-	char path[CFG_PATH_MAX + 16], buf[512], *p, *end;
-	ssize_t n;
-	int fd;
-
-	*mask = 0;
-	snprintf(path, sizeof(path), "%s/" LIARS_FILE, st->dir);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
-		if (errno == ENOENT)
-			return 0; /* none caught */
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	buf[n] = '\0';
-	if (strncmp(buf, "liars", 5) != 0 || strchr(buf, '\n') == NULL)
-		goto bad;
-	for (p = buf + 5; *p == ' ';) {
-		unsigned long id = strtoul(p + 1, &end, 10);
-
-		if (end == p + 1 || id >= 64)
-			goto bad;
-		*mask |= 1ULL << id;
-		p = end;
-	}
-	if (*p == '\n' && p[1] == '\0')
-		return 0;
-bad:
-	snprintf(err, errlen, "%s: malformed (remove it to forget)", path);
-	return -1;
-}
-
-int
-store_liars_write(const struct store *st, uint64_t mask)
-{
-	char tmp[CFG_PATH_MAX + 16], dst[CFG_PATH_MAX + 16], buf[512];
-	size_t len = (size_t)snprintf(buf, sizeof(buf), "liars");
-	int fd;
-
-	for (int i = 0; i < 64; i++)
-		if (mask & 1ULL << i)
-			len += (size_t)snprintf(
-			    buf + len, sizeof(buf) - len, " %d", i);
-	len += (size_t)snprintf(buf + len, sizeof(buf) - len, "\n");
-	snprintf(tmp, sizeof(tmp), "%s/" LIARS_FILE ".tmp", st->dir);
-	snprintf(dst, sizeof(dst), "%s/" LIARS_FILE, st->dir);
-	fd = open(
-	    tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd == -1)
-		return -1;
-	if (write_full(fd, (const uint8_t *)buf, len) == -1 ||
-	    (st->mode != CFG_FSYNC_OFF && fsync(fd) == -1)) {
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	if (rename(tmp, dst) == -1 ||
-	    (st->mode != CFG_FSYNC_OFF && fsync(st->dir_fd) == -1))
-		return -1;
 	return 0;
 }
