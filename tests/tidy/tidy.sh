@@ -3,6 +3,8 @@
 #  - the consensus core stays pure: no sockets, clocks, event loop or rand;
 #  - no strcpy/sprintf/atoi/strtok anywhere;
 #  - no FIXME left behind;
+#  - pbftd and pbftctl include nothing of pbft-replica/ and link none of its
+#    libraries (what they share with the replica lives in common/);
 #  - clang-format agrees with every C file (when clang-format is installed).
 set -u
 root=${1:-.}
@@ -19,6 +21,23 @@ $hits"
 	[ -n "$hits" ] && say "core calls an impure function:
 $hits"
 fi
+
+# Module boundaries: the supervisor and the control tool see the replica
+# only through common/ (svcop.h, msg.h, ...), never its own headers.
+rheaders=$(cd pbft-replica 2>/dev/null && find . -name '*.h' | sed 's#^\./##')
+for d in pbftd pbftctl; do
+	[ -d "$d" ] || continue
+	for h in $rheaders; do
+		b=${h##*/}
+		[ -e "common/$b" ] || [ -e "$d/$b" ] && continue
+		hits=$(grep -nE "#include[[:space:]]*\"([^\"]*/)?$b\"" "$d"/*.[ch])
+		[ -n "$hits" ] && say "$d includes pbft-replica/$h:
+$hits"
+	done
+	hits=$(grep -nE "pbft-replica|pbft(svc|store|net|crypto|core)_(dep|lib)|replica_net_dep" "$d/meson.build")
+	[ -n "$hits" ] && say "$d/meson.build reaches into pbft-replica/:
+$hits"
+done
 
 src=$(git ls-files '*.c' '*.h' 2>/dev/null || find . -name '*.[ch]' -not -path './build*')
 if [ -n "$src" ]; then
