@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# check_library.sh STAGE_ROOT - libpbft as an embedder gets it from a staged
+# install (meson install --destdir STAGE_ROOT):
+#   - the public headers compile as C and as C++ (when a C++ compiler is
+#     there);
+#   - examples/counter builds out of tree with the installed pbft.pc only
+#     (PKG_CONFIG_SYSROOT_DIR points pkg-config into the staging root);
+#   - four counter replicas on 127.0.0.1 (a configuration made by the
+#     installed pbftctl init) take COUNT increments from counter-client,
+#     which reads back COUNT, and every replica executed up to COUNT.
+# Every wait is bounded in time; the whole run is bounded by `timeout`.
+set -euo pipefail
+
+stage=${1:?usage: check_library.sh STAGE_ROOT}
+count=${PBFT_COUNTER_N:-200}
+mult=${PBFT_TIMEOUT_MULT:-1}
+here=$(cd "$(dirname "$0")" && pwd)
+src=$here/../../examples/counter
+fail() { echo "FAIL: $*" >&2; exit 1; }
+find_one() {
+	local f
+	f=$(find "$stage" -path "*/$1" -print -quit)
+	[ -n "$f" ] || fail "no $1 in the staged install"
+	echo "$f"
+}
+pc=$(find_one pkgconfig/pbft.pc)
+pbftctl=$(find_one bin/pbftctl)
+libdir=$(dirname "$(dirname "$pc")")
+
+dir=$(mktemp -d /tmp/pbft-library.XXXXXX)
+pids=()
+cleanup() {
+	local rc=$?
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do
+		for _ in $(seq 1 50); do
+			kill -0 "$p" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -9 "$p" 2>/dev/null || true
+	done
+	wait 2>/dev/null || true
+	if [ $rc -ne 0 ]; then
+		for f in "$dir"/replica-*.log; do
+			[ -f "$f" ] && { echo "--- $f"; tail -n 15 "$f"; }
+		done
+	fi
+	[ -n "${PBFT_TEST_KEEP:-}" ] || rm -rf "$dir"
+	exit $rc
+}
+trap cleanup EXIT
+
+export PKG_CONFIG_PATH=$(dirname "$pc")
+export PKG_CONFIG_SYSROOT_DIR=$stage
+export LD_LIBRARY_PATH=$stage$(pkg-config --variable=libdir pbft |
+    sed "s#^$stage##")
+[ -f "$LD_LIBRARY_PATH/libpbft.so.0" ] || fail "no libpbft.so.0 in $LD_LIBRARY_PATH"
+[ "$LD_LIBRARY_PATH" = "$libdir" ] || fail "pbft.pc's libdir is not $libdir"
+
+# The headers alone, as C (strict) and as C++.
+printf '#include <pbft/pbft.h>\nint main(void) { return pbft_version() == 0; }\n' \
+    >"$dir/hdr.c"
+cc -std=c99 -Wall -Wextra -Wpedantic -Werror $(pkg-config --cflags pbft) \
+    -o "$dir/hdr" "$dir/hdr.c" $(pkg-config --libs pbft) ||
+    fail "the headers do not compile as C99"
+"$dir/hdr" || fail "pbft_version() from the installed library"
+if command -v c++ >/dev/null 2>&1; then
+	cp "$dir/hdr.c" "$dir/hdr.cc"
+	c++ -Wall -Wextra -Wpedantic -Werror $(pkg-config --cflags pbft) \
+	    -o "$dir/hdrxx" "$dir/hdr.cc" $(pkg-config --libs pbft) ||
+	    fail "the headers do not compile as C++"
+	"$dir/hdrxx" || fail "pbft_version() from C++"
+	echo "ok: the public headers compile and link as C99 and C++"
+else
+	echo "ok: the public headers compile and link as C99 (no C++ compiler)"
+fi
+
+# The example, out of tree, with pkg-config only.
+cp -r "$src" "$dir/counter"
+make -s -C "$dir/counter" >/dev/null || fail "examples/counter does not build"
+echo "ok: examples/counter built against the staged library"
+
+base=$(( 20000 + ($$ % 2000) * 10 ))
+"$pbftctl" init -n 4 --base-port "$base" --clients 1 -o "$dir/c" >/dev/null
+cfg=$dir/c/cluster.ini
+for i in 0 1 2 3; do
+	"$dir/counter/counter-replica" -c "$cfg" -i $i \
+	    >"$dir/replica-$i.log" 2>&1 &
+	pids+=($!)
+done
+
+out=$(timeout $((120 * mult)) "$dir/counter/counter-client" -c "$cfg" \
+    -C admin -n "$count") || fail "counter-client failed"
+[ "$out" = "$count" ] || fail "counter-client read $out, want $count"
+echo "ok: $count increments confirmed by f+1 replicas; the value read is $out"
+
+# Every replica executed every increment (the read comes after them).
+end=$(( $(date +%s) + 30 * mult ))
+for i in 0 1 2 3; do
+	for _ in $(seq 1 $((300 * mult))); do
+		grep -q "^value $count at" "$dir/replica-$i.log" && break
+		[ "$(date +%s)" -lt "$end" ] || break
+		sleep 0.1
+	done
+	grep -q "^value $count at" "$dir/replica-$i.log" ||
+	    fail "replica $i did not reach $count (last: $(grep '^value' \
+	    "$dir/replica-$i.log" | tail -n 1))"
+	if grep -q "^value $((count + 1)) at" "$dir/replica-$i.log"; then
+		fail "replica $i went past $count"
+	fi
+done
+echo "ok: all 4 replicas are at $count"
