@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # check_library.sh STAGE_ROOT - libpbft as an embedder gets it from a staged
-# install (meson install --destdir STAGE_ROOT):
+# install (meson install --destdir STAGE_ROOT), or, with STAGE_ROOT /, as
+# installed on this machine (the libpbft-dev package, tests/install/
+# check_deb.sh):
 #   - the public headers compile as C and as C++ (when a C++ compiler is
 #     there);
 #   - examples/counter builds out of tree with the installed pbft.pc only
@@ -23,8 +25,13 @@ find_one() {
 	[ -n "$f" ] || fail "no $1 in the staged install"
 	echo "$f"
 }
-pc=$(find_one pkgconfig/pbft.pc)
-pbftctl=$(find_one bin/pbftctl)
+if [ "$stage" = / ]; then
+	pc=$(pkg-config --variable=pcfiledir pbft)/pbft.pc
+	pbftctl=$(command -v pbftctl) || fail "no pbftctl installed"
+else
+	pc=$(find_one pkgconfig/pbft.pc)
+	pbftctl=$(find_one bin/pbftctl)
+fi
 libdir=$(dirname "$(dirname "$pc")")
 
 dir=$(mktemp -d /tmp/pbft-library.XXXXXX)
@@ -50,12 +57,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-export PKG_CONFIG_PATH=$(dirname "$pc")
-export PKG_CONFIG_SYSROOT_DIR=$stage
-export LD_LIBRARY_PATH=$stage$(pkg-config --variable=libdir pbft |
-    sed "s#^$stage##")
-[ -f "$LD_LIBRARY_PATH/libpbft.so.0" ] || fail "no libpbft.so.0 in $LD_LIBRARY_PATH"
-[ "$LD_LIBRARY_PATH" = "$libdir" ] || fail "pbft.pc's libdir is not $libdir"
+if [ "$stage" != / ]; then
+	export PKG_CONFIG_PATH=$(dirname "$pc")
+	export PKG_CONFIG_SYSROOT_DIR=$stage
+	export LD_LIBRARY_PATH=$stage$(pkg-config --variable=libdir pbft |
+	    sed "s#^$stage##")
+	[ -f "$LD_LIBRARY_PATH/libpbft.so.0" ] ||
+	    fail "no libpbft.so.0 in $LD_LIBRARY_PATH"
+	[ "$LD_LIBRARY_PATH" = "$libdir" ] ||
+	    fail "pbft.pc's libdir is not $libdir"
+fi
 
 # The headers alone, as C (strict) and as C++.
 printf '#include <pbft/pbft.h>\nint main(void) { return pbft_version() == 0; }\n' \
@@ -78,7 +89,7 @@ fi
 # The example, out of tree, with pkg-config only.
 cp -r "$src" "$dir/counter"
 make -s -C "$dir/counter" >/dev/null || fail "examples/counter does not build"
-echo "ok: examples/counter built against the staged library"
+echo "ok: examples/counter built against the library in $stage"
 
 base=$(( 20000 + ($$ % 2000) * 10 ))
 "$pbftctl" init -n 4 --base-port "$base" --clients 1 -o "$dir/c" >/dev/null
