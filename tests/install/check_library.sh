@@ -7,9 +7,12 @@
 #     there);
 #   - examples/counter builds out of tree with the installed pbft.pc only
 #     (PKG_CONFIG_SYSROOT_DIR points pkg-config into the staging root);
-#   - four counter replicas on 127.0.0.1 (a configuration made by the
-#     installed pbftctl init) take COUNT increments from counter-client,
-#     which reads back COUNT, and every replica executed up to COUNT.
+#   - counter replicas on 127.0.0.1 (a configuration made by the installed
+#     pbftctl init, checkpoints every 10 requests) take COUNT increments
+#     from counter-client, which reads back COUNT: half of them with
+#     replicas 0-2, the rest after replica 3 joined late (it must fetch
+#     the state through the library's checkpoints) and replica 0 restarted
+#     (it must restore its snapshot); every replica reaches COUNT.
 # Every wait is bounded in time; the whole run is bounded by `timeout`.
 set -euo pipefail
 
@@ -94,26 +97,66 @@ echo "ok: examples/counter built against the library in $stage"
 base=$(( 20000 + ($$ % 2000) * 10 ))
 "$pbftctl" init -n 4 --base-port "$base" --clients 1 -o "$dir/c" >/dev/null
 cfg=$dir/c/cluster.ini
-for i in 0 1 2 3; do
-	"$dir/counter/counter-replica" -c "$cfg" -i $i \
-	    >"$dir/replica-$i.log" 2>&1 &
+# Checkpoints every 10 requests: a replica that missed more than a window
+# of them must fetch the service's state (the library's whole-image
+# checkpoints), not replay it.
+sed -i 's/^checkpoint_interval.*/checkpoint_interval = 10/
+s/^view_change_timeout.*/view_change_timeout = 2s/' "$cfg"
+grep -q '^checkpoint_interval = 10$' "$cfg" ||
+    sed -i '/^\[cluster\]/a checkpoint_interval = 10' "$cfg"
+declare -A rpid
+start() {
+	"$dir/counter/counter-replica" -c "$cfg" -i "$1" \
+	    >>"$dir/replica-$1.log" 2>&1 &
+	rpid[$1]=$!
 	pids+=($!)
-done
-
-out=$(timeout $((120 * mult)) "$dir/counter/counter-client" -c "$cfg" \
-    -C admin -n "$count") || fail "counter-client failed"
-[ "$out" = "$count" ] || fail "counter-client read $out, want $count"
-echo "ok: $count increments confirmed by f+1 replicas; the value read is $out"
-
-# Every replica executed every increment (the read comes after them).
-end=$(( $(date +%s) + 30 * mult ))
-for i in 0 1 2 3; do
+}
+stop() {
+	kill "${rpid[$1]}"
+	for _ in $(seq 1 100); do
+		kill -0 "${rpid[$1]}" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	fail "replica $1 did not stop on SIGTERM"
+}
+add() { # add N EXPECTED: N increments, then the value read is EXPECTED
+	local out
+	out=$(timeout $((120 * mult)) "$dir/counter/counter-client" \
+	    -c "$cfg" -C admin -n "$1") || fail "counter-client -n $1 failed"
+	[ "$out" = "$2" ] || fail "counter-client read $out, want $2"
+}
+# wait_log I PATTERN: replica I's output has PATTERN, within 30 s.
+wait_log() {
+	local end=$(( $(date +%s) + 30 * mult ))
 	for _ in $(seq 1 $((300 * mult))); do
-		grep -q "^value $count at" "$dir/replica-$i.log" && break
+		grep -q -- "$2" "$dir/replica-$1.log" && return 0
 		[ "$(date +%s)" -lt "$end" ] || break
 		sleep 0.1
 	done
-	grep -q "^value $count at" "$dir/replica-$i.log" ||
+	return 1
+}
+
+half=$((count / 2))
+for i in 0 1 2; do start $i; done
+add "$half" "$half"
+echo "ok: $half increments on replicas 0-2, confirmed by f+1; read $half"
+
+# Replica 3 starts far behind and fetches the state; replica 0 restarts
+# and restores its own latest snapshot.
+start 3
+stop 0
+start 0
+add $((count - half)) "$count"
+echo "ok: $((count - half)) more with replica 0 restarted and 3 new; read $count"
+wait_log 3 "state of checkpoint [0-9]* installed" ||
+    fail "replica 3 did not install a fetched state"
+wait_log 0 "restored the state of checkpoint" ||
+    fail "replica 0 did not restore its snapshot"
+echo "ok: replica 3 installed a fetched state; replica 0 restored its snapshot"
+
+# Every replica executed every increment (the read comes after them).
+for i in 0 1 2 3; do
+	wait_log $i "^value $count at" ||
 	    fail "replica $i did not reach $count (last: $(grep '^value' \
 	    "$dir/replica-$i.log" | tail -n 1))"
 	if grep -q "^value $((count + 1)) at" "$dir/replica-$i.log"; then
