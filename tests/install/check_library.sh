@@ -92,7 +92,14 @@ fi
 # The example, out of tree, with pkg-config only.
 cp -r "$src" "$dir/counter"
 make -s -C "$dir/counter" >/dev/null || fail "examples/counter does not build"
-echo "ok: examples/counter built against the library in $stage"
+# The client again, on the static library (pkg-config --static).
+cc -O2 -o "$dir/counter/counter-client-static" "$dir/counter/counter-client.c" \
+    "$dir/counter/counter.c" $(pkg-config --cflags pbft) -Wl,-Bstatic -lpbft \
+    -Wl,-Bdynamic $(pkg-config --static --libs pbft | sed 's/-lpbft//') ||
+    fail "counter-client does not link with libpbft.a"
+ldd "$dir/counter/counter-client-static" | grep -q libpbft &&
+    fail "counter-client-static loads libpbft.so"
+echo "ok: examples/counter built against the library in $stage (shared and static)"
 
 base=$(( 20000 + ($$ % 2000) * 10 ))
 "$pbftctl" init -n 4 --base-port "$base" --clients 1 -o "$dir/c" >/dev/null
@@ -119,10 +126,11 @@ stop() {
 	done
 	fail "replica $1 did not stop on SIGTERM"
 }
-add() { # add N EXPECTED: N increments, then the value read is EXPECTED
-	local out
-	out=$(timeout $((120 * mult)) "$dir/counter/counter-client" \
-	    -c "$cfg" -C admin -n "$1") || fail "counter-client -n $1 failed"
+# add N EXPECTED [static]: N increments, then the value read is EXPECTED
+add() {
+	local out bin=$dir/counter/counter-client${3:+-static}
+	out=$(timeout $((120 * mult)) "$bin" -c "$cfg" -C admin -n "$1") ||
+	    fail "$(basename "$bin") -n $1 failed"
 	[ "$out" = "$2" ] || fail "counter-client read $out, want $2"
 }
 # wait_log I PATTERN: replica I's output has PATTERN, within 30 s.
@@ -146,8 +154,8 @@ echo "ok: $half increments on replicas 0-2, confirmed by f+1; read $half"
 start 3
 stop 0
 start 0
-add $((count - half)) "$count"
-echo "ok: $((count - half)) more with replica 0 restarted and 3 new; read $count"
+add $((count - half)) "$count" static
+echo "ok: $((count - half)) more (static client) with replica 0 restarted and 3 new; read $count"
 wait_log 3 "state of checkpoint [0-9]* installed" ||
     fail "replica 3 did not install a fetched state"
 wait_log 0 "restored the state of checkpoint" ||
