@@ -3,8 +3,6 @@
 #  - the consensus core stays pure: no sockets, clocks, event loop or rand;
 #  - no strcpy/sprintf/atoi/strtok anywhere;
 #  - no FIXME left behind;
-#  - pbftd and pbftctl include nothing of pbft-replica/ and link none of its
-#    libraries (what they share with the replica lives in common/);
 #  - clang-format agrees with every C file (when clang-format is installed).
 set -u
 root=${1:-.}
@@ -22,8 +20,9 @@ $hits"
 $hits"
 fi
 
-# Module boundaries: the supervisor and the control tool see the replica
-# only through common/ (svcop.h, msg.h, ...), never its own headers.
+# Module boundaries: pbftd and pbftctl include nothing of pbft-replica/ and
+# link none of its libraries; they see the replica only through common/
+# (svcop.h, msg.h, ...).
 rheaders=$(cd pbft-replica 2>/dev/null && find . -name '*.h' | sed 's#^\./##')
 for d in pbftd pbftctl; do
 	[ -d "$d" ] || continue
