@@ -49,8 +49,14 @@ trap cleanup EXIT
 
 src=$dir/pbft-$version
 mkdir "$src"
-(cd "$top" && git ls-files -co --exclude-standard |
-    grep -vE '^(build|obj-)[^/]*/' | tar -cf - -T -) | tar -xf - -C "$src"
+files() { # the tree's files, without build directories
+	if git -C "$top" rev-parse >/dev/null 2>&1; then
+		git -C "$top" ls-files -co --exclude-standard
+	else
+		(cd "$top" && find . -type f ! -path './.git/*' | sed 's#^\./##')
+	fi | grep -vE '^(build|obj-)[^/]*/'
+}
+(cd "$top" && files | tar -cf - -T -) | tar -xf - -C "$src"
 opts=nocheck
 [ "${PBFT_DEB_CHECK:-0}" = 1 ] && opts=
 (cd "$src" && DEB_BUILD_OPTIONS=$opts dpkg-buildpackage -us -uc -b) \
