@@ -6,6 +6,7 @@
  */
 #include <pbft/pbft.h>
 
+#include <ev.h>
 #include <stdio.h>
 
 #include "cfg.h"
@@ -95,6 +96,13 @@ pbft_client_open(struct ev_loop *loop, const struct pbft_conf *conf,
 	if (cfg_load_client_key(cfg, o.client_id, &o.key, err, errlen) == -1)
 		return NULL;
 	return pbft_client_new(loop, &o, err, errlen); /* takes the key */
+}
+
+void
+pbft_client_wait(struct ev_loop *loop, struct pbft_client *c)
+{
+	while (pbft_client_outstanding(c) > 0)
+		ev_run(loop, EVRUN_ONCE);
 }
 
 /* Encodes one operation of the built-in service into op and submits it. */

@@ -17,7 +17,7 @@
 
 struct run {
 	struct pbft_client *client;
-	long left; /* increments still to confirm */
+	long left; /* requests submitted and not yet answered */
 	int failed;
 	uint64_t value;
 };
@@ -85,8 +85,7 @@ main(int argc, char **argv)
 		run.left++;
 	if (run.left != count + 1)
 		run.failed = 1;
-	while (run.left > 0)
-		ev_run(loop, EVRUN_ONCE);
+	pbft_client_wait(loop, run.client);
 	printf("%llu\n", (unsigned long long)run.value);
 	pbft_client_free(run.client);
 	pbft_conf_free(conf);

@@ -26,7 +26,7 @@
  *     struct pbft_client *c = pbft_client_open(loop, conf, "app", NULL,
  *         err, sizeof(err));
  *     pbft_client_submit(c, op, op_len, done, NULL);
- *     ev_run(loop, 0);
+ *     pbft_client_wait(loop, c);      (or ev_run(loop, 0) in a server)
  *
  * Threads: every function here, but for pbft_client_open, takes a client
  * and must be called on the thread that runs the client's loop (from a
@@ -96,6 +96,13 @@ PBFT_API void pbft_client_free(struct pbft_client *c);
  */
 PBFT_API int pbft_client_submit(struct pbft_client *c, const uint8_t *op,
     size_t len, pbft_client_cb cb, void *arg);
+
+/*
+ * Runs loop (the one c was opened on) until none of c's requests is
+ * unanswered: every callback has run. For programs that want an answer
+ * before going on; the wait is bounded by the requests' timeout_ms.
+ */
+PBFT_API void pbft_client_wait(struct ev_loop *loop, struct pbft_client *c);
 
 /* Status: replicas connected now (handshake done), requests unanswered. */
 PBFT_API uint32_t pbft_client_connected(const struct pbft_client *c);
