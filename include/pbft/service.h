@@ -34,6 +34,16 @@
  *         NULL, err, sizeof(err));
  *     ev_run(loop, 0);
  *
+ * Failures: a replica whose disk fails while it runs (a write or sync of
+ * its log, snapshots or data directory that fails) stops the whole
+ * process at once, with a line on standard error naming the file and the
+ * error, rather than go on from a state it cannot make durable; so do a
+ * failed snapshot of the service, a lack of memory and a broken internal
+ * invariant. Run a replica in a process of its own
+ * (restarted by a supervisor, as pbftd does) unless that suits the
+ * program. pbft_replica_new reports what it finds wrong at the start
+ * through err instead.
+ *
  * Threads: pbft_replica_new, pbft_replica_free and
  * pbft_replica_status_json on the thread that runs the replica's loop
  * (pbft_replica_new while it is not running); every service callback runs
@@ -78,8 +88,9 @@ struct pbft_service_ops {
 	 * that is canonical). */
 	void (*digest)(void *state, uint8_t out[PBFT_DIGEST_BYTES]);
 	/* An image of the whole state, in *image (allocated with malloc;
-	 * the library frees it) of *len bytes; 0, or -1. Equal states must
-	 * give equal images. */
+	 * the library frees it) of *len bytes; 0, or -1, which stops the
+	 * process as a failed disk does (a checkpoint cannot be skipped).
+	 * Equal states must give equal images. */
 	int (*snapshot)(void *state, uint8_t **image, size_t *len);
 	/* Sets a state (just made by create) from an image snapshot made;
 	 * 0, or -1 if the image is malformed. */
