@@ -1045,8 +1045,30 @@ cfg_client_by_name(const struct cluster_cfg *cfg, const char *name)
 }
 
 /*
- * Loads a private key file: it must exist, be readable, not be readable by
- * group or others, hold an Ed25519 key, and match the configured public key.
+ * Where a private key is read from: a systemd credential (LoadCredential=,
+ * LoadCredentialEncrypted=) named as the file's last component when the
+ * service has one ($CREDENTIALS_DIRECTORY/node0.pem for keys/node0.pem),
+ * else the file itself.
+ */
+static const char *
+key_source(const char *file, char *buf, size_t len)
+{
+	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+	const char *base = strrchr(file, '/');
+	struct stat sb;
+
+	base = base != NULL ? base + 1 : file;
+	if (dir == NULL || dir[0] != '/' || base[0] == '\0' ||
+	    (size_t)snprintf(buf, len, "%s/%s", dir, base) >= len ||
+	    lstat(buf, &sb) == -1)
+		return file;
+	return buf;
+}
+
+/*
+ * Loads a private key file (or its credential): it must exist, be
+ * readable, not be readable by group or others, hold an Ed25519 key, and
+ * match the configured public key.
  */
 static int
 load_key(const struct cluster_cfg *cfg, const char *file, int line,
@@ -1054,7 +1076,7 @@ load_key(const struct cluster_cfg *cfg, const char *file, int line,
     size_t errlen)
 {
 	struct stat sb;
-	char kerr[CFG_ERR_LEN];
+	char kerr[CFG_ERR_LEN], cred[CFG_PATH_MAX];
 	uint8_t have[PBFT_PUBKEY_LEN];
 	void *k;
 
@@ -1063,6 +1085,7 @@ load_key(const struct cluster_cfg *cfg, const char *file, int line,
 		    cfg->path, line, who);
 		return -1;
 	}
+	file = key_source(file, cred, sizeof(cred));
 	if (stat(file, &sb) == -1) {
 		snprintf(err, errlen,
 		    "%s:%d: cannot read private key file %s: %s", cfg->path,
@@ -1072,8 +1095,9 @@ load_key(const struct cluster_cfg *cfg, const char *file, int line,
 	if ((sb.st_mode & 077) != 0) {
 		snprintf(err, errlen,
 		    "%s:%d: private key file %s is readable by group or others "
-		    "(chmod 600 %s)",
-		    cfg->path, line, file, file);
+		    "(mode %04o; chmod 600 %s)",
+		    cfg->path, line, file, (unsigned)(sb.st_mode & 07777),
+		    file);
 		return -1;
 	}
 	if ((k = sig_read_private_pem(file, kerr, sizeof(kerr))) == NULL) {

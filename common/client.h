@@ -30,16 +30,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <pbft/client.h> /* the public half: results, submit, status */
+
 #include "cfg.h"
-
-struct ev_loop;
-struct pbft_client;
-
-enum pbft_client_status {
-	PBFT_CLIENT_OK = 0, /* f+1 matching replies */
-	PBFT_CLIENT_TIMEOUT = 1, /* no quorum within timeout_ms */
-	PBFT_CLIENT_CANCELLED = 2, /* client freed before completion */
-};
 
 struct pbft_client_opts {
 	const struct cluster_cfg *cfg; /* borrowed; must outlive the client */
@@ -66,37 +59,12 @@ struct pbft_client_opts {
 	uint32_t sign_interval_us;
 };
 
-struct pbft_result {
-	enum pbft_client_status status;
-	uint64_t seq; /* sequence number that executed the request */
-	uint64_t view; /* view of the first matching reply */
-	uint8_t svc_status; /* the service's status code (service.h) */
-	const uint8_t *result; /* valid during the callback only */
-	uint32_t result_len;
-	uint64_t latency_us;
-};
-
-typedef void (*pbft_client_cb)(void *arg, const struct pbft_result *res);
-
 /* Creates a client and starts connecting; NULL with err set on failure. */
 struct pbft_client *pbft_client_new(struct ev_loop *loop,
     const struct pbft_client_opts *opts, char *err, size_t errlen);
-/* Fails every outstanding request with CANCELLED, closes, frees; not from
- * one of c's callbacks. */
-void pbft_client_free(struct pbft_client *c);
 
-/*
- * Submits op (copied). cb runs exactly once, later, from the loop.
- * Returns 0, or -1 if op is too large or too many requests are outstanding.
- */
-int pbft_client_submit(struct pbft_client *c, const uint8_t *op, size_t len,
-    pbft_client_cb cb, void *arg);
-
-/* Replicas currently connected (handshake done). */
-uint32_t pbft_client_connected(const struct pbft_client *c);
 /* Whether replica i is connected (false for an i of no replica). */
 bool pbft_client_replica_connected(const struct pbft_client *c, uint32_t i);
-uint32_t pbft_client_outstanding(const struct pbft_client *c);
 
 /*
  * How long a client with requests unanswered holds new ones back from

@@ -953,10 +953,9 @@ record_stop(struct replica *r)
 }
 
 static int
-open_service(struct replica *r, char *err, size_t errlen)
+open_ledger(struct replica *r, char *err, size_t errlen)
 {
 	char path[CFG_PATH_MAX + 16];
-	const struct service_ops *ops;
 
 	snprintf(path, sizeof(path), "%s/ledger", store_dir(r->store));
 	if ((r->svc = service_ledger_open(path)) == NULL) {
@@ -965,6 +964,21 @@ open_service(struct replica *r, char *err, size_t errlen)
 	}
 	if (service_ledger_access(r->svc, r->cfg) == -1) {
 		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+open_service(struct replica *r, char *err, size_t errlen)
+{
+	const struct service_ops *ops;
+
+	if (r->opts.service_open != NULL) {
+		if ((r->svc = r->opts.service_open(r->opts.service_arg,
+		         store_dir(r->store), err, errlen)) == NULL)
+			return -1;
+	} else if (open_ledger(r, err, errlen) == -1) {
 		return -1;
 	}
 	ops = r->svc->ops;

@@ -14,6 +14,7 @@
 #define PBFT_REPLICA_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cfg.h"
@@ -21,6 +22,7 @@
 #define REPLICA_TICK_MS 10
 
 struct replica;
+struct service;
 struct ev_loop;
 
 struct replica_opts {
@@ -28,6 +30,15 @@ struct replica_opts {
 	bool insecure_dev; /* --dev: keys derived from the index */
 	int sup_fd; /* supervisor link (fd 3), or -1 */
 	const char *faults; /* PBFT_FAULTS (fault-injection builds only) */
+	/*
+	 * The service to replicate; NULL: the built-in ledger with its
+	 * journal in the data directory. Called once by replica_new with the
+	 * node's data directory; the replica frees what it returns. NULL
+	 * with err set on failure.
+	 */
+	struct service *(*service_open)(
+	    void *arg, const char *dir, char *err, size_t errlen);
+	void *service_arg;
 };
 
 /*

@@ -17,17 +17,8 @@
 #include <stdint.h>
 
 #include "msg.h"
+#include "svcop.h" /* status codes, the built-in operations' encoding */
 #include "wbuf.h"
-
-/* Status codes carried in replies (struct pbft_reply.status). */
-enum service_status {
-	SVC_OK = 0,
-	SVC_NOT_FOUND = 1, /* get/del of a key that is not there */
-	SVC_BAD_OP = 2, /* the operation does not parse */
-	SVC_TOO_BIG = 3, /* a value that does not fit a reply */
-	SVC_DENIED = 4, /* put/del of a key this client may not write */
-	SVC_QUOTA = 5, /* the put would exceed the owner's key or byte quota */
-};
 
 struct service;
 
@@ -118,16 +109,6 @@ struct service {
 	const struct service_ops *ops;
 };
 
-/* Operation encoding of the built-in service (first byte = opcode). */
-enum ledger_op {
-	LEDGER_OP_SUBMIT = 1, /* rest: transaction bytes -> u64 ledger index */
-	LEDGER_OP_PUT = 2, /* u16 key_len, key, value -> empty, or
-	                      SVC_DENIED, SVC_QUOTA */
-	LEDGER_OP_GET = 3, /* key -> value, or SVC_NOT_FOUND */
-	LEDGER_OP_DEL = 4, /* key -> empty, or SVC_NOT_FOUND, SVC_DENIED */
-};
-
-#define LEDGER_KEY_BYTES_MAX 1024
 #define LEDGER_OWNER_NONE UINT32_MAX /* keys from an image without owners */
 
 /*
@@ -161,12 +142,5 @@ struct service *service_ledger_open(const char *journal_path);
 
 /* Number of ledger entries. */
 uint64_t service_ledger_count(struct service *s);
-
-/* Helpers to build operations for the built-in service; 0 or -1. */
-int ledger_op_submit(struct wbuf *wb, const void *tx, size_t len);
-int ledger_op_put(struct wbuf *wb, const void *key, size_t klen,
-    const void *val, size_t vlen);
-int ledger_op_get(struct wbuf *wb, const void *key, size_t klen);
-int ledger_op_del(struct wbuf *wb, const void *key, size_t klen);
 
 #endif

@@ -36,7 +36,7 @@
 #include "cfg.h"
 #include "client.h"
 #include "log.h"
-#include "service.h"
+#include "svcop.h"
 
 /* Log-linear latency histogram: 1 us .. ~2^40 us, 64 sub-buckets. */
 #define H_SUB 64

@@ -23,7 +23,7 @@
 #include "ctl_req.h"
 #include "log.h"
 #include "pbftd.h"
-#include "service.h"
+#include "svcop.h"
 #include "sig.h"
 #include "wbuf.h"
 

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "ctl_proto.h"
-#include "service.h"
+#include "svcop.h"
 
 /* A string argument: present, a JSON string, without NUL bytes. */
 static const char *

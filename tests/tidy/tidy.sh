@@ -22,6 +22,24 @@ $hits"
 $hits"
 fi
 
+# Module boundaries: pbftd and pbftctl include nothing of pbft-replica/ and
+# link none of its libraries; they see the replica only through common/
+# (svcop.h, msg.h, ...).
+rheaders=$(cd pbft-replica 2>/dev/null && find . -name '*.h' | sed 's#^\./##')
+for d in pbftd pbftctl; do
+	[ -d "$d" ] || continue
+	for h in $rheaders; do
+		b=${h##*/}
+		[ -e "common/$b" ] || [ -e "$d/$b" ] && continue
+		hits=$(grep -nE "#include[[:space:]]*\"([^\"]*/)?$b\"" "$d"/*.[ch])
+		[ -n "$hits" ] && say "$d includes pbft-replica/$h:
+$hits"
+	done
+	hits=$(grep -nE "pbft-replica|pbft(svc|store|net|crypto|core)_(dep|lib)|replica_net_dep" "$d/meson.build")
+	[ -n "$hits" ] && say "$d/meson.build reaches into pbft-replica/:
+$hits"
+done
+
 src=$(git ls-files '*.c' '*.h' 2>/dev/null || find . -name '*.[ch]' -not -path './build*')
 if [ -n "$src" ]; then
 	hits=$(grep -nE '(^|[^_a-zA-Z0-9])(strcpy|sprintf|vsprintf|atoi|atol|strtok|gets)[[:space:]]*\(' $src)
