@@ -409,6 +409,25 @@ admission_key(struct parse *ps, int k, const char *v)
 	return 1;
 }
 
+/* http_listen (host:port) or one of the HTTP files (a path). */
+static int
+http_value(struct parse *ps, const char *name, const char *v, char *out)
+{
+	char host[256];
+	uint16_t port;
+
+	if (strcmp(name, "http_listen") == 0) {
+		if (cfg_parse_address(v, host, sizeof(host), &port) == -1)
+			return fail_at(ps, ps->line,
+			    "http_listen: want host:port, got '%s'", v);
+		snprintf(out, sizeof(ps->cfg->http_listen), "%s", v);
+		return 1;
+	}
+	if (resolve_path(ps, v, out, CFG_PATH_MAX) == -1)
+		return fail_at(ps, ps->line, "bad %s", name);
+	return 1;
+}
+
 static int
 cluster_key(struct parse *ps, const char *name, const char *v)
 {
@@ -419,7 +438,8 @@ cluster_key(struct parse *ps, const char *name, const char *v)
 	    "fsync", "log_level", "client_max_keys", "client_max_bytes",
 	    "shared_prefixes", "queue_bytes_max", "min_free", "handshake_rate",
 	    "handshakes_max", "connections_per_address", "accept_from",
-	    "replica_source"};
+	    "replica_source", "http_listen", "http_tokens", "http_cert",
+	    "http_key"};
 	struct cluster_cfg *c = ps->cfg;
 	uint64_t x;
 	int k = -1;
@@ -567,6 +587,14 @@ cluster_key(struct parse *ps, const char *name, const char *v)
 			return fail_at(ps, ps->line,
 			    "min_free: want a size like 256MiB, 1GiB or 0");
 		return 1;
+	case 27:
+		return http_value(ps, name, v, c->http_listen);
+	case 28:
+		return http_value(ps, name, v, c->http_tokens);
+	case 29:
+		return http_value(ps, name, v, c->http_cert);
+	case 30:
+		return http_value(ps, name, v, c->http_key);
 	default:
 		return admission_key(ps, k - 22, v);
 	}

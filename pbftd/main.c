@@ -24,6 +24,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "http.h"
 #include "log.h"
 #include "pbft_build.h"
 #include "pbftd.h"
@@ -215,6 +216,24 @@ start_client(struct pbftd *d)
 	if ((d->client = pbft_client_new(d->loop, &o, err, sizeof(err))) ==
 	    NULL)
 		log_warnx("cluster client: %s", err);
+}
+
+/* The HTTP API and /metrics: http.c, or metrics.c's own small server. */
+static int
+start_http(struct pbftd *d, char *err, size_t errlen)
+{
+#if PBFT_HAVE_MHD
+	d->http = http_new(d, err, errlen);
+	return d->http == NULL && err[0] != '\0' ? -1 : 0;
+#else
+	if (d->cfg->http_listen[0] != '\0') {
+		snprintf(err, errlen,
+		    "http_listen: pbftd was built without libmicrohttpd");
+		return -1;
+	}
+	d->metrics = metrics_new(d, err, errlen);
+	return d->metrics == NULL && d->cfg->metrics_listen[0] != '\0' ? -1 : 0;
+#endif
 }
 
 static void
@@ -568,8 +587,7 @@ main(int argc, char **argv)
 	d.loop = ev_default_loop(EVFLAG_AUTO);
 	if ((d.ctl = ctl_server_new(&d, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
-	if ((d.metrics = metrics_new(&d, err, sizeof(err))) == NULL &&
-	    d.cfg->metrics_listen[0] != '\0')
+	if (start_http(&d, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 	d.started = ev_now(d.loop);
 	ev_timer_init(&d.poll, poll_cb, 0.2, 1.0);
@@ -599,8 +617,12 @@ main(int argc, char **argv)
 	notify("STOPPING=1");
 	pbft_client_free(d.client);
 	ev_timer_stop(d.loop, &d.poll);
-	metrics_free(d.metrics);
 	ctl_server_free(d.ctl);
+#if PBFT_HAVE_MHD
+	http_free(d.http); /* after the jobs the two above ended */
+#else
+	metrics_free(d.metrics);
+#endif
 	for (uint32_t i = 0; i < d.cfg->n; i++)
 		child_free_status(&d.children[i]);
 	cfg_free(d.cfg);

@@ -1,0 +1,33 @@
+/*
+ * http.h - pbftd's HTTP server (http.c): the JSON API, the status page and
+ * /metrics on http_listen, and /metrics alone on metrics_listen.
+ */
+#ifndef PBFTD_HTTP_H
+#define PBFTD_HTTP_H
+
+#include <stddef.h>
+
+struct pbftd;
+struct http;
+
+/*
+ * Starts what the configuration asks for (http_listen, metrics_listen).
+ * Returns the server, or NULL: with err empty when neither is set, with
+ * err set when one cannot start (bad tokens file, address in use, ...).
+ */
+struct http *http_new(struct pbftd *d, char *err, size_t errlen);
+/* Closes every connection; safe on NULL. Call after the client and the
+ * control server are freed: their last answers resume connections here. */
+void http_free(struct http *h);
+
+/* Bearer tokens (exposed for the unit test). */
+struct http_tokens;
+/* Loads "NAME TOKEN" lines; refuses a file group or others may read. */
+struct http_tokens *http_tokens_load(
+    const char *path, char *err, size_t errlen);
+/* The name of the token that matches hdr ("Bearer TOKEN"), or NULL; every
+ * token is compared, in time independent of where they differ. */
+const char *http_tokens_check(const struct http_tokens *t, const char *hdr);
+void http_tokens_free(struct http_tokens *t);
+
+#endif
