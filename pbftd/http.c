@@ -34,6 +34,7 @@
 
 #include "ctl_proto.h"
 #include "http.h"
+#include "http_tx.h"
 #include "log.h"
 #include "pbftd.h"
 #include "service.h"
@@ -281,6 +282,53 @@ serve_metrics(struct http_req *q)
 	return rc;
 }
 
+/* GET /v1/tx/{index}: a local replica's copy of a ledger entry. */
+static enum MHD_Result
+serve_tx(struct http_req *q, const char *url)
+{
+	const char *p = url + strlen("/v1/tx/");
+	uint8_t *data = NULL;
+	uint32_t node = 0, len = 0;
+	json_t *rep, *str;
+	char *end;
+	uint64_t idx;
+	int rc;
+
+	errno = 0;
+	idx = strtoull(p, &end, 10);
+	if (*p < '0' || *p > '9' || *end != '\0' || errno != 0)
+		return queue_error(q->conn, MHD_HTTP_BAD_REQUEST,
+		    "want /v1/tx/INDEX, a decimal number");
+	rc = http_tx_read(q->srv->h->d, idx, &node, &data, &len);
+	if (rc != 0)
+		return queue_error(q->conn,
+		    rc == 1        ? MHD_HTTP_NOT_FOUND
+		        : rc == -2 ? MHD_HTTP_SERVICE_UNAVAILABLE
+		                   : MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    rc == 1        ? "no such ledger entry"
+		        : rc == -2 ? "no local replica runs"
+		                   : "cannot read the ledger");
+	rep = json_pack("{s:b, s:I, s:i, s:b}", "ok", 1, "index",
+	    (json_int_t)idx, "node", (int)node, "confirmed", 0);
+	/* Text as a string; anything else (not UTF-8, a NUL) in hex. */
+	if (memchr(data, 0, len) == NULL &&
+	    (str = json_stringn((const char *)data, len)) != NULL) {
+		json_object_set_new(rep, "data", str);
+	} else {
+		char *hex = malloc(2 * (size_t)len + 1);
+
+		for (uint32_t i = 0; hex != NULL && i < len; i++)
+			snprintf(hex + 2 * i, 3, "%02x", data[i]);
+		if (hex != NULL) {
+			hex[2 * (size_t)len] = '\0';
+			json_object_set_new(rep, "data_hex", json_string(hex));
+		}
+		free(hex);
+	}
+	free(data);
+	return queue_json(q->conn, MHD_HTTP_OK, rep);
+}
+
 /* Which methods a path takes: 0 unknown path, else a bit per method. */
 enum { M_GET = 1, M_POST = 2, M_PUT = 4, M_DELETE = 8 };
 
@@ -296,6 +344,8 @@ route_methods(const struct http_srv *s, const char *url)
 		return M_GET;
 	if (strcmp(url, "/v1/submit") == 0)
 		return M_POST;
+	if (strncmp(url, "/v1/tx/", 7) == 0)
+		return M_GET;
 	if (strncmp(url, "/v1/kv/", 7) == 0)
 		return M_GET | M_PUT | M_DELETE;
 	return 0;
@@ -376,6 +426,8 @@ dispatch(struct http_req *q, const char *method, const char *url)
 	if (strcmp(url, "/v1/peers") == 0)
 		return queue_json(
 		    q->conn, MHD_HTTP_OK, ctl_peers_reply(q->srv->h->d));
+	if (strncmp(url, "/v1/tx/", 7) == 0)
+		return serve_tx(q, url);
 	return start_job(q, method, url);
 }
 
@@ -620,5 +672,6 @@ http_free(struct http *h)
 		MHD_stop_daemon(h->srv[i].mhd);
 	}
 	http_tokens_free(h->tokens);
+	http_tx_free();
 	free(h);
 }
