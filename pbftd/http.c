@@ -25,6 +25,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,7 @@ struct http {
 	struct http_srv srv[2];
 	size_t nsrv;
 	struct http_tokens *tokens;
+	char *tls_cert, *tls_key; /* PEM, for http_listen; NULL: plain */
 	uint64_t pending; /* requests waiting for the cluster */
 };
 
@@ -586,7 +588,9 @@ srv_start(struct http *h, enum http_kind kind, const char *key,
 {
 	struct http_srv *s = &h->srv[h->nsrv];
 	const union MHD_DaemonInfo *info;
-	bool loopback = false;
+	struct MHD_OptionItem tls_opts[3] = {{MHD_OPTION_END, 0, NULL},
+	    {MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}};
+	bool loopback = false, tls;
 
 	if ((s->fd = listen_on(key, addr, &loopback, err, errlen)) == -1)
 		return -1;
@@ -600,11 +604,18 @@ srv_start(struct http *h, enum http_kind kind, const char *key,
 	}
 	s->h = h;
 	s->kind = kind;
-	s->mhd = MHD_start_daemon(
-	    MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,
-	    NULL, NULL, access_cb, s, MHD_OPTION_LISTEN_SOCKET, s->fd,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONNS_MAX,
+	tls = kind == HTTP_API && h->tls_key != NULL;
+	if (tls) {
+		tls_opts[0] = (struct MHD_OptionItem){
+		    MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key};
+		tls_opts[1] = (struct MHD_OptionItem){
+		    MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert};
+	}
+	s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+	        MHD_USE_ERROR_LOG | (tls ? MHD_USE_TLS : 0),
+	    0, NULL, NULL, access_cb, s, MHD_OPTION_LISTEN_SOCKET, s->fd,
+	    MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+	    NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONNS_MAX,
 	    MHD_OPTION_CONNECTION_TIMEOUT, HTTP_IDLE_S,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
 	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, s, MHD_OPTION_END);
@@ -623,7 +634,7 @@ srv_start(struct http *h, enum http_kind kind, const char *key,
 	s->io.data = s->timer.data = s;
 	ev_io_start(h->d->loop, &s->io);
 	h->nsrv++;
-	log_info("%s on http://%s/%s%s", key, addr,
+	log_info("%s on http%s://%s/%s%s", key, tls ? "s" : "", addr,
 	    kind == HTTP_API ? "" : "metrics",
 	    kind == HTTP_API && h->tokens != NULL ? " (bearer tokens)" : "");
 	return 0;
@@ -646,6 +657,16 @@ http_new(struct pbftd *d, char *err, size_t errlen)
 	if (cfg->http_tokens[0] != '\0' &&
 	    (h->tokens = http_tokens_load(cfg->http_tokens, err, errlen)) ==
 	        NULL)
+		goto fail;
+	if ((cfg->http_cert[0] != '\0') != (cfg->http_key[0] != '\0')) {
+		snprintf(err, errlen, "http_cert and http_key go together");
+		goto fail;
+	}
+	if (cfg->http_key[0] != '\0' &&
+	    ((h->tls_key = http_file_load(
+	          cfg->http_key, true, "http_key", err, errlen)) == NULL ||
+	        (h->tls_cert = http_file_load(
+	             cfg->http_cert, false, "http_cert", err, errlen)) == NULL))
 		goto fail;
 	if (cfg->http_listen[0] != '\0' &&
 	    srv_start(h, HTTP_API, "http_listen", cfg->http_listen, err,
@@ -672,6 +693,10 @@ http_free(struct http *h)
 		MHD_stop_daemon(h->srv[i].mhd);
 	}
 	http_tokens_free(h->tokens);
+	if (h->tls_key != NULL)
+		OPENSSL_cleanse(h->tls_key, strlen(h->tls_key));
+	free(h->tls_key);
+	free(h->tls_cert);
 	http_tx_free();
 	free(h);
 }

@@ -5,6 +5,7 @@
 #ifndef PBFTD_HTTP_H
 #define PBFTD_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct pbftd;
@@ -29,5 +30,9 @@ struct http_tokens *http_tokens_load(
  * token is compared, in time independent of where they differ. */
 const char *http_tokens_check(const struct http_tokens *t, const char *hdr);
 void http_tokens_free(struct http_tokens *t);
+/* A whole file (at most 1 MiB) as a string the caller frees; a private
+ * one (a TLS key) is refused when group or others may read it. */
+char *http_file_load(const char *path, bool private_file, const char *key,
+    char *err, size_t errlen);
 
 #endif

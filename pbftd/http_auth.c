@@ -7,7 +7,8 @@
  * as private keys are. Only SHA-256 digests of the tokens are kept, and a
  * presented token is compared with every one of them by CRYPTO_memcmp, so
  * that neither the time taken nor an early exit tells how much of a token
- * was right. No HTTP here: http.c calls it.
+ * was right. The TLS key and certificate files are read here too, the key
+ * with the same check of its mode. No HTTP here: http.c calls it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -150,4 +151,41 @@ http_tokens_free(struct http_tokens *t)
 		return;
 	OPENSSL_cleanse(t, sizeof(*t));
 	free(t);
+}
+
+char *
+http_file_load(const char *path, bool private_file, const char *key, char *err,
+    size_t errlen)
+{
+	struct stat sb;
+	char *buf = NULL;
+	ssize_t n = -1;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1 ||
+	    fstat(fd, &sb) == -1) {
+		snprintf(err, errlen, "%s %s: %s", key, path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(sb.st_mode) || sb.st_size > (1 << 20) ||
+	    (private_file && (sb.st_mode & 077) != 0)) {
+		snprintf(err, errlen,
+		    "%s %s: not a regular file of at most 1 MiB%s", key, path,
+		    private_file ? " that only its owner may read (chmod 600)"
+		                 : "");
+		goto out;
+	}
+	if ((buf = malloc((size_t)sb.st_size + 1)) == NULL ||
+	    (n = read(fd, buf, (size_t)sb.st_size)) != sb.st_size) {
+		snprintf(err, errlen, "%s %s: %s", key, path,
+		    n == -1 ? strerror(errno) : "short read");
+		free(buf);
+		buf = NULL;
+		goto out;
+	}
+	buf[n] = '\0';
+out:
+	if (fd != -1)
+		close(fd);
+	return buf;
 }

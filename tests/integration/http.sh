@@ -8,6 +8,7 @@
 #     token is 401, a wrong one 403, a right one 200, and pbftd refuses a
 #     tokens file others may read, and a non-loopback http_listen without
 #     tokens;
+#   - TLS with http_cert and http_key; a key others may read is refused;
 #   - a client that sends half a request and stalls does not hold up the
 #     others.
 set -euo pipefail
@@ -116,8 +117,8 @@ expect 400 GET "/v1/kv/$long" "${auth[@]}"
 # Metrics on both listeners; the scrape of metrics_listen needs no token.
 expect 200 GET /metrics "${auth[@]}"
 grep -q '^pbft_replica_up{node="0"} 1' "$dir/body" || fail "metrics body"
-curl -s -m $((10 * mult)) "http://127.0.0.1:$mport/metrics" |
-    grep -q '^pbft_requests_executed_total' || fail "metrics_listen"
+curl -s -m $((10 * mult)) -o "$dir/scrape" "http://127.0.0.1:$mport/metrics"
+grep -q '^pbft_requests_executed_total' "$dir/scrape" || fail "metrics_listen"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$mport/v1/status")" = 404 ] ||
     fail "metrics_listen serves the API"
 echo "ok: /metrics on both listeners"
@@ -147,4 +148,32 @@ PY
 kill "$pid"
 wait_until 15 sh -c "! kill -0 $pid" || fail "pbftd did not stop"
 pid=
+
+# TLS (http_cert, http_key): https with the certificate answers, plain
+# http does not; a key others may read is refused.
+if command -v openssl >/dev/null; then
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -days 2 \
+	    -keyout "$dir/c/http.key" -out "$dir/c/http.crt" 2>/dev/null
+	chmod 644 "$dir/c/http.key"
+	sed -i "/^\[cluster\]/a http_cert = http.crt\nhttp_key = http.key" "$cfg"
+	if timeout $((20 * mult)) "$pbftd" -c "$cfg" -L "$dir/refuse3.log" 2>"$dir/refuse3.err"; then
+		fail "pbftd started with a world-readable TLS key"
+	fi
+	grep -q "only its owner may read" "$dir/refuse3.err" "$dir/refuse3.log" ||
+	    fail "no reason for the key refusal: $(cat "$dir/refuse3.err")"
+	chmod 600 "$dir/c/http.key"
+	"$pbftd" -c "$cfg" -L "$dir/pbftd-tls.log" 2>"$dir/stderr-tls.log" &
+	pid=$!
+	url=https://127.0.0.1:$hport
+	tls_ok() { code GET /v1/peers "${auth[@]}" --cacert "$dir/c/http.crt" | grep -qx 200; }
+	wait_until 30 tls_ok || fail "no answer over https: $(cat "$dir/body" 2>/dev/null)"
+	echo "ok: GET /v1/peers over https"
+	plain=$(curl -s -m $((10 * mult)) -o /dev/null -w '%{http_code}' \
+	    "http://127.0.0.1:$hport/v1/peers" "${auth[@]}" || true)
+	[ "$plain" != 200 ] || fail "plain http answered on a TLS listener"
+	echo "ok: plain http refused on the TLS listener ($plain)"
+else
+	echo "no openssl: TLS not checked"
+fi
 echo "http: all checks passed"
