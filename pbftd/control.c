@@ -245,6 +245,19 @@ error_reply(const char *msg)
 	return rep;
 }
 
+/* Whether a waiting job already asked replica i and has no answer yet:
+ * its answer serves a new job too, so many requests ask once. */
+static bool
+status_asked(const struct ctl_server *s, uint32_t i)
+{
+	const struct child *ch = &s->d->children[i];
+
+	for (const struct status_job *j = s->status; j != NULL; j = j->next)
+		if (j->asked[i] && ch->answers == j->answers[i])
+			return true;
+	return false;
+}
+
 int
 ctl_run_status(struct ctl_server *s, ctl_done_cb done, void *arg)
 {
@@ -264,7 +277,8 @@ ctl_run_status(struct ctl_server *s, ctl_done_cb done, void *arg)
 			continue;
 		j->asked[i] = true;
 		j->answers[i] = ch->answers;
-		child_ask_status(ch);
+		if (!status_asked(s, i))
+			child_ask_status(ch);
 		pending++;
 	}
 	j->next = s->status;
