@@ -199,11 +199,15 @@ static int
 build_op(struct http_req *q, const char *method, const char *url,
     struct wbuf *op, enum MHD_Result *rc)
 {
-	const char *key = url + strlen("/v1/kv/"), *s;
-	size_t klen = strlen(key), len = 0;
+	const char *key = strchr(url + 1, '/'), *s;
+	size_t klen, len = 0;
 	json_t *j = NULL;
 	int r = -1;
 
+	/* "/v1/kv/KEY": the key after the third slash. */
+	key = key != NULL ? strchr(key + 1, '/') : NULL;
+	key = key != NULL ? key + 1 : "";
+	klen = strlen(key);
 	if (strcmp(url, "/v1/submit") == 0) {
 		if ((j = body_object(q, rc)) == NULL)
 			return -1;
@@ -518,6 +522,7 @@ srv_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- start and stop ---------------------------------------------------- */
 
+PBFT_PRINTF(2, 0)
 static void
 mhd_log(void *cls, const char *fmt, va_list ap)
 {

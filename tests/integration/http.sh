@@ -10,7 +10,9 @@
 #     tokens;
 #   - TLS with http_cert and http_key; a key others may read is refused;
 #   - a client that sends half a request and stalls does not hold up the
-#     others.
+#     others;
+#   - a request still waiting for the cluster when pbftd stops is answered
+#     (503) and pbftd exits 0.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh" http
 command -v curl >/dev/null || { echo "SKIP: no curl"; exit 77; }
@@ -145,9 +147,31 @@ for i in range(5):
 print("ok: 5 requests served beside 8 stalled clients")
 PY
 
-kill "$pid"
-wait_until 15 sh -c "! kill -0 $pid" || fail "pbftd did not stop"
+# A request waiting for the cluster when pbftd stops: two replicas paused
+# (no quorum, and they stay paused), a submit left hanging, then SIGTERM:
+# once pbftd has stopped its replicas the client gets its
+# answer (503, cancelled) and pbftd exits cleanly (0; under the sanitizers,
+# no leak of the suspended request).
+code GET /v1/status "${auth[@]}" >/dev/null
+cp "$dir/body" "$dir/status.json"
+rpids=($(python3 -c 'import json,sys; print(" ".join(str(r["pid"]) for r in json.load(open(sys.argv[1]))["replicas"][2:]))' "$dir/status.json"))
+[ ${#rpids[@]} = 2 ] || fail "no replica pids in status"
+kill -STOP "${rpids[@]}"
+curl -s -m $((60 * mult)) -o "$dir/hang.body" -w '%{http_code}' -X POST \
+    "${auth[@]}" -d '{"data":"left hanging"}' "$url/v1/submit" >"$dir/hang.code" &
+cpid=$!
+sleep 1
+kill -0 "$cpid" || fail "the submit did not wait for the cluster"
+kill "$pid" # the paused replicas get SIGKILL after pbftd's 5 s of grace
+rc=0
+wait "$pid" || rc=$?
 pid=
+[ $rc = 0 ] || fail "pbftd exited with status $rc"
+wait "$cpid" || true
+[ "$(cat "$dir/hang.code")" = 503 ] ||
+    fail "hanging submit: HTTP $(cat "$dir/hang.code"): $(cat "$dir/hang.body")"
+echo "ok: a request waiting at shutdown is answered 503, pbftd exits 0"
+rpids=()
 
 # TLS (http_cert, http_key): https with the certificate answers, plain
 # http does not; a key others may read is refused.
@@ -173,6 +197,11 @@ if command -v openssl >/dev/null; then
 	    "http://127.0.0.1:$hport/v1/peers" "${auth[@]}" || true)
 	[ "$plain" != 200 ] || fail "plain http answered on a TLS listener"
 	echo "ok: plain http refused on the TLS listener ($plain)"
+	kill "$pid"
+	rc=0
+	wait "$pid" || rc=$?
+	pid=
+	[ $rc = 0 ] || fail "pbftd (TLS) exited with status $rc"
 else
 	echo "no openssl: TLS not checked"
 fi
