@@ -42,6 +42,7 @@
 #include "wbuf.h"
 
 #define HTTP_BODY_MAX (256u * 1024) /* a request body; 413 beyond */
+#define HTTP_DISCARD_MAX (4u << 20) /* read and dropped to answer 413 */
 #define HTTP_CONNS_MAX 256
 #define HTTP_CONN_MEMORY (64u * 1024) /* per connection: bounds headers */
 #define HTTP_IDLE_S 10u
@@ -74,6 +75,7 @@ struct http_req {
 	struct http_srv *srv;
 	struct MHD_Connection *conn;
 	struct wbuf body;
+	size_t received; /* body bytes, kept or not */
 	bool too_big;
 	bool queued; /* a reply went out before the body was read */
 	bool waiting; /* a job of control.c will answer */
@@ -239,9 +241,15 @@ static enum MHD_Result
 start_job(struct http_req *q, const char *method, const char *url)
 {
 	struct http *h = q->srv->h;
+	const struct pbftd *d = h->d;
 	struct wbuf op;
 	enum MHD_Result rc = MHD_YES;
 
+	/* No quorum within reach: say so now rather than time out later. */
+	if (strcmp(url, "/v1/status") != 0 && d->client != NULL &&
+	    pbft_client_connected(d->client) < 2 * d->cfg->f + 1)
+		return queue_error(q->conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "pbftd's client reaches fewer than 2f+1 replicas");
 	h->pending++;
 	q->waiting = true;
 	if (strcmp(url, "/v1/status") == 0) {
@@ -406,11 +414,22 @@ precheck(struct http_req *q, const char *method, const char *url,
 	}
 	cl = MHD_lookup_connection_value(
 	    q->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	if (cl != NULL && strtoull(cl, NULL, 10) > HTTP_BODY_MAX) {
+	if (cl == NULL || strtoull(cl, NULL, 10) <= HTTP_BODY_MAX)
+		return false;
+	/*
+	 * Too large. A client that waits for "100 Continue", or one that
+	 * would send more than HTTP_DISCARD_MAX, is answered now; one already
+	 * sending a body is answered once it is sent (read and dropped):
+	 * closing on unread data would reset the connection and lose the 413.
+	 */
+	if (MHD_lookup_connection_value(
+	        q->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT) != NULL ||
+	    strtoull(cl, NULL, 10) > HTTP_DISCARD_MAX) {
 		*rc = queue_error(q->conn, MHD_HTTP_CONTENT_TOO_LARGE,
 		    "request body too large");
 		return true;
 	}
+	q->too_big = true;
 	return false;
 }
 
@@ -457,13 +476,15 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		return rc;
 	}
 	if (*upload_data_size > 0) {
+		q->received += *upload_data_size;
 		if (!q->too_big && !q->queued) {
 			wbuf_put_bytes(
 			    &q->body, upload_data, *upload_data_size);
 			q->too_big = wbuf_failed(&q->body);
 		}
 		*upload_data_size = 0;
-		return MHD_YES;
+		/* Past what is worth reading to answer 413: close. */
+		return q->received > HTTP_DISCARD_MAX ? MHD_NO : MHD_YES;
 	}
 	return q->queued ? MHD_YES : dispatch(q, method, url);
 }

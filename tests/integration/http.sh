@@ -2,8 +2,9 @@
 # http.sh - pbftd's HTTP API on a 4-replica cluster (127.0.0.1 only):
 #   - every endpoint with good input: status, peers, submit, kv put, get,
 #     delete, tx, /metrics on http_listen and on metrics_listen, the page;
-#   - bad input: bad JSON (400), a body over the limit (413), an absent key
-#     (404), an unknown path (404), a wrong method (405);
+#   - bad input: bad JSON (400), a body over the limit (413), headers over
+#     it, an absent key (404), an unknown path (404), a wrong method (405);
+#   - no quorum within reach of pbftd's client: 503 at once;
 #   - tokens: with http_tokens set (required then even on loopback), no
 #     token is 401, a wrong one 403, a right one 200, and pbftd refuses a
 #     tokens file others may read, and a non-loopback http_listen without
@@ -108,6 +109,8 @@ expect 400 POST /v1/submit "${auth[@]}" -d '{"data":7}'
 expect 400 PUT /v1/kv/k "${auth[@]}" -d 'not json'
 head -c 300000 /dev/zero | tr '\0' 'a' >"$dir/big"
 expect 413 POST /v1/submit "${auth[@]}" --data-binary @"$dir/big"
+expect 413 POST /v1/submit "${auth[@]}" -H "Expect: 100-continue" \
+    --data-binary @"$dir/big"
 expect 413 POST /v1/submit "${auth[@]}" -H "Transfer-Encoding: chunked" \
     --data-binary @"$dir/big"
 expect 404 GET /v2/nothing "${auth[@]}"
@@ -146,6 +149,27 @@ for i in range(5):
     assert took < 2 * mult, took
 print("ok: 5 requests served beside 8 stalled clients")
 PY
+
+# Headers over the connection's memory (64 KiB) are refused.
+hdr=$(head -c 70000 /dev/zero | tr '\0' 'h')
+got=$(code GET /v1/peers "${auth[@]}" -H "X-Big: $hdr") || true
+case $got in 413 | 431) echo "ok: 70 KB of headers -> $got" ;;
+*) fail "70 KB of headers: HTTP $got" ;; esac
+
+# Two replicas stopped (pbftctl stop): pbftd's client reaches fewer than
+# 2f+1, and a submit is answered 503 at once; reads of status still work.
+ctl() { timeout $((20 * mult)) "$pbftctl" -c "$cfg" -t $((15 * mult)) "$@"; }
+ctl stop 2 >/dev/null
+ctl stop 3 >/dev/null
+few() { code POST /v1/submit "${auth[@]}" -d '{"data":"x"}' | grep -qx 503; }
+wait_until 20 few || fail "no 503 with two replicas stopped: $(cat "$dir/body")"
+grep -q "fewer than 2f+1" "$dir/body" || fail "503 without its reason"
+echo "ok: POST /v1/submit -> 503 with two of four replicas stopped"
+expect 200 GET /v1/status "${auth[@]}"
+ctl restart 2 >/dev/null
+ctl restart 3 >/dev/null
+wait_until 30 ready || fail "cluster not ready again after the restarts"
+expect 200 POST /v1/submit "${auth[@]}" -d '{"data":"after the restarts"}'
 
 # A request waiting for the cluster when pbftd stops: two replicas paused
 # (no quorum, and they stay paused), a submit left hanging, then SIGTERM:
