@@ -79,6 +79,7 @@ struct http_req {
 	bool too_big;
 	bool queued; /* a reply went out before the body was read */
 	bool waiting; /* a job of control.c will answer */
+	bool suspended; /* the connection waits for that answer */
 	bool answered; /* code and reply are set */
 	unsigned code;
 	char *reply; /* JSON text */
@@ -155,12 +156,25 @@ req_done(void *arg, json_t *rep, enum ctl_err err)
 	q->reply = json_dumps(rep, JSON_COMPACT);
 	json_decref(rep);
 	q->answered = true;
+	q->waiting = false;
 	q->srv->h->pending--;
-	if (q->waiting) {
-		q->waiting = false;
+	/* Answered later, from the loop: wake the connection. (Answered at
+	 * once, inside the handler, start_job queues the reply itself.) */
+	if (q->suspended) {
+		q->suspended = false;
 		MHD_resume_connection(q->conn);
 		srv_run(q->srv);
 	}
+}
+
+/* The reply a job left. */
+static enum MHD_Result
+queue_answer(struct http_req *q)
+{
+	if (q->reply == NULL)
+		return MHD_NO; /* out of memory: drop the connection */
+	return queue(
+	    q->conn, q->code, "application/json", q->reply, strlen(q->reply));
 }
 
 /* ---- routes ------------------------------------------------------------ */
@@ -269,11 +283,12 @@ start_job(struct http_req *q, const char *method, const char *url)
 		}
 		wbuf_clear(&op);
 	}
-	if (q->waiting)
+	if (q->waiting) {
 		MHD_suspend_connection(q->conn);
-	else if (q->answered)
-		rc = queue(q->conn, q->code, "application/json", q->reply,
-		    strlen(q->reply));
+		q->suspended = true;
+	} else if (q->answered) {
+		rc = queue_answer(q);
+	}
 	return rc;
 }
 
@@ -438,8 +453,7 @@ static enum MHD_Result
 dispatch(struct http_req *q, const char *method, const char *url)
 {
 	if (q->answered)
-		return queue(q->conn, q->code, "application/json", q->reply,
-		    strlen(q->reply));
+		return queue_answer(q);
 	if (q->too_big)
 		return queue_error(q->conn, MHD_HTTP_CONTENT_TOO_LARGE,
 		    "request body too large");

@@ -157,7 +157,8 @@ case $got in 413 | 431) echo "ok: 70 KB of headers -> $got" ;;
 *) fail "70 KB of headers: HTTP $got" ;; esac
 
 # Two replicas stopped (pbftctl stop): pbftd's client reaches fewer than
-# 2f+1, and a submit is answered 503 at once; reads of status still work.
+# 2f+1, and a submit is answered 503 at once; status still answers, also
+# with all four stopped.
 ctl() { timeout $((20 * mult)) "$pbftctl" -c "$cfg" -t $((15 * mult)) "$@"; }
 ctl stop 2 >/dev/null
 ctl stop 3 >/dev/null
@@ -166,8 +167,12 @@ wait_until 20 few || fail "no 503 with two replicas stopped: $(cat "$dir/body")"
 grep -q "fewer than 2f+1" "$dir/body" || fail "503 without its reason"
 echo "ok: POST /v1/submit -> 503 with two of four replicas stopped"
 expect 200 GET /v1/status "${auth[@]}"
-ctl restart 2 >/dev/null
-ctl restart 3 >/dev/null
+# With none running, status is answered at once, inside the handler.
+ctl stop 0 >/dev/null
+ctl stop 1 >/dev/null
+expect 200 GET /v1/status "${auth[@]}"
+grep -q '"state":"running"' "$dir/body" && fail "a stopped replica shown running"
+for i in 0 1 2 3; do ctl restart $i >/dev/null; done
 wait_until 30 ready || fail "cluster not ready again after the restarts"
 expect 200 POST /v1/submit "${auth[@]}" -d '{"data":"after the restarts"}'
 
