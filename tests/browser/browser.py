@@ -5,11 +5,12 @@ A 4-replica cluster on 127.0.0.1 with http_listen and http_tokens; the page
 is opened as /#token=TOKEN and driven through Selenium (Debian's
 python3-selenium and chromium-driver). Checks, each bounded in time:
   - four replicas shown running;
-  - requests submitted through the API raise the executed count shown;
+  - requests submitted through the API raise the executed count shown, and
+    the requests-per-second chart's peak;
   - a replica that stops answering (SIGSTOP) is shown down, then running
     again (SIGCONT); one killed (SIGKILL) is shown restarted;
   - pbftd itself stopped (SIGSTOP) is shown as "pbftd not answering", and
-    the page recovers when it goes on.
+    the page recovers when it goes on; pbftd then exits 0.
 Skips (exit 77) without selenium or chromedriver. The whole run is bounded
 by PBFT_BROWSER_LIMIT_S (default 90 s, times PBFT_TIMEOUT_MULT).
 """
@@ -137,6 +138,9 @@ def main():
         wait_for("executed count to rise by 5", lambda: int(
             drv.find_element(By.ID, "executed").text) >= before + 5, 10)
         print("ok: executed count rose from %d after 5 submits" % before)
+        wait_for("the chart's peak above 0 req/s", lambda: float(
+            drv.find_element(By.ID, "rmax").text) > 0, 5)
+        print("ok: chart peak %s req/s" % drv.find_element(By.ID, "rmax").text)
 
         pid = next(r["pid"] for r in api(url, "/v1/status")["replicas"]
                    if r["id"] == 2)
@@ -180,12 +184,17 @@ def main():
             pbftd.kill()
             pbftd.wait()
         log.close()
+        if ok and pbftd.returncode != 0:
+            print("FAIL: pbftd exited with status %d" % pbftd.returncode)
+            ok = False
         if not ok:
             print("--- pbftd log (test failed) ---")
             print("".join(open(os.path.join(tmp, "pbftd.log")).readlines()
                           [-60:]))
         if not os.environ.get("PBFT_TEST_KEEP"):
             shutil.rmtree(tmp, ignore_errors=True)
+    if not ok:
+        sys.exit(1)
     print("browser: all checks passed")
 
 
