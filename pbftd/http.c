@@ -680,6 +680,76 @@ srv_start(struct http *h, enum http_kind kind, const char *key,
 	return 0;
 }
 
+/* Whether addr (host:port) resolves to a loopback address; -1 with err. */
+static int
+addr_loopback(const char *addr, bool *loopback, char *err, size_t errlen)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+	char host[256];
+	uint16_t p;
+
+	if (cfg_parse_address(addr, host, sizeof(host), &p) == -1 ||
+	    getaddrinfo(host, NULL, &hints, &ai) != 0 || ai == NULL) {
+		snprintf(err, errlen, "http_listen %s: cannot resolve", addr);
+		return -1;
+	}
+	*loopback = addr_is_loopback(ai->ai_addr);
+	freeaddrinfo(ai);
+	return 0;
+}
+
+/* TLS files into h; 0, or -1 with err set. */
+static int
+tls_load(
+    struct http *h, const struct cluster_cfg *cfg, char *err, size_t errlen)
+{
+	if ((cfg->http_cert[0] != '\0') != (cfg->http_key[0] != '\0')) {
+		snprintf(err, errlen, "http_cert and http_key go together");
+		return -1;
+	}
+	if (cfg->http_key[0] == '\0')
+		return 0;
+	if ((h->tls_key = http_file_load(
+	         cfg->http_key, true, "http_key", err, errlen)) == NULL ||
+	    (h->tls_cert = http_file_load(
+	         cfg->http_cert, false, "http_cert", err, errlen)) == NULL)
+		return -1;
+	return 0;
+}
+
+int
+http_check(const struct cluster_cfg *cfg, char *err, size_t errlen)
+{
+	struct http h = {.tokens = NULL};
+	bool loopback = true;
+	int rc = -1;
+
+	if (cfg->http_tokens[0] != '\0' &&
+	    (h.tokens = http_tokens_load(cfg->http_tokens, err, errlen)) ==
+	        NULL)
+		goto out;
+	if (tls_load(&h, cfg, err, errlen) == -1)
+		goto out;
+	if (cfg->http_listen[0] != '\0' && h.tokens == NULL &&
+	    (addr_loopback(cfg->http_listen, &loopback, err, errlen) == -1 ||
+	        !loopback)) {
+		if (!loopback)
+			snprintf(err, errlen,
+			    "http_listen %s is not a loopback address: set "
+			    "http_tokens",
+			    cfg->http_listen);
+		goto out;
+	}
+	rc = 0;
+out:
+	http_tokens_free(h.tokens);
+	if (h.tls_key != NULL)
+		OPENSSL_cleanse(h.tls_key, strlen(h.tls_key));
+	free(h.tls_key);
+	free(h.tls_cert);
+	return rc;
+}
+
 struct http *
 http_new(struct pbftd *d, char *err, size_t errlen)
 {
@@ -698,15 +768,7 @@ http_new(struct pbftd *d, char *err, size_t errlen)
 	    (h->tokens = http_tokens_load(cfg->http_tokens, err, errlen)) ==
 	        NULL)
 		goto fail;
-	if ((cfg->http_cert[0] != '\0') != (cfg->http_key[0] != '\0')) {
-		snprintf(err, errlen, "http_cert and http_key go together");
-		goto fail;
-	}
-	if (cfg->http_key[0] != '\0' &&
-	    ((h->tls_key = http_file_load(
-	          cfg->http_key, true, "http_key", err, errlen)) == NULL ||
-	        (h->tls_cert = http_file_load(
-	             cfg->http_cert, false, "http_cert", err, errlen)) == NULL))
+	if (tls_load(h, cfg, err, errlen) == -1)
 		goto fail;
 	if (cfg->http_listen[0] != '\0' &&
 	    srv_start(h, HTTP_API, "http_listen", cfg->http_listen, err,

@@ -17,6 +17,10 @@ struct http;
  * err set when one cannot start (bad tokens file, address in use, ...).
  */
 struct http *http_new(struct pbftd *d, char *err, size_t errlen);
+/* What http_new would refuse, without binding: the tokens file, the TLS
+ * files, a non-loopback http_listen without tokens (for pbftd -t). */
+struct cluster_cfg;
+int http_check(const struct cluster_cfg *cfg, char *err, size_t errlen);
 /* Closes every connection; safe on NULL. Call after the client and the
  * control server are freed: their last answers resume connections here. */
 void http_free(struct http *h);

@@ -218,6 +218,21 @@ start_client(struct pbftd *d)
 		log_warnx("cluster client: %s", err);
 }
 
+/* What the HTTP keys name (files, address), checked before the start. */
+static int
+check_http(const struct pbftd *d, char *err, size_t errlen)
+{
+#if PBFT_HAVE_MHD
+	return http_check(d->cfg, err, errlen);
+#else
+	if (d->cfg->http_listen[0] == '\0')
+		return 0;
+	snprintf(
+	    err, errlen, "http_listen: pbftd was built without libmicrohttpd");
+	return -1;
+#endif
+}
+
 /* The HTTP API and /metrics: http.c, or metrics.c's own small server. */
 static int
 start_http(struct pbftd *d, char *err, size_t errlen)
@@ -226,11 +241,6 @@ start_http(struct pbftd *d, char *err, size_t errlen)
 	d->http = http_new(d, err, errlen);
 	return d->http == NULL && err[0] != '\0' ? -1 : 0;
 #else
-	if (d->cfg->http_listen[0] != '\0') {
-		snprintf(err, errlen,
-		    "http_listen: pbftd was built without libmicrohttpd");
-		return -1;
-	}
 	d->metrics = metrics_new(d, err, errlen);
 	return d->metrics == NULL && d->cfg->metrics_listen[0] != '\0' ? -1 : 0;
 #endif
@@ -536,7 +546,8 @@ main(int argc, char **argv)
 		d.children[i].local = true;
 	}
 	if ((nodes != NULL && parse_nodes(&d, nodes, err, sizeof(err)) == -1) ||
-	    check_keys(&d, err, sizeof(err)) == -1) {
+	    check_keys(&d, err, sizeof(err)) == -1 ||
+	    check_http(&d, err, sizeof(err)) == -1) {
 		fprintf(stderr, "%s\n", err);
 		cfg_free(d.cfg);
 		return 2;

@@ -52,6 +52,10 @@ if timeout $((20 * mult)) "$pbftd" -c "$cfg" -L "$dir/refuse.log" 2>"$dir/refuse
 fi
 grep -q "group or others may read" "$dir/refuse.err" "$dir/refuse.log" ||
     fail "no reason for the tokens refusal: $(cat "$dir/refuse.err")"
+rc=0
+"$pbftd" -t -c "$cfg" >"$dir/t.out" 2>&1 || rc=$?
+[ $rc = 2 ] && grep -q "group or others may read" "$dir/t.out" ||
+    fail "pbftd -t: status $rc: $(cat "$dir/t.out")"
 chmod 600 "$tok"
 sed "s/^http_listen = .*/http_listen = 0.0.0.0:$hport/; /^http_tokens/d" \
     "$cfg" >"$dir/c/open.ini"
