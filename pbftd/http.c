@@ -17,8 +17,10 @@
  * (HTTP_CONNS_MAX) and by an idle timeout (HTTP_IDLE_S); bad JSON is a 400.
  * When http_tokens is set every request but GET / (a page without data)
  * needs "Authorization: Bearer TOKEN" (http_auth.c); on an address other
- * than loopback it must be set. It does not do TLS termination policy,
- * redirects or anything a reverse proxy is better at.
+ * than loopback it must be set. Requests from a web page of another
+ * origin, and without tokens a Host that is not loopback, are refused
+ * (http_origin_ok). TLS is the library's, with http_cert and http_key. It
+ * does no redirects, compression or anything a reverse proxy is better at.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -410,6 +412,17 @@ precheck(struct http_req *q, const char *method, const char *url,
 	if ((allowed & method_bit(method)) == 0) {
 		*rc = queue_error(q->conn, MHD_HTTP_METHOD_NOT_ALLOWED,
 		    "method not allowed here");
+		return true;
+	}
+	if (q->srv->kind == HTTP_API &&
+	    !http_origin_ok(MHD_lookup_connection_value(
+	                        q->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST),
+	        MHD_lookup_connection_value(
+	            q->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ORIGIN),
+	        h->tokens == NULL)) {
+		*rc = queue_error(q->conn, MHD_HTTP_FORBIDDEN,
+		    "cross-origin request, or a Host that is not this "
+		    "machine's loopback");
 		return true;
 	}
 	if (h->tokens != NULL && q->srv->kind == HTTP_API &&

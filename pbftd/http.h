@@ -34,6 +34,16 @@ struct http_tokens *http_tokens_load(
  * token is compared, in time independent of where they differ. */
 const char *http_tokens_check(const struct http_tokens *t, const char *hdr);
 void http_tokens_free(struct http_tokens *t);
+/*
+ * Whether a request may be served given its Host and Origin headers (NULL
+ * if absent): a web page of another origin sends an Origin that is not
+ * "scheme://Host", and is refused, so that a page the operator visits
+ * cannot use the API through the operator's browser; with loopback_only
+ * (no tokens: the API is open to whoever reaches loopback) Host must also
+ * name loopback (localhost, 127.x, [::1]), which refuses a page that got
+ * a name of its own resolved to 127.0.0.1 (DNS rebinding).
+ */
+bool http_origin_ok(const char *host, const char *origin, bool loopback_only);
 /* A whole file (at most 1 MiB) as a string the caller frees; a private
  * one (a TLS key) is refused when group or others may read it. */
 char *http_file_load(const char *path, bool private_file, const char *key,

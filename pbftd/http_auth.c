@@ -8,7 +8,9 @@
  * presented token is compared with every one of them by CRYPTO_memcmp, so
  * that neither the time taken nor an early exit tells how much of a token
  * was right. The TLS key and certificate files are read here too, the key
- * with the same check of its mode. No HTTP here: http.c calls it.
+ * with the same check of its mode. And the check of where a request comes
+ * from that keeps web pages out (http_origin_ok). No HTTP here: http.c
+ * calls it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -188,4 +190,42 @@ out:
 	if (fd != -1)
 		close(fd);
 	return buf;
+}
+
+/* host ("name[:port]") names this machine's loopback: localhost, an
+ * address 127.x.y.z, or [::1]. */
+static bool
+host_is_loopback(const char *host)
+{
+	size_t n = strcspn(host, ":");
+
+	if (strncmp(host, "[::1]", 5) == 0)
+		return host[5] == '\0' || host[5] == ':';
+	if (host[n] != '\0' &&
+	    strspn(host + n + 1, "0123456789") != strlen(host + n + 1))
+		return false; /* a port that is not a number */
+	if (n == 9 && strncasecmp(host, "localhost", 9) == 0)
+		return true;
+	return n > 4 && strncmp(host, "127.", 4) == 0 &&
+	    strspn(host, "0123456789.") == n;
+}
+
+bool
+http_origin_ok(const char *host, const char *origin, bool loopback_only)
+{
+	const char *o = origin;
+
+	if (host == NULL || host[0] == '\0')
+		return false;
+	if (loopback_only && !host_is_loopback(host))
+		return false;
+	if (origin == NULL)
+		return true;
+	if (strncasecmp(o, "http://", 7) == 0)
+		o += 7;
+	else if (strncasecmp(o, "https://", 8) == 0)
+		o += 8;
+	else
+		return false; /* "null", or no scheme */
+	return strcasecmp(o, host) == 0;
 }

@@ -80,6 +80,13 @@ expect 401 GET /metrics
 expect 200 GET / # the page holds no data: no token
 grep -q "pbftd not answering" "$dir/body" || fail "page without its down state"
 
+# A web page of another origin is refused (a page in the operator's
+# browser must not use the API); the page's own origin is served.
+expect 403 POST /v1/submit "${auth[@]}" -H "Origin: http://evil.example" \
+    -d '{"data":"from a web page"}'
+grep -q "cross-origin" "$dir/body" || fail "403 without its reason"
+expect 200 GET /v1/peers "${auth[@]}" -H "Origin: http://127.0.0.1:$hport"
+
 # Status and peers.
 expect 200 GET /v1/status "${auth[@]}"
 python3 - "$dir/body" <<'PY' || fail "status body"

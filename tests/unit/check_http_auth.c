@@ -3,7 +3,9 @@
  * a good file loads and each of its tokens names its line; a wrong, a
  * truncated, an extended or a missing token, or another scheme, matches
  * nothing; files others or the group may read, malformed lines, short
- * tokens, symlinks and empty files are refused.
+ * tokens, symlinks and empty files are refused; a request from a page of
+ * another origin, or without tokens one whose Host is not loopback, is
+ * refused.
  */
 #include <check.h>
 #include <stdio.h>
@@ -102,6 +104,36 @@ START_TEST(test_refused)
 }
 END_TEST
 
+START_TEST(test_origin)
+{
+	/* Tokens set: any Host, but an Origin must be that Host's. */
+	ck_assert(http_origin_ok("pbft.example:8443", NULL, false));
+	ck_assert(http_origin_ok(
+	    "pbft.example:8443", "https://pbft.example:8443", false));
+	ck_assert(!http_origin_ok(
+	    "pbft.example:8443", "https://evil.example", false));
+	ck_assert(!http_origin_ok("pbft.example:8443", "null", false));
+	ck_assert(!http_origin_ok(NULL, NULL, false));
+	/* No tokens: Host must be loopback too. */
+	ck_assert(http_origin_ok("127.0.0.1:8080", NULL, true));
+	ck_assert(http_origin_ok("localhost:8080", NULL, true));
+	ck_assert(http_origin_ok("LOCALHOST", NULL, true));
+	ck_assert(http_origin_ok("[::1]:8080", NULL, true));
+	ck_assert(http_origin_ok("127.1.2.3", NULL, true));
+	ck_assert(
+	    http_origin_ok("127.0.0.1:8080", "http://127.0.0.1:8080", true));
+	ck_assert(
+	    !http_origin_ok("127.0.0.1:8080", "http://evil.example", true));
+	ck_assert(!http_origin_ok("evil.example:8080", NULL, true));
+	ck_assert(!http_origin_ok("127.0.0.1.evil.example", NULL, true));
+	ck_assert(!http_origin_ok("127.evil.example:8080", NULL, true));
+	ck_assert(!http_origin_ok("localhost.evil.example", NULL, true));
+	ck_assert(!http_origin_ok("127.0.0.1:80x", NULL, true));
+	ck_assert(!http_origin_ok("[::1].evil", NULL, true));
+	ck_assert(!http_origin_ok("", NULL, true));
+}
+END_TEST
+
 static Suite *
 http_auth_suite(void)
 {
@@ -111,6 +143,7 @@ http_auth_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_good_file);
 	tcase_add_test(tc, test_refused);
+	tcase_add_test(tc, test_origin);
 	suite_add_tcase(s, tc);
 	return s;
 }
