@@ -103,6 +103,13 @@ queue(struct MHD_Connection *conn, unsigned code, const char *ctype,
 		return MHD_NO;
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
 	MHD_add_response_header(r, "Cache-Control", "no-store");
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(r, "X-Frame-Options", "DENY");
+	if (strncmp(ctype, "text/html", 9) == 0) /* the page: itself only */
+		MHD_add_response_header(r, "Content-Security-Policy",
+		    "default-src 'none'; script-src 'unsafe-inline'; "
+		    "style-src 'unsafe-inline'; connect-src 'self'; "
+		    "frame-ancestors 'none'");
 	if (code == MHD_HTTP_UNAUTHORIZED)
 		MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
 	rc = MHD_queue_response(conn, code, r);
