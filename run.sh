@@ -15,7 +15,8 @@ conf=${PBFT_CONF:-conf/cluster.ini}
 
 # Debian 12 packages the build and the tests need.
 pkgs=(meson ninja-build pkg-config gcc clang libssl-dev libev-dev libinih-dev
-      check libjansson-dev python3 clang-format iproute2)
+      check libjansson-dev libmicrohttpd-dev python3 clang-format iproute2
+      curl)
 
 usage() {
 	cat <<'USAGE'

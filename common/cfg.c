@@ -427,6 +427,7 @@ struct cluster_key {
 #define CFG_U64(field) KEY_U64, CFG_FIELD(field, 8)
 #define CFG_SIZE(field) KEY_SIZE, CFG_FIELD(field, 8)
 #define CFG_ADDR(field) KEY_FN, CFG_FIELD(field, 300)
+#define CFG_PATH(field) KEY_FN, CFG_FIELD(field, CFG_PATH_MAX)
 #define PARSE_AT(field) offsetof(struct parse, field)
 
 static int
@@ -558,6 +559,16 @@ key_replica_source(struct parse *ps, const struct cluster_key *k, const char *v)
 	return 1;
 }
 
+/* A path (relative to the file's directory) in the CFG_PATH_MAX field at
+ * k->off. */
+static int
+key_path(struct parse *ps, const struct cluster_key *k, const char *v)
+{
+	if (resolve_path(ps, v, (char *)ps->cfg + k->off, CFG_PATH_MAX) == -1)
+		return fail_at(ps, ps->line, "bad %s", k->name);
+	return 1;
+}
+
 static const struct cluster_key cluster_keys[] = {
     {"name", KEY_FN, 0, 0, 0, NULL, key_name, 0},
     {"f", KEY_FN, 0, 0, 0, NULL, key_f, PARSE_AT(f_line)},
@@ -599,6 +610,10 @@ static const struct cluster_key cluster_keys[] = {
         NULL, 0},
     {"accept_from", KEY_FN, 0, 0, 0, NULL, key_accept_from, 0},
     {"replica_source", KEY_FN, 0, 0, 0, NULL, key_replica_source, 0},
+    {"http_listen", CFG_ADDR(http_listen), 0, 0, NULL, key_address, 0},
+    {"http_tokens", CFG_PATH(http_tokens), 0, 0, NULL, key_path, 0},
+    {"http_cert", CFG_PATH(http_cert), 0, 0, NULL, key_path, 0},
+    {"http_key", CFG_PATH(http_key), 0, 0, NULL, key_path, 0},
 };
 
 /* A number, size or duration key: parsed, range-checked and stored. */

@@ -125,6 +125,12 @@ struct cluster_cfg {
 	char control_socket[CFG_PATH_MAX]; /* default "pbftd.sock" next to it */
 	char control_client[PBFT_NAME_BYTES_MAX]; /* client pbftd acts as */
 	char metrics_listen[300]; /* host:port, empty = off */
+	/* HTTP API (pbftd): host:port, empty = off; bearer tokens file; TLS
+	 * certificate and key files, both or neither. */
+	char http_listen[300];
+	char http_tokens[CFG_PATH_MAX];
+	char http_cert[CFG_PATH_MAX];
+	char http_key[CFG_PATH_MAX];
 	char bootstrap[300]; /* host:port of a known node, or "" */
 	uint32_t bootstrap_id; /* the node at that address, or UINT32_MAX */
 	enum cfg_fsync fsync;

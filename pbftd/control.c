@@ -40,15 +40,16 @@ struct ctl_client {
 	ev_timer idle;
 	struct wbuf in, out;
 	bool closing; /* close once out is flushed */
+	bool status_busy; /* its status request is still running */
 	uint32_t waiting; /* replies still being worked out */
 };
 
 /* A status request waiting for the replicas' next answers. */
 struct status_job {
 	struct ctl_server *s;
-	uint32_t slot;
-	uint64_t gen;
-	json_int_t id;
+	struct status_job *next;
+	ctl_done_cb done;
+	void *arg;
 	bool asked[PBFT_REPLICAS_MAX];
 	uint64_t answers[PBFT_REPLICAS_MAX]; /* child's count when asked */
 	ev_timer timeout;
@@ -56,11 +57,18 @@ struct status_job {
 
 /* A cluster request waiting for f+1 replies. */
 struct op_job {
+	ctl_done_cb done;
+	void *arg;
+	uint8_t code;
+};
+
+/* A control client's request being worked out by one of the above. */
+struct ctl_wait {
 	struct ctl_server *s;
 	uint32_t slot;
 	uint64_t gen;
 	json_int_t id;
-	uint8_t code;
+	bool status;
 };
 
 struct ctl_server {
@@ -69,7 +77,7 @@ struct ctl_server {
 	ev_io accept;
 	struct ctl_client clients[CTL_CLIENTS_MAX];
 	uint64_t next_gen;
-	struct status_job *status[CTL_CLIENTS_MAX]; /* by client slot */
+	struct status_job *status; /* waiting, of every requester */
 	dev_t sock_dev; /* the socket file we made, to remove only it */
 	ino_t sock_ino;
 };
@@ -141,8 +149,7 @@ status_finish(struct status_job *j)
 {
 	struct ctl_server *s = j->s;
 	struct pbftd *d = s->d;
-	struct ctl_client *c = job_client(s, j->slot, j->gen);
-	json_t *rep = reply_new(j->id, true), *arr = json_array();
+	json_t *rep = reply_new(0, true), *arr = json_array();
 	json_int_t view = -1;
 
 	ev_timer_stop(d->loop, &j->timeout);
@@ -185,14 +192,13 @@ status_finish(struct status_job *j)
 	    rep, "primary", json_integer(view < 0 ? 0 : view % d->cfg->n));
 	json_object_set_new(rep, "replicas", arr);
 	ready_status_json(d, rep);
-	s->status[j->slot] = NULL;
+	for (struct status_job **p = &s->status; *p != NULL; p = &(*p)->next)
+		if (*p == j) {
+			*p = j->next;
+			break;
+		}
+	j->done(j->arg, rep, CTL_OK);
 	free(j);
-	if (c != NULL) {
-		send_json(c, rep);
-		maybe_close(c);
-	} else {
-		json_decref(rep);
-	}
 }
 
 /* Every asked replica answered (or stopped running): done. */
@@ -212,9 +218,13 @@ status_complete(const struct status_job *j)
 void
 ctl_status_arrived(struct ctl_server *s)
 {
-	for (int k = 0; k < CTL_CLIENTS_MAX; k++)
-		if (s->status[k] != NULL && status_complete(s->status[k]))
-			status_finish(s->status[k]);
+	struct status_job *j = s->status, *next;
+
+	for (; j != NULL; j = next) {
+		next = j->next;
+		if (status_complete(j))
+			status_finish(j);
+	}
 }
 
 static void
@@ -225,29 +235,41 @@ status_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	status_finish(w->data);
 }
 
-static void
-cmd_status(struct ctl_client *c, json_int_t id)
+/* An error reply in the control protocol's shape. */
+static json_t *
+error_reply(const char *msg)
 {
-	struct ctl_server *s = c->s;
+	json_t *rep = reply_new(0, false);
+
+	json_object_set_new(rep, "error", json_string(msg));
+	return rep;
+}
+
+/* Whether a waiting job already asked replica i and has no answer yet:
+ * its answer serves a new job too, so many requests ask once. */
+static bool
+status_asked(const struct ctl_server *s, uint32_t i)
+{
+	const struct child *ch = &s->d->children[i];
+
+	for (const struct status_job *j = s->status; j != NULL; j = j->next)
+		if (j->asked[i] && ch->answers == j->answers[i])
+			return true;
+	return false;
+}
+
+int
+ctl_run_status(struct ctl_server *s, ctl_done_cb done, void *arg)
+{
 	struct pbftd *d = s->d;
 	struct status_job *j;
 	uint32_t pending = 0;
 
-	if (s->status[c - s->clients] != NULL) {
-		send_error(c, id,
-		    "busy: this connection's status request is "
-		    "still running");
-		return;
-	}
-	if ((j = calloc(1, sizeof(*j))) == NULL) {
-		send_error(c, id, "out of memory");
-		return;
-	}
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return -1;
 	j->s = s;
-	j->slot = (uint32_t)(c - s->clients);
-	j->gen = c->gen;
-	j->id = id;
-	c->waiting++;
+	j->done = done;
+	j->arg = arg;
 	for (uint32_t i = 0; i < d->cfg->n; i++) {
 		struct child *ch = &d->children[i];
 
@@ -255,16 +277,80 @@ cmd_status(struct ctl_client *c, json_int_t id)
 			continue;
 		j->asked[i] = true;
 		j->answers[i] = ch->answers;
-		child_ask_status(ch);
+		if (!status_asked(s, i))
+			child_ask_status(ch);
 		pending++;
 	}
-	s->status[j->slot] = j;
+	j->next = s->status;
+	s->status = j;
 	ev_timer_init(&j->timeout, status_timeout_cb, STATUS_WAIT_S, 0);
 	j->timeout.data = j;
 	if (pending == 0)
 		status_finish(j);
 	else
 		ev_timer_start(d->loop, &j->timeout);
+	return 0;
+}
+
+/* A finished request of a control client: answer it if still connected. */
+static void
+wait_done(void *arg, json_t *rep, enum ctl_err err)
+{
+	struct ctl_wait *w = arg;
+	struct ctl_client *c = job_client(w->s, w->slot, w->gen);
+
+	(void)err;
+	if (c == NULL) {
+		json_decref(rep);
+		free(w);
+		return;
+	}
+	if (w->status)
+		c->status_busy = false;
+	json_object_set_new(rep, "id", json_integer(w->id));
+	send_json(c, rep);
+	maybe_close(c);
+	free(w);
+}
+
+static struct ctl_wait *
+wait_new(struct ctl_client *c, json_int_t id, bool status)
+{
+	struct ctl_wait *w = calloc(1, sizeof(*w));
+
+	if (w == NULL) {
+		send_error(c, id, "out of memory");
+		return NULL;
+	}
+	w->s = c->s;
+	w->slot = (uint32_t)(c - c->s->clients);
+	w->gen = c->gen;
+	w->id = id;
+	w->status = status;
+	c->waiting++;
+	return w;
+}
+
+static void
+cmd_status(struct ctl_client *c, json_int_t id)
+{
+	struct ctl_wait *w;
+
+	if (c->status_busy) {
+		send_error(c, id,
+		    "busy: this connection's status request is "
+		    "still running");
+		return;
+	}
+	if ((w = wait_new(c, id, true)) == NULL)
+		return;
+	c->status_busy = true;
+	if (ctl_run_status(c->s, wait_done, w) == -1) {
+		c->status_busy = false;
+		c->waiting--;
+		free(w);
+		send_error(c, id, "out of memory");
+	}
 }
 
 /* ---- cluster requests -------------------------------------------------- */
@@ -290,23 +376,27 @@ static void
 op_done(void *arg, const struct pbft_result *res)
 {
 	struct op_job *j = arg;
-	struct ctl_client *c = job_client(j->s, j->slot, j->gen);
 	json_t *rep;
 
-	if (c == NULL)
-		goto out;
 	if (res->status != PBFT_CLIENT_OK) {
-		send_error(c, j->id,
-		    res->status == PBFT_CLIENT_TIMEOUT
-		        ? "timed out waiting for f+1 matching replies"
-		        : "cancelled");
+		j->done(j->arg,
+		    error_reply(res->status == PBFT_CLIENT_TIMEOUT
+		            ? "timed out waiting for f+1 matching replies"
+		            : "cancelled"),
+		    res->status == PBFT_CLIENT_TIMEOUT ? CTL_ERR_TIMEOUT
+		                                       : CTL_ERR_UNAVAILABLE);
 		goto out;
 	}
 	if (res->svc_status != SVC_OK) {
-		send_error(c, j->id, svc_status_text(res->svc_status));
+		j->done(j->arg, error_reply(svc_status_text(res->svc_status)),
+		    res->svc_status == SVC_NOT_FOUND ? CTL_ERR_NOT_FOUND
+		        : res->svc_status == SVC_DENIED ||
+		            res->svc_status == SVC_QUOTA
+		        ? CTL_ERR_DENIED
+		        : CTL_ERR_BAD);
 		goto out;
 	}
-	rep = reply_new(j->id, true);
+	rep = reply_new(0, true);
 	json_object_set_new(rep, "seq", json_integer((json_int_t)res->seq));
 	json_object_set_new(rep, "view", json_integer((json_int_t)res->view));
 	if (j->code == LEDGER_OP_SUBMIT && res->result_len == 8) {
@@ -320,40 +410,46 @@ op_done(void *arg, const struct pbft_result *res)
 	if (j->code == LEDGER_OP_GET)
 		json_object_set_new(rep, "value",
 		    json_stringn((const char *)res->result, res->result_len));
-	send_json(c, rep);
+	j->done(j->arg, rep, CTL_OK);
 out:
-	if (c != NULL)
-		maybe_close(c);
 	free(j);
+}
+
+void
+ctl_run_op(
+    struct ctl_server *s, const struct wbuf *op, ctl_done_cb done, void *arg)
+{
+	struct op_job *j;
+
+	if (s->d->client == NULL) {
+		done(arg,
+		    error_reply("pbftd has no client identity (set "
+		                "control_client and its private_key_file)"),
+		    CTL_ERR_UNAVAILABLE);
+		return;
+	}
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		done(arg, error_reply("out of memory"), CTL_ERR_UNAVAILABLE);
+		return;
+	}
+	j->done = done;
+	j->arg = arg;
+	j->code = op->p[0];
+	if (pbft_client_submit(s->d->client, op->p, op->len, op_done, j) ==
+	    -1) {
+		free(j);
+		done(arg, error_reply("too many requests in flight"),
+		    CTL_ERR_UNAVAILABLE);
+	}
 }
 
 static void
 cmd_op(struct ctl_client *c, json_int_t id, const struct wbuf *op)
 {
-	struct op_job *j;
+	struct ctl_wait *w = wait_new(c, id, false);
 
-	if (c->s->d->client == NULL) {
-		send_error(c, id,
-		    "pbftd has no client identity (set "
-		    "control_client and its private_key_file)");
-		return;
-	}
-	if ((j = calloc(1, sizeof(*j))) == NULL) {
-		send_error(c, id, "out of memory");
-		return;
-	}
-	j->s = c->s;
-	j->slot = (uint32_t)(c - c->s->clients);
-	j->gen = c->gen;
-	j->id = id;
-	j->code = op->p[0];
-	c->waiting++;
-	if (pbft_client_submit(c->s->d->client, op->p, op->len, op_done, j) ==
-	    -1) {
-		c->waiting--;
-		free(j);
-		send_error(c, id, "too many requests in flight");
-	}
+	if (w != NULL)
+		ctl_run_op(c->s, op, wait_done, w);
 }
 
 static void
@@ -372,11 +468,10 @@ cmd_node(struct ctl_client *c, json_int_t id, enum ctl_cmd cmd, int64_t node)
 	send_json(c, reply_new(id, true));
 }
 
-static void
-cmd_peers(struct ctl_client *c, json_int_t id)
+json_t *
+ctl_peers_reply(struct pbftd *d)
 {
-	struct pbftd *d = c->s->d;
-	json_t *rep = reply_new(id, true), *arr = json_array();
+	json_t *rep = reply_new(0, true), *arr = json_array();
 
 	for (uint32_t i = 0; i < d->cfg->n; i++) {
 		char addr[300], pub[65];
@@ -394,6 +489,15 @@ cmd_peers(struct ctl_client *c, json_int_t id)
 		            : json_null()));
 	}
 	json_object_set_new(rep, "peers", arr);
+	return rep;
+}
+
+static void
+cmd_peers(struct ctl_client *c, json_int_t id)
+{
+	json_t *rep = ctl_peers_reply(c->s->d);
+
+	json_object_set_new(rep, "id", json_integer(id));
 	send_json(c, rep);
 }
 
@@ -559,6 +663,7 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	c->fd = fd;
 	c->closing = false;
+	c->status_busy = false;
 	c->waiting = 0;
 	wbuf_init_dynamic(&c->in, CTL_LINE_MAX + 4096);
 	wbuf_init_dynamic(&c->out, CTL_OUT_MAX + CTL_LINE_MAX);
@@ -685,11 +790,15 @@ ctl_server_free(struct ctl_server *s)
 
 	if (s == NULL)
 		return;
-	for (int k = 0; k < CTL_CLIENTS_MAX; k++)
-		if (s->status[k] != NULL) {
-			ev_timer_stop(s->d->loop, &s->status[k]->timeout);
-			free(s->status[k]);
-		}
+	while (s->status != NULL) {
+		struct status_job *j = s->status;
+
+		s->status = j->next;
+		ev_timer_stop(s->d->loop, &j->timeout);
+		j->done(j->arg, error_reply("pbftd is stopping"),
+		    CTL_ERR_UNAVAILABLE);
+		free(j);
+	}
 	for (int i = 0; i < CTL_CLIENTS_MAX; i++)
 		client_close(&s->clients[i]);
 	ev_io_stop(s->d->loop, &s->accept);

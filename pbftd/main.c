@@ -24,6 +24,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "http.h"
 #include "log.h"
 #include "pbft_build.h"
 #include "pbftd.h"
@@ -215,6 +216,34 @@ start_client(struct pbftd *d)
 	if ((d->client = pbft_client_new(d->loop, &o, err, sizeof(err))) ==
 	    NULL)
 		log_warnx("cluster client: %s", err);
+}
+
+/* What the HTTP keys name (files, address), checked before the start. */
+static int
+check_http(const struct pbftd *d, char *err, size_t errlen)
+{
+#if PBFT_HAVE_MHD
+	return http_check(d->cfg, err, errlen);
+#else
+	if (d->cfg->http_listen[0] == '\0')
+		return 0;
+	snprintf(
+	    err, errlen, "http_listen: pbftd was built without libmicrohttpd");
+	return -1;
+#endif
+}
+
+/* The HTTP API and /metrics: http.c, or metrics.c's own small server. */
+static int
+start_http(struct pbftd *d, char *err, size_t errlen)
+{
+#if PBFT_HAVE_MHD
+	d->http = http_new(d, err, errlen);
+	return d->http == NULL && err[0] != '\0' ? -1 : 0;
+#else
+	d->metrics = metrics_new(d, err, errlen);
+	return d->metrics == NULL && d->cfg->metrics_listen[0] != '\0' ? -1 : 0;
+#endif
 }
 
 static void
@@ -517,7 +546,8 @@ main(int argc, char **argv)
 		d.children[i].local = true;
 	}
 	if ((nodes != NULL && parse_nodes(&d, nodes, err, sizeof(err)) == -1) ||
-	    check_keys(&d, err, sizeof(err)) == -1) {
+	    check_keys(&d, err, sizeof(err)) == -1 ||
+	    check_http(&d, err, sizeof(err)) == -1) {
 		fprintf(stderr, "%s\n", err);
 		cfg_free(d.cfg);
 		return 2;
@@ -568,8 +598,7 @@ main(int argc, char **argv)
 	d.loop = ev_default_loop(EVFLAG_AUTO);
 	if ((d.ctl = ctl_server_new(&d, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
-	if ((d.metrics = metrics_new(&d, err, sizeof(err))) == NULL &&
-	    d.cfg->metrics_listen[0] != '\0')
+	if (start_http(&d, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 	d.started = ev_now(d.loop);
 	ev_timer_init(&d.poll, poll_cb, 0.2, 1.0);
@@ -599,8 +628,12 @@ main(int argc, char **argv)
 	notify("STOPPING=1");
 	pbft_client_free(d.client);
 	ev_timer_stop(d.loop, &d.poll);
-	metrics_free(d.metrics);
 	ctl_server_free(d.ctl);
+#if PBFT_HAVE_MHD
+	http_free(d.http); /* after the jobs the two above ended */
+#else
+	metrics_free(d.metrics);
+#endif
 	for (uint32_t i = 0; i < d.cfg->n; i++)
 		child_free_status(&d.children[i]);
 	cfg_free(d.cfg);

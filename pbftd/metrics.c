@@ -4,7 +4,8 @@
  *
  * The numbers are the replicas' latest answers on the supervisor link,
  * which pbftd asks for every second, so a scrape never waits on a replica.
- * The HTTP side is deliberately small: one request per connection, the
+ * With libmicrohttpd (PBFT_HAVE_MHD) http.c serves the text; without it a
+ * deliberately small server here does: one request per connection, the
  * request head bounded to 8 KiB and 5 seconds, at most 16 connections at
  * once, anything but GET /metrics answered 404 or 400.
  */
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "pbft_build.h"
 #include "pbftd.h"
 #include "wbuf.h"
 
@@ -26,40 +28,6 @@
 #define M_HEAD_MAX 8192
 #define M_TIMEOUT_S 5.0
 #define M_STALE_S 3.0 /* a status older than this: replica not up */
-
-struct mconn {
-	struct metrics *m;
-	int fd;
-	ev_io rd, wr;
-	ev_timer deadline;
-	char head[M_HEAD_MAX + 1];
-	size_t head_len;
-	struct wbuf out;
-	size_t out_off;
-};
-
-struct metrics {
-	struct pbftd *d;
-	int fd;
-	ev_io accept;
-	struct mconn conns[M_CONNS_MAX];
-	uint64_t scrapes;
-};
-
-static void
-conn_close(struct mconn *c)
-{
-	struct ev_loop *loop = c->m->d->loop;
-
-	if (c->fd == -1)
-		return;
-	ev_io_stop(loop, &c->rd);
-	ev_io_stop(loop, &c->wr);
-	ev_timer_stop(loop, &c->deadline);
-	close(c->fd);
-	c->fd = -1;
-	wbuf_clear(&c->out);
-}
 
 PBFT_PRINTF(2, 3)
 static void
@@ -85,11 +53,9 @@ num(const json_t *o, const char *key)
 
 /* One gauge or counter from a status field, for every replica with one. */
 static void
-family(struct metrics *m, struct wbuf *w, const char *name, const char *type,
+family(struct pbftd *d, struct wbuf *w, const char *name, const char *type,
     const char *help, const char *key)
 {
-	struct pbftd *d = m->d;
-
 	put(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 	for (uint32_t i = 0; i < d->cfg->n; i++) {
 		const json_t *st = d->children[i].status;
@@ -100,10 +66,10 @@ family(struct metrics *m, struct wbuf *w, const char *name, const char *type,
 	}
 }
 
-static void
-render(struct metrics *m, struct wbuf *w)
+void
+metrics_render(struct pbftd *d, struct wbuf *w)
 {
-	struct pbftd *d = m->d;
+	static uint64_t scrapes;
 	double now = ev_now(d->loop);
 
 	put(w,
@@ -133,7 +99,7 @@ render(struct metrics *m, struct wbuf *w)
 		if (d->children[i].local)
 			put(w, "pbft_replica_restarts_total{node=\"%u\"} %u\n",
 			    i, d->children[i].restarts);
-	family(m, w, "pbft_view", "gauge", "Current view.", "view");
+	family(d, w, "pbft_view", "gauge", "Current view.", "view");
 	put(w,
 	    "# HELP pbft_muted 1 while the replica sends no pre-prepare or "
 	    "prepare for the next seq (it restarted after a crash; up to its "
@@ -148,51 +114,51 @@ render(struct metrics *m, struct wbuf *w)
 			put(w, "pbft_muted{node=\"%u\"} %d\n", i,
 			    json_is_true(v) ? 1 : 0);
 	}
-	family(m, w, "pbft_last_executed", "gauge",
+	family(d, w, "pbft_last_executed", "gauge",
 	    "Sequence number of the last executed batch.", "last_executed");
-	family(m, w, "pbft_stable_checkpoint", "gauge",
+	family(d, w, "pbft_stable_checkpoint", "gauge",
 	    "Sequence number of the last stable checkpoint.",
 	    "stable_checkpoint");
-	family(m, w, "pbft_requests_executed_total", "counter",
+	family(d, w, "pbft_requests_executed_total", "counter",
 	    "Client requests executed.", "executed_requests");
-	family(m, w, "pbft_batches_executed_total", "counter",
+	family(d, w, "pbft_batches_executed_total", "counter",
 	    "Batches executed.", "executed_batches");
-	family(m, w, "pbft_view_changes_total", "counter",
+	family(d, w, "pbft_view_changes_total", "counter",
 	    "View changes completed.", "view_changes");
-	family(m, w, "pbft_view_changes_deferred_total", "counter",
+	family(d, w, "pbft_view_changes_deferred_total", "counter",
 	    "View timer expiries that waited to hear a quorum (cut off).",
 	    "view_changes_deferred");
-	family(m, w, "pbft_peers_connected", "gauge",
+	family(d, w, "pbft_peers_connected", "gauge",
 	    "Replicas with an authenticated channel.", "peers_connected");
-	family(m, w, "pbft_clients_connected", "gauge",
+	family(d, w, "pbft_clients_connected", "gauge",
 	    "Clients with an authenticated channel.", "clients_connected");
-	family(m, w, "pbft_queued_requests", "gauge",
+	family(d, w, "pbft_queued_requests", "gauge",
 	    "Requests waiting to be ordered.", "queued");
-	family(m, w, "pbft_state_transfers_total", "counter",
+	family(d, w, "pbft_state_transfers_total", "counter",
 	    "State transfers completed.", "state_transfers");
-	family(m, w, "pbft_state_transfer_bytes_total", "counter",
+	family(d, w, "pbft_state_transfer_bytes_total", "counter",
 	    "Ledger bytes fetched by state transfers.", "state_transfer_bytes");
-	family(m, w, "pbft_write_queue_drops_total", "counter",
+	family(d, w, "pbft_write_queue_drops_total", "counter",
 	    "Connections dropped for a full write queue.", "queue_drops");
-	family(m, w, "pbft_wal_bytes_total", "counter",
+	family(d, w, "pbft_wal_bytes_total", "counter",
 	    "Bytes appended to the write-ahead log.", "wal_bytes");
-	family(m, w, "pbft_wal_compactions_total", "counter",
+	family(d, w, "pbft_wal_compactions_total", "counter",
 	    "Write-ahead log rewrites at stable checkpoints.",
 	    "wal_compactions");
-	family(m, w, "pbft_wal_compactions_abandoned_total", "counter",
+	family(d, w, "pbft_wal_compactions_abandoned_total", "counter",
 	    "Compactions that failed (the old log was kept).",
 	    "wal_compactions_abandoned");
-	family(m, w, "pbft_snapshots_total", "counter",
+	family(d, w, "pbft_snapshots_total", "counter",
 	    "Checkpoint snapshots written.", "snapshots");
-	family(m, w, "pbft_data_free_bytes", "gauge",
+	family(d, w, "pbft_data_free_bytes", "gauge",
 	    "Free space of the data directory; below min_free the replica "
 	    "takes no new client requests.",
 	    "data_free_bytes");
-	family(m, w, "pbft_replica_signature_checks_total", "counter",
+	family(d, w, "pbft_replica_signature_checks_total", "counter",
 	    "Replica signatures verified (pre-prepares, prepares, "
 	    "checkpoints, view changes).",
 	    "replica_sig_checks");
-	family(m, w, "pbft_request_signature_checks_total", "counter",
+	family(d, w, "pbft_request_signature_checks_total", "counter",
 	    "Client group signatures verified (not found in the cache).",
 	    "request_sig_checks");
 
@@ -253,7 +219,41 @@ render(struct metrics *m, struct wbuf *w)
 	    "# HELP pbft_metrics_scrapes_total Scrapes served.\n"
 	    "# TYPE pbft_metrics_scrapes_total counter\n"
 	    "pbft_metrics_scrapes_total %llu\n",
-	    (unsigned long long)++m->scrapes);
+	    (unsigned long long)++scrapes);
+}
+
+#if !PBFT_HAVE_MHD
+struct mconn {
+	struct metrics *m;
+	int fd;
+	ev_io rd, wr;
+	ev_timer deadline;
+	char head[M_HEAD_MAX + 1];
+	size_t head_len;
+	struct wbuf out;
+	size_t out_off;
+};
+
+struct metrics {
+	struct pbftd *d;
+	int fd;
+	ev_io accept;
+	struct mconn conns[M_CONNS_MAX];
+};
+
+static void
+conn_close(struct mconn *c)
+{
+	struct ev_loop *loop = c->m->d->loop;
+
+	if (c->fd == -1)
+		return;
+	ev_io_stop(loop, &c->rd);
+	ev_io_stop(loop, &c->wr);
+	ev_timer_stop(loop, &c->deadline);
+	close(c->fd);
+	c->fd = -1;
+	wbuf_clear(&c->out);
 }
 
 static void
@@ -292,7 +292,7 @@ handle(struct mconn *c)
 		return;
 	}
 	wbuf_init_dynamic(&body, 4u << 20);
-	render(c->m, &body);
+	metrics_render(c->m->d, &body);
 	if (wbuf_failed(&body))
 		respond(c, 500, "Internal Server Error", NULL);
 	else
@@ -452,3 +452,4 @@ metrics_free(struct metrics *m)
 	close(m->fd);
 	free(m);
 }
+#endif /* !PBFT_HAVE_MHD */

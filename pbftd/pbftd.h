@@ -64,7 +64,8 @@ struct pbftd {
 	ev_timer grace;
 	struct pbft_client *client; /* pbftd's own identity in the cluster */
 	struct ctl_server *ctl;
-	struct metrics *metrics;
+	struct metrics *metrics; /* metrics_listen without libmicrohttpd */
+	struct http *http; /* http_listen and metrics_listen (http.c) */
 	ev_timer poll; /* asks every replica for its status each second */
 	const char *log_file; /* -L, reopened on SIGHUP; NULL: stderr */
 	bool ready; /* told systemd READY=1 */
@@ -89,6 +90,30 @@ struct ctl_server *ctl_server_new(struct pbftd *d, char *err, size_t errlen);
 void ctl_server_free(struct ctl_server *s);
 void ctl_status_arrived(struct ctl_server *s);
 
+/*
+ * The requests the control socket and the HTTP API share. Each ends in
+ * exactly one call of done, perhaps before the call returns, with the
+ * control protocol's reply object ("ok", then the command's fields or
+ * "error"; "id" is 0), which done owns, and what kind of failure it is.
+ */
+enum ctl_err {
+	CTL_OK = 0,
+	CTL_ERR_BAD, /* the service could not take the operation */
+	CTL_ERR_NOT_FOUND, /* get or del of an absent key */
+	CTL_ERR_DENIED, /* the service refused this client (owner, quota) */
+	CTL_ERR_UNAVAILABLE, /* no client identity, too busy, stopping */
+	CTL_ERR_TIMEOUT, /* no f+1 matching replies in time */
+};
+struct wbuf;
+typedef void (*ctl_done_cb)(void *arg, struct json_t *rep, enum ctl_err err);
+/* Status of every replica; -1 (done not called) when out of memory. */
+int ctl_run_status(struct ctl_server *s, ctl_done_cb done, void *arg);
+/* An encoded operation (submit, put, get, del) through pbftd's client. */
+void ctl_run_op(
+    struct ctl_server *s, const struct wbuf *op, ctl_done_cb done, void *arg);
+/* The peers reply, at once. */
+struct json_t *ctl_peers_reply(struct pbftd *d);
+
 /* ready.c: whether the cluster can serve, as far as pbftd can see. */
 struct ready {
 	bool ok;
@@ -103,7 +128,10 @@ void ready_judge(const struct pbftd *d, struct ready *r);
 /* Adds "ready" (bool) and "readiness" (the text) to a status reply. */
 void ready_status_json(const struct pbftd *d, struct json_t *rep);
 
-/* metrics.c: Prometheus text format over HTTP on metrics_listen. */
+/* metrics.c: Prometheus text format; served by http.c, or over HTTP on
+ * metrics_listen by metrics.c itself in a build without libmicrohttpd. */
+struct wbuf;
+void metrics_render(struct pbftd *d, struct wbuf *w);
 struct metrics *metrics_new(struct pbftd *d, char *err, size_t errlen);
 void metrics_free(struct metrics *m);
 
