@@ -66,10 +66,61 @@ family(struct pbftd *d, struct wbuf *w, const char *name, const char *type,
 	}
 }
 
-void
-metrics_render(struct pbftd *d, struct wbuf *w)
+/* Families with one value per local replica, from its status field. */
+static const struct {
+	const char *name, *type, *help, *field;
+} families[] = {
+    {"pbft_last_executed", "gauge",
+        "Sequence number of the last executed batch.", "last_executed"},
+    {"pbft_stable_checkpoint", "gauge",
+        "Sequence number of the last stable checkpoint.", "stable_checkpoint"},
+    {"pbft_requests_executed_total", "counter", "Client requests executed.",
+        "executed_requests"},
+    {"pbft_batches_executed_total", "counter", "Batches executed.",
+        "executed_batches"},
+    {"pbft_view_changes_total", "counter", "View changes completed.",
+        "view_changes"},
+    {"pbft_view_changes_deferred_total", "counter",
+        "View timer expiries that waited to hear a quorum (cut off).",
+        "view_changes_deferred"},
+    {"pbft_peers_connected", "gauge", "Replicas with an authenticated channel.",
+        "peers_connected"},
+    {"pbft_clients_connected", "gauge",
+        "Clients with an authenticated channel.", "clients_connected"},
+    {"pbft_queued_requests", "gauge", "Requests waiting to be ordered.",
+        "queued"},
+    {"pbft_state_transfers_total", "counter", "State transfers completed.",
+        "state_transfers"},
+    {"pbft_state_transfer_bytes_total", "counter",
+        "Ledger bytes fetched by state transfers.", "state_transfer_bytes"},
+    {"pbft_write_queue_drops_total", "counter",
+        "Connections dropped for a full write queue.", "queue_drops"},
+    {"pbft_wal_bytes_total", "counter",
+        "Bytes appended to the write-ahead log.", "wal_bytes"},
+    {"pbft_wal_compactions_total", "counter",
+        "Write-ahead log rewrites at stable checkpoints.", "wal_compactions"},
+    {"pbft_wal_compactions_abandoned_total", "counter",
+        "Compactions that failed (the old log was kept).",
+        "wal_compactions_abandoned"},
+    {"pbft_snapshots_total", "counter", "Checkpoint snapshots written.",
+        "snapshots"},
+    {"pbft_data_free_bytes", "gauge",
+        "Free space of the data directory; below min_free the replica "
+        "takes no new client requests.",
+        "data_free_bytes"},
+    {"pbft_replica_signature_checks_total", "counter",
+        "Replica signatures verified (pre-prepares, prepares, "
+        "checkpoints, view changes).",
+        "replica_sig_checks"},
+    {"pbft_request_signature_checks_total", "counter",
+        "Client group signatures verified (not found in the cache).",
+        "request_sig_checks"},
+};
+
+/* What pbftd itself knows of each local replica: up, given up, restarts. */
+static void
+render_supervised(struct pbftd *d, struct wbuf *w)
 {
-	static uint64_t scrapes;
 	double now = ev_now(d->loop);
 
 	put(w,
@@ -99,7 +150,11 @@ metrics_render(struct pbftd *d, struct wbuf *w)
 		if (d->children[i].local)
 			put(w, "pbft_replica_restarts_total{node=\"%u\"} %u\n",
 			    i, d->children[i].restarts);
-	family(d, w, "pbft_view", "gauge", "Current view.", "view");
+}
+
+static void
+render_muted(struct pbftd *d, struct wbuf *w)
+{
 	put(w,
 	    "# HELP pbft_muted 1 while the replica sends no pre-prepare or "
 	    "prepare for the next seq (it restarted after a crash; up to its "
@@ -114,54 +169,11 @@ metrics_render(struct pbftd *d, struct wbuf *w)
 			put(w, "pbft_muted{node=\"%u\"} %d\n", i,
 			    json_is_true(v) ? 1 : 0);
 	}
-	family(d, w, "pbft_last_executed", "gauge",
-	    "Sequence number of the last executed batch.", "last_executed");
-	family(d, w, "pbft_stable_checkpoint", "gauge",
-	    "Sequence number of the last stable checkpoint.",
-	    "stable_checkpoint");
-	family(d, w, "pbft_requests_executed_total", "counter",
-	    "Client requests executed.", "executed_requests");
-	family(d, w, "pbft_batches_executed_total", "counter",
-	    "Batches executed.", "executed_batches");
-	family(d, w, "pbft_view_changes_total", "counter",
-	    "View changes completed.", "view_changes");
-	family(d, w, "pbft_view_changes_deferred_total", "counter",
-	    "View timer expiries that waited to hear a quorum (cut off).",
-	    "view_changes_deferred");
-	family(d, w, "pbft_peers_connected", "gauge",
-	    "Replicas with an authenticated channel.", "peers_connected");
-	family(d, w, "pbft_clients_connected", "gauge",
-	    "Clients with an authenticated channel.", "clients_connected");
-	family(d, w, "pbft_queued_requests", "gauge",
-	    "Requests waiting to be ordered.", "queued");
-	family(d, w, "pbft_state_transfers_total", "counter",
-	    "State transfers completed.", "state_transfers");
-	family(d, w, "pbft_state_transfer_bytes_total", "counter",
-	    "Ledger bytes fetched by state transfers.", "state_transfer_bytes");
-	family(d, w, "pbft_write_queue_drops_total", "counter",
-	    "Connections dropped for a full write queue.", "queue_drops");
-	family(d, w, "pbft_wal_bytes_total", "counter",
-	    "Bytes appended to the write-ahead log.", "wal_bytes");
-	family(d, w, "pbft_wal_compactions_total", "counter",
-	    "Write-ahead log rewrites at stable checkpoints.",
-	    "wal_compactions");
-	family(d, w, "pbft_wal_compactions_abandoned_total", "counter",
-	    "Compactions that failed (the old log was kept).",
-	    "wal_compactions_abandoned");
-	family(d, w, "pbft_snapshots_total", "counter",
-	    "Checkpoint snapshots written.", "snapshots");
-	family(d, w, "pbft_data_free_bytes", "gauge",
-	    "Free space of the data directory; below min_free the replica "
-	    "takes no new client requests.",
-	    "data_free_bytes");
-	family(d, w, "pbft_replica_signature_checks_total", "counter",
-	    "Replica signatures verified (pre-prepares, prepares, "
-	    "checkpoints, view changes).",
-	    "replica_sig_checks");
-	family(d, w, "pbft_request_signature_checks_total", "counter",
-	    "Client group signatures verified (not found in the cache).",
-	    "request_sig_checks");
+}
 
+static void
+render_rejected(struct pbftd *d, struct wbuf *w)
+{
 	put(w,
 	    "# HELP pbft_rejected_total Input rejected, by reason.\n"
 	    "# TYPE pbft_rejected_total counter\n");
@@ -179,7 +191,12 @@ metrics_render(struct pbftd *d, struct wbuf *w)
 			    i, reason, (long long)json_integer_value(v));
 		}
 	}
+}
 
+/* The WAL fdatasync latency histogram, from each replica's buckets. */
+static void
+render_fsync(struct pbftd *d, struct wbuf *w)
+{
 	put(w,
 	    "# HELP pbft_wal_fsync_seconds Write-ahead log fdatasync "
 	    "latency.\n# TYPE pbft_wal_fsync_seconds histogram\n");
@@ -215,6 +232,21 @@ metrics_render(struct pbftd *d, struct wbuf *w)
 		put(w, "pbft_wal_fsync_seconds_count{node=\"%u\"} %lld\n", i,
 		    cum);
 	}
+}
+
+void
+metrics_render(struct pbftd *d, struct wbuf *w)
+{
+	static uint64_t scrapes;
+
+	render_supervised(d, w);
+	family(d, w, "pbft_view", "gauge", "Current view.", "view");
+	render_muted(d, w);
+	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++)
+		family(d, w, families[i].name, families[i].type,
+		    families[i].help, families[i].field);
+	render_rejected(d, w);
+	render_fsync(d, w);
 	put(w,
 	    "# HELP pbft_metrics_scrapes_total Scrapes served.\n"
 	    "# TYPE pbft_metrics_scrapes_total counter\n"
