@@ -45,6 +45,7 @@ struct parse {
 	int node_pub_line[PBFT_REPLICAS_MAX];
 	bool f_set;
 	int f_line, ckpt_line, window_line, cc_line, bootstrap_line;
+	int dead_after_line;
 	uint32_t clients_cap;
 	char **sections; /* every section name seen, for duplicates */
 	size_t nsections;
@@ -409,6 +410,25 @@ admission_key(struct parse *ps, int k, const char *v)
 	return 1;
 }
 
+/* heartbeat_interval (k = 0) and dead_after (k = 1): durations from
+ * 10 ms to 10 min; validate() checks the two against each other. */
+static int
+liveness_key(struct parse *ps, int k, const char *v)
+{
+	struct cluster_cfg *c = ps->cfg;
+	uint32_t *out = k == 0 ? &c->heartbeat_interval_ms : &c->dead_after_ms;
+
+	if (parse_duration_ms(v, false, out) == -1 || *out < 10 ||
+	    *out > 600000)
+		return fail_at(ps, ps->line,
+		    "%s: want a duration from 10ms to 10m, like %s",
+		    k == 0 ? "heartbeat_interval" : "dead_after",
+		    k == 0 ? "1s" : "5s");
+	if (k == 1)
+		ps->dead_after_line = ps->line;
+	return 1;
+}
+
 static int
 cluster_key(struct parse *ps, const char *name, const char *v)
 {
@@ -419,7 +439,7 @@ cluster_key(struct parse *ps, const char *name, const char *v)
 	    "fsync", "log_level", "client_max_keys", "client_max_bytes",
 	    "shared_prefixes", "queue_bytes_max", "min_free", "handshake_rate",
 	    "handshakes_max", "connections_per_address", "accept_from",
-	    "replica_source"};
+	    "replica_source", "heartbeat_interval", "dead_after"};
 	struct cluster_cfg *c = ps->cfg;
 	uint64_t x;
 	int k = -1;
@@ -567,6 +587,9 @@ cluster_key(struct parse *ps, const char *name, const char *v)
 			return fail_at(ps, ps->line,
 			    "min_free: want a size like 256MiB, 1GiB or 0");
 		return 1;
+	case 27:
+	case 28:
+		return liveness_key(ps, k - 27, v);
 	default:
 		return admission_key(ps, k - 22, v);
 	}
@@ -806,6 +829,11 @@ validate(struct parse *ps)
 		    (unsigned long long)c->window,
 		    (unsigned long long)c->checkpoint_interval,
 		    PBFT_WINDOW_MAX);
+	if (c->dead_after_ms < 2 * c->heartbeat_interval_ms)
+		return fail_at(ps, ps->dead_after_line,
+		    "dead_after (%ums) must be at least twice "
+		    "heartbeat_interval (%ums)",
+		    c->dead_after_ms, c->heartbeat_interval_ms);
 	for (uint32_t i = 0; i < c->nclients; i++) {
 		if (!ps->client_has_pub[i])
 			return fail_at(ps, c->clients[i].line,
@@ -842,6 +870,8 @@ set_defaults(struct parse *ps)
 	c->inflight_max = 2;
 	c->queue_bytes_max = 64ULL * 1024 * 1024;
 	c->request_timeout_ms = 1000;
+	c->heartbeat_interval_ms = CFG_HEARTBEAT_INTERVAL_DEFAULT;
+	c->dead_after_ms = CFG_DEAD_AFTER_DEFAULT;
 	c->fsync = CFG_FSYNC_BATCH;
 	c->log_level = LOG_LVL_INFO;
 	c->handshake_rate = CFG_HANDSHAKE_RATE_DEFAULT;

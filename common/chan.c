@@ -357,7 +357,10 @@ input_record(struct chan *ch, const uint8_t *in, size_t len, size_t *used,
 		return 0;
 	rl = (uint32_t)in[0] | (uint32_t)in[1] << 8 | (uint32_t)in[2] << 16 |
 	    (uint32_t)in[3] << 24;
-	if (rl < CHAN_TAG_LEN + WIRE_HDR_LEN || rl > CHAN_RECORD_MAX)
+	/* An empty record (rl == CHAN_TAG_LEN) is a heartbeat: authenticated,
+	 * counted in the nonce sequence, and nothing to deliver. */
+	if ((rl < CHAN_TAG_LEN + WIRE_HDR_LEN && rl != CHAN_TAG_LEN) ||
+	    rl > CHAN_RECORD_MAX)
 		return fail(ch, "bad record length");
 	if (len - 4 < rl)
 		return 0;

@@ -31,7 +31,7 @@
  * the channel reports an error (the caller then drops the connection). A
  * record holds one or more whole frames back to back: senders coalesce what
  * they queue in one loop iteration, so a burst of small messages costs one
- * AEAD operation.
+ * AEAD operation. A record may also be empty: a heartbeat on an idle link.
  */
 #ifndef PBFT_CHAN_H
 #define PBFT_CHAN_H
@@ -131,7 +131,9 @@ bool chan_budget_spent(const struct chan *ch);
 /*
  * Appends frames (one or more whole frames back to back, at most
  * PBFT_FRAME_BYTES_MAX bytes) as one sealed record. 0, or -1 before
- * establishment.
+ * establishment. len 0 seals an empty record, a heartbeat: the receiver
+ * authenticates it like any other and delivers nothing (a channel of a
+ * version before heartbeats fails on it: "bad record length").
  */
 int chan_seal(
     struct chan *ch, const uint8_t *frame, size_t len, struct wbuf *out);
