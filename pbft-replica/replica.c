@@ -1735,6 +1735,36 @@ jput(char *buf, size_t len, size_t *off, const char *fmt, ...)
 	*off = n < 0 ? len : *off + (size_t)n;
 }
 
+/*
+ * "peers": each other replica's link as net sees it: up (heard from within
+ * dead_after), ms since anything was heard (-1: no channel), bytes queued
+ * to it, dials retried and links closed as silent.
+ */
+static void
+peers_json(const struct replica *r, char *buf, size_t len, size_t *off)
+{
+	struct net_stats ns;
+	struct net_link l;
+	bool first = true;
+
+	net_get_stats(r->net, &ns);
+	jput(buf, len, off, ",\"peers\":[");
+	for (uint32_t i = 0; i < r->cfg->n; i++) {
+		if (i == r->id)
+			continue;
+		net_peer_link(r->net, i, &l);
+		jput(buf, len, off,
+		    "%s{\"id\":%u,\"up\":%s,\"heard_ms\":%lld,"
+		    "\"queued\":%zu,\"redials\":%llu,\"dead\":%llu}",
+		    first ? "" : ",", i, l.up ? "true" : "false",
+		    (long long)l.heard_ms, l.queued,
+		    (unsigned long long)l.redials,
+		    (unsigned long long)ns.peer[i].links_dead);
+		first = false;
+	}
+	jput(buf, len, off, "]");
+}
+
 int
 replica_status_json(struct replica *r, char *buf, size_t len)
 {
@@ -1816,6 +1846,7 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 	    (unsigned long long)r->disk.refused);
 	jput(buf, len, &off, ",\"state_requests_refused\":%llu",
 	    (unsigned long long)r->serve_refused);
+	peers_json(r, buf, len, &off);
 	diskspace_describe(&r->disk, disk, sizeof(disk));
 	jput(buf, len, &off, ",\"disk\":\"%s\",\"data_free_bytes\":%llu", disk,
 	    (unsigned long long)r->disk.free_bytes);

@@ -153,6 +153,40 @@ print_readiness(const json_t *rep)
 		printf("ready: no, %s\n", why != NULL ? why : "waiting");
 }
 
+/* "node 0 links: 1 up 120ms, 2 down (3 redials), ...": each local
+ * replica's links to the others, with bytes queued where there are any. */
+static void
+print_links(const json_t *r)
+{
+	const json_t *peers = json_object_get(r, "peers"), *p;
+	size_t k;
+
+	if (json_array_size(peers) == 0)
+		return;
+	printf(
+	    "node %lld links:", json_integer_value(json_object_get(r, "id")));
+	json_array_foreach(peers, k, p)
+	{
+		long long heard =
+		    json_integer_value(json_object_get(p, "heard_ms"));
+		long long q = json_integer_value(json_object_get(p, "queued"));
+
+		printf("%s %lld ", k ? "," : "",
+		    json_integer_value(json_object_get(p, "id")));
+		if (json_is_true(json_object_get(p, "up")))
+			printf("up %lldms", heard);
+		else if (heard >= 0)
+			printf("down (heard %lldms ago)", heard);
+		else
+			printf("down");
+		if (q > 0)
+			printf(" queued %lld", q);
+		printf(" (%lld redials)",
+		    json_integer_value(json_object_get(p, "redials")));
+	}
+	printf("\n");
+}
+
 static void
 print_status(const json_t *rep)
 {
@@ -210,6 +244,7 @@ print_status(const json_t *rep)
 		if (disk != NULL && strcmp(disk, "ok") != 0)
 			printf("node %lld: %s\n",
 			    json_integer_value(json_object_get(r, "id")), disk);
+		print_links(r);
 	}
 }
 

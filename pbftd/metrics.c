@@ -100,6 +100,53 @@ family(struct metrics *m, struct wbuf *w, const char *name, const char *type,
 	}
 }
 
+/* One gauge or counter per replica link, from the status "peers" array;
+ * key "up" is a boolean. */
+static void
+peer_family(struct metrics *m, struct wbuf *w, const char *name,
+    const char *type, const char *help, const char *key)
+{
+	struct pbftd *d = m->d;
+
+	put(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	for (uint32_t i = 0; i < d->cfg->n; i++) {
+		json_t *peers = json_object_get(d->children[i].status, "peers");
+		json_t *p, *v;
+		size_t k;
+
+		json_array_foreach(peers, k, p)
+		{
+			if ((v = json_object_get(p, key)) == NULL)
+				continue;
+			put(w, "%s{node=\"%u\",peer=\"%lld\"} %lld\n", name, i,
+			    (long long)num(p, "id"),
+			    json_is_boolean(v)
+			        ? (long long)json_is_true(v)
+			        : (long long)json_integer_value(v));
+		}
+	}
+}
+
+/* The links of each local replica to the others. */
+static void
+render_peers(struct metrics *m, struct wbuf *w)
+{
+	peer_family(m, w, "pbft_peer_up", "gauge",
+	    "1 if the link to the peer was heard from within dead_after.",
+	    "up");
+	peer_family(m, w, "pbft_peer_heard_ms", "gauge",
+	    "Milliseconds since anything was read on the link (-1: none).",
+	    "heard_ms");
+	peer_family(m, w, "pbft_peer_queued_bytes", "gauge",
+	    "Bytes queued to the peer, not yet taken by its socket.", "queued");
+	peer_family(m, w, "pbft_peer_redials_total", "counter",
+	    "Dials to the peer retried after a failure or a lost link.",
+	    "redials");
+	peer_family(m, w, "pbft_peer_links_dead_total", "counter",
+	    "Links to the peer closed for nothing heard in dead_after.",
+	    "dead");
+}
+
 static void
 render(struct metrics *m, struct wbuf *w)
 {
@@ -163,7 +210,9 @@ render(struct metrics *m, struct wbuf *w)
 	    "View timer expiries that waited to hear a quorum (cut off).",
 	    "view_changes_deferred");
 	family(m, w, "pbft_peers_connected", "gauge",
-	    "Replicas with an authenticated channel.", "peers_connected");
+	    "Replicas with a channel heard from within dead_after.",
+	    "peers_connected");
+	render_peers(m, w);
 	family(m, w, "pbft_clients_connected", "gauge",
 	    "Clients with an authenticated channel.", "clients_connected");
 	family(m, w, "pbft_queued_requests", "gauge",
