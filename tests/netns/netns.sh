@@ -18,8 +18,11 @@
 #      as on a real network): the primary cut from the other replicas while
 #      clients still reach it, and a 2|2 split; load while cut, none after
 #      the heal. A cut link shows as down in the status of both ends within
-#      dead_after; after the heal every replica is in one view, not
-#      changing, at one last_executed within 10 s, with no client traffic;
+#      dead_after (and the time of the status calls); after the heal every
+#      link is up again within dead_after and one redial, and every replica
+#      is in one view, not changing, at one last_executed within 10 s, with
+#      no client traffic (a miss is reported at the end, after the other
+#      scenarios ran);
 #   6. an application host's client-only pbftd (--nodes '') in the client
 #      namespace reports the cluster ready and commits a request;
 # and at the end every acknowledged request of every run is in all four
@@ -235,28 +238,60 @@ import json, sys
 r = json.load(sys.stdin)["replicas"]['"$1"']
 print(r["view"], r["view_changing"], r["last_executed"])'
 }
-# one_state: prints the state all four share (not changing views); fails
-# if they differ.
-one_state() {
-	local s0 s
-	s0=$(state_of 0) || return 1
-	case $s0 in *True*) return 1 ;; esac
-	for i in 1 2 3; do
-		s=$(state_of "$i") || return 1
-		[ "$s" = "$s0" ] || return 1
-	done
-	echo "$s0"
-}
-# in_step: one shared state, and still the same a second later; step_at:
-# when the first of the two was taken.
-step_at=0
-in_step() {
-	local a b
-	step_at=$(now_ms)
-	a=$(one_state) || return 1
-	sleep 1
-	b=$(one_state) || return 1
-	[ "$a" = "$b" ]
+# settle_ms SINCE_MS LIMIT_S: asks the four pbftds' status every 100 ms
+# (the control protocol, directly) until every replica is in one view,
+# none changing, at one last_executed, and stays so for a second; prints
+# the milliseconds from SINCE_MS to the first sample of that state, or
+# fails after LIMIT_S seconds (times PBFT_TIMEOUT_MULT) printing the
+# last states. Also prints, first, when every link was first seen up
+# (-1: never).
+settle_ms() {
+	python3 - "$1" $(($2 * mult)) "$dir" <<'PY'
+import json, socket, sys, time
+since, limit, d = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+def state(i):
+    try:
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(3)
+        s.connect(f"{d}/pbftd{i}.sock")
+        s.sendall(b'{"v":1,"id":1,"cmd":"status","args":{}}\n')
+        buf = b""
+        while not buf.endswith(b"\n"):
+            b = s.recv(65536)
+            if not b:
+                break
+            buf += b
+        s.close()
+        r = json.loads(buf)["replicas"][i]
+        ups = [p["up"] for p in r.get("peers", [])]
+        links[i] = len(ups) == 3 and all(ups)
+        return (r["view"], r["view_changing"], r["last_executed"])
+    except Exception:
+        return None
+end = time.time() + limit
+first, held_state, last, settled = None, None, None, None
+links, links_at = [False] * 4, -1
+while time.time() < end:
+    t = time.time()
+    last = [state(i) for i in range(4)]
+    if links_at < 0 and all(links):
+        links_at = int(t * 1000) - since
+    one = last[0] if len(set(last)) == 1 and last[0] and not last[0][1] \
+        else None
+    if one is not None and one == held_state:
+        if t - first >= 1.0 and settled is None:
+            settled = int(first * 1000) - since
+        if settled is not None and links_at >= 0:
+            print(links_at, settled)
+            sys.exit(0)
+    elif one is not None:
+        first, held_state = t, one
+    elif settled is None:
+        first, held_state = None, None
+    time.sleep(0.1)
+print(links_at, settled if settled is not None else f"none: {last}")
+sys.exit(1)
+PY
 }
 # link_down NODE PEER: NODE's status shows its link to PEER as down.
 link_down() {
@@ -304,20 +339,29 @@ held() {
 	while [ $(( $(now_ms) - t0 )) -lt 20000 ]; do sleep 0.5; done
 	partition del "$1" "$2"
 	t1=$(now_ms)
-	# In step as sampled within 10 s of the heal (the check itself may
-	# end a little later).
-	if ! within 15 in_step || [ $((step_at - t1)) -gt $((10000 * mult)) ]; then
+	# In step as first sampled within 10 s of the heal (and for a second
+	# after it).
+	settled=$(settle_ms "$t1" 20) || true
+	links_up=${settled%% *}
+	settled=${settled#* }
+	# Every link back within dead_after and one redial (at most 5 s) of
+	# the heal, and a little for the status calls.
+	[ "$links_up" -ge 0 ] && [ "$links_up" -le $(( (DEAD_AFTER_S + 7) * 1000 * mult )) ] ||
+	    fail "$3: links not all up within $((DEAD_AFTER_S + 7)) s of the heal ($links_up ms)"
+	if ! [ "$settled" -le $((10000 * mult)) ] 2>/dev/null; then
 		# Reported at the end, so that every scenario runs.
 		late="${late}$3: healed, no client traffic: not in one view at"
 		late="$late one last_executed within 10 s (view view_changing"
 		late="$late last_executed, links up: $(for i in 0 1 2 3; do
-		    echo -n "[$(state_of "$i"), $(links_of "$i")] "; done)); "
-		echo "not ok: $3: not in step within 10 s of the heal"
+		    echo -n "[$(state_of "$i"), $(links_of "$i")] "; done));"
+		late="$late in step after: $settled ms; "
+		echo "not ok: $3: links up after $links_up ms; in step after" \
+		    "$settled ms (bound 10 s)"
 		return 0
 	fi
 	ok "$3 for 20 s ($completed requests while cut; links seen down" \
 	    "by $down_ab and $down_ba ms): healed with no client traffic," \
-	    "in step after $((step_at - t1)) ms"
+	    "links up after $links_up ms, in step after $settled ms"
 }
 # links_of NODE: how many of its links are up.
 links_of() {
@@ -331,10 +375,12 @@ late=""
 # Whatever an earlier scenario left behind settles first (a request or two
 # make a checkpoint that a replica behind may need).
 load 2
-within 30 in_step || fail "not in step before the long partitions"
+settle_ms "$(now_ms)" 30 >/dev/null ||
+    late="${late}not in step 30 s before the long partitions, with 2 s of load; "
 held "0" "1 2 3" "the primary cut from the replicas (clients reach it)"
 load 2
-within 30 in_step || fail "not in step after the primary's partition"
+settle_ms "$(now_ms)" 30 >/dev/null ||
+    late="${late}not in step 30 s after the primary's partition, with 2 s of load; "
 held "0 1" "2 3" "a 2|2 split"
 
 # 6. An application host: a client-only pbftd (no replicas of its own)

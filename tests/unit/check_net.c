@@ -1219,7 +1219,7 @@ END_TEST
 /* ---- link liveness ------------------------------------------------------ */
 
 #define HB_MS 100
-#define DEAD_MS 500
+#define DEAD_MS 1000
 
 static void
 liveness_fast(void)
