@@ -3,8 +3,10 @@
  *
  * Each replica gets one end of a socketpair as fd 3; when pbftd dies the
  * replica sees end-of-file there and exits, and PR_SET_PDEATHSIG backs that
- * up. A replica that dies is restarted after a backoff that doubles from 1 s
- * to 60 s; more than 5 exits within 60 s is a crash loop and the node is
+ * up. A replica that dies after running for a while is restarted at once
+ * (0.1 s: a whole cluster killed together is back before the clients'
+ * first retransmission), then after a backoff that doubles from 1 s to
+ * 60 s; more than 5 exits within 60 s is a crash loop and the node is
  * marked failed until an operator restarts it. A replica that refused to
  * start because it could not read its data (exit status
  * FAILSTOP_UNREADABLE, failstop.h) is marked failed at once: restarting
@@ -28,6 +30,7 @@
 #include "log.h"
 #include "pbftd.h"
 
+#define BACKOFF_FIRST_S 0.1
 #define BACKOFF_MIN_S 1.0
 #define BACKOFF_MAX_S 60.0
 #define CRASH_WINDOW_S 60.0
@@ -258,7 +261,7 @@ child_exit_cb(struct ev_loop *loop, ev_child *w, int revents)
 		return;
 	}
 	if (now - c->started_at > BACKOFF_MAX_S)
-		c->backoff_s = BACKOFF_MIN_S; /* it was healthy for a while */
+		c->backoff_s = BACKOFF_FIRST_S; /* it was healthy for a while */
 	if (WIFEXITED(st) && WEXITSTATUS(st) == FAILSTOP_UNREADABLE) {
 		c->state = CHILD_FAILED;
 		if (c->reason[0] == '\0')
@@ -282,11 +285,12 @@ child_exit_cb(struct ev_loop *loop, ev_child *w, int revents)
 		return;
 	}
 	c->state = CHILD_BACKOFF;
-	log_info("node %u: restarting in %.0f s", c->id, c->backoff_s);
+	log_info("node %u: restarting in %.1f s", c->id, c->backoff_s);
 	ev_timer_set(&c->restart, c->backoff_s, 0);
 	ev_timer_start(loop, &c->restart);
-	c->backoff_s =
-	    c->backoff_s * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : c->backoff_s * 2;
+	c->backoff_s = c->backoff_s < BACKOFF_MIN_S ? BACKOFF_MIN_S
+	    : c->backoff_s * 2 > BACKOFF_MAX_S      ? BACKOFF_MAX_S
+	                                            : c->backoff_s * 2;
 }
 
 void
@@ -296,7 +300,7 @@ child_init(struct pbftd *d, struct child *c, uint32_t id)
 	c->d = d;
 	c->id = id;
 	c->sup_fd = -1;
-	c->backoff_s = BACKOFF_MIN_S;
+	c->backoff_s = BACKOFF_FIRST_S;
 	ev_init(&c->watcher, child_exit_cb);
 	c->watcher.data = c;
 	ev_init(&c->restart, restart_cb);
@@ -322,7 +326,7 @@ void
 child_restart_now(struct child *c)
 {
 	c->nexits = 0;
-	c->backoff_s = BACKOFF_MIN_S;
+	c->backoff_s = BACKOFF_FIRST_S;
 	if (c->pid > 0) {
 		/* The exit callback schedules the restart. */
 		c->state = CHILD_RUNNING;

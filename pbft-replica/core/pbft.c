@@ -349,11 +349,14 @@ void
 pbft_slot_reset(struct pbft *p, struct slot *s, uint64_t seq)
 {
 	void *pd = s->prep_digest, *cd = s->commit_digest;
+	void *lv = s->late_view, *ld = s->late_digest;
 
 	free(s->body);
 	memset(s, 0, sizeof(*s));
 	s->prep_digest = pd;
 	s->commit_digest = cd;
+	s->late_view = lv;
+	s->late_digest = ld;
 	s->seq = seq;
 	(void)p;
 }
@@ -995,6 +998,9 @@ check_vote_common(struct pbft *p, uint32_t from, uint64_t view, uint64_t seq,
 	return true;
 }
 
+static void late_body(
+    struct pbft *p, uint32_t from, const struct pbft_preprepare *m);
+
 /* OSDI section 4.2: a backup accepts a pre-prepare... */
 static void
 on_preprepare(struct pbft *p, uint32_t from, const struct pbft_preprepare *m)
@@ -1004,6 +1010,11 @@ on_preprepare(struct pbft *p, uint32_t from, const struct pbft_preprepare *m)
 	uint32_t k;
 	struct slot *s;
 
+	if (m->view < p->view && p->changing && m->replica == from &&
+	    !(p->cfg.test_flags & PBFT_TEST_BROKEN_STRANDED)) {
+		late_body(p, from, m);
+		return;
+	}
 	if (!check_vote_common(p, from, m->view, m->seq, m->replica))
 		return;
 	if (from != pbft_primary(p, m->view)) {
@@ -1084,11 +1095,21 @@ note_far_commit(struct pbft *p, uint32_t from, uint64_t seq)
 		p->seen_commit = top[p->f];
 }
 
+static void late_commit(
+    struct pbft *p, uint32_t from, const struct pbft_vote *v);
+
 static void
 on_vote(struct pbft *p, uint32_t from, enum pbft_msg_type type,
     const struct pbft_vote *v)
 {
 	struct slot *s;
+
+	if (type == PBFT_MSG_COMMIT && v->replica == from &&
+	    v->view < p->view &&
+	    !(p->cfg.test_flags & PBFT_TEST_BROKEN_STRANDED)) {
+		late_commit(p, from, v);
+		return;
+	}
 
 	if (type == PBFT_MSG_COMMIT && v->replica == from && from < p->n &&
 	    v->view == p->view && !p->changing &&
@@ -1122,17 +1143,24 @@ on_vote(struct pbft *p, uint32_t from, enum pbft_msg_type type,
 
 /* ---- batches fetched by digest ----------------------------------------- */
 
-void
-pbft_send_fetch(struct pbft *p, struct slot *s)
+static void
+send_fetch_digest(
+    struct pbft *p, uint64_t seq, const uint8_t digest[PBFT_DIGEST_LEN])
 {
 	struct pbft_msg *m = pbft_new_msg(p);
 
 	m->type = PBFT_MSG_FETCH_BATCH;
-	m->u.fetch_batch.seq = s->seq;
-	memcpy(m->u.fetch_batch.digest, s->digest, PBFT_DIGEST_LEN);
+	m->u.fetch_batch.seq = seq;
+	memcpy(m->u.fetch_batch.digest, digest, PBFT_DIGEST_LEN);
 	m->u.fetch_batch.replica = p->id;
-	s->fetch_ticks = 0;
 	pbft_broadcast(p, m);
+}
+
+void
+pbft_send_fetch(struct pbft *p, struct slot *s)
+{
+	s->fetch_ticks = 0;
+	send_fetch_digest(p, s->seq, s->digest);
 }
 
 /*
@@ -1206,6 +1234,25 @@ on_fetch_batch(struct pbft *p, uint32_t from, const struct pbft_fetch_batch *f)
 	pbft_send(p, from, m);
 }
 
+static bool
+late_body_matches(const struct slot *s)
+{
+	return s->body_known &&
+	    memcmp(s->body_digest, s->late_cdigest, PBFT_DIGEST_LEN) == 0;
+}
+
+/* Whether the slot waits for the batch with this digest: its pre-prepare's,
+ * or the one 2f+1 replicas committed in a view below ours (late_commit). */
+static bool
+batch_wanted(const struct slot *s, const uint8_t digest[PBFT_DIGEST_LEN])
+{
+	if (s->have_pp && !body_matches(s) &&
+	    memcmp(s->digest, digest, PBFT_DIGEST_LEN) == 0)
+		return true;
+	return s->late_committed && !late_body_matches(s) &&
+	    memcmp(s->late_cdigest, digest, PBFT_DIGEST_LEN) == 0;
+}
+
 static void
 on_batch(struct pbft *p, const struct pbft_batch *b)
 {
@@ -1217,8 +1264,7 @@ on_batch(struct pbft *p, const struct pbft_batch *b)
 	if (b->seq <= p->low || b->seq > p->low + p->cfg.window)
 		return;
 	s = pbft_slot(p, b->seq);
-	if (!s->have_pp || body_matches(s) ||
-	    memcmp(s->digest, b->digest, PBFT_DIGEST_LEN) != 0)
+	if (!batch_wanted(s, b->digest))
 		return;
 	p->c->digest(p->c->ctx, b->batch, b->batch_len, digest);
 	if (memcmp(digest, b->digest, PBFT_DIGEST_LEN) != 0 ||
@@ -1229,6 +1275,141 @@ on_batch(struct pbft *p, const struct pbft_batch *b)
 	}
 	pbft_set_body(p, s, b->batch, b->batch_len, b->digest);
 	pbft_try_progress(p, s);
+	if (s->late_committed)
+		pbft_try_execute(p);
+}
+
+/* ---- following a view we did not follow -------------------------------- */
+
+/*
+ * A replica whose VIEW-CHANGE the others did not follow (it was cut off
+ * long enough for its view timer to fire, say) sits in a view above
+ * theirs, changing, while they go on executing in their view. It takes
+ * no part in their view: check_vote_common refuses their pre-prepares
+ * and votes, and it votes in no view below one it sent a VIEW-CHANGE for.
+ * But it may execute what they commit. A batch with 2f+1 matching COMMITs
+ * for one view and seq, from distinct replicas, committed there: at least
+ * f+1 correct replicas prepared it in that view, so any 2f+1 VIEW-CHANGEs
+ * for a later view hold a P claim of it, and every later view assigns the
+ * same digest to that seq (TOCS 4.5, the invariant that makes
+ * committed-local imply committed). Executing it is therefore safe
+ * whatever our own view, as installing a stable checkpoint proved by
+ * 2f+1 CHECKPOINTs is. Each replica's latest such COMMIT is kept per
+ * seq, so a faulty replica only ever moves its own entry; the batch body
+ * comes with the pre-prepare we had, or by FETCH_BATCH, checked against
+ * the digest. It follows their view so, without voting, until a view
+ * change brings them up to ours (or our NEW-VIEW carries these seqs,
+ * which by the same argument names the same digests).
+ *
+ * The COMMITs come as the others' votes do when they resend them: the
+ * STATUS we send every period while changing and stuck says CHANGING to a
+ * view above theirs, and answer_status answers it with their COMMITs
+ * above our last executed (at most once a half period per replica).
+ */
+static void
+late_certified(struct pbft *p, struct slot *s, const struct pbft_vote *v)
+{
+	s->late_committed = true;
+	s->late_cview = v->view;
+	memcpy(s->late_cdigest, v->digest, PBFT_DIGEST_LEN);
+	if (pbft_digest_is_zero(v->digest) && !late_body_matches(s))
+		pbft_set_body(p, s, NULL, 0, v->digest); /* null request */
+	else if (!late_body_matches(s))
+		send_fetch_digest(p, s->seq, v->digest);
+	pbft_try_execute(p);
+}
+
+static void
+late_commit(struct pbft *p, uint32_t from, const struct pbft_vote *v)
+{
+	struct slot *s;
+	uint32_t k = 0;
+
+	pbft_reject(p, PBFT_REJ_WRONG_VIEW); /* no vote in our view */
+	if (v->seq <= p->last_exec || v->seq <= p->low ||
+	    v->seq > p->low + p->cfg.window)
+		return;
+	s = pbft_slot(p, v->seq);
+	if (s->late_committed ||
+	    ((s->late_seen >> from & 1) && s->late_view[from] >= v->view))
+		return;
+	s->late_seen |= 1ULL << from;
+	s->late_view[from] = v->view;
+	memcpy(s->late_digest[from], v->digest, PBFT_DIGEST_LEN);
+	for (uint32_t i = 0; i < p->n; i++)
+		if ((s->late_seen >> i & 1) && s->late_view[i] == v->view &&
+		    memcmp(s->late_digest[i], v->digest, PBFT_DIGEST_LEN) == 0)
+			k++;
+	/* Our own COMMIT, if we sent it in that view before we left it. */
+	if (s->sent_commit && s->have_pp && s->pp_view == v->view &&
+	    memcmp(s->digest, v->digest, PBFT_DIGEST_LEN) == 0)
+		k++;
+	if (k >= pbft_quorum(p))
+		late_certified(p, s, v);
+}
+
+/*
+ * While changing views, a pre-prepare of a view below ours, from its
+ * primary: no vote, but its body, for a slot that has none, is what
+ * late_commit will want if that view commits it (checked against the
+ * digest 2f+1 COMMITs name before it executes). At most one body per seq
+ * of the window, as pre-prepares of our view keep; a body that does not
+ * match its digest costs one hash and is dropped.
+ */
+static void
+late_body(struct pbft *p, uint32_t from, const struct pbft_preprepare *m)
+{
+	uint8_t digest[PBFT_DIGEST_LEN];
+	uint32_t k;
+	struct slot *s;
+
+	pbft_reject(p, PBFT_REJ_WRONG_VIEW);
+	if (from != pbft_primary(p, m->view) || m->seq <= p->last_exec ||
+	    m->seq <= p->low || m->seq > p->low + p->cfg.window ||
+	    m->batch_len == 0)
+		return;
+	s = pbft_slot(p, m->seq);
+	if (s->body_known)
+		return;
+	p->c->digest(p->c->ctx, m->batch, m->batch_len, digest);
+	if (memcmp(digest, m->digest, PBFT_DIGEST_LEN) != 0 ||
+	    wire_decode_batch(m->batch, m->batch_len, p->exec_reqs,
+	        PBFT_BATCH_REQS_MAX, &k, NULL) != WIRE_OK)
+		return;
+	pbft_set_body(p, s, m->batch, m->batch_len, m->digest);
+	if (s->late_committed)
+		pbft_try_execute(p);
+}
+
+/* Asks again for the bodies of batches committed below our view. */
+static void
+late_refetch(struct pbft *p)
+{
+	for (uint64_t seq = p->last_exec + 1; seq <= p->low + p->cfg.window;
+	     seq++) {
+		struct slot *s = &p->slots[seq % p->cfg.window];
+
+		if (s->seq == seq && s->late_committed && !late_body_matches(s))
+			send_fetch_digest(p, seq, s->late_cdigest);
+	}
+}
+
+/*
+ * Our COMMITs of this view from seq on, to a replica in a view above ours
+ * (late_commit). Votes only: it fetches a body it lacks by digest.
+ */
+static void
+resend_commits(struct pbft *p, uint32_t to, uint64_t from_seq)
+{
+	if (from_seq <= p->low)
+		from_seq = p->low + 1;
+	for (uint64_t seq = from_seq; seq <= p->low + p->cfg.window; seq++) {
+		struct slot *s = &p->slots[seq % p->cfg.window];
+
+		if (s->seq == seq && s->have_pp && s->pp_view == p->view &&
+		    s->sent_commit)
+			pbft_send(p, to, make_vote(p, PBFT_MSG_COMMIT, s));
+	}
 }
 
 /* ---- execution --------------------------------------------------------- */
@@ -1263,6 +1444,10 @@ execute_slot(struct pbft *p, struct slot *s)
 	p->st.executed_batches++;
 	a.seq = s->seq;
 	a.view = p->view;
+	if (!(s->committed && body_matches(s))) {
+		a.view = s->late_cview; /* committed there (late_commit) */
+		p->st.executed_late++;
+	}
 	a.reqs = p->exec_reqs;
 	a.skip = p->exec_skip;
 	a.nreqs = k;
@@ -1284,8 +1469,9 @@ pbft_try_execute(struct pbft *p)
 	struct slot *s;
 
 	while (!p->waiting_state &&
-	    (s = pbft_slot(p, p->last_exec + 1)) != NULL && s->committed &&
-	    body_matches(s)) {
+	    (s = pbft_slot(p, p->last_exec + 1)) != NULL &&
+	    ((s->committed && body_matches(s)) ||
+	        (s->late_committed && late_body_matches(s)))) {
 		execute_slot(p, s);
 		if (s->seq % p->cfg.checkpoint_interval == 0)
 			pbft_take_checkpoint(p, s->seq);
@@ -1383,8 +1569,16 @@ on_peer_up(struct pbft *p, uint32_t from)
 static void
 retransmit(struct pbft *p)
 {
-	if (p->changing)
-		return; /* pbft_view_tick resends the VIEW-CHANGE */
+	if (p->changing) {
+		/* pbft_view_tick resends the VIEW-CHANGE. Say where we are
+		 * too: replicas that stayed in a lower view answer with what
+		 * they committed there (late_commit). */
+		if (!(p->cfg.test_flags & PBFT_TEST_BROKEN_STRANDED)) {
+			send_status(p, UINT32_MAX, 0);
+			late_refetch(p);
+		}
+		return;
+	}
 	send_status(p, UINT32_MAX, 0);
 	resend_slots(p, UINT32_MAX, p->low + 1);
 	pbft_resend_checkpoint(p);
@@ -1399,15 +1593,23 @@ retransmit(struct pbft *p)
  * behind us: our messages for the batches after the last one it executed,
  * which it dropped as beyond its window while it was behind, or never
  * got; nobody resends those otherwise while the cluster makes progress
- * without it.
+ * without it. Changing to a view above ours, which we did not follow: our
+ * COMMITs above the last one it executed (late_commit).
  */
 static void
 answer_status(struct pbft *p, uint32_t from, const struct pbft_status_msg *st)
 {
 	if (st->low < p->low)
 		pbft_tell_stable(p, from);
-	if (p->changing || st->view > p->view)
+	if (p->changing)
 		return;
+	if (st->view > p->view) {
+		/* Changing to a view we did not follow: what we committed. */
+		if ((st->flags & PBFT_STATUS_CHANGING) &&
+		    !(p->cfg.test_flags & PBFT_TEST_BROKEN_STRANDED))
+			resend_commits(p, from, st->last_exec + 1);
+		return;
+	}
 	if (st->view < p->view || (st->flags & PBFT_STATUS_CHANGING) != 0)
 		pbft_send_new_view(p, from);
 	else if (st->last_exec < p->last_exec)
@@ -1670,6 +1872,8 @@ pbft_new(const struct pbft_config *cfg, char *err, size_t errlen)
 
 		s->prep_digest = zalloc(p->n, PBFT_DIGEST_LEN, &ok);
 		s->commit_digest = zalloc(p->n, PBFT_DIGEST_LEN, &ok);
+		s->late_view = zalloc(p->n, sizeof(uint64_t), &ok);
+		s->late_digest = zalloc(p->n, PBFT_DIGEST_LEN, &ok);
 	}
 	p->low_proof = zalloc(p->n, sizeof(*p->low_proof), &ok);
 	p->vc_frames = zalloc(p->n, sizeof(*p->vc_frames), &ok);
@@ -1711,6 +1915,8 @@ pbft_free(struct pbft *p)
 		free(p->slots[i].body);
 		free(p->slots[i].prep_digest);
 		free(p->slots[i].commit_digest);
+		free(p->slots[i].late_view);
+		free(p->slots[i].late_digest);
 	}
 	for (uint32_t i = 0; p->vc_frames != NULL && i < p->n; i++)
 		free(p->vc_frames[i]);

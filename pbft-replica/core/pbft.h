@@ -111,6 +111,9 @@ struct pbft_crypto {
 /* back from a crash, mute only up to the last early vote its log holds,
  * not up to its durable bound: votes below the bound */
 #define PBFT_TEST_BROKEN_BOUND 0x100
+/* a replica alone in a higher view takes no COMMITs of lower views, and
+ * is not answered with them: it waits for a stable checkpoint */
+#define PBFT_TEST_BROKEN_STRANDED 0x200
 
 struct pbft_config {
 	uint32_t n; /* replicas, n >= 3f+1 */
@@ -255,6 +258,9 @@ struct pbft_status {
 	/* view timer expiries that started no view change: cut off */
 	uint64_t view_changes_deferred;
 	uint64_t executed_batches;
+	/* of them, executed on 2f+1 COMMITs of a view below ours: while
+	 * changing to a view the others did not follow */
+	uint64_t executed_late;
 	uint64_t executed_reqs;
 	uint64_t rejected[PBFT_REJ_COUNT];
 	/* Replica signatures verified, and those found verified already

@@ -76,6 +76,15 @@ struct slot {
 	 * (since tick served_at - 1) */
 	uint64_t served;
 	uint64_t served_at;
+	/* COMMITs of views below ours (pbft.c, late_commit): per replica,
+	 * bit i of late_seen, the view and digest of its latest one; and
+	 * once 2f+1 match, the view and digest they committed in. */
+	uint64_t late_seen;
+	uint64_t *late_view; /* [n] */
+	uint8_t (*late_digest)[PBFT_DIGEST_LEN]; /* [n] */
+	bool late_committed;
+	uint64_t late_cview;
+	uint8_t late_cdigest[PBFT_DIGEST_LEN];
 };
 
 struct ckpt_entry {

@@ -575,18 +575,32 @@ maybe_join(struct pbft *p)
  * question must be a real one (checked) and is answered at most once every
  * half retransmission period, as a correct replica asks once a period.
  */
-static void
-answer_late_vc(struct pbft *p, uint32_t from, const struct pbft_view_change *vc)
+/*
+ * Whether from's VIEW-CHANGE may be verified now (at most once a half
+ * period, *at keeping when) and verifies; one that does not closes its
+ * sender's channel.
+ */
+static bool
+vc_checked(struct pbft *p, uint32_t from, const struct pbft_view_change *vc,
+    uint64_t *at)
 {
-	if (!pbft_answer_ok(p, &p->nv_at[from])) {
+	if (!pbft_answer_ok(p, at)) {
 		pbft_reject(p, PBFT_REJ_RATE_LIMITED);
-		return;
+		return false;
 	}
 	if (!vc_ok(p, vc)) {
 		pbft_reject(p, PBFT_REJ_BAD_CERT);
 		pbft_disconnect(p, from);
-		return;
+		return false;
 	}
+	return true;
+}
+
+static void
+answer_late_vc(struct pbft *p, uint32_t from, const struct pbft_view_change *vc)
+{
+	if (!vc_checked(p, from, vc, &p->nv_at[from]))
+		return;
 	pbft_send_new_view(p, from);
 	pbft_tell_stable(p, from);
 }
@@ -618,15 +632,8 @@ pbft_on_view_change(struct pbft *p, uint32_t from, const uint8_t *frame,
 	 * VIEW-CHANGE every period. So one verified a half period per sender
 	 * delays a correct one by a period at most, and bounds what one that
 	 * climbs views as fast as it can send costs us. */
-	if (!pbft_answer_ok(p, &p->vc_at[from])) {
-		pbft_reject(p, PBFT_REJ_RATE_LIMITED);
+	if (!vc_checked(p, from, vc, &p->vc_at[from]))
 		return;
-	}
-	if (!vc_ok(p, vc)) {
-		pbft_reject(p, PBFT_REJ_BAD_CERT);
-		pbft_disconnect(p, from);
-		return;
-	}
 	store_vc(p, from, vc->view, frame, len);
 	maybe_join(p);
 	if (p->changing && vc->view == p->view)

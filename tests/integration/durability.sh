@@ -318,7 +318,10 @@ restore_logs() { rm -f "$logs"/log.*; cp "$dir/logs.orig"/log.* "$logs/"; }
 run_replica() {
 	"$replica" -c "$cfg" -i 1 2>"$1" &
 	local rp=$! rc=0
-	for _ in $(seq 1 $((50 * mult))); do
+	# Up to 30 s: a replica reads its whole ledger journal (tens of MB
+	# here, after the state-transfer steps) before it listens, and on a
+	# loaded host that took more than the 5 s this waited before.
+	for _ in $(seq 1 $((300 * mult))); do
 		grep -q "listening on" "$1" && break
 		kill -0 "$rp" 2>/dev/null || break
 		sleep 0.1
@@ -339,7 +342,7 @@ for off in $(offsets 16 $((base + 1)) "$size"); do
 	restore_logs
 	head -c "$off" "$orig" >"$wal"
 	run_replica "$dir/torn.log" ||
-	    fail "replica 1 with its log cut at $off of $size bytes: $(tail -n 3 "$dir/torn.log")"
+	    fail "replica 1 with its log cut at $off of $size bytes: exit status $?: $(tail -n 3 "$dir/torn.log")"
 	grep -q "listening on" "$dir/torn.log" ||
 	    fail "replica 1 (log cut at $off) never listened"
 	grep -q "torn tail" "$dir/torn.log" && torn=$((torn + 1))

@@ -11,51 +11,8 @@
 # Hard time bounds throughout; every process is killed by its pid.
 set -euo pipefail
 
-build=${PBFT_BUILD:?PBFT_BUILD must name the build directory}
-mult=${PBFT_TIMEOUT_MULT:-1}
-pbftctl=$build/pbftctl/pbftctl
-pbftd=$build/pbftd/pbftd
-here=$(cd "$(dirname "$0")" && pwd)
-histcheck=$here/../tools/histcheck.py
-dir=$(mktemp -d /tmp/pbft-rejoin.XXXXXX)
-pid=
-bpid=
-rpids=()
-
-cleanup() {
-	local rc=$?
-	[ -n "$bpid" ] && kill -9 "$bpid" 2>/dev/null || true
-	if [ -n "$pid" ]; then
-		kill "$pid" 2>/dev/null || true
-		for _ in $(seq 1 50); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$pid" 2>/dev/null || true
-	fi
-	for p in "${rpids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	if [ $rc -ne 0 ]; then
-		echo "--- pbftd log (test failed) ---"
-		tail -n 80 "$dir/pbftd.log" 2>/dev/null || true
-	fi
-	[ -n "${PBFT_TEST_KEEP:-}" ] || rm -rf "$dir"
-	exit $rc
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-# wait_until SECONDS CMD...: bounded in time (the machine may be loaded,
-# so not in tries) and in count.
-wait_until() {
-	local end=$(( $(date +%s) + $1 * mult )); shift
-	for _ in $(seq 1 $(( 600 * mult ))); do
-		"$@" >/dev/null 2>&1 && return 0
-		[ "$(date +%s)" -lt "$end" ] || return 1
-		sleep 0.1
-	done
-	return 1
-}
+# shellcheck source=tests/integration/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh" rejoin
 
 base=$(( 10000 + ($$ % 2200) * 10 ))
 "$pbftctl" init -n 4 --base-port "$base" --clients 2 -o "$dir/c" >/dev/null

@@ -27,6 +27,8 @@ usage(FILE *f)
 	    "                [--break-status] [--break-alone] "
 	    "[--break-bound] [--lag] [--rejoin]\n"
 	    "                [--crash-all [--back-max MS]]\n"
+	    "                [--stranded [--converge-max MS]] "
+	    "[--break-stranded]\n"
 	    "                [--interval K] [--trace] [--quiet]\n"
 	    "MODE: silent, equivocate, wrong-digest, replay, vote-all,\n"
 	    "      bad-newview, garbage, lying-vc, random (default)\n"
@@ -47,6 +49,15 @@ usage(FILE *f)
 	    "comes\n"
 	    "       back; --back-max: a request must complete within MS "
 	    "after\n"
+	    "--stranded: a backup cut off moves to view 1 alone, comes back "
+	    "with\n"
+	    "       its link to another dead for a while; after that heals, "
+	    "with no\n"
+	    "       requests left, every replica must reach one "
+	    "last_executed within\n"
+	    "       --converge-max MS (default 1000); no random faults, 30 "
+	    "requests\n"
+	    "       per client\n"
 	    "--interval: checkpoint interval (default 4; the window is "
 	    "twice it)\n");
 }
@@ -75,6 +86,9 @@ main(int argc, char **argv)
 	    {"break-bound", no_argument, 0, 'B'},
 	    {"rejoin", no_argument, 0, 'J'}, {"crash-all", no_argument, 0, 'X'},
 	    {"back-max", required_argument, 0, 'Y'},
+	    {"stranded", no_argument, 0, 'G'},
+	    {"converge-max", required_argument, 0, 'V'},
+	    {"break-stranded", no_argument, 0, 'W'},
 	    {"interval", required_argument, 0, 'i'},
 	    {"trace", no_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
 	    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
@@ -84,7 +98,7 @@ main(int argc, char **argv)
 	bool range = false, fset = false, rset = false, bset = false;
 	bool dset = false, iset = false;
 	uint64_t failed = 0, first_bad = 0, completed = 0, vcs = 0, xfers = 0;
-	uint64_t back_max = 0, back_sum = 0;
+	uint64_t back_max = 0, back_sum = 0, conv_max = 0, conv_sum = 0;
 	clock_t t0 = clock();
 	int ch;
 
@@ -180,6 +194,15 @@ main(int argc, char **argv)
 		case 'Y':
 			o.back_max_ms = (uint32_t)strtoul(optarg, NULL, 10);
 			break;
+		case 'G':
+			o.stranded = true;
+			break;
+		case 'V':
+			o.converge_max_ms = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'W':
+			o.test_flags |= PBFT_TEST_BROKEN_STRANDED;
+			break;
 		case 'i':
 			o.interval = (uint32_t)strtoul(optarg, NULL, 10);
 			iset = true;
@@ -200,28 +223,20 @@ main(int argc, char **argv)
 	}
 	if (!fset)
 		o.f = (o.n - 1) / 3;
-	if (o.rejoin || o.crash_all) {
+	/* A scenario's faults are its schedule: no random crashes or
+	 * partitions, and unless asked for, no loss or Byzantine replica. */
+	if (o.rejoin || o.crash_all || o.stranded || o.lag) {
 		o.crashes = o.partitions = false;
 		if (!dset)
 			o.drop = o.dup = 0;
 		if (!bset)
 			o.byz = 0;
 		if (!rset)
-			o.requests = 100;
-		if (!iset)
-			o.interval = 16;
-	}
-	if (o.lag) {
-		/* Its faults are its schedule; load lasts through all of it. */
-		o.crashes = o.partitions = false;
-		if (!dset)
-			o.drop = o.dup = 0;
-		if (!bset)
-			o.byz = 0;
-		if (!rset)
-			o.requests = 100;
-		if (!iset)
-			o.interval = 32;
+			o.requests = o.stranded ? 30 : 100;
+		if (!iset && !o.stranded) /* lag's load spans its schedule */
+			o.interval = o.lag ? 32 : 16;
+		if (o.stranded && o.converge_max_ms == 0)
+			o.converge_max_ms = 1000;
 	}
 	if (o.n < 1 || o.n > 64 || o.n < 3 * o.f + 1 || o.byz > o.f ||
 	    o.clients == 0 || o.clients > 64 || o.interval == 0 ||
@@ -243,11 +258,16 @@ main(int argc, char **argv)
 		back_sum += r.back_ms;
 		if (r.back_ms > back_max)
 			back_max = r.back_ms;
+		conv_sum += r.converge_ms;
+		if (r.converge_ms > conv_max)
+			conv_max = r.converge_ms;
 	}
-	printf("pbft-sim: n=%u f=%u byz=%u mode=%s%s%s%s%s%s%s%s%s%s%s%s: %llu "
+	printf("pbft-sim: n=%u f=%u byz=%u mode=%s%s%s%s%s%s%s%s%s%s%s%s%s%s: "
+	       "%llu "
 	       "seeds, %llu violations",
 	    o.n, o.f, o.byz, sim_byz_name(o.byz_mode), o.lag ? " LAG" : "",
 	    o.rejoin ? " REJOIN" : "", o.crash_all ? " CRASH-ALL" : "",
+	    o.stranded ? " STRANDED" : "",
 	    (o.test_flags & PBFT_TEST_BROKEN_QUORUM) ? " BROKEN-QUORUM" : "",
 	    (o.test_flags & PBFT_TEST_BROKEN_NEWVIEW) ? " BROKEN-NEWVIEW" : "",
 	    (o.test_flags & PBFT_TEST_BROKEN_CLAIMS) ? " BROKEN-CLAIMS" : "",
@@ -256,6 +276,8 @@ main(int argc, char **argv)
 	    (o.test_flags & PBFT_TEST_BROKEN_STATUS) ? " BROKEN-STATUS" : "",
 	    (o.test_flags & PBFT_TEST_BROKEN_ALONE) ? " BROKEN-ALONE" : "",
 	    (o.test_flags & PBFT_TEST_BROKEN_BOUND) ? " BROKEN-BOUND" : "",
+	    (o.test_flags & PBFT_TEST_BROKEN_STRANDED) ? " BROKEN-STRANDED"
+	                                               : "",
 	    b - a + 1, (unsigned long long)failed);
 	if (failed)
 		printf(" (first: seed %llu)", (unsigned long long)first_bad);
@@ -268,5 +290,10 @@ main(int argc, char **argv)
 		       "ms, max %llu ms\n",
 		    (unsigned long long)(back_sum / (b - a + 1)),
 		    (unsigned long long)back_max);
+	if (o.stranded)
+		printf("pbft-sim: final heal to one last_executed: mean %llu "
+		       "ms, max %llu ms\n",
+		    (unsigned long long)(conv_sum / (b - a + 1)),
+		    (unsigned long long)conv_max);
 	return failed ? 1 : 0;
 }

@@ -39,6 +39,10 @@
 /* The whole-cluster crash (crash_all_step). */
 #define ALL_AT_MS 600
 #define ALL_DOWN_MS 100
+/* The stranded scenario (stranded_step). */
+#define STRAND_AT_MS 200
+#define STRAND_CUT_MS 2000
+#define STRAND_LINK_MS 2000
 
 /* ---- PRNG (xoshiro256**) ----------------------------------------------- */
 
@@ -301,6 +305,13 @@ struct sim {
 	uint32_t rejoin_b, rejoin_c; /* rejoin scenario: this round's backups */
 	uint64_t back_at; /* whole-cluster crash: restarted at (0: not yet) */
 	uint64_t back_ms; /* ... and back in service after */
+	/* stranded scenario: the replica cut off, the link that stays dead
+	 * after (both ways) while dead_link, and when every correct replica
+	 * was first seen at one last_executed after the final heal (0: not
+	 * yet) */
+	uint32_t strand_x, dead_a, dead_b;
+	bool dead_link;
+	uint64_t converged_at;
 };
 
 static void trace(struct sim *s, const char *fmt, ...)
@@ -371,6 +382,10 @@ cut(const struct sim *s, uint32_t a, uint32_t b)
 {
 	if (a >= s->n || b >= s->n)
 		return false;
+	if (s->dead_link &&
+	    ((a == s->dead_a && b == s->dead_b) ||
+	        (a == s->dead_b && b == s->dead_a)))
+		return true;
 	return s->r[a].group != s->r[b].group;
 }
 
@@ -1074,7 +1089,11 @@ emit_msg(struct sim *s, struct replica *r, const struct pbft_action *a)
 	 * everything written before them, early output only for a barrier. */
 	bool hold = a->early ? r->barrier : r->npend > 0;
 
-	observe(s, r, a->msg, a->early && !hold);
+	/* An early vote held behind a barrier is watched when it leaves
+	 * (log_settled): lost in a crash, nobody saw it, and the replica may
+	 * cast another at that seq once back (its durable bound is below). */
+	if (!(a->early && hold))
+		observe(s, r, a->msg, a->early && !hold);
 	if (r->byz && byz_output(s, r, a->msg))
 		return;
 	encode(s, a->msg);
@@ -1241,6 +1260,11 @@ replica_boot(struct sim *s, struct replica *r)
 	if (s->o.crash_all)
 		cfg.view_timeout_ticks = 100;
 	cfg.test_flags = r->byz ? 0 : s->o.test_flags;
+	/* Stranded: the one cut off suspects the primary even so, as one
+	 * does whose link lets a quorum's STATUS through but not its
+	 * commits. */
+	if (s->o.stranded && r->id == s->strand_x)
+		cfg.test_flags |= PBFT_TEST_BROKEN_ALONE;
 	fake_crypto_init(&r->fc, r->id);
 	cfg.crypto = &r->fc.ops;
 	r->core = pbft_new(&cfg, err, sizeof(err));
@@ -1341,7 +1365,7 @@ client_send(struct sim *s, struct client *c, bool all)
 	encode(s, &m);
 	for (uint32_t i = 0; i < s->n; i++)
 		if (all || i == primary || s->o.lag || s->o.rejoin ||
-		    s->o.crash_all)
+		    s->o.crash_all || s->o.stranded)
 			push(s, s->now + 1 + rnd_below(&s->rng, MAX_DELAY_MS),
 			    E_DELIVER, i, s->n + c->id, 0, s->wb.p, s->wb.len);
 }
@@ -1602,6 +1626,65 @@ crash_all_step(struct sim *s, uint64_t arg)
 	push(s, s->now + ALL_DOWN_MS, E_FAULT, 0, 0, 1, NULL, 0);
 }
 
+/*
+ * The stranded scenario: no random faults, no drops, no Byzantine replica,
+ * clients send every request to every replica. A backup x is cut off
+ * under load; its view timer fires and it moves to view 1 alone (the
+ * others keep a working primary and never follow). It comes back, but
+ * its link to one other replica y stays dead: x hears only 2f replicas
+ * until that link is back too. From then on no request is left, so
+ * nothing new commits and no checkpoint comes to its rescue: x must get
+ * in step from what the others committed in view 0 (their COMMITs, and
+ * the bodies by digest) within converge_max_ms.
+ */
+static void
+stranded_step(struct sim *s, uint64_t phase)
+{
+	switch (phase) {
+	case 0:
+		s->r[s->strand_x].group = 1;
+		trace(s, "stranded: r%u cut off", s->strand_x);
+		push(s, s->now + STRAND_CUT_MS, E_FAULT, 0, 0, 1, NULL, 0);
+		break;
+	case 1:
+		s->r[s->strand_x].group = 0;
+		s->dead_a = s->strand_x;
+		s->dead_b =
+		    (s->strand_x + 1 + (uint32_t)rnd_below(&s->rng, s->n - 1)) %
+		    s->n;
+		s->dead_link = true;
+		trace(s, "stranded: r%u back, its link to r%u dead",
+		    s->strand_x, s->dead_b);
+		push(s, s->now + STRAND_LINK_MS, E_FAULT, 0, 0, 2, NULL, 0);
+		break;
+	default:
+		s->dead_link = false;
+		s->faults_on = false;
+		trace(s, "stranded: link r%u-r%u back; faults end", s->dead_a,
+		    s->dead_b);
+		break;
+	}
+}
+
+/* Whether every correct replica that is up executed up to the same seq. */
+static bool
+converged(const struct sim *s)
+{
+	uint64_t e = UINT64_MAX;
+
+	for (uint32_t i = 0; i < s->n; i++) {
+		struct pbft_status st;
+
+		if (s->r[i].byz || s->r[i].down)
+			continue;
+		pbft_get_status(s->r[i].core, &st);
+		if (e != UINT64_MAX && st.last_executed != e)
+			return false;
+		e = st.last_executed;
+	}
+	return true;
+}
+
 /* ---- delivery ---------------------------------------------------------- */
 
 static void
@@ -1749,6 +1832,8 @@ setup(struct sim *s)
 		    ? s->o.byz_mode
 		    : (int)rnd_below(&s->rng, SIM_BYZ_COUNT);
 	}
+	if (s->o.stranded)
+		s->strand_x = 1 + (uint32_t)rnd_below(&s->rng, s->n - 1);
 	for (uint32_t i = 0; i < s->n; i++) {
 		replica_boot(s, &s->r[i]);
 		replica_started(&s->r[i]);
@@ -1776,6 +1861,9 @@ setup(struct sim *s)
 	} else if (s->o.crash_all) {
 		s->fault_end = ALL_AT_MS + REJOIN_TRIES + ALL_DOWN_MS;
 		push(s, ALL_AT_MS, E_FAULT, 0, 0, 0, NULL, 0);
+	} else if (s->o.stranded) {
+		s->fault_end = STRAND_AT_MS + STRAND_CUT_MS + STRAND_LINK_MS;
+		push(s, STRAND_AT_MS, E_FAULT, 0, 0, 0, NULL, 0);
 	} else {
 		push(s, 100, E_FAULT, 0, 0, 0, NULL, 0);
 	}
@@ -1861,6 +1949,8 @@ dispatch(struct sim *s, struct event *e)
 			rejoin_step(s, e->arg);
 		else if (s->o.crash_all)
 			crash_all_step(s, e->arg);
+		else if (s->o.stranded)
+			stranded_step(s, e->arg);
 		else
 			fault_step(s);
 		break;
@@ -1874,6 +1964,32 @@ dispatch(struct sim *s, struct event *e)
 		break;
 	}
 	}
+}
+
+/*
+ * Stranded: after the final heal, with every request done, whether all
+ * correct replicas are at one last_executed (true: the run may end); a
+ * violation once converge_max_ms passed without that.
+ */
+static bool
+stranded_check(struct sim *s)
+{
+	if (s->now < s->fault_end || s->faults_on || !all_done(s))
+		return false;
+	if (converged(s)) {
+		s->converged_at = s->now;
+		s->res->converge_ms = s->now - s->fault_end;
+		return true;
+	}
+	if (s->o.converge_max_ms > 0 &&
+	    s->now > s->fault_end + s->o.converge_max_ms) {
+		violation(s,
+		    "stranded: replicas not at one last_executed %u ms "
+		    "after the final heal",
+		    s->o.converge_max_ms);
+		return true;
+	}
+	return false;
 }
 
 int
@@ -1892,7 +2008,9 @@ sim_run(const struct sim_opts *o, struct sim_result *res)
 		res->events++;
 		dispatch(s, &e);
 		free(e.data);
-		if (all_done(s) && s->now > s->fault_end)
+		if (o->stranded && stranded_check(s))
+			break;
+		if (all_done(s) && s->now > s->fault_end && !o->stranded)
 			break;
 		if (s->now > s->fault_end + LIVENESS_MS) {
 			violation(s,

@@ -56,6 +56,15 @@ struct sim_opts {
 	 * client request must complete within that long after. */
 	bool crash_all;
 	uint32_t back_max_ms;
+	/* The stranded scenario instead of random faults: under load a
+	 * backup is cut off and its view timer fires (it alone suspects the
+	 * primary: the others, who keep it, do not follow); it comes back,
+	 * but its link to one other replica drops everything for a while
+	 * longer. Once that link is back, with no requests left, every
+	 * correct replica must reach one last_executed within
+	 * converge_max_ms (see stranded_step in sim.c). */
+	bool stranded;
+	uint32_t converge_max_ms;
 };
 
 struct sim_result {
@@ -67,6 +76,7 @@ struct sim_result {
 	uint64_t view_changes;
 	uint64_t state_transfers;
 	uint64_t back_ms; /* whole-cluster crash: restart to a completion */
+	uint64_t converge_ms; /* stranded: final heal to one last_executed */
 };
 
 void sim_opts_default(struct sim_opts *o);

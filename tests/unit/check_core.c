@@ -1734,6 +1734,125 @@ START_TEST(test_peer_up_told_at_once)
 }
 END_TEST
 
+/*
+ * Puts replica 3 alone in view 1: cut off with a request only it got, it
+ * waits for a quorum; once back in touch, nobody shows the request at
+ * work, so it suspects the primary, and the others, idle, do not follow.
+ */
+static void
+strand_replica_3(void)
+{
+	submit(0, 0, 1);
+	N->cut[3] = true;
+	submit(3, 1, 1);
+	ticks(60);
+	N->cut[3] = false;
+	for (int t = 0; t < 200 && !status(3).view_changing; t++)
+		ticks(1);
+	ck_assert(status(3).view_changing);
+	ck_assert_uint_eq(status(3).view, 1);
+	for (uint32_t i = 0; i < 3; i++) {
+		ck_assert_uint_eq(status(i).view, 0);
+		ck_assert(!status(i).view_changing);
+	}
+}
+
+/*
+ * A replica alone in a view change (its VIEW-CHANGE not followed) executes
+ * what the others commit in their lower view, once they answer the STATUS
+ * that says it is changing to a view above theirs: 2f+1 matching COMMITs
+ * of one view, the bodies by FETCH_BATCH. It sends no PREPARE or COMMIT of
+ * their view, and stays changing. _i = 1: the rule off
+ * (PBFT_TEST_BROKEN_STRANDED), it stays behind.
+ */
+START_TEST(test_stranded_replica_executes_without_voting)
+{
+	struct pbft_msg m = {.type = PBFT_MSG_STATUS};
+	uint32_t votes = 0;
+	uint64_t want = _i == 0 ? 3 : 1;
+
+	net_setup(4, _i == 0 ? 0 : PBFT_TEST_BROKEN_STRANDED);
+	strand_replica_3();
+	ck_assert_uint_eq(N->executed[3], 1);
+	for (uint32_t to = 0; to < 3; to++)
+		votes += N->sent[3][to][PBFT_MSG_PREPARE] +
+		    N->sent[3][to][PBFT_MSG_COMMIT];
+	N->cut[3] = true; /* what the others commit now misses it */
+	for (uint64_t t = 2; t <= 3; t++) /* below the first checkpoint */
+		submit(0, 0, t);
+	ticks(5); /* the answers to its last STATUS are a period old */
+	N->cut[3] = false;
+	ck_assert_uint_eq(N->executed[0], 3);
+	ck_assert_uint_eq(N->executed[3], 1);
+	/* Its STATUS, as it sends one a period while changing and stuck. */
+	m.u.status = (struct pbft_status_msg){.view = 1,
+	    .last_exec = 1,
+	    .replica = 3,
+	    .flags = PBFT_STATUS_CHANGING};
+	for (uint32_t to = 0; to < 3; to++)
+		inject(3, to, &m);
+	ck_assert_uint_eq(N->executed[3], want);
+	ck_assert_uint_eq(status(3).executed_late, want - 1);
+	/* With no new requests, the periods that follow too. */
+	ticks(30);
+	ck_assert_uint_eq(N->executed[3], want);
+	ck_assert(status(3).view_changing);
+	ck_assert_uint_eq(status(3).view, 1);
+	for (uint32_t to = 0; to < 3; to++)
+		votes -= N->sent[3][to][PBFT_MSG_PREPARE] +
+		    N->sent[3][to][PBFT_MSG_COMMIT];
+	ck_assert_uint_eq(votes, 0);
+	/* New requests in view 0: it follows them as they commit. */
+	for (uint64_t t = 4; t <= 5; t++)
+		submit(0, 0, t);
+	ticks(10);
+	ck_assert_uint_eq(N->executed[0], 5);
+	ck_assert_uint_eq(N->executed[3], _i == 0 ? 5 : 1);
+	net_teardown();
+}
+END_TEST
+
+/*
+ * The COMMITs a stranded replica executes on: 2f+1 from distinct replicas
+ * for one view, seq and digest. One replica repeating itself, or votes for
+ * another digest or view, do not add up; the third matching one does (it
+ * asks for the body then).
+ */
+START_TEST(test_stranded_commits_count_per_replica)
+{
+	struct pbft_msg c = vote_msg(0, PBFT_MSG_COMMIT, 0, 2, 7);
+	uint32_t *fetches;
+
+	net_setup(4, 0);
+	strand_replica_3();
+	N->cut[3] = true; /* from here on only what is injected */
+	fetches = &N->sent[3][0][PBFT_MSG_FETCH_BATCH];
+	for (int k = 0; k < 3; k++)
+		inject(0, 3, &c);
+	c = vote_msg(1, PBFT_MSG_COMMIT, 0, 2, 8); /* another digest */
+	inject(1, 3, &c);
+	c = vote_msg(2, PBFT_MSG_COMMIT, 0, 2, 7);
+	inject(2, 3, &c);
+	ck_assert_uint_eq(*fetches, 0);
+	c = vote_msg(1, PBFT_MSG_COMMIT, 1, 2, 7); /* its own view: no */
+	inject(1, 3, &c);
+	ck_assert_uint_eq(*fetches, 0);
+	/* Replica 1's latest vote below view 1 is for digest 8, in view 0:
+	 * one for 7 in view 0 replaces it only if later, so it does not. */
+	c = vote_msg(1, PBFT_MSG_COMMIT, 0, 2, 7);
+	inject(1, 3, &c);
+	ck_assert_uint_eq(*fetches, 0);
+	/* At seq 3, three replicas for one digest in view 0: certified. */
+	for (uint32_t i = 0; i < 3; i++) {
+		c = vote_msg(i, PBFT_MSG_COMMIT, 0, 3, 9);
+		inject(i, 3, &c);
+		ck_assert_uint_eq(*fetches, i == 2 ? 1 : 0);
+	}
+	ck_assert_uint_eq(N->executed[3], 1);
+	net_teardown();
+}
+END_TEST
+
 static Suite *
 core_suite(void)
 {
@@ -1771,6 +1890,9 @@ core_suite(void)
 	tcase_add_test(tc, test_status_brings_back_missed_batches);
 	tcase_add_test(tc, test_status_rules);
 	tcase_add_test(tc, test_cut_off_replica_waits_for_a_quorum);
+	tcase_add_loop_test(
+	    tc, test_stranded_replica_executes_without_voting, 0, 2);
+	tcase_add_test(tc, test_stranded_commits_count_per_replica);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("view_change");
 	tcase_add_test(tc, test_view_change_keeps_committed);
