@@ -628,17 +628,23 @@ deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /*
- * The kernel's part of link liveness: unacknowledged data is given up after
- * dead_after (TCP_USER_TIMEOUT, also bounding a connect), and an idle
- * connection is probed (keepalive) from dead_after on. Best effort: a
- * system without them still has the heartbeat.
+ * The kernel's part of link liveness, on every peer link, including one to
+ * a peer running code without heartbeats: unacknowledged data is given up
+ * after dead_after (TCP_USER_TIMEOUT, which also bounds a connect and the
+ * keepalive probes), and an idle connection is probed from half of
+ * dead_after on, every heartbeat interval (whole seconds, at least 1). So a
+ * link to a host that went away is closed within about dead_after plus a
+ * second even when the peer sends no heartbeats. Best effort: a system
+ * without these options still has the heartbeat.
  */
 static void
 link_opts(const struct net *n, int fd)
 {
-	int one = 1, idle = (int)(n->dead_s + 0.999), intvl = 1, cnt = 3;
+	int one = 1, idle = (int)(n->dead_s / 2), intvl = (int)n->hb_s, cnt = 3;
 	unsigned int user = (unsigned int)(n->dead_s * 1000);
 
+	idle = idle < 1 ? 1 : idle;
+	intvl = intvl < 1 ? 1 : intvl;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
@@ -756,14 +762,24 @@ heartbeat(struct conn *c)
 	flush(c);
 }
 
+/* Whether c's peer announced that it takes heartbeats (chan.h). */
+static bool
+beats(const struct conn *c)
+{
+	return (chan_peer_caps(&c->ch) & CHAN_CAP_HEARTBEAT) != 0;
+}
+
 /*
- * Link liveness, a few times a heartbeat interval: a peer link with
- * nothing read for dead_after is closed (and, if we dial it, redialled
- * with backoff: conn_close), unless bytes wait in the socket (the loop
- * was late, not the peer); one with nothing written for a heartbeat
- * interval and nothing queued gets a heartbeat. What the dead socket held
- * is not replayed: the replica's PBFT_EV_PEER_UP on the new channel sends
- * what the peer needs (STATUS and our votes).
+ * Link liveness, a few times a heartbeat interval, on the links to peers
+ * that take heartbeats: one with nothing read for dead_after is closed
+ * (and, if we dial it, redialled with backoff: conn_close), unless bytes
+ * wait in the socket (the loop was late, not the peer); one with nothing
+ * written for a heartbeat interval and nothing queued gets a heartbeat. A
+ * peer running code without heartbeats gets none (it would drop the link
+ * on one) and is not expected to send any: its link is left to the
+ * kernel's timeouts (link_opts). What a dead socket held is not replayed:
+ * the replica's PBFT_EV_PEER_UP on the new channel sends what the peer
+ * needs (STATUS and our votes).
  */
 static void
 beat_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -776,7 +792,7 @@ beat_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		struct conn *c = n->peers[id];
 		int avail = 0;
 
-		if (c == NULL || c->fd == -1 || !c->established)
+		if (c == NULL || c->fd == -1 || !c->established || !beats(c))
 			continue;
 		if (now - c->last_rx >= n->dead_s) {
 			if (ioctl(c->fd, FIONREAD, &avail) == 0 && avail > 0) {
@@ -1330,12 +1346,16 @@ net_peer_link(const struct net *n, uint32_t id, struct net_link *l)
 	const struct conn *c = id < n->cfg->n ? n->peers[id] : NULL;
 
 	l->heard_ms = heard_ms(n, c);
-	l->up = l->heard_ms >= 0 && l->heard_ms < (int64_t)(n->dead_s * 1000);
+	l->heartbeats = l->heard_ms >= 0 && beats(c);
+	/* A peer without heartbeats may be idle and well: its channel is up
+	 * until the kernel gives it up (link_opts). */
+	l->up = l->heard_ms >= 0 &&
+	    (!l->heartbeats || l->heard_ms < (int64_t)(n->dead_s * 1000));
 	l->queued = net_peer_queued(n, id);
 	l->redials = n->st.peer[id < PBFT_REPLICAS_MAX ? id : 0].redials;
 }
 
-/* peers_connected: channels heard from within dead_after. */
+/* peers_connected: links up (net_peer_link). */
 void
 net_get_stats(const struct net *n, struct net_stats *st)
 {

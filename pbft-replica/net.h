@@ -10,9 +10,14 @@
  *
  * Liveness. A peer link on which nothing was written for
  * heartbeat_interval (cluster.ini) carries a heartbeat, an empty sealed
- * record (chan.h); one on which nothing was read for dead_after is closed
- * by either end and redialled by the dialling one, as any lost link. The
- * kernel helps: TCP_USER_TIMEOUT of dead_after and keepalive. A link that
+ * record (chan.h), if the peer announced in its HELLO that it takes them;
+ * such a link with nothing read for dead_after is closed by either end and
+ * redialled by the dialling one, as any lost link. A peer running code
+ * from before heartbeats announces nothing, gets none and is not expected
+ * to send any, so replicas of both versions interoperate (a rolling
+ * upgrade). On every link the kernel helps: TCP_USER_TIMEOUT of dead_after
+ * and keepalive probes from dead_after / 2 on, which alone find an old
+ * peer's dead link within about dead_after plus a second. A link that
  * came back is not given the dead socket's queue: the replica sends the
  * peer its STATUS and votes when a channel comes up, and the protocol
  * retransmits the rest.
@@ -108,7 +113,10 @@ struct net_peer_stats {
 
 /* One replica link as status shows it. */
 struct net_link {
-	bool up; /* a channel heard from within dead_after */
+	/* A channel, heard from within dead_after if the peer takes
+	 * heartbeats (one that does not is up until the kernel closes it). */
+	bool up;
+	bool heartbeats; /* the peer announced it takes heartbeats */
 	int64_t heard_ms; /* since anything was read on it; -1: no channel */
 	size_t queued; /* bytes queued to it (net_peer_queued) */
 	uint64_t redials;
@@ -121,7 +129,7 @@ struct net_link {
  * authenticate (altered, replayed, reordered, oversized, foreign key).
  */
 struct net_stats {
-	uint32_t peers_connected; /* links heard from within dead_after */
+	uint32_t peers_connected; /* links up (struct net_link) */
 	uint32_t clients_connected;
 	uint64_t frames_in, frames_out, bytes_in, bytes_out;
 	uint64_t handshake_failures, auth_failures, queue_drops;

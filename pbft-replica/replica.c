@@ -1736,9 +1736,9 @@ jput(char *buf, size_t len, size_t *off, const char *fmt, ...)
 }
 
 /*
- * "peers": each other replica's link as net sees it: up (heard from within
- * dead_after), ms since anything was heard (-1: no channel), bytes queued
- * to it, dials retried and links closed as silent.
+ * "peers": each other replica's link as net sees it: up (net_link), whether
+ * the peer takes heartbeats, ms since anything was heard (-1: no channel),
+ * bytes queued to it, dials retried and links closed as silent.
  */
 static void
 peers_json(const struct replica *r, char *buf, size_t len, size_t *off)
@@ -1754,11 +1754,12 @@ peers_json(const struct replica *r, char *buf, size_t len, size_t *off)
 			continue;
 		net_peer_link(r->net, i, &l);
 		jput(buf, len, off,
-		    "%s{\"id\":%u,\"up\":%s,\"heard_ms\":%lld,"
-		    "\"queued\":%zu,\"redials\":%llu,\"dead\":%llu}",
+		    "%s{\"id\":%u,\"up\":%s,\"heartbeats\":%s,"
+		    "\"heard_ms\":%lld,\"queued\":%zu,\"redials\":%llu,"
+		    "\"dead\":%llu}",
 		    first ? "" : ",", i, l.up ? "true" : "false",
-		    (long long)l.heard_ms, l.queued,
-		    (unsigned long long)l.redials,
+		    l.heartbeats ? "true" : "false", (long long)l.heard_ms,
+		    l.queued, (unsigned long long)l.redials,
 		    (unsigned long long)ns.peer[i].links_dead);
 		first = false;
 	}

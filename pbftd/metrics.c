@@ -132,7 +132,8 @@ static void
 render_peers(struct metrics *m, struct wbuf *w)
 {
 	peer_family(m, w, "pbft_peer_up", "gauge",
-	    "1 if the link to the peer was heard from within dead_after.",
+	    "1 if the link to the peer is up (heard from within dead_after, if "
+	    "it takes heartbeats).",
 	    "up");
 	peer_family(m, w, "pbft_peer_heard_ms", "gauge",
 	    "Milliseconds since anything was read on the link (-1: none).",
@@ -210,8 +211,7 @@ render(struct metrics *m, struct wbuf *w)
 	    "View timer expiries that waited to hear a quorum (cut off).",
 	    "view_changes_deferred");
 	family(m, w, "pbft_peers_connected", "gauge",
-	    "Replicas with a channel heard from within dead_after.",
-	    "peers_connected");
+	    "Replicas whose link is up.", "peers_connected");
 	render_peers(m, w);
 	family(m, w, "pbft_clients_connected", "gauge",
 	    "Clients with an authenticated channel.", "clients_connected");

@@ -6,7 +6,8 @@
  * working; strangers are refused before any cryptography (rate, slots,
  * source address), announced names are ignored and one client's burst is
  * handed on a budget at a time; an idle link lives on heartbeats and a
- * link whose peer falls silent is closed within dead_after and redialled.
+ * link whose peer falls silent is closed within dead_after and redialled;
+ * a peer of the code before heartbeats gets none and keeps its link.
  * Everything runs on one libev loop with bounded waits.
  */
 #include <check.h>
@@ -505,10 +506,11 @@ connect_from(uint32_t node, uint32_t src)
 	return fd;
 }
 
-/* Opens a channel to node from src as (role, id), signing with key. */
+/* Opens a channel to node from src as (role, id), signing with key and
+ * announcing caps (chan.h; 0: as the code before capabilities). */
 static void
-open_as(struct client *c, uint32_t node, uint8_t role, uint32_t id, void *key,
-    uint32_t src)
+open_as_caps(struct client *c, uint32_t node, uint8_t role, uint32_t id,
+    void *key, uint32_t src, uint8_t caps)
 {
 	struct wbuf out;
 
@@ -516,11 +518,19 @@ open_as(struct client *c, uint32_t node, uint8_t role, uint32_t id, void *key,
 	c->fd = connect_from(node, src);
 	chan_init(&c->ch, role, id, key, client_lookup, NULL, cfg->name, true,
 	    PBFT_ROLE_REPLICA, node);
+	c->ch.caps = caps;
 	wbuf_init_dynamic(&out, 4096);
 	ck_assert_int_eq(chan_start(&c->ch, &out), 0);
 	client_send(c->fd, out.p, out.len);
 	wbuf_clear(&out);
 	run_until(client_done, c);
+}
+
+static void
+open_as(struct client *c, uint32_t node, uint8_t role, uint32_t id, void *key,
+    uint32_t src)
+{
+	open_as_caps(c, node, role, id, key, src, CHAN_CAPS_ALL);
 }
 
 /* Opens a channel to node as client id, signing with key. */
@@ -1308,6 +1318,79 @@ START_TEST(test_silent_peer_dropped)
 }
 END_TEST
 
+struct old_watch {
+	struct client *c;
+	uint64_t end_ms;
+};
+
+/* Polls the old peer's socket: true once its channel failed (as the code
+ * before heartbeats fails on an empty record), it was closed, or time is
+ * up. */
+static bool
+old_peer_broke(void *arg)
+{
+	struct old_watch *o = arg;
+
+	client_poll(o->c);
+	return o->c->closed || o->c->ch.state == CHAN_FAILED ||
+	    now_ms() >= o->end_ms;
+}
+
+static bool
+old_peer_got_frame(void *arg)
+{
+	struct client *c = arg;
+
+	client_poll(c);
+	return c->frames > 0 || c->closed || c->ch.state == CHAN_FAILED;
+}
+
+/*
+ * Rolling upgrades: a replica running the code before heartbeats announces
+ * no capability, fails on an empty record and sends nothing when idle.
+ * Linked to such a peer for 4 dead_after times, node 1 sends it no
+ * heartbeat and does not close the link for silence; status shows the link
+ * up, without heartbeats; frames still cross both ways.
+ */
+START_TEST(test_old_peer_gets_no_heartbeat)
+{
+	struct client c;
+	struct old_watch o = {&c, 0};
+	struct want_frame w = {1, 0, 1};
+	struct net_link l;
+	struct pbft_msg m;
+	struct wbuf out;
+
+	liveness_fast();
+	start_node(1);
+	open_as_caps(&c, 1, PBFT_ROLE_REPLICA, 0, rkey[0], INADDR_LOOPBACK, 0);
+	ck_assert(chan_established(&c.ch));
+	o.end_ms = now_ms() + 4 * DEAD_MS;
+	while (!old_peer_broke(&o))
+		run_until(old_peer_broke, &o);
+	ck_assert_msg(c.ch.state == CHAN_ESTABLISHED, "old peer's channel: %s",
+	    chan_error(&c.ch));
+	ck_assert(!c.closed);
+	ck_assert_uint_eq(stats(1).peer[0].links_dead, 0);
+	ck_assert_uint_eq(stats(1).peers_connected, 1);
+	net_peer_link(nets[1], 0, &l);
+	ck_assert(l.up);
+	ck_assert(!l.heartbeats);
+	ck_assert_int_ge(l.heard_ms, 3 * DEAD_MS);
+	checkpoint(&m, 952, 1);
+	net_send(nets[1], 0, &m, false);
+	ck_assert(run_until(old_peer_got_frame, &c));
+	ck_assert_int_eq(c.frames, 1);
+	wbuf_init_dynamic(&out, 4096);
+	sealed(&c, 953, &out);
+	client_send(c.fd, out.p, out.len);
+	wbuf_clear(&out);
+	ck_assert(run_until(got_frames, &w));
+	ck_assert_uint_eq(rxs[1].last_seq[0], 953);
+	client_close(&c);
+}
+END_TEST
+
 static int fake_lfd = -1;
 
 static bool
@@ -1421,6 +1504,7 @@ net_suite(void)
 	tcase_add_test(tc, test_heartbeat_keeps_idle_link);
 	tcase_add_test(tc, test_silent_peer_dropped);
 	tcase_add_test(tc, test_silent_peer_redialled);
+	tcase_add_test(tc, test_old_peer_gets_no_heartbeat);
 	suite_add_tcase(s, tc);
 	return s;
 }
