@@ -1781,7 +1781,8 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 	sig_hex_encode(st.stable_digest, PBFT_DIGEST_LEN, digest);
 	jput(buf, len, &off,
 	    "{\"id\":%u,\"view\":%llu,\"primary\":%u,\"view_changing\":%s,"
-	    "\"muted\":%s,\"last_executed\":%llu,\"stable_checkpoint\":%llu,"
+	    "\"following\":%s,\"following_view\":%llu,\"muted\":%s,\"last_"
+	    "executed\":%llu,\"stable_checkpoint\":%llu,"
 	    "\"state_digest\":\"%s\",\"peers_connected\":%u,"
 	    "\"clients_connected\":%u,\"executed_requests\":%llu,"
 	    "\"executed_batches\":%llu,\"view_changes\":%llu,"
@@ -1798,7 +1799,9 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 	    "\"request_mac_checks\":%llu,"
 	    "\"request_mac_fallbacks\":%llu,\"replica_sig_checks\":%llu",
 	    r->id, (unsigned long long)st.view, st.primary,
-	    st.view_changing ? "true" : "false", st.muted ? "true" : "false",
+	    st.view_changing ? "true" : "false",
+	    st.following ? "true" : "false",
+	    (unsigned long long)st.following_view, st.muted ? "true" : "false",
 	    (unsigned long long)st.last_executed,
 	    (unsigned long long)st.stable_checkpoint, digest,
 	    ns.peers_connected, ns.clients_connected,

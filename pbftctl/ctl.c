@@ -207,12 +207,21 @@ print_status(const json_t *rep)
 	json_array_foreach(reps, i, r)
 	{
 		const char *st = json_string_value(json_object_get(r, "state"));
-		char state[32];
+		char state[48], vc[32] = "";
 
+		/* Alone in a view change, it executes what the others commit
+		 * in the view it follows, without voting. */
+		if (json_is_true(json_object_get(r, "following")))
+			snprintf(vc, sizeof(vc), ",following %lld",
+			    json_integer_value(
+			        json_object_get(r, "following_view")));
+		else if (json_is_true(json_object_get(r, "view_changing")))
+			snprintf(vc, sizeof(vc), ",changing");
 		/* A replica back from a crash votes again after a view change.
 		 */
-		snprintf(state, sizeof(state), "%s%s", st != NULL ? st : "-",
-		    json_is_true(json_object_get(r, "muted")) ? ",muted" : "");
+		snprintf(state, sizeof(state), "%s%s%s", st != NULL ? st : "-",
+		    json_is_true(json_object_get(r, "muted")) ? ",muted" : "",
+		    vc);
 		printf("%-3lld %-22s %-8lld %-13s %-5lld %-9lld %-9lld "
 		       "%-10.8s %-5lld %-8lld %llds\n",
 		    json_integer_value(json_object_get(r, "id")),
