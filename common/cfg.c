@@ -7,10 +7,12 @@
  * the line it is about.
  */
 #include "cfg.h"
+#include "defaults.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,6 +236,48 @@ valid_name(const char *s)
 
 /* ---- sections ----------------------------------------------------------- */
 
+/* [client.NAME]: a new client, the arrays beside it grown as needed. */
+static int
+enter_client(struct parse *ps, const char *section)
+{
+	struct cluster_cfg *c = ps->cfg;
+
+	if (!valid_name(section + 7))
+		return fail_at(ps, ps->header_line,
+		    "bad client name in [%s]: use 1-63 of "
+		    "A-Z a-z 0-9 _ . -",
+		    section);
+	if (c->nclients == PBFT_CLIENTS_MAX)
+		return fail_at(ps, ps->header_line,
+		    "too many clients (at most %d)", PBFT_CLIENTS_MAX);
+	if (c->nclients == ps->clients_cap) {
+		uint32_t cap = ps->clients_cap ? ps->clients_cap * 2 : 8;
+		struct cfg_client *nc = realloc(c->clients, cap * sizeof(*nc));
+		bool *hp = realloc(ps->client_has_pub, cap * sizeof(*hp));
+		int *kl = realloc(ps->client_key_line, cap * sizeof(*kl));
+
+		if (nc != NULL)
+			c->clients = nc;
+		if (hp != NULL)
+			ps->client_has_pub = hp;
+		if (kl != NULL)
+			ps->client_key_line = kl;
+		if (nc == NULL || hp == NULL || kl == NULL)
+			return fail_at(ps, ps->header_line, "out of memory");
+		ps->clients_cap = cap;
+	}
+	ps->kind = SECT_CLIENT;
+	ps->idx = c->nclients++;
+	memset(&c->clients[ps->idx], 0, sizeof(c->clients[0]));
+	c->clients[ps->idx].id = ps->idx;
+	c->clients[ps->idx].line = ps->header_line;
+	snprintf(c->clients[ps->idx].name, sizeof(c->clients[ps->idx].name),
+	    "%s", section + 7);
+	ps->client_has_pub[ps->idx] = false;
+	ps->client_key_line[ps->idx] = 0;
+	return 1;
+}
+
 static int
 enter_section(struct parse *ps, const char *section)
 {
@@ -271,46 +315,7 @@ enter_section(struct parse *ps, const char *section)
 		ps->cfg->nodes[id].id = (uint32_t)id;
 		ps->cfg->nodes[id].line = ps->header_line;
 	} else if (strncmp(section, "client.", 7) == 0) {
-		struct cluster_cfg *c = ps->cfg;
-
-		if (!valid_name(section + 7))
-			return fail_at(ps, ps->header_line,
-			    "bad client name in [%s]: use 1-63 of "
-			    "A-Z a-z 0-9 _ . -",
-			    section);
-		if (c->nclients == PBFT_CLIENTS_MAX)
-			return fail_at(ps, ps->header_line,
-			    "too many clients (at most %d)", PBFT_CLIENTS_MAX);
-		if (c->nclients == ps->clients_cap) {
-			uint32_t cap =
-			    ps->clients_cap ? ps->clients_cap * 2 : 8;
-			struct cfg_client *nc =
-			    realloc(c->clients, cap * sizeof(*nc));
-			bool *hp =
-			    realloc(ps->client_has_pub, cap * sizeof(*hp));
-			int *kl =
-			    realloc(ps->client_key_line, cap * sizeof(*kl));
-
-			if (nc != NULL)
-				c->clients = nc;
-			if (hp != NULL)
-				ps->client_has_pub = hp;
-			if (kl != NULL)
-				ps->client_key_line = kl;
-			if (nc == NULL || hp == NULL || kl == NULL)
-				return fail_at(
-				    ps, ps->header_line, "out of memory");
-			ps->clients_cap = cap;
-		}
-		ps->kind = SECT_CLIENT;
-		ps->idx = c->nclients++;
-		memset(&c->clients[ps->idx], 0, sizeof(c->clients[0]));
-		c->clients[ps->idx].id = ps->idx;
-		c->clients[ps->idx].line = ps->header_line;
-		snprintf(c->clients[ps->idx].name,
-		    sizeof(c->clients[ps->idx].name), "%s", section + 7);
-		ps->client_has_pub[ps->idx] = false;
-		ps->client_key_line[ps->idx] = 0;
+		return enter_client(ps, section);
 	} else {
 		return fail_at(ps, ps->header_line,
 		    "unknown section [%s] (want [cluster], [node.N] or "
@@ -376,223 +381,306 @@ prefixes_value(struct parse *ps, const char *v, struct cfg_prefixes *out)
 	return 1;
 }
 
-/* handshake_rate, handshakes_max, connections_per_address, accept_from,
- * replica_source (k = 0..4). */
+/*
+ * [cluster] keys. Most are a number, size or duration stored at an offset
+ * in struct cluster_cfg, checked against a range; the rest have a parser
+ * of their own (KEY_FN). Adding a key is a row in cluster_keys, a field in
+ * struct cluster_cfg with its default in set_defaults, and its entry in
+ * doc/cluster.ini.5.
+ */
+struct cluster_key;
+typedef int (*key_fn)(
+    struct parse *ps, const struct cluster_key *k, const char *v);
+
+enum key_kind {
+	KEY_U32, /* a number in min..max */
+	KEY_U64, /* a number in min..max */
+	KEY_SIZE, /* a size (256MiB, 1GiB, plain bytes) in min..max */
+	KEY_MS, /* a duration, not 0 */
+	KEY_MS0, /* a duration, 0 allowed */
+	KEY_FN, /* fn parses it */
+};
+
+struct cluster_key {
+	const char *name;
+	enum key_kind kind;
+	size_t off; /* of the field in struct cluster_cfg (not KEY_FN) */
+	uint64_t min, max;
+	/* What the error says after the key's name; NULL: " must be
+	 * MIN..MAX" (numbers only). */
+	const char *want;
+	key_fn fn;
+	size_t line_off; /* of an int in struct parse noting the line, or 0 */
+};
+
+/* A field's offset, with a compile-time check that it has the size the
+ * key's kind stores (4: KEY_U32, KEY_MS, KEY_MS0; 8: KEY_U64, KEY_SIZE;
+ * an address: the char[300] of metrics_listen and bootstrap). */
+#define CFG_FIELD(field, size)                                                 \
+	(offsetof(struct cluster_cfg, field) +                                 \
+	    0 *                                                                \
+	        sizeof(char[sizeof(((struct cluster_cfg *)0)->field) == (size) \
+	                ? 1                                                    \
+	                : -1]))
+#define CFG_U32(field) KEY_U32, CFG_FIELD(field, 4)
+#define CFG_MS(field) KEY_MS, CFG_FIELD(field, 4)
+#define CFG_MS0(field) KEY_MS0, CFG_FIELD(field, 4)
+#define CFG_U64(field) KEY_U64, CFG_FIELD(field, 8)
+#define CFG_SIZE(field) KEY_SIZE, CFG_FIELD(field, 8)
+#define CFG_ADDR(field) KEY_FN, CFG_FIELD(field, 300)
+#define PARSE_AT(field) offsetof(struct parse, field)
+
 static int
-admission_key(struct parse *ps, int k, const char *v)
+key_name(struct parse *ps, const struct cluster_key *k, const char *v)
 {
-	struct cluster_cfg *c = ps->cfg;
-	uint64_t x;
-
-	if (k == 3 || k == 4) {
-		bool first = strcmp(v, k == 3 ? "any" : "match") == 0;
-
-		if (!first && strcmp(v, k == 3 ? "replicas" : "any") != 0)
-			return fail_at(ps, ps->line, "%s",
-			    k == 3 ? "accept_from must be any or replicas"
-			           : "replica_source must be match or any");
-		if (k == 3)
-			c->accept_from =
-			    first ? CFG_ACCEPT_ANY : CFG_ACCEPT_REPLICAS;
-		else
-			c->replica_source =
-			    first ? CFG_SOURCE_MATCH : CFG_SOURCE_ANY;
-		return 1;
-	}
-	if (parse_u64(v, 1, 100000, &x) == -1)
-		return fail_at(ps, ps->line, "%s must be 1..100000",
-		    k == 0       ? "handshake_rate"
-		        : k == 1 ? "handshakes_max"
-		                 : "connections_per_address");
-	*(k == 0         ? &c->handshake_rate
-	        : k == 1 ? &c->handshakes_max
-	                 : &c->conns_per_address) = (uint32_t)x;
+	if (!valid_name(v))
+		return fail_at(ps, ps->line,
+		    "bad cluster name '%s': use 1-63 of A-Z a-z 0-9 _ . -", v);
+	snprintf(ps->cfg->name, sizeof(ps->cfg->name), "%s", v);
 	return 1;
 }
 
-/* heartbeat_interval (k = 0) and dead_after (k = 1): durations from
- * 10 ms to 10 min; validate() checks the two against each other. */
 static int
-liveness_key(struct parse *ps, int k, const char *v)
+key_f(struct parse *ps, const struct cluster_key *k, const char *v)
+{
+	uint64_t x;
+
+	if (parse_u64(v, 0, (PBFT_REPLICAS_MAX - 1) / 3, &x) == -1)
+		return fail_at(ps, ps->line, "f must be a number from 0 to %d",
+		    (PBFT_REPLICAS_MAX - 1) / 3);
+	ps->cfg->f = (uint32_t)x;
+	ps->f_set = true;
+	return 1;
+}
+
+static int
+key_data_dir(struct parse *ps, const struct cluster_key *k, const char *v)
 {
 	struct cluster_cfg *c = ps->cfg;
-	uint32_t *out = k == 0 ? &c->heartbeat_interval_ms : &c->dead_after_ms;
+
+	if (resolve_path(ps, v, c->data_dir, sizeof(c->data_dir)) == -1)
+		return fail_at(ps, ps->line, "bad data_dir");
+	return 1;
+}
+
+static int
+key_control_socket(struct parse *ps, const struct cluster_key *k, const char *v)
+{
+	struct cluster_cfg *c = ps->cfg;
+
+	if (resolve_path(ps, v, c->control_socket, sizeof(c->control_socket)) ==
+	        -1 ||
+	    strlen(c->control_socket) >= 108)
+		return fail_at(ps, ps->line,
+		    "bad control_socket (a Unix socket path under 108 bytes)");
+	return 1;
+}
+
+static int
+key_control_client(struct parse *ps, const struct cluster_key *k, const char *v)
+{
+	if (!valid_name(v))
+		return fail_at(ps, ps->line, "bad control_client name");
+	snprintf(
+	    ps->cfg->control_client, sizeof(ps->cfg->control_client), "%s", v);
+	return 1;
+}
+
+/* host:port, kept as written in the char[300] field at k->off. */
+static int
+key_address(struct parse *ps, const struct cluster_key *k, const char *v)
+{
+	char host[256];
+	uint16_t port;
+
+	if (cfg_parse_address(v, host, sizeof(host), &port) == -1)
+		return fail_at(
+		    ps, ps->line, "%s: want host:port, got '%s'", k->name, v);
+	snprintf((char *)ps->cfg + k->off, sizeof(ps->cfg->bootstrap), "%s", v);
+	return 1;
+}
+
+static int
+key_fsync(struct parse *ps, const struct cluster_key *k, const char *v)
+{
+	static const struct {
+		const char *word;
+		enum cfg_fsync mode;
+	} modes[] = {{"always", CFG_FSYNC_ALWAYS}, {"batch", CFG_FSYNC_BATCH},
+	    {"off", CFG_FSYNC_OFF}};
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (strcmp(v, modes[i].word) == 0) {
+			ps->cfg->fsync = modes[i].mode;
+			return 1;
+		}
+	return fail_at(ps, ps->line, "fsync must be always, batch or off");
+}
+
+static int
+key_log_level(struct parse *ps, const struct cluster_key *k, const char *v)
+{
+	if (log_level_parse(v, &ps->cfg->log_level) == -1)
+		return fail_at(ps, ps->line,
+		    "log_level must be error, warn, info or debug");
+	return 1;
+}
+
+static int
+key_shared_prefixes(
+    struct parse *ps, const struct cluster_key *k, const char *v)
+{
+	return prefixes_value(ps, v, &ps->cfg->shared_prefixes);
+}
+
+static int
+key_accept_from(struct parse *ps, const struct cluster_key *k, const char *v)
+{
+	if (strcmp(v, "any") == 0)
+		ps->cfg->accept_from = CFG_ACCEPT_ANY;
+	else if (strcmp(v, "replicas") == 0)
+		ps->cfg->accept_from = CFG_ACCEPT_REPLICAS;
+	else
+		return fail_at(
+		    ps, ps->line, "accept_from must be any or replicas");
+	return 1;
+}
+
+static int
+key_replica_source(struct parse *ps, const struct cluster_key *k, const char *v)
+{
+	if (strcmp(v, "match") == 0)
+		ps->cfg->replica_source = CFG_SOURCE_MATCH;
+	else if (strcmp(v, "any") == 0)
+		ps->cfg->replica_source = CFG_SOURCE_ANY;
+	else
+		return fail_at(
+		    ps, ps->line, "replica_source must be match or any");
+	return 1;
+}
+
+/* heartbeat_interval and dead_after: durations from 10 ms to 10 min;
+ * validate() checks the two against each other. */
+static int
+key_liveness(struct parse *ps, const struct cluster_key *k, const char *v)
+{
+	struct cluster_cfg *c = ps->cfg;
+	bool hb = strcmp(k->name, "heartbeat_interval") == 0;
+	uint32_t *out = hb ? &c->heartbeat_interval_ms : &c->dead_after_ms;
 
 	if (parse_duration_ms(v, false, out) == -1 || *out < 10 ||
 	    *out > 600000)
 		return fail_at(ps, ps->line,
-		    "%s: want a duration from 10ms to 10m, like %s",
-		    k == 0 ? "heartbeat_interval" : "dead_after",
-		    k == 0 ? "1s" : "5s");
-	if (k == 1)
-		ps->dead_after_line = ps->line;
+		    "%s: want a duration from 10ms to 10m, like %s", k->name,
+		    hb ? "1s" : "5s");
+	return 1;
+}
+
+static const struct cluster_key cluster_keys[] = {
+    {"name", KEY_FN, 0, 0, 0, NULL, key_name, 0},
+    {"f", KEY_FN, 0, 0, 0, NULL, key_f, PARSE_AT(f_line)},
+    {"checkpoint_interval", CFG_U64(checkpoint_interval), 1, 1000000, NULL,
+        NULL, PARSE_AT(ckpt_line)},
+    {"window", CFG_U64(window), 1, PBFT_WINDOW_MAX, NULL, NULL,
+        PARSE_AT(window_line)},
+    {"view_change_timeout", CFG_MS(view_change_timeout_ms), 0, 0,
+        ": want a duration like 10s or 500ms", NULL, 0},
+    {"batch_max", CFG_U32(batch_max), 1, PBFT_BATCH_REQS_MAX, NULL, NULL, 0},
+    {"batch_bytes_max", CFG_U32(batch_bytes_max), 1024, PBFT_BATCH_BYTES_MAX,
+        NULL, NULL, 0},
+    {"batch_timeout", CFG_MS0(batch_timeout_ms), 0, 0,
+        ": want a duration like 20ms or 0", NULL, 0},
+    {"inflight_max", CFG_U32(inflight_max), 1, 64, NULL, NULL, 0},
+    {"request_timeout", CFG_MS(request_timeout_ms), 0, 0,
+        ": want a duration like 1s", NULL, 0},
+    {"data_dir", KEY_FN, 0, 0, 0, NULL, key_data_dir, 0},
+    {"control_socket", KEY_FN, 0, 0, 0, NULL, key_control_socket, 0},
+    {"control_client", KEY_FN, 0, 0, 0, NULL, key_control_client,
+        PARSE_AT(cc_line)},
+    {"metrics_listen", CFG_ADDR(metrics_listen), 0, 0, NULL, key_address, 0},
+    {"bootstrap", CFG_ADDR(bootstrap), 0, 0, NULL, key_address,
+        PARSE_AT(bootstrap_line)},
+    {"fsync", KEY_FN, 0, 0, 0, NULL, key_fsync, 0},
+    {"log_level", KEY_FN, 0, 0, 0, NULL, key_log_level, 0},
+    {"client_max_keys", CFG_U64(client_max_keys), 0, UINT64_MAX,
+        ": want a number (0 = unlimited)", NULL, 0},
+    {"client_max_bytes", CFG_U64(client_max_bytes), 0, UINT64_MAX,
+        ": want a number (0 = unlimited)", NULL, 0},
+    {"shared_prefixes", KEY_FN, 0, 0, 0, NULL, key_shared_prefixes, 0},
+    {"queue_bytes_max", CFG_SIZE(queue_bytes_max), 1ULL << 20, 1ULL << 40,
+        " must be a size from 1MiB to 1TiB, like 64MiB", NULL, 0},
+    {"min_free", CFG_SIZE(min_free_bytes), 0, UINT64_MAX,
+        ": want a size like 256MiB, 1GiB or 0", NULL, 0},
+    {"handshake_rate", CFG_U32(handshake_rate), 1, 100000, NULL, NULL, 0},
+    {"handshakes_max", CFG_U32(handshakes_max), 1, 100000, NULL, NULL, 0},
+    {"connections_per_address", CFG_U32(conns_per_address), 1, 100000, NULL,
+        NULL, 0},
+    {"accept_from", KEY_FN, 0, 0, 0, NULL, key_accept_from, 0},
+    {"replica_source", KEY_FN, 0, 0, 0, NULL, key_replica_source, 0},
+    {"heartbeat_interval", KEY_FN, 0, 0, 0, NULL, key_liveness, 0},
+    {"dead_after", KEY_FN, 0, 0, 0, NULL, key_liveness,
+        PARSE_AT(dead_after_line)},
+};
+
+/* A number, size or duration key: parsed, range-checked and stored. */
+static int
+key_value(struct parse *ps, const struct cluster_key *k, const char *v)
+{
+	void *field = (char *)ps->cfg + k->off;
+	uint64_t x = 0;
+	uint32_t ms;
+	int rc;
+
+	switch (k->kind) {
+	case KEY_MS:
+	case KEY_MS0:
+		if ((rc = parse_duration_ms(v, k->kind == KEY_MS0, &ms)) == 0)
+			memcpy(field, &ms, sizeof(ms));
+		break;
+	case KEY_SIZE:
+		rc = parse_size(v, &x);
+		if (rc == 0 && (x < k->min || x > k->max))
+			rc = -1;
+		break;
+	default:
+		rc = parse_u64(v, k->min, k->max, &x);
+		break;
+	}
+	if (rc == -1) {
+		if (k->want != NULL)
+			return fail_at(ps, ps->line, "%s%s", k->name, k->want);
+		return fail_at(ps, ps->line, "%s must be %llu..%llu", k->name,
+		    (unsigned long long)k->min, (unsigned long long)k->max);
+	}
+	if (k->kind == KEY_U32) {
+		uint32_t x32 = (uint32_t)x; /* max fits: the table says so */
+
+		memcpy(field, &x32, sizeof(x32));
+	} else if (k->kind == KEY_U64 || k->kind == KEY_SIZE) {
+		memcpy(field, &x, sizeof(x));
+	}
 	return 1;
 }
 
 static int
 cluster_key(struct parse *ps, const char *name, const char *v)
 {
-	static const char *keys[] = {"name", "f", "checkpoint_interval",
-	    "window", "view_change_timeout", "batch_max", "batch_bytes_max",
-	    "batch_timeout", "inflight_max", "request_timeout", "data_dir",
-	    "control_socket", "control_client", "metrics_listen", "bootstrap",
-	    "fsync", "log_level", "client_max_keys", "client_max_bytes",
-	    "shared_prefixes", "queue_bytes_max", "min_free", "handshake_rate",
-	    "handshakes_max", "connections_per_address", "accept_from",
-	    "replica_source", "heartbeat_interval", "dead_after"};
-	struct cluster_cfg *c = ps->cfg;
-	uint64_t x;
-	int k = -1;
-	char host[256];
-	uint16_t port;
+	const size_t nkeys = sizeof(cluster_keys) / sizeof(cluster_keys[0]);
+	const struct cluster_key *k = NULL;
+	int rc;
 
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-		if (strcmp(name, keys[i]) == 0)
-			k = (int)i;
-	if (k < 0)
+	for (size_t i = 0; i < nkeys && k == NULL; i++)
+		if (strcmp(name, cluster_keys[i].name) == 0)
+			k = &cluster_keys[i];
+	if (k == NULL)
 		return fail_at(
 		    ps, ps->line, "unknown key '%s' in [cluster]", name);
-	if (!key_once(ps, k, name))
+	if (!key_once(ps, (int)(k - cluster_keys), name))
 		return 0;
-	switch (k) {
-	case 0:
-		if (!valid_name(v))
-			return fail_at(ps, ps->line,
-			    "bad cluster name '%s': use 1-63 of A-Z a-z 0-9 _ "
-			    ". -",
-			    v);
-		snprintf(c->name, sizeof(c->name), "%s", v);
-		return 1;
-	case 1:
-		if (parse_u64(v, 0, (PBFT_REPLICAS_MAX - 1) / 3, &x) == -1)
-			return fail_at(ps, ps->line,
-			    "f must be a number from 0 to %d",
-			    (PBFT_REPLICAS_MAX - 1) / 3);
-		c->f = (uint32_t)x;
-		ps->f_set = true;
-		ps->f_line = ps->line;
-		return 1;
-	case 2:
-		if (parse_u64(v, 1, 1000000, &x) == -1)
-			return fail_at(ps, ps->line,
-			    "checkpoint_interval must be 1..1000000");
-		c->checkpoint_interval = x;
-		ps->ckpt_line = ps->line;
-		return 1;
-	case 3:
-		if (parse_u64(v, 1, PBFT_WINDOW_MAX, &x) == -1)
-			return fail_at(ps, ps->line, "window must be 1..%d",
-			    PBFT_WINDOW_MAX);
-		c->window = x;
-		ps->window_line = ps->line;
-		return 1;
-	case 4:
-		if (parse_duration_ms(v, false, &c->view_change_timeout_ms) ==
-		    -1)
-			return fail_at(ps, ps->line,
-			    "view_change_timeout: want a duration like 10s or "
-			    "500ms");
-		return 1;
-	case 5:
-		if (parse_u64(v, 1, PBFT_BATCH_REQS_MAX, &x) == -1)
-			return fail_at(ps, ps->line, "batch_max must be 1..%d",
-			    PBFT_BATCH_REQS_MAX);
-		c->batch_max = (uint32_t)x;
-		return 1;
-	case 6:
-		if (parse_u64(v, 1024, PBFT_BATCH_BYTES_MAX, &x) == -1)
-			return fail_at(ps, ps->line,
-			    "batch_bytes_max must be 1024..%d",
-			    PBFT_BATCH_BYTES_MAX);
-		c->batch_bytes_max = (uint32_t)x;
-		return 1;
-	case 7:
-		if (parse_duration_ms(v, true, &c->batch_timeout_ms) == -1)
-			return fail_at(ps, ps->line,
-			    "batch_timeout: want a duration like 20ms or 0");
-		return 1;
-	case 8:
-		if (parse_u64(v, 1, 64, &x) == -1)
-			return fail_at(
-			    ps, ps->line, "inflight_max must be 1..64");
-		c->inflight_max = (uint32_t)x;
-		return 1;
-	case 9:
-		if (parse_duration_ms(v, false, &c->request_timeout_ms) == -1)
-			return fail_at(ps, ps->line,
-			    "request_timeout: want a duration like 1s");
-		return 1;
-	case 10:
-		if (resolve_path(ps, v, c->data_dir, sizeof(c->data_dir)) == -1)
-			return fail_at(ps, ps->line, "bad data_dir");
-		return 1;
-	case 11:
-		if (resolve_path(ps, v, c->control_socket,
-		        sizeof(c->control_socket)) == -1 ||
-		    strlen(c->control_socket) >= 108)
-			return fail_at(ps, ps->line,
-			    "bad control_socket (a Unix socket path under 108 "
-			    "bytes)");
-		return 1;
-	case 12:
-		if (!valid_name(v))
-			return fail_at(ps, ps->line, "bad control_client name");
-		snprintf(c->control_client, sizeof(c->control_client), "%s", v);
-		ps->cc_line = ps->line;
-		return 1;
-	case 13:
-	case 14:
-		if (cfg_parse_address(v, host, sizeof(host), &port) == -1)
-			return fail_at(ps, ps->line,
-			    "%s: want host:port, got '%s'", name, v);
-		snprintf(k == 13 ? c->metrics_listen : c->bootstrap,
-		    sizeof(c->bootstrap), "%s", v);
-		if (k == 14)
-			ps->bootstrap_line = ps->line;
-		return 1;
-	case 15:
-		if (strcmp(v, "always") == 0)
-			c->fsync = CFG_FSYNC_ALWAYS;
-		else if (strcmp(v, "batch") == 0)
-			c->fsync = CFG_FSYNC_BATCH;
-		else if (strcmp(v, "off") == 0)
-			c->fsync = CFG_FSYNC_OFF;
-		else
-			return fail_at(
-			    ps, ps->line, "fsync must be always, batch or off");
-		return 1;
-	case 16:
-		if (log_level_parse(v, &c->log_level) == -1)
-			return fail_at(ps, ps->line,
-			    "log_level must be error, warn, info or debug");
-		return 1;
-	case 17:
-	case 18:
-		if (parse_u64(v, 0, UINT64_MAX, &x) == -1)
-			return fail_at(ps, ps->line,
-			    "%s: want a number (0 = unlimited)", name);
-		*(k == 17 ? &c->client_max_keys : &c->client_max_bytes) = x;
-		return 1;
-	case 19:
-		return prefixes_value(ps, v, &c->shared_prefixes);
-	case 20:
-		if (parse_u64(v, 1ULL << 20, 1ULL << 40, &x) == -1)
-			return fail_at(ps, ps->line,
-			    "queue_bytes_max must be a byte count from 1048576 "
-			    "(1 MiB) to 1099511627776 (1 TiB)");
-		c->queue_bytes_max = x;
-		return 1;
-	case 21:
-		if (parse_size(v, &c->min_free_bytes) == -1)
-			return fail_at(ps, ps->line,
-			    "min_free: want a size like 256MiB, 1GiB or 0");
-		return 1;
-	case 27:
-	case 28:
-		return liveness_key(ps, k - 27, v);
-	default:
-		return admission_key(ps, k - 22, v);
-	}
+	rc = k->kind == KEY_FN ? k->fn(ps, k, v) : key_value(ps, k, v);
+	if (rc == 1 && k->line_off != 0)
+		*(int *)(void *)((char *)ps + k->line_off) = ps->line;
+	return rc;
 }
 
 static int
@@ -862,13 +950,13 @@ set_defaults(struct parse *ps)
 	struct cluster_cfg *c = ps->cfg;
 
 	snprintf(c->name, sizeof(c->name), "pbft");
-	c->checkpoint_interval = 100;
+	c->checkpoint_interval = PBFT_DEFAULT_CHECKPOINT_INTERVAL;
 	c->view_change_timeout_ms = 10000;
-	c->batch_max = 1024;
-	c->batch_bytes_max = 1024 * 1024;
+	c->batch_max = PBFT_DEFAULT_BATCH_REQS;
+	c->batch_bytes_max = PBFT_DEFAULT_BATCH_BYTES;
 	c->batch_timeout_ms = 10;
-	c->inflight_max = 2;
-	c->queue_bytes_max = 64ULL * 1024 * 1024;
+	c->inflight_max = PBFT_DEFAULT_INFLIGHT;
+	c->queue_bytes_max = PBFT_DEFAULT_QUEUE_BYTES;
 	c->request_timeout_ms = 1000;
 	c->heartbeat_interval_ms = CFG_HEARTBEAT_INTERVAL_DEFAULT;
 	c->dead_after_ms = CFG_DEAD_AFTER_DEFAULT;

@@ -67,47 +67,6 @@ wire_host_valid(const uint8_t *host, size_t len)
 	return true;
 }
 
-const char *
-wire_type_name(unsigned type)
-{
-	switch (type) {
-	case PBFT_MSG_HELLO:
-		return "hello";
-	case PBFT_MSG_AUTH:
-		return "auth";
-	case PBFT_MSG_REQUEST:
-		return "request";
-	case PBFT_MSG_REPLY:
-		return "reply";
-	case PBFT_MSG_PREPREPARE:
-		return "pre-prepare";
-	case PBFT_MSG_PREPARE:
-		return "prepare";
-	case PBFT_MSG_COMMIT:
-		return "commit";
-	case PBFT_MSG_CHECKPOINT:
-		return "checkpoint";
-	case PBFT_MSG_VIEW_CHANGE:
-		return "view-change";
-	case PBFT_MSG_NEW_VIEW:
-		return "new-view";
-	case PBFT_MSG_FETCH_BATCH:
-		return "fetch-batch";
-	case PBFT_MSG_BATCH:
-		return "batch";
-	case PBFT_MSG_FETCH_STATE:
-		return "fetch-state";
-	case PBFT_MSG_STATE_CHUNK:
-		return "state-chunk";
-	case PBFT_MSG_ANNOUNCE:
-		return "announce";
-	case PBFT_MSG_STATUS:
-		return "status";
-	default:
-		return "unknown";
-	}
-}
-
 /*
  * Decoded arrays: a sigpair is 68 bytes both ways; a cert is 116 encoded
  * bytes at least and sizeof(struct) is below 2x that; a view change
@@ -237,133 +196,203 @@ put_request(
 		wbuf_put_bytes(wb, r->auth + head, r->auth_len - head - tail);
 }
 
-/* Body of msg, with or without the signature field (for signing). */
+/*
+ * Each message type's body, with or without its signature field (for
+ * signing); -1 if the message breaks a bound. The table after the decoders
+ * maps a type to these.
+ */
+static int
+put_hello(struct wbuf *wb, const struct pbft_msg *m, bool with_sig)
+{
+	if (m->u.hello.role != PBFT_ROLE_REPLICA &&
+	    m->u.hello.role != PBFT_ROLE_CLIENT)
+		return -1;
+	wbuf_put_u8(wb, m->u.hello.role);
+	wbuf_put_u32(wb, m->u.hello.id);
+	wbuf_put_bytes(wb, m->u.hello.eph_pub, 32);
+	wbuf_put_bytes(wb, m->u.hello.nonce, 32);
+	return 0;
+}
+
+static int
+put_auth(struct wbuf *wb, const struct pbft_msg *m, bool with_sig)
+{
+	wbuf_put_bytes(wb, m->u.auth.sig, PBFT_SIG_LEN);
+	return 0;
+}
+
+static int
+put_request_msg(struct wbuf *wb, const struct pbft_msg *m, bool with_sig)
+{
+	if (m->u.request.op_len > PBFT_OP_BYTES_MAX ||
+	    m->u.request.auth_len > PBFT_AUTH_BYTES_MAX)
+		return -1;
+	put_request(wb, &m->u.request, NULL);
+	return 0;
+}
+
+static int
+put_reply(struct wbuf *wb, const struct pbft_msg *m, bool with_sig)
+{
+	const struct pbft_reply *r = &m->u.reply;
+
+	if (r->result_len > PBFT_RESULT_BYTES_MAX)
+		return -1;
+	wbuf_put_u64(wb, r->view);
+	wbuf_put_u64(wb, r->timestamp);
+	wbuf_put_u32(wb, r->client);
+	wbuf_put_u32(wb, r->replica);
+	wbuf_put_u64(wb, r->seq);
+	wbuf_put_u8(wb, r->status);
+	wbuf_put_u32(wb, r->result_len);
+	wbuf_put_bytes(wb, r->result, r->result_len);
+	return 0;
+}
+
+static int
+put_preprepare(struct wbuf *wb, const struct pbft_msg *m, bool with_sig)
+{
+	const struct pbft_preprepare *p = &m->u.preprepare;
+
+	if (p->batch_len > PBFT_BATCH_BYTES_MAX)
+		return -1;
+	wbuf_put_u64(wb, p->view);
+	wbuf_put_u64(wb, p->seq);
+	wbuf_put_bytes(wb, p->digest, PBFT_DIGEST_LEN);
+	wbuf_put_u32(wb, p->replica);
+	wbuf_put_u32(wb, p->batch_len);
+	wbuf_put_bytes(wb, p->batch, p->batch_len);
+	return 0;
+}
+
+/* PREPARE and COMMIT share the vote's encoding (and the union's place). */
+static int
+put_vote_msg(struct wbuf *wb, const struct pbft_msg *m, bool with_sig)
+{
+	put_vote(
+	    wb, m->type == PBFT_MSG_PREPARE ? &m->u.prepare : &m->u.commit);
+	return 0;
+}
+
+static int
+put_checkpoint(struct wbuf *wb, const struct pbft_msg *m, bool with_sig)
+{
+	wbuf_put_u64(wb, m->u.checkpoint.seq);
+	wbuf_put_bytes(wb, m->u.checkpoint.digest, PBFT_DIGEST_LEN);
+	wbuf_put_u32(wb, m->u.checkpoint.replica);
+	if (with_sig)
+		wbuf_put_bytes(wb, m->u.checkpoint.sig, PBFT_SIG_LEN);
+	return 0;
+}
+
+static int
+put_view_change_msg(struct wbuf *wb, const struct pbft_msg *m, bool with_sig)
+{
+	return put_view_change(wb, &m->u.view_change, with_sig);
+}
+
+static int
+put_new_view_msg(struct wbuf *wb, const struct pbft_msg *m, bool with_sig)
+{
+	return put_new_view(wb, &m->u.new_view, with_sig);
+}
+
+static int
+put_status(struct wbuf *wb, const struct pbft_msg *m, bool with_sig)
+{
+	wbuf_put_u64(wb, m->u.status.view);
+	wbuf_put_u64(wb, m->u.status.low);
+	wbuf_put_u64(wb, m->u.status.last_exec);
+	wbuf_put_u32(wb, m->u.status.replica);
+	wbuf_put_u8(wb, m->u.status.flags);
+	return 0;
+}
+
+static int
+put_fetch_batch(struct wbuf *wb, const struct pbft_msg *m, bool with_sig)
+{
+	wbuf_put_u64(wb, m->u.fetch_batch.seq);
+	wbuf_put_bytes(wb, m->u.fetch_batch.digest, PBFT_DIGEST_LEN);
+	wbuf_put_u32(wb, m->u.fetch_batch.replica);
+	return 0;
+}
+
+static int
+put_batch(struct wbuf *wb, const struct pbft_msg *m, bool with_sig)
+{
+	const struct pbft_batch *b = &m->u.batch;
+
+	if (b->batch_len > PBFT_BATCH_BYTES_MAX)
+		return -1;
+	wbuf_put_u64(wb, b->seq);
+	wbuf_put_bytes(wb, b->digest, PBFT_DIGEST_LEN);
+	wbuf_put_u32(wb, b->replica);
+	wbuf_put_u32(wb, b->batch_len);
+	wbuf_put_bytes(wb, b->batch, b->batch_len);
+	return 0;
+}
+
+static int
+put_fetch_state(struct wbuf *wb, const struct pbft_msg *m, bool with_sig)
+{
+	wbuf_put_u64(wb, m->u.fetch_state.seq);
+	wbuf_put_bytes(wb, m->u.fetch_state.digest, PBFT_DIGEST_LEN);
+	wbuf_put_u32(wb, m->u.fetch_state.index);
+	wbuf_put_u32(wb, m->u.fetch_state.replica);
+	return 0;
+}
+
+static int
+put_state_chunk(struct wbuf *wb, const struct pbft_msg *m, bool with_sig)
+{
+	const struct pbft_state_chunk *c = &m->u.state_chunk;
+
+	if (c->data_len > PBFT_CHUNK_BYTES_MAX)
+		return -1;
+	wbuf_put_u64(wb, c->seq);
+	wbuf_put_bytes(wb, c->digest, PBFT_DIGEST_LEN);
+	wbuf_put_u32(wb, c->index);
+	wbuf_put_u32(wb, c->count);
+	wbuf_put_u64(wb, c->total_len);
+	wbuf_put_u32(wb, c->replica);
+	wbuf_put_u32(wb, c->data_len);
+	wbuf_put_bytes(wb, c->data, c->data_len);
+	return 0;
+}
+
+static int
+put_announce(struct wbuf *wb, const struct pbft_msg *m, bool with_sig)
+{
+	const struct pbft_announce *a = &m->u.announce;
+
+	if (!wire_host_valid(a->host, a->host_len) || a->port == 0)
+		return -1;
+	wbuf_put_u32(wb, a->replica);
+	wbuf_put_u64(wb, a->epoch);
+	wbuf_put_u8(wb, a->host_len);
+	wbuf_put_bytes(wb, a->host, a->host_len);
+	wbuf_put_u16(wb, a->port);
+	if (with_sig)
+		wbuf_put_bytes(wb, a->sig, PBFT_SIG_LEN);
+	return 0;
+}
+
+/* A message type: its name, body encoder and body decoder (wire_types). */
+struct wire_type {
+	const char *name;
+	int (*put)(struct wbuf *wb, const struct pbft_msg *m, bool with_sig);
+	enum wire_err (*get)(
+	    struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a);
+};
+
+static const struct wire_type *wire_type(unsigned type);
+
 static int
 put_body(struct wbuf *wb, const struct pbft_msg *m, bool with_sig)
 {
-	switch (m->type) {
-	case PBFT_MSG_HELLO:
-		if (m->u.hello.role != PBFT_ROLE_REPLICA &&
-		    m->u.hello.role != PBFT_ROLE_CLIENT)
-			return -1;
-		wbuf_put_u8(wb, m->u.hello.role);
-		wbuf_put_u32(wb, m->u.hello.id);
-		wbuf_put_bytes(wb, m->u.hello.eph_pub, 32);
-		wbuf_put_bytes(wb, m->u.hello.nonce, 32);
-		return 0;
-	case PBFT_MSG_AUTH:
-		wbuf_put_bytes(wb, m->u.auth.sig, PBFT_SIG_LEN);
-		return 0;
-	case PBFT_MSG_REQUEST:
-		if (m->u.request.op_len > PBFT_OP_BYTES_MAX ||
-		    m->u.request.auth_len > PBFT_AUTH_BYTES_MAX)
-			return -1;
-		put_request(wb, &m->u.request, NULL);
-		return 0;
-	case PBFT_MSG_REPLY: {
-		const struct pbft_reply *r = &m->u.reply;
+	const struct wire_type *t = wire_type(m->type);
 
-		if (r->result_len > PBFT_RESULT_BYTES_MAX)
-			return -1;
-		wbuf_put_u64(wb, r->view);
-		wbuf_put_u64(wb, r->timestamp);
-		wbuf_put_u32(wb, r->client);
-		wbuf_put_u32(wb, r->replica);
-		wbuf_put_u64(wb, r->seq);
-		wbuf_put_u8(wb, r->status);
-		wbuf_put_u32(wb, r->result_len);
-		wbuf_put_bytes(wb, r->result, r->result_len);
-		return 0;
-	}
-	case PBFT_MSG_PREPREPARE: {
-		const struct pbft_preprepare *p = &m->u.preprepare;
-
-		if (p->batch_len > PBFT_BATCH_BYTES_MAX)
-			return -1;
-		wbuf_put_u64(wb, p->view);
-		wbuf_put_u64(wb, p->seq);
-		wbuf_put_bytes(wb, p->digest, PBFT_DIGEST_LEN);
-		wbuf_put_u32(wb, p->replica);
-		wbuf_put_u32(wb, p->batch_len);
-		wbuf_put_bytes(wb, p->batch, p->batch_len);
-		return 0;
-	}
-	case PBFT_MSG_PREPARE:
-		put_vote(wb, &m->u.prepare);
-		return 0;
-	case PBFT_MSG_COMMIT:
-		put_vote(wb, &m->u.commit);
-		return 0;
-	case PBFT_MSG_CHECKPOINT:
-		wbuf_put_u64(wb, m->u.checkpoint.seq);
-		wbuf_put_bytes(wb, m->u.checkpoint.digest, PBFT_DIGEST_LEN);
-		wbuf_put_u32(wb, m->u.checkpoint.replica);
-		if (with_sig)
-			wbuf_put_bytes(wb, m->u.checkpoint.sig, PBFT_SIG_LEN);
-		return 0;
-	case PBFT_MSG_VIEW_CHANGE:
-		return put_view_change(wb, &m->u.view_change, with_sig);
-	case PBFT_MSG_NEW_VIEW:
-		return put_new_view(wb, &m->u.new_view, with_sig);
-	case PBFT_MSG_STATUS:
-		wbuf_put_u64(wb, m->u.status.view);
-		wbuf_put_u64(wb, m->u.status.low);
-		wbuf_put_u64(wb, m->u.status.last_exec);
-		wbuf_put_u32(wb, m->u.status.replica);
-		wbuf_put_u8(wb, m->u.status.flags);
-		return 0;
-	case PBFT_MSG_FETCH_BATCH:
-		wbuf_put_u64(wb, m->u.fetch_batch.seq);
-		wbuf_put_bytes(wb, m->u.fetch_batch.digest, PBFT_DIGEST_LEN);
-		wbuf_put_u32(wb, m->u.fetch_batch.replica);
-		return 0;
-	case PBFT_MSG_BATCH:
-		if (m->u.batch.batch_len > PBFT_BATCH_BYTES_MAX)
-			return -1;
-		wbuf_put_u64(wb, m->u.batch.seq);
-		wbuf_put_bytes(wb, m->u.batch.digest, PBFT_DIGEST_LEN);
-		wbuf_put_u32(wb, m->u.batch.replica);
-		wbuf_put_u32(wb, m->u.batch.batch_len);
-		wbuf_put_bytes(wb, m->u.batch.batch, m->u.batch.batch_len);
-		return 0;
-	case PBFT_MSG_FETCH_STATE:
-		wbuf_put_u64(wb, m->u.fetch_state.seq);
-		wbuf_put_bytes(wb, m->u.fetch_state.digest, PBFT_DIGEST_LEN);
-		wbuf_put_u32(wb, m->u.fetch_state.index);
-		wbuf_put_u32(wb, m->u.fetch_state.replica);
-		return 0;
-	case PBFT_MSG_STATE_CHUNK: {
-		const struct pbft_state_chunk *c = &m->u.state_chunk;
-
-		if (c->data_len > PBFT_CHUNK_BYTES_MAX)
-			return -1;
-		wbuf_put_u64(wb, c->seq);
-		wbuf_put_bytes(wb, c->digest, PBFT_DIGEST_LEN);
-		wbuf_put_u32(wb, c->index);
-		wbuf_put_u32(wb, c->count);
-		wbuf_put_u64(wb, c->total_len);
-		wbuf_put_u32(wb, c->replica);
-		wbuf_put_u32(wb, c->data_len);
-		wbuf_put_bytes(wb, c->data, c->data_len);
-		return 0;
-	}
-	case PBFT_MSG_ANNOUNCE: {
-		const struct pbft_announce *a = &m->u.announce;
-
-		if (!wire_host_valid(a->host, a->host_len) || a->port == 0)
-			return -1;
-		wbuf_put_u32(wb, a->replica);
-		wbuf_put_u64(wb, a->epoch);
-		wbuf_put_u8(wb, a->host_len);
-		wbuf_put_bytes(wb, a->host, a->host_len);
-		wbuf_put_u16(wb, a->port);
-		if (with_sig)
-			wbuf_put_bytes(wb, a->sig, PBFT_SIG_LEN);
-		return 0;
-	}
-	default:
-		return -1;
-	}
+	return t != NULL ? t->put(wb, m, with_sig) : -1;
 }
 
 int
@@ -781,43 +810,128 @@ get_status(struct rbuf *rb, struct pbft_status_msg *s)
 	return WIRE_OK;
 }
 
+/* The decoders by message, for the table. */
+static enum wire_err
+get_hello_msg(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
+{
+	return get_hello(rb, &m->u.hello);
+}
+
+static enum wire_err
+get_auth(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
+{
+	NEED(rbuf_get_bytes(rb, m->u.auth.sig, PBFT_SIG_LEN));
+	return WIRE_OK;
+}
+
+static enum wire_err
+get_request_msg(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
+{
+	return get_request(rb, &m->u.request, NULL);
+}
+
+static enum wire_err
+get_reply_msg(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
+{
+	return get_reply(rb, &m->u.reply);
+}
+
+static enum wire_err
+get_preprepare_msg(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
+{
+	return get_preprepare(rb, &m->u.preprepare);
+}
+
+static enum wire_err
+get_vote_msg(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
+{
+	return get_vote(
+	    rb, m->type == PBFT_MSG_PREPARE ? &m->u.prepare : &m->u.commit);
+}
+
+static enum wire_err
+get_checkpoint_msg(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
+{
+	return get_checkpoint(rb, &m->u.checkpoint);
+}
+
+static enum wire_err
+get_view_change_msg(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
+{
+	return get_view_change(rb, &m->u.view_change, a);
+}
+
+static enum wire_err
+get_new_view_msg(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
+{
+	return get_new_view(rb, &m->u.new_view, a);
+}
+
+static enum wire_err
+get_fetch_msg(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
+{
+	return get_fetch(rb, m);
+}
+
+static enum wire_err
+get_announce_msg(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
+{
+	return get_announce(rb, &m->u.announce);
+}
+
+static enum wire_err
+get_status_msg(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
+{
+	return get_status(rb, &m->u.status);
+}
+
+/*
+ * Every message type: its name, encoder and decoder. A new message type is
+ * a value in common/msg.h, a row here (with the body's layout in the
+ * comment at the top of this file), and its handler where it is routed.
+ */
+static const struct wire_type wire_types[PBFT_MSG_TYPE_MAX] = {
+    [PBFT_MSG_HELLO] = {"hello", put_hello, get_hello_msg},
+    [PBFT_MSG_AUTH] = {"auth", put_auth, get_auth},
+    [PBFT_MSG_REQUEST] = {"request", put_request_msg, get_request_msg},
+    [PBFT_MSG_REPLY] = {"reply", put_reply, get_reply_msg},
+    [PBFT_MSG_PREPREPARE] = {"pre-prepare", put_preprepare, get_preprepare_msg},
+    [PBFT_MSG_PREPARE] = {"prepare", put_vote_msg, get_vote_msg},
+    [PBFT_MSG_COMMIT] = {"commit", put_vote_msg, get_vote_msg},
+    [PBFT_MSG_CHECKPOINT] = {"checkpoint", put_checkpoint, get_checkpoint_msg},
+    [PBFT_MSG_VIEW_CHANGE] = {"view-change", put_view_change_msg,
+        get_view_change_msg},
+    [PBFT_MSG_NEW_VIEW] = {"new-view", put_new_view_msg, get_new_view_msg},
+    [PBFT_MSG_FETCH_BATCH] = {"fetch-batch", put_fetch_batch, get_fetch_msg},
+    [PBFT_MSG_BATCH] = {"batch", put_batch, get_fetch_msg},
+    [PBFT_MSG_FETCH_STATE] = {"fetch-state", put_fetch_state, get_fetch_msg},
+    [PBFT_MSG_STATE_CHUNK] = {"state-chunk", put_state_chunk, get_fetch_msg},
+    [PBFT_MSG_ANNOUNCE] = {"announce", put_announce, get_announce_msg},
+    [PBFT_MSG_STATUS] = {"status", put_status, get_status_msg},
+};
+
+static const struct wire_type *
+wire_type(unsigned type)
+{
+	if (type >= PBFT_MSG_TYPE_MAX || wire_types[type].name == NULL)
+		return NULL;
+	return &wire_types[type];
+}
+
+const char *
+wire_type_name(unsigned type)
+{
+	const struct wire_type *t = wire_type(type);
+
+	return t != NULL ? t->name : "unknown";
+}
+
 static enum wire_err
 get_body(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
 {
-	switch (m->type) {
-	case PBFT_MSG_HELLO:
-		return get_hello(rb, &m->u.hello);
-	case PBFT_MSG_AUTH:
-		NEED(rbuf_get_bytes(rb, m->u.auth.sig, PBFT_SIG_LEN));
-		return WIRE_OK;
-	case PBFT_MSG_REQUEST:
-		return get_request(rb, &m->u.request, NULL);
-	case PBFT_MSG_REPLY:
-		return get_reply(rb, &m->u.reply);
-	case PBFT_MSG_PREPREPARE:
-		return get_preprepare(rb, &m->u.preprepare);
-	case PBFT_MSG_PREPARE:
-		return get_vote(rb, &m->u.prepare);
-	case PBFT_MSG_COMMIT:
-		return get_vote(rb, &m->u.commit);
-	case PBFT_MSG_CHECKPOINT:
-		return get_checkpoint(rb, &m->u.checkpoint);
-	case PBFT_MSG_VIEW_CHANGE:
-		return get_view_change(rb, &m->u.view_change, a);
-	case PBFT_MSG_NEW_VIEW:
-		return get_new_view(rb, &m->u.new_view, a);
-	case PBFT_MSG_FETCH_BATCH:
-	case PBFT_MSG_BATCH:
-	case PBFT_MSG_FETCH_STATE:
-	case PBFT_MSG_STATE_CHUNK:
-		return get_fetch(rb, m);
-	case PBFT_MSG_ANNOUNCE:
-		return get_announce(rb, &m->u.announce);
-	case PBFT_MSG_STATUS:
-		return get_status(rb, &m->u.status);
-	default:
-		return WIRE_E_TYPE;
-	}
+	const struct wire_type *t = wire_type(m->type);
+
+	return t != NULL ? t->get(rb, m, a) : WIRE_E_TYPE;
 }
 
 enum wire_err

@@ -1124,11 +1124,16 @@ early_ok(const struct replica *r, const struct pbft_action *a)
 	return a->early && !r->barrier_dirty && !r->barrier_inflight;
 }
 
+/*
+ * First pass over the core's actions: every record to the log, and what
+ * a stable checkpoint makes the flush wait for. With fsync = off or
+ * always the records are made durable here; with batch, the group commit
+ * holds the output until they are.
+ */
 static void
-run_actions(struct replica *r)
+persist_actions(struct replica *r)
 {
 	bool batch = r->cfg->fsync == CFG_FSYNC_BATCH;
-	uint64_t stable = 0;
 	bool persisted = false;
 
 	for (size_t i = 0; i < r->acts.n; i++) {
@@ -1177,81 +1182,101 @@ run_actions(struct replica *r)
 		net_hold(r->net);
 		ev_prepare_start(r->loop, &r->wal_prep);
 	}
-	for (size_t i = 0; i < r->acts.n; i++) {
-		const struct pbft_action *a = &r->acts.v[i];
+}
 
-		switch (a->type) {
-		case PBFT_ACT_SEND:
-			send_to(r, a->to, a->msg, early_ok(r, a));
-			break;
-		case PBFT_ACT_BROADCAST:
-			broadcast(r, a->msg, early_ok(r, a));
-			break;
-		case PBFT_ACT_PERSIST:
-			break;
-		case PBFT_ACT_EXECUTE:
-			do_execute(r, a);
-			break;
-		case PBFT_ACT_RESEND_REPLY:
-			do_resend_reply(r, a);
-			break;
-		case PBFT_ACT_TAKE_CHECKPOINT:
-			do_take_checkpoint(r, a);
-			break;
-		case PBFT_ACT_STABLE:
-			do_stable(r, a);
-			stable = a->seq;
-			break;
-		case PBFT_ACT_VIEW:
-			log_info("entered view %llu (primary %u)",
-			    (unsigned long long)a->view,
-			    (unsigned)(a->view % r->cfg->n));
-			break;
-		case PBFT_ACT_FETCH_STATE:
-			do_fetch_state(r, a);
-			break;
-		case PBFT_ACT_DISCONNECT:
-			net_disconnect(r->net, false, a->to,
-			    "sent a signature that does not verify");
-			break;
-		case PBFT_ACT_DROP_CLIENT:
-			net_disconnect(r->net, true, a->client,
-			    "sent a request that does not authenticate");
-			break;
-		}
+/* One action but PERSIST (done by persist_actions). */
+static void
+act(struct replica *r, const struct pbft_action *a)
+{
+	switch (a->type) {
+	case PBFT_ACT_SEND:
+		send_to(r, a->to, a->msg, early_ok(r, a));
+		break;
+	case PBFT_ACT_BROADCAST:
+		broadcast(r, a->msg, early_ok(r, a));
+		break;
+	case PBFT_ACT_PERSIST:
+		break;
+	case PBFT_ACT_EXECUTE:
+		do_execute(r, a);
+		break;
+	case PBFT_ACT_RESEND_REPLY:
+		do_resend_reply(r, a);
+		break;
+	case PBFT_ACT_TAKE_CHECKPOINT:
+		do_take_checkpoint(r, a);
+		break;
+	case PBFT_ACT_STABLE:
+		do_stable(r, a);
+		break;
+	case PBFT_ACT_VIEW:
+		log_info("entered view %llu (primary %u)",
+		    (unsigned long long)a->view,
+		    (unsigned)(a->view % r->cfg->n));
+		break;
+	case PBFT_ACT_FETCH_STATE:
+		do_fetch_state(r, a);
+		break;
+	case PBFT_ACT_DISCONNECT:
+		net_disconnect(r->net, false, a->to,
+		    "sent a signature that does not verify");
+		break;
+	case PBFT_ACT_DROP_CLIENT:
+		net_disconnect(r->net, true, a->client,
+		    "sent a request that does not authenticate");
+		break;
 	}
-	if (stable == 0)
-		return;
-	/* The log below the stable checkpoint is history: rewrite it from the
-	 * core's compacted state, so disk use stays bounded. */
-	if (batch) {
+}
+
+/*
+ * The log below a new stable checkpoint is history: rewrite it from the
+ * core's compacted state, so disk use stays bounded (with batch, in the
+ * background).
+ */
+static void
+compact_after_stable(struct replica *r, uint64_t stable)
+{
+	int rc;
+
+	if (r->cfg->fsync == CFG_FSYNC_BATCH) {
 		r->compact_wanted = true;
 		bg_kick(r, true);
 		return;
 	}
-	{
-		int rc = store_rewrite(r->store, compact_gen, r);
-
-		if (rc == -2)
+	rc = store_rewrite(r->store, compact_gen, r);
+	if (rc == -2)
+		failstop(FAILSTOP_IO,
+		    "write-ahead log: compaction failed after its new log was "
+		    "written (%s); stopping rather than guessing which log a "
+		    "restart would read",
+		    store_last_error(r->store));
+	if (rc == -1) {
+		log_warnx("write-ahead log: compaction failed; the old log is "
+		          "kept and compaction is retried at the next "
+		          "checkpoint");
+		if (store_sync(r->store) == -1)
 			failstop(FAILSTOP_IO,
-			    "write-ahead log: compaction failed after its new "
-			    "log was written (%s); stopping rather than "
-			    "guessing which log a restart would read",
+			    "write-ahead log: cannot make records durable: %s",
 			    store_last_error(r->store));
-		if (rc == -1) {
-			log_warnx("write-ahead log: compaction failed; the old "
-			          "log is kept and compaction is retried at "
-			          "the next checkpoint");
-			if (store_sync(r->store) == -1)
-				failstop(FAILSTOP_IO,
-				    "write-ahead log: cannot make records "
-				    "durable: %s",
-				    store_last_error(r->store));
-		} else {
-			store_snapshots_prune(r->store, stable);
-		}
-		wal_settled(r);
+	} else {
+		store_snapshots_prune(r->store, stable);
 	}
+	wal_settled(r);
+}
+
+static void
+run_actions(struct replica *r)
+{
+	uint64_t stable = 0;
+
+	persist_actions(r);
+	for (size_t i = 0; i < r->acts.n; i++) {
+		act(r, &r->acts.v[i]);
+		if (r->acts.v[i].type == PBFT_ACT_STABLE)
+			stable = r->acts.v[i].seq;
+	}
+	if (stable != 0)
+		compact_after_stable(r, stable);
 }
 
 static void

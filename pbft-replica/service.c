@@ -952,13 +952,16 @@ stage_write(struct ledger *l, uint64_t off, const uint8_t *p, size_t len)
 {
 	if (l->journal != NULL) {
 		if (fflush(l->journal) != 0)
-			abort();
+			journal_failed(l, "write");
 		while (len > 0) {
 			ssize_t w =
 			    pwrite(fileno(l->journal), p, len, (off_t)off);
 
-			if (w <= 0)
-				abort(); /* as for our own entries */
+			if (w <= 0) {
+				if (w == 0)
+					errno = ENOSPC;
+				journal_failed(l, "write of a fetched state");
+			}
 			p += w;
 			off += (uint64_t)w;
 			len -= (size_t)w;
@@ -1063,7 +1066,7 @@ stage_cut(struct ledger *l)
 	    (fflush(l->journal) != 0 ||
 	        ftruncate(fileno(l->journal), (off_t)l->jlen) == -1 ||
 	        fseeko(l->journal, 0, SEEK_END) == -1))
-		abort();
+		journal_failed(l, "discard of a staged state");
 }
 
 /*
@@ -1125,7 +1128,7 @@ ledger_stage_install(struct service *s)
 		if (fflush(j) != 0 ||
 		    ftruncate(fileno(j), (off_t)t->jlen) == -1 ||
 		    fdatasync(fileno(j)) == -1 || fseeko(j, 0, SEEK_END) == -1)
-			abort(); /* the journal must not silently diverge */
+			journal_failed(l, "install of a fetched state");
 	} else {
 		t->data = l->data;
 		t->data_cap = l->data_cap;

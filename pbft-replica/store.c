@@ -405,6 +405,32 @@ log_files_empty(const struct store *st, char *err, size_t errlen)
 }
 
 /*
+ * No log: log.0 and log.1 are missing, empty or never begun. log.0 begins
+ * generation 1. Not truncated: what is there is empty or zeroes.
+ */
+static int
+log_create(struct store *st, char *err, size_t errlen)
+{
+	char path[CFG_PATH_MAX + 32];
+	const char *what;
+
+	log_path(st, 0, path, sizeof(path));
+	st->wal_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	st->live = 0;
+	st->gen = 1;
+	st->base = LOG_HDR_LEN;
+	if (st->wal_fd == -1 ||
+	    log_write_new(st, st->wal_fd, 1, NULL, 0, LOG_HDR_LEN, &what) !=
+	        0 ||
+	    (st->mode != CFG_FSYNC_OFF && fsync(st->dir_fd) == -1)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	st->wal_off = st->durable_off = LOG_HDR_LEN;
+	return 0;
+}
+
+/*
  * Opens the log files: the live one is the valid one of the newer
  * generation. A data directory with neither but an old-format wal is
  * converted by store_replay; one with nothing starts log.0 afresh.
@@ -416,7 +442,6 @@ log_open(struct store *st, char *err, size_t errlen)
 	int fd[2] = {-1, -1};
 	uint64_t gen[2] = {0, 0}, base[2] = {0, 0};
 	int valid[2] = {0, 0};
-	const char *what;
 
 	for (int i = 0; i < 2; i++) {
 		log_path(st, i, path, sizeof(path));
@@ -473,22 +498,7 @@ log_open(struct store *st, char *err, size_t errlen)
 		failstop_note_unreadable();
 		return -1;
 	}
-	/* No log: log.0 and log.1 are missing, empty or never begun. Not
-	 * truncated: what is there is empty or zeroes. */
-	log_path(st, 0, path, sizeof(path));
-	st->wal_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	st->live = 0;
-	st->gen = 1;
-	st->base = LOG_HDR_LEN;
-	if (st->wal_fd == -1 ||
-	    log_write_new(st, st->wal_fd, 1, NULL, 0, LOG_HDR_LEN, &what) !=
-	        0 ||
-	    (st->mode != CFG_FSYNC_OFF && fsync(st->dir_fd) == -1)) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	st->wal_off = st->durable_off = LOG_HDR_LEN;
-	return 0;
+	return log_create(st, err, errlen);
 fail:
 	for (int i = 0; i < 2; i++)
 		if (fd[i] != -1)
@@ -652,6 +662,50 @@ v1_intact_record_after(const struct wbuf *all, size_t off)
 }
 
 /*
+ * The records of an old-format wal, in order, to fn and into the pending
+ * log; *off ends at the first byte not taken (a torn tail starts there).
+ * A corrupt record with an intact one after it is damage, not a tear.
+ */
+static int
+v1_records(struct store *st, const struct wbuf *all,
+    int (*fn)(void *arg, const uint8_t *rec, size_t len), void *arg,
+    size_t *off, char *err, size_t errlen)
+{
+	while (*off < all->len) {
+		size_t left = all->len - *off;
+		uint32_t len, crc;
+
+		if (left < 8)
+			break; /* torn header */
+		len = le32(all->p + *off);
+		crc = le32(all->p + *off + 4);
+		if (len > STORE_RECORD_BYTES_MAX || len > left - 8 ||
+		    crc32c(0, all->p + *off + 8, len) != crc) {
+			if (!v1_intact_record_after(all, *off))
+				break; /* torn tail */
+			snprintf(err, errlen,
+			    "%s/wal: corrupt record at offset %zu (length %u, "
+			    "%zu bytes follow): refusing to start",
+			    st->dir, *off, len, left);
+			return -1;
+		}
+		if (fn(arg, all->p + *off + 8, len) == -1) {
+			snprintf(err, errlen,
+			    "%s/wal: record at offset %zu rejected by the "
+			    "consensus core",
+			    st->dir, *off);
+			return -1;
+		}
+		if (store_append(st, all->p + *off + 8, len) == -1) {
+			snprintf(err, errlen, "%s/wal: out of memory", st->dir);
+			return -1;
+		}
+		*off += 8 + (size_t)len;
+	}
+	return 0;
+}
+
+/*
  * Replays an old-format wal and converts it: its records become log.0 of
  * generation 1, then the wal goes. A crash halfway leaves the wal, and the
  * next start converts it again.
@@ -674,37 +728,8 @@ replay_v1(struct store *st,
 		goto out;
 	}
 	st->compacting = true; /* gen is 0 until the conversion: log.0 is 1 */
-	while (off < all.len) {
-		size_t left = all.len - off;
-		uint32_t len, crc;
-
-		if (left < 8)
-			break; /* torn header */
-		len = le32(all.p + off);
-		crc = le32(all.p + off + 4);
-		if (len > STORE_RECORD_BYTES_MAX || len > left - 8 ||
-		    crc32c(0, all.p + off + 8, len) != crc) {
-			if (!v1_intact_record_after(&all, off))
-				break; /* torn tail */
-			snprintf(err, errlen,
-			    "%s/wal: corrupt record at offset %zu (length %u, "
-			    "%zu bytes follow): refusing to start",
-			    st->dir, off, len, left);
-			goto out;
-		}
-		if (fn(arg, all.p + off + 8, len) == -1) {
-			snprintf(err, errlen,
-			    "%s/wal: record at offset %zu rejected by the "
-			    "consensus core",
-			    st->dir, off);
-			goto out;
-		}
-		if (store_append(st, all.p + off + 8, len) == -1) {
-			snprintf(err, errlen, "%s/wal: out of memory", st->dir);
-			goto out;
-		}
-		off += 8 + (size_t)len;
-	}
+	if (v1_records(st, &all, fn, arg, &off, err, errlen) == -1)
+		goto out;
 	if (off < all.len)
 		log_warnx("%s/wal: torn tail of %zu bytes at offset %zu "
 		          "dropped",

@@ -1,8 +1,10 @@
 /*
  * pbft_int.h - the consensus core's internal state, shared by its files:
  * pbft.c (events, requests, normal case, execution), pbft_ckpt.c
- * (checkpoints, garbage collection, state transfer) and pbft_view.c (view
- * changes). Nothing outside pbft-replica/core/ includes this.
+ * (checkpoints, garbage collection, state transfer), pbft_view.c (view
+ * changes) and pbft_out.c (quorums, signature checks, actions out, which
+ * the other three share and which calls none of them). Nothing outside
+ * pbft-replica/core/ includes this.
  */
 #ifndef PBFT_INT_H
 #define PBFT_INT_H
@@ -229,7 +231,7 @@ struct pbft {
 	struct pbft_status st; /* counters */
 };
 
-/* pbft.c */
+/* pbft_out.c */
 int pbft_emit(struct pbft *p, const struct pbft_action *a);
 struct pbft_msg *pbft_new_msg(struct pbft *p);
 uint8_t *pbft_keep(struct pbft *p, const void *data, size_t len);
@@ -251,12 +253,14 @@ bool pbft_verify_ckpt_sig(struct pbft *p, uint32_t replica, const uint8_t *sig);
 uint32_t pbft_primary(const struct pbft *p, uint64_t view);
 uint32_t pbft_quorum(const struct pbft *p); /* 2f+1 */
 uint32_t pbft_prep_quorum(const struct pbft *p); /* 2f */
+bool pbft_digest_is_zero(const uint8_t d[PBFT_DIGEST_LEN]);
+
+/* pbft.c */
 struct slot *pbft_slot(struct pbft *p, uint64_t seq);
 void pbft_slot_reset(struct pbft *p, struct slot *s, uint64_t seq);
 void pbft_slot_new_view(struct pbft *p, struct slot *s);
 void pbft_set_body(struct pbft *p, struct slot *s, const uint8_t *batch,
     uint32_t len, const uint8_t digest[PBFT_DIGEST_LEN]);
-bool pbft_digest_is_zero(const uint8_t d[PBFT_DIGEST_LEN]);
 void pbft_accept_pp(struct pbft *p, struct slot *s, uint64_t view,
     const uint8_t digest[PBFT_DIGEST_LEN]);
 void pbft_note_pp(

@@ -50,6 +50,7 @@ cleanup() {
 	exit $rc
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT # a test timeout: exit through cleanup
 fail() { echo "FAIL [$name]: $*" >&2; exit 1; }
 failed=0
 # check OK MESSAGE: prints the figure; a bound that does not hold fails the
@@ -67,11 +68,16 @@ finish() {
 	echo "$name: every bound held"
 }
 
+# wait_until SECONDS CMD...: tries CMD every 0.1 s, SECONDS * 10 times (times
+# PBFT_TIMEOUT_MULT), and never for longer than three times SECONDS by the
+# clock: a try that is slow itself (a status call waiting out a silent
+# replica takes a second) must not stretch the wait tenfold.
 wait_until() {
-	local limit=$(($1 * 10 * mult))
+	local tries=$(($1 * 10 * mult)) end=$((SECONDS + 3 * $1 * mult))
 	shift
-	for _ in $(seq 1 "$limit"); do
+	while [ "$tries" -gt 0 ] && [ "$SECONDS" -lt "$end" ]; do
 		"$@" >/dev/null 2>&1 && return 0
+		tries=$((tries - 1))
 		sleep 0.1
 	done
 	return 1

@@ -66,6 +66,7 @@ cleanup() {
 	exit $rc
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT # a test timeout: exit through cleanup
 chmod 755 "$root"
 etc=$root/etc/pbft
 mkdir -p "$etc/keys" "$root$state" "$root$run"

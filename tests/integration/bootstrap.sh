@@ -28,6 +28,7 @@ cleanup() {
 	exit $rc
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT # a test timeout: exit through cleanup
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 

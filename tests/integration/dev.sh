@@ -20,6 +20,7 @@ cleanup() {
 	exit $rc
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT # a test timeout: exit through cleanup
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # The seed of demo key i is SHA-256("pbft-dev-key" || u32le(i)).

@@ -52,10 +52,10 @@ primary=$(status | python3 -c 'import json,sys; print(json.load(sys.stdin)["prim
 a=$(( (primary + 1) % 4 ))
 b=$(( (primary + 2) % 4 ))
 
-# Load for the whole scenario: the bench runs 60 s, and at least 12 s of
+# Load for the whole scenario: the bench runs 40 s, and at least 12 s of
 # it must be left after the second kill, so that a stall of the
 # view-change timeout (10 s) would show.
-duration=$((60 * mult))
+duration=$((40 * mult))
 bench_end=$(( $(date +%s) + duration ))
 timeout $((120 * mult)) "$pbftctl" bench -c "$cfg" --clients 2 \
     --outstanding 4 --duration "$duration" --json --log "$dir/h" \

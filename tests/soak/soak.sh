@@ -37,6 +37,7 @@ cleanup() {
 	wait 2>/dev/null || true
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT # a test timeout: exit through cleanup
 
 "$pbftctl" init -n 4 --base-port $((10000 + ($$ % 2200) * 10)) --clients 3 \
     -o "$dir/c" >/dev/null
