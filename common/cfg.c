@@ -47,6 +47,7 @@ struct parse {
 	int node_pub_line[PBFT_REPLICAS_MAX];
 	bool f_set;
 	int f_line, ckpt_line, window_line, cc_line, bootstrap_line;
+	int dead_after_line;
 	uint32_t clients_cap;
 	char **sections; /* every section name seen, for duplicates */
 	size_t nsections;
@@ -569,6 +570,23 @@ key_path(struct parse *ps, const struct cluster_key *k, const char *v)
 	return 1;
 }
 
+/* heartbeat_interval and dead_after: durations from 10 ms to 10 min;
+ * validate() checks the two against each other. */
+static int
+key_liveness(struct parse *ps, const struct cluster_key *k, const char *v)
+{
+	struct cluster_cfg *c = ps->cfg;
+	bool hb = strcmp(k->name, "heartbeat_interval") == 0;
+	uint32_t *out = hb ? &c->heartbeat_interval_ms : &c->dead_after_ms;
+
+	if (parse_duration_ms(v, false, out) == -1 || *out < 10 ||
+	    *out > 600000)
+		return fail_at(ps, ps->line,
+		    "%s: want a duration from 10ms to 10m, like %s", k->name,
+		    hb ? "1s" : "5s");
+	return 1;
+}
+
 static const struct cluster_key cluster_keys[] = {
     {"name", KEY_FN, 0, 0, 0, NULL, key_name, 0},
     {"f", KEY_FN, 0, 0, 0, NULL, key_f, PARSE_AT(f_line)},
@@ -614,6 +632,9 @@ static const struct cluster_key cluster_keys[] = {
     {"http_tokens", CFG_PATH(http_tokens), 0, 0, NULL, key_path, 0},
     {"http_cert", CFG_PATH(http_cert), 0, 0, NULL, key_path, 0},
     {"http_key", CFG_PATH(http_key), 0, 0, NULL, key_path, 0},
+    {"heartbeat_interval", KEY_FN, 0, 0, 0, NULL, key_liveness, 0},
+    {"dead_after", KEY_FN, 0, 0, 0, NULL, key_liveness,
+        PARSE_AT(dead_after_line)},
 };
 
 /* A number, size or duration key: parsed, range-checked and stored. */
@@ -911,6 +932,11 @@ validate(struct parse *ps)
 		    (unsigned long long)c->window,
 		    (unsigned long long)c->checkpoint_interval,
 		    PBFT_WINDOW_MAX);
+	if (c->dead_after_ms < 2 * c->heartbeat_interval_ms)
+		return fail_at(ps, ps->dead_after_line,
+		    "dead_after (%ums) must be at least twice "
+		    "heartbeat_interval (%ums)",
+		    c->dead_after_ms, c->heartbeat_interval_ms);
 	for (uint32_t i = 0; i < c->nclients; i++) {
 		if (!ps->client_has_pub[i])
 			return fail_at(ps, c->clients[i].line,
@@ -947,6 +973,8 @@ set_defaults(struct parse *ps)
 	c->inflight_max = PBFT_DEFAULT_INFLIGHT;
 	c->queue_bytes_max = PBFT_DEFAULT_QUEUE_BYTES;
 	c->request_timeout_ms = 1000;
+	c->heartbeat_interval_ms = CFG_HEARTBEAT_INTERVAL_DEFAULT;
+	c->dead_after_ms = CFG_DEAD_AFTER_DEFAULT;
 	c->fsync = CFG_FSYNC_BATCH;
 	c->log_level = LOG_LVL_INFO;
 	c->handshake_rate = CFG_HANDSHAKE_RATE_DEFAULT;

@@ -105,6 +105,9 @@ struct cfg_client {
 	int key_line; /* line of private_key_file, 0 if absent */
 };
 
+#define CFG_HEARTBEAT_INTERVAL_DEFAULT 1000
+#define CFG_DEAD_AFTER_DEFAULT 5000
+
 struct cluster_cfg {
 	char path[CFG_PATH_MAX]; /* absolute path of the file loaded */
 	char name[PBFT_NAME_BYTES_MAX];
@@ -150,6 +153,11 @@ struct cluster_cfg {
 	/* Free space a replica keeps in its data directory: below it, it
 	 * takes no new client requests. 0: no reserve. */
 	uint64_t min_free_bytes;
+	/* Peer links: a heartbeat after heartbeat_interval_ms with nothing
+	 * sent; a link with nothing heard for dead_after_ms is closed (and
+	 * redialled). 0 (a config not made by cfg_load): the defaults. */
+	uint32_t heartbeat_interval_ms; /* default 1000 */
+	uint32_t dead_after_ms; /* default 5000, >= 2 heartbeat intervals */
 	struct cfg_node nodes[PBFT_REPLICAS_MAX];
 	uint32_t nclients;
 	struct cfg_client *clients; /* nclients entries */

@@ -40,6 +40,7 @@ chan_init(struct chan *ch, uint8_t role, uint32_t id, void *key,
 	ch->initiator = initiator;
 	ch->want_role = want_role;
 	ch->want_id = want_id;
+	ch->caps = CHAN_CAPS_ALL;
 	wbuf_init_dynamic(&ch->held, CHAN_RECORD_MAX);
 }
 
@@ -75,6 +76,11 @@ send_hello(struct chan *ch, struct wbuf *out)
 	if (EVP_PKEY_get_raw_public_key(eph, m.u.hello.eph_pub, &plen) != 1 ||
 	    RAND_bytes(m.u.hello.nonce, 32) != 1)
 		return fail(ch, "cannot make an ephemeral key");
+	if (ch->caps != 0) { /* chan.h: capabilities */
+		memcpy(
+		    m.u.hello.nonce + 24, CHAN_CAP_MAGIC, CHAN_CAP_MAGIC_LEN);
+		m.u.hello.nonce[31] = ch->caps;
+	}
 	wbuf_init_fixed(&wb, ch->my_hello, sizeof(ch->my_hello));
 	if (wire_encode(&wb, &m) == -1)
 		return fail(ch, "cannot encode hello");
@@ -167,6 +173,8 @@ on_hello(struct chan *ch, const uint8_t *frame, size_t len,
 	ch->peer_hello_len = len;
 	ch->peer_role = h->role;
 	ch->peer_id = h->id;
+	if (memcmp(h->nonce + 24, CHAN_CAP_MAGIC, CHAN_CAP_MAGIC_LEN) == 0)
+		ch->peer_caps = h->nonce[31];
 	if (!ch->initiator && send_hello(ch, out) == -1)
 		return -1;
 	transcript(ch);
@@ -357,7 +365,12 @@ input_record(struct chan *ch, const uint8_t *in, size_t len, size_t *used,
 		return 0;
 	rl = (uint32_t)in[0] | (uint32_t)in[1] << 8 | (uint32_t)in[2] << 16 |
 	    (uint32_t)in[3] << 24;
-	if (rl < CHAN_TAG_LEN + WIRE_HDR_LEN || rl > CHAN_RECORD_MAX)
+	/* An empty record (rl == CHAN_TAG_LEN) is a heartbeat: authenticated,
+	 * counted in the nonce sequence, and nothing to deliver; taken only
+	 * when we announced CHAN_CAP_HEARTBEAT, as the earlier code. */
+	if ((rl < CHAN_TAG_LEN + WIRE_HDR_LEN &&
+	        (rl != CHAN_TAG_LEN || !(ch->caps & CHAN_CAP_HEARTBEAT))) ||
+	    rl > CHAN_RECORD_MAX)
 		return fail(ch, "bad record length");
 	if (len - 4 < rl)
 		return 0;
@@ -493,6 +506,12 @@ chan_peer(const struct chan *ch, uint8_t *role, uint32_t *id)
 {
 	*role = ch->peer_role;
 	*id = ch->peer_id;
+}
+
+uint8_t
+chan_peer_caps(const struct chan *ch)
+{
+	return ch->peer_caps;
 }
 
 const char *

@@ -25,13 +25,23 @@
  * those of the earlier order (both HELLOs at once, then both AUTHs), so
  * either end may run the earlier code.
  *
+ * Capabilities. The last 8 bytes of a HELLO's nonce are CHAN_CAP_MAGIC (7
+ * bytes) and a byte of CHAN_CAP_* flags; the other 24 bytes stay random.
+ * The earlier code fills all 32 with random bytes and reads none of them,
+ * so it ignores the flags, and its HELLO names a capability only with a
+ * chance of 2^-56 (as TLS 1.3 marks a downgrade in ServerHello.random). The
+ * nonce is in the transcript both ends sign, so a flag cannot be altered on
+ * the way. A sender uses a capability only when the peer announced it.
+ *
  * Afterwards every record is  u32 len | ChaCha20-Poly1305(frames) | tag,  the
  * nonce being a per-direction counter that is never sent: a record that is
  * replayed, reordered, dropped, altered or injected fails authentication and
  * the channel reports an error (the caller then drops the connection). A
  * record holds one or more whole frames back to back: senders coalesce what
  * they queue in one loop iteration, so a burst of small messages costs one
- * AEAD operation.
+ * AEAD operation. A record may also be empty, a heartbeat on an idle link,
+ * sent only to a peer that announced CHAN_CAP_HEARTBEAT: a channel that did
+ * not announce it (as the earlier code) fails on an empty record.
  */
 #ifndef PBFT_CHAN_H
 #define PBFT_CHAN_H
@@ -45,6 +55,11 @@
 
 #define CHAN_TAG_LEN 16
 #define CHAN_RECORD_MAX (PBFT_FRAME_BYTES_MAX + CHAN_TAG_LEN)
+
+#define CHAN_CAP_MAGIC "pbftcap"
+#define CHAN_CAP_MAGIC_LEN 7
+#define CHAN_CAP_HEARTBEAT 0x01 /* takes empty records (heartbeats) */
+#define CHAN_CAPS_ALL CHAN_CAP_HEARTBEAT /* what this code announces */
 
 /* Finds the identity key of (role, id); 0, or -1 when unknown. */
 typedef int (*chan_lookup_fn)(
@@ -71,6 +86,9 @@ struct chan {
 	char cluster[PBFT_NAME_BYTES_MAX];
 	uint8_t want_role; /* 0: any */
 	uint32_t want_id;
+	/* Capabilities our HELLO announces (chan_init: CHAN_CAPS_ALL; 0, set
+	 * before chan_start, speaks as the earlier code) and the peer's. */
+	uint8_t caps, peer_caps;
 	uint8_t peer_role;
 	uint32_t peer_id;
 	uint8_t peer_pub[PBFT_PUBKEY_LEN];
@@ -131,7 +149,10 @@ bool chan_budget_spent(const struct chan *ch);
 /*
  * Appends frames (one or more whole frames back to back, at most
  * PBFT_FRAME_BYTES_MAX bytes) as one sealed record. 0, or -1 before
- * establishment.
+ * establishment. len 0 seals an empty record, a heartbeat: a peer that
+ * announced CHAN_CAP_HEARTBEAT authenticates it like any other and delivers
+ * nothing; one that did not fails on it ("bad record length"), so the
+ * caller checks chan_peer_caps first.
  */
 int chan_seal(
     struct chan *ch, const uint8_t *frame, size_t len, struct wbuf *out);
@@ -143,6 +164,9 @@ bool chan_established(const struct chan *ch);
  */
 const uint8_t *chan_request_key(const struct chan *ch);
 void chan_peer(const struct chan *ch, uint8_t *role, uint32_t *id);
+/* The CHAN_CAP_* flags the peer's HELLO announced (0 before it came, and
+ * from a peer running the earlier code). */
+uint8_t chan_peer_caps(const struct chan *ch);
 const char *chan_error(const struct chan *ch);
 /* Frees the channel's keys (wiped); safe to call twice. */
 void chan_clear(struct chan *ch);

@@ -92,7 +92,7 @@ static void
 sup_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct replica *r = w->data;
-	char buf[256], out[8192];
+	char buf[256], out[16384]; /* pbftd reads lines of 16 KiB */
 	ssize_t n = read(w->fd, buf, sizeof(buf));
 
 	(void)revents;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,6 +62,8 @@ struct conn {
 	enum net_refuse refused;
 	bool in_work; /* on net's work list: input left for later */
 	struct conn *next_work;
+	/* Loop time of the last bytes read and the last bytes written. */
+	ev_tstamp last_rx, last_tx;
 };
 
 /* A replica's address learned from its signed ANNOUNCE (kept to relay). */
@@ -111,6 +114,10 @@ struct net {
 	ev_check work_check;
 	ev_idle work_idle; /* keeps the loop from waiting while work is left */
 	struct admit adm;
+	/* Link liveness (beat_cb): heartbeat interval and dead-after time,
+	 * in seconds, and the timer that checks every peer link. */
+	ev_timer beat;
+	ev_tstamp hb_s, dead_s;
 };
 
 static void dial(struct net *n, uint32_t id);
@@ -175,6 +182,7 @@ schedule_redial(struct net *n, uint32_t id)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	d = b * (0.5 + (double)(ts.tv_nsec % 1000) / 1000.0);
+	n->st.peer[id].redials++;
 	n->backoff_ms[id] = b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b * 2;
 	ev_timer_stop(n->loop, &n->redial[id]);
 	ev_timer_set(&n->redial[id], d / 1000.0, 0);
@@ -324,6 +332,7 @@ on_established(struct conn *c)
 
 	chan_peer(&c->ch, &c->role, &c->peer);
 	c->established = true;
+	c->last_rx = ev_now(n->loop);
 	hs_done(c);
 	ev_timer_stop(n->loop, &c->deadline);
 	if (c->role == PBFT_ROLE_REPLICA) {
@@ -423,6 +432,7 @@ flush(struct conn *c)
 			return;
 		}
 		c->out_off += (size_t)w;
+		c->last_tx = ev_now(c->n->loop);
 		c->n->st.bytes_out += (uint64_t)w;
 		if (c->established && c->role == PBFT_ROLE_REPLICA)
 			c->n->st.peer[c->peer].bytes_out += (uint64_t)w;
@@ -532,7 +542,6 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct conn *c = w->data;
 	ssize_t r;
 
-	(void)loop;
 	(void)revents;
 	if (wbuf_reserve(&c->in, READ_CHUNK) == -1) {
 		conn_close(c, "read buffer limit");
@@ -546,6 +555,7 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (r < 0)
 		return;
 	c->in.len += (size_t)r;
+	c->last_rx = ev_now(loop);
 	c->n->st.bytes_in += (uint64_t)r;
 	if (c->established && c->role == PBFT_ROLE_REPLICA)
 		c->n->st.peer[c->peer].bytes_in += (uint64_t)r;
@@ -617,18 +627,44 @@ deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	conn_close(c, "handshake timed out");
 }
 
+/*
+ * The kernel's part of link liveness, on every peer link, including one to
+ * a peer running code without heartbeats: unacknowledged data is given up
+ * after dead_after (TCP_USER_TIMEOUT, which also bounds a connect and the
+ * keepalive probes), and an idle connection is probed from half of
+ * dead_after on, every heartbeat interval (whole seconds, at least 1). So a
+ * link to a host that went away is closed within about dead_after plus a
+ * second even when the peer sends no heartbeats. Best effort: a system
+ * without these options still has the heartbeat.
+ */
+static void
+link_opts(const struct net *n, int fd)
+{
+	int one = 1, idle = (int)(n->dead_s / 2), intvl = (int)n->hb_s, cnt = 3;
+	unsigned int user = (unsigned int)(n->dead_s * 1000);
+
+	idle = idle < 1 ? 1 : idle;
+	intvl = intvl < 1 ? 1 : intvl;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user, sizeof(user));
+}
+
 static struct conn *
 conn_new(struct net *n, int fd, bool outbound, uint32_t want)
 {
 	struct conn *c = calloc(1, sizeof(*c));
-	int one = 1;
 
 	if (c == NULL) {
 		close(fd);
 		return NULL;
 	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	link_opts(n, fd);
 	c->n = n;
+	c->last_rx = c->last_tx = ev_now(n->loop);
 	c->fd = fd;
 	c->outbound = outbound;
 	c->want = want;
@@ -713,6 +749,65 @@ redial_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	dial(n, id);
+}
+
+/* An empty sealed record on an idle link, so that the peer hears from us. */
+static void
+heartbeat(struct conn *c)
+{
+	if (chan_seal(&c->ch, (const uint8_t *)"", 0, &c->out) == -1) {
+		conn_close(c, "cannot seal");
+		return;
+	}
+	flush(c);
+}
+
+/* Whether c's peer announced that it takes heartbeats (chan.h). */
+static bool
+beats(const struct conn *c)
+{
+	return (chan_peer_caps(&c->ch) & CHAN_CAP_HEARTBEAT) != 0;
+}
+
+/*
+ * Link liveness, a few times a heartbeat interval, on the links to peers
+ * that take heartbeats: one with nothing read for dead_after is closed
+ * (and, if we dial it, redialled with backoff: conn_close), unless bytes
+ * wait in the socket (the loop was late, not the peer); one with nothing
+ * written for a heartbeat interval and nothing queued gets a heartbeat. A
+ * peer running code without heartbeats gets none (it would drop the link
+ * on one) and is not expected to send any: its link is left to the
+ * kernel's timeouts (link_opts). What a dead socket held is not replayed:
+ * the replica's PBFT_EV_PEER_UP on the new channel sends what the peer
+ * needs (STATUS and our votes).
+ */
+static void
+beat_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct net *n = w->data;
+	ev_tstamp now = ev_now(loop);
+
+	(void)revents;
+	for (uint32_t id = 0; id < n->cfg->n; id++) {
+		struct conn *c = n->peers[id];
+		int avail = 0;
+
+		if (c == NULL || c->fd == -1 || !c->established || !beats(c))
+			continue;
+		if (now - c->last_rx >= n->dead_s) {
+			if (ioctl(c->fd, FIONREAD, &avail) == 0 && avail > 0) {
+				c->last_rx = now;
+				continue;
+			}
+			n->st.peer[id].links_dead++;
+			log_info("replica %u: nothing heard for %.0f ms", id,
+			    (now - c->last_rx) * 1000);
+			conn_close(c, "nothing heard for dead_after");
+		} else if (now - c->last_tx >= n->hb_s &&
+		    c->out_off == c->out.len && c->pt.len == 0) {
+			heartbeat(c);
+		}
+	}
 }
 
 /* Whether a is the configured address of some replica. */
@@ -1236,10 +1331,42 @@ net_client_request_key(const struct net *n, uint32_t client)
 	return chan_request_key(&c->ch);
 }
 
+/* Milliseconds since c last read anything, or -1 for no channel. */
+static int64_t
+heard_ms(const struct net *n, const struct conn *c)
+{
+	if (c == NULL || c->fd == -1 || !c->established)
+		return -1;
+	return (int64_t)((ev_now(n->loop) - c->last_rx) * 1000);
+}
+
+void
+net_peer_link(const struct net *n, uint32_t id, struct net_link *l)
+{
+	const struct conn *c = id < n->cfg->n ? n->peers[id] : NULL;
+
+	l->heard_ms = heard_ms(n, c);
+	l->heartbeats = l->heard_ms >= 0 && beats(c);
+	/* A peer without heartbeats may be idle and well: its channel is up
+	 * until the kernel gives it up (link_opts). */
+	l->up = l->heard_ms >= 0 &&
+	    (!l->heartbeats || l->heard_ms < (int64_t)(n->dead_s * 1000));
+	l->queued = net_peer_queued(n, id);
+	l->redials = n->st.peer[id < PBFT_REPLICAS_MAX ? id : 0].redials;
+}
+
+/* peers_connected: links up (net_peer_link). */
 void
 net_get_stats(const struct net *n, struct net_stats *st)
 {
+	struct net_link l;
+
 	*st = n->st;
+	st->peers_connected = 0;
+	for (uint32_t id = 0; id < n->cfg->n; id++) {
+		net_peer_link(n, id, &l);
+		st->peers_connected += l.up;
+	}
 }
 
 const char *
@@ -1367,6 +1494,16 @@ net_new(struct ev_loop *loop, const struct cluster_cfg *cfg, uint32_t id,
 	ev_io_start(loop, &n->accept);
 	ev_timer_init(&n->accept_pause, accept_resume_cb, 0.1, 0);
 	n->accept_pause.data = n;
+	n->hb_s =
+	    (cfg->heartbeat_interval_ms ? cfg->heartbeat_interval_ms
+	                                : CFG_HEARTBEAT_INTERVAL_DEFAULT) /
+	    1000.0;
+	n->dead_s =
+	    (cfg->dead_after_ms ? cfg->dead_after_ms : CFG_DEAD_AFTER_DEFAULT) /
+	    1000.0;
+	ev_timer_init(&n->beat, beat_cb, n->hb_s / 4, n->hb_s / 4);
+	n->beat.data = n;
+	ev_timer_start(loop, &n->beat);
 	ev_prepare_init(&n->reaper, reaper_cb);
 	n->reaper.data = n;
 	ev_prepare_start(loop, &n->reaper);
@@ -1403,6 +1540,7 @@ net_free(struct net *n)
 {
 	if (n == NULL)
 		return;
+	ev_timer_stop(n->loop, &n->beat);
 	while (n->all != NULL)
 		conn_close(n->all, "shutting down");
 	for (uint32_t i = 0; i < n->cfg->n; i++)

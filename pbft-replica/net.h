@@ -8,6 +8,20 @@
  * (100 ms to 5 s). A peer that disconnects or sends anything that does not
  * authenticate is dropped and logged; the replica carries on.
  *
+ * Liveness. A peer link on which nothing was written for
+ * heartbeat_interval (cluster.ini) carries a heartbeat, an empty sealed
+ * record (chan.h), if the peer announced in its HELLO that it takes them;
+ * such a link with nothing read for dead_after is closed by either end and
+ * redialled by the dialling one, as any lost link. A peer running code
+ * from before heartbeats announces nothing, gets none and is not expected
+ * to send any, so replicas of both versions interoperate (a rolling
+ * upgrade). On every link the kernel helps: TCP_USER_TIMEOUT of dead_after
+ * and keepalive probes from dead_after / 2 on, which alone find an old
+ * peer's dead link within about dead_after plus a second. A link that
+ * came back is not given the dead socket's queue: the replica sends the
+ * peer its STATUS and votes when a channel comes up, and the protocol
+ * retransmits the rest.
+ *
  * Addresses. A node whose [node.N] gives no address is started with one
  * (pbft-replica --listen) and dials the cluster's bootstrap peer. Every
  * node sends each newly connected peer the signed ANNOUNCE frames it
@@ -93,6 +107,19 @@ struct net_peer_stats {
 	uint64_t handshake_failures; /* on channels that named this peer */
 	uint64_t bad_frames; /* records that failed authentication */
 	uint64_t queue_drops; /* disconnects for a full write queue */
+	uint64_t redials; /* dials retried after a failure or a lost link */
+	uint64_t links_dead; /* links closed for nothing heard in dead_after */
+};
+
+/* One replica link as status shows it. */
+struct net_link {
+	/* A channel, heard from within dead_after if the peer takes
+	 * heartbeats (one that does not is up until the kernel closes it). */
+	bool up;
+	bool heartbeats; /* the peer announced it takes heartbeats */
+	int64_t heard_ms; /* since anything was read on it; -1: no channel */
+	size_t queued; /* bytes queued to it (net_peer_queued) */
+	uint64_t redials;
 };
 
 /*
@@ -102,7 +129,7 @@ struct net_peer_stats {
  * authenticate (altered, replayed, reordered, oversized, foreign key).
  */
 struct net_stats {
-	uint32_t peers_connected;
+	uint32_t peers_connected; /* links up (struct net_link) */
 	uint32_t clients_connected;
 	uint64_t frames_in, frames_out, bytes_in, bytes_out;
 	uint64_t handshake_failures, auth_failures, queue_drops;
@@ -159,6 +186,7 @@ bool net_peer_up(const struct net *n, uint32_t id);
 /* Bytes queued to replica id and not yet taken by its socket (0 when
  * there is no channel): what it has yet to read of our answers. */
 size_t net_peer_queued(const struct net *n, uint32_t id);
+void net_peer_link(const struct net *n, uint32_t id, struct net_link *l);
 /* "host:port" where replica id is reached (from the file or announced);
  * 0, or -1 if not known yet. */
 int net_peer_address(const struct net *n, uint32_t id, char *buf, size_t len);

@@ -1121,6 +1121,37 @@ jput(char *buf, size_t len, size_t *off, const char *fmt, ...)
 	*off = n < 0 ? len : *off + (size_t)n;
 }
 
+/*
+ * "peers": each other replica's link as net sees it: up (net_link), whether
+ * the peer takes heartbeats, ms since anything was heard (-1: no channel),
+ * bytes queued to it, dials retried and links closed as silent.
+ */
+static void
+peers_json(const struct replica *r, char *buf, size_t len, size_t *off)
+{
+	struct net_stats ns;
+	struct net_link l;
+	bool first = true;
+
+	net_get_stats(r->net, &ns);
+	jput(buf, len, off, ",\"peers\":[");
+	for (uint32_t i = 0; i < r->cfg->n; i++) {
+		if (i == r->id)
+			continue;
+		net_peer_link(r->net, i, &l);
+		jput(buf, len, off,
+		    "%s{\"id\":%u,\"up\":%s,\"heartbeats\":%s,"
+		    "\"heard_ms\":%lld,\"queued\":%zu,\"redials\":%llu,"
+		    "\"dead\":%llu}",
+		    first ? "" : ",", i, l.up ? "true" : "false",
+		    l.heartbeats ? "true" : "false", (long long)l.heard_ms,
+		    l.queued, (unsigned long long)l.redials,
+		    (unsigned long long)ns.peer[i].links_dead);
+		first = false;
+	}
+	jput(buf, len, off, "]");
+}
+
 int
 replica_status_json(struct replica *r, char *buf, size_t len)
 {
@@ -1136,7 +1167,8 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 	sig_hex_encode(st.stable_digest, PBFT_DIGEST_LEN, digest);
 	jput(buf, len, &off,
 	    "{\"id\":%u,\"view\":%llu,\"primary\":%u,\"view_changing\":%s,"
-	    "\"muted\":%s,\"last_executed\":%llu,\"stable_checkpoint\":%llu,"
+	    "\"following\":%s,\"following_view\":%llu,\"muted\":%s,\"last_"
+	    "executed\":%llu,\"stable_checkpoint\":%llu,"
 	    "\"state_digest\":\"%s\",\"peers_connected\":%u,"
 	    "\"clients_connected\":%u,\"executed_requests\":%llu,"
 	    "\"executed_batches\":%llu,\"view_changes\":%llu,"
@@ -1153,7 +1185,9 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 	    "\"request_mac_checks\":%llu,"
 	    "\"request_mac_fallbacks\":%llu,\"replica_sig_checks\":%llu",
 	    r->id, (unsigned long long)st.view, st.primary,
-	    st.view_changing ? "true" : "false", st.muted ? "true" : "false",
+	    st.view_changing ? "true" : "false",
+	    st.following ? "true" : "false",
+	    (unsigned long long)st.following_view, st.muted ? "true" : "false",
 	    (unsigned long long)st.last_executed,
 	    (unsigned long long)st.stable_checkpoint, digest,
 	    ns.peers_connected, ns.clients_connected,
@@ -1202,6 +1236,7 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 	    (unsigned long long)r->disk.refused);
 	jput(buf, len, &off, ",\"state_requests_refused\":%llu",
 	    (unsigned long long)r->serve_refused);
+	peers_json(r, buf, len, &off);
 	diskspace_describe(&r->disk, disk, sizeof(disk));
 	jput(buf, len, &off, ",\"disk\":\"%s\",\"data_free_bytes\":%llu", disk,
 	    (unsigned long long)r->disk.free_bytes);

@@ -153,6 +153,40 @@ print_readiness(const json_t *rep)
 		printf("ready: no, %s\n", why != NULL ? why : "waiting");
 }
 
+/* "node 0 links: 1 up 120ms, 2 down (3 redials), ...": each local
+ * replica's links to the others, with bytes queued where there are any. */
+static void
+print_links(const json_t *r)
+{
+	const json_t *peers = json_object_get(r, "peers"), *p;
+	size_t k;
+
+	if (json_array_size(peers) == 0)
+		return;
+	printf(
+	    "node %lld links:", json_integer_value(json_object_get(r, "id")));
+	json_array_foreach(peers, k, p)
+	{
+		long long heard =
+		    json_integer_value(json_object_get(p, "heard_ms"));
+		long long q = json_integer_value(json_object_get(p, "queued"));
+
+		printf("%s %lld ", k ? "," : "",
+		    json_integer_value(json_object_get(p, "id")));
+		if (json_is_true(json_object_get(p, "up")))
+			printf("up %lldms", heard);
+		else if (heard >= 0)
+			printf("down (heard %lldms ago)", heard);
+		else
+			printf("down");
+		if (q > 0)
+			printf(" queued %lld", q);
+		printf(" (%lld redials)",
+		    json_integer_value(json_object_get(p, "redials")));
+	}
+	printf("\n");
+}
+
 static void
 print_status(const json_t *rep)
 {
@@ -173,12 +207,21 @@ print_status(const json_t *rep)
 	json_array_foreach(reps, i, r)
 	{
 		const char *st = json_string_value(json_object_get(r, "state"));
-		char state[32];
+		char state[48], vc[32] = "";
 
+		/* Alone in a view change, it executes what the others commit
+		 * in the view it follows, without voting. */
+		if (json_is_true(json_object_get(r, "following")))
+			snprintf(vc, sizeof(vc), ",following %lld",
+			    json_integer_value(
+			        json_object_get(r, "following_view")));
+		else if (json_is_true(json_object_get(r, "view_changing")))
+			snprintf(vc, sizeof(vc), ",changing");
 		/* A replica back from a crash votes again after a view change.
 		 */
-		snprintf(state, sizeof(state), "%s%s", st != NULL ? st : "-",
-		    json_is_true(json_object_get(r, "muted")) ? ",muted" : "");
+		snprintf(state, sizeof(state), "%s%s%s", st != NULL ? st : "-",
+		    json_is_true(json_object_get(r, "muted")) ? ",muted" : "",
+		    vc);
 		printf("%-3lld %-22s %-8lld %-13s %-5lld %-9lld %-9lld "
 		       "%-10.8s %-5lld %-8lld %llds\n",
 		    json_integer_value(json_object_get(r, "id")),
@@ -210,6 +253,7 @@ print_status(const json_t *rep)
 		if (disk != NULL && strcmp(disk, "ok") != 0)
 			printf("node %lld: %s\n",
 			    json_integer_value(json_object_get(r, "id")), disk);
+		print_links(r);
 	}
 }
 

@@ -83,7 +83,7 @@ static const struct {
     {"pbft_view_changes_deferred_total", "counter",
         "View timer expiries that waited to hear a quorum (cut off).",
         "view_changes_deferred"},
-    {"pbft_peers_connected", "gauge", "Replicas with an authenticated channel.",
+    {"pbft_peers_connected", "gauge", "Replicas whose link is up.",
         "peers_connected"},
     {"pbft_clients_connected", "gauge",
         "Clients with an authenticated channel.", "clients_connected"},
@@ -116,6 +116,52 @@ static const struct {
         "Client group signatures verified (not found in the cache).",
         "request_sig_checks"},
 };
+
+/* One gauge or counter per replica link, from the status "peers" array;
+ * key "up" is a boolean. */
+static void
+peer_family(struct pbftd *d, struct wbuf *w, const char *name, const char *type,
+    const char *help, const char *key)
+{
+	put(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	for (uint32_t i = 0; i < d->cfg->n; i++) {
+		json_t *peers = json_object_get(d->children[i].status, "peers");
+		json_t *p, *v;
+		size_t k;
+
+		json_array_foreach(peers, k, p)
+		{
+			if ((v = json_object_get(p, key)) == NULL)
+				continue;
+			put(w, "%s{node=\"%u\",peer=\"%lld\"} %lld\n", name, i,
+			    (long long)num(p, "id"),
+			    json_is_boolean(v)
+			        ? (long long)json_is_true(v)
+			        : (long long)json_integer_value(v));
+		}
+	}
+}
+
+/* The links of each local replica to the others. */
+static void
+render_peers(struct pbftd *d, struct wbuf *w)
+{
+	peer_family(d, w, "pbft_peer_up", "gauge",
+	    "1 if the link to the peer is up (heard from within dead_after, if "
+	    "it takes heartbeats).",
+	    "up");
+	peer_family(d, w, "pbft_peer_heard_ms", "gauge",
+	    "Milliseconds since anything was read on the link (-1: none).",
+	    "heard_ms");
+	peer_family(d, w, "pbft_peer_queued_bytes", "gauge",
+	    "Bytes queued to the peer, not yet taken by its socket.", "queued");
+	peer_family(d, w, "pbft_peer_redials_total", "counter",
+	    "Dials to the peer retried after a failure or a lost link.",
+	    "redials");
+	peer_family(d, w, "pbft_peer_links_dead_total", "counter",
+	    "Links to the peer closed for nothing heard in dead_after.",
+	    "dead");
+}
 
 /* What pbftd itself knows of each local replica: up, given up, restarts. */
 static void
@@ -245,6 +291,7 @@ metrics_render(struct pbftd *d, struct wbuf *w)
 	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++)
 		family(d, w, families[i].name, families[i].type,
 		    families[i].help, families[i].field);
+	render_peers(d, w);
 	render_rejected(d, w);
 	render_fsync(d, w);
 	put(w,

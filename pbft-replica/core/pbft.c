@@ -1307,6 +1307,8 @@ on_status(struct pbft *p, uint32_t from, const struct pbft_status_msg *st)
 		pbft_reject(p, PBFT_REJ_BAD_SENDER);
 		return;
 	}
+	p->steady_view1[from] =
+	    (st->flags & PBFT_STATUS_CHANGING) ? 0 : st->view + 1;
 	/* Mute in a view it has left since is still mute there. */
 	if (st->flags & PBFT_STATUS_MUTED)
 		p->muted_view1[from] = st->view + 1;
@@ -2059,6 +2061,34 @@ pbft_compact(struct pbft *p,
 	return c.rc;
 }
 
+/*
+ * While we change views alone: the view below ours that f+1 replicas, one
+ * of them correct at least, last said they work in (STATUS, not changing),
+ * if any. Its COMMITs are what we execute meanwhile (late_commit), without
+ * voting, until the next view change takes us along; status reports it so
+ * that such a replica is not mistaken for one stuck in a view change.
+ */
+static bool
+following_view(const struct pbft *p, uint64_t *view)
+{
+	if (!p->changing)
+		return false;
+	for (uint32_t i = 0; i < p->n; i++) {
+		uint64_t v1 = p->steady_view1[i];
+		uint32_t k = 0;
+
+		if (i == p->id || v1 == 0 || v1 > p->view)
+			continue;
+		for (uint32_t j = 0; j < p->n; j++)
+			k += j != p->id && p->steady_view1[j] == v1;
+		if (k >= p->f + 1) {
+			*view = v1 - 1;
+			return true;
+		}
+	}
+	return false;
+}
+
 void
 pbft_get_status(const struct pbft *p, struct pbft_status *st)
 {
@@ -2078,5 +2108,7 @@ pbft_get_status(const struct pbft *p, struct pbft_status *st)
 	/* Mute for the next seq to execute: it cannot help agree on it. */
 	st->muted = pbft_mute(p, p->last_exec + 1);
 	st->mute_seq = st->muted ? p->mute_seq : 0;
+	st->following_view = 0;
+	st->following = following_view(p, &st->following_view);
 	memcpy(st->stable_digest, p->low_digest, PBFT_DIGEST_LEN);
 }

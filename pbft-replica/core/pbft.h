@@ -242,6 +242,11 @@ struct pbft_status {
 	uint64_t view;
 	uint32_t primary;
 	bool view_changing; /* waiting for NEW-VIEW */
+	/* Changing views alone: f+1 others said (STATUS) they work in
+	 * following_view, below ours; we execute on its COMMITs without
+	 * voting (a stranded replica) until a view change takes us along. */
+	bool following;
+	uint64_t following_view;
 	uint64_t last_executed;
 	uint64_t stable_checkpoint;
 	uint64_t low_mark, high_mark;

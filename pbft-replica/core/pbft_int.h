@@ -210,6 +210,9 @@ struct pbft {
 	/* Per replica: 1 + the view its STATUS last said it is mute in (0:
 	 * none), for mute_stalls; and ours as we last said it. */
 	uint64_t muted_view1[PBFT_REPLICAS_MAX], mute_told;
+	/* view + 1 of each replica's last STATUS, if it was not changing
+	 * views (0: it was, or none came): pbft_get_status's following. */
+	uint64_t steady_view1[PBFT_REPLICAS_MAX];
 	uint32_t vt_run_ticks; /* ticks the view timer ran, no progress */
 	uint32_t rt_ticks; /* retransmission countdown */
 	uint64_t rt_low; /* low mark at the last retransmission */

@@ -350,6 +350,9 @@ pbft_start_view_change(struct pbft *p, uint64_t view)
 		p->vc_attempt = 0;
 	p->view = view;
 	p->changing = true;
+	/* What the others said before is no sign of where they work now
+	 * (pbft_get_status's following): only STATUS from here on. */
+	memset(p->steady_view1, 0, sizeof(p->steady_view1));
 	p->vc_ticks = p->cfg.view_timeout_ticks
 	    << (p->vc_attempt < 10 ? p->vc_attempt : 10);
 	pbft_view_timer_stop(p);

@@ -81,6 +81,10 @@ mutate '/^\[cluster\]/a this line has no equals sign'
 expect_error "syntax error" "t.ini:$(( $(lineof '^\[cluster\]') + 1 )): syntax error"
 mutate '/^\[cluster\]/a view_change_timeout = 0s'
 expect_error "zero view_change_timeout" "t.ini:$(( $(lineof '^\[cluster\]') + 1 )): view_change_timeout"
+mutate '/^\[cluster\]/a heartbeat_interval = 5ms'
+expect_error "heartbeat_interval below 10ms" "t.ini:$(( $(lineof '^\[cluster\]') + 1 )): heartbeat_interval: want a duration"
+mutate '/^\[cluster\]/a dead_after = 1500ms\nheartbeat_interval = 1s'
+expect_error "dead_after under two heartbeats" "t.ini:$(( $(lineof '^\[cluster\]') + 1 )): dead_after \(1500ms\) must be at least twice heartbeat_interval \(1000ms\)"
 echo "ok: every error class reported as FILE:LINE with exit status 2"
 
 # batch_timeout = 0 is documented (propose whenever a batch may fly).

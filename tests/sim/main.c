@@ -27,7 +27,7 @@ usage(FILE *f)
 	    "                [--break-status] [--break-alone] "
 	    "[--break-bound] [--lag] [--rejoin]\n"
 	    "                [--crash-all [--back-max MS]]\n"
-	    "                [--stranded [--converge-max MS]] "
+	    "                [--stranded [--converge-max MS] [--dead-link MS]] "
 	    "[--break-stranded]\n"
 	    "                [--interval K] [--trace] [--quiet]\n"
 	    "MODE: silent, equivocate, wrong-digest, replay, vote-all,\n"
@@ -57,7 +57,9 @@ usage(FILE *f)
 	    "last_executed within\n"
 	    "       --converge-max MS (default 1000); no random faults, 30 "
 	    "requests\n"
-	    "       per client\n"
+	    "       per client; --dead-link: how long the link stays dead "
+	    "(default\n"
+	    "       2000 ms)\n"
 	    "--interval: checkpoint interval (default 4; the window is "
 	    "twice it)\n");
 }
@@ -88,6 +90,7 @@ main(int argc, char **argv)
 	    {"back-max", required_argument, 0, 'Y'},
 	    {"stranded", no_argument, 0, 'G'},
 	    {"converge-max", required_argument, 0, 'V'},
+	    {"dead-link", required_argument, 0, 'Z'},
 	    {"break-stranded", no_argument, 0, 'W'},
 	    {"interval", required_argument, 0, 'i'},
 	    {"trace", no_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
@@ -202,6 +205,9 @@ main(int argc, char **argv)
 			break;
 		case 'W':
 			o.test_flags |= PBFT_TEST_BROKEN_STRANDED;
+			break;
+		case 'Z':
+			o.dead_link_ms = (uint32_t)strtoul(optarg, NULL, 10);
 			break;
 		case 'i':
 			o.interval = (uint32_t)strtoul(optarg, NULL, 10);

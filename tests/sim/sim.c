@@ -1631,12 +1631,18 @@ crash_all_step(struct sim *s, uint64_t arg)
  * clients send every request to every replica. A backup x is cut off
  * under load; its view timer fires and it moves to view 1 alone (the
  * others keep a working primary and never follow). It comes back, but
- * its link to one other replica y stays dead: x hears only 2f replicas
- * until that link is back too. From then on no request is left, so
- * nothing new commits and no checkpoint comes to its rescue: x must get
- * in step from what the others committed in view 0 (their COMMITs, and
- * the bodies by digest) within converge_max_ms.
+ * its link to one other replica y stays dead (STRAND_LINK_MS, or
+ * --dead-link MS): x hears only 2f replicas until that link is back too. From
+ * then on no request is left, so nothing new commits and no checkpoint comes to
+ * its rescue: x must get in step from what the others committed in view 0
+ * (their COMMITs, and the bodies by digest) within converge_max_ms.
  */
+static uint64_t
+strand_link_ms(const struct sim *s)
+{
+	return s->o.dead_link_ms ? s->o.dead_link_ms : STRAND_LINK_MS;
+}
+
 static void
 stranded_step(struct sim *s, uint64_t phase)
 {
@@ -1655,7 +1661,7 @@ stranded_step(struct sim *s, uint64_t phase)
 		s->dead_link = true;
 		trace(s, "stranded: r%u back, its link to r%u dead",
 		    s->strand_x, s->dead_b);
-		push(s, s->now + STRAND_LINK_MS, E_FAULT, 0, 0, 2, NULL, 0);
+		push(s, s->now + strand_link_ms(s), E_FAULT, 0, 0, 2, NULL, 0);
 		break;
 	default:
 		s->dead_link = false;
@@ -1862,7 +1868,7 @@ setup(struct sim *s)
 		s->fault_end = ALL_AT_MS + REJOIN_TRIES + ALL_DOWN_MS;
 		push(s, ALL_AT_MS, E_FAULT, 0, 0, 0, NULL, 0);
 	} else if (s->o.stranded) {
-		s->fault_end = STRAND_AT_MS + STRAND_CUT_MS + STRAND_LINK_MS;
+		s->fault_end = STRAND_AT_MS + STRAND_CUT_MS + strand_link_ms(s);
 		push(s, STRAND_AT_MS, E_FAULT, 0, 0, 0, NULL, 0);
 	} else {
 		push(s, 100, E_FAULT, 0, 0, 0, NULL, 0);

@@ -65,6 +65,8 @@ struct sim_opts {
 	 * converge_max_ms (see stranded_step in sim.c). */
 	bool stranded;
 	uint32_t converge_max_ms;
+	/* How long that link stays dead (0: STRAND_LINK_MS of sim.c). */
+	uint32_t dead_link_ms;
 };
 
 struct sim_result {

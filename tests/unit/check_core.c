@@ -1798,6 +1798,11 @@ START_TEST(test_stranded_replica_executes_without_voting)
 	ck_assert_uint_eq(N->executed[3], want);
 	ck_assert(status(3).view_changing);
 	ck_assert_uint_eq(status(3).view, 1);
+	/* Status says it follows view 0 (the others' STATUS, idle). */
+	ck_assert(status(3).following);
+	ck_assert_uint_eq(status(3).following_view, 0);
+	for (uint32_t i = 0; i < 3; i++)
+		ck_assert(!status(i).following);
 	for (uint32_t to = 0; to < 3; to++)
 		votes -= N->sent[3][to][PBFT_MSG_PREPARE] +
 		    N->sent[3][to][PBFT_MSG_COMMIT];

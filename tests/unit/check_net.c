@@ -5,8 +5,10 @@
  * record, an unknown or lying key) are dropped while the mesh keeps
  * working; strangers are refused before any cryptography (rate, slots,
  * source address), announced names are ignored and one client's burst is
- * handed on a budget at a time. Everything runs on one libev loop with
- * bounded waits.
+ * handed on a budget at a time; an idle link lives on heartbeats and a
+ * link whose peer falls silent is closed within dead_after and redialled;
+ * a peer of the code before heartbeats gets none and keeps its link.
+ * Everything runs on one libev loop with bounded waits.
  */
 #include <check.h>
 #include <errno.h>
@@ -504,10 +506,11 @@ connect_from(uint32_t node, uint32_t src)
 	return fd;
 }
 
-/* Opens a channel to node from src as (role, id), signing with key. */
+/* Opens a channel to node from src as (role, id), signing with key and
+ * announcing caps (chan.h; 0: as the code before capabilities). */
 static void
-open_as(struct client *c, uint32_t node, uint8_t role, uint32_t id, void *key,
-    uint32_t src)
+open_as_caps(struct client *c, uint32_t node, uint8_t role, uint32_t id,
+    void *key, uint32_t src, uint8_t caps)
 {
 	struct wbuf out;
 
@@ -515,11 +518,19 @@ open_as(struct client *c, uint32_t node, uint8_t role, uint32_t id, void *key,
 	c->fd = connect_from(node, src);
 	chan_init(&c->ch, role, id, key, client_lookup, NULL, cfg->name, true,
 	    PBFT_ROLE_REPLICA, node);
+	c->ch.caps = caps;
 	wbuf_init_dynamic(&out, 4096);
 	ck_assert_int_eq(chan_start(&c->ch, &out), 0);
 	client_send(c->fd, out.p, out.len);
 	wbuf_clear(&out);
 	run_until(client_done, c);
+}
+
+static void
+open_as(struct client *c, uint32_t node, uint8_t role, uint32_t id, void *key,
+    uint32_t src)
+{
+	open_as_caps(c, node, role, id, key, src, CHAN_CAPS_ALL);
 }
 
 /* Opens a channel to node as client id, signing with key. */
@@ -1215,6 +1226,247 @@ START_TEST(test_budget_spreads_a_burst)
 }
 END_TEST
 
+/* ---- link liveness ------------------------------------------------------ */
+
+#define HB_MS 100
+#define DEAD_MS 1000
+
+static void
+liveness_fast(void)
+{
+	cfg->heartbeat_interval_ms = HB_MS;
+	cfg->dead_after_ms = DEAD_MS;
+}
+
+static bool
+never(void *arg)
+{
+	(void)arg;
+	return false;
+}
+
+/* Runs the loop for about ms milliseconds (at most WAIT_MS). */
+static void
+run_for(uint64_t ms)
+{
+	uint64_t end = now_ms() + ms;
+
+	while (now_ms() < end)
+		run_until(never, NULL);
+}
+
+struct dead_want {
+	uint32_t node, peer;
+};
+
+static bool
+link_dead(void *arg)
+{
+	const struct dead_want *d = arg;
+
+	return stats(d->node).peer[d->peer].links_dead >= 1;
+}
+
+/* An idle mesh stays up on heartbeats alone: for 4 dead_after times
+ * nothing but heartbeats crosses it, and no link is closed. */
+START_TEST(test_heartbeat_keeps_idle_link)
+{
+	liveness_fast();
+	mesh_up();
+	run_for(4 * DEAD_MS);
+	for (uint32_t i = 0; i < NODES; i++) {
+		struct net_stats st = stats(i);
+
+		ck_assert_uint_eq(st.peers_connected, NODES - 1);
+		for (uint32_t p = 0; p < NODES; p++)
+			ck_assert_uint_eq(st.peer[p].links_dead, 0);
+	}
+	exchange(0, 2, 941);
+	exchange(2, 1, 942);
+}
+END_TEST
+
+/*
+ * The accepting side: a replica that completes the handshake and then
+ * neither reads nor sends is dropped within dead_after (plus a check
+ * interval and slack), and peers_connected no longer counts it.
+ */
+START_TEST(test_silent_peer_dropped)
+{
+	struct client c;
+	struct dead_want d = {1, 0};
+	struct net_link l;
+	uint64_t t0;
+
+	liveness_fast();
+	start_node(1);
+	open_as(&c, 1, PBFT_ROLE_REPLICA, 0, rkey[0], INADDR_LOOPBACK);
+	ck_assert(chan_established(&c.ch));
+	t0 = now_ms();
+	net_peer_link(nets[1], 0, &l);
+	ck_assert(l.up);
+	ck_assert_int_ge(l.heard_ms, 0);
+	ck_assert(run_until(link_dead, &d));
+	ck_assert_uint_ge(now_ms() - t0, DEAD_MS - HB_MS);
+	ck_assert_uint_le(now_ms() - t0, 4 * DEAD_MS);
+	net_peer_link(nets[1], 0, &l);
+	ck_assert(!l.up);
+	ck_assert_int_eq(l.heard_ms, -1);
+	ck_assert_uint_eq(stats(1).peers_connected, 0);
+	ck_assert(run_until(client_closed, &c));
+	client_close(&c);
+}
+END_TEST
+
+struct old_watch {
+	struct client *c;
+	uint64_t end_ms;
+};
+
+/* Polls the old peer's socket: true once its channel failed (as the code
+ * before heartbeats fails on an empty record), it was closed, or time is
+ * up. */
+static bool
+old_peer_broke(void *arg)
+{
+	struct old_watch *o = arg;
+
+	client_poll(o->c);
+	return o->c->closed || o->c->ch.state == CHAN_FAILED ||
+	    now_ms() >= o->end_ms;
+}
+
+static bool
+old_peer_got_frame(void *arg)
+{
+	struct client *c = arg;
+
+	client_poll(c);
+	return c->frames > 0 || c->closed || c->ch.state == CHAN_FAILED;
+}
+
+/*
+ * Rolling upgrades: a replica running the code before heartbeats announces
+ * no capability, fails on an empty record and sends nothing when idle.
+ * Linked to such a peer for 4 dead_after times, node 1 sends it no
+ * heartbeat and does not close the link for silence; status shows the link
+ * up, without heartbeats; frames still cross both ways.
+ */
+START_TEST(test_old_peer_gets_no_heartbeat)
+{
+	struct client c;
+	struct old_watch o = {&c, 0};
+	struct want_frame w = {1, 0, 1};
+	struct net_link l;
+	struct pbft_msg m;
+	struct wbuf out;
+
+	liveness_fast();
+	start_node(1);
+	open_as_caps(&c, 1, PBFT_ROLE_REPLICA, 0, rkey[0], INADDR_LOOPBACK, 0);
+	ck_assert(chan_established(&c.ch));
+	o.end_ms = now_ms() + 4 * DEAD_MS;
+	while (!old_peer_broke(&o))
+		run_until(old_peer_broke, &o);
+	ck_assert_msg(c.ch.state == CHAN_ESTABLISHED, "old peer's channel: %s",
+	    chan_error(&c.ch));
+	ck_assert(!c.closed);
+	ck_assert_uint_eq(stats(1).peer[0].links_dead, 0);
+	ck_assert_uint_eq(stats(1).peers_connected, 1);
+	net_peer_link(nets[1], 0, &l);
+	ck_assert(l.up);
+	ck_assert(!l.heartbeats);
+	ck_assert_int_ge(l.heard_ms, 3 * DEAD_MS);
+	checkpoint(&m, 952, 1);
+	net_send(nets[1], 0, &m, false);
+	ck_assert(run_until(old_peer_got_frame, &c));
+	ck_assert_int_eq(c.frames, 1);
+	wbuf_init_dynamic(&out, 4096);
+	sealed(&c, 953, &out);
+	client_send(c.fd, out.p, out.len);
+	wbuf_clear(&out);
+	ck_assert(run_until(got_frames, &w));
+	ck_assert_uint_eq(rxs[1].last_seq[0], 953);
+	client_close(&c);
+}
+END_TEST
+
+static int fake_lfd = -1;
+
+static bool
+fake_accepted(void *arg)
+{
+	int *fd = arg;
+
+	*fd = accept4(fake_lfd, NULL, NULL, SOCK_NONBLOCK);
+	return *fd != -1;
+}
+
+/* Accepts node 0's dial at replica 1's address and answers the handshake
+ * as replica 1. */
+static void
+fake_accept(struct client *c)
+{
+	struct wbuf out;
+
+	memset(c, 0, sizeof(*c));
+	ck_assert(run_until(fake_accepted, &c->fd));
+	chan_init(&c->ch, PBFT_ROLE_REPLICA, 1, rkey[1], client_lookup, NULL,
+	    cfg->name, false, 0, 0);
+	wbuf_init_dynamic(&out, 4096);
+	ck_assert_int_eq(chan_start(&c->ch, &out), 0);
+	ck_assert_uint_eq(out.len, 0);
+	wbuf_clear(&out);
+	ck_assert(run_until(client_done, c));
+	ck_assert(chan_established(&c->ch));
+}
+
+static bool
+node0_has_1(void *arg)
+{
+	(void)arg;
+	return net_peer_up(nets[0], 1);
+}
+
+/*
+ * The dialling side: replica 1's address answers the handshake and then
+ * falls silent (reads nothing, sends nothing, keeps the socket open, as a
+ * host behind a partition). Node 0 closes the link within dead_after and
+ * dials again, and the new channel is established.
+ */
+START_TEST(test_silent_peer_redialled)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+	    .sin_port = htons(cfg->nodes[1].port),
+	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct client a, b;
+	struct dead_want d = {0, 1};
+	uint64_t t0;
+	int one = 1;
+
+	liveness_fast();
+	fake_lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	ck_assert_int_ge(fake_lfd, 0);
+	setsockopt(fake_lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	ck_assert_int_eq(bind(fake_lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(fake_lfd, 8), 0);
+	start_node(0);
+	fake_accept(&a);
+	ck_assert(run_until(node0_has_1, NULL));
+	t0 = now_ms();
+	ck_assert(run_until(link_dead, &d));
+	ck_assert_uint_ge(now_ms() - t0, DEAD_MS - HB_MS);
+	ck_assert_uint_le(now_ms() - t0, 4 * DEAD_MS);
+	fake_accept(&b);
+	ck_assert_uint_ge(stats(0).peer[1].redials, 1);
+	ck_assert(run_until(client_closed, &a));
+	client_close(&a);
+	client_close(&b);
+	close(fake_lfd);
+	fake_lfd = -1;
+}
+END_TEST
+
 static Suite *
 net_suite(void)
 {
@@ -1245,6 +1497,14 @@ net_suite(void)
 	tcase_add_test(tc, test_source_addresses);
 	tcase_add_test(tc, test_announced_name_ignored);
 	tcase_add_test(tc, test_budget_spreads_a_burst);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("liveness");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_heartbeat_keeps_idle_link);
+	tcase_add_test(tc, test_silent_peer_dropped);
+	tcase_add_test(tc, test_silent_peer_redialled);
+	tcase_add_test(tc, test_old_peer_gets_no_heartbeat);
 	suite_add_tcase(s, tc);
 	return s;
 }
