@@ -745,6 +745,15 @@ node_key(struct parse *ps, const char *name, const char *v)
 			return fail_at(ps, ps->line, "bad private_key_file");
 		return 1;
 	}
+	if (strcmp(name, "private_key_passphrase_file") == 0) {
+		if (!key_once(ps, 3, name))
+			return 0;
+		if (resolve_path(ps, v, n->passphrase_file,
+		        sizeof(n->passphrase_file)) == -1)
+			return fail_at(
+			    ps, ps->line, "bad private_key_passphrase_file");
+		return 1;
+	}
 	return fail_at(ps, ps->line, "unknown key '%s' in [%s]", name, ps->cur);
 }
 
@@ -766,6 +775,15 @@ client_key(struct parse *ps, const char *name, const char *v)
 		if (resolve_path(ps, v, cl->private_key_file,
 		        sizeof(cl->private_key_file)) == -1)
 			return fail_at(ps, ps->line, "bad private_key_file");
+		return 1;
+	}
+	if (strcmp(name, "private_key_passphrase_file") == 0) {
+		if (!key_once(ps, 4, name))
+			return 0;
+		if (resolve_path(ps, v, cl->passphrase_file,
+		        sizeof(cl->passphrase_file)) == -1)
+			return fail_at(
+			    ps, ps->line, "bad private_key_passphrase_file");
 		return 1;
 	}
 	if (strcmp(name, "admin") == 0) {
@@ -1113,13 +1131,72 @@ key_source(const char *file, char *buf, size_t len)
  * readable, not be readable by group or others, hold an Ed25519 key, and
  * match the configured public key.
  */
+/* A secret file (a key or its passphrase, or their credential) that
+ * group or others may read is refused: 0 or -1 with err set. */
 static int
-load_key(const struct cluster_cfg *cfg, const char *file, int line,
-    const char *who, const uint8_t pub[PBFT_PUBKEY_LEN], void **out, char *err,
-    size_t errlen)
+secret_file_ok(const struct cluster_cfg *cfg, int line, const char *what,
+    const char *file, char *err, size_t errlen)
 {
 	struct stat sb;
-	char kerr[CFG_ERR_LEN], cred[CFG_PATH_MAX];
+
+	if (stat(file, &sb) == -1) {
+		snprintf(err, errlen, "%s:%d: cannot read %s %s: %s", cfg->path,
+		    line, what, file, strerror(errno));
+		return -1;
+	}
+	if ((sb.st_mode & 077) != 0) {
+		snprintf(err, errlen,
+		    "%s:%d: %s %s is readable by group or others (mode %04o; "
+		    "chmod 600 %s)",
+		    cfg->path, line, what, file, (unsigned)(sb.st_mode & 07777),
+		    file);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The passphrase in file (or its credential): its first line, without the
+ * line end; 0 or -1 with err set (unreadable, readable by others, empty).
+ */
+static int
+read_passphrase(const struct cluster_cfg *cfg, int line, const char *file,
+    char *pass, size_t len, char *err, size_t errlen)
+{
+	char cred[CFG_PATH_MAX];
+	FILE *fp;
+	size_t n;
+
+	file = key_source(file, cred, sizeof(cred));
+	if (secret_file_ok(cfg, line, "passphrase file", file, err, errlen) ==
+	    -1)
+		return -1;
+	if ((fp = fopen(file, "re")) == NULL ||
+	    fgets(pass, (int)len, fp) == NULL) {
+		snprintf(err, errlen,
+		    "%s:%d: cannot read passphrase file %s: %s", cfg->path,
+		    line, file, fp != NULL ? "empty" : strerror(errno));
+		if (fp != NULL)
+			fclose(fp);
+		return -1;
+	}
+	fclose(fp);
+	n = strcspn(pass, "\r\n");
+	pass[n] = '\0';
+	if (n == 0) {
+		snprintf(err, errlen, "%s:%d: passphrase file %s is empty",
+		    cfg->path, line, file);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+load_key(const struct cluster_cfg *cfg, const char *file, const char *pfile,
+    int line, const char *who, const uint8_t pub[PBFT_PUBKEY_LEN], void **out,
+    char *err, size_t errlen)
+{
+	char kerr[CFG_ERR_LEN], cred[CFG_PATH_MAX], pass[1024];
 	uint8_t have[PBFT_PUBKEY_LEN];
 	void *k;
 
@@ -1129,21 +1206,17 @@ load_key(const struct cluster_cfg *cfg, const char *file, int line,
 		return -1;
 	}
 	file = key_source(file, cred, sizeof(cred));
-	if (stat(file, &sb) == -1) {
-		snprintf(err, errlen,
-		    "%s:%d: cannot read private key file %s: %s", cfg->path,
-		    line, file, strerror(errno));
+	if (secret_file_ok(cfg, line, "private key file", file, err, errlen) ==
+	    -1)
 		return -1;
-	}
-	if ((sb.st_mode & 077) != 0) {
-		snprintf(err, errlen,
-		    "%s:%d: private key file %s is readable by group or others "
-		    "(mode %04o; chmod 600 %s)",
-		    cfg->path, line, file, (unsigned)(sb.st_mode & 07777),
-		    file);
+	if (pfile[0] != '\0' &&
+	    read_passphrase(
+	        cfg, line, pfile, pass, sizeof(pass), err, errlen) == -1)
 		return -1;
-	}
-	if ((k = sig_read_private_pem(file, kerr, sizeof(kerr))) == NULL) {
+	k = sig_read_private_pem(
+	    file, pfile[0] != '\0' ? pass : NULL, kerr, sizeof(kerr));
+	OPENSSL_cleanse(pass, sizeof(pass));
+	if (k == NULL) {
 		snprintf(err, errlen, "%s:%d: %s", cfg->path, line, kerr);
 		return -1;
 	}
@@ -1172,6 +1245,7 @@ cfg_load_node_key(const struct cluster_cfg *cfg, uint32_t id, void **out,
 	}
 	snprintf(who, sizeof(who), "[node.%u]", id);
 	return load_key(cfg, cfg->nodes[id].private_key_file,
+	    cfg->nodes[id].passphrase_file,
 	    cfg->nodes[id].key_line ? cfg->nodes[id].key_line
 	                            : cfg->nodes[id].line,
 	    who, cfg->nodes[id].public_key, out, err, errlen);
@@ -1190,7 +1264,7 @@ cfg_load_client_key(const struct cluster_cfg *cfg, uint32_t client, void **out,
 	}
 	cl = &cfg->clients[client];
 	snprintf(who, sizeof(who), "[client.%s]", cl->name);
-	return load_key(cfg, cl->private_key_file,
+	return load_key(cfg, cl->private_key_file, cl->passphrase_file,
 	    cl->key_line ? cl->key_line : cl->line, who, cl->public_key, out,
 	    err, errlen);
 }

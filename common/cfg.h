@@ -78,6 +78,8 @@ struct cfg_node {
 	bool announce;
 	uint8_t public_key[PBFT_PUBKEY_LEN];
 	char private_key_file[CFG_PATH_MAX]; /* absolute; empty if not given */
+	/* Its passphrase's file, when the key is encrypted; empty if not. */
+	char passphrase_file[CFG_PATH_MAX];
 	int line; /* line of the [node.N] header */
 	int key_line; /* line of private_key_file, 0 if absent */
 };
@@ -96,6 +98,7 @@ struct cfg_client {
 	char name[PBFT_NAME_BYTES_MAX];
 	uint8_t public_key[PBFT_PUBKEY_LEN];
 	char private_key_file[CFG_PATH_MAX];
+	char passphrase_file[CFG_PATH_MAX]; /* as for a node */
 	/* Key-value access (pbft-replica/service.c): an admin may put and
 	 * delete any key; write_prefixes lets it write keys under them
 	 * whoever created them. */

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <openssl/pem.h>
@@ -118,9 +120,10 @@ sig_public_from_raw(const uint8_t raw[PBFT_PUBKEY_LEN])
 	    false);
 }
 
-/* Writes the PEM of key to fd and closes it; 0 or -1. */
+/* Writes the PEM of key to fd (PKCS#8, encrypted under pass unless NULL)
+ * and closes it; 0 or -1. */
 static int
-pem_to_fd(void *key, int fd)
+pem_to_fd(void *key, int fd, const char *pass)
 {
 	FILE *f = fdopen(fd, "w");
 	int ok;
@@ -129,8 +132,12 @@ pem_to_fd(void *key, int fd)
 		close(fd);
 		return -1;
 	}
-	ok = PEM_write_PrivateKey(
-	    f, ((struct sig_key *)key)->pk, NULL, NULL, 0, NULL, NULL);
+	if (pass != NULL)
+		ok = PEM_write_PKCS8PrivateKey(f, ((struct sig_key *)key)->pk,
+		    EVP_aes_256_cbc(), NULL, 0, NULL, (void *)(uintptr_t)pass);
+	else
+		ok = PEM_write_PrivateKey(
+		    f, ((struct sig_key *)key)->pk, NULL, NULL, 0, NULL, NULL);
 	return fclose(f) == 0 && ok == 1 ? 0 : -1;
 }
 
@@ -142,9 +149,9 @@ pem_to_fd(void *key, int fd)
  * O_EXCL, mode 0600) and renames it over the old name, which replaces a
  * symlink rather than following it. Only a regular file is replaced.
  */
-int
-sig_write_private_pem(
-    void *key, const char *path, bool overwrite, char *err, size_t errlen)
+static int
+write_pem(void *key, const char *path, bool overwrite, const char *pass,
+    char *err, size_t errlen)
 {
 	char tmp[4200];
 	struct stat sb;
@@ -173,7 +180,7 @@ sig_write_private_pem(
 		if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1)
 			goto fail;
 		errno = 0;
-		if (fchmod(fd, 0600) == -1 || pem_to_fd(key, fd) == -1 ||
+		if (fchmod(fd, 0600) == -1 || pem_to_fd(key, fd, pass) == -1 ||
 		    rename(tmp, path) == -1)
 			goto fail_unlink;
 		return 0;
@@ -182,7 +189,7 @@ sig_write_private_pem(
 		goto fail;
 	snprintf(tmp, sizeof(tmp), "%s", path);
 	errno = 0;
-	if (fchmod(fd, 0600) == -1 || pem_to_fd(key, fd) == -1)
+	if (fchmod(fd, 0600) == -1 || pem_to_fd(key, fd, pass) == -1)
 		goto fail_unlink;
 	return 0;
 fail_unlink:
@@ -193,6 +200,24 @@ fail:
 	snprintf(err, errlen, "%s: %s", path,
 	    errno ? strerror(errno) : "cannot write the key");
 	return -1;
+}
+
+int
+sig_write_private_pem(
+    void *key, const char *path, bool overwrite, char *err, size_t errlen)
+{
+	return write_pem(key, path, overwrite, NULL, err, errlen);
+}
+
+int
+sig_write_private_pem_encrypted(void *key, const char *path, bool overwrite,
+    const char *pass, char *err, size_t errlen)
+{
+	if (pass == NULL || pass[0] == '\0') {
+		snprintf(err, errlen, "%s: an empty passphrase", path);
+		return -1;
+	}
+	return write_pem(key, path, overwrite, pass, err, errlen);
 }
 
 /*
@@ -233,21 +258,62 @@ key_file_read(
 	return (ssize_t)len;
 }
 
-void *
-sig_read_private_pem(const char *path, char *err, size_t errlen)
+/*
+ * The passphrase callback: the one given, or none (an encrypted key with no
+ * passphrase fails instead of prompting on a terminal, as OpenSSL's default
+ * would).
+ */
+static int
+pass_cb(char *buf, int size, int rwflag, void *u)
 {
+	size_t len;
+
+	(void)rwflag;
+	if (u == NULL || size <= 0)
+		return -1;
+	len = strlen(u);
+	if (len > (size_t)size)
+		return -1;
+	memcpy(buf, u, len);
+	return (int)len;
+}
+
+void *
+sig_read_private_pem(
+    const char *path, const char *pass, char *err, size_t errlen)
+{
+	static const char enc[] = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
 	uint8_t buf[16384];
 	ssize_t len = key_file_read(path, buf, sizeof(buf), err, errlen);
+	bool encrypted;
 	BIO *bio;
 	EVP_PKEY *k;
 	void *key;
 
 	if (len == -1)
 		return NULL;
+	encrypted = memmem(buf, (size_t)len, enc, sizeof(enc) - 1) != NULL ||
+	    memmem(buf, (size_t)len, "Proc-Type: 4,ENCRYPTED", 22) != NULL;
+	if (encrypted && pass == NULL) {
+		OPENSSL_cleanse(buf, sizeof(buf));
+		snprintf(err, errlen,
+		    "%s is encrypted: give its passphrase "
+		    "(private_key_passphrase_file)",
+		    path);
+		return NULL;
+	}
 	bio = BIO_new_mem_buf(buf, (int)len);
-	k = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+	k = bio != NULL ? PEM_read_bio_PrivateKey(
+	                      bio, NULL, pass_cb, (void *)(uintptr_t)pass)
+	                : NULL;
 	BIO_free(bio);
 	OPENSSL_cleanse(buf, sizeof(buf));
+	ERR_clear_error();
+	if (k == NULL && encrypted) {
+		snprintf(err, errlen,
+		    "%s: cannot decrypt the key (wrong passphrase?)", path);
+		return NULL;
+	}
 	if (k == NULL) {
 		snprintf(err, errlen, "%s is not a PEM private key", path);
 		return NULL;

@@ -30,8 +30,17 @@ void *sig_public_from_raw(const uint8_t raw[PBFT_PUBKEY_LEN]);
  */
 int sig_write_private_pem(
     void *key, const char *path, bool overwrite, char *err, size_t errlen);
-/* Reads a PEM private key; checks it is Ed25519. NULL with err set. */
-void *sig_read_private_pem(const char *path, char *err, size_t errlen);
+/* The same, as PKCS#8 encrypted with AES-256-CBC under a key derived from
+ * pass (PBKDF2, OpenSSL's defaults). */
+int sig_write_private_pem_encrypted(void *key, const char *path, bool overwrite,
+    const char *pass, char *err, size_t errlen);
+/*
+ * Reads a PEM private key; checks it is Ed25519. An encrypted one needs
+ * pass (NULL: refused, never a prompt); a wrong pass is refused. NULL with
+ * err set.
+ */
+void *sig_read_private_pem(
+    const char *path, const char *pass, char *err, size_t errlen);
 
 int sig_sign(
     void *key, const uint8_t *data, size_t len, uint8_t sig[PBFT_SIG_LEN]);

@@ -22,6 +22,31 @@
 #include "msg.h"
 #include "sig.h"
 
+/* The passphrase on PFILE's first line, without its line end. */
+static int
+read_pass(const char *pfile, char *pass, size_t len)
+{
+	FILE *fp = fopen(pfile, "re");
+	size_t n;
+
+	if (fp == NULL || fgets(pass, (int)len, fp) == NULL) {
+		fprintf(stderr, "pbftctl keygen: cannot read %s: %s\n", pfile,
+		    fp != NULL ? "empty" : strerror(errno));
+		if (fp != NULL)
+			fclose(fp);
+		return -1;
+	}
+	fclose(fp);
+	n = strcspn(pass, "\r\n");
+	pass[n] = '\0';
+	if (n == 0) {
+		fprintf(
+		    stderr, "pbftctl keygen: %s: an empty passphrase\n", pfile);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 parse_seed(const char *hex, uint8_t seed[32])
 {
@@ -32,23 +57,67 @@ parse_seed(const char *hex, uint8_t seed[32])
 	return 0;
 }
 
+static void
+keygen_usage(void)
+{
+	printf("usage: pbftctl keygen [-o FILE] [--seed HEX64] "
+	       "[--force]\n"
+	       "                      [--encrypt "
+	       "--passphrase-file PFILE]\n"
+	       "Writes an Ed25519 private key (PEM, mode 0600) "
+	       "to FILE and prints\nthe public key in hex. "
+	       "Without -o only the public key is printed.\n"
+	       "--seed makes the key deterministic (demos and "
+	       "tests only).\n"
+	       "--encrypt writes it as PKCS#8 encrypted with "
+	       "AES-256 under the passphrase\non the first "
+	       "line of PFILE (never on the command line); "
+	       "name PFILE as the\nnode's or client's "
+	       "private_key_passphrase_file in cluster.ini.\n");
+}
+
+/* Writes k to out, encrypted under pass unless NULL; 0 or -1 (said). */
+static int
+keygen_write(void *k, const char *out, bool force, const char *pass)
+{
+	char err[512];
+	int rc = pass != NULL
+	    ? sig_write_private_pem_encrypted(
+	          k, out, force, pass, err, sizeof(err))
+	    : sig_write_private_pem(k, out, force, err, sizeof(err));
+
+	if (rc == -1)
+		fprintf(stderr, "pbftctl keygen: %s\n", err);
+	return rc;
+}
+
 int
 pbftctl_keygen(int argc, char **argv)
 {
 	static const struct option lo[] = {
 	    {"output", required_argument, 0, 'o'},
 	    {"seed", required_argument, 0, 's'}, {"force", no_argument, 0, 'f'},
+	    {"encrypt", no_argument, 0, 'e'},
+	    {"passphrase-file", required_argument, 0, 'p'},
 	    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-	const char *out = NULL;
+	const char *out = NULL, *pfile = NULL;
+	bool encrypt = false;
+	char pass[1024];
 	uint8_t seed[32], pub[PBFT_PUBKEY_LEN];
 	bool have_seed = false, force = false;
-	char hex[2 * PBFT_PUBKEY_LEN + 1], err[512];
+	char hex[2 * PBFT_PUBKEY_LEN + 1];
 	void *k;
 	int ch;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "o:s:fh", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "o:s:fep:h", lo, NULL)) != -1) {
 		switch (ch) {
+		case 'e':
+			encrypt = true;
+			break;
+		case 'p':
+			pfile = optarg;
+			break;
 		case 'o':
 			out = optarg;
 			break;
@@ -61,13 +130,7 @@ pbftctl_keygen(int argc, char **argv)
 			force = true;
 			break;
 		case 'h':
-			printf("usage: pbftctl keygen [-o FILE] [--seed HEX64] "
-			       "[--force]\n"
-			       "Writes an Ed25519 private key (PEM, mode 0600) "
-			       "to FILE and prints\nthe public key in hex. "
-			       "Without -o only the public key is printed.\n"
-			       "--seed makes the key deterministic (demos and "
-			       "tests only).\n");
+			keygen_usage();
 			return 0;
 		default:
 			return 2;
@@ -78,6 +141,15 @@ pbftctl_keygen(int argc, char **argv)
 		    argv[optind]);
 		return 2;
 	}
+	if (encrypt != (pfile != NULL) || (encrypt && out == NULL)) {
+		fprintf(stderr,
+		    "pbftctl keygen: --encrypt needs "
+		    "--passphrase-file and -o, and the other way "
+		    "round\n");
+		return 2;
+	}
+	if (encrypt && read_pass(pfile, pass, sizeof(pass)) == -1)
+		return 1;
 	k = sig_keygen(have_seed ? seed : NULL);
 	OPENSSL_cleanse(seed, sizeof(seed));
 	if (k == NULL || sig_public_raw(k, pub) == -1) {
@@ -86,11 +158,12 @@ pbftctl_keygen(int argc, char **argv)
 		return 1;
 	}
 	if (out != NULL &&
-	    sig_write_private_pem(k, out, force, err, sizeof(err)) == -1) {
-		fprintf(stderr, "pbftctl keygen: %s\n", err);
+	    keygen_write(k, out, force, encrypt ? pass : NULL) == -1) {
+		OPENSSL_cleanse(pass, sizeof(pass));
 		sig_key_free(k);
 		return 1;
 	}
+	OPENSSL_cleanse(pass, sizeof(pass));
 	sig_key_free(k);
 	sig_hex_encode(pub, sizeof(pub), hex);
 	printf("%s\n", hex);

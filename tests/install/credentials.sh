@@ -7,7 +7,10 @@
 #   - a cluster started by pbftd from credentials only (its replicas inherit
 #     the directory) commits a submit;
 #   - a credential, or a key file, readable by group or others is refused
-#     with its path and mode, and that replica does not start.
+#     with its path and mode, and that replica does not start;
+#   - an encrypted key (pbftctl keygen --encrypt) loads with its passphrase
+#     from private_key_passphrase_file or a credential, and is refused with
+#     a wrong passphrase, with none, or with a passphrase file others read.
 # Every wait is bounded; PBFT_TIMEOUT_MULT stretches them.
 set -euo pipefail
 
@@ -77,3 +80,59 @@ for _ in $(seq 1 $((60 * mult))); do
 done
 [ $up = 1 ] || fail "the cluster started from credentials did not commit"
 echo "ok: a cluster with every key a credential commits a submit"
+
+# Encrypted keys (PKCS#8 under a passphrase): node 1 gets a new key,
+# written by `pbftctl keygen --encrypt`, its passphrase in a file named by
+# private_key_passphrase_file; then as a credential. (The other keys are
+# credentials since the steps above.)
+kill "$pid" 2>/dev/null || true
+wait "$pid" 2>/dev/null || true
+pid=
+printf 'correct horse battery staple\n' >"$dir/pass"
+chmod 0600 "$dir/pass"
+pub=$("$pbftctl" keygen --encrypt --passphrase-file "$dir/pass" \
+    -o "$dir/c/keys/enc1.pem") || fail "keygen --encrypt"
+grep -q "BEGIN ENCRYPTED PRIVATE KEY" "$dir/c/keys/enc1.pem" ||
+    fail "keygen --encrypt wrote a plain key"
+enc=$dir/c/enc.ini
+python3 - "$cfg" "$enc" "$pub" "$dir/c/keys/enc1.pem" "$dir/pass" <<'PY'
+import sys
+src, dst, pub, key, pw = sys.argv[1:]
+out, sect = [], None
+for line in open(src):
+    if line.startswith('['):
+        sect = line.strip()
+    if sect == '[node.1]' and line.startswith('public_key'):
+        line = 'public_key = %s\n' % pub
+    if sect == '[node.1]' and line.startswith('private_key_file'):
+        line = 'private_key_file = %s\nprivate_key_passphrase_file = %s\n' % (key, pw)
+    out.append(line)
+open(dst, 'w').write(''.join(out))
+PY
+out=$(CREDENTIALS_DIRECTORY=$creds "$pbftd" -t -c "$enc" 2>&1) || fail "pbftd -t with an encrypted key: '$out'"
+printf 'wrong horse\n' >"$dir/pass.bad"
+chmod 0600 "$dir/pass.bad"
+sed "s#^private_key_passphrase_file = .*#private_key_passphrase_file = $dir/pass.bad#" \
+    "$enc" >"$dir/c/bad.ini"
+out=$(CREDENTIALS_DIRECTORY=$creds "$pbftd" -t -c "$dir/c/bad.ini" 2>&1) &&
+    fail "pbftd -t took a wrong passphrase"
+echo "$out" | grep -q "enc1.pem: cannot decrypt the key (wrong passphrase?)" ||
+    fail "wrong passphrase: '$out'"
+sed '/^private_key_passphrase_file/d' "$enc" >"$dir/c/nopass.ini"
+out=$(CREDENTIALS_DIRECTORY=$creds "$pbftd" -t -c "$dir/c/nopass.ini" 2>&1 </dev/null) &&
+    fail "pbftd -t took an encrypted key without its passphrase"
+echo "$out" | grep -q "enc1.pem is encrypted: give its passphrase" ||
+    fail "no passphrase: '$out'"
+chmod 0644 "$dir/pass"
+out=$(CREDENTIALS_DIRECTORY=$creds "$pbftd" -t -c "$enc" 2>&1) &&
+    fail "pbftd -t took a world-readable passphrase file"
+echo "$out" | grep -q "passphrase file $dir/pass is readable by group or others (mode 0644" ||
+    fail "world-readable passphrase file: '$out'"
+chmod 0600 "$dir/pass"
+# The passphrase as a credential, named as the file's last component.
+rm -f "$creds/pass"
+cp -p "$dir/pass" "$creds/pass"
+mv "$dir/pass" "$dir/pass.moved"
+out=$(CREDENTIALS_DIRECTORY=$creds "$pbftd" -t -c "$enc" 2>&1) ||
+    fail "pbftd -t with the passphrase as a credential: '$out'"
+echo "ok: an encrypted key loads with its passphrase (a file or a credential), not with a wrong one or none; a readable passphrase file is refused"
