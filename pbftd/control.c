@@ -612,13 +612,18 @@ client_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
+/* Idle: nothing read for CTL_IDLE_S and no answer owed. A client waiting
+ * for a request in flight (its own deadline bounds that) is not idle. */
 static void
 client_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct ctl_client *c = w->data;
 
-	(void)loop;
 	(void)revents;
+	if (c->waiting > 0) {
+		ev_timer_again(loop, w);
+		return;
+	}
 	client_close(c);
 }
 
