@@ -210,7 +210,7 @@ log_file_open(const char *path, char *err, size_t errlen)
 int
 log_file_reopen(void)
 {
-	char err[256];
+	char err[sizeof(log_path) + 128]; /* the path and a reason */
 
 	if (log_path[0] == '\0')
 		return 0;

@@ -42,7 +42,7 @@ rbuf_get_u32(struct rbuf *rb, uint32_t *out)
 int
 rbuf_get_u64(struct rbuf *rb, uint64_t *out)
 {
-	uint32_t lo, hi;
+	uint32_t lo = 0, hi = 0; /* set: 8 bytes are left */
 
 	if (rbuf_left(rb) < 8)
 		return -1;
