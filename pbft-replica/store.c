@@ -475,18 +475,10 @@ fail:
 	return NULL;
 }
 
-void
-store_close(struct store *st)
+/* Stops the workers, closes the files, frees st. */
+static void
+store_free(struct store *st)
 {
-	if (st == NULL)
-		return;
-	/* A snapshot in the works comes first: the records that name it
-	 * wait for it. After an I/O error nothing more is written or synced
-	 * (the jobs in flight are only waited for). */
-	(void)store_bg_poll(st, true);
-	if (st->pending.len > 0 && !st->failed)
-		(void)store_sync(st);
-	(void)store_sync_poll(st, true);
 	worker_stop(&st->sy);
 	worker_stop(&st->bg);
 	if (st->efd != -1)
@@ -504,6 +496,30 @@ store_close(struct store *st)
 	wbuf_clear(&st->cpt_tail);
 	wbuf_clear(&st->cpt_held);
 	free(st);
+}
+
+void
+store_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	/* A snapshot in the works comes first: the records that name it
+	 * wait for it. After an I/O error nothing more is written or synced
+	 * (the jobs in flight are only waited for). */
+	(void)store_bg_poll(st, true);
+	if (st->pending.len > 0 && !st->failed)
+		(void)store_sync(st);
+	(void)store_sync_poll(st, true);
+	store_free(st);
+}
+
+void
+store_abandon(struct store *st)
+{
+	if (st == NULL)
+		return;
+	st->sy.request = st->bg.request = false;
+	store_free(st);
 }
 
 /*
