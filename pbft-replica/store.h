@@ -72,6 +72,13 @@ struct store_stats {
 struct store *store_open(const char *data_dir, uint32_t id, enum cfg_fsync mode,
     char *err, size_t errlen);
 void store_close(struct store *st); /* safe on NULL */
+/*
+ * For a simulator, after the disk under the store crashed (the process
+ * died): frees st without any more disk work. With inline workers the jobs
+ * not yet run are dropped; with threads a job handed over still runs.
+ * Safe on NULL.
+ */
+void store_abandon(struct store *st);
 
 /*
  * Calls fn for every intact WAL record in order; required before appending
@@ -83,6 +90,26 @@ void store_close(struct store *st); /* safe on NULL */
 int store_replay(struct store *st,
     int (*fn)(void *arg, const uint8_t *rec, size_t len), void *arg, char *err,
     size_t errlen);
+
+/*
+ * Process-wide, before any store_open: with on, a store of fsync = batch
+ * starts no threads and opens no eventfd (store_sync_fd returns -1); a job
+ * handed to a worker (a flush, a snapshot, a compaction's steps) waits
+ * until the caller runs it with store_work, or until store_sync_poll or
+ * store_bg_poll is called with wait, which run it. For a simulator that
+ * chooses when the disk's work happens. Off (the default): threads.
+ */
+void store_inline_workers(bool on);
+/* A job handed to a worker has not run yet (inline workers only). */
+bool store_work_pending(const struct store *st);
+/*
+ * Runs one pending job on the caller's thread: the log worker's or the
+ * background worker's (pick % 2: 0 the log's, 1 the background's) when
+ * both are pending. 1 if a job ran, 0 if none was pending. Afterwards
+ * store_sync_poll / store_bg_poll without wait reap it, as after a thread
+ * ended it.
+ */
+int store_work(struct store *st, uint32_t pick);
 
 /* Buffers one record; store_sync makes everything buffered durable. */
 int store_append(struct store *st, const uint8_t *rec, size_t len);

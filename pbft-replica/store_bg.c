@@ -17,6 +17,7 @@
 
 #include "failstop.h"
 #include "log.h"
+#include "vfs.h"
 #include "store_int.h"
 
 /* On a thread: uses only the job and the store's fixed fields. */
@@ -30,13 +31,13 @@ job_run(const struct store *st, struct job *j)
 	j->what = NULL;
 	switch (j->kind) {
 	case JOB_FLUSH:
-		if (fdatasync(j->fd) == -1) {
+		if (vfs_fdatasync(j->fd) == -1) {
 			rc = -1;
 			j->what = "fdatasync";
 		}
 		break;
 	case JOB_SNAPSHOT:
-		if (j->fd != -1 && fdatasync(j->fd) == -1) {
+		if (j->fd != -1 && vfs_fdatasync(j->fd) == -1) {
 			rc = -1;
 			j->what = "the service's file: fdatasync";
 		} else {
@@ -45,7 +46,7 @@ job_run(const struct store *st, struct job *j)
 		}
 		break;
 	case JOB_SPARE:
-		if (pwrite(j->fd, j->data, j->len, (off_t)j->at) !=
+		if (vfs_pwrite(j->fd, j->data, j->len, (off_t)j->at) !=
 		    (ssize_t)j->len) {
 			rc = -1;
 			j->what = "compaction: write";
@@ -58,7 +59,7 @@ job_run(const struct store *st, struct job *j)
 		rc = log_write_new(
 		    st, j->fd, j->gen, j->data, j->len, j->at, &j->what);
 		if (rc == 0 && j->dir_sync && st->mode != CFG_FSYNC_OFF &&
-		    fsync(st->dir_fd) == -1) {
+		    vfs_fsync(st->dir_fd) == -1) {
 			rc = -2;
 			j->what = "compaction: directory fsync";
 		}
@@ -67,6 +68,15 @@ job_run(const struct store *st, struct job *j)
 	j->err = rc == 0 ? 0 : errno != 0 ? errno : EIO;
 	j->rc = rc;
 	j->ns = now_ns() - t0;
+}
+
+/* An inline worker's job, run on the caller's thread. */
+static void
+worker_run_inline(struct worker *w)
+{
+	job_run(w->st, &w->job);
+	w->request = false;
+	w->done = true;
 }
 
 static void *
@@ -93,12 +103,32 @@ worker_main(void *arg)
 	return NULL;
 }
 
+/* Set by store_inline_workers: workers without threads. */
+static bool inline_workers;
+
+void
+store_inline_workers(bool on)
+{
+	inline_workers = on;
+}
+
+bool
+store_inline(void)
+{
+	return inline_workers;
+}
+
 int
 worker_start(struct store *st, struct worker *w)
 {
 	int e;
 
 	w->st = st;
+	if (inline_workers) {
+		w->inl = true;
+		w->started = true;
+		return 0;
+	}
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
 	if ((e = pthread_create(&w->thread, NULL, worker_main, w)) != 0) {
@@ -116,6 +146,12 @@ worker_stop(struct worker *w)
 {
 	if (!w->started)
 		return;
+	if (w->inl) { /* a job handed over is run even so */
+		if (w->request)
+			worker_run_inline(w);
+		w->started = false;
+		return;
+	}
 	pthread_mutex_lock(&w->mu);
 	w->quit = true;
 	pthread_cond_broadcast(&w->cv);
@@ -129,6 +165,13 @@ worker_stop(struct worker *w)
 void
 worker_hand(struct worker *w, const struct job *j)
 {
+	if (w->inl) {
+		w->job = *j;
+		w->request = true;
+		w->done = false;
+		w->busy = true;
+		return;
+	}
 	pthread_mutex_lock(&w->mu);
 	w->job = *j;
 	w->request = true;
@@ -145,6 +188,16 @@ worker_reap(struct worker *w, bool wait, struct job *out)
 {
 	if (!w->busy)
 		return false;
+	if (w->inl) {
+		if (wait && w->request)
+			worker_run_inline(w);
+		if (!w->done)
+			return false;
+		w->done = false;
+		*out = w->job;
+		w->busy = false;
+		return true;
+	}
 	pthread_mutex_lock(&w->mu);
 	while (wait && !w->done)
 		pthread_cond_wait(&w->cv, &w->mu);
@@ -157,6 +210,24 @@ worker_reap(struct worker *w, bool wait, struct job *out)
 	pthread_mutex_unlock(&w->mu);
 	w->busy = false;
 	return true;
+}
+
+bool
+store_work_pending(const struct store *st)
+{
+	return (st->sy.inl && st->sy.request) || (st->bg.inl && st->bg.request);
+}
+
+int
+store_work(struct store *st, uint32_t pick)
+{
+	bool sy = st->sy.inl && st->sy.request;
+	bool bg = st->bg.inl && st->bg.request;
+
+	if (!sy && !bg)
+		return 0;
+	worker_run_inline(sy && (!bg || pick % 2 == 0) ? &st->sy : &st->bg);
+	return 1;
 }
 
 static void
@@ -209,7 +280,8 @@ spare_open(struct store *st, bool *created)
 	if (st->spare_fd != -1)
 		return 0;
 	log_path(st, 1 - st->live, path, sizeof(path));
-	st->spare_fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	st->spare_fd =
+	    vfs_open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (st->spare_fd == -1) {
 		store_fail(st, "log.%d: compaction: open", 1 - st->live);
 		return -1;
@@ -309,7 +381,7 @@ switch_begin(struct store *st)
 		size_t n = (size_t)(st->wal_off - st->cpt_pos);
 
 		if (wbuf_reserve(t, n) == -1 ||
-		    pread(st->wal_fd, t->p, n, (off_t)st->cpt_pos) !=
+		    vfs_pread(st->wal_fd, t->p, n, (off_t)st->cpt_pos) !=
 		        (ssize_t)n) {
 			compact_abandon(st, "cannot read the log back");
 			return 0;
