@@ -9,7 +9,7 @@
  * then after a backoff that doubles from 1 s to 60 s; more than 5 exits within
  * 60 s is a crash loop and the node is marked failed until an operator restarts
  * it. A replica that refused to start because it could not read its data (exit
- * status FAILSTOP_UNREADABLE, failstop.h) is marked failed at once: restarting
+ * status FAILSTOP_UNREADABLE, sup_proto.h) is marked failed at once: restarting
  * it cannot help until someone looks at the disk. The reason a replica
  * sends before such an exit is kept and shown by `pbftctl status`.
  */
