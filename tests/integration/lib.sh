@@ -75,6 +75,11 @@ stop_pids() {
 	done
 }
 
+# The test's stdout as it was, for cleanup: a TERM that arrives while a
+# command's output goes to /dev/null (ctl submit x >/dev/null, wait_until)
+# runs cleanup with that redirection still in place.
+exec {lib_out}>&1
+
 cleanup() {
 	local rc=$? p
 	[ -n "$bpid" ] && kill -9 "$bpid" 2>/dev/null || true
@@ -84,7 +89,7 @@ cleanup() {
 	done
 	pkill -9 -f "pbft-replica -c $dir/" 2>/dev/null || true
 	wait 2>/dev/null || true
-	[ $rc -ne 0 ] && show_logs
+	[ $rc -ne 0 ] && show_logs >&"$lib_out" 2>&1
 	[ -n "${PBFT_TEST_KEEP:-}" ] || rm -rf "$dir"
 	exit $rc
 }
