@@ -396,8 +396,8 @@ enum key_kind {
 	KEY_U32, /* a number in min..max */
 	KEY_U64, /* a number in min..max */
 	KEY_SIZE, /* a size (256MiB, 1GiB, plain bytes) in min..max */
-	KEY_MS, /* a duration, not 0 */
-	KEY_MS0, /* a duration, 0 allowed */
+	KEY_MS, /* a duration in ms, not 0, in min..max */
+	KEY_MS0, /* a duration in ms, 0 allowed, in min..max */
 	KEY_FN, /* fn parses it */
 };
 
@@ -570,23 +570,6 @@ key_path(struct parse *ps, const struct cluster_key *k, const char *v)
 	return 1;
 }
 
-/* heartbeat_interval and dead_after: durations from 10 ms to 10 min;
- * validate() checks the two against each other. */
-static int
-key_liveness(struct parse *ps, const struct cluster_key *k, const char *v)
-{
-	struct cluster_cfg *c = ps->cfg;
-	bool hb = strcmp(k->name, "heartbeat_interval") == 0;
-	uint32_t *out = hb ? &c->heartbeat_interval_ms : &c->dead_after_ms;
-
-	if (parse_duration_ms(v, false, out) == -1 || *out < 10 ||
-	    *out > 600000)
-		return fail_at(ps, ps->line,
-		    "%s: want a duration from 10ms to 10m, like %s", k->name,
-		    hb ? "1s" : "5s");
-	return 1;
-}
-
 static const struct cluster_key cluster_keys[] = {
     {"name", KEY_FN, 0, 0, 0, NULL, key_name, 0},
     {"f", KEY_FN, 0, 0, 0, NULL, key_f, PARSE_AT(f_line)},
@@ -594,15 +577,15 @@ static const struct cluster_key cluster_keys[] = {
         NULL, PARSE_AT(ckpt_line)},
     {"window", CFG_U64(window), 1, PBFT_WINDOW_MAX, NULL, NULL,
         PARSE_AT(window_line)},
-    {"view_change_timeout", CFG_MS(view_change_timeout_ms), 0, 0,
+    {"view_change_timeout", CFG_MS(view_change_timeout_ms), 1, UINT32_MAX,
         ": want a duration like 10s or 500ms", NULL, 0},
     {"batch_max", CFG_U32(batch_max), 1, PBFT_BATCH_REQS_MAX, NULL, NULL, 0},
     {"batch_bytes_max", CFG_U32(batch_bytes_max), 1024, PBFT_BATCH_BYTES_MAX,
         NULL, NULL, 0},
-    {"batch_timeout", CFG_MS0(batch_timeout_ms), 0, 0,
+    {"batch_timeout", CFG_MS0(batch_timeout_ms), 0, UINT32_MAX,
         ": want a duration like 20ms or 0", NULL, 0},
     {"inflight_max", CFG_U32(inflight_max), 1, 64, NULL, NULL, 0},
-    {"request_timeout", CFG_MS(request_timeout_ms), 0, 0,
+    {"request_timeout", CFG_MS(request_timeout_ms), 1, UINT32_MAX,
         ": want a duration like 1s", NULL, 0},
     {"data_dir", KEY_FN, 0, 0, 0, NULL, key_data_dir, 0},
     {"control_socket", KEY_FN, 0, 0, 0, NULL, key_control_socket, 0},
@@ -632,8 +615,11 @@ static const struct cluster_key cluster_keys[] = {
     {"http_tokens", CFG_PATH(http_tokens), 0, 0, NULL, key_path, 0},
     {"http_cert", CFG_PATH(http_cert), 0, 0, NULL, key_path, 0},
     {"http_key", CFG_PATH(http_key), 0, 0, NULL, key_path, 0},
-    {"heartbeat_interval", KEY_FN, 0, 0, 0, NULL, key_liveness, 0},
-    {"dead_after", KEY_FN, 0, 0, 0, NULL, key_liveness,
+    /* validate() checks dead_after against heartbeat_interval. */
+    {"heartbeat_interval", CFG_MS(heartbeat_interval_ms), 10, 600000,
+        ": want a duration from 10ms to 10m, like 1s", NULL, 0},
+    {"dead_after", CFG_MS(dead_after_ms), 10, 600000,
+        ": want a duration from 10ms to 10m, like 5s", NULL,
         PARSE_AT(dead_after_line)},
 };
 
@@ -649,7 +635,10 @@ key_value(struct parse *ps, const struct cluster_key *k, const char *v)
 	switch (k->kind) {
 	case KEY_MS:
 	case KEY_MS0:
-		if ((rc = parse_duration_ms(v, k->kind == KEY_MS0, &ms)) == 0)
+		rc = parse_duration_ms(v, k->kind == KEY_MS0, &ms);
+		if (rc == 0 && (ms < k->min || ms > k->max))
+			rc = -1;
+		else if (rc == 0)
 			memcpy(field, &ms, sizeof(ms));
 		break;
 	case KEY_SIZE:

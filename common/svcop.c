@@ -1,6 +1,7 @@
 /*
- * svcop.c - encoding of the built-in service's operations (svcop.h). The
- * decoding side is pbft-replica/service.c's execute.
+ * svcop.c - encoding of the built-in service's operations and decoding of
+ * their results (svcop.h). The other side is pbft-replica/service.c's
+ * execute.
  */
 #include "svcop.h"
 
@@ -46,4 +47,17 @@ int
 ledger_op_del(struct wbuf *wb, const void *key, size_t klen)
 {
 	return op_with_key(wb, LEDGER_OP_DEL, key, klen);
+}
+
+int
+ledger_result_index(const void *result, size_t len, uint64_t *index)
+{
+	const uint8_t *p = result;
+
+	if (len != LEDGER_INDEX_BYTES)
+		return -1;
+	*index = 0;
+	for (int i = 0; i < LEDGER_INDEX_BYTES; i++)
+		*index |= (uint64_t)p[i] << (8 * i);
+	return 0;
 }

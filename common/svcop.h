@@ -6,7 +6,8 @@
  * This is what a client (pbftd, pbftctl, an embedder) needs to talk to the
  * built-in ledger + key-value service; the service itself (execution,
  * state, journal) stays in pbft-replica/service.c, which decodes what these
- * helpers encode. Nothing here does I/O.
+ * helpers encode and encodes the results they decode. Nothing here does
+ * I/O.
  */
 #ifndef PBFT_SVCOP_H
 #define PBFT_SVCOP_H
@@ -44,5 +45,11 @@ int ledger_op_put(struct wbuf *wb, const void *key, size_t klen,
     const void *val, size_t vlen);
 int ledger_op_get(struct wbuf *wb, const void *key, size_t klen);
 int ledger_op_del(struct wbuf *wb, const void *key, size_t klen);
+
+/* The result of a LEDGER_OP_SUBMIT answered SVC_OK: the transaction's
+ * index in the ledger (u64, little-endian). 0, or -1 when result is not
+ * 8 bytes long. */
+#define LEDGER_INDEX_BYTES 8
+int ledger_result_index(const void *result, size_t len, uint64_t *index);
 
 #endif

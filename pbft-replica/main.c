@@ -27,8 +27,7 @@
 #include "pbft_build.h"
 #include "replica.h"
 #include "sig.h"
-
-#define SUP_FD 3
+#include "sup_proto.h"
 
 static void
 usage(FILE *f)
@@ -85,15 +84,16 @@ stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 }
 
 /*
- * The supervisor link (fd 3): each "S" line is a status request, answered
- * with one JSON line; end-of-file means pbftd is gone.
+ * The supervisor link (SUP_FD, sup_proto.h): each status request is
+ * answered with one status line; end-of-file means pbftd is gone.
  */
 static void
 sup_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct replica *r = w->data;
-	char buf[256], out[16384]; /* pbftd reads lines of 16 KiB */
+	char buf[256], out[SUP_LINE_MAX];
 	ssize_t n = read(w->fd, buf, sizeof(buf));
+	size_t len;
 
 	(void)revents;
 	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
@@ -101,14 +101,11 @@ sup_cb(struct ev_loop *loop, ev_io *w, int revents)
 		ev_break(loop, EVBREAK_ALL);
 		return;
 	}
-	for (ssize_t i = 0; i < n; i++) {
-		size_t len;
-
-		if (buf[i] != 'S' ||
-		    replica_status_json(r, out, sizeof(out) - 1) == -1)
+	for (size_t k = sup_count_status_reqs(buf, n > 0 ? (size_t)n : 0);
+	     k > 0; k--) {
+		if (replica_status_json(r, out, sizeof(out)) == -1 ||
+		    (len = sup_status_line(out, strlen(out), sizeof(out))) == 0)
 			continue;
-		len = strlen(out);
-		out[len++] = '\n';
 		if (write(w->fd, out, len) != (ssize_t)len)
 			log_debug("supervisor link: short write");
 	}

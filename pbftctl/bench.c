@@ -171,13 +171,12 @@ log_result(struct bench *b, const struct breq *rq, const char *what,
     const struct pbft_result *res)
 {
 	uint64_t index = 0;
-	bool have_index = res != NULL && res->result_len == 8;
+	bool have_index = res != NULL &&
+	    ledger_result_index(res->result, res->result_len, &index) == 0;
 
 	if (b->log == NULL)
 		return;
 	make_op(b, rq->counter);
-	for (int i = 0; have_index && i < 8; i++)
-		index |= (uint64_t)res->result[i] << (8 * i);
 	fprintf(b->log, "%s %s %llu %llu ", what,
 	    b->cfg->clients[rq->bc->id].name,
 	    (unsigned long long)rq->invoked_us, (unsigned long long)wall_us());

@@ -1,15 +1,15 @@
 /*
  * child.c - starting, watching and restarting replica processes.
  *
- * Each replica gets one end of a socketpair as fd 3; when pbftd dies the
- * replica sees end-of-file there and exits, and PR_SET_PDEATHSIG backs that
- * up. A replica that dies after running for a while is restarted at once
- * (0.1 s: a whole cluster killed together is back before the clients'
- * first retransmission), then after a backoff that doubles from 1 s to
- * 60 s; more than 5 exits within 60 s is a crash loop and the node is
- * marked failed until an operator restarts it. A replica that refused to
- * start because it could not read its data (exit status
- * FAILSTOP_UNREADABLE, failstop.h) is marked failed at once: restarting
+ * Each replica gets one end of a socketpair as fd 3, the supervisor link
+ * whose messages sup_proto.h declares; when pbftd dies the replica sees
+ * end-of-file there and exits, and PR_SET_PDEATHSIG backs that up. A replica
+ * that dies after running for a while is restarted at once (0.1 s: a whole
+ * cluster killed together is back before the clients' first retransmission),
+ * then after a backoff that doubles from 1 s to 60 s; more than 5 exits within
+ * 60 s is a crash loop and the node is marked failed until an operator restarts
+ * it. A replica that refused to start because it could not read its data (exit
+ * status FAILSTOP_UNREADABLE, sup_proto.h) is marked failed at once: restarting
  * it cannot help until someone looks at the disk. The reason a replica
  * sends before such an exit is kept and shown by `pbftctl status`.
  */
@@ -26,9 +26,9 @@
 
 #include <jansson.h>
 
-#include "failstop.h"
 #include "log.h"
 #include "pbftd.h"
+#include "sup_proto.h"
 
 #define BACKOFF_FIRST_S 0.1
 #define BACKOFF_MIN_S 1.0
@@ -54,9 +54,9 @@ child_exec(struct child *c, int fd)
 	int i = 0;
 
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	if (dup2(fd, 3) == -1)
+	if (dup2(fd, SUP_FD) == -1)
 		_exit(127);
-	if (fd != 3)
+	if (fd != SUP_FD)
 		close(fd);
 	snprintf(id, sizeof(id), "%u", c->id);
 	argv[i++] = c->d->replica_bin;
@@ -92,7 +92,8 @@ child_free_status(struct child *c)
 	c->status = NULL;
 }
 
-/* One line from the replica: a status answer, or its last word. */
+/* One line from the replica (sup_proto.h): SUP_MSG_STATUS, or its last
+ * word, SUP_MSG_FAILED. */
 static void
 sup_line(struct child *c, const char *line)
 {
@@ -104,8 +105,8 @@ sup_line(struct child *c, const char *line)
 		log_warnx("node %u: unreadable status line", c->id);
 		return;
 	}
-	if ((failed = json_string_value(json_object_get(j, "failed"))) !=
-	    NULL) {
+	failed = json_string_value(json_object_get(j, SUP_FAILED_KEY));
+	if (failed != NULL) {
 		snprintf(c->reason, sizeof(c->reason), "%s", failed);
 		json_decref(j);
 		return;
@@ -158,7 +159,8 @@ child_ask_status(struct child *c)
 {
 	if (c->state != CHILD_RUNNING || c->sup_fd == -1)
 		return;
-	if (write(c->sup_fd, "S\n", 2) != 2)
+	if (write(c->sup_fd, SUP_STATUS_REQ, strlen(SUP_STATUS_REQ)) !=
+	    (ssize_t)strlen(SUP_STATUS_REQ))
 		log_debug("node %u: supervisor link full", c->id);
 }
 

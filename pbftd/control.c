@@ -377,6 +377,7 @@ op_done(void *arg, const struct pbft_result *res)
 {
 	struct op_job *j = arg;
 	json_t *rep;
+	uint64_t idx;
 
 	if (res->status != PBFT_CLIENT_OK) {
 		j->done(j->arg,
@@ -399,14 +400,10 @@ op_done(void *arg, const struct pbft_result *res)
 	rep = reply_new(0, true);
 	json_object_set_new(rep, "seq", json_integer((json_int_t)res->seq));
 	json_object_set_new(rep, "view", json_integer((json_int_t)res->view));
-	if (j->code == LEDGER_OP_SUBMIT && res->result_len == 8) {
-		uint64_t idx = 0;
-
-		for (int i = 0; i < 8; i++)
-			idx |= (uint64_t)res->result[i] << (8 * i);
+	if (j->code == LEDGER_OP_SUBMIT &&
+	    ledger_result_index(res->result, res->result_len, &idx) == 0)
 		json_object_set_new(
 		    rep, "index", json_integer((json_int_t)idx));
-	}
 	if (j->code == LEDGER_OP_GET)
 		json_object_set_new(rep, "value",
 		    json_stringn((const char *)res->result, res->result_len));

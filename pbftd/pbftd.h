@@ -16,6 +16,7 @@
 
 #include "cfg.h"
 #include "client.h"
+#include "sup_proto.h"
 
 struct json_t;
 
@@ -43,7 +44,7 @@ struct child {
 	uint32_t nexits;
 	/* The replica's answers on the supervisor link ("S" -> one line). */
 	ev_io sup_rd;
-	char sup_buf[16384];
+	char sup_buf[SUP_LINE_MAX + 1]; /* a line and its NUL */
 	size_t sup_len;
 	struct json_t *status; /* latest answer, NULL if none from this pid */
 	double status_at; /* when it arrived */

@@ -6,33 +6,10 @@
 # write; client_max_keys refuses a put with a quota error.
 set -euo pipefail
 
-build=${PBFT_BUILD:?PBFT_BUILD must name the build directory}
-mult=${PBFT_TIMEOUT_MULT:-1}
-pbftctl=$build/pbftctl/pbftctl
-pbftd=$build/pbftd/pbftd
-dir=$(mktemp -d /tmp/pbft-access.XXXXXX)
-pids=()
-cleanup() {
-	local rc=$?
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do
-		for _ in $(seq 1 50); do
-			kill -0 "$p" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$p" 2>/dev/null || true
-	done
-	[ $rc -ne 0 ] && tail -n 20 "$dir"/pbftd-*.log 2>/dev/null
-	[ -n "${PBFT_TEST_KEEP:-}" ] || rm -rf "$dir"
-	exit $rc
-}
-trap cleanup EXIT
-trap 'exit 143' TERM INT # a test timeout: exit through cleanup
-passed=0
-fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { passed=$((passed + 1)); echo "ok: $*"; }
+# shellcheck source=tests/integration/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh" access
+gentle=1 # both pbftd stop their replicas
 
-base=$(( 10000 + ($$ % 2200) * 10 ))
 "$pbftctl" init -n 4 --base-port "$base" --clients 1 -o "$dir/c" >/dev/null
 cfg=$dir/c/cluster.ini
 sed -i 's/^view_change_timeout.*/view_change_timeout = 2s/
@@ -46,14 +23,6 @@ pids+=($!)
 pids+=($!)
 A() { timeout $((30 * mult)) "$pbftctl" -s "$dir/a.sock" -t $((20 * mult)) "$@"; }
 B() { timeout $((30 * mult)) "$pbftctl" -s "$dir/b.sock" -t $((20 * mult)) "$@"; }
-# refused PATTERN CMD...: CMD exits non-zero saying PATTERN.
-refused() {
-	local pat=$1 out rc=0
-	shift
-	out=$("$@" 2>&1) || rc=$?
-	[ $rc -ne 0 ] || fail "'$*' succeeded; want '$pat'"
-	echo "$out" | grep -q -- "$pat" || fail "'$*' said '$out', want '$pat'"
-}
 
 up=0
 for _ in $(seq 1 $((60 * mult))); do
@@ -62,8 +31,8 @@ for _ in $(seq 1 $((60 * mult))); do
 done
 [ $up = 1 ] || fail "the cluster did not order a put"
 [ "$(B get k)" = v1 ] || fail "bench0 cannot read admin's key"
-refused "denied: the key belongs to another client" B put k v2
-refused "denied" B del k
+refuses "denied: the key belongs to another client" B put k v2
+refuses "denied" B del k
 [ "$(A get k)" = v1 ] || fail "admin's key changed"
 A put k v3 >/dev/null || fail "the owner cannot write its key"
 ok "another client's put and del are refused; it reads; the owner writes"
@@ -73,7 +42,7 @@ B put team/x v2 >/dev/null || fail "the write_prefixes grant is refused"
 [ "$(A get team/x)" = v2 ] || fail "team/x not written"
 ok "write_prefixes = team/ lets bench0 write admin's team/x"
 
-refused "quota" A put third v
+refuses "quota" A put third v
 B put mine v >/dev/null || fail "bench0's own quota is separate"
 ok "client_max_keys = 2: admin's third key is refused with a quota error"
 

@@ -8,31 +8,9 @@
 # Needs PBFT_BUILD (the meson build directory). Hard time bounds throughout.
 set -euo pipefail
 
-build=${PBFT_BUILD:?PBFT_BUILD must name the build directory}
-mult=${PBFT_TIMEOUT_MULT:-1}
-pbftctl=$build/pbftctl/pbftctl
-pbftd=$build/pbftd/pbftd
-replica=$build/pbft-replica/pbft-replica
-dir=$(mktemp -d /tmp/pbft-bootstrap.XXXXXX)
-pids=()
+# shellcheck source=tests/integration/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh" bootstrap
 
-cleanup() {
-	local rc=$?
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	if [ $rc -ne 0 ]; then
-		echo "--- replica logs (test failed) ---"
-		tail -n 30 "$dir"/replica*.log 2>/dev/null || true
-	fi
-	[ -n "${PBFT_TEST_KEEP:-}" ] || rm -rf "$dir"
-	exit $rc
-}
-trap cleanup EXIT
-trap 'exit 143' TERM INT # a test timeout: exit through cleanup
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-base=$(( 10000 + ($$ % 2200) * 10 ))
 "$pbftctl" init -n 4 --base-port "$base" -o "$dir/c" >/dev/null
 cfg=$dir/c/cluster.ini
 port3=$((base + 3))

@@ -8,14 +8,9 @@
 #   - keygen with a seed is deterministic and writes mode 0600.
 set -euo pipefail
 
-build=${PBFT_BUILD:?PBFT_BUILD must name the build directory}
-pbftctl=$build/pbftctl/pbftctl
-pbftd=$build/pbftd/pbftd
-dir=$(mktemp -d /tmp/pbft-config.XXXXXX)
-trap '[ -n "${PBFT_TEST_KEEP:-}" ] || rm -rf "$dir"' EXIT
-passed=0
-fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { passed=$((passed + 1)); }
+# shellcheck source=tests/integration/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh" config
+ok() { passed=$((passed + 1)); } # counts, quietly
 
 for n in 4 7 10; do
 	"$pbftctl" init -n $n --base-port $((40000 + n * 20)) -o "$dir/n$n" \

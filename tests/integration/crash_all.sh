@@ -14,15 +14,14 @@ set -euo pipefail
 
 # shellcheck source=tests/integration/lib.sh
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh" crash-all
+gentle=1 # pbftd stops its replicas
 
-base=$(( 10000 + ($$ % 2200) * 10 ))
 "$pbftctl" init -n 4 --base-port "$base" --clients 2 -o "$dir/c" >/dev/null
 cfg=$dir/c/cluster.ini
 grep -q '^view_change_timeout = 10s' "$cfg" ||
     fail "expected the default view-change timeout of 10 s in $cfg"
 ctl() { timeout $((30 * mult)) "$pbftctl" -c "$cfg" -t $((25 * mult)) "$@"; }
-status() { ctl status --json; }
-pids() {
+replica_pids() {
 	status | python3 -c '
 import json, sys
 print(" ".join(str(r["pid"]) for r in json.load(sys.stdin)["replicas"] if r.get("pid")))'
@@ -31,12 +30,6 @@ print(" ".join(str(r["pid"]) for r in json.load(sys.stdin)["replicas"] if r.get(
 "$pbftd" -c "$cfg" 2>"$dir/pbftd.log" &
 pid=$!
 wait_until 10 test -S "$dir/c/pbftd.sock" || fail "no control socket"
-all_running() {
-	status | python3 -c '
-import json, sys
-s = json.load(sys.stdin)
-sys.exit(0 if all(r["state"] == "running" and "view" in r for r in s["replicas"]) else 1)'
-}
 wait_until 20 all_running || fail "replicas did not come up"
 ctl submit warm-up >/dev/null || fail "first submit"
 
@@ -45,7 +38,7 @@ timeout $((60 * mult)) "$pbftctl" bench -c "$cfg" --clients 2 \
     >"$dir/bench.json" 2>"$dir/bench.err" &
 bpid=$!
 sleep 2
-victims=$(pids)
+victims=$(replica_pids)
 rpids+=($victims)
 t0=$(date +%s%N)
 # shellcheck disable=SC2086
@@ -55,7 +48,7 @@ wait "$bpid" || true
 bpid=
 ctl submit after-the-crash >/dev/null || fail "submit after killing every replica"
 took=$(( ($(date +%s%N) - t0) / 1000000 ))
-rpids+=($(pids))
+rpids+=($(replica_pids))
 echo "kill -9 of every replica to a completed request: $took ms"
 [ "$took" -lt $((9000 * mult)) ] ||
     fail "the first request after killing every replica took $took ms"

@@ -5,23 +5,8 @@
 # side is a cluster.ini written with the same derived keys.
 set -euo pipefail
 
-build=${PBFT_BUILD:?PBFT_BUILD must name the build directory}
-mult=${PBFT_TIMEOUT_MULT:-1}
-replica=$build/pbft-replica/pbft-replica
-pbftctl=$build/pbftctl/pbftctl
-dir=$(mktemp -d /tmp/pbft-dev.XXXXXX)
-base=$(( 10000 + ($$ % 2200) * 10 ))
-pids=()
-cleanup() {
-	local rc=$?
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-	[ $rc -ne 0 ] && tail -n 20 "$dir"/dev*.log 2>/dev/null
-	rm -rf "$dir"
-	exit $rc
-}
-trap cleanup EXIT
-trap 'exit 143' TERM INT # a test timeout: exit through cleanup
-fail() { echo "FAIL: $*" >&2; exit 1; }
+# shellcheck source=tests/integration/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh" dev
 
 # The seed of demo key i is SHA-256("pbft-dev-key" || u32le(i)).
 seed() { python3 -c 'import hashlib, struct, sys

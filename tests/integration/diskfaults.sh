@@ -25,50 +25,14 @@
 # Needs PBFT_BUILD (a -Dfault_injection=true build directory).
 set -euo pipefail
 
-build=${PBFT_BUILD:?PBFT_BUILD must name the build directory}
-mult=${PBFT_TIMEOUT_MULT:-1}
 scenario=${1:?usage: diskfaults.sh SCENARIO}
-pbftctl=$build/pbftctl/pbftctl
-pbftd=$build/pbftd/pbftd
+# shellcheck source=tests/integration/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh" diskfaults
 shim=$build/tests/faults/libdiskfault.so
-dir=$(mktemp -d /tmp/pbft-diskfaults.XXXXXX)
-pid=
-
-cleanup() {
-	local rc=$?
-	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
-	pkill -9 -f "pbft-replica -c $dir/" 2>/dev/null || true
-	wait 2>/dev/null || true
-	if [ $rc -ne 0 ]; then
-		echo "--- pbftd log (test failed) ---"
-		grep -v "connected\|disconnected" "$dir/pbftd.log" 2>/dev/null |
-		    tail -n 60 || true
-		echo "--- injected faults ---"
-		tail -n 20 "$dir/faults.log" 2>/dev/null || true
-	fi
-	[ -n "${PBFT_TEST_KEEP:-}" ] || rm -rf "$dir"
-	exit $rc
-}
-trap cleanup EXIT
-trap 'exit 143' TERM INT # a test timeout: exit through cleanup
-fail() { echo "FAIL [$scenario]: $*" >&2; exit 1; }
-# wait_until SECONDS CMD...: tries CMD every 0.1 s, SECONDS * 10 times (times
-# PBFT_TIMEOUT_MULT), and never for longer than three times SECONDS by the
-# clock: a try that is slow itself (a status call waiting out a silent
-# replica takes a second) must not stretch the wait tenfold.
-wait_until() {
-	local tries=$(($1 * 10 * mult)) end=$((SECONDS + 3 * $1 * mult))
-	shift
-	while [ "$tries" -gt 0 ] && [ "$SECONDS" -lt "$end" ]; do
-		"$@" >/dev/null 2>&1 && return 0
-		tries=$((tries - 1))
-		sleep 0.1
-	done
-	return 1
-}
+fail_tag=$scenario
+log_skip=connected # (faults.log, the injected faults, is among the logs)
 [ -f "$shim" ] || fail "no $shim: not a fault-injection build"
 
-base=$(( 10000 + ($$ % 2200) * 10 ))
 "$pbftctl" init -n 4 --base-port "$base" --clients 2 -o "$dir/c" >/dev/null
 cfg=$dir/c/cluster.ini
 data=$dir/c/data/node-1
@@ -83,7 +47,6 @@ grep -q '^checkpoint_interval = 20' "$cfg" ||
     sed -i '/^\[cluster\]/a checkpoint_interval = 20' "$cfg"
 mport=$((base + 9))
 sed -i "/^\[cluster\]/a metrics_listen = 127.0.0.1:$mport" "$cfg"
-ctl() { timeout $((20 * mult)) "$pbftctl" -c "$cfg" -t $((15 * mult)) "$@"; }
 # field NODE KEY: one field of a replica's status (empty when absent).
 field() {
 	ctl status --json | python3 -c '

@@ -26,51 +26,9 @@
 # Needs PBFT_BUILD (the meson build directory). Hard time bounds throughout.
 set -euo pipefail
 
-build=${PBFT_BUILD:?PBFT_BUILD must name the build directory}
-mult=${PBFT_TIMEOUT_MULT:-1}
-pbftctl=$build/pbftctl/pbftctl
-pbftd=$build/pbftd/pbftd
-here=$(cd "$(dirname "$0")" && pwd)
-histcheck=$here/../tools/histcheck.py
-dir=$(mktemp -d /tmp/pbft-durability.XXXXXX)
-pid=
-bpids=()
+# shellcheck source=tests/integration/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh" durability
 
-cleanup() {
-	local rc=$?
-	for p in "${bpids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
-	pkill -9 -f "pbft-replica -c $dir/" 2>/dev/null || true
-	wait 2>/dev/null || true
-	if [ $rc -ne 0 ]; then
-		echo "--- pbftd log (test failed) ---"
-		tail -n 80 "$dir/pbftd.log" 2>/dev/null || true
-	fi
-	[ -n "${PBFT_TEST_KEEP:-}" ] || rm -rf "$dir"
-	exit $rc
-}
-trap cleanup EXIT
-trap 'exit 143' TERM INT # a test timeout: exit through cleanup
-fail() { echo "FAIL: $*" >&2; exit 1; }
-passed=0
-ok() { echo "ok: $*"; passed=$((passed + 1)); }
-
-# wait_until SECONDS CMD...: tries CMD every 0.1 s, SECONDS * 10 times (times
-# PBFT_TIMEOUT_MULT), and never for longer than three times SECONDS by the
-# clock: a try that is slow itself (a status call waiting out a silent
-# replica takes a second) must not stretch the wait tenfold.
-wait_until() {
-	local tries=$(($1 * 10 * mult)) end=$((SECONDS + 3 * $1 * mult))
-	shift
-	while [ "$tries" -gt 0 ] && [ "$SECONDS" -lt "$end" ]; do
-		"$@" >/dev/null 2>&1 && return 0
-		tries=$((tries - 1))
-		sleep 0.1
-	done
-	return 1
-}
-
-base=$(( 10000 + ($$ % 2200) * 10 ))
 "$pbftctl" init -n 4 --base-port "$base" --clients 2 -o "$dir/c" >/dev/null
 cfg=$dir/c/cluster.ini
 # pbftd restarts a killed replica after 1 s: a view-change timeout of the
@@ -82,23 +40,10 @@ sed -i 's/^view_change_timeout.*/view_change_timeout = 3s/' "$cfg"
 sed -i 's/^checkpoint_interval.*/checkpoint_interval = 20/' "$cfg"
 grep -q '^checkpoint_interval = 20' "$cfg" ||
     sed -i '/^\[cluster\]/a checkpoint_interval = 20' "$cfg"
-ctl() { timeout $((20 * mult)) "$pbftctl" -c "$cfg" -t $((15 * mult)) "$@"; }
-status() { ctl status --json; }
-field() { # field NODE NAME
-	status | python3 -c '
-import json, sys
-print(json.load(sys.stdin)["replicas"]['"$1"']["'"$2"'"])'
-}
 
 "$pbftd" -c "$cfg" 2>"$dir/pbftd.log" &
 pid=$!
 wait_until 10 test -S "$dir/c/pbftd.sock" || fail "no control socket"
-all_running() {
-	status | python3 -c '
-import json, sys
-s = json.load(sys.stdin)
-sys.exit(0 if all(r["state"] == "running" and "view" in r for r in s["replicas"]) else 1)'
-}
 wait_until 20 all_running || fail "replicas did not come up"
 
 # converged MIN: every replica running and not fetching state, one
@@ -130,7 +75,7 @@ else # steps 1 and 1b
 timeout $((90 * mult)) "$pbftctl" bench -c "$cfg" --clients 2 \
     --outstanding 4 --duration 12 --json --log "$dir/h1" \
     >"$dir/bench1.json" 2>"$dir/bench1.err" &
-bpids+=($!)
+pids+=($!)
 sleep 3
 victim=$(field 2 pid)
 kill -9 "$victim"
@@ -142,8 +87,8 @@ primary=$(status | python3 -c 'import json,sys; print(json.load(sys.stdin)["prim
 victim=$(field "$primary" pid)
 kill -9 "$victim"
 echo "killed the primary, node $primary (pid $victim), under load"
-wait "${bpids[0]}" || true
-bpids=()
+wait "${pids[0]}" || true
+pids=()
 done1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["completed"])' "$dir/bench1.json")
 [ "$done1" -gt 100 ] || fail "too little load got through: $(cat "$dir/bench1.json")"
 ctl submit settle >/dev/null || fail "submit after the crashes"
@@ -162,7 +107,7 @@ ok "kill -9 of a backup and of the primary under load: $done1 acknowledged reque
 timeout $((90 * mult)) "$pbftctl" bench -c "$cfg" --clients 2 \
     --outstanding 4 --duration 6 --json --log "$dir/h1b" \
     >"$dir/bench1b.json" 2>"$dir/bench1b.err" &
-bpids+=($!)
+pids+=($!)
 sleep 2
 view0=$(status | python3 -c 'import json,sys; print(json.load(sys.stdin)["view"])')
 victims=$(status | python3 -c '
@@ -171,8 +116,8 @@ print(" ".join(str(r["pid"]) for r in json.load(sys.stdin)["replicas"]))')
 # shellcheck disable=SC2086
 kill -9 $victims
 echo "killed every replica (pids $victims) under load in view $view0"
-wait "${bpids[0]}" || true
-bpids=()
+wait "${pids[0]}" || true
+pids=()
 all_restarted() {
 	status | python3 -c '
 import json, sys
@@ -254,7 +199,7 @@ timeout $((90 * mult)) "$pbftctl" bench -c "$cfg" --clients 2 \
     --outstanding 64 --rate 2000 --duration 15 --json --log "$dir/h2c" \
     >"$dir/bench2c.json" 2>"$dir/bench2c.err" &
 bp=$!
-bpids+=($bp)
+pids+=($bp)
 sleep 2
 t0=$(date +%s%N)
 ctl restart 3 >/dev/null || fail "restart 3 (2b)"
@@ -273,7 +218,7 @@ sbytes=$(field 3 state_transfer_bytes)
 [ "$sbytes" -gt 0 ] && [ $((sbytes * 2)) -lt "$total" ] ||
     fail "node 3 reports $sbytes bytes fetched; its log $fetched of $total"
 wait "$bp" || fail "bench under load (2b): $(cat "$dir/bench2c.json")"
-bpids=()
+pids=()
 exec2=$(field 0 last_executed)
 wait_until 60 converged "$exec2" ||
     fail "replicas did not converge after node 3 caught up: $(status)"
@@ -282,7 +227,6 @@ python3 "$histcheck" --log "$dir/h1" --log "$dir/h2" --log "$dir/h2b" \
 ok "a replica restarted 13 MB behind caught up under load in $took ms: fetched $fetched of $total bytes"
 
 # ---- 3. a torn or corrupted write-ahead log --------------------------------
-replica=$build/pbft-replica/pbft-replica
 # live_log: the live log file of node 1 (the newer generation of log.0 and
 # log.1), where the records written with its header end (base: durable
 # before the header, so a crash never tears them) and where its records end

@@ -16,58 +16,21 @@
 # Needs PBFT_BUILD (a -Dfault_injection=true build directory).
 set -euo pipefail
 
-build=${PBFT_BUILD:?PBFT_BUILD must name the build directory}
-mult=${PBFT_TIMEOUT_MULT:-1}
 n=${1:?usage: faults.sh N SPEC}
 spec=${2:?usage: faults.sh N SPEC}
 evidence=${3:-}
-pbftctl=$build/pbftctl/pbftctl
-pbftd=$build/pbftd/pbftd
-here=$(cd "$(dirname "$0")" && pwd)
-histcheck=$here/../tools/histcheck.py
-dir=$(mktemp -d /tmp/pbft-faults.XXXXXX)
-pid=
-
-cleanup() {
-	local rc=$?
-	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
-	pkill -9 -f "pbft-replica -c $dir/" 2>/dev/null || true
-	wait 2>/dev/null || true
-	if [ $rc -ne 0 ]; then
-		echo "--- pbftd log (test failed) ---"
-		grep -v "connected\|disconnected" "$dir/pbftd.log" 2>/dev/null |
-		    tail -n 60 || true
-	fi
-	[ -n "${PBFT_TEST_KEEP:-}" ] || rm -rf "$dir"
-	exit $rc
-}
-trap cleanup EXIT
-trap 'exit 143' TERM INT # a test timeout: exit through cleanup
-fail() { echo "FAIL [$n $spec]: $*" >&2; exit 1; }
-# wait_until SECONDS CMD...: tries CMD every 0.1 s, SECONDS * 10 times (times
-# PBFT_TIMEOUT_MULT), and never for longer than three times SECONDS by the
-# clock: a try that is slow itself (a status call waiting out a silent
-# replica takes a second) must not stretch the wait tenfold.
-wait_until() {
-	local tries=$(($1 * 10 * mult)) end=$((SECONDS + 3 * $1 * mult))
-	shift
-	while [ "$tries" -gt 0 ] && [ "$SECONDS" -lt "$end" ]; do
-		"$@" >/dev/null 2>&1 && return 0
-		tries=$((tries - 1))
-		sleep 0.1
-	done
-	return 1
-}
+# shellcheck source=tests/integration/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh" faults
+fail_tag="$n $spec"
+log_skip=connected
 
 faulty=$(echo "$spec" | tr ',' '\n' | cut -d: -f1 | sort -u | tr '\n' ' ')
-base=$(( 10000 + ($$ % 2200) * 10 ))
 "$pbftctl" init -n "$n" --base-port "$base" --clients 3 -o "$dir/c" >/dev/null
 cfg=$dir/c/cluster.ini
 sed -i 's/^view_change_timeout.*/view_change_timeout = 1s/' "$cfg"
 sed -i 's/^checkpoint_interval.*/checkpoint_interval = 20/' "$cfg"
 grep -q '^checkpoint_interval = 20' "$cfg" ||
     sed -i '/^\[cluster\]/a checkpoint_interval = 20' "$cfg"
-ctl() { timeout $((20 * mult)) "$pbftctl" -c "$cfg" -t $((15 * mult)) "$@"; }
 
 PBFT_FAULTS=$spec "$pbftd" -c "$cfg" 2>"$dir/pbftd.log" &
 pid=$!

@@ -9,33 +9,9 @@
 #     the socket it makes has mode 0660.
 set -euo pipefail
 
-build=${PBFT_BUILD:?PBFT_BUILD must name the build directory}
-mult=${PBFT_TIMEOUT_MULT:-1}
-pbftctl=$build/pbftctl/pbftctl
-pbftd=$build/pbftd/pbftd
-dir=$(mktemp -d /tmp/pbft-files.XXXXXX)
+# shellcheck source=tests/integration/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh" files
 chmod 755 "$dir"
-pid=
-cleanup() {
-	local rc=$?
-	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-	[ $rc -ne 0 ] && [ -f "$dir/pbftd.log" ] && tail -n 20 "$dir/pbftd.log"
-	[ -n "${PBFT_TEST_KEEP:-}" ] || rm -rf "$dir"
-	exit $rc
-}
-trap cleanup EXIT
-trap 'exit 143' TERM INT # a test timeout: exit through cleanup
-passed=0
-fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { passed=$((passed + 1)); echo "ok: $*"; }
-# refuses PATTERN CMD...: CMD fails and says PATTERN.
-refuses() {
-	local pat=$1 out rc=0
-	shift
-	out=$("$@" 2>&1) || rc=$?
-	[ $rc -ne 0 ] || fail "'$*' succeeded; want a refusal ($pat)"
-	echo "$out" | grep -Eq -- "$pat" || fail "'$*' said '$out', want '$pat'"
-}
 loot=$dir/loot
 : >"$loot"
 
@@ -63,7 +39,6 @@ fi
 
 # A planted symlink where a key goes: refused, with or without --force
 # (which replaces regular files only); its target is never written.
-base=$(( 10000 + ($$ % 2200) * 10 ))
 mkdir -m 0700 "$dir/c" "$dir/c/keys"
 ln -s "$loot" "$dir/c/keys/node0.pem"
 refuses "node0.pem exists \(use --force" \

@@ -15,7 +15,9 @@
 #   - a request still waiting for the cluster when pbftd stops is answered
 #     (503) and pbftd exits 0.
 set -euo pipefail
-. "$(dirname "$0")/lib.sh" http
+# shellcheck source=tests/integration/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh" http
+gentle=1 # pbftd stops its replicas
 command -v curl >/dev/null || { echo "SKIP: no curl"; exit 77; }
 
 base=$(( 20000 + ($$ % 2000) * 10 ))
@@ -170,7 +172,6 @@ case $got in 413 | 431) echo "ok: 70 KB of headers -> $got" ;;
 # Two replicas stopped (pbftctl stop): pbftd's client reaches fewer than
 # 2f+1, and a submit is answered 503 at once; status still answers, also
 # with all four stopped.
-ctl() { timeout $((20 * mult)) "$pbftctl" -c "$cfg" -t $((15 * mult)) "$@"; }
 ctl stop 2 >/dev/null
 ctl stop 3 >/dev/null
 few() { code POST /v1/submit "${auth[@]}" -d '{"data":"x"}' | grep -qx 503; }

@@ -12,68 +12,16 @@
 # Needs PBFT_BUILD (the meson build directory). Hard time bounds throughout.
 set -euo pipefail
 
-build=${PBFT_BUILD:?PBFT_BUILD must name the build directory}
-mult=${PBFT_TIMEOUT_MULT:-1}
-pbftctl=$build/pbftctl/pbftctl
-pbftd=$build/pbftd/pbftd
-replica=$build/pbft-replica/pbft-replica
-dir=$(mktemp -d /tmp/pbft-ops.XXXXXX)
-pid=
-npid=
+# shellcheck source=tests/integration/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh" ops
 
-cleanup() {
-	local rc=$?
-	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
-	[ -n "$npid" ] && kill -9 "$npid" 2>/dev/null || true
-	pkill -9 -f "pbft-replica -c $dir/" 2>/dev/null || true
-	wait 2>/dev/null || true
-	if [ $rc -ne 0 ]; then
-		echo "--- logs (test failed) ---"
-		tail -n 40 "$dir"/*.log 2>/dev/null || true
-	fi
-	[ -n "${PBFT_TEST_KEEP:-}" ] || rm -rf "$dir"
-	exit $rc
-}
-trap cleanup EXIT
-trap 'exit 143' TERM INT # a test timeout: exit through cleanup
-fail() { echo "FAIL: $*" >&2; exit 1; }
-passed=0
-ok() { echo "ok: $*"; passed=$((passed + 1)); }
-# wait_until SECONDS CMD...: tries CMD every 0.1 s, SECONDS * 10 times (times
-# PBFT_TIMEOUT_MULT), and never for longer than three times SECONDS by the
-# clock: a try that is slow itself (a status call waiting out a silent
-# replica takes a second) must not stretch the wait tenfold.
-wait_until() {
-	local tries=$(($1 * 10 * mult)) end=$((SECONDS + 3 * $1 * mult))
-	shift
-	while [ "$tries" -gt 0 ] && [ "$SECONDS" -lt "$end" ]; do
-		"$@" >/dev/null 2>&1 && return 0
-		tries=$((tries - 1))
-		sleep 0.1
-	done
-	return 1
-}
-
-base=$(( 10000 + ($$ % 2200) * 10 ))
 mport=$((base + 9))
 "$pbftctl" init -n 4 --base-port "$base" -o "$dir/c" >/dev/null
 cfg=$dir/c/cluster.ini
 sed -i "/^\[cluster\]/a metrics_listen = 127.0.0.1:$mport" "$cfg"
-ctl() { timeout $((20 * mult)) "$pbftctl" -c "$cfg" -t $((15 * mult)) "$@"; }
 
 # A stand-in for systemd's notification socket.
-python3 - "$dir/notify.sock" "$dir/notify.txt" <<'PY' &
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-s.settimeout(60)
-with open(sys.argv[2], 'a') as f:
-    while True:
-        f.write(s.recv(4096).decode() + '\n')
-        f.flush()
-PY
-npid=$!
-wait_until 5 test -S "$dir/notify.sock" || fail "no notify socket"
+notify_stub 60
 NOTIFY_SOCKET=$dir/notify.sock "$pbftd" -c "$cfg" -L "$dir/pbftd.log" \
     2>"$dir/stderr.log" &
 pid=$!

@@ -9,64 +9,17 @@
 #   - kill -9 of pbftd: the replicas exit by themselves.
 set -euo pipefail
 
-build=${PBFT_BUILD:?PBFT_BUILD must name the build directory}
-mult=${PBFT_TIMEOUT_MULT:-1}
-pbftctl=$build/pbftctl/pbftctl
-pbftd=$build/pbftd/pbftd
-dir=$(mktemp -d /tmp/pbft-pbftd.XXXXXX)
-pid=
+# shellcheck source=tests/integration/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh" pbftd
 
-pid2=
-cleanup() {
-	local rc=$?
-	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
-	[ -n "$pid2" ] && kill -9 "$pid2" 2>/dev/null || true
-	pkill -9 -f "pbft-replica -c $dir/" 2>/dev/null || true
-	if [ $rc -ne 0 ]; then
-		echo "--- pbftd log (test failed) ---"
-		tail -n 60 "$dir/pbftd.log" 2>/dev/null || true
-	fi
-	[ -n "${PBFT_TEST_KEEP:-}" ] || rm -rf "$dir"
-	exit $rc
-}
-trap cleanup EXIT
-trap 'exit 143' TERM INT # a test timeout: exit through cleanup
-fail() { echo "FAIL: $*" >&2; exit 1; }
-passed=0
-ok() { echo "ok: $*"; passed=$((passed + 1)); }
-
-# wait_until SECONDS COMMAND...: polls every 0.1 s.
-# wait_until SECONDS CMD...: tries CMD every 0.1 s, SECONDS * 10 times (times
-# PBFT_TIMEOUT_MULT), and never for longer than three times SECONDS by the
-# clock: a try that is slow itself (a status call waiting out a silent
-# replica takes a second) must not stretch the wait tenfold.
-wait_until() {
-	local tries=$(($1 * 10 * mult)) end=$((SECONDS + 3 * $1 * mult))
-	shift
-	while [ "$tries" -gt 0 ] && [ "$SECONDS" -lt "$end" ]; do
-		"$@" >/dev/null 2>&1 && return 0
-		tries=$((tries - 1))
-		sleep 0.1
-	done
-	return 1
-}
-
-base=$(( 10000 + ($$ % 2200) * 10 ))
 "$pbftctl" init -n 4 --base-port "$base" -o "$dir/c" >/dev/null
 cfg=$dir/c/cluster.ini
 sed -i 's/^view_change_timeout.*/view_change_timeout = 1s/' "$cfg"
-ctl() { timeout $((20 * mult)) "$pbftctl" -c "$cfg" -t $((15 * mult)) "$@"; }
 
 "$pbftd" -c "$cfg" 2>"$dir/pbftd.log" &
 pid=$!
 wait_until 10 test -S "$dir/c/pbftd.sock" || fail "no control socket"
 
-all_running() {
-	ctl status --json | python3 -c '
-import json, sys
-s = json.load(sys.stdin)
-sys.exit(0 if all(r["state"] == "running" and "view" in r for r in s["replicas"]) else 1)'
-}
 wait_until 20 all_running || fail "replicas did not come up"
 
 for i in $(seq 1 100); do
@@ -206,6 +159,7 @@ pid=$!
 "$pbftd" -c "$cfg" --nodes 2,3 -s "$dir/b.sock" --client bench0 \
     2>>"$dir/pbftd.log" &
 pid2=$!
+pids+=("$pid2")
 wait_until 10 test -S "$dir/b.sock" || fail "second pbftd has no socket"
 sctl() { timeout $((20 * mult)) "$pbftctl" -s "$1" -t $((15 * mult)) "${@:2}"; }
 wait_until 20 sctl "$dir/a.sock" submit from-a || fail "submit through a"

@@ -13,19 +13,12 @@ set -euo pipefail
 
 # shellcheck source=tests/integration/lib.sh
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh" rejoin
+gentle=1 # pbftd stops its replicas
 
-base=$(( 10000 + ($$ % 2200) * 10 ))
 "$pbftctl" init -n 4 --base-port "$base" --clients 2 -o "$dir/c" >/dev/null
 cfg=$dir/c/cluster.ini
 grep -q '^view_change_timeout = 10s' "$cfg" ||
     fail "expected the default view-change timeout of 10 s in $cfg"
-ctl() { timeout $((20 * mult)) "$pbftctl" -c "$cfg" -t $((15 * mult)) "$@"; }
-status() { ctl status --json; }
-field() { # field NODE NAME
-	status | python3 -c '
-import json, sys
-print(json.load(sys.stdin)["replicas"]['"$1"']["'"$2"'"])'
-}
 # Every replica pid pbftd reports, for the trap (pbftd stops its children
 # when it exits; these are in case it cannot).
 note_pids() {
@@ -40,12 +33,6 @@ print(" ".join(str(r["pid"]) for r in json.load(sys.stdin)["replicas"] if r.get(
 "$pbftd" -c "$cfg" 2>"$dir/pbftd.log" &
 pid=$!
 wait_until 10 test -S "$dir/c/pbftd.sock" || fail "no control socket"
-all_running() {
-	status | python3 -c '
-import json, sys
-s = json.load(sys.stdin)
-sys.exit(0 if all(r["state"] == "running" and "view" in r for r in s["replicas"]) else 1)'
-}
 wait_until 20 all_running || fail "replicas did not come up"
 note_pids
 primary=$(status | python3 -c 'import json,sys; print(json.load(sys.stdin)["primary"])')

@@ -21,51 +21,17 @@
 # PBFT_TIMEOUT_MULT stretches them for sanitizer builds.
 set -euo pipefail
 
-build=${PBFT_BUILD:?PBFT_BUILD must name the build directory}
-mult=${PBFT_TIMEOUT_MULT:-1}
-pbftctl=$build/pbftctl/pbftctl
-pbftd=$build/pbftd/pbftd
-dir=$(mktemp -d /tmp/pbft-restart.XXXXXX)
+# shellcheck source=tests/integration/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh" restart
+log_more=("$dir/notify.txt")
+# Every process started goes into pids too, for cleanup.
 pa= pb= pc= npid= sub=
-
-cleanup() {
-	local rc=$?
-	for p in $pa $pb $pc $npid $sub; do kill -9 "$p" 2>/dev/null || true; done
-	pkill -9 -f "pbft-replica -c $dir/" 2>/dev/null || true
-	wait 2>/dev/null || true
-	if [ $rc -ne 0 ]; then
-		echo "--- logs (test failed) ---"
-		tail -n 40 "$dir"/*.log "$dir"/notify.txt 2>/dev/null || true
-	fi
-	[ -n "${PBFT_TEST_KEEP:-}" ] || rm -rf "$dir"
-	exit $rc
-}
-trap cleanup EXIT
-trap 'exit 143' TERM INT # a test timeout: exit through cleanup
-fail() { echo "FAIL: $*" >&2; exit 1; }
-passed=0
-ok() { echo "ok: $*"; passed=$((passed + 1)); }
-# wait_until SECONDS CMD...: tries CMD every 0.1 s, SECONDS * 10 times (times
-# PBFT_TIMEOUT_MULT), and never for longer than three times SECONDS by the
-# clock: a try that is slow itself (a status call waiting out a silent
-# replica takes a second) must not stretch the wait tenfold.
-wait_until() {
-	local tries=$(($1 * 10 * mult)) end=$((SECONDS + 3 * $1 * mult))
-	shift
-	while [ "$tries" -gt 0 ] && [ "$SECONDS" -lt "$end" ]; do
-		"$@" >/dev/null 2>&1 && return 0
-		tries=$((tries - 1))
-		sleep 0.1
-	done
-	return 1
-}
 now() { date +%s.%N; }
 # elapsed T0: seconds since T0, with three decimals.
 elapsed() { python3 -c "import sys; print('%.3f' % ($(now) - $1))"; }
 # below X Y: X < Y (seconds, decimals allowed).
 below() { python3 -c "import sys; sys.exit(0 if $1 < $2 else 1)"; }
 
-base=$(( 10000 + ($$ % 2200) * 10 ))
 "$pbftctl" init -n 4 --base-port "$base" --clients 2 -o "$dir/c" >/dev/null
 cfg=$dir/c/cluster.ini
 # The client's first retransmission 5 s away: a request that waits for
@@ -75,23 +41,13 @@ ctla() { timeout $((40 * mult)) "$pbftctl" -s "$dir/a.sock" -t $((30 * mult)) "$
 ctlc() { timeout $((40 * mult)) "$pbftctl" -s "$dir/c.sock" -t $((30 * mult)) "$@"; }
 
 # A stand-in for systemd's notification socket (pbftd a's).
-python3 - "$dir/notify.sock" "$dir/notify.txt" <<'PY' &
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-s.settimeout(120)
-with open(sys.argv[2], 'a') as f:
-    while True:
-        f.write(s.recv(4096).decode() + '\n')
-        f.flush()
-PY
-npid=$!
-wait_until 5 test -S "$dir/notify.sock" || fail "no notify socket"
+notify_stub 120
 
 # --- readiness: waiting while only two of four replicas run ------------
 NOTIFY_SOCKET=$dir/notify.sock "$pbftd" -c "$cfg" --nodes 0,1 \
     -s "$dir/a.sock" 2>>"$dir/a.log" &
 pa=$!
+pids+=("$pa")
 wait_until 10 grep -q "^STATUS=waiting for " "$dir/notify.txt" ||
     fail "no STATUS=waiting: $(cat "$dir/notify.txt")"
 ready_is() {
@@ -120,6 +76,7 @@ ok "two of four replicas: status, --json and STATUS= say waiting for ..., no REA
 "$pbftd" -c "$cfg" --nodes 2,3 -s "$dir/b.sock" --client bench0 \
     2>>"$dir/b.log" &
 pb=$!
+pids+=("$pb")
 wait_until 20 ready_is true || fail "not ready with four replicas: $(cat "$dir/st.json")"
 wait_until 5 grep -q "^READY=1" "$dir/notify.txt" || fail "no READY=1"
 ctla status | grep -q "^ready: yes$" || fail "status text: $(ctla status)"
@@ -134,19 +91,23 @@ pa= pb=
 "$pbftd" -c "$cfg" --nodes '' -s "$dir/c.sock" --client bench1 \
     2>>"$dir/c.log" &
 pc=$!
+pids+=("$pc")
 wait_until 10 test -S "$dir/c.sock" || fail "no control socket for c"
 ctlc status | grep -q "^ready: no, waiting for pbftd's client connected to 3 replicas (now 0)" ||
     fail "client-only, no replicas: $(ctlc status)"
 # A request submitted now waits in c's client for the channels.
 (ctlc submit early >"$dir/sub.out" 2>&1 && now >"$dir/sub.done") &
 sub=$!
+pids+=("$sub")
 sleep 0.2
 tb=$(now)
 "$pbftd" -c "$cfg" --nodes 0,1 -s "$dir/a.sock" 2>>"$dir/a.log" &
 pa=$!
+pids+=("$pa")
 "$pbftd" -c "$cfg" --nodes 2,3 -s "$dir/b.sock" --client bench0 \
     2>>"$dir/b.log" &
 pb=$!
+pids+=("$pb")
 wait "$sub" || fail "the client-only pbftd's request: $(cat "$dir/sub.out")"
 sub=
 took=$(python3 -c "print('%.3f' % ($(cat "$dir/sub.done") - $tb))")
@@ -166,6 +127,7 @@ sed -i '/^request_timeout = 5s$/d' "$cfg" # as an operator runs it
 t0=$(now)
 "$pbftd" -c "$cfg" -s "$dir/a.sock" 2>>"$dir/a.log" &
 pa=$!
+pids+=("$pa")
 for _ in $(seq 1 $((200 * mult))); do
 	"$pbftctl" -s "$dir/a.sock" -t $((30 * mult)) submit after-restart \
 	    >/dev/null 2>&1 && break

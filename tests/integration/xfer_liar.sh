@@ -18,63 +18,18 @@
 # bounds throughout.
 set -euo pipefail
 
-build=${PBFT_BUILD:?PBFT_BUILD must name the build directory}
-mult=${PBFT_TIMEOUT_MULT:-1}
-pbftctl=$build/pbftctl/pbftctl
-pbftd=$build/pbftd/pbftd
-dir=$(mktemp -d /tmp/pbft-xfer-liar.XXXXXX)
-pid=
-poller=
+# shellcheck source=tests/integration/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh" xfer-liar
+log_skip=connected
 chunk=1048576
 
-cleanup() {
-	local rc=$?
-	[ -n "$poller" ] && kill -9 "$poller" 2>/dev/null || true
-	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
-	pkill -9 -f "pbft-replica -c $dir/" 2>/dev/null || true
-	wait 2>/dev/null || true
-	if [ $rc -ne 0 ]; then
-		echo "--- pbftd log (test failed) ---"
-		grep -v "connected\|disconnected" "$dir/pbftd.log" 2>/dev/null |
-		    tail -n 60 || true
-	fi
-	[ -n "${PBFT_TEST_KEEP:-}" ] || rm -rf "$dir"
-	exit $rc
-}
-trap cleanup EXIT
-trap 'exit 143' TERM INT # a test timeout: exit through cleanup
-fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { echo "ok: $*"; }
-# wait_until SECONDS CMD...: tries CMD every 0.1 s, SECONDS * 10 times (times
-# PBFT_TIMEOUT_MULT), and never for longer than three times SECONDS by the
-# clock: a try that is slow itself (a status call waiting out a silent
-# replica takes a second) must not stretch the wait tenfold.
-wait_until() {
-	local tries=$(($1 * 10 * mult)) end=$((SECONDS + 3 * $1 * mult))
-	shift
-	while [ "$tries" -gt 0 ] && [ "$SECONDS" -lt "$end" ]; do
-		"$@" >/dev/null 2>&1 && return 0
-		tries=$((tries - 1))
-		sleep 0.1
-	done
-	return 1
-}
-
 export PBFT_FAULTS=${PBFT_FAULTS:-0:lying-tail,0:fetch-flood,3:xfer-first=0}
-base=$(( 10000 + ($$ % 2200) * 10 ))
 "$pbftctl" init -n 4 --base-port "$base" --clients 2 -o "$dir/c" >/dev/null
 cfg=$dir/c/cluster.ini
 sed -i 's/^view_change_timeout.*/view_change_timeout = 3s/' "$cfg"
 sed -i 's/^checkpoint_interval.*/checkpoint_interval = 20/' "$cfg"
 grep -q '^checkpoint_interval = 20' "$cfg" ||
     sed -i '/^\[cluster\]/a checkpoint_interval = 20' "$cfg"
-ctl() { timeout $((20 * mult)) "$pbftctl" -c "$cfg" -t $((15 * mult)) "$@"; }
-status() { ctl status --json; }
-field() { # field NODE NAME
-	status | python3 -c '
-import json, sys
-print(json.load(sys.stdin)["replicas"]['"$1"']["'"$2"'"])'
-}
 converged() {
 	status | python3 -c '
 import json, sys
@@ -85,12 +40,6 @@ ok = (all(x["state"] == "running" for x in r) and
       len({x["state_digest"] for x in r}) == 1 and
       r[0]["last_executed"] >= '"$1"')
 sys.exit(0 if ok else 1)'
-}
-all_running() {
-	status | python3 -c '
-import json, sys
-s = json.load(sys.stdin)
-sys.exit(0 if all(r["state"] == "running" and "view" in r for r in s["replicas"]) else 1)'
 }
 stopped() { [ "$(field 3 state)" = stopped ]; }
 load() { # load REQUESTS TAG: that many 64 KiB transactions
@@ -115,7 +64,7 @@ while time.time() < end:
     os.replace(sys.argv[2] + ".tmp", sys.argv[2])
     time.sleep(0.01)
 PY
-	poller=$!
+	bpid=$! # the poller
 }
 installs() { grep -cE 'replica 3: info: state of checkpoint [0-9]+ installed' "$dir/pbftd.log" || true; }
 lies() { grep -c 'replica 3: warn: state from replica 0 does not match' "$dir/pbftd.log" || true; }
@@ -138,9 +87,9 @@ wait_until 90 converged "$exec1" ||
     fail "wiped replica did not catch up: $(status)"
 took=$(( ($(date +%s%N) - t0) / 1000000 ))
 sleep 0.1
-kill "$poller" 2>/dev/null || true
-wait "$poller" 2>/dev/null || true
-poller=
+kill "$bpid" 2>/dev/null || true
+wait "$bpid" 2>/dev/null || true
+bpid=
 top=$(cat "$dir/max")
 line=$(grep -E 'replica 3: info: state of checkpoint [0-9]+ installed' \
     "$dir/pbftd.log" | tail -n 1)

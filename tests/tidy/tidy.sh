@@ -23,11 +23,20 @@ $hits"
 fi
 
 # Module boundaries: pbftd and pbftctl include nothing of pbft-replica/ and
-# link none of its libraries; they see the replica only through common/
-# (svcop.h, msg.h, ...).
+# link none of its code; they see the replica only through common/
+# (svcop.h, sup_proto.h, msg.h, ...). A header is caught by its path or,
+# quoted, by its name (unless common/ or the program's own folder has one of that
+# name); a meson target by naming pbft-replica/ or any library, dependency
+# or include directory that pbft-replica/'s meson files define.
 rheaders=$(cd pbft-replica 2>/dev/null && find . -name '*.h' | sed 's#^\./##')
+rvars=$(find pbft-replica -name meson.build -exec sed -nE \
+    's/^([A-Za-z_][A-Za-z_0-9]*_(lib|dep|inc|src|sources))[[:space:]]*=.*/\1/p' {} + |
+    sort -u | paste -sd'|' -)
 for d in pbftd pbftctl; do
 	[ -d "$d" ] || continue
+	hits=$(grep -nE '#include[[:space:]]*["<][^">]*pbft-replica/' "$d"/*.[ch])
+	[ -n "$hits" ] && say "$d includes a pbft-replica/ header by path:
+$hits"
 	for h in $rheaders; do
 		b=${h##*/}
 		[ -e "common/$b" ] || [ -e "$d/$b" ] && continue
@@ -35,7 +44,7 @@ for d in pbftd pbftctl; do
 		[ -n "$hits" ] && say "$d includes pbft-replica/$h:
 $hits"
 	done
-	hits=$(grep -nE "pbft-replica|pbft(svc|store|net|crypto|core)_(dep|lib)|replica_net_dep" "$d/meson.build")
+	hits=$(grep -nE "pbft-replica|\b(${rvars:-pbftsvc_dep})\b" "$d/meson.build")
 	[ -n "$hits" ] && say "$d/meson.build reaches into pbft-replica/:
 $hits"
 done

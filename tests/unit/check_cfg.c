@@ -71,6 +71,9 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(c->inflight_max, PBFT_DEFAULT_INFLIGHT);
 	ck_assert_uint_eq(c->queue_bytes_max, PBFT_DEFAULT_QUEUE_BYTES);
 	ck_assert_uint_eq(c->view_change_timeout_ms, 10000);
+	ck_assert_uint_eq(
+	    c->heartbeat_interval_ms, CFG_HEARTBEAT_INTERVAL_DEFAULT);
+	ck_assert_uint_eq(c->dead_after_ms, CFG_DEAD_AFTER_DEFAULT);
 	ck_assert_int_eq(c->fsync, CFG_FSYNC_BATCH);
 	cfg_free(c);
 }
@@ -97,7 +100,9 @@ START_TEST(test_every_kind_lands)
 	                             "handshakes_max = 6\n"
 	                             "connections_per_address = 7\n"
 	                             "accept_from = replicas\n"
-	                             "replica_source = any\n");
+	                             "replica_source = any\n"
+	                             "heartbeat_interval = 250ms\n"
+	                             "dead_after = 10m\n");
 
 	ck_assert_msg(c != NULL, "%s", err);
 	ck_assert_str_eq(c->name, "east-1");
@@ -120,6 +125,8 @@ START_TEST(test_every_kind_lands)
 	ck_assert_uint_eq(c->conns_per_address, 7);
 	ck_assert_int_eq(c->accept_from, CFG_ACCEPT_REPLICAS);
 	ck_assert_int_eq(c->replica_source, CFG_SOURCE_ANY);
+	ck_assert_uint_eq(c->heartbeat_interval_ms, 250);
+	ck_assert_uint_eq(c->dead_after_ms, 600000);
 	cfg_free(c);
 	/* A plain byte count is a size too. */
 	c = load("queue_bytes_max = 2097152\n");
@@ -143,7 +150,9 @@ START_TEST(test_bad_values)
 	    "min_free = 1PiB\n", "handshake_rate = 100001\n",
 	    "connections_per_address = 0\n", "accept_from = all\n",
 	    "replica_source = none\n", "f = 22\n", "name = a b\n",
-	    "log_level = loud\n"};
+	    "log_level = loud\n", "heartbeat_interval = 9ms\n",
+	    "heartbeat_interval = 0\n", "dead_after = 601s\n",
+	    "dead_after = 1s\nheartbeat_interval = 600ms\n"};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct cluster_cfg *c = load(bad[i]);
