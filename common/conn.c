@@ -546,13 +546,3 @@ conn_backoff(uint32_t *backoff_ms)
 	*backoff_ms = b * 2 > CONN_BACKOFF_MAX_MS ? CONN_BACKOFF_MAX_MS : b * 2;
 	return b * (0.5 + (double)(ts.tv_nsec % 1000) / 1000.0) / 1000.0;
 }
-
-const char *
-conn_why_name(enum conn_why why)
-{
-	static const char *names[] = {"closed locally", "closed by peer",
-	    "i/o error", "channel failed", "write queue full", "out of memory"};
-
-	return (size_t)why < sizeof(names) / sizeof(names[0]) ? names[why]
-	                                                      : "unknown";
-}

@@ -159,6 +159,5 @@ int conn_connect(const char *host, uint16_t port, bool numeric);
  * times *backoff_ms, 0 standing for CONN_BACKOFF_MIN_MS), and doubles
  * *backoff_ms up to CONN_BACKOFF_MAX_MS. Reset: *backoff_ms = 0. */
 double conn_backoff(uint32_t *backoff_ms);
-const char *conn_why_name(enum conn_why why);
 
 #endif
