@@ -1,10 +1,10 @@
 /*
  * client.c - the pbft client library; see client.h.
  *
- * Two layers: connections (one per replica, dialled with backoff, each an
- * authenticated channel from chan.h) and requests (a fixed table of
- * outstanding requests with their reply votes and timers, found by
- * timestamp through a hash index).
+ * Two layers: connections (one per replica, dialled with backoff: a
+ * connection of conn.h carrying an authenticated channel) and requests (a
+ * fixed table of outstanding requests with their reply votes and timers,
+ * found by timestamp through a hash index).
  *
  * Requests submitted during one loop iteration are signed together just
  * before the loop waits again (an ev_prepare watcher): one Ed25519 signature
@@ -23,46 +23,30 @@
  */
 #include "client.h"
 
-#include <errno.h>
 #include <ev.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "chan.h"
+#include "conn.h"
 #include "log.h"
 #include "pbft_build.h"
 #include "reqauth.h"
 #include "sig.h"
 #include "wire.h"
 
-#define CONN_READ_CHUNK 65536
-#define CONN_WQ_MAX (16u << 20) /* bytes queued to one replica */
-#define CONN_RECORD_COALESCE (256 * 1024) /* frames per sealed record */
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
 #define HANDSHAKE_MS 5000
 
+/* The link to one replica: a connection (conn.h), redialled with backoff. */
 struct client_conn {
 	struct pbft_client *c;
 	uint32_t replica;
-	int fd;
-	bool connecting, ready;
-	struct chan ch;
-	ev_io rd, wr;
-	ev_timer retry;
-	uint32_t backoff_ms;
-	struct wbuf in; /* received, not yet consumed */
-	struct wbuf out; /* sealed, not yet written */
-	size_t out_off;
-	struct wbuf pt; /* frames queued this iteration: sealed as one record */
+	struct conn io;
+	ev_timer retry; /* the next dial, or the handshake's deadline */
+	uint32_t backoff_ms; /* conn_backoff */
 };
 
 /* A reply vote: what replica i said about a request. */
@@ -121,8 +105,7 @@ struct pbft_client {
 	uint8_t (*leaves)[32];
 	struct reqauth_tree *tree;
 	ev_prepare sign_w; /* signs pending requests before the loop waits */
-	ev_prepare flush_w; /* after it: one write per connection */
-	bool dirty; /* some connection has frames queued since flush_w ran */
+	struct conn_group group; /* one write per connection, after sign_w */
 	ev_timer sign_t; /* or when the sign interval is over */
 	uint64_t last_sign_us;
 	uint64_t lat_avg_us; /* moving average of answered requests' latency */
@@ -161,78 +144,37 @@ next_ts(struct pbft_client *c)
 
 /* ---- connections ------------------------------------------------------- */
 
-static void conn_schedule(struct client_conn *cc);
-static void conn_flush(struct client_conn *cc);
+static void link_schedule(struct client_conn *cc);
 static void reqs_conn_up(struct pbft_client *c, uint32_t replica);
 static void reqs_conn_down(struct pbft_client *c, uint32_t replica);
-
-static void
-conn_close(struct client_conn *cc, const char *why)
-{
-	struct ev_loop *loop = cc->c->loop;
-
-	if (cc->fd == -1)
-		return;
-	if (why != NULL)
-		log_debug("client: replica %u: %s", cc->replica, why);
-	ev_io_stop(loop, &cc->rd);
-	ev_io_stop(loop, &cc->wr);
-	close(cc->fd);
-	cc->fd = -1;
-	cc->ready = cc->connecting = false;
-	chan_clear(&cc->ch);
-	wbuf_reset(&cc->in);
-	wbuf_reset(&cc->out);
-	wbuf_reset(&cc->pt);
-	cc->out_off = 0;
-	reqs_conn_down(cc->c, cc->replica);
-	conn_schedule(cc);
-}
-
-/* Seals the queued frames as one record. 0, or -1 (connection closed). */
-static int
-conn_seal(struct client_conn *cc)
-{
-	if (cc->pt.len == 0)
-		return 0;
-	if (chan_seal(&cc->ch, cc->pt.p, cc->pt.len, &cc->out) == -1) {
-		conn_close(cc, "cannot seal frames");
-		return -1;
-	}
-	wbuf_reset(&cc->pt);
-	return 0;
-}
-
-/*
- * Queues a frame on an established channel: true if it was taken. What a
- * channel not up yet misses, it gets when it comes up (reqs_conn_up).
- */
-static bool
-conn_queue(struct client_conn *cc, const uint8_t *frame, size_t len)
-{
-	if (!cc->ready)
-		return false;
-	if (cc->out.len - cc->out_off + cc->pt.len + len > CONN_WQ_MAX) {
-		conn_close(cc, "write queue full");
-		return false;
-	}
-	if (cc->pt.len > 0 && cc->pt.len + len > CONN_RECORD_COALESCE &&
-	    conn_seal(cc) == -1)
-		return false;
-	wbuf_put_bytes(&cc->pt, frame, len);
-	if (wbuf_failed(&cc->pt)) {
-		conn_close(cc, "out of memory");
-		return false;
-	}
-	cc->c->dirty = true;
-	return true;
-}
-
 static void client_on_reply(
     struct pbft_client *c, uint32_t replica, const struct pbft_reply *rep);
 
+/* What was queued there is gone with it; dial again after a while. */
 static void
-conn_frame(void *arg, const uint8_t *frame, size_t len)
+link_closed(void *arg, enum conn_why why, const char *detail)
+{
+	struct client_conn *cc = arg;
+
+	(void)why;
+	log_debug("client: replica %u: %s", cc->replica, detail);
+	reqs_conn_down(cc->c, cc->replica);
+	link_schedule(cc);
+}
+
+static void
+link_up(void *arg)
+{
+	struct client_conn *cc = arg;
+
+	cc->backoff_ms = 0;
+	ev_timer_stop(cc->c->loop, &cc->retry);
+	log_debug("client: connected to replica %u", cc->replica);
+	reqs_conn_up(cc->c, cc->replica);
+}
+
+static void
+link_frame(void *arg, const uint8_t *frame, size_t len)
 {
 	struct client_conn *cc = arg;
 	struct pbft_client *c = cc->c;
@@ -248,120 +190,21 @@ conn_frame(void *arg, const uint8_t *frame, size_t len)
 	client_on_reply(c, cc->replica, &m.u.reply);
 }
 
-static void
-conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct client_conn *cc = w->data;
-	size_t consumed;
-	ssize_t r;
-
-	(void)loop;
-	(void)revents;
-	if (wbuf_reserve(&cc->in, CONN_READ_CHUNK) == -1) {
-		conn_close(cc, "read buffer limit");
-		return;
-	}
-	r = read(cc->fd, cc->in.p + cc->in.len, CONN_READ_CHUNK);
-	if (r == 0 || (r == -1 && errno != EAGAIN && errno != EINTR)) {
-		conn_close(cc, r == 0 ? "closed by peer" : strerror(errno));
-		return;
-	}
-	if (r < 0)
-		return;
-	cc->in.len += (size_t)r;
-	if (chan_input(&cc->ch, cc->in.p, cc->in.len, &consumed, &cc->out,
-	        conn_frame, cc) == -1) {
-		conn_close(cc, chan_error(&cc->ch));
-		return;
-	}
-	if (cc->fd == -1)
-		return;
-	memmove(cc->in.p, cc->in.p + consumed, cc->in.len - consumed);
-	cc->in.len -= consumed;
-	if (!cc->ready && chan_established(&cc->ch)) {
-		cc->ready = true;
-		cc->backoff_ms = BACKOFF_MIN_MS;
-		ev_timer_stop(cc->c->loop, &cc->retry);
-		log_debug("client: connected to replica %u", cc->replica);
-		reqs_conn_up(cc->c, cc->replica);
-	}
-	if (cc->out.len > cc->out_off)
-		ev_io_start(cc->c->loop, &cc->wr);
-}
-
-static void
-conn_flush(struct client_conn *cc)
-{
-	if (cc->ready && conn_seal(cc) == -1)
-		return;
-	while (cc->out_off < cc->out.len) {
-		ssize_t w = write(
-		    cc->fd, cc->out.p + cc->out_off, cc->out.len - cc->out_off);
-
-		if (w == -1) {
-			if (errno == EAGAIN || errno == EINTR) {
-				ev_io_start(cc->c->loop, &cc->wr);
-				return;
-			}
-			conn_close(cc, strerror(errno));
-			return;
-		}
-		cc->out_off += (size_t)w;
-	}
-	wbuf_reset(&cc->out);
-	cc->out_off = 0;
-	ev_io_stop(cc->c->loop, &cc->wr);
-}
+static const struct conn_ops link_ops = {
+    .frame = link_frame, .up = link_up, .closed = link_closed};
 
 /*
- * The last watcher before the loop waits (after sign_w): each connection
- * with frames queued gets one record and one write(2) now; only a socket
- * that cannot take it all waits for its write watcher. No epoll_ctl(2) and
- * no extra loop iteration in the common case.
+ * Queues a frame on an established channel: true if it was taken. What a
+ * channel not up yet misses, it gets when it comes up (reqs_conn_up).
  */
-static void
-flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+static bool
+link_queue(struct client_conn *cc, const uint8_t *frame, size_t len)
 {
-	struct pbft_client *c = w->data;
-
-	(void)loop;
-	(void)revents;
-	if (!c->dirty)
-		return;
-	c->dirty = false;
-	for (uint32_t i = 0; i < c->n; i++) {
-		struct client_conn *cc = &c->conns[i];
-
-		if (cc->fd != -1 && cc->ready && !ev_is_active(&cc->wr) &&
-		    (cc->pt.len > 0 || cc->out_off < cc->out.len))
-			conn_flush(cc);
-	}
-}
-
-static void
-conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct client_conn *cc = w->data;
-	int err = 0;
-	socklen_t len = sizeof(err);
-
-	(void)loop;
-	(void)revents;
-	if (cc->connecting) {
-		if (getsockopt(cc->fd, SOL_SOCKET, SO_ERROR, &err, &len) ==
-		        -1 ||
-		    err != 0) {
-			conn_close(cc, strerror(err ? err : errno));
-			return;
-		}
-		cc->connecting = false;
-		ev_io_start(cc->c->loop, &cc->rd);
-	}
-	conn_flush(cc);
+	return conn_queue(&cc->io, frame, len, false) == 0;
 }
 
 static int
-conn_lookup(void *ctx, uint8_t role, uint32_t id, uint8_t pub[PBFT_PUBKEY_LEN])
+link_lookup(void *ctx, uint8_t role, uint32_t id, uint8_t pub[PBFT_PUBKEY_LEN])
 {
 	const struct pbft_client *c = ctx;
 
@@ -372,78 +215,48 @@ conn_lookup(void *ctx, uint8_t role, uint32_t id, uint8_t pub[PBFT_PUBKEY_LEN])
 }
 
 static void
-conn_dial(struct client_conn *cc)
+link_dial(struct client_conn *cc)
 {
 	struct pbft_client *c = cc->c;
 	const struct cfg_node *node = &c->cfg->nodes[cc->replica];
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
-	char port[8];
-	int one = 1;
+	int fd = node->has_address ? conn_connect(node->host, node->port, false)
+	                           : -1;
 
-	snprintf(port, sizeof(port), "%u", (unsigned)node->port);
-	if (!node->has_address ||
-	    getaddrinfo(node->host, port, &hints, &ai) != 0 || ai == NULL) {
-		conn_schedule(cc);
-		goto out;
+	if (fd == -1) {
+		link_schedule(cc);
+		return;
 	}
-	cc->fd = socket(
-	    ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (cc->fd == -1) {
-		conn_schedule(cc);
-		goto out;
-	}
-	setsockopt(cc->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(cc->fd, ai->ai_addr, ai->ai_addrlen) == -1 &&
-	    errno != EINPROGRESS) {
-		close(cc->fd);
-		cc->fd = -1;
-		conn_schedule(cc);
-		goto out;
-	}
-	cc->connecting = true;
-	chan_init(&cc->ch, PBFT_ROLE_CLIENT, c->opts.client_id, c->opts.key,
-	    conn_lookup, c, c->cfg->name, true, PBFT_ROLE_REPLICA, cc->replica);
-	if (chan_start(&cc->ch, &cc->out) == -1) {
-		conn_close(cc, "handshake start failed");
-		goto out;
-	}
-	ev_io_set(&cc->rd, cc->fd, EV_READ);
-	ev_io_set(&cc->wr, cc->fd, EV_WRITE);
-	ev_io_start(c->loop, &cc->wr);
+	conn_open(&cc->io, fd, true);
+	chan_init(&cc->io.ch, PBFT_ROLE_CLIENT, c->opts.client_id, c->opts.key,
+	    link_lookup, c, c->cfg->name, true, PBFT_ROLE_REPLICA, cc->replica);
+	if (conn_start(&cc->io) == -1)
+		return; /* closed, and scheduled again */
 	/* The retry timer doubles as the handshake deadline. */
 	ev_timer_set(&cc->retry, HANDSHAKE_MS / 1000.0, 0);
 	ev_timer_start(c->loop, &cc->retry);
-out:
-	if (ai != NULL)
-		freeaddrinfo(ai);
 }
 
 static void
-conn_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+link_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct client_conn *cc = w->data;
 
 	(void)loop;
 	(void)revents;
-	if (cc->fd != -1) {
-		if (!cc->ready)
-			conn_close(cc, "handshake timed out");
+	if (conn_is_open(&cc->io)) {
+		if (!cc->io.up)
+			conn_close(&cc->io, CONN_LOCAL, "handshake timed out");
 		return;
 	}
-	conn_dial(cc);
+	link_dial(cc);
 }
 
 /* Dial again after a jittered, doubling delay. */
 static void
-conn_schedule(struct client_conn *cc)
+link_schedule(struct client_conn *cc)
 {
-	double d = cc->backoff_ms * (0.5 + (double)(mono_us() % 1000) / 1000);
-
-	cc->backoff_ms = cc->backoff_ms * 2 > BACKOFF_MAX_MS
-	    ? BACKOFF_MAX_MS
-	    : cc->backoff_ms * 2;
 	ev_timer_stop(cc->c->loop, &cc->retry);
-	ev_timer_set(&cc->retry, d / 1000.0, 0);
+	ev_timer_set(&cc->retry, conn_backoff(&cc->backoff_ms), 0);
 	ev_timer_start(cc->c->loop, &cc->retry);
 }
 
@@ -572,7 +385,7 @@ req_send_to(struct pbft_client *c, struct creq *q, uint32_t i)
 	uint64_t bit = 1ull << i;
 
 	if ((q->queued & bit) == 0 &&
-	    conn_queue(&c->conns[i], q->frame, q->frame_len))
+	    link_queue(&c->conns[i], q->frame, q->frame_len))
 		q->queued |= bit;
 	return (q->queued & bit) != 0;
 }
@@ -808,10 +621,10 @@ sign_group(struct pbft_client *c, struct creq **group, uint32_t count)
 	/* One MAC per replica over the signed root message (zeros for a
 	 * replica not connected yet, which then checks the signature). */
 	for (uint32_t i = 0; i < c->n; i++) {
-		const uint8_t *key = chan_request_key(&c->conns[i].ch);
+		const uint8_t *key = chan_request_key(&c->conns[i].io.ch);
 		uint8_t *mac = macs + PBFT_REQ_MAC_LEN * i;
 
-		if (key != NULL && c->conns[i].ready)
+		if (key != NULL && c->conns[i].io.up)
 			sig_req_mac(key, msg, sizeof(msg), mac);
 		else
 			memset(mac, 0, PBFT_REQ_MAC_LEN);
@@ -993,9 +806,6 @@ pbft_client_new(struct ev_loop *loop, const struct pbft_client_opts *opts,
 	wbuf_init_dynamic(&c->scratch, PBFT_FRAME_BYTES_MAX);
 	ev_prepare_init(&c->sign_w, sign_cb);
 	c->sign_w.data = c;
-	ev_prepare_init(&c->flush_w, flush_cb);
-	c->flush_w.data = c;
-	ev_set_priority(&c->flush_w, EV_MINPRI);
 	ev_timer_init(&c->sign_t, sign_timer_cb, 0, 0);
 	ev_init(&c->sweep, sweep_cb);
 	c->sweep.data = c;
@@ -1019,23 +829,17 @@ pbft_client_new(struct ev_loop *loop, const struct pbft_client_opts *opts,
 		pbft_client_free(c);
 		return NULL;
 	}
+	conn_group_init(&c->group, loop);
 	for (uint32_t i = 0; i < c->n; i++) {
 		struct client_conn *cc = &c->conns[i];
 
 		cc->c = c;
 		cc->replica = i;
-		cc->fd = -1;
-		cc->backoff_ms = BACKOFF_MIN_MS;
-		wbuf_init_dynamic(&cc->in, PBFT_FRAME_BYTES_MAX + 4096);
-		wbuf_init_dynamic(&cc->out, CONN_WQ_MAX + PBFT_FRAME_BYTES_MAX);
-		wbuf_init_dynamic(&cc->pt, CONN_WQ_MAX + PBFT_FRAME_BYTES_MAX);
-		ev_io_init(&cc->rd, conn_read_cb, 0, EV_READ);
-		ev_io_init(&cc->wr, conn_write_cb, 0, EV_WRITE);
-		ev_init(&cc->retry, conn_retry_cb);
-		cc->rd.data = cc->wr.data = cc->retry.data = cc;
-		conn_dial(cc);
+		conn_init(&cc->io, &c->group, &link_ops, cc);
+		ev_init(&cc->retry, link_retry_cb);
+		cc->retry.data = cc;
+		link_dial(cc);
 	}
-	ev_prepare_start(c->loop, &c->flush_w);
 	return c;
 }
 
@@ -1054,19 +858,13 @@ pbft_client_free(struct pbft_client *c)
 
 		if (cc->c == NULL)
 			continue;
-		ev_timer_stop(c->loop, &cc->retry);
-		if (cc->fd != -1) {
-			ev_io_stop(c->loop, &cc->rd);
-			ev_io_stop(c->loop, &cc->wr);
-			close(cc->fd);
-			chan_clear(&cc->ch);
-		}
-		wbuf_clear(&cc->in);
-		wbuf_clear(&cc->out);
-		wbuf_clear(&cc->pt);
+		conn_close(&cc->io, CONN_LOCAL, "client closed");
+		ev_timer_stop(
+		    c->loop, &cc->retry); /* after: closing rearms it */
+		conn_clear(&cc->io);
 	}
+	conn_group_clear(&c->group);
 	ev_prepare_stop(c->loop, &c->sign_w);
-	ev_prepare_stop(c->loop, &c->flush_w);
 	ev_timer_stop(c->loop, &c->sweep);
 	ev_timer_stop(c->loop, &c->sign_t);
 	wbuf_clear(&c->scratch);
@@ -1089,14 +887,14 @@ pbft_client_connected(const struct pbft_client *c)
 	uint32_t k = 0;
 
 	for (uint32_t i = 0; i < c->n; i++)
-		k += c->conns[i].ready;
+		k += c->conns[i].io.up;
 	return k;
 }
 
 bool
 pbft_client_replica_connected(const struct pbft_client *c, uint32_t i)
 {
-	return i < c->n && c->conns[i].ready;
+	return i < c->n && c->conns[i].io.up;
 }
 
 uint32_t

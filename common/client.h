@@ -13,6 +13,8 @@
  * the primary's is not up), not at the next retransmission.
  *
  * It runs on a libev loop owned by the caller; callbacks run on that loop.
+ * Its connections are those of conn.h: a replica that resets one costs a
+ * reconnection, never a SIGPIPE, so the program need not ignore the signal.
  * Timestamps come from the wall clock in microseconds, kept strictly
  * increasing within a process, so they keep increasing across restarts of the
  * client as long as the clock does not step back.

@@ -17,5 +17,10 @@
  * (measured when it was chosen: 28k -> 34k requests/s at 8x32 clients). */
 #define PBFT_DEFAULT_INFLIGHT 2
 #define PBFT_DEFAULT_QUEUE_BYTES (64ULL * 1024 * 1024)
+/* Not a [cluster] key: the bound of one connection's write queue, the
+ * replica's to a peer or client and the client library's to a replica
+ * (common/conn.h). A queue that would pass it is dropped, connection and
+ * all: the peer is too slow or gone. */
+#define PBFT_CONN_QUEUE_BYTES_MAX (32u << 20)
 
 #endif

@@ -19,38 +19,24 @@
 
 #include "admit.h"
 #include "chan.h"
+#include "conn.h"
 #include "log.h"
-#include "rbuf.h"
 #include "sig.h"
 #include "wire.h"
 
-#define READ_CHUNK 65536
-#define NET_RECORD_COALESCE (256 * 1024) /* frames per sealed record */
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
 #define ADDRS_MAX 4 /* addresses kept per replica host */
 
-struct conn {
+/* A connection (conn.h) and what the replica knows of it. */
+struct net_conn {
 	struct net *n;
-	int fd;
+	struct conn io;
 	bool outbound;
 	uint32_t want; /* outbound: the replica dialled */
 	bool established;
 	uint8_t role; /* peer's, once established */
 	uint32_t peer;
-	struct chan ch;
-	ev_io rd, wr;
 	ev_timer deadline;
-	struct wbuf in, out;
-	size_t out_off;
-	struct wbuf pt; /* frames queued, not sealed yet (one record later) */
-	/* Frames that wait for the replica's log (net_hold), each after its
-	 * u32 length, not sealed yet so that early frames may overtake them;
-	 * hmark: hp.len at the last net_mark. */
-	struct wbuf hp;
-	size_t hmark;
-	struct conn *next_dead;
-	struct conn *next_all, **prev_all; /* every live connection */
+	struct net_conn *next_dead;
 	/* Admission (accepted connections): source address, its admit.h
 	 * slot, whether it is a replica's address, whether the handshake is
 	 * in progress (then on net's list of those, oldest first), and why
@@ -58,12 +44,8 @@ struct conn {
 	struct admit_addr src;
 	uint32_t slot;
 	bool from_replica, pending;
-	struct conn *next_hs, **prev_hs;
+	struct net_conn *next_hs, **prev_hs;
 	enum net_refuse refused;
-	bool in_work; /* on net's work list: input left for later */
-	struct conn *next_work;
-	/* Loop time of the last bytes read and the last bytes written. */
-	ev_tstamp last_rx, last_tx;
 };
 
 /* A replica's address learned from its signed ANNOUNCE (kept to relay). */
@@ -87,16 +69,14 @@ struct net {
 	ev_io accept;
 	ev_timer accept_pause; /* out of descriptors: stop accepting a while */
 	ev_prepare reaper;
-	ev_prepare flusher; /* last before the loop waits: writes what queued */
-	bool dirty; /* some connection has frames queued since the flusher */
-	struct conn *peers[PBFT_REPLICAS_MAX]; /* established, by id */
-	struct conn *dialing[PBFT_REPLICAS_MAX]; /* outbound in progress */
+	struct conn_group grp; /* every open connection; one flush a turn */
+	struct net_conn *peers[PBFT_REPLICAS_MAX]; /* established, by id */
+	struct net_conn *dialing[PBFT_REPLICAS_MAX]; /* outbound in progress */
 	ev_timer redial[PBFT_REPLICAS_MAX];
 	uint32_t backoff_ms[PBFT_REPLICAS_MAX];
-	struct conn **clients; /* [cfg->nclients] */
+	struct net_conn **clients; /* [cfg->nclients] */
 	uint32_t nconns;
-	struct conn *dead;
-	struct conn *all;
+	struct net_conn *dead;
 	struct wbuf enc;
 	bool hold; /* frames queued now wait for net_release_marked */
 	struct net_stats st;
@@ -105,14 +85,11 @@ struct net {
 	void *pub[PBFT_REPLICAS_MAX]; /* replicas' public keys */
 	/* Replicas' configured hosts, resolved at start (none: no address
 	 * in the file, or a wildcard one); accepted handshakes in progress,
-	 * oldest first, and how many; connections with input left. */
+	 * oldest first, and how many. */
 	struct admit_addr raddr[PBFT_REPLICAS_MAX][ADDRS_MAX];
 	uint8_t nraddr[PBFT_REPLICAS_MAX];
-	struct conn *hs, **hs_tail;
+	struct net_conn *hs, **hs_tail;
 	uint32_t nhs;
-	struct conn *work;
-	ev_check work_check;
-	ev_idle work_idle; /* keeps the loop from waiting while work is left */
 	struct admit adm;
 	/* Link liveness (beat_cb): heartbeat interval and dead-after time,
 	 * in seconds, and the timer that checks every peer link. */
@@ -154,7 +131,7 @@ source_matches(const struct net *n, uint32_t id, const struct admit_addr *a)
 static int
 lookup(void *ctx, uint8_t role, uint32_t id, uint8_t pub[PBFT_PUBKEY_LEN])
 {
-	struct conn *c = ctx;
+	struct net_conn *c = ctx;
 	const struct net *n = c->n;
 
 	if (role == PBFT_ROLE_REPLICA) {
@@ -176,22 +153,17 @@ lookup(void *ctx, uint8_t role, uint32_t id, uint8_t pub[PBFT_PUBKEY_LEN])
 static void
 schedule_redial(struct net *n, uint32_t id)
 {
-	uint32_t b = n->backoff_ms[id] ? n->backoff_ms[id] : BACKOFF_MIN_MS;
-	struct timespec ts;
-	double d;
+	double d = conn_backoff(&n->backoff_ms[id]);
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	d = b * (0.5 + (double)(ts.tv_nsec % 1000) / 1000.0);
 	n->st.peer[id].redials++;
-	n->backoff_ms[id] = b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b * 2;
 	ev_timer_stop(n->loop, &n->redial[id]);
-	ev_timer_set(&n->redial[id], d / 1000.0, 0);
+	ev_timer_set(&n->redial[id], d, 0);
 	ev_timer_start(n->loop, &n->redial[id]);
 }
 
 /* c's handshake is over (or c closed): off the list of those in progress. */
 static void
-hs_done(struct conn *c)
+hs_done(struct net_conn *c)
 {
 	struct net *n = c->n;
 
@@ -207,19 +179,80 @@ hs_done(struct conn *c)
 }
 
 /* Closes now; the memory goes at the next loop iteration (callers up the
- * stack may still hold the pointer). */
+ * stack may still hold the pointer): see on_closed. */
 static void
-conn_close(struct conn *c, const char *why)
+nc_close(struct net_conn *c, const char *why)
+{
+	conn_close(&c->io, CONN_LOCAL, why);
+}
+
+static void
+count_failure(struct net_conn *c)
+{
+	struct net *n = c->n;
+	uint8_t role;
+	uint32_t id;
+
+	if (c->established) {
+		n->st.auth_failures++;
+		if (c->role == PBFT_ROLE_REPLICA)
+			n->st.peer[c->peer].bad_frames++;
+		return;
+	}
+	if (c->refused != NET_REFUSE_COUNT) {
+		n->st.refused[c->refused]++;
+		return;
+	}
+	n->st.handshake_failures++;
+	chan_peer(&c->io.ch, &role, &id);
+	if (c->outbound)
+		n->st.peer[c->want].handshake_failures++;
+	else if (role == PBFT_ROLE_REPLICA && id < n->cfg->n)
+		n->st.peer[id].handshake_failures++;
+}
+
+/* Counts and logs (rate-limited) why c's channel failed. */
+static void
+input_failed(struct net_conn *c, const char *why)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	count_failure(c);
+	if (!log_ratelimit(&c->n->rl,
+	        (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000, 20,
+	        1000))
+		return;
+	if (c->established)
+		log_warnx("%s %u: %s: disconnecting",
+		    c->role == PBFT_ROLE_REPLICA ? "replica" : "client",
+		    c->peer, why);
+	else
+		log_warnx("%s connection: handshake failed: %s: disconnecting",
+		    c->outbound ? "outgoing" : "incoming", why);
+}
+
+/* Counts a connection dropped for its full write queue. */
+static void
+queue_full(struct net_conn *c)
 {
 	struct net *n = c->n;
 
-	if (c->fd == -1)
-		return;
-	ev_io_stop(n->loop, &c->rd);
-	ev_io_stop(n->loop, &c->wr);
-	ev_timer_stop(n->loop, &c->deadline);
-	close(c->fd);
-	c->fd = -1;
+	n->st.queue_drops++;
+	if (c->role == PBFT_ROLE_REPLICA)
+		n->st.peer[c->peer].queue_drops++;
+	log_warnx("%s %u too slow: write queue full, disconnecting",
+	    c->role == PBFT_ROLE_REPLICA ? "replica" : "client", c->peer);
+}
+
+/* Takes a closed connection out of the slots that name it, and dials again
+ * the peer it reached if we dial that peer. */
+static void
+unslot(struct net_conn *c, const char *why)
+{
+	struct net *n = c->n;
+	uint32_t p;
+
 	if (c->established && c->role == PBFT_ROLE_REPLICA) {
 		if (n->peers[c->peer] == c) {
 			n->peers[c->peer] = NULL;
@@ -230,42 +263,37 @@ conn_close(struct conn *c, const char *why)
 		n->clients[c->peer] = NULL;
 		n->st.clients_connected--;
 		log_debug("client %u disconnected: %s", c->peer, why);
-	} else if (why != NULL) {
+	} else {
 		log_debug("connection closed before the handshake: %s", why);
 	}
 	if (c->outbound && n->dialing[c->want] == c)
 		n->dialing[c->want] = NULL;
-	{
-		/* Whatever the closed channel was, a peer we dial gets
-		 * dialled again (an accepted channel may have replaced ours).
-		 */
-		uint32_t p = c->outbound ? c->want
-		    : c->established && c->role == PBFT_ROLE_REPLICA
-		    ? c->peer
-		    : UINT32_MAX;
+	/* Whatever the closed channel was, a peer we dial gets dialled
+	 * again (an accepted channel may have replaced ours). */
+	p = c->outbound                                      ? c->want
+	    : c->established && c->role == PBFT_ROLE_REPLICA ? c->peer
+	                                                     : UINT32_MAX;
+	if (p != UINT32_MAX && dials(n, p) && n->peers[p] == NULL &&
+	    n->dialing[p] == NULL && !ev_is_active(&n->redial[p]))
+		schedule_redial(n, p);
+}
 
-		if (p != UINT32_MAX && dials(n, p) && n->peers[p] == NULL &&
-		    n->dialing[p] == NULL && !ev_is_active(&n->redial[p]))
-			schedule_redial(n, p);
-	}
-	chan_clear(&c->ch);
+/* conn.h's word that c closed: counted, unslotted, freed by reap. */
+static void
+on_closed(void *arg, enum conn_why why, const char *detail)
+{
+	struct net_conn *c = arg;
+	struct net *n = c->n;
+
+	if (why == CONN_CHAN)
+		input_failed(c, detail);
+	else if (why == CONN_QUEUE_FULL)
+		queue_full(c);
+	ev_timer_stop(n->loop, &c->deadline);
+	unslot(c, detail);
 	admit_close(&n->adm, c->slot);
 	hs_done(c);
-	if (c->in_work) {
-		/* Not found: c is on the list work_check_cb is going
-		 * through, which skips it. */
-		for (struct conn **p = &n->work; *p != NULL;
-		     p = &(*p)->next_work)
-			if (*p == c) {
-				*p = c->next_work;
-				break;
-			}
-		c->in_work = false;
-	}
 	n->nconns--;
-	*c->prev_all = c->next_all;
-	if (c->next_all != NULL)
-		c->next_all->prev_all = c->prev_all;
 	c->next_dead = n->dead;
 	n->dead = c;
 }
@@ -275,13 +303,10 @@ static void
 reap(struct net *n)
 {
 	while (n->dead != NULL) {
-		struct conn *c = n->dead;
+		struct net_conn *c = n->dead;
 
 		n->dead = c->next_dead;
-		wbuf_clear(&c->in);
-		wbuf_clear(&c->out);
-		wbuf_clear(&c->pt);
-		wbuf_clear(&c->hp);
+		conn_clear(&c->io);
 		free(c);
 	}
 }
@@ -294,49 +319,25 @@ reaper_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	reap(w->data);
 }
 
-static void flush(struct conn *c);
-
-/*
- * Runs after every other watcher of the iteration, just before the loop
- * waits: each connection with frames queued gets one record sealed and one
- * send(2) now. Only a socket that cannot take it all is left to its write
- * watcher, so the common case costs no epoll_ctl(2) and no extra wakeup.
- */
-static void
-flusher_cb(struct ev_loop *loop, ev_prepare *w, int revents)
-{
-	struct net *n = w->data;
-	struct conn *next;
-
-	(void)loop;
-	(void)revents;
-	if (!n->dirty)
-		return;
-	n->dirty = false;
-	for (struct conn *c = n->all; c != NULL; c = next) {
-		next = c->next_all; /* flush may close c, never another */
-		if (c->fd != -1 && !ev_is_active(&c->wr) &&
-		    (c->pt.len > 0 || c->out_off < c->out.len))
-			flush(c);
-	}
-}
-
 static void queue_raw(
-    struct net *n, struct conn *c, const uint8_t *frame, size_t len);
+    struct net *n, struct net_conn *c, const uint8_t *frame, size_t len);
 
 static void
-on_established(struct conn *c)
+on_established(void *arg)
 {
+	struct net_conn *c = arg;
 	struct net *n = c->n;
-	struct conn **slot;
+	struct net_conn **slot;
 
-	chan_peer(&c->ch, &c->role, &c->peer);
+	chan_peer(&c->io.ch, &c->role, &c->peer);
 	c->established = true;
-	c->last_rx = ev_now(n->loop);
+	c->io.last_rx = ev_now(n->loop);
 	hs_done(c);
 	ev_timer_stop(n->loop, &c->deadline);
 	if (c->role == PBFT_ROLE_REPLICA) {
 		slot = &n->peers[c->peer];
+		c->io.count_in[1] = &n->st.peer[c->peer].bytes_in;
+		c->io.count_out[1] = &n->st.peer[c->peer].bytes_out;
 		if (c->outbound) {
 			n->dialing[c->want] = NULL;
 			n->backoff_ms[c->want] = 0;
@@ -348,10 +349,10 @@ on_established(struct conn *c)
 		log_debug("client %u connected", c->peer);
 	}
 	if (*slot != NULL) {
-		struct conn *old = *slot;
+		struct net_conn *old = *slot;
 
 		old->established = false; /* do not touch the slot on close */
-		conn_close(old, "replaced by a newer connection");
+		nc_close(old, "replaced by a newer connection");
 		if (c->role == PBFT_ROLE_REPLICA)
 			n->st.peers_connected--;
 		else
@@ -372,34 +373,7 @@ on_established(struct conn *c)
 
 /* ---- I/O --------------------------------------------------------------- */
 
-static int on_announce(struct conn *c, const uint8_t *frame, size_t len);
-
-static void
-count_failure(struct conn *c)
-{
-	struct net *n = c->n;
-	uint8_t role;
-	uint32_t id;
-
-	if (c->established) {
-		n->st.auth_failures++;
-		if (c->role == PBFT_ROLE_REPLICA)
-			n->st.peer[c->peer].bad_frames++;
-		return;
-	}
-	if (c->refused != NET_REFUSE_COUNT) {
-		n->st.refused[c->refused]++;
-		return;
-	}
-	n->st.handshake_failures++;
-	chan_peer(&c->ch, &role, &id);
-	if (c->outbound)
-		n->st.peer[c->want].handshake_failures++;
-	else if (role == PBFT_ROLE_REPLICA && id < n->cfg->n)
-		n->st.peer[id].handshake_failures++;
-}
-
-static int seal_pending(struct conn *c);
+static int on_announce(struct net_conn *c, const uint8_t *frame, size_t len);
 
 /*
  * True when what c queues now waits for the replica's log (net_hold), unless
@@ -409,58 +383,23 @@ static int seal_pending(struct conn *c);
  * nothing.
  */
 static bool
-held(const struct conn *c)
+held(const struct net_conn *c)
 {
 	return c->n->hold && c->established && c->role == PBFT_ROLE_REPLICA;
 }
 
 static void
-flush(struct conn *c)
-{
-	if (c->pt.len > 0 && seal_pending(c) == -1)
-		return;
-	while (c->out_off < c->out.len) {
-		ssize_t w = send(c->fd, c->out.p + c->out_off,
-		    c->out.len - c->out_off, MSG_NOSIGNAL);
-
-		if (w == -1) {
-			if (errno == EAGAIN || errno == EINTR) {
-				ev_io_start(c->n->loop, &c->wr);
-				return;
-			}
-			conn_close(c, strerror(errno));
-			return;
-		}
-		c->out_off += (size_t)w;
-		c->last_tx = ev_now(c->n->loop);
-		c->n->st.bytes_out += (uint64_t)w;
-		if (c->established && c->role == PBFT_ROLE_REPLICA)
-			c->n->st.peer[c->peer].bytes_out += (uint64_t)w;
-	}
-	if (c->out_off == c->out.len) {
-		wbuf_reset(&c->out);
-		c->out_off = 0;
-	}
-	ev_io_stop(c->n->loop, &c->wr);
-}
-
-static void
 on_frame(void *arg, const uint8_t *frame, size_t len)
 {
-	struct conn *c = arg;
+	struct net_conn *c = arg;
 	struct net *n = c->n;
 
-	if (c->fd == -1)
-		return; /* closed by an earlier frame's callback */
-	/* Records may follow the peer's AUTH in the same read. */
-	if (!c->established && chan_established(&c->ch))
-		on_established(c);
 	n->st.frames_in++;
 	if (c->role == PBFT_ROLE_REPLICA) {
 		n->st.peer[c->peer].frames_in++;
 		if (len > WIRE_HDR_LEN && frame[5] == PBFT_MSG_ANNOUNCE) {
 			if (on_announce(c, frame, len) == -1)
-				conn_close(c, "bad address announcement");
+				nc_close(c, "bad address announcement");
 			return;
 		}
 		if (n->cb.on_replica_frame != NULL)
@@ -470,161 +409,18 @@ on_frame(void *arg, const uint8_t *frame, size_t len)
 	}
 }
 
-/* Counts and logs (rate-limited) why c's input failed, and closes c. */
-static void
-input_failed(struct conn *c)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	count_failure(c);
-	if (log_ratelimit(&c->n->rl,
-	        (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000, 20,
-	        1000)) {
-		if (c->established)
-			log_warnx("%s %u: %s: disconnecting",
-			    c->role == PBFT_ROLE_REPLICA ? "replica" : "client",
-			    c->peer, chan_error(&c->ch));
-		else
-			log_warnx("%s connection: handshake failed: %s: "
-			          "disconnecting",
-			    c->outbound ? "outgoing" : "incoming",
-			    chan_error(&c->ch));
-	}
-	conn_close(c, chan_error(&c->ch));
-}
-
-/* Leaves c's input for the next loop iteration (work_check_cb), and stops
- * reading it meanwhile. */
-static void
-work_add(struct conn *c)
-{
-	struct net *n = c->n;
-
-	if (c->in_work)
-		return;
-	c->in_work = true;
-	c->next_work = n->work;
-	n->work = c;
-	n->st.budget_deferrals++;
-	ev_io_stop(n->loop, &c->rd);
-	ev_check_start(n->loop, &n->work_check);
-	ev_idle_start(n->loop, &n->work_idle);
-}
-
-/* Hands what c->in holds to the channel, at most one budget's worth. */
-static void
-conn_input(struct conn *c)
-{
-	size_t used = 0;
-
-	if (chan_input(&c->ch, c->in.p, c->in.len, &used, &c->out, on_frame,
-	        c) == -1) {
-		if (c->fd != -1) /* else a frame callback closed it */
-			input_failed(c);
-		return;
-	}
-	if (c->fd == -1)
-		return;
-	memmove(c->in.p, c->in.p + used, c->in.len - used);
-	c->in.len -= used;
-	if (!c->established && chan_established(&c->ch))
-		on_established(c);
-	if (c->out.len > c->out_off)
-		flush(c);
-	if (c->fd != -1 && chan_budget_spent(&c->ch))
-		work_add(c);
-}
-
-static void
-read_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct conn *c = w->data;
-	ssize_t r;
-
-	(void)revents;
-	if (wbuf_reserve(&c->in, READ_CHUNK) == -1) {
-		conn_close(c, "read buffer limit");
-		return;
-	}
-	r = read(c->fd, c->in.p + c->in.len, READ_CHUNK);
-	if (r == 0 || (r == -1 && errno != EAGAIN && errno != EINTR)) {
-		conn_close(c, r == 0 ? "closed by peer" : strerror(errno));
-		return;
-	}
-	if (r < 0)
-		return;
-	c->in.len += (size_t)r;
-	c->last_rx = ev_now(loop);
-	c->n->st.bytes_in += (uint64_t)r;
-	if (c->established && c->role == PBFT_ROLE_REPLICA)
-		c->n->st.peer[c->peer].bytes_in += (uint64_t)r;
-	conn_input(c);
-}
-
-/* Once per loop iteration while some connection has input left: each
- * gets one more budget's worth, in turn with every other watcher. */
-static void
-work_check_cb(struct ev_loop *loop, ev_check *w, int revents)
-{
-	struct net *n = w->data;
-	struct conn *c, *list = n->work;
-
-	(void)revents;
-	n->work = NULL;
-	while (list != NULL) {
-		c = list;
-		list = c->next_work;
-		if (c->fd == -1 || !c->in_work)
-			continue; /* closed since */
-		c->in_work = false;
-		conn_input(c);
-		if (c->fd != -1 && !c->in_work)
-			ev_io_start(loop, &c->rd);
-	}
-	if (n->work == NULL) {
-		ev_idle_stop(loop, &n->work_idle);
-		ev_check_stop(loop, &n->work_check);
-	}
-}
-
-static void
-work_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
-{
-	(void)loop;
-	(void)w;
-	(void)revents;
-}
-
-static void
-write_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct conn *c = w->data;
-	int err = 0;
-	socklen_t len = sizeof(err);
-
-	(void)loop;
-	(void)revents;
-	if (!ev_is_active(&c->rd)) { /* connect() finished */
-		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1 ||
-		    err != 0) {
-			conn_close(c, strerror(err ? err : errno));
-			return;
-		}
-		ev_io_start(c->n->loop, &c->rd);
-	}
-	flush(c);
-}
+static const struct conn_ops net_conn_ops = {
+    .frame = on_frame, .up = on_established, .closed = on_closed};
 
 static void
 deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	struct conn *c = w->data;
+	struct net_conn *c = w->data;
 
 	(void)loop;
 	(void)revents;
 	count_failure(c);
-	conn_close(c, "handshake timed out");
+	nc_close(c, "handshake timed out");
 }
 
 /*
@@ -635,7 +431,8 @@ deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
  * dead_after on, every heartbeat interval (whole seconds, at least 1). So a
  * link to a host that went away is closed within about dead_after plus a
  * second even when the peer sends no heartbeats. Best effort: a system
- * without these options still has the heartbeat.
+ * without these options still has the heartbeat. (conn_open sets
+ * TCP_NODELAY.)
  */
 static void
 link_opts(const struct net *n, int fd)
@@ -645,7 +442,6 @@ link_opts(const struct net *n, int fd)
 
 	idle = idle < 1 ? 1 : idle;
 	intvl = intvl < 1 ? 1 : intvl;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
@@ -653,10 +449,12 @@ link_opts(const struct net *n, int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user, sizeof(user));
 }
 
-static struct conn *
-conn_new(struct net *n, int fd, bool outbound, uint32_t want)
+/* A connection on fd (outbound: connecting to replica want), its
+ * handshake started; NULL with fd closed. */
+static struct net_conn *
+nc_new(struct net *n, int fd, bool outbound, uint32_t want)
 {
-	struct conn *c = calloc(1, sizeof(*c));
+	struct net_conn *c = calloc(1, sizeof(*c));
 
 	if (c == NULL) {
 		close(fd);
@@ -664,34 +462,23 @@ conn_new(struct net *n, int fd, bool outbound, uint32_t want)
 	}
 	link_opts(n, fd);
 	c->n = n;
-	c->last_rx = c->last_tx = ev_now(n->loop);
-	c->fd = fd;
 	c->outbound = outbound;
 	c->want = want;
-	wbuf_init_dynamic(&c->in, CHAN_RECORD_MAX + 4 + READ_CHUNK);
-	wbuf_init_dynamic(&c->out, NET_WQ_BYTES_MAX + PBFT_FRAME_BYTES_MAX);
-	wbuf_init_dynamic(&c->pt, NET_WQ_BYTES_MAX + PBFT_FRAME_BYTES_MAX);
-	wbuf_init_dynamic(&c->hp, NET_WQ_BYTES_MAX + PBFT_FRAME_BYTES_MAX);
 	c->slot = ADMIT_NONE;
 	c->refused = NET_REFUSE_COUNT;
-	chan_init(&c->ch, PBFT_ROLE_REPLICA, n->id, n->key, lookup, c,
+	conn_init(&c->io, &n->grp, &net_conn_ops, c);
+	conn_open(&c->io, fd, outbound);
+	c->io.count_in[0] = &n->st.bytes_in;
+	c->io.count_out[0] = &n->st.bytes_out;
+	chan_init(&c->io.ch, PBFT_ROLE_REPLICA, n->id, n->key, lookup, c,
 	    n->cfg->name, outbound, outbound ? PBFT_ROLE_REPLICA : 0, want);
-	chan_set_budget(&c->ch, NET_BUDGET_FRAMES, NET_BUDGET_BYTES);
-	ev_io_init(&c->rd, read_cb, fd, EV_READ);
-	ev_io_init(&c->wr, write_cb, fd, EV_WRITE);
+	chan_set_budget(&c->io.ch, NET_BUDGET_FRAMES, NET_BUDGET_BYTES);
 	ev_timer_init(&c->deadline, deadline_cb, NET_HANDSHAKE_MS / 1000.0, 0);
-	c->rd.data = c->wr.data = c->deadline.data = c;
+	c->deadline.data = c;
 	ev_timer_start(n->loop, &c->deadline);
 	n->nconns++;
-	c->next_all = n->all;
-	c->prev_all = &n->all;
-	if (n->all != NULL)
-		n->all->prev_all = &c->next_all;
-	n->all = c;
-	if (chan_start(&c->ch, &c->out) == -1) {
-		conn_close(c, "handshake start failed");
-		return NULL;
-	}
+	if (conn_start(&c->io) == -1)
+		return NULL; /* closed: on the dead list */
 	return c;
 }
 
@@ -699,45 +486,21 @@ static void
 dial(struct net *n, uint32_t id)
 {
 	const struct cfg_node *node = &n->cfg->nodes[id];
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
-	char port[8];
-	struct conn *c;
-	int fd;
-
-	const char *host = node->host;
-	uint16_t p = node->port;
+	const struct learned *l = &n->learned[id];
+	struct net_conn *c;
+	int fd = -1;
 
 	if (n->peers[id] != NULL || n->dialing[id] != NULL)
 		return;
-	if (!node->has_address && n->learned[id].known) {
-		host = n->learned[id].host; /* numeric (on_announce) */
-		p = n->learned[id].port;
-		hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-	}
-	snprintf(port, sizeof(port), "%u", (unsigned)p);
-	if ((!node->has_address && !n->learned[id].known) ||
-	    getaddrinfo(host, port, &hints, &ai) != 0 || ai == NULL) {
-		schedule_redial(n, id);
-		return;
-	}
-	fd = socket(
-	    ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1 ||
-	    (connect(fd, ai->ai_addr, ai->ai_addrlen) == -1 &&
-	        errno != EINPROGRESS)) {
-		if (fd != -1)
-			close(fd);
-		freeaddrinfo(ai);
-		schedule_redial(n, id);
-		return;
-	}
-	freeaddrinfo(ai);
-	if ((c = conn_new(n, fd, true, id)) == NULL) {
+	if (node->has_address)
+		fd = conn_connect(node->host, node->port, false);
+	else if (l->known) /* numeric (on_announce) */
+		fd = conn_connect(l->host, l->port, true);
+	if (fd == -1 || (c = nc_new(n, fd, true, id)) == NULL) {
 		schedule_redial(n, id);
 		return;
 	}
 	n->dialing[id] = c;
-	ev_io_start(n->loop, &c->wr); /* writable = connected */
 }
 
 static void
@@ -751,28 +514,17 @@ redial_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	dial(n, id);
 }
 
-/* An empty sealed record on an idle link, so that the peer hears from us. */
-static void
-heartbeat(struct conn *c)
-{
-	if (chan_seal(&c->ch, (const uint8_t *)"", 0, &c->out) == -1) {
-		conn_close(c, "cannot seal");
-		return;
-	}
-	flush(c);
-}
-
 /* Whether c's peer announced that it takes heartbeats (chan.h). */
 static bool
-beats(const struct conn *c)
+beats(const struct net_conn *c)
 {
-	return (chan_peer_caps(&c->ch) & CHAN_CAP_HEARTBEAT) != 0;
+	return (chan_peer_caps(&c->io.ch) & CHAN_CAP_HEARTBEAT) != 0;
 }
 
 /*
  * Link liveness, a few times a heartbeat interval, on the links to peers
  * that take heartbeats: one with nothing read for dead_after is closed
- * (and, if we dial it, redialled with backoff: conn_close), unless bytes
+ * (and, if we dial it, redialled with backoff: unslot), unless bytes
  * wait in the socket (the loop was late, not the peer); one with nothing
  * written for a heartbeat interval and nothing queued gets a heartbeat. A
  * peer running code without heartbeats gets none (it would drop the link
@@ -789,23 +541,25 @@ beat_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)revents;
 	for (uint32_t id = 0; id < n->cfg->n; id++) {
-		struct conn *c = n->peers[id];
+		struct net_conn *c = n->peers[id];
 		int avail = 0;
 
-		if (c == NULL || c->fd == -1 || !c->established || !beats(c))
+		if (c == NULL || !conn_is_open(&c->io) || !c->established ||
+		    !beats(c))
 			continue;
-		if (now - c->last_rx >= n->dead_s) {
-			if (ioctl(c->fd, FIONREAD, &avail) == 0 && avail > 0) {
-				c->last_rx = now;
+		if (now - c->io.last_rx >= n->dead_s) {
+			if (ioctl(c->io.fd, FIONREAD, &avail) == 0 &&
+			    avail > 0) {
+				c->io.last_rx = now;
 				continue;
 			}
 			n->st.peer[id].links_dead++;
 			log_info("replica %u: nothing heard for %.0f ms", id,
-			    (now - c->last_rx) * 1000);
-			conn_close(c, "nothing heard for dead_after");
-		} else if (now - c->last_tx >= n->hb_s &&
-		    c->out_off == c->out.len && c->pt.len == 0) {
-			heartbeat(c);
+			    (now - c->io.last_rx) * 1000);
+			nc_close(c, "nothing heard for dead_after");
+		} else if (now - c->io.last_tx >= n->hb_s &&
+		    c->io.out_off == c->io.out.len && c->io.pt.len == 0) {
+			conn_heartbeat(&c->io);
 		}
 	}
 }
@@ -842,12 +596,12 @@ refuse(struct net *n, int fd, enum net_refuse why)
  * oldest from its own address, else the oldest from an address that is
  * not a replica's (a replica's newcomer: from any address). NULL: none.
  */
-static struct conn *
+static struct net_conn *
 hs_victim(struct net *n, const struct admit_addr *src, bool rep)
 {
-	struct conn *other = NULL;
+	struct net_conn *other = NULL;
 
-	for (struct conn *c = n->hs; c != NULL; c = c->next_hs) {
+	for (struct net_conn *c = n->hs; c != NULL; c = c->next_hs) {
 		if (admit_addr_eq(&c->src, src))
 			return c;
 		if (other == NULL && (rep || !c->from_replica))
@@ -870,7 +624,7 @@ admit_fd(struct net *n, int fd, const struct admit_addr *src, bool rep,
     uint32_t *slot)
 {
 	uint32_t extra = rep ? 2 * n->cfg->n : 0;
-	struct conn *old = NULL;
+	struct net_conn *old = NULL;
 
 	if (!rep && n->cfg->accept_from == CFG_ACCEPT_REPLICAS)
 		return refuse(n, fd, NET_REFUSE_SOURCE);
@@ -890,7 +644,7 @@ admit_fd(struct net *n, int fd, const struct admit_addr *src, bool rep,
 	}
 	if (old != NULL) {
 		n->st.refused[NET_REFUSE_HANDSHAKES]++;
-		conn_close(old, "replaced by a newer handshake");
+		nc_close(old, "replaced by a newer handshake");
 	}
 	return 0;
 }
@@ -903,7 +657,7 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	socklen_t sl = sizeof(ss);
 	struct admit_addr src;
 	uint32_t slot;
-	struct conn *c;
+	struct net_conn *c;
 	bool rep;
 	int fd;
 
@@ -917,7 +671,7 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		rep = replica_address(n, &src);
 		if (admit_fd(n, fd, &src, rep, &slot) == -1)
 			continue;
-		if ((c = conn_new(n, fd, false, 0)) == NULL) {
+		if ((c = nc_new(n, fd, false, 0)) == NULL) {
 			admit_close(&n->adm, slot);
 			continue;
 		}
@@ -930,7 +684,6 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		*n->hs_tail = c;
 		n->hs_tail = &c->next_hs;
 		n->nhs++;
-		ev_io_start(n->loop, &c->rd);
 	}
 	if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 	    errno == ENOMEM) {
@@ -967,88 +720,28 @@ encode(struct net *n, const struct pbft_msg *msg)
 	return 0;
 }
 
-/*
- * Seals the queued frames into one record (one AEAD operation for all the
- * frames of a loop iteration). 0, or -1 with the connection closed.
- */
-static int
-seal_pending(struct conn *c)
-{
-	if (c->pt.len == 0)
-		return 0;
-	if (c->out_off > 0 && c->out.len + c->pt.len + 64 > NET_WQ_BYTES_MAX) {
-		/* Reclaim what the socket already took. */
-		memmove(
-		    c->out.p, c->out.p + c->out_off, c->out.len - c->out_off);
-		c->out.len -= c->out_off;
-		c->out_off = 0;
-	}
-	if (chan_seal(&c->ch, c->pt.p, c->pt.len, &c->out) == -1) {
-		conn_close(c, "cannot seal");
-		return -1;
-	}
-	wbuf_reset(&c->pt);
-	return 0;
-}
-
-/* Appends a frame to what the next write seals; -1 with c closed. */
-static int
-put_plain(struct conn *c, const uint8_t *frame, size_t len)
-{
-	if (c->pt.len > 0 && c->pt.len + len > NET_RECORD_COALESCE &&
-	    seal_pending(c) == -1)
-		return -1;
-	wbuf_put_bytes(&c->pt, frame, len);
-	if (wbuf_failed(&c->pt)) {
-		conn_close(c, "out of memory");
-		return -1;
-	}
-	return 0;
-}
-
+/* Queues a frame to c, held (net_hold) unless early; a full queue drops
+ * the connection (on_closed counts it). */
 static void
-queue_raw_early(
-    struct net *n, struct conn *c, const uint8_t *frame, size_t len, bool early)
+queue_raw_early(struct net *n, struct net_conn *c, const uint8_t *frame,
+    size_t len, bool early)
 {
-	if (c == NULL || c->fd == -1 || !c->established)
+	if (c == NULL || !conn_is_open(&c->io) || !c->established ||
+	    conn_queue(&c->io, frame, len, held(c) && !early) == -1)
 		return;
-	if (c->out.len - c->out_off + c->pt.len + c->hp.len + len + 64 >
-	    NET_WQ_BYTES_MAX) {
-		n->st.queue_drops++;
-		if (c->role == PBFT_ROLE_REPLICA)
-			n->st.peer[c->peer].queue_drops++;
-		log_warnx("%s %u too slow: write queue full, disconnecting",
-		    c->role == PBFT_ROLE_REPLICA ? "replica" : "client",
-		    c->peer);
-		conn_close(c, "write queue full");
-		return;
-	}
-	if (held(c) && !early) {
-		wbuf_put_u32(&c->hp, (uint32_t)len);
-		wbuf_put_bytes(&c->hp, frame, len);
-		if (wbuf_failed(&c->hp)) {
-			conn_close(c, "out of memory");
-			return;
-		}
-	} else if (put_plain(c, frame, len) == -1) {
-		return;
-	}
 	n->st.frames_out++;
 	if (c->role == PBFT_ROLE_REPLICA)
 		n->st.peer[c->peer].frames_out++;
-	/* Coalesce: one record and one write per loop iteration. */
-	if (c->pt.len > 0)
-		n->dirty = true;
 }
 
 static void
-queue_raw(struct net *n, struct conn *c, const uint8_t *frame, size_t len)
+queue_raw(struct net *n, struct net_conn *c, const uint8_t *frame, size_t len)
 {
 	queue_raw_early(n, c, frame, len, false);
 }
 
 static void
-queue_frame(struct net *n, struct conn *c, bool early)
+queue_frame(struct net *n, struct net_conn *c, bool early)
 {
 	queue_raw_early(n, c, n->enc.p, n->enc.len, early);
 }
@@ -1062,50 +755,20 @@ net_hold(struct net *n)
 void
 net_mark(struct net *n)
 {
-	for (struct conn *c = n->all; c != NULL; c = c->next_all)
-		c->hmark = c->hp.len;
-}
-
-/* Lets every connection send its held frames up to its mark, or all. */
-static void
-release_to(struct net *n, bool all)
-{
-	struct conn *next;
-
-	for (struct conn *c = n->all; c != NULL; c = next) {
-		size_t to = all ? c->hp.len : c->hmark;
-		struct rbuf rb;
-		const uint8_t *frame;
-		uint32_t len;
-
-		next = c->next_all;
-		if (c->fd == -1 || to == 0)
-			continue;
-		rbuf_init(&rb, c->hp.p, to);
-		while (rbuf_get_u32(&rb, &len) == 0 &&
-		    rbuf_get_ref(&rb, &frame, len) == 0)
-			if (put_plain(c, frame, len) == -1)
-				break;
-		if (c->fd == -1)
-			continue;
-		memmove(c->hp.p, c->hp.p + to, c->hp.len - to);
-		c->hp.len -= to;
-		c->hmark = 0;
-		n->dirty = true;
-	}
+	conn_group_mark(&n->grp);
 }
 
 void
 net_release_marked(struct net *n)
 {
-	release_to(n, false);
+	conn_group_release(&n->grp, false);
 }
 
 void
 net_unhold(struct net *n)
 {
 	n->hold = false;
-	release_to(n, true);
+	conn_group_release(&n->grp, true);
 }
 
 /* ---- address announcements --------------------------------------------- */
@@ -1138,7 +801,7 @@ numeric_host(const uint8_t *host, size_t len)
  * and dialled if we dial that replica. Addresses the file gives win.
  */
 static int
-on_announce(struct conn *c, const uint8_t *frame, size_t len)
+on_announce(struct net_conn *c, const uint8_t *frame, size_t len)
 {
 	struct net *n = c->n;
 	struct pbft_msg m;
@@ -1237,32 +900,32 @@ announce_self(struct net *n)
 void
 net_disconnect(struct net *n, bool client, uint32_t id, const char *why)
 {
-	struct conn *c = NULL;
+	struct net_conn *c = NULL;
 
 	if (client && id < n->cfg->nclients)
 		c = n->clients[id];
 	else if (!client && id < n->cfg->n && id != n->id)
 		c = n->peers[id];
 	if (c != NULL)
-		conn_close(c, why);
+		nc_close(c, why);
 }
 
 bool
 net_peer_up(const struct net *n, uint32_t id)
 {
-	const struct conn *c = id < n->cfg->n ? n->peers[id] : NULL;
+	const struct net_conn *c = id < n->cfg->n ? n->peers[id] : NULL;
 
-	return c != NULL && c->fd != -1 && c->established;
+	return c != NULL && conn_is_open(&c->io) && c->established;
 }
 
 size_t
 net_peer_queued(const struct net *n, uint32_t id)
 {
-	const struct conn *c = id < n->cfg->n ? n->peers[id] : NULL;
+	const struct net_conn *c = id < n->cfg->n ? n->peers[id] : NULL;
 
-	if (c == NULL || c->fd == -1 || !c->established)
+	if (c == NULL || !conn_is_open(&c->io) || !c->established)
 		return 0;
-	return c->out.len - c->out_off + c->pt.len + c->hp.len;
+	return conn_queued(&c->io);
 }
 
 int
@@ -1323,27 +986,27 @@ net_send_client(struct net *n, uint32_t client, const struct pbft_msg *msg)
 const uint8_t *
 net_client_request_key(const struct net *n, uint32_t client)
 {
-	const struct conn *c;
+	const struct net_conn *c;
 
 	if (client >= n->cfg->nclients || (c = n->clients[client]) == NULL ||
-	    c->fd == -1)
+	    !conn_is_open(&c->io))
 		return NULL;
-	return chan_request_key(&c->ch);
+	return chan_request_key(&c->io.ch);
 }
 
 /* Milliseconds since c last read anything, or -1 for no channel. */
 static int64_t
-heard_ms(const struct net *n, const struct conn *c)
+heard_ms(const struct net *n, const struct net_conn *c)
 {
-	if (c == NULL || c->fd == -1 || !c->established)
+	if (c == NULL || !conn_is_open(&c->io) || !c->established)
 		return -1;
-	return (int64_t)((ev_now(n->loop) - c->last_rx) * 1000);
+	return (int64_t)((ev_now(n->loop) - c->io.last_rx) * 1000);
 }
 
 void
 net_peer_link(const struct net *n, uint32_t id, struct net_link *l)
 {
-	const struct conn *c = id < n->cfg->n ? n->peers[id] : NULL;
+	const struct net_conn *c = id < n->cfg->n ? n->peers[id] : NULL;
 
 	l->heard_ms = heard_ms(n, c);
 	l->heartbeats = l->heard_ms >= 0 && beats(c);
@@ -1362,6 +1025,7 @@ net_get_stats(const struct net *n, struct net_stats *st)
 	struct net_link l;
 
 	*st = n->st;
+	st->budget_deferrals = n->grp.budget_deferrals;
 	st->peers_connected = 0;
 	for (uint32_t id = 0; id < n->cfg->n; id++) {
 		net_peer_link(n, id, &l);
@@ -1428,10 +1092,6 @@ admission_init(struct net *n)
 	admit_init(&n->adm, &lim);
 	n->hs_tail = &n->hs;
 	resolve_replicas(n);
-	ev_check_init(&n->work_check, work_check_cb);
-	n->work_check.data = n;
-	ev_idle_init(&n->work_idle, work_idle_cb);
-	n->work_idle.data = n;
 }
 
 static int
@@ -1476,6 +1136,7 @@ net_new(struct ev_loop *loop, const struct cluster_cfg *cfg, uint32_t id,
 		return NULL;
 	}
 	n->loop = loop;
+	conn_group_init(&n->grp, loop);
 	n->cfg = cfg;
 	n->id = id;
 	n->key = key;
@@ -1507,10 +1168,6 @@ net_new(struct ev_loop *loop, const struct cluster_cfg *cfg, uint32_t id,
 	ev_prepare_init(&n->reaper, reaper_cb);
 	n->reaper.data = n;
 	ev_prepare_start(loop, &n->reaper);
-	ev_prepare_init(&n->flusher, flusher_cb);
-	n->flusher.data = n;
-	ev_set_priority(&n->flusher, EV_MINPRI);
-	ev_prepare_start(loop, &n->flusher);
 	for (uint32_t i = 0; i < cfg->n; i++) {
 		if ((n->pub[i] = sig_public_from_raw(
 		         cfg->nodes[i].public_key)) == NULL) {
@@ -1541,8 +1198,8 @@ net_free(struct net *n)
 	if (n == NULL)
 		return;
 	ev_timer_stop(n->loop, &n->beat);
-	while (n->all != NULL)
-		conn_close(n->all, "shutting down");
+	while (n->grp.all != NULL)
+		conn_close(n->grp.all, CONN_LOCAL, "shutting down");
 	for (uint32_t i = 0; i < n->cfg->n; i++)
 		ev_timer_stop(n->loop, &n->redial[i]);
 	if (n->lfd != -1) {
@@ -1554,9 +1211,7 @@ net_free(struct net *n)
 	 * it up (e.g. the port was taken). */
 	reap(n);
 	ev_prepare_stop(n->loop, &n->reaper);
-	ev_prepare_stop(n->loop, &n->flusher);
-	ev_check_stop(n->loop, &n->work_check);
-	ev_idle_stop(n->loop, &n->work_idle);
+	conn_group_clear(&n->grp);
 	for (uint32_t i = 0; i < n->cfg->n; i++)
 		sig_key_free(n->pub[i]);
 	free(n->clients);

@@ -55,7 +55,8 @@
  * the next one (the connection is not read meanwhile), so one peer's
  * burst cannot hold the loop.
  *
- * Write queues are bounded (NET_WQ_BYTES_MAX per connection). A peer whose
+ * Connections are those of common/conn.h: writes that cannot raise SIGPIPE,
+ * and write queues bounded (NET_WQ_BYTES_MAX per connection). A peer whose
  * queue overflows is too slow or dead: its connection is dropped, queued
  * data with it, and the drop is counted. That is safe because the protocol
  * retransmits what matters; it keeps a stuck peer from growing our memory.
@@ -67,9 +68,11 @@
 #include <stdint.h>
 
 #include "cfg.h"
+#include "defaults.h"
 #include "msg.h"
 
-#define NET_WQ_BYTES_MAX (32u << 20)
+/* The write queue bound of common/conn.h, one for every connection. */
+#define NET_WQ_BYTES_MAX PBFT_CONN_QUEUE_BYTES_MAX
 #define NET_CLIENTS_MAX 1024
 #define NET_HANDSHAKE_MS 5000
 /* Work per connection per loop iteration: frames handed on, and bytes. */

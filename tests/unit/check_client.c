@@ -29,6 +29,8 @@
 #define NODES 4
 #define TIMEOUT_MS 300
 #define REQS 3
+#define RESET_REQS 64
+#define RESET_OP_BYTES 32768 /* 64 of them: 2 MiB queued at once */
 
 START_TEST(test_sign_interval_follows_latency)
 {
@@ -194,11 +196,14 @@ struct fake_replica {
 	int lfd, fd;
 	struct chan ch;
 	ev_io rd;
-	uint8_t in[1 << 16];
+	uint8_t *in; /* FAKE_IN_MAX */
 	size_t inlen;
-	int requests;
+	int requests, want; /* counted; the loop stops at want (0: 1) */
+	uint32_t op_len; /* of the requests expected (0: "op") */
 	bool failed;
 };
+
+#define FAKE_IN_MAX (CHAN_RECORD_MAX + 4 + 65536)
 
 static int
 fake_lookup(void *ctx, uint8_t role, uint32_t id, uint8_t pub[PBFT_PUBKEY_LEN])
@@ -239,7 +244,9 @@ fake_frame(void *arg, const uint8_t *frame, size_t len)
 	wire_arena_init(&arena, mem, alen);
 	if (wire_decode(frame, len, &m, &arena) == WIRE_OK &&
 	    m.type == PBFT_MSG_REQUEST && m.u.request.client == 0 &&
-	    m.u.request.op_len == 2 && memcmp(m.u.request.op, "op", 2) == 0)
+	    (f->op_len ? m.u.request.op_len == f->op_len
+	               : m.u.request.op_len == 2 &&
+	                memcmp(m.u.request.op, "op", 2) == 0))
 		f->requests++;
 	else
 		f->failed = true;
@@ -255,7 +262,7 @@ fake_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	ssize_t r;
 
 	(void)revents;
-	r = read(f->fd, f->in + f->inlen, sizeof(f->in) - f->inlen);
+	r = read(f->fd, f->in + f->inlen, FAKE_IN_MAX - f->inlen);
 	if (r <= 0) {
 		if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
 			f->failed = true;
@@ -272,7 +279,7 @@ fake_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	f->inlen -= used;
 	fake_send(f, &out);
 	wbuf_clear(&out);
-	if (f->requests > 0 || f->failed)
+	if (f->requests >= (f->want ? f->want : 1) || f->failed)
 		ev_break(loop, EVBREAK_ALL);
 }
 
@@ -307,6 +314,8 @@ fake_listen(struct fake_replica *f, struct cluster_cfg *cfg, uint32_t id)
 	socklen_t len = sizeof(a);
 
 	memset(f, 0, sizeof(*f));
+	f->in = malloc(FAKE_IN_MAX);
+	ck_assert_ptr_nonnull(f->in);
 	f->cfg = cfg;
 	f->id = id;
 	f->key = test_key(40 + (int)id);
@@ -369,6 +378,115 @@ START_TEST(test_request_sent_when_channel_comes_up)
 	chan_clear(&f.ch);
 	close(f.fd);
 	close(f.lfd);
+	free(f.in);
+	sig_key_free(f.key);
+	ev_loop_destroy(loop);
+	free(cfg->clients);
+	free(cfg);
+}
+END_TEST
+
+/*
+ * Resets f's connection as a replica that dies does: a FIN, then an RST
+ * (SO_LINGER 0), whatever the client queued left unread. The client's
+ * socket, half-closed when the RST comes, then fails every send with
+ * EPIPE, which raises SIGPIPE unless the send says MSG_NOSIGNAL.
+ */
+static void
+fake_reset(struct fake_replica *f, struct ev_loop *loop)
+{
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+	ev_io_stop(loop, &f->rd);
+	ck_assert_int_eq(shutdown(f->fd, SHUT_WR), 0);
+	ck_assert_int_eq(
+	    setsockopt(f->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+	close(f->fd);
+	f->fd = -1;
+	chan_clear(&f->ch);
+	f->inlen = 0;
+	usleep(20000); /* the FIN and the RST reach the client's socket */
+}
+
+static void
+run_until(struct ev_loop *loop, double s)
+{
+	ev_timer watchdog;
+
+	ev_timer_init(&watchdog, watchdog_cb, s, 0);
+	ev_timer_start(loop, &watchdog);
+	ev_run(loop, 0);
+	ev_timer_stop(loop, &watchdog);
+}
+
+static void
+submit_big(struct pbft_client *c, const uint8_t *op, int count,
+    enum pbft_client_status *st)
+{
+	for (int i = 0; i < count; i++)
+		ck_assert_int_eq(pbft_client_submit(c, op, RESET_OP_BYTES,
+		                     on_cancelled, &st[i]),
+		    0);
+}
+
+/*
+ * A program embedding the client library survives the primary resetting
+ * the connection while the client writes a large queue to it (this test
+ * does not ignore SIGPIPE: the library must not raise it), sees the link
+ * down, dials again, and sends every unanswered request on the new
+ * connection without waiting for a retransmission (60 s away).
+ */
+START_TEST(test_survives_reset_while_writing)
+{
+	struct pbft_client_opts o;
+	struct cluster_cfg *cfg = test_cfg(&o);
+	struct fake_replica f;
+	struct pbft_client *c;
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	static enum pbft_client_status st[RESET_REQS + 1];
+	uint8_t *op = malloc(RESET_OP_BYTES);
+	char err[256];
+
+	ck_assert_ptr_nonnull(op);
+	memset(op, 0x5a, RESET_OP_BYTES);
+	fake_listen(&f, cfg, 0);
+	f.op_len = RESET_OP_BYTES;
+	o.timeout_ms = 120000;
+	o.retransmit_ms = 60000;
+	o.pipeline = true;
+	c = pbft_client_new(loop, &o, err, sizeof(err));
+	ck_assert_msg(c != NULL, "%s", err);
+	/* The primary takes the first request, reading a little. */
+	fake_accept(&f, loop);
+	submit_big(c, op, 1, st);
+	run_until(loop, 3.0);
+	ck_assert(!f.failed);
+	ck_assert_int_eq(f.requests, 1);
+	ck_assert(pbft_client_replica_connected(c, 0));
+	/* It dies; the client writes 2 MiB more into the reset socket. */
+	fake_reset(&f, loop);
+	submit_big(c, op, RESET_REQS, st + 1);
+	ev_run(loop, EVRUN_NOWAIT);
+	ck_assert(!pbft_client_replica_connected(c, 0));
+	/* It comes back: everything unanswered arrives again. */
+	f.requests = 0;
+	f.want = RESET_REQS + 1;
+	run_until(loop, 0.5); /* dials again after 50 to 150 ms */
+	fake_accept(&f, loop);
+	run_until(loop, 5.0);
+	ck_assert(!f.failed);
+	ck_assert(pbft_client_replica_connected(c, 0));
+	ck_assert_int_eq(f.requests, RESET_REQS + 1);
+	ck_assert_uint_eq(pbft_client_outstanding(c), RESET_REQS + 1);
+	pbft_client_free(c);
+	for (int i = 0; i <= RESET_REQS; i++)
+		ck_assert_int_eq(st[i], PBFT_CLIENT_CANCELLED);
+	ev_io_stop(loop, &f.rd);
+	chan_clear(&f.ch);
+	close(f.fd);
+	close(f.lfd);
+	free(f.in);
+	free(op);
 	sig_key_free(f.key);
 	ev_loop_destroy(loop);
 	free(cfg->clients);
@@ -383,6 +501,7 @@ client_suite(void)
 	TCase *tc = tcase_create("sign_interval");
 	TCase *tt = tcase_create("timeouts");
 	TCase *tu = tcase_create("channel_up");
+	TCase *tr = tcase_create("reset");
 
 	tcase_add_test(tc, test_sign_interval_follows_latency);
 	suite_add_tcase(s, tc);
@@ -392,6 +511,9 @@ client_suite(void)
 	tcase_add_loop_test(tu, test_request_sent_when_channel_comes_up, 0, 2);
 	tcase_set_timeout(tu, 30);
 	suite_add_tcase(s, tu);
+	tcase_add_test(tr, test_survives_reset_while_writing);
+	tcase_set_timeout(tr, 30);
+	suite_add_tcase(s, tr);
 	return s;
 }
 
