@@ -453,7 +453,8 @@ store_open(const char *data_dir, uint32_t id, enum cfg_fsync mode, char *err,
 	if (log_open(st, err, errlen) == -1)
 		goto fail;
 	if (mode == CFG_FSYNC_BATCH &&
-	    ((st->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1 ||
+	    ((!store_inline() &&
+	         (st->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1) ||
 	        worker_start(st, &st->sy) == -1 ||
 	        worker_start(st, &st->bg) == -1)) {
 		snprintf(err, errlen, "cannot start the log's threads: %s",

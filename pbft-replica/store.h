@@ -84,6 +84,26 @@ int store_replay(struct store *st,
     int (*fn)(void *arg, const uint8_t *rec, size_t len), void *arg, char *err,
     size_t errlen);
 
+/*
+ * Process-wide, before any store_open: with on, a store of fsync = batch
+ * starts no threads and opens no eventfd (store_sync_fd returns -1); a job
+ * handed to a worker (a flush, a snapshot, a compaction's steps) waits
+ * until the caller runs it with store_work, or until store_sync_poll or
+ * store_bg_poll is called with wait, which run it. For a simulator that
+ * chooses when the disk's work happens. Off (the default): threads.
+ */
+void store_inline_workers(bool on);
+/* A job handed to a worker has not run yet (inline workers only). */
+bool store_work_pending(const struct store *st);
+/*
+ * Runs one pending job on the caller's thread: the log worker's or the
+ * background worker's (pick % 2: 0 the log's, 1 the background's) when
+ * both are pending. 1 if a job ran, 0 if none was pending. Afterwards
+ * store_sync_poll / store_bg_poll without wait reap it, as after a thread
+ * ended it.
+ */
+int store_work(struct store *st, uint32_t pick);
+
 /* Buffers one record; store_sync makes everything buffered durable. */
 int store_append(struct store *st, const uint8_t *rec, size_t len);
 /*

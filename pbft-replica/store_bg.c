@@ -69,6 +69,15 @@ job_run(const struct store *st, struct job *j)
 	j->ns = now_ns() - t0;
 }
 
+/* An inline worker's job, run on the caller's thread. */
+static void
+worker_run_inline(struct worker *w)
+{
+	job_run(w->st, &w->job);
+	w->request = false;
+	w->done = true;
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -93,12 +102,32 @@ worker_main(void *arg)
 	return NULL;
 }
 
+/* Set by store_inline_workers: workers without threads. */
+static bool inline_workers;
+
+void
+store_inline_workers(bool on)
+{
+	inline_workers = on;
+}
+
+bool
+store_inline(void)
+{
+	return inline_workers;
+}
+
 int
 worker_start(struct store *st, struct worker *w)
 {
 	int e;
 
 	w->st = st;
+	if (inline_workers) {
+		w->inl = true;
+		w->started = true;
+		return 0;
+	}
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
 	if ((e = pthread_create(&w->thread, NULL, worker_main, w)) != 0) {
@@ -116,6 +145,12 @@ worker_stop(struct worker *w)
 {
 	if (!w->started)
 		return;
+	if (w->inl) { /* a job handed over is run even so */
+		if (w->request)
+			worker_run_inline(w);
+		w->started = false;
+		return;
+	}
 	pthread_mutex_lock(&w->mu);
 	w->quit = true;
 	pthread_cond_broadcast(&w->cv);
@@ -129,6 +164,13 @@ worker_stop(struct worker *w)
 void
 worker_hand(struct worker *w, const struct job *j)
 {
+	if (w->inl) {
+		w->job = *j;
+		w->request = true;
+		w->done = false;
+		w->busy = true;
+		return;
+	}
 	pthread_mutex_lock(&w->mu);
 	w->job = *j;
 	w->request = true;
@@ -145,6 +187,16 @@ worker_reap(struct worker *w, bool wait, struct job *out)
 {
 	if (!w->busy)
 		return false;
+	if (w->inl) {
+		if (wait && w->request)
+			worker_run_inline(w);
+		if (!w->done)
+			return false;
+		w->done = false;
+		*out = w->job;
+		w->busy = false;
+		return true;
+	}
 	pthread_mutex_lock(&w->mu);
 	while (wait && !w->done)
 		pthread_cond_wait(&w->cv, &w->mu);
@@ -157,6 +209,24 @@ worker_reap(struct worker *w, bool wait, struct job *out)
 	pthread_mutex_unlock(&w->mu);
 	w->busy = false;
 	return true;
+}
+
+bool
+store_work_pending(const struct store *st)
+{
+	return (st->sy.inl && st->sy.request) || (st->bg.inl && st->bg.request);
+}
+
+int
+store_work(struct store *st, uint32_t pick)
+{
+	bool sy = st->sy.inl && st->sy.request;
+	bool bg = st->bg.inl && st->bg.request;
+
+	if (!sy && !bg)
+		return 0;
+	worker_run_inline(sy && (!bg || pick % 2 == 0) ? &st->sy : &st->bg);
+	return 1;
 }
 
 static void

@@ -23,7 +23,9 @@
  * quick); the log thread runs their fdatasync and the last step of a
  * compaction, the background thread snapshots and the first step of a
  * compaction, so that neither delays the log's flushes. Both signal one
- * eventfd when a job ends.
+ * eventfd when a job ends. With store_inline_workers there are neither
+ * threads nor the eventfd: a job handed over waits (request set) until
+ * store_work, or a poll that waits, runs it on the caller's thread.
  */
 enum job_kind {
 	JOB_FLUSH, /* fdatasync(fd) */
@@ -49,6 +51,7 @@ struct job {
 
 struct worker {
 	bool started;
+	bool inl; /* no thread: the caller runs the job (store_work) */
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -116,6 +119,7 @@ int read_all(
 int write_full(int fd, const uint8_t *p, size_t len);
 
 /* store_bg.c */
+bool store_inline(void);
 int worker_start(struct store *st, struct worker *w);
 void worker_stop(struct worker *w);
 void job_run(const struct store *st, struct job *j);

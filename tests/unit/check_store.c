@@ -818,6 +818,80 @@ START_TEST(test_background_sync)
 }
 END_TEST
 
+/*
+ * Inline workers (for a simulator): no threads and no eventfd; a job handed
+ * over waits until store_work runs it, and the polls then reap it as after
+ * a thread. Flushes, a snapshot and a compaction, then replay.
+ */
+static void
+inline_flush(struct store *st)
+{
+	ck_assert_int_eq(store_sync_begin(st), 1);
+	ck_assert(store_work_pending(st));
+	ck_assert_int_eq(store_sync_poll(st, false), 1); /* not run yet */
+	ck_assert_int_eq(store_work(st, 0), 1);
+	ck_assert(!store_work_pending(st));
+	ck_assert_int_eq(store_sync_poll(st, false), 0);
+}
+
+START_TEST(test_inline_workers)
+{
+	char err[256];
+	struct seen sn;
+	struct store_stats ss;
+	struct store *st;
+
+	store_inline_workers(true);
+	st = open_replayed(&sn);
+	ck_assert_int_eq(store_sync_fd(st), -1);
+	ck_assert_int_eq(store_work(st, 0), 0); /* nothing pending */
+	append_byte(st, 'a', 5);
+	append_byte(st, 'b', 6);
+	inline_flush(st);
+	store_get_stats(st, &ss);
+	ck_assert_uint_eq(ss.syncs, 1);
+	/* A snapshot and a flush both pending: pick chooses. */
+	ck_assert_int_eq(
+	    store_snapshot_begin(st, 20, (const uint8_t *)"state", 5, -1), 1);
+	append_byte(st, 'c', 7);
+	ck_assert_int_eq(store_sync_begin(st), 1);
+	ck_assert_int_eq(store_work(st, 1), 1); /* the background's */
+	ck_assert_int_eq(store_sync_poll(st, false), 1);
+	ck_assert_int_eq(store_bg_poll(st, false), 0);
+	ck_assert(store_snapshot_durable(st, 20));
+	ck_assert(store_work_pending(st));
+	ck_assert_int_eq(store_work(st, 1), 1); /* the log's: the only one */
+	ck_assert_int_eq(store_sync_poll(st, false), 0);
+	/* A compaction: the spare, then the switch in place of a flush. */
+	ck_assert_int_eq(store_compact_begin(st, 0, gen_two, st), 1);
+	append_byte(st, 'd', 8);
+	ck_assert_int_eq(store_bg_poll(st, false), 1);
+	ck_assert_int_eq(store_work(st, 0), 1);
+	ck_assert_int_eq(store_bg_poll(st, false), 0);
+	ck_assert(store_compact_ready(st));
+	inline_flush(st); /* the switch */
+	ck_assert(!store_compact_ready(st));
+	store_get_stats(st, &ss);
+	ck_assert_uint_eq(ss.compactions, 1);
+	/* A poll that waits runs the job itself. */
+	append_byte(st, 'e', 9);
+	ck_assert_int_eq(store_sync_begin(st), 1);
+	ck_assert_int_eq(store_sync_poll(st, true), 0);
+	/* A flush handed over and never run is run at close. */
+	append_byte(st, 'f', 10);
+	ck_assert_int_eq(store_sync_begin(st), 1);
+	store_close(st);
+	ck_assert_int_eq(replay(&sn, err, sizeof(err)), 0);
+	ck_assert_int_eq(sn.n, 5); /* "a", "bb", d, e, f */
+	ck_assert_uint_eq(sn.lens[0], 1);
+	ck_assert_uint_eq(sn.lens[1], 2);
+	ck_assert_uint_eq(sn.first[2], 'd');
+	ck_assert_uint_eq(sn.first[3], 'e');
+	ck_assert_uint_eq(sn.first[4], 'f');
+	store_inline_workers(false);
+}
+END_TEST
+
 START_TEST(test_crc32c_known)
 {
 	uint8_t b[32], big[1000];
@@ -900,6 +974,7 @@ store_suite(void)
 	tcase_add_test(tc, test_compaction_off_loop_abandoned);
 	tcase_add_test(tc, test_snapshot_off_loop);
 	tcase_add_test(tc, test_liars_file);
+	tcase_add_test(tc, test_inline_workers);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("malformed");
 	tcase_add_checked_fixture(tc, setup, teardown);
