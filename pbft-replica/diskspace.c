@@ -8,6 +8,7 @@
 #include <sys/statvfs.h>
 
 #include "log.h"
+#include "vfs.h"
 
 #define MIB (1024.0 * 1024.0)
 
@@ -28,7 +29,7 @@ diskspace_check(struct diskspace *d)
 	struct statvfs sv;
 	bool low;
 
-	if (statvfs(d->dir, &sv) == -1) {
+	if (vfs_statvfs(d->dir, &sv) == -1) {
 		/* Unknown is not low: a write that fails stops us anyway. */
 		log_debug("%s: statvfs failed", d->dir);
 		return;

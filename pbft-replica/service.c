@@ -50,6 +50,7 @@
 #include "failstop.h"
 #include "rbuf.h"
 #include "sig.h"
+#include "vfs.h"
 
 #define SNAP_MAGIC "PBFTSVC3"
 #define SNAP_MAGIC_LEN_COMMON 7 /* "PBFTSVC", then the version digit */
@@ -98,9 +99,8 @@ struct ledger {
 	uint64_t kvsum[4];
 	struct kv_use *use; /* by owner, PBFT_CLIENTS_MAX; NULL until needed */
 	struct kv_rules *rules; /* NULL: owners only; kept across restores */
-	FILE *journal; /* NULL when not journaling */
+	struct journal *journal; /* NULL when not journaling */
 	char *jpath; /* its path, for the line a failed write stops with */
-	char *jbuf; /* its stdio buffer, JOURNAL_BUFFER_BYTES */
 	uint64_t wb_off; /* journal bytes whose write-back has been started */
 	/* A state transfer's entries, staged after ours (in the journal file
 	 * past jlen, or in data): valid while the state is still the one they
@@ -141,6 +141,91 @@ journal_failed(const struct ledger *l, const char *what)
 	    what, strerror(errno != 0 ? errno : EIO));
 }
 
+/*
+ * The journal file and its write buffer: entries are appended at pos + len
+ * through buf, written out (pwrite at pos) when it fills or is flushed.
+ * Every other access flushes first, so the file then holds them all.
+ */
+struct journal {
+	int fd;
+	uint8_t *buf; /* JOURNAL_BUFFER_BYTES */
+	size_t len; /* bytes in buf, not yet written */
+	uint64_t pos; /* where buf[0] goes in the file */
+};
+
+static int
+journal_pwrite(int fd, const uint8_t *p, size_t len, uint64_t off)
+{
+	while (len > 0) {
+		ssize_t w = vfs_pwrite(fd, p, len, (off_t)off);
+
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			if (w == 0)
+				errno = ENOSPC;
+			return -1;
+		}
+		p += w;
+		off += (uint64_t)w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Writes what is buffered. 0, or -1 with errno set. */
+static int
+journal_flush(struct journal *j)
+{
+	if (j->len == 0)
+		return 0;
+	if (journal_pwrite(j->fd, j->buf, j->len, j->pos) == -1)
+		return -1;
+	j->pos += j->len;
+	j->len = 0;
+	return 0;
+}
+
+/* Appends len bytes. 0, or -1 with errno set. */
+static int
+journal_put(struct journal *j, const uint8_t *p, size_t len)
+{
+	if (j->len + len > JOURNAL_BUFFER_BYTES && journal_flush(j) == -1)
+		return -1;
+	if (len >= JOURNAL_BUFFER_BYTES) {
+		if (journal_pwrite(j->fd, p, len, j->pos) == -1)
+			return -1;
+		j->pos += len;
+		return 0;
+	}
+	memcpy(j->buf + j->len, p, len);
+	j->len += len;
+	return 0;
+}
+
+/* The next entry goes at the file's end (nothing buffered). 0 or -1. */
+static int
+journal_seek_end(struct journal *j)
+{
+	struct stat sb;
+
+	if (vfs_fstat(j->fd, &sb) == -1)
+		return -1;
+	j->pos = (uint64_t)sb.st_size;
+	return 0;
+}
+
+static void
+journal_close(struct journal *j)
+{
+	if (j == NULL)
+		return;
+	(void)journal_flush(j); /* as fclose would */
+	vfs_close(j->fd);
+	free(j->buf);
+	free(j);
+}
+
 static void
 journal_writeback(struct ledger *l)
 {
@@ -148,10 +233,10 @@ journal_writeback(struct ledger *l)
 
 	if (l->jlen - from < JOURNAL_WRITEBACK_BYTES)
 		return;
-	if (fflush(l->journal) != 0)
+	if (journal_flush(l->journal) != 0)
 		journal_failed(l, "write");
 	/* Starts the write-back; its failure is as fatal as a sync's. */
-	if (sync_file_range(fileno(l->journal), (off_t)from,
+	if (vfs_sync_file_range(l->journal->fd, (off_t)from,
 	        (off_t)(l->jlen - from), SYNC_FILE_RANGE_WRITE) == -1)
 		journal_failed(l, "sync_file_range");
 	l->wb_off = l->jlen;
@@ -454,8 +539,8 @@ ledger_append(struct ledger *l, const uint8_t *tx, size_t len)
 	put_le(jh, l->count, 8);
 	put_le(jh + 8, len, 4);
 	if (l->journal != NULL) {
-		if (fwrite(jh, 1, sizeof(jh), l->journal) != sizeof(jh) ||
-		    (len > 0 && fwrite(tx, 1, len, l->journal) != len))
+		if (journal_put(l->journal, jh, sizeof(jh)) == -1 ||
+		    (len > 0 && journal_put(l->journal, tx, len) == -1))
 			journal_failed(l, "write");
 	} else {
 		while (l->jlen + sizeof(jh) + len > l->data_cap) {
@@ -579,10 +664,10 @@ ledger_tail_read(struct service *s, uint64_t off, uint8_t *buf, size_t len)
 		memcpy(buf, l->data + off, len);
 		return 0;
 	}
-	if (fflush(l->journal) != 0)
+	if (journal_flush(l->journal) != 0)
 		journal_failed(l, "write");
 	while (len > 0) {
-		ssize_t r = pread(fileno(l->journal), buf, len, (off_t)off);
+		ssize_t r = vfs_pread(l->journal->fd, buf, len, (off_t)off);
 
 		if (r == -1 && errno == EINTR)
 			continue;
@@ -748,7 +833,7 @@ file_next(void *arg, uint8_t *buf, size_t len)
 	struct file_reader *f = arg;
 
 	while (len > 0) {
-		ssize_t r = pread(f->fd, buf, len, (off_t)f->off);
+		ssize_t r = vfs_pread(f->fd, buf, len, (off_t)f->off);
 
 		if (r == -1 && errno == EINTR)
 			continue;
@@ -780,12 +865,10 @@ ledger_swap_in(struct ledger *l, struct ledger *tmp)
 	stage_forget_checked(l);
 	tmp->rules = l->rules;
 	tmp->journal = l->journal;
-	tmp->jbuf = l->jbuf;
 	tmp->jpath = l->jpath;
 	l->jpath = NULL;
 	tmp->st.part = l->st.part;
 	l->journal = NULL;
-	l->jbuf = NULL;
 	ledger_clear(l);
 	*l = *tmp;
 }
@@ -820,15 +903,15 @@ ledger_restore(struct service *s, const uint8_t *img, size_t len)
 		tmp.data_cap = h.jlen;
 	} else {
 		/* The entries are the journal: write them as they are. */
-		FILE *j = l->journal;
+		struct journal *j = l->journal;
 
-		if (fflush(j) != 0 || ftruncate(fileno(j), 0) == -1 ||
-		    fseeko(j, 0, SEEK_SET) == -1 ||
-		    (h.jlen > 0 &&
-		        fwrite(img + h.len, 1, h.jlen, j) != h.jlen) ||
-		    fflush(j) != 0)
+		if (journal_flush(j) != 0 || vfs_ftruncate(j->fd, 0) == -1)
 			journal_failed(l, "write");
-		if (fdatasync(fileno(j)) == -1)
+		j->pos = 0;
+		if ((h.jlen > 0 && journal_put(j, img + h.len, h.jlen) == -1) ||
+		    journal_flush(j) != 0)
+			journal_failed(l, "write");
+		if (vfs_fdatasync(j->fd) == -1)
 			journal_failed(l, "fdatasync");
 	}
 	ledger_swap_in(l, &tmp);
@@ -853,7 +936,7 @@ ledger_reopen(
 	struct ledger *l = ledger_of(s), tmp;
 	struct head h = {0};
 	uint8_t *txbuf = malloc(PBFT_OP_BYTES_MAX);
-	FILE *j = l->journal;
+	struct journal *j = l->journal;
 	struct file_reader fr;
 	struct stat sb;
 	int rc = -1;
@@ -866,18 +949,17 @@ ledger_reopen(
 	if (img != NULL &&
 	    (head_parse(img, len, &h, &tmp) == -1 || len != h.len))
 		goto out;
-	if (fflush(j) != 0)
+	if (journal_flush(j) != 0)
 		journal_failed(l, "write");
-	if (fstat(fileno(j), &sb) == -1)
+	if (vfs_fstat(j->fd, &sb) == -1)
 		journal_failed(l, "stat");
-	fr = (struct file_reader){fileno(j), l->jpath, 0, (uint64_t)sb.st_size};
+	fr = (struct file_reader){j->fd, l->jpath, 0, (uint64_t)sb.st_size};
 	if (entries_check(&h, file_next, &fr, txbuf) == -1)
 		goto out;
 	/* Everything read: later entries go (executed again from the log). */
-	if (ftruncate(fileno(j), (off_t)h.jlen) == -1)
+	if (vfs_ftruncate(j->fd, (off_t)h.jlen) == -1)
 		journal_failed(l, "truncate");
-	if (fseeko(j, 0, SEEK_END) == -1)
-		journal_failed(l, "seek");
+	j->pos = h.jlen;
 	tmp.count = h.count;
 	tmp.jlen = h.jlen;
 	memcpy(tmp.chain, h.chain, PBFT_DIGEST_LEN);
@@ -888,7 +970,7 @@ out:
 	if (rc == -1) {
 		ledger_clear(&tmp);
 		if (j != NULL)
-			(void)fseeko(j, 0, SEEK_END);
+			(void)journal_seek_end(j);
 	}
 	free(txbuf);
 	return rc;
@@ -951,21 +1033,10 @@ static void
 stage_write(struct ledger *l, uint64_t off, const uint8_t *p, size_t len)
 {
 	if (l->journal != NULL) {
-		if (fflush(l->journal) != 0)
+		if (journal_flush(l->journal) != 0)
 			journal_failed(l, "write");
-		while (len > 0) {
-			ssize_t w =
-			    pwrite(fileno(l->journal), p, len, (off_t)off);
-
-			if (w <= 0) {
-				if (w == 0)
-					errno = ENOSPC;
-				journal_failed(l, "write of a fetched state");
-			}
-			p += w;
-			off += (uint64_t)w;
-			len -= (size_t)w;
-		}
+		if (journal_pwrite(l->journal->fd, p, len, off) == -1)
+			journal_failed(l, "write of a fetched state");
 		return;
 	}
 	while (off + len > l->data_cap) {
@@ -1063,10 +1134,11 @@ stage_cut(struct ledger *l)
 {
 	l->st.valid = false;
 	if (l->journal != NULL &&
-	    (fflush(l->journal) != 0 ||
-	        ftruncate(fileno(l->journal), (off_t)l->jlen) == -1 ||
-	        fseeko(l->journal, 0, SEEK_END) == -1))
+	    (journal_flush(l->journal) != 0 ||
+	        vfs_ftruncate(l->journal->fd, (off_t)l->jlen) == -1))
 		journal_failed(l, "discard of a staged state");
+	if (l->journal != NULL)
+		l->journal->pos = l->jlen;
 }
 
 /*
@@ -1123,12 +1195,13 @@ ledger_stage_install(struct service *s)
 	    memcmp(st->chain, t->chain, PBFT_DIGEST_LEN) != 0)
 		return -1;
 	if (l->journal != NULL) {
-		FILE *j = l->journal;
+		struct journal *j = l->journal;
 
-		if (fflush(j) != 0 ||
-		    ftruncate(fileno(j), (off_t)t->jlen) == -1 ||
-		    fdatasync(fileno(j)) == -1 || fseeko(j, 0, SEEK_END) == -1)
+		if (journal_flush(j) != 0 ||
+		    vfs_ftruncate(j->fd, (off_t)t->jlen) == -1 ||
+		    vfs_fdatasync(j->fd) == -1)
 			journal_failed(l, "install of a fetched state");
+		j->pos = t->jlen;
 	} else {
 		t->data = l->data;
 		t->data_cap = l->data_cap;
@@ -1157,9 +1230,9 @@ ledger_sync(struct service *s)
 
 	if (l->journal == NULL)
 		return 0;
-	if (fflush(l->journal) != 0)
+	if (journal_flush(l->journal) != 0)
 		journal_failed(l, "write");
-	if (fdatasync(fileno(l->journal)) == -1)
+	if (vfs_fdatasync(l->journal->fd) == -1)
 		journal_failed(l, "fdatasync");
 	return 0;
 }
@@ -1169,7 +1242,7 @@ ledger_file_fd(struct service *s)
 {
 	struct ledger *l = ledger_of(s);
 
-	return l->journal != NULL ? fileno(l->journal) : -1;
+	return l->journal != NULL ? l->journal->fd : -1;
 }
 
 static void
@@ -1197,7 +1270,7 @@ ledger_flush(struct service *s)
 {
 	struct ledger *l = ledger_of(s);
 
-	if (l->journal != NULL && fflush(l->journal) != 0)
+	if (l->journal != NULL && journal_flush(l->journal) != 0)
 		journal_failed(l, "write");
 }
 
@@ -1238,9 +1311,7 @@ ledger_free(struct service *s)
 	if (s == NULL)
 		return;
 	l = ledger_of(s);
-	if (l->journal != NULL)
-		fclose(l->journal);
-	free(l->jbuf);
+	journal_close(l->journal);
 	free(l->jpath);
 	stage_forget_checked(l);
 	free(l->st.part);
@@ -1310,24 +1381,24 @@ service_ledger_open(const char *journal_path)
 		return NULL;
 	}
 	/* Not truncated: reopen checks what it holds against a snapshot. */
-	fd = open(journal_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	fd = vfs_open(journal_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd == -1 && errno != ENOENT)
 		failstop_note_unreadable(); /* there, and not to be read */
-	if (fd == -1 || (l->journal = fdopen(fd, "r+")) == NULL) {
+	if (fd == -1 || (l->journal = calloc(1, sizeof(*l->journal))) == NULL) {
 		int e = errno;
 
 		if (fd != -1)
-			close(fd);
+			vfs_close(fd);
 		ledger_free(s);
 		errno = e;
 		return NULL;
 	}
-	/* Entries are a few dozen bytes: stdio's default buffer (a page) made
-	 * one write(2) per page, thousands a second at saturation; with this
-	 * one a batch's entries usually go in one (ledger_flush). */
-	if ((l->jbuf = malloc(JOURNAL_BUFFER_BYTES)) == NULL ||
-	    setvbuf(l->journal, l->jbuf, _IOFBF, JOURNAL_BUFFER_BYTES) != 0 ||
-	    fseeko(l->journal, 0, SEEK_END) == -1) {
+	/* Entries are a few dozen bytes: a page-sized buffer made one
+	 * write(2) per page, thousands a second at saturation; with this one
+	 * a batch's entries usually go in one (ledger_flush). */
+	l->journal->fd = fd;
+	if ((l->journal->buf = malloc(JOURNAL_BUFFER_BYTES)) == NULL ||
+	    journal_seek_end(l->journal) == -1) {
 		ledger_free(s);
 		return NULL;
 	}

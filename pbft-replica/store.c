@@ -4,7 +4,6 @@
  */
 #include "store.h"
 
-#include <dirent.h>
 #include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +20,7 @@
 
 #include "failstop.h"
 #include "log.h"
+#include "vfs.h"
 #include "store_int.h"
 
 const char log_magic[8] = {'P', 'B', 'F', 'T', 'L', 'O', 'G', '2'};
@@ -113,11 +113,11 @@ mkdir_p(const char *path, mode_t mode)
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		if (mkdir(tmp, mode) == -1 && errno != EEXIST)
+		if (vfs_mkdir(tmp, mode) == -1 && errno != EEXIST)
 			return -1;
 		*p = '/';
 	}
-	if (mkdir(tmp, mode) == -1 && errno != EEXIST)
+	if (vfs_mkdir(tmp, mode) == -1 && errno != EEXIST)
 		return -1;
 	return 0;
 }
@@ -132,7 +132,7 @@ dir_trusted(int fd, const char *path, char *err, size_t errlen)
 {
 	struct stat sb;
 
-	if (fstat(fd, &sb) == -1) {
+	if (vfs_fstat(fd, &sb) == -1) {
 		snprintf(err, errlen, "%s: stat: %s", path, strerror(errno));
 		return -1;
 	}
@@ -148,30 +148,37 @@ dir_trusted(int fd, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+struct prune {
+	struct store *st;
+	uint64_t below;
+	unsigned removed;
+};
+
+static void
+prune_one(void *arg, const char *name)
+{
+	struct prune *pr = arg;
+	unsigned long long seq;
+	char end, path[CFG_PATH_MAX + 48];
+
+	if (sscanf(name, "snapshot-%20llu%c", &seq, &end) != 1 ||
+	    seq >= pr->below)
+		return;
+	snap_path(pr->st, seq, path, sizeof(path));
+	if (vfs_unlink(path) == 0)
+		pr->removed++;
+}
+
 void
 store_snapshots_prune(struct store *st, uint64_t below)
 {
-	DIR *d = opendir(st->dir);
-	struct dirent *e;
-	unsigned removed = 0;
+	struct prune pr = {st, below, 0};
 
-	if (d == NULL)
+	if (vfs_list(st->dir, prune_one, &pr) == -1)
 		return;
-	while ((e = readdir(d)) != NULL) {
-		unsigned long long seq;
-		char end, path[CFG_PATH_MAX + 48];
-
-		if (sscanf(e->d_name, "snapshot-%20llu%c", &seq, &end) != 1 ||
-		    seq >= below)
-			continue;
-		snap_path(st, seq, path, sizeof(path));
-		if (unlink(path) == 0)
-			removed++;
-	}
-	closedir(d);
-	if (removed > 0)
+	if (pr.removed > 0)
 		log_debug("%s: removed %u snapshots below checkpoint %llu",
-		    st->dir, removed, (unsigned long long)below);
+		    st->dir, pr.removed, (unsigned long long)below);
 }
 
 static uint64_t
@@ -216,13 +223,13 @@ log_header_read(int fd, const char *path, uint64_t *gen, uint64_t *base,
 	struct stat sb;
 	ssize_t r;
 
-	if (fstat(fd, &sb) == -1) {
+	if (vfs_fstat(fd, &sb) == -1) {
 		snprintf(err, errlen, "%s: stat: %s", path, strerror(errno));
 		return -1;
 	}
 	if (sb.st_size == 0)
 		return 0;
-	r = pread(fd, hdr, sizeof(hdr), 0);
+	r = vfs_pread(fd, hdr, sizeof(hdr), 0);
 	if (r == -1 || (r < (ssize_t)sizeof(hdr) && sb.st_size > (off_t)r)) {
 		snprintf(err, errlen, "%s: read at 0: %s", path,
 		    r == -1 ? strerror(errno) : "short read");
@@ -252,7 +259,7 @@ damaged:
 int
 sync_fd(const struct store *st, int fd)
 {
-	return st->mode == CFG_FSYNC_OFF ? 0 : fdatasync(fd);
+	return st->mode == CFG_FSYNC_OFF ? 0 : vfs_fdatasync(fd);
 }
 
 /*
@@ -272,14 +279,14 @@ log_write_new(const struct store *st, int fd, uint64_t gen, const uint8_t *p,
 	uint8_t hdr[LOG_HDR_LEN];
 
 	*what = "compaction: write";
-	if (pwrite(fd, p, len, (off_t)at) != (ssize_t)len)
+	if (vfs_pwrite(fd, p, len, (off_t)at) != (ssize_t)len)
 		return -1;
 	*what = "compaction: fdatasync";
 	if (sync_fd(st, fd) == -1)
 		return -2;
 	log_header(hdr, gen, at + len);
 	*what = "compaction: header write";
-	if (pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
+	if (vfs_pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
 		return -2;
 	*what = "compaction: header fdatasync";
 	if (sync_fd(st, fd) == -1)
@@ -297,7 +304,7 @@ log_files_empty(const struct store *st, char *err, size_t errlen)
 
 	for (int i = 0; i < 2; i++) {
 		log_path(st, i, path, sizeof(path));
-		if (stat(path, &sb) == 0 && sb.st_size > LOG_HDR_LEN) {
+		if (vfs_stat(path, &sb) == 0 && sb.st_size > LOG_HDR_LEN) {
 			snprintf(err, errlen,
 			    "%s: %lld bytes but no log header, and no other "
 			    "log: refusing to start",
@@ -319,14 +326,14 @@ log_create(struct store *st, char *err, size_t errlen)
 	const char *what;
 
 	log_path(st, 0, path, sizeof(path));
-	st->wal_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	st->wal_fd = vfs_open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	st->live = 0;
 	st->gen = 1;
 	st->base = LOG_HDR_LEN;
 	if (st->wal_fd == -1 ||
 	    log_write_new(st, st->wal_fd, 1, NULL, 0, LOG_HDR_LEN, &what) !=
 	        0 ||
-	    (st->mode != CFG_FSYNC_OFF && fsync(st->dir_fd) == -1)) {
+	    (st->mode != CFG_FSYNC_OFF && vfs_fsync(st->dir_fd) == -1)) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
@@ -349,7 +356,7 @@ log_open(struct store *st, char *err, size_t errlen)
 
 	for (int i = 0; i < 2; i++) {
 		log_path(st, i, path, sizeof(path));
-		fd[i] = open(path, O_RDWR | O_CLOEXEC);
+		fd[i] = vfs_open(path, O_RDWR | O_CLOEXEC, 0);
 		if (fd[i] == -1 && errno != ENOENT) {
 			snprintf(
 			    err, errlen, "%s: open: %s", path, strerror(errno));
@@ -381,9 +388,9 @@ log_open(struct store *st, char *err, size_t errlen)
 	}
 	st->spare_fd = fd[1];
 	if (fd[0] != -1)
-		close(fd[0]);
+		vfs_close(fd[0]);
 	snprintf(path, sizeof(path), "%s/wal", st->dir);
-	st->wal_fd = open(path, O_RDWR | O_CLOEXEC);
+	st->wal_fd = vfs_open(path, O_RDWR | O_CLOEXEC, 0);
 	if (st->wal_fd != -1) { /* the old format: store_replay converts */
 		st->live = -1;
 		st->wal_off = st->durable_off = LOG_NOT_REPLAYED;
@@ -406,7 +413,7 @@ log_open(struct store *st, char *err, size_t errlen)
 fail:
 	for (int i = 0; i < 2; i++)
 		if (fd[i] != -1)
-			close(fd[i]);
+			vfs_close(fd[i]);
 	return -1;
 }
 
@@ -435,16 +442,17 @@ store_open(const char *data_dir, uint32_t id, enum cfg_fsync mode, char *err,
 		    st->dir, strerror(errno));
 		goto fail;
 	}
-	if ((st->dir_fd = open(st->dir,
-	         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+	if ((st->dir_fd = vfs_open(st->dir,
+	         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0)) == -1) {
 		snprintf(err, errlen, "%s: %s", st->dir, strerror(errno));
 		goto fail;
 	}
 	if (dir_trusted(st->dir_fd, st->dir, err, errlen) == -1)
 		goto fail;
 	snprintf(path, sizeof(path), "%s/lock", st->dir);
-	st->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (st->lock_fd == -1 || flock(st->lock_fd, LOCK_EX | LOCK_NB) == -1) {
+	st->lock_fd = vfs_open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (st->lock_fd == -1 ||
+	    vfs_flock(st->lock_fd, LOCK_EX | LOCK_NB) == -1) {
 		snprintf(err, errlen,
 		    "%s is in use by another process (or not lockable): %s",
 		    st->dir, strerror(errno));
@@ -467,6 +475,29 @@ fail:
 	return NULL;
 }
 
+/* Stops the workers, closes the files, frees st. */
+static void
+store_free(struct store *st)
+{
+	worker_stop(&st->sy);
+	worker_stop(&st->bg);
+	if (st->efd != -1)
+		close(st->efd);
+	if (st->wal_fd != -1)
+		vfs_close(st->wal_fd);
+	if (st->spare_fd != -1)
+		vfs_close(st->spare_fd);
+	if (st->lock_fd != -1)
+		vfs_close(st->lock_fd);
+	if (st->dir_fd != -1)
+		vfs_close(st->dir_fd);
+	wbuf_clear(&st->pending);
+	wbuf_clear(&st->cpt_recs);
+	wbuf_clear(&st->cpt_tail);
+	wbuf_clear(&st->cpt_held);
+	free(st);
+}
+
 void
 store_close(struct store *st)
 {
@@ -479,23 +510,16 @@ store_close(struct store *st)
 	if (st->pending.len > 0 && !st->failed)
 		(void)store_sync(st);
 	(void)store_sync_poll(st, true);
-	worker_stop(&st->sy);
-	worker_stop(&st->bg);
-	if (st->efd != -1)
-		close(st->efd);
-	if (st->wal_fd != -1)
-		close(st->wal_fd);
-	if (st->spare_fd != -1)
-		close(st->spare_fd);
-	if (st->lock_fd != -1)
-		close(st->lock_fd);
-	if (st->dir_fd != -1)
-		close(st->dir_fd);
-	wbuf_clear(&st->pending);
-	wbuf_clear(&st->cpt_recs);
-	wbuf_clear(&st->cpt_tail);
-	wbuf_clear(&st->cpt_held);
-	free(st);
+	store_free(st);
+}
+
+void
+store_abandon(struct store *st)
+{
+	if (st == NULL)
+		return;
+	st->sy.request = st->bg.request = false;
+	store_free(st);
 }
 
 /*
@@ -510,11 +534,11 @@ read_all(int fd, const char *path, struct wbuf *out, char *err, size_t errlen)
 	uint64_t off = 0;
 	ssize_t r;
 
-	if (fstat(fd, &sb) == -1) {
+	if (vfs_fstat(fd, &sb) == -1) {
 		snprintf(err, errlen, "%s: stat: %s", path, strerror(errno));
 		return -1;
 	}
-	while ((r = pread(fd, buf, sizeof(buf), (off_t)off)) != 0) {
+	while ((r = vfs_pread(fd, buf, sizeof(buf), (off_t)off)) != 0) {
 		if (r == -1 && errno == EINTR)
 			continue;
 		if (r == -1) {
@@ -640,23 +664,23 @@ replay_v1(struct store *st,
 		          "dropped",
 		    st->dir, all.len - off, off);
 	log_path(st, 0, path, sizeof(path));
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = vfs_open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd == -1 ||
 	    log_write_new(st, fd, 1, st->pending.p, st->pending.len,
 	        LOG_HDR_LEN, &what) != 0 ||
-	    (st->mode != CFG_FSYNC_OFF && fsync(st->dir_fd) == -1)) {
+	    (st->mode != CFG_FSYNC_OFF && vfs_fsync(st->dir_fd) == -1)) {
 		snprintf(err, errlen, "%s: cannot convert the old wal: %s",
 		    path, strerror(errno));
 		goto out;
 	}
 	snprintf(path, sizeof(path), "%s/wal", st->dir);
-	if (unlink(path) == -1 ||
-	    (st->mode != CFG_FSYNC_OFF && fsync(st->dir_fd) == -1)) {
+	if (vfs_unlink(path) == -1 ||
+	    (st->mode != CFG_FSYNC_OFF && vfs_fsync(st->dir_fd) == -1)) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		goto out;
 	}
 	log_info("%s: converted the write-ahead log (wal) to log.0", st->dir);
-	close(st->wal_fd);
+	vfs_close(st->wal_fd);
 	st->wal_fd = fd;
 	fd = -1;
 	st->live = 0;
@@ -669,7 +693,7 @@ out:
 	st->compacting = false;
 	wbuf_reset(&st->pending);
 	if (fd != -1)
-		close(fd);
+		vfs_close(fd);
 	wbuf_clear(&all);
 	return rc;
 }
@@ -834,7 +858,7 @@ int
 write_full(int fd, const uint8_t *p, size_t len)
 {
 	while (len > 0) {
-		ssize_t w = write(fd, p, len);
+		ssize_t w = vfs_write(fd, p, len);
 
 		if (w == -1) {
 			if (errno == EINTR)
@@ -874,15 +898,15 @@ write_pending(struct store *st)
 		return -1;
 	}
 	if (st->cut_at != 0) {
-		if (ftruncate(st->wal_fd, (off_t)st->cut_at) == -1 ||
-		    fsync(st->wal_fd) == -1) {
+		if (vfs_ftruncate(st->wal_fd, (off_t)st->cut_at) == -1 ||
+		    vfs_fsync(st->wal_fd) == -1) {
 			store_fail(st, "log.%d: truncate at %llu", st->live,
 			    (unsigned long long)st->cut_at);
 			return -1;
 		}
 		st->cut_at = 0;
 	}
-	if (pwrite(st->wal_fd, st->pending.p, st->pending.len,
+	if (vfs_pwrite(st->wal_fd, st->pending.p, st->pending.len,
 	        (off_t)st->wal_off) != (ssize_t)st->pending.len) {
 		store_fail(st, "log.%d: write at %llu", st->live,
 		    (unsigned long long)st->wal_off);
@@ -908,7 +932,7 @@ store_sync(struct store *st)
 	if (st->mode == CFG_FSYNC_OFF)
 		return 0;
 	t0 = now_ns();
-	if (fdatasync(st->wal_fd) == -1) {
+	if (vfs_fdatasync(st->wal_fd) == -1) {
 		store_fail(st, "log.%d: fdatasync", st->live);
 		return -1;
 	}

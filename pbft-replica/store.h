@@ -72,6 +72,13 @@ struct store_stats {
 struct store *store_open(const char *data_dir, uint32_t id, enum cfg_fsync mode,
     char *err, size_t errlen);
 void store_close(struct store *st); /* safe on NULL */
+/*
+ * For a simulator, after the disk under the store crashed (the process
+ * died): frees st without any more disk work. With inline workers the jobs
+ * not yet run are dropped; with threads a job handed over still runs.
+ * Safe on NULL.
+ */
+void store_abandon(struct store *st);
 
 /*
  * Calls fn for every intact WAL record in order; required before appending

@@ -17,6 +17,7 @@
 
 #include "failstop.h"
 #include "log.h"
+#include "vfs.h"
 #include "store_int.h"
 
 /* On a thread: uses only the job and the store's fixed fields. */
@@ -30,13 +31,13 @@ job_run(const struct store *st, struct job *j)
 	j->what = NULL;
 	switch (j->kind) {
 	case JOB_FLUSH:
-		if (fdatasync(j->fd) == -1) {
+		if (vfs_fdatasync(j->fd) == -1) {
 			rc = -1;
 			j->what = "fdatasync";
 		}
 		break;
 	case JOB_SNAPSHOT:
-		if (j->fd != -1 && fdatasync(j->fd) == -1) {
+		if (j->fd != -1 && vfs_fdatasync(j->fd) == -1) {
 			rc = -1;
 			j->what = "the service's file: fdatasync";
 		} else {
@@ -45,7 +46,7 @@ job_run(const struct store *st, struct job *j)
 		}
 		break;
 	case JOB_SPARE:
-		if (pwrite(j->fd, j->data, j->len, (off_t)j->at) !=
+		if (vfs_pwrite(j->fd, j->data, j->len, (off_t)j->at) !=
 		    (ssize_t)j->len) {
 			rc = -1;
 			j->what = "compaction: write";
@@ -58,7 +59,7 @@ job_run(const struct store *st, struct job *j)
 		rc = log_write_new(
 		    st, j->fd, j->gen, j->data, j->len, j->at, &j->what);
 		if (rc == 0 && j->dir_sync && st->mode != CFG_FSYNC_OFF &&
-		    fsync(st->dir_fd) == -1) {
+		    vfs_fsync(st->dir_fd) == -1) {
 			rc = -2;
 			j->what = "compaction: directory fsync";
 		}
@@ -279,7 +280,8 @@ spare_open(struct store *st, bool *created)
 	if (st->spare_fd != -1)
 		return 0;
 	log_path(st, 1 - st->live, path, sizeof(path));
-	st->spare_fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	st->spare_fd =
+	    vfs_open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (st->spare_fd == -1) {
 		store_fail(st, "log.%d: compaction: open", 1 - st->live);
 		return -1;
@@ -379,7 +381,7 @@ switch_begin(struct store *st)
 		size_t n = (size_t)(st->wal_off - st->cpt_pos);
 
 		if (wbuf_reserve(t, n) == -1 ||
-		    pread(st->wal_fd, t->p, n, (off_t)st->cpt_pos) !=
+		    vfs_pread(st->wal_fd, t->p, n, (off_t)st->cpt_pos) !=
 		        (ssize_t)n) {
 			compact_abandon(st, "cannot read the log back");
 			return 0;

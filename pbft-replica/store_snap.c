@@ -17,6 +17,7 @@
 
 #include "failstop.h"
 #include "log.h"
+#include "vfs.h"
 #include "store_int.h"
 
 int
@@ -58,7 +59,7 @@ file_name(const struct store *st, int fd, char *buf, size_t len)
 	ssize_t n;
 
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	n = readlink(proc, path, sizeof(path) - 1);
+	n = vfs_is_posix() ? readlink(proc, path, sizeof(path) - 1) : -1;
 	if (n <= 0) {
 		snprintf(buf, len, "the service's file");
 		return;
@@ -175,7 +176,7 @@ snapshot_file_write(const struct store *st, uint64_t seq, const uint8_t *data,
 
 	snprintf(tmp, sizeof(tmp), "%s/snapshot.tmp", st->dir);
 	snap_path(st, seq, dst, sizeof(dst));
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = vfs_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd == -1) {
 		*what = "snapshot.tmp: open";
 		return -1;
@@ -189,16 +190,16 @@ snapshot_file_write(const struct store *st, uint64_t seq, const uint8_t *data,
 	if (write_full(fd, hdr, sizeof(hdr)) == -1 ||
 	    write_full(fd, data, len) == -1 ||
 	    (*what = "snapshot.tmp: fsync",
-	        st->mode != CFG_FSYNC_OFF && fsync(fd) == -1)) {
+	        st->mode != CFG_FSYNC_OFF && vfs_fsync(fd) == -1)) {
 		int e = errno;
 
-		close(fd);
+		vfs_close(fd);
 		errno = e;
 		return -1;
 	}
-	close(fd);
-	if (rename(tmp, dst) == -1 ||
-	    (st->mode != CFG_FSYNC_OFF && fsync(st->dir_fd) == -1)) {
+	vfs_close(fd);
+	if (vfs_rename(tmp, dst) == -1 ||
+	    (st->mode != CFG_FSYNC_OFF && vfs_fsync(st->dir_fd) == -1)) {
 		*what = "snapshot: rename";
 		return -1;
 	}
@@ -232,7 +233,7 @@ store_snapshot_read(
 	int fd, rc = -1;
 
 	snap_path(st, seq, path, sizeof(path));
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+	if ((fd = vfs_open(path, O_RDONLY | O_CLOEXEC, 0)) == -1) {
 		if (errno == ENOENT)
 			return 1;
 		snprintf(err, errlen, "%s: open: %s", path, strerror(errno));
@@ -259,7 +260,7 @@ store_snapshot_read(
 	out->len -= 16;
 	rc = 0;
 out:
-	close(fd);
+	vfs_close(fd);
 	return rc;
 }
 
@@ -291,14 +292,14 @@ store_liars_read(
 
 	*mask = 0;
 	snprintf(path, sizeof(path), "%s/" LIARS_FILE, st->dir);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
+	if ((fd = vfs_open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0)) == -1) {
 		if (errno == ENOENT)
 			return 0; /* none caught */
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
+	n = vfs_read(fd, buf, sizeof(buf) - 1);
+	vfs_close(fd);
 	if (n < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
@@ -335,18 +336,18 @@ store_liars_write(const struct store *st, uint64_t mask)
 	len += (size_t)snprintf(buf + len, sizeof(buf) - len, "\n");
 	snprintf(tmp, sizeof(tmp), "%s/" LIARS_FILE ".tmp", st->dir);
 	snprintf(dst, sizeof(dst), "%s/" LIARS_FILE, st->dir);
-	fd = open(
+	fd = vfs_open(
 	    tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd == -1)
 		return -1;
 	if (write_full(fd, (const uint8_t *)buf, len) == -1 ||
-	    (st->mode != CFG_FSYNC_OFF && fsync(fd) == -1)) {
-		close(fd);
+	    (st->mode != CFG_FSYNC_OFF && vfs_fsync(fd) == -1)) {
+		vfs_close(fd);
 		return -1;
 	}
-	close(fd);
-	if (rename(tmp, dst) == -1 ||
-	    (st->mode != CFG_FSYNC_OFF && fsync(st->dir_fd) == -1))
+	vfs_close(fd);
+	if (vfs_rename(tmp, dst) == -1 ||
+	    (st->mode != CFG_FSYNC_OFF && vfs_fsync(st->dir_fd) == -1))
 		return -1;
 	return 0;
 }
