@@ -1255,19 +1255,23 @@ replica_store(struct replica *r)
 	return r->store;
 }
 
-void
-replica_free(struct replica *r)
+/* crashed: the disk under the replica is gone; no more disk work. */
+static void
+replica_release(struct replica *r, bool crashed)
 {
 	if (r == NULL)
 		return;
-	if (r->started)
+	if (r->started && !crashed)
 		record_stop(r);
 	replica_ev_stop(r);
 	net_free(r->net);
 #if PBFT_FAULT_INJECTION
 	fault_free(r->fault);
 #endif
-	store_close(r->store);
+	if (crashed)
+		store_abandon(r->store);
+	else
+		store_close(r->store);
 	pbft_free(r->core);
 	free(r->acts.v);
 	replica_crypto_clear(&r->rc);
@@ -1283,4 +1287,16 @@ replica_free(struct replica *r)
 	free(r->chunk_buf);
 	free(r->arena_mem);
 	free(r);
+}
+
+void
+replica_free(struct replica *r)
+{
+	replica_release(r, false);
+}
+
+void
+replica_abandon(struct replica *r)
+{
+	replica_release(r, true);
 }

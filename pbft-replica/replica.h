@@ -72,6 +72,12 @@ struct replica_opts {
 struct replica *replica_new(struct ev_loop *loop, struct cluster_cfg *cfg,
     void *key, const struct replica_opts *opts, char *err, size_t errlen);
 void replica_free(struct replica *r); /* safe on NULL */
+/*
+ * For a simulator, after the disk under the replica crashed (simfs_crash):
+ * frees r without any more disk work (no stop record, store jobs not yet
+ * run dropped: store_abandon). Safe on NULL.
+ */
+void replica_abandon(struct replica *r);
 
 /*
  * A replica without a loop is driven through these (with a loop, its own

@@ -4,12 +4,12 @@
  * One event queue in virtual milliseconds: frames in flight, ticks of each
  * replica, client timers, faults. Every replica is the production driver
  * (replica_new without a loop), its network rsim_net.c, its crypto the
- * core's fake one (fake_crypto.c), its data directory its own. It does not
- * fake the driver's decisions: what it checks is what the replicas send.
+ * core's fake one (fake_crypto.c), its data directory its own on the
+ * simulated disk (simfs.c). It does not fake the driver's decisions: what
+ * it checks is what the replicas send.
  */
 #include "rsim.h"
 
-#include <ftw.h>
 #include <sys/random.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,8 +25,10 @@
 #include "pbft.h"
 #include "replica.h"
 #include "rsim_net.h"
+#include "simfs.h"
 #include "store.h"
 #include "svcop.h"
+#include "vfs.h"
 #include "wbuf.h"
 #include "wire.h"
 
@@ -265,27 +267,90 @@ map_grow(struct rs *s)
 	free(old);
 }
 
-/* The value kept for (a, b, c): v, if it is the first; else the first. */
-static const uint8_t *
-remember(struct rs *s, uint64_t a, uint64_t b, uint64_t c, const uint8_t *v)
+/* The entry of (a, b, c); with v, made if missing (holding v). */
+static struct entry *
+lookup(struct rs *s, uint64_t a, uint64_t b, uint64_t c, const uint8_t *v)
 {
 	size_t k;
 
-	if (2 * (s->nmap + 1) > s->capmap)
+	if (s->capmap == 0 || 2 * (s->nmap + 1) > s->capmap)
 		map_grow(s);
 	for (k = slot_of(s, a, b, c); s->map[k].used;
 	     k = (k + 1) & (s->capmap - 1))
 		if (s->map[k].a == a && s->map[k].b == b && s->map[k].c == c)
-			return s->map[k].v;
+			return &s->map[k];
+	if (v == NULL)
+		return NULL;
 	s->map[k] = (struct entry){.used = true, .a = a, .b = b, .c = c};
 	memcpy(s->map[k].v, v, PBFT_DIGEST_LEN);
 	s->nmap++;
-	return s->map[k].v;
+	return &s->map[k];
+}
+
+/* The value kept for (a, b, c): v, if it is the first; else the first. */
+static const uint8_t *
+remember(struct rs *s, uint64_t a, uint64_t b, uint64_t c, const uint8_t *v)
+{
+	return lookup(s, a, b, c, v)->v;
 }
 
 #define TAG_VOTE 0
 #define TAG_CKPT (1ULL << 62)
 #define TAG_REPLY (2ULL << 62)
+#define TAG_COMMIT (3ULL << 62)
+
+/* A correct replica's COMMIT for seq: the highest view it sent one in. */
+static void
+note_commit(struct rs *s, uint32_t from, const struct pbft_vote *v)
+{
+	uint8_t zero[PBFT_DIGEST_LEN] = {0};
+	struct entry *e = lookup(s, TAG_COMMIT | from, v->seq, 0, zero);
+	uint64_t had;
+
+	memcpy(&had, e->v, sizeof(had));
+	if (v->view + 1 > had) {
+		had = v->view + 1;
+		memcpy(e->v, &had, sizeof(had));
+	}
+}
+
+/*
+ * A replica that sent COMMIT(v, n, d) had prepared (v, n, d) and made that
+ * durable first (pbft.h): every VIEW-CHANGE it sends to a later view names
+ * n among its prepared (P) in view v or later, unless its stable checkpoint
+ * passed n. A restart that lost the record shows here.
+ */
+static void
+check_view_change(
+    struct rs *s, uint32_t from, const struct pbft_view_change *vc)
+{
+	uint64_t lo = vc->stable_seq + 1, hi = lo + 2 * s->o.interval;
+
+	for (uint64_t n = lo; n < hi; n++) {
+		const struct entry *e =
+		    lookup(s, TAG_COMMIT | from, n, 0, NULL);
+		uint64_t v1;
+		bool named = false;
+
+		if (e == NULL)
+			continue;
+		memcpy(&v1, e->v, sizeof(v1));
+		if (v1 - 1 >= vc->view)
+			continue;
+		for (uint32_t k = 0; k < vc->nprepared; k++)
+			if (vc->prepared[k].seq == n &&
+			    vc->prepared[k].view + 1 >= v1)
+				named = true;
+		if (!named)
+			violation(s,
+			    "replica %u sent COMMIT for seq %llu in view %llu "
+			    "but its VIEW-CHANGE to view %llu does not name it "
+			    "prepared",
+			    from, (unsigned long long)n,
+			    (unsigned long long)(v1 - 1),
+			    (unsigned long long)vc->view);
+	}
+}
 
 static void
 check_vote(
@@ -346,6 +411,10 @@ check_frame(struct rs *s, uint32_t from, const uint8_t *f, size_t len)
 		break;
 	case PBFT_MSG_COMMIT:
 		check_vote(s, from, "commit", &m.u.commit);
+		note_commit(s, from, &m.u.commit);
+		break;
+	case PBFT_MSG_VIEW_CHANGE:
+		check_view_change(s, from, &m.u.view_change);
 		break;
 	case PBFT_MSG_CHECKPOINT:
 		had = remember(
@@ -406,6 +475,36 @@ mutate(struct rs *s, uint8_t *f, size_t len)
 	return len;
 }
 
+/* RSIM_BYZ_LIE_STATE: a state chunk with one byte of its data altered,
+ * re-encoded into s->enc; any other frame as it is. */
+static size_t
+lie_state(struct rs *s, uint8_t **f, size_t len)
+{
+	struct wire_arena arena;
+	struct pbft_msg m;
+	uint8_t *data;
+
+	wire_arena_init(&arena, s->arena, s->arena_len);
+	if (wire_decode(*f, len, &m, &arena) != WIRE_OK ||
+	    m.type != PBFT_MSG_STATE_CHUNK || m.u.state_chunk.data_len == 0)
+		return len;
+	if ((data = malloc(m.u.state_chunk.data_len)) == NULL)
+		fatalx("out of memory");
+	memcpy(data, m.u.state_chunk.data, m.u.state_chunk.data_len);
+	data[below(s, m.u.state_chunk.data_len)] ^=
+	    (uint8_t)(1 + below(s, 255));
+	m.u.state_chunk.data = data;
+	wbuf_reset(&s->enc);
+	if (wire_encode(&s->enc, &m) == -1 || wbuf_failed(&s->enc))
+		fatalx("cannot encode a state chunk");
+	free(data);
+	free(*f);
+	if ((*f = malloc(s->enc.len)) == NULL)
+		fatalx("out of memory");
+	memcpy(*f, s->enc.p, s->enc.len);
+	return s->enc.len;
+}
+
 static uint64_t
 delay(struct rs *s)
 {
@@ -429,8 +528,10 @@ fabric_out(void *ctx, uint32_t from, bool to_client, uint32_t to,
 	if ((f = malloc(len ? len : 1)) == NULL)
 		fatalx("out of memory");
 	memcpy(f, frame, len);
-	if (s->node[from].byz)
+	if (s->node[from].byz && s->o.byz_mode == RSIM_BYZ_MUTATE)
 		len = mutate(s, f, len);
+	else if (s->node[from].byz && s->o.byz_mode == RSIM_BYZ_LIE_STATE)
+		len = lie_state(s, &f, len);
 	if (s->faults && chance(s, s->o.drop))
 		copies = 0;
 	if (s->faults && chance(s, s->o.dup))
@@ -522,8 +623,10 @@ node_crash(struct rs *s, uint32_t i)
 {
 	struct node *nd = &s->node[i];
 
-	/* simfs_crash(dir of i) goes here once the simulated disk is in. */
-	replica_free(nd->r);
+	/* The disk first: what was not durable is lost, the last write may
+	 * be torn; then the process, with no more disk work. */
+	simfs_crash(store_dir(replica_store(nd->r)), rnd(s) | 1);
+	replica_abandon(nd->r);
 	nd->r = NULL;
 	nd->gen++;
 	nd->disk_armed = false;
@@ -835,19 +938,9 @@ make_cfg(const struct rs *s)
 	return c;
 }
 
-static int
-rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void
 setup(struct rs *s, const struct rsim_opts *o, struct rsim_result *res)
 {
-	const char *tmp = getenv("TMPDIR");
 	struct rsim_fabric fab = {.ctx = s, .out = fabric_out};
 
 	memset(s, 0, sizeof(*s));
@@ -858,9 +951,10 @@ setup(struct rs *s, const struct rsim_opts *o, struct rsim_result *res)
 	s->res = res;
 	s->rng = o->seed * 0x2545f4914f6cdd1dULL + 1;
 	getrandom_state = o->seed;
-	snprintf(s->dir, sizeof(s->dir), "%s/rsim-XXXXXX",
-	    tmp != NULL && tmp[0] == '/' ? tmp : "/tmp");
-	if (mkdtemp(s->dir) == NULL)
+	simfs_reset();
+	vfs_set(simfs_ops());
+	snprintf(s->dir, sizeof(s->dir), "/rsim");
+	if (vfs_mkdir(s->dir, 0700) == -1)
 		fatal("cannot make a data directory");
 	s->cfg = make_cfg(s);
 	s->arena_len = wire_arena_bytes_for(PBFT_FRAME_BYTES_MAX);
@@ -892,7 +986,8 @@ teardown(struct rs *s)
 	wbuf_clear(&s->enc);
 	free(s->cfg->clients);
 	free(s->cfg);
-	nftw(s->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	s->res->trace_digest ^= simfs_digest();
+	simfs_reset();
 }
 
 int

@@ -5,13 +5,22 @@
  * time, with one seed deciding every delay, drop, duplicate, partition,
  * crash and Byzantine action.
  *
+ * The replicas' data directories live on the simulated disk
+ * (tests/sim/simfs.h), whose store jobs run when the simulator says
+ * (store_inline_workers): a flush, a snapshot or a compaction ends in any
+ * order against the frames in flight, and a crash (simfs_crash, then
+ * replica_abandon) loses what was not durable and may tear the last write.
+ *
  * Unlike sim.c, which drives the core with a driver of its own, it checks
  * the real group commit, state transfer, reply cache and recovery, from
  * what crosses the simulated network: checkpoint digests agree per seq;
  * no correct replica signs two digests for one (view, seq) in its
- * PRE-PREPAREs, PREPAREs or COMMITs, across restarts; correct replicas
- * answer a (client, timestamp) with one result, retransmissions included;
- * once the faults stop, every request completes within a bound.
+ * PRE-PREPAREs, PREPAREs or COMMITs, across restarts; a correct replica
+ * that sent a COMMIT names the slot prepared in every later VIEW-CHANGE
+ * (its prepared record was durable before the COMMIT left, as
+ * pbft-replica/core/pbft.h demands, and survived any crash); correct
+ * replicas answer a (client, timestamp) with one result, retransmissions
+ * included; once the faults stop, every request completes within a bound.
  */
 #ifndef PBFT_RSIM_H
 #define PBFT_RSIM_H
@@ -23,6 +32,9 @@ enum rsim_byz {
 	RSIM_BYZ_RANDOM = -1,
 	RSIM_BYZ_SILENT = 0, /* sends nothing */
 	RSIM_BYZ_MUTATE, /* flips bytes of frames, sends garbage */
+	/* correct but for the state it serves: a byte of every chunk
+	 * altered, the frame otherwise well-formed */
+	RSIM_BYZ_LIE_STATE,
 	RSIM_BYZ_COUNT,
 };
 

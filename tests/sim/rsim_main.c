@@ -19,7 +19,8 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: pbft-rsim [--seed S | --seeds A-B] [--n N] [--byz K]\n"
-	    "                 [--byz-mode silent|mutate|random] [--clients C]\n"
+	    "                 [--byz-mode silent|mutate|lie-state|random] "
+	    "[--clients C]\n"
 	    "                 [--requests R] [--no-crash] [--no-partition]\n"
 	    "                 [--drop P] [--dup P] [--twice] [--trace] "
 	    "[--quiet]\n"
@@ -42,6 +43,17 @@ parse_range(const char *s, uint64_t *a, uint64_t *b)
 	return *end != '\0' || *b < *a ? -1 : 0;
 }
 
+/* A count from the command line (UINT32_MAX when it is none). */
+static uint32_t
+num(const char *s)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+
+	return *end != '\0' || end == s || v >= UINT32_MAX ? UINT32_MAX
+	                                                   : (uint32_t)v;
+}
+
 static int
 byz_mode(const char *s)
 {
@@ -49,6 +61,8 @@ byz_mode(const char *s)
 		return RSIM_BYZ_SILENT;
 	if (strcmp(s, "mutate") == 0)
 		return RSIM_BYZ_MUTATE;
+	if (strcmp(s, "lie-state") == 0)
+		return RSIM_BYZ_LIE_STATE;
 	if (strcmp(s, "random") == 0)
 		return RSIM_BYZ_RANDOM;
 	return -2;
@@ -118,10 +132,10 @@ main(int argc, char **argv)
 				goto bad;
 			break;
 		case 'n':
-			o.n = (uint32_t)atoi(optarg);
+			o.n = num(optarg);
 			break;
 		case 'b':
-			o.byz = (uint32_t)atoi(optarg);
+			o.byz = num(optarg);
 			byz_given = true;
 			break;
 		case 'm':
@@ -129,10 +143,10 @@ main(int argc, char **argv)
 				goto bad;
 			break;
 		case 'c':
-			o.clients = (uint32_t)atoi(optarg);
+			o.clients = num(optarg);
 			break;
 		case 'r':
-			o.requests = (uint32_t)atoi(optarg);
+			o.requests = num(optarg);
 			break;
 		case 'C':
 			o.crashes = false;
@@ -174,8 +188,8 @@ main(int argc, char **argv)
 	o.f = (o.n - 1) / 3;
 	if (!byz_given)
 		o.byz = o.f;
-	if (optind != argc || o.n < 4 || o.n > 16 || o.byz > o.f ||
-	    o.clients < 1 || o.clients > 16)
+	if (optind != argc || o.n < 4 || o.n > 16 || o.requests == UINT32_MAX ||
+	    o.byz > o.f || o.clients < 1 || o.clients > 16)
 		goto bad;
 	log_init("rsim", o.trace ? LOG_LVL_INFO : LOG_LVL_ERROR);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
