@@ -61,6 +61,7 @@ struct ev {
 struct node {
 	struct replica *r; /* NULL while down */
 	bool byz;
+	int mode; /* a Byzantine one's: enum rsim_byz */
 	uint64_t gen; /* incarnation, for its ticks and disk jobs */
 	bool disk_armed; /* an E_DISK is queued for a pending store job */
 	struct fake_crypto fc;
@@ -523,14 +524,14 @@ fabric_out(void *ctx, uint32_t from, bool to_client, uint32_t to,
 
 	if (!s->node[from].byz)
 		check_frame(s, from, frame, len);
-	else if (s->o.byz_mode == RSIM_BYZ_SILENT)
+	else if (s->node[from].mode == RSIM_BYZ_SILENT)
 		return;
 	if ((f = malloc(len ? len : 1)) == NULL)
 		fatalx("out of memory");
 	memcpy(f, frame, len);
-	if (s->node[from].byz && s->o.byz_mode == RSIM_BYZ_MUTATE)
+	if (s->node[from].byz && s->node[from].mode == RSIM_BYZ_MUTATE)
 		len = mutate(s, f, len);
-	else if (s->node[from].byz && s->o.byz_mode == RSIM_BYZ_LIE_STATE)
+	else if (s->node[from].byz && s->node[from].mode == RSIM_BYZ_LIE_STATE)
 		len = lie_state(s, &f, len);
 	if (s->faults && chance(s, s->o.drop))
 		copies = 0;
@@ -964,10 +965,16 @@ setup(struct rs *s, const struct rsim_opts *o, struct rsim_result *res)
 	rsim_net_fabric(&fab);
 	store_inline_workers(true);
 	s->faults = true;
-	for (uint32_t i = 0; i < o->byz; i++)
-		s->node[(o->seed + i) % o->n].byz = true;
-	if (s->o.byz_mode == RSIM_BYZ_RANDOM)
-		s->o.byz_mode = (int)below(s, RSIM_BYZ_COUNT);
+	/* Random mode: each Byzantine replica its own (at n = 7, a liar and
+	 * a silent one may serve state side by side). */
+	for (uint32_t i = 0; i < o->byz; i++) {
+		struct node *nd = &s->node[(o->seed + i) % o->n];
+
+		nd->byz = true;
+		nd->mode = o->byz_mode == RSIM_BYZ_RANDOM
+		    ? (int)below(s, RSIM_BYZ_COUNT)
+		    : o->byz_mode;
+	}
 }
 
 static void
