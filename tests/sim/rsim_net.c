@@ -212,6 +212,8 @@ release_to(struct net *n, bool all)
 		struct peer_q *q = &n->peer[i];
 		size_t to = all ? q->n : q->mark;
 
+		if (to == 0)
+			continue;
 		for (size_t k = 0; k < to; k++) {
 			emit(n, false, i, q->v[k].p, q->v[k].len);
 			free(q->v[k].p);
