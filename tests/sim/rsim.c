@@ -64,6 +64,7 @@ struct node {
 	int mode; /* a Byzantine one's: enum rsim_byz */
 	uint64_t gen; /* incarnation, for its ticks and disk jobs */
 	bool disk_armed; /* an E_DISK is queued for a pending store job */
+	uint64_t stalled_until; /* a stopped process: nothing runs before */
 	struct fake_crypto fc;
 };
 
@@ -609,6 +610,7 @@ node_start(struct rs *s, uint32_t i)
 	char err[256];
 
 	fake_crypto_init(&nd->fc, i);
+	nd->stalled_until = 0;
 	nd->r = replica_new(NULL, s->cfg, NULL, &opts, err, sizeof(err));
 	if (nd->r == NULL) {
 		violation(s, "replica %u does not start: %s", i, err);
@@ -835,6 +837,33 @@ crash_some(struct rs *s)
 	push(s, s->now + back, E_RESTART, i, 0, 0, NULL, 0);
 }
 
+/*
+ * A replica stops for a while (a stopped or swapped-out process): what
+ * reaches it waits, in order; it sends nothing; its ticks and disk
+ * completions come late. Correct replicas too: it only delays.
+ */
+static void
+stall_some(struct rs *s)
+{
+	struct node *nd = &s->node[below(s, s->o.n)];
+
+	if (nd->r != NULL)
+		nd->stalled_until = s->now + 50 + below(s, 1500);
+}
+
+/* An event for a stalled replica: again when it runs. */
+static bool
+stalled(struct rs *s, const struct ev *e)
+{
+	const struct node *nd = &s->node[e->a];
+
+	if ((e->kind != E_FRAME && e->kind != E_TICK && e->kind != E_DISK) ||
+	    nd->stalled_until <= s->now)
+		return false;
+	push(s, nd->stalled_until, e->kind, e->a, e->b, e->gen, e->p, e->len);
+	return true;
+}
+
 static void
 fault(struct rs *s)
 {
@@ -851,6 +880,7 @@ fault(struct rs *s)
 			partition(s);
 		break;
 	case 1:
+		stall_some(s);
 		break;
 	default:
 		if (s->o.crashes)
@@ -865,6 +895,8 @@ fault(struct rs *s)
 static void
 run_event(struct rs *s, const struct ev *e)
 {
+	if (stalled(s, e))
+		return;
 	switch (e->kind) {
 	case E_FRAME:
 		deliver(s, e);
