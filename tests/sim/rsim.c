@@ -1029,6 +1029,19 @@ teardown(struct rs *s)
 	simfs_reset();
 }
 
+/* --trace: each replica's status at the end, as pbftd would see it. */
+static void
+dump_status(struct rs *s)
+{
+	static char buf[16384];
+
+	for (uint32_t i = 0; i < s->o.n; i++)
+		if (s->node[i].r != NULL &&
+		    replica_status_json(s->node[i].r, buf, sizeof(buf)) == 0)
+			printf("r%u%s %s\n", i, s->node[i].byz ? " (byz)" : "",
+			    buf);
+}
+
 int
 rsim_run(const struct rsim_opts *o, struct rsim_result *res)
 {
@@ -1060,6 +1073,8 @@ rsim_run(const struct rsim_opts *o, struct rsim_result *res)
 		    "stopped (%llu completed)",
 		    o->live_ms, (unsigned long long)res->completed);
 	res->end_ms = s.now;
+	if (o->trace)
+		dump_status(&s);
 	teardown(&s);
 	return res->ok ? 0 : 1;
 }
