@@ -315,6 +315,28 @@ START_TEST(test_store_crash_keeps_synced)
 }
 END_TEST
 
+/* The same operations and rnd leave the same tree, byte for byte. */
+START_TEST(test_store_deterministic)
+{
+	uint64_t d[2];
+
+	for (int i = 0; i < 2; i++) {
+		struct seen sn;
+		struct store *st;
+
+		teardown();
+		setup();
+		crash_with_flush_in_flight(12345);
+		st = open_replayed(&sn, 0);
+		append_n(st, 40, 3);
+		flush(st);
+		store_close(st);
+		d[i] = simfs_digest();
+	}
+	ck_assert_uint_eq(d[0], d[1]);
+}
+END_TEST
+
 /* A torn flush: whole records of it may survive, the torn one is cut, and
  * the log goes on after them. */
 START_TEST(test_store_torn_tail)
@@ -492,6 +514,7 @@ simfs_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_store_crash_keeps_synced);
 	tcase_add_test(tc, test_store_torn_tail);
+	tcase_add_test(tc, test_store_deterministic);
 	tcase_add_test(tc, test_store_corrupt);
 	tcase_add_test(tc, test_store_snapshot);
 	tcase_add_test(tc, test_service_crash);
