@@ -1038,7 +1038,11 @@ dump_status(struct rs *s)
 	for (uint32_t i = 0; i < s->o.n; i++)
 		if (s->node[i].r != NULL &&
 		    replica_status_json(s->node[i].r, buf, sizeof(buf)) == 0)
-			printf("r%u%s %s\n", i, s->node[i].byz ? " (byz)" : "",
+			printf("r%u%s held %zu, store job pending %d: %s\n", i,
+			    s->node[i].byz ? " (byz)" : "",
+			    rsim_net_held(rsim_net_of(i)),
+			    (int)store_work_pending(
+			        replica_store(s->node[i].r)),
 			    buf);
 }
 
