@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <stdarg.h>
-#include <ev.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +109,16 @@ do_execute(struct replica *r, const struct pbft_action *a)
 		r->svc->ops->flush(r->svc);
 }
 
+/* REPLICA_TEST_REPLY_MIX: another client's cached reply, if any. */
+static struct reply_slot *
+reply_mixed(struct replica *r, uint32_t client, struct reply_slot *own)
+{
+	for (uint32_t i = 0; i < r->cfg->nclients; i++)
+		if (i != client && r->replies[i] != NULL)
+			return r->replies[i];
+	return own;
+}
+
 static void
 do_resend_reply(struct replica *r, const struct pbft_action *a)
 {
@@ -118,8 +127,10 @@ do_resend_reply(struct replica *r, const struct pbft_action *a)
 
 	if (slot == NULL || slot->ts != a->timestamp)
 		return; /* cache lost (e.g. after state transfer) */
+	if (r->opts.test_flags & REPLICA_TEST_REPLY_MIX)
+		slot = reply_mixed(r, a->client, slot);
 	rep = (struct pbft_reply){.view = slot->view,
-	    .timestamp = slot->ts,
+	    .timestamp = a->timestamp,
 	    .client = a->client,
 	    .replica = r->id,
 	    .seq = slot->seq,
@@ -351,16 +362,12 @@ wal_needed(struct replica *r, bool early)
 	if (early || !r->wal_dirty || r->wal_need)
 		return;
 	r->wal_need = true;
-	ev_prepare_start(r->loop, &r->wal_prep);
+	replica_ev_want_wait(r);
 }
 
-static void
-wal_prep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+void
+replica_before_wait(struct replica *r)
 {
-	struct replica *r = w->data;
-
-	(void)revents;
-	ev_prepare_stop(loop, w);
 	if (!r->wal_inflight && wal_wanted(r))
 		wal_begin(r);
 }
@@ -436,14 +443,11 @@ bg_settle(struct replica *r)
 		bg_poll(r, true, false);
 }
 
-static void
-wal_done_cb(struct ev_loop *loop, ev_io *w, int revents)
+void
+replica_disk_event(struct replica *r)
 {
-	struct replica *r = w->data;
 	int rc;
 
-	(void)loop;
-	(void)revents;
 	rc = store_sync_poll(r->store, false); /* also drains the eventfd */
 	if (rc != 1 && r->wal_inflight)
 		wal_ended(r, rc);
@@ -468,6 +472,9 @@ wal_settled(struct replica *r)
 static bool
 early_ok(const struct replica *r, const struct pbft_action *a)
 {
+	if ((r->opts.test_flags & REPLICA_TEST_EARLY_COMMIT) &&
+	    a->msg != NULL && a->msg->type == PBFT_MSG_COMMIT)
+		return true;
 	return a->early && !r->barrier_dirty && !r->barrier_inflight;
 }
 
@@ -527,7 +534,7 @@ persist_actions(struct replica *r)
 	} else if (persisted) {
 		r->wal_dirty = true;
 		net_hold(r->net);
-		ev_prepare_start(r->loop, &r->wal_prep);
+		replica_ev_want_wait(r);
 	}
 }
 
@@ -742,15 +749,12 @@ peers_up_check(struct replica *r)
 	}
 }
 
-static void
-tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+void
+replica_tick(struct replica *r)
 {
-	struct replica *r = w->data;
 	struct pbft_event ev = {.type = PBFT_EV_TICK};
 	struct pbft_status st;
 
-	(void)loop;
-	(void)revents;
 	replica_step(r, &ev);
 	wal_needed(r, false); /* records whose output all went early */
 	peers_up_check(r);
@@ -1013,7 +1017,7 @@ core_config(struct replica *r, struct pbft_config *pc)
 	pc->retransmit_ticks = pc->view_timeout_ticks / 4;
 	if (pc->retransmit_ticks < 5)
 		pc->retransmit_ticks = 5;
-	pc->crypto = &r->rc.ops;
+	pc->crypto = r->crypto;
 }
 
 struct replica *
@@ -1047,8 +1051,13 @@ replica_new(struct ev_loop *loop, struct cluster_cfg *cfg, void *key,
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if (replica_crypto_init(&r->rc, cfg, key, err, errlen) == -1)
+	r->crypto = &r->rc.ops;
+	if (opts->core_crypto != NULL) {
+		r->crypto = opts->core_crypto;
+		sig_key_free(key);
+	} else if (replica_crypto_init(&r->rc, cfg, key, err, errlen) == -1) {
 		goto fail;
+	}
 	core_config(r, &pc);
 	if ((r->core = pbft_new(&pc, err, errlen)) == NULL)
 		goto fail;
@@ -1087,18 +1096,7 @@ replica_new(struct ev_loop *loop, struct cluster_cfg *cfg, void *key,
 	r->rc.client_key_ctx = r;
 	if (r->fetch_on_start.seq != 0)
 		do_fetch_state(r, &r->fetch_on_start);
-	ev_prepare_init(&r->wal_prep, wal_prep_cb);
-	r->wal_prep.data = r;
-	if (store_sync_fd(r->store) != -1) {
-		ev_io_init(&r->wal_done, wal_done_cb, store_sync_fd(r->store),
-		    EV_READ);
-		r->wal_done.data = r;
-		ev_io_start(loop, &r->wal_done);
-	}
-	ev_timer_init(&r->tick, tick_cb, REPLICA_TICK_MS / 1000.0,
-	    REPLICA_TICK_MS / 1000.0);
-	r->tick.data = r;
-	ev_timer_start(loop, &r->tick);
+	replica_ev_start(r);
 	return r;
 fail:
 	replica_free(r);
@@ -1251,24 +1249,29 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 	return off < len ? 0 : -1;
 }
 
-void
-replica_free(struct replica *r)
+struct store *
+replica_store(struct replica *r)
+{
+	return r->store;
+}
+
+/* crashed: the disk under the replica is gone; no more disk work. */
+static void
+replica_release(struct replica *r, bool crashed)
 {
 	if (r == NULL)
 		return;
-	if (r->started)
+	if (r->started && !crashed)
 		record_stop(r);
-	if (r->loop != NULL) {
-		ev_timer_stop(r->loop, &r->tick);
-		ev_prepare_stop(r->loop, &r->wal_prep);
-		if (r->store != NULL && store_sync_fd(r->store) != -1)
-			ev_io_stop(r->loop, &r->wal_done);
-	}
+	replica_ev_stop(r);
 	net_free(r->net);
 #if PBFT_FAULT_INJECTION
 	fault_free(r->fault);
 #endif
-	store_close(r->store);
+	if (crashed)
+		store_abandon(r->store);
+	else
+		store_close(r->store);
 	pbft_free(r->core);
 	free(r->acts.v);
 	replica_crypto_clear(&r->rc);
@@ -1284,4 +1287,16 @@ replica_free(struct replica *r)
 	free(r->chunk_buf);
 	free(r->arena_mem);
 	free(r);
+}
+
+void
+replica_free(struct replica *r)
+{
+	replica_release(r, false);
+}
+
+void
+replica_abandon(struct replica *r)
+{
+	replica_release(r, true);
 }

@@ -23,7 +23,9 @@
 
 struct replica;
 struct service;
+struct store;
 struct ev_loop;
+struct pbft_crypto;
 
 struct replica_opts {
 	uint32_t id;
@@ -39,17 +41,55 @@ struct replica_opts {
 	struct service *(*service_open)(
 	    void *arg, const char *dir, char *err, size_t errlen);
 	void *service_arg;
+	/*
+	 * For the simulator (tests/sim/rsim.c); production leaves them zero.
+	 * now: the clock in seconds (NULL: the loop's, ev_now); random: the
+	 * driver's random choices (NULL: getrandom); both get env_ctx.
+	 * core_crypto:
+	 * the core's signatures and digests instead of the real keys' (key
+	 * may then be NULL). test_flags: REPLICA_TEST_*, planted driver bugs
+	 * that the simulator must catch.
+	 */
+	double (*now)(void *ctx);
+	uint32_t (*random)(void *ctx);
+	void *env_ctx;
+	const struct pbft_crypto *core_crypto;
+	uint32_t test_flags;
 };
+
+/* Planted bugs (test_flags), never set outside the simulator's tests. */
+#define REPLICA_TEST_EARLY_COMMIT 0x1 /* a commit leaves before its record */
+#define REPLICA_TEST_XFER_NO_DIGEST 0x2 /* install an uncertified state */
+#define REPLICA_TEST_REPLY_MIX 0x4 /* resend another client's reply */
 
 /*
  * Builds a replica for node opts->id of cfg on loop: opens and replays the
  * data directory, restores the latest snapshot, starts listening. key is
  * this node's private key (ownership passes to the replica). Returns NULL
- * with err set on failure.
+ * with err set on failure. With loop NULL the replica installs no watchers:
+ * its environment calls the entry points below instead.
  */
 struct replica *replica_new(struct ev_loop *loop, struct cluster_cfg *cfg,
     void *key, const struct replica_opts *opts, char *err, size_t errlen);
 void replica_free(struct replica *r); /* safe on NULL */
+/*
+ * For a simulator, after the disk under the replica crashed (simfs_crash):
+ * frees r without any more disk work (no stop record, store jobs not yet
+ * run dropped: store_abandon). Safe on NULL.
+ */
+void replica_abandon(struct replica *r);
+
+/*
+ * A replica without a loop is driven through these (with a loop, its own
+ * watchers call them). replica_tick: every REPLICA_TICK_MS.
+ * replica_before_wait: when nothing else is to be done now (starts the
+ * group commit's flush). replica_disk_event: a store job (a flush, a
+ * snapshot, a compaction) may have ended.
+ */
+void replica_tick(struct replica *r);
+void replica_before_wait(struct replica *r);
+void replica_disk_event(struct replica *r);
+struct store *replica_store(struct replica *r);
 
 /* One line of JSON (no newline) describing the replica, for pbftd. */
 int replica_status_json(struct replica *r, char *buf, size_t len);

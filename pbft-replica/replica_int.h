@@ -102,6 +102,7 @@ struct replica {
 	struct replica_opts opts;
 	uint32_t id;
 	struct replica_crypto rc;
+	const struct pbft_crypto *crypto; /* the core's: &rc.ops or a test's */
 	struct pbft *core;
 	struct pbft_actions acts;
 	struct net *net;
@@ -170,6 +171,14 @@ struct snap *snap_slot(struct replica *r);
 int snap_build(
     struct replica *r, struct snap *s, const uint8_t *table, size_t table_len);
 void bg_settle(struct replica *r);
+
+/* replica_ev.c: the libev watchers of a replica with a loop */
+void replica_ev_start(struct replica *r);
+void replica_ev_stop(struct replica *r);
+/* The loop should call replica_before_wait before it next waits. */
+void replica_ev_want_wait(struct replica *r);
+/* Now, in seconds: the environment's clock (opts.now) or the loop's. */
+double replica_now(const struct replica *r);
 
 /* xfer.c: state transfer, fetching (TOCS section 5.3.2) and serving */
 void do_fetch_state(struct replica *r, const struct pbft_action *a);

@@ -1,0 +1,67 @@
+/*
+ * rsim.h - a deterministic simulator that runs the real replica driver
+ * (pbft-replica/replica.c, xfer.c, store*.c, service.c) n times in one
+ * process, over a simulated network (tests/sim/rsim_net.c) and virtual
+ * time, with one seed deciding every delay, drop, duplicate, partition,
+ * crash and Byzantine action.
+ *
+ * The replicas' data directories live on the simulated disk
+ * (tests/sim/simfs.h), whose store jobs run when the simulator says
+ * (store_inline_workers): a flush, a snapshot or a compaction ends in any
+ * order against the frames in flight, and a crash (simfs_crash, then
+ * replica_abandon) loses what was not durable and may tear the last write.
+ *
+ * Unlike sim.c, which drives the core with a driver of its own, it checks
+ * the real group commit, state transfer, reply cache and recovery, from
+ * what crosses the simulated network: checkpoint digests agree per seq;
+ * no correct replica signs two digests for one (view, seq) in its
+ * PRE-PREPAREs, PREPAREs or COMMITs, across restarts; a correct replica
+ * that sent a COMMIT names the slot prepared in every later VIEW-CHANGE
+ * (its prepared record was durable before the COMMIT left, as
+ * pbft-replica/core/pbft.h demands, and survived any crash); correct
+ * replicas answer a (client, timestamp) with one result, retransmissions
+ * included; once the faults stop, every request completes within a bound.
+ */
+#ifndef PBFT_RSIM_H
+#define PBFT_RSIM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum rsim_byz {
+	RSIM_BYZ_RANDOM = -1,
+	RSIM_BYZ_SILENT = 0, /* sends nothing */
+	RSIM_BYZ_MUTATE, /* flips bytes of frames, sends garbage */
+	/* correct but for the state it serves: a byte of every chunk
+	 * altered, the frame otherwise well-formed */
+	RSIM_BYZ_LIE_STATE,
+	RSIM_BYZ_COUNT,
+};
+
+struct rsim_opts {
+	uint64_t seed;
+	uint32_t n, f;
+	uint32_t byz; /* Byzantine replicas (<= f) */
+	int byz_mode; /* enum rsim_byz */
+	uint32_t clients, requests; /* requests per client */
+	uint32_t interval; /* checkpoint interval; the window is twice it */
+	bool crashes, partitions;
+	double drop, dup; /* during the fault phase */
+	uint32_t fault_ms; /* faults stop then */
+	uint32_t live_ms; /* every request done within this after */
+	uint32_t test_flags; /* REPLICA_TEST_* for the correct replicas */
+	bool trace, quiet;
+};
+
+struct rsim_result {
+	bool ok;
+	char violation[512];
+	uint64_t end_ms, events, completed, crashes;
+	uint64_t trace_digest; /* of the whole run's event trace */
+};
+
+void rsim_opts_default(struct rsim_opts *o);
+/* Runs one seed. 0 when every check held, 1 otherwise. */
+int rsim_run(const struct rsim_opts *o, struct rsim_result *res);
+
+#endif
