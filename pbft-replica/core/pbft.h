@@ -293,6 +293,8 @@ void pbft_free(struct pbft *p); /* safe on NULL */
  * order, before the first pbft_step after a restart. Returns 0, or -1 if the
  * record is malformed (the driver must then refuse to start). The core then
  * never sends anything that contradicts what it sent before the crash.
+ * Back in a view change whose VIEW-CHANGE the log lost (it kept the view's
+ * entry, a record of the same step), it sends one at the first tick.
  */
 int pbft_recover(struct pbft *p, const uint8_t *record, size_t len);
 

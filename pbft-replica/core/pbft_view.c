@@ -337,11 +337,29 @@ build_vc(struct pbft *p, uint64_t view)
 
 static void try_new_view(struct pbft *p);
 
+/*
+ * Our VIEW-CHANGE for the view we are changing to, from what we hold now:
+ * kept (resent by pbft_view_tick), persisted, sent to all.
+ */
+static void
+send_own_vc(struct pbft *p)
+{
+	struct pbft_msg *m = build_vc(p, p->view);
+
+	wbuf_reset(&p->enc);
+	if (wire_encode(&p->enc, m) == -1)
+		abort();
+	free(p->my_vc);
+	p->my_vc = copy_bytes(p->enc.p, p->enc.len);
+	p->my_vc_len = p->enc.len;
+	store_vc(p, p->id, p->view, p->enc.p, p->enc.len);
+	pbft_persist_msg(p, REC_VC, m);
+	pbft_broadcast(p, m);
+}
+
 void
 pbft_start_view_change(struct pbft *p, uint64_t view)
 {
-	struct pbft_msg *m;
-
 	if (view <= p->view && (p->changing || view < p->view))
 		return;
 	if (p->changing)
@@ -357,17 +375,8 @@ pbft_start_view_change(struct pbft *p, uint64_t view)
 	    << (p->vc_attempt < 10 ? p->vc_attempt : 10);
 	pbft_view_timer_stop(p);
 	queue_to_pending(p);
-	m = build_vc(p, view);
-	wbuf_reset(&p->enc);
-	if (wire_encode(&p->enc, m) == -1)
-		abort();
-	free(p->my_vc);
-	p->my_vc = copy_bytes(p->enc.p, p->enc.len);
-	p->my_vc_len = p->enc.len;
-	store_vc(p, p->id, view, p->enc.p, p->enc.len);
 	persist_view(p);
-	pbft_persist_msg(p, REC_VC, m);
-	pbft_broadcast(p, m);
+	send_own_vc(p);
 	try_new_view(p);
 }
 
@@ -775,7 +784,17 @@ pbft_view_tick(struct pbft *p)
 
 	if (!p->changing)
 		return;
-	if (p->my_vc != NULL && ++p->rt_vc >= p->cfg.retransmit_ticks) {
+	if (p->my_vc == NULL || p->vc_views[p->id] != p->view) {
+		/* Back from a crash whose log kept the entry of this view
+		 * change (its REC_VIEW) but lost the REC_VC after it: that
+		 * VIEW-CHANGE never left (it waited for both records), and
+		 * without one of ours nothing moves, the timer below counts
+		 * it among the 2f+1. Send it now. */
+		send_own_vc(p);
+		try_new_view(p);
+		return;
+	}
+	if (++p->rt_vc >= p->cfg.retransmit_ticks) {
 		struct pbft_msg *m = pbft_new_msg(p);
 
 		p->rt_vc = 0;

@@ -31,6 +31,7 @@ struct net {
 	bool down[NMAX]; /* drops everything to and from it */
 	bool cut[NMAX]; /* likewise, but it still ticks */
 	uint64_t drop_pp_seq[NMAX]; /* drops the pre-prepare of that seq */
+	bool drop_new_view; /* drops every NEW-VIEW */
 	uint64_t executed[NMAX]; /* highest seq executed */
 	uint32_t exec_reqs[NMAX]; /* requests executed (not skipped) */
 	uint32_t resends[NMAX];
@@ -271,8 +272,9 @@ drain(void)
 			ck_assert_int_eq(
 			    wire_decode(p.data, p.len, &m, &a), WIRE_OK);
 			ev.from = p.from;
-			if (m.type != PBFT_MSG_PREPREPARE ||
-			    m.u.preprepare.seq != N->drop_pp_seq[p.to])
+			if ((m.type != PBFT_MSG_PREPREPARE ||
+			        m.u.preprepare.seq != N->drop_pp_seq[p.to]) &&
+			    (m.type != PBFT_MSG_NEW_VIEW || !N->drop_new_view))
 				step(p.to, &ev);
 		}
 		free(p.data);
@@ -1357,6 +1359,79 @@ START_TEST(test_mute_primary_replaced_at_once)
 }
 END_TEST
 
+#define REC_VIEW_KIND 1 /* pbft_int.h: u64 view, u8 changing */
+#define REC_VC_KIND 6 /* pbft_int.h: our VIEW-CHANGE frame */
+
+/* The end of the first record at or after byte off of i's log, which
+ * must be of that kind. */
+static size_t
+record_end(uint32_t i, size_t off, uint8_t kind)
+{
+	uint32_t len;
+	const uint8_t *rec;
+	struct rbuf rb;
+
+	rbuf_init(&rb, N->rec[i].p + off, N->rec[i].len - off);
+	ck_assert_int_eq(rbuf_get_u32(&rb, &len), 0);
+	ck_assert_int_eq(rbuf_get_ref(&rb, &rec, len), 0);
+	ck_assert_uint_eq(rec[0], kind);
+	return off + 4 + len;
+}
+
+/*
+ * A backup crashes in the step that starts its view change to view v
+ * (view 0's primary silent: the f faulty one), its log keeping that
+ * step's entry of v (REC_VIEW v, changing) but not the VIEW-CHANGE
+ * written after it, which so never left. Back in v, changing, it must
+ * send one: the others' view-change timer counts down only with 2f+1
+ * VIEW-CHANGEs for v or later, and v's primary needs them for its
+ * NEW-VIEW. Loop 0: v = 1, its log holds no VIEW-CHANGE; loop 1: v = 2
+ * (view 1's NEW-VIEW lost, so the timer moved on), its log holds the one
+ * for view 1, which it resent instead. Until it did, the correct replicas
+ * stayed view-changing for good (pbft-rsim at n = 4, seeds 1240 and 815).
+ */
+START_TEST(test_view_change_lost_in_crash_resent)
+{
+	struct pbft_event tick = {.type = PBFT_EV_TICK};
+	uint64_t v = 1 + (uint64_t)_i;
+	size_t mark = 0, keep;
+
+	net_setup(4, 0);
+	submit(0, 0, 1);
+	N->down[0] = true;
+	N->drop_new_view = v > 1;
+	for (uint32_t i = 1; i < 4; i++)
+		submit(i, 1, 1);
+	for (int t = 0; t < 200 && status(2).view < v; t++) {
+		mark = N->rec[2].len;
+		for (uint32_t i = 1; i < 4; i++)
+			step(i, &tick);
+		if (status(2).view < v)
+			drain();
+	}
+	ck_assert_uint_eq(status(2).view, v);
+	ck_assert(status(2).view_changing);
+	/* Nothing of that step left replica 2: it crashed first. */
+	for (size_t k = 0; k < N->qn; k++)
+		if (N->q[k].from == 2)
+			N->q[k].to = 0; /* down */
+	drain();
+	N->drop_new_view = false;
+	keep = record_end(2, mark, REC_VIEW_KIND);
+	record_end(2, keep, REC_VC_KIND);
+	crash_restart(2, keep, 0);
+	ck_assert_uint_eq(status(2).view, v);
+	ticks(60); /* three view timeouts */
+	for (uint32_t i = 1; i < 4; i++) {
+		ck_assert_uint_eq(status(i).view, v);
+		ck_assert(!status(i).view_changing);
+	}
+	ck_assert_uint_eq(N->exec_reqs[1], 2);
+	ck_assert_uint_eq(N->exec_reqs[3], 2);
+	net_teardown();
+}
+END_TEST
+
 START_TEST(test_config_validation)
 {
 	struct pbft_config c;
@@ -1903,6 +1978,7 @@ core_suite(void)
 	tcase_add_test(tc, test_view_change_keeps_committed);
 	tcase_add_test(tc, test_new_view_without_quorum_rejected);
 	tcase_add_test(tc, test_recovery_never_contradicts);
+	tcase_add_loop_test(tc, test_view_change_lost_in_crash_resent, 0, 2);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("bounds");
