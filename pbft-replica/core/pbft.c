@@ -87,8 +87,13 @@ body_matches(const struct slot *s)
 /*
  * The view-change timer (OSDI 4.4, 4.5.2) runs while this replica knows of
  * work that is not done: requests a backup is waiting for, requests the
- * primary has queued, or pre-prepared batches not yet executed. Execution
- * progress restarts it; when it expires the primary is suspected.
+ * primary has queued, or pre-prepared batches not yet executed. It
+ * restarts once what it waited for when it started has executed (OSDI
+ * 4.5.2: stopped when no longer waiting for the request, restarted if
+ * then waiting for another), not at any execution: a primary that
+ * executes some requests may not hold back others for ever, nor take
+ * just under a timeout for each batch; when it expires the primary is
+ * suspected.
  */
 void
 pbft_view_timer_stop(struct pbft *p)
@@ -185,18 +190,56 @@ mute_stalls(const struct pbft *p)
 	return k > p->f;
 }
 
+/* Whether what the running timer waited for has executed: the batches
+ * pre-prepared when it started, and the requests pending then. */
+static bool
+watched_done(const struct pbft *p)
+{
+	uint32_t left = p->npending;
+
+	if (p->last_exec < p->vt_seq)
+		return false;
+	for (uint32_t c = 0; c < p->cfg.clients && left > 0; c++) {
+		if (p->pending[c].buf == NULL)
+			continue;
+		left--;
+		if (p->pending[c].at <= p->vt_start)
+			return false;
+	}
+	return true;
+}
+
+/* The highest seq pre-prepared in this view and not executed (0: none). */
+static uint64_t
+preprepared_top(const struct pbft *p)
+{
+	for (uint64_t seq = p->low + p->cfg.window; seq > p->last_exec; seq--) {
+		const struct slot *s = &p->slots[seq % p->cfg.window];
+
+		if (s->seq == seq && s->have_pp && s->pp_view == p->view)
+			return seq;
+	}
+	return 0;
+}
+
 static void
 view_timer_tick(struct pbft *p)
 {
 	bool lagging_progress = p->seen_commit > p->last_exec &&
 	    p->seen_commit != p->vt_seen_commit;
+	bool progress =
+	    p->last_exec != p->vt_exec && (!p->vt_running || watched_done(p));
 
-	if (p->changing || p->waiting_state || !work_waiting(p) ||
-	    p->last_exec != p->vt_exec || lagging_progress) {
-		p->vt_exec = p->last_exec;
+	p->vt_exec = p->last_exec;
+	if (p->changing || p->waiting_state || !work_waiting(p) || progress ||
+	    lagging_progress) {
 		p->vt_seen_commit = p->seen_commit;
 		pbft_view_timer_stop(p);
 		return;
+	}
+	if (!p->vt_running) {
+		p->vt_start = p->ticks;
+		p->vt_seq = preprepared_top(p);
 	}
 	p->vt_running = true;
 	/* Waiting out the timeout would gain nothing: a retransmission
@@ -385,6 +428,7 @@ on_request(struct pbft *p, const struct pbft_request *r, uint32_t from)
 			p->npending++;
 		if (hold(&p->pending[r->client], r) == -1)
 			return;
+		p->pending[r->client].at = p->ticks;
 	}
 	if (!p->changing) {
 		struct pbft_msg *m = pbft_new_msg(p);

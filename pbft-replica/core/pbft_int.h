@@ -107,6 +107,7 @@ struct own_ckpt {
 struct held_req {
 	struct pbft_request r;
 	uint8_t *buf; /* op then auth */
+	uint64_t at; /* pending: ticks when this timestamp came */
 };
 
 struct pbft {
@@ -174,6 +175,10 @@ struct pbft {
 	uint32_t vt_ask_ticks;
 	uint32_t vt_grace; /* heard again after a cut: ticks left to wait */
 	uint64_t vt_exec; /* last_exec when the timer was last reset */
+	/* What the running timer waits for (view_timer_tick): the requests
+	 * pending when it started (at <= vt_start) and the batches
+	 * pre-prepared in this view then (up to vt_seq). */
+	uint64_t vt_start, vt_seq;
 	/* Highest seq above last_exec that f+1 replicas committed in this
 	 * view (a lagging replica's proof that the primary works), and its
 	 * value when the timer was last reset. */

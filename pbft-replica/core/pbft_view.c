@@ -254,6 +254,7 @@ queue_to_pending(struct pbft *p)
 				p->npending++;
 			free(pd->buf);
 			*pd = *h;
+			pd->at = p->ticks;
 		} else {
 			free(h->buf);
 		}
