@@ -966,11 +966,9 @@ validate(struct parse *ps)
 	return 1;
 }
 
-static void
-set_defaults(struct parse *ps)
+void
+cfg_defaults(struct cluster_cfg *c)
 {
-	struct cluster_cfg *c = ps->cfg;
-
 	snprintf(c->name, sizeof(c->name), "pbft");
 	c->checkpoint_interval = PBFT_DEFAULT_CHECKPOINT_INTERVAL;
 	c->view_change_timeout_ms = 10000;
@@ -988,6 +986,14 @@ set_defaults(struct parse *ps)
 	c->handshakes_max = CFG_HANDSHAKES_MAX_DEFAULT;
 	c->conns_per_address = CFG_CONNS_PER_ADDRESS_DEFAULT;
 	c->min_free_bytes = CFG_MIN_FREE_DEFAULT;
+}
+
+static void
+set_defaults(struct parse *ps)
+{
+	struct cluster_cfg *c = ps->cfg;
+
+	cfg_defaults(c);
 	snprintf(c->data_dir, sizeof(c->data_dir), "%s/data", ps->dir);
 	snprintf(c->control_socket, sizeof(c->control_socket), "%s/pbftd.sock",
 	    ps->dir);

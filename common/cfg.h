@@ -170,6 +170,8 @@ struct cluster_cfg {
  * Parses and validates path into a new config. Returns it, or NULL with
  * the first problem written to err ("FILE:LINE: ..."). Free with cfg_free.
  */
+/* The defaults of every [cluster] key, as cfg_load starts from (no paths). */
+void cfg_defaults(struct cluster_cfg *c);
 struct cluster_cfg *cfg_load(const char *path, char *err, size_t errlen);
 void cfg_free(struct cluster_cfg *cfg); /* safe on NULL */
 

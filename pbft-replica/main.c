@@ -140,24 +140,12 @@ dev_config(uint32_t n, uint16_t base_port, uint16_t port)
 
 	if (c == NULL || (c->clients = calloc(1, sizeof(*c->clients))) == NULL)
 		fatalx("out of memory");
+	cfg_defaults(c);
 	snprintf(c->name, sizeof(c->name), "dev");
 	c->n = n;
 	c->f = (n - 1) / 3;
-	c->checkpoint_interval = PBFT_DEFAULT_CHECKPOINT_INTERVAL;
 	c->window = PBFT_DEFAULT_WINDOW;
 	c->view_change_timeout_ms = 2000;
-	c->batch_max = PBFT_DEFAULT_BATCH_REQS;
-	c->batch_bytes_max = PBFT_DEFAULT_BATCH_BYTES;
-	c->batch_timeout_ms = 10;
-	c->inflight_max = PBFT_DEFAULT_INFLIGHT;
-	c->request_timeout_ms = 1000;
-	c->fsync = CFG_FSYNC_BATCH;
-	c->log_level = LOG_LVL_INFO;
-	c->min_free_bytes = CFG_MIN_FREE_DEFAULT;
-	c->queue_bytes_max = PBFT_DEFAULT_QUEUE_BYTES;
-	c->handshake_rate = CFG_HANDSHAKE_RATE_DEFAULT;
-	c->handshakes_max = CFG_HANDSHAKES_MAX_DEFAULT;
-	c->conns_per_address = CFG_CONNS_PER_ADDRESS_DEFAULT;
 	c->bootstrap_id = UINT32_MAX;
 	dev_data_dir(c, port);
 	for (uint32_t i = 0; i < n; i++) {
