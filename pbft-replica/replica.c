@@ -1018,6 +1018,7 @@ core_config(struct replica *r, struct pbft_config *pc)
 	if (pc->retransmit_ticks < 5)
 		pc->retransmit_ticks = 5;
 	pc->crypto = r->crypto;
+	pc->test_flags = r->opts.core_test_flags;
 }
 
 struct replica *

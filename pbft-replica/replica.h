@@ -48,13 +48,15 @@ struct replica_opts {
 	 * core_crypto:
 	 * the core's signatures and digests instead of the real keys' (key
 	 * may then be NULL). test_flags: REPLICA_TEST_*, planted driver bugs
-	 * that the simulator must catch.
+	 * that the simulator must catch; core_test_flags: PBFT_TEST_*, the
+	 * core's planted bugs (pbft-replica/core/pbft.h), passed to it.
 	 */
 	double (*now)(void *ctx);
 	uint32_t (*random)(void *ctx);
 	void *env_ctx;
 	const struct pbft_crypto *core_crypto;
 	uint32_t test_flags;
+	uint32_t core_test_flags;
 };
 
 /* Planted bugs (test_flags), never set outside the simulator's tests. */
