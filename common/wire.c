@@ -265,12 +265,18 @@ put_preprepare(struct wbuf *wb, const struct pbft_msg *m, bool with_sig)
 	return 0;
 }
 
-/* PREPARE and COMMIT share the vote's encoding (and the union's place). */
+/* PREPARE and COMMIT share the vote's encoding. */
 static int
-put_vote_msg(struct wbuf *wb, const struct pbft_msg *m, bool with_sig)
+put_prepare(struct wbuf *wb, const struct pbft_msg *m, bool with_sig)
 {
-	put_vote(
-	    wb, m->type == PBFT_MSG_PREPARE ? &m->u.prepare : &m->u.commit);
+	put_vote(wb, &m->u.prepare);
+	return 0;
+}
+
+static int
+put_commit(struct wbuf *wb, const struct pbft_msg *m, bool with_sig)
+{
+	put_vote(wb, &m->u.commit);
 	return 0;
 }
 
@@ -737,43 +743,47 @@ get_checkpoint(struct rbuf *rb, struct pbft_checkpoint *c)
 }
 
 static enum wire_err
-get_fetch(struct rbuf *rb, struct pbft_msg *m)
+get_fetch_batch(struct rbuf *rb, struct pbft_fetch_batch *f)
+{
+	NEED(rbuf_get_u64(rb, &f->seq));
+	NEED(rbuf_get_bytes(rb, f->digest, PBFT_DIGEST_LEN));
+	return get_replica(rb, &f->replica);
+}
+
+static enum wire_err
+get_batch(struct rbuf *rb, struct pbft_batch *b)
 {
 	enum wire_err e;
 
-	if (m->type == PBFT_MSG_FETCH_BATCH || m->type == PBFT_MSG_BATCH) {
-		struct pbft_batch *b = &m->u.batch;
+	NEED(rbuf_get_u64(rb, &b->seq));
+	NEED(rbuf_get_bytes(rb, b->digest, PBFT_DIGEST_LEN));
+	if ((e = get_replica(rb, &b->replica)) != WIRE_OK)
+		return e;
+	return get_bytes32(rb, &b->batch_len, &b->batch, PBFT_BATCH_BYTES_MAX);
+}
 
-		NEED(rbuf_get_u64(rb, &b->seq));
-		NEED(rbuf_get_bytes(rb, b->digest, PBFT_DIGEST_LEN));
-		if ((e = get_replica(rb, &b->replica)) != WIRE_OK)
-			return e;
-		if (m->type == PBFT_MSG_FETCH_BATCH)
-			return WIRE_OK; /* fetch_batch is a prefix of batch */
-		return get_bytes32(
-		    rb, &b->batch_len, &b->batch, PBFT_BATCH_BYTES_MAX);
-	}
-	if (m->type == PBFT_MSG_FETCH_STATE) {
-		struct pbft_fetch_state *f = &m->u.fetch_state;
+static enum wire_err
+get_fetch_state(struct rbuf *rb, struct pbft_fetch_state *f)
+{
+	NEED(rbuf_get_u64(rb, &f->seq));
+	NEED(rbuf_get_bytes(rb, f->digest, PBFT_DIGEST_LEN));
+	NEED(rbuf_get_u32(rb, &f->index));
+	return get_replica(rb, &f->replica);
+}
 
-		NEED(rbuf_get_u64(rb, &f->seq));
-		NEED(rbuf_get_bytes(rb, f->digest, PBFT_DIGEST_LEN));
-		NEED(rbuf_get_u32(rb, &f->index));
-		return get_replica(rb, &f->replica);
-	}
-	{
-		struct pbft_state_chunk *c = &m->u.state_chunk;
+static enum wire_err
+get_state_chunk(struct rbuf *rb, struct pbft_state_chunk *c)
+{
+	enum wire_err e;
 
-		NEED(rbuf_get_u64(rb, &c->seq));
-		NEED(rbuf_get_bytes(rb, c->digest, PBFT_DIGEST_LEN));
-		NEED(rbuf_get_u32(rb, &c->index));
-		NEED(rbuf_get_u32(rb, &c->count));
-		NEED(rbuf_get_u64(rb, &c->total_len));
-		if ((e = get_replica(rb, &c->replica)) != WIRE_OK)
-			return e;
-		return get_bytes32(
-		    rb, &c->data_len, &c->data, PBFT_CHUNK_BYTES_MAX);
-	}
+	NEED(rbuf_get_u64(rb, &c->seq));
+	NEED(rbuf_get_bytes(rb, c->digest, PBFT_DIGEST_LEN));
+	NEED(rbuf_get_u32(rb, &c->index));
+	NEED(rbuf_get_u32(rb, &c->count));
+	NEED(rbuf_get_u64(rb, &c->total_len));
+	if ((e = get_replica(rb, &c->replica)) != WIRE_OK)
+		return e;
+	return get_bytes32(rb, &c->data_len, &c->data, PBFT_CHUNK_BYTES_MAX);
 }
 
 static enum wire_err
@@ -843,10 +853,15 @@ get_preprepare_msg(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
 }
 
 static enum wire_err
-get_vote_msg(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
+get_prepare(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
 {
-	return get_vote(
-	    rb, m->type == PBFT_MSG_PREPARE ? &m->u.prepare : &m->u.commit);
+	return get_vote(rb, &m->u.prepare);
+}
+
+static enum wire_err
+get_commit(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
+{
+	return get_vote(rb, &m->u.commit);
 }
 
 static enum wire_err
@@ -868,9 +883,27 @@ get_new_view_msg(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
 }
 
 static enum wire_err
-get_fetch_msg(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
+get_fetch_batch_msg(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
 {
-	return get_fetch(rb, m);
+	return get_fetch_batch(rb, &m->u.fetch_batch);
+}
+
+static enum wire_err
+get_batch_msg(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
+{
+	return get_batch(rb, &m->u.batch);
+}
+
+static enum wire_err
+get_fetch_state_msg(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
+{
+	return get_fetch_state(rb, &m->u.fetch_state);
+}
+
+static enum wire_err
+get_state_chunk_msg(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
+{
+	return get_state_chunk(rb, &m->u.state_chunk);
 }
 
 static enum wire_err
@@ -888,7 +921,8 @@ get_status_msg(struct rbuf *rb, struct pbft_msg *m, struct wire_arena *a)
 /*
  * Every message type: its name, encoder and decoder. A new message type is
  * a value in common/msg.h, a row here (with the body's layout in the
- * comment at the top of this file), and its handler where it is routed.
+ * comment at the top of this file), and a row in the replica's router
+ * (routes in pbft-replica/replica.c); see README.md, Design.
  */
 static const struct wire_type wire_types[PBFT_MSG_TYPE_MAX] = {
     [PBFT_MSG_HELLO] = {"hello", put_hello, get_hello_msg},
@@ -896,16 +930,19 @@ static const struct wire_type wire_types[PBFT_MSG_TYPE_MAX] = {
     [PBFT_MSG_REQUEST] = {"request", put_request_msg, get_request_msg},
     [PBFT_MSG_REPLY] = {"reply", put_reply, get_reply_msg},
     [PBFT_MSG_PREPREPARE] = {"pre-prepare", put_preprepare, get_preprepare_msg},
-    [PBFT_MSG_PREPARE] = {"prepare", put_vote_msg, get_vote_msg},
-    [PBFT_MSG_COMMIT] = {"commit", put_vote_msg, get_vote_msg},
+    [PBFT_MSG_PREPARE] = {"prepare", put_prepare, get_prepare},
+    [PBFT_MSG_COMMIT] = {"commit", put_commit, get_commit},
     [PBFT_MSG_CHECKPOINT] = {"checkpoint", put_checkpoint, get_checkpoint_msg},
     [PBFT_MSG_VIEW_CHANGE] = {"view-change", put_view_change_msg,
         get_view_change_msg},
     [PBFT_MSG_NEW_VIEW] = {"new-view", put_new_view_msg, get_new_view_msg},
-    [PBFT_MSG_FETCH_BATCH] = {"fetch-batch", put_fetch_batch, get_fetch_msg},
-    [PBFT_MSG_BATCH] = {"batch", put_batch, get_fetch_msg},
-    [PBFT_MSG_FETCH_STATE] = {"fetch-state", put_fetch_state, get_fetch_msg},
-    [PBFT_MSG_STATE_CHUNK] = {"state-chunk", put_state_chunk, get_fetch_msg},
+    [PBFT_MSG_FETCH_BATCH] = {"fetch-batch", put_fetch_batch,
+        get_fetch_batch_msg},
+    [PBFT_MSG_BATCH] = {"batch", put_batch, get_batch_msg},
+    [PBFT_MSG_FETCH_STATE] = {"fetch-state", put_fetch_state,
+        get_fetch_state_msg},
+    [PBFT_MSG_STATE_CHUNK] = {"state-chunk", put_state_chunk,
+        get_state_chunk_msg},
     [PBFT_MSG_ANNOUNCE] = {"announce", put_announce, get_announce_msg},
     [PBFT_MSG_STATUS] = {"status", put_status, get_status_msg},
 };

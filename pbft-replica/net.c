@@ -78,6 +78,9 @@ struct net {
 	uint32_t nconns;
 	struct net_conn *dead;
 	struct wbuf enc;
+	/* Where frames are decoded (wire_decode's arrays), one at a time. */
+	uint8_t *arena;
+	size_t arena_len;
 	bool hold; /* frames queued now wait for net_release_marked */
 	struct net_stats st;
 	struct log_ratelimit rl; /* warnings caused by peers */
@@ -373,8 +376,6 @@ on_established(void *arg)
 
 /* ---- I/O --------------------------------------------------------------- */
 
-static int on_announce(struct net_conn *c, const uint8_t *frame, size_t len);
-
 /*
  * True when what c queues now waits for the replica's log (net_hold), unless
  * it is early. Only frames to peers do: a reply depends on no record of this
@@ -388,25 +389,24 @@ held(const struct net_conn *c)
 	return c->n->hold && c->established && c->role == PBFT_ROLE_REPLICA;
 }
 
+/* A frame from an established channel: decoded once, handed on. */
 static void
 on_frame(void *arg, const uint8_t *frame, size_t len)
 {
 	struct net_conn *c = arg;
 	struct net *n = c->n;
+	struct wire_arena a;
+	struct pbft_msg m;
+	bool client = c->role != PBFT_ROLE_REPLICA;
 
 	n->st.frames_in++;
-	if (c->role == PBFT_ROLE_REPLICA) {
+	if (!client)
 		n->st.peer[c->peer].frames_in++;
-		if (len > WIRE_HDR_LEN && frame[5] == PBFT_MSG_ANNOUNCE) {
-			if (on_announce(c, frame, len) == -1)
-				nc_close(c, "bad address announcement");
-			return;
-		}
-		if (n->cb.on_replica_frame != NULL)
-			n->cb.on_replica_frame(n->cb.ctx, c->peer, frame, len);
-	} else if (n->cb.on_client_frame != NULL) {
-		n->cb.on_client_frame(n->cb.ctx, c->peer, frame, len);
-	}
+	if (n->cb.on_msg == NULL)
+		return;
+	wire_arena_init(&a, n->arena, n->arena_len);
+	n->cb.on_msg(n->cb.ctx, client, c->peer,
+	    wire_decode(frame, len, &m, &a) == WIRE_OK ? &m : NULL, frame, len);
 }
 
 static const struct conn_ops net_conn_ops = {
@@ -795,27 +795,22 @@ numeric_host(const uint8_t *host, size_t len)
 }
 
 /*
- * A signed ANNOUNCE from a peer (its own or relayed). A bad signature means
- * the sending peer forged or altered it: -1, and the caller drops the peer.
- * A valid one newer than what we know is kept, relayed to every other peer,
- * and dialled if we dial that replica. Addresses the file gives win.
+ * A signed ANNOUNCE from peer `from` (its own or relayed). A bad signature
+ * means the sending peer forged or altered it: -1, and the caller drops the
+ * peer. A valid one newer than what we know is kept, relayed to every other
+ * peer, and dialled if we dial that replica. Addresses the file gives win.
  */
 static int
-on_announce(struct net_conn *c, const uint8_t *frame, size_t len)
+on_announce(struct net *n, uint32_t from, const struct pbft_msg *m,
+    const uint8_t *frame, size_t len)
 {
-	struct net *n = c->n;
-	struct pbft_msg m;
-	struct wire_arena a;
-	uint8_t arena[64];
 	struct wbuf sb;
 	uint8_t sbuf[sizeof(((struct learned *)0)->frame)];
-	const struct pbft_announce *an = &m.u.announce;
+	const struct pbft_announce *an = &m->u.announce;
 	struct learned *l;
 	bool ok;
 
-	wire_arena_init(&a, arena, sizeof(arena));
-	if (wire_decode(frame, len, &m, &a) != WIRE_OK ||
-	    an->replica >= n->cfg->n || len > sizeof(l->frame)) {
+	if (an->replica >= n->cfg->n || len > sizeof(l->frame)) {
 		n->st.announce_rejected++;
 		return -1;
 	}
@@ -826,13 +821,13 @@ on_announce(struct net_conn *c, const uint8_t *frame, size_t len)
 		return 0;
 	}
 	wbuf_init_fixed(&sb, sbuf, sizeof(sbuf));
-	ok = wire_signed_bytes(&sb, &m) == 0 &&
+	ok = wire_signed_bytes(&sb, m) == 0 &&
 	    sig_verify(n->pub[an->replica], sb.p, sb.len, an->sig);
 	if (!ok) {
 		n->st.announce_rejected++;
 		log_warnx("replica %u sent an address announcement for replica "
 		          "%u that replica %u did not sign: disconnecting",
-		    c->peer, an->replica, an->replica);
+		    from, an->replica, an->replica);
 		return -1;
 	}
 	l = &n->learned[an->replica];
@@ -848,9 +843,9 @@ on_announce(struct net_conn *c, const uint8_t *frame, size_t len)
 	l->frame_len = len;
 	n->st.announce_accepted++;
 	log_info("replica %u is at %s:%u (announced, via replica %u)",
-	    an->replica, l->host, (unsigned)l->port, c->peer);
+	    an->replica, l->host, (unsigned)l->port, from);
 	for (uint32_t i = 0; i < n->cfg->n; i++)
-		if (i != an->replica && i != c->peer && n->peers[i] != NULL)
+		if (i != an->replica && i != from && n->peers[i] != NULL)
 			queue_raw(n, n->peers[i], frame, len);
 	if (dials(n, an->replica) && n->peers[an->replica] == NULL &&
 	    n->dialing[an->replica] == NULL) {
@@ -859,6 +854,18 @@ on_announce(struct net_conn *c, const uint8_t *frame, size_t len)
 		dial(n, an->replica);
 	}
 	return 0;
+}
+
+/* The frame that carried it came from the channel that is n->peers[from]:
+ * a replaced channel is closed, and a closed one delivers nothing more. */
+void
+net_announce(struct net *n, uint32_t from, const struct pbft_msg *m,
+    const uint8_t *frame, size_t len)
+{
+	if (from >= n->cfg->n || m->type != PBFT_MSG_ANNOUNCE)
+		return;
+	if (on_announce(n, from, m, frame, len) == -1 && n->peers[from] != NULL)
+		nc_close(n->peers[from], "bad address announcement");
 }
 
 /* Signs our own announcement; epoch from the wall clock, so a restarted
@@ -1145,8 +1152,15 @@ net_new(struct ev_loop *loop, const struct cluster_cfg *cfg, uint32_t id,
 	n->clients =
 	    calloc(cfg->nclients ? cfg->nclients : 1, sizeof(*n->clients));
 	wbuf_init_dynamic(&n->enc, PBFT_FRAME_BYTES_MAX);
+	n->arena_len = wire_arena_bytes_for(PBFT_FRAME_BYTES_MAX);
+	n->arena = malloc(n->arena_len);
 	admission_init(n);
-	if (n->clients == NULL || listen_on(n, err, errlen) == -1) {
+	if (n->clients == NULL || n->arena == NULL) {
+		snprintf(err, errlen, "out of memory");
+		net_free(n);
+		return NULL;
+	}
+	if (listen_on(n, err, errlen) == -1) {
 		net_free(n);
 		return NULL;
 	}
@@ -1215,6 +1229,7 @@ net_free(struct net *n)
 	for (uint32_t i = 0; i < n->cfg->n; i++)
 		sig_key_free(n->pub[i]);
 	free(n->clients);
+	free(n->arena);
 	wbuf_clear(&n->enc);
 	free(n);
 }

@@ -64,6 +64,7 @@
 #ifndef PBFT_NET_H
 #define PBFT_NET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -94,14 +95,19 @@ const char *net_refuse_name(enum net_refuse r);
 struct ev_loop;
 struct net;
 
+/*
+ * Input. Each authenticated frame is decoded once, here (common/wire.h),
+ * and handed on with the bytes it came from: from a client (client true)
+ * or from replica `from`. m is NULL if the frame did not decode. m borrows
+ * from frame and from the net's decoding arena, and frame from the
+ * connection's buffer: all valid only during the call, so a receiver
+ * copies whatever it keeps. The receiver routes by m->type; ANNOUNCE goes
+ * back to net_announce.
+ */
 struct net_callbacks {
 	void *ctx;
-	/* An authenticated frame from replica `from` (borrowed). */
-	void (*on_replica_frame)(
-	    void *ctx, uint32_t from, const uint8_t *frame, size_t len);
-	/* An authenticated frame from client `client` (borrowed). */
-	void (*on_client_frame)(
-	    void *ctx, uint32_t client, const uint8_t *frame, size_t len);
+	void (*on_msg)(void *ctx, bool client, uint32_t from,
+	    const struct pbft_msg *m, const uint8_t *frame, size_t len);
 };
 
 /* Counters for one replica peer (all its connections so far). */
@@ -190,6 +196,13 @@ bool net_peer_up(const struct net *n, uint32_t id);
  * there is no channel): what it has yet to read of our answers. */
 size_t net_peer_queued(const struct net *n, uint32_t id);
 void net_peer_link(const struct net *n, uint32_t id, struct net_link *l);
+/*
+ * A decoded ANNOUNCE (m, from frame) that replica `from` sent: checked,
+ * kept, relayed and dialled as described above; a forged one drops the
+ * channel to `from`.
+ */
+void net_announce(struct net *n, uint32_t from, const struct pbft_msg *m,
+    const uint8_t *frame, size_t len);
 /* "host:port" where replica id is reached (from the file or announced);
  * 0, or -1 if not known yet. */
 int net_peer_address(const struct net *n, uint32_t id, char *buf, size_t len);

@@ -659,76 +659,124 @@ replica_step(struct replica *r, const struct pbft_event *ev)
 
 /* ---- network input ----------------------------------------------------- */
 
-static int
-decode(struct replica *r, const uint8_t *frame, size_t len, struct pbft_msg *m)
-{
-	struct wire_arena arena;
-	enum wire_err e;
+/*
+ * Every frame net.h delivers was decoded once, there; here it is routed by
+ * its type through `routes`, the one table of who handles what. A handler
+ * gets the decoded message, borrowed from the frame (which it may need:
+ * relaying an announcement) for the duration of the call.
+ */
+typedef void route_fn(struct replica *r, uint32_t from,
+    const struct pbft_msg *m, const uint8_t *frame, size_t len);
 
-	wire_arena_init(&arena, r->arena_mem, r->arena_len);
-	if ((e = wire_decode(frame, len, m, &arena)) != WIRE_OK) {
-		r->frames_bad++;
-		return -1;
-	}
-	return 0;
+/* A protocol message from a replica, for the core. */
+static void
+to_core(struct replica *r, uint32_t from, const struct pbft_msg *m,
+    const uint8_t *frame, size_t len)
+{
+	struct pbft_event ev = {.type = PBFT_EV_MSG, .from = from, .msg = m};
+
+	(void)frame;
+	(void)len;
+	replica_step(r, &ev);
 }
 
+/* A request a backup forwarded. Below the disk reserve a primary proposes
+ * nothing new: the backups' timers replace it. */
 static void
-on_replica_frame(void *ctx, uint32_t from, const uint8_t *frame, size_t len)
+forwarded_request(struct replica *r, uint32_t from, const struct pbft_msg *m,
+    const uint8_t *frame, size_t len)
 {
-	struct replica *r = ctx;
-	struct pbft_msg m;
-	struct pbft_event ev = {.type = PBFT_EV_MSG, .from = from, .msg = &m};
-
-	if (decode(r, frame, len, &m) == -1)
+	if (r->disk.low) {
+		r->disk.refused++;
 		return;
-	switch (m.type) {
-	case PBFT_MSG_FETCH_STATE:
-		on_fetch_state(r, from, &m.u.fetch_state);
-		return;
-	case PBFT_MSG_STATE_CHUNK:
-		on_state_chunk(r, from, &m.u.state_chunk);
-		return;
-	case PBFT_MSG_HELLO:
-	case PBFT_MSG_AUTH:
-	case PBFT_MSG_REPLY:
-		r->frames_bad++;
-		return;
-	case PBFT_MSG_REQUEST:
-		/* Forwarded by a backup. Below the disk reserve a primary
-		 * proposes nothing new: the backups' timers replace it. */
-		if (r->disk.low) {
-			r->disk.refused++;
-			return;
-		}
-		replica_step(r, &ev);
-		return;
-	default:
-		replica_step(r, &ev);
 	}
+	to_core(r, from, m, frame, len);
 }
 
+/* A request from client `client`: it speaks only for itself (the channel
+ * proved who it is). Below the disk reserve: no new work (the client
+ * retries at the others); agreement on what others propose goes on. */
 static void
-on_client_frame(void *ctx, uint32_t client, const uint8_t *frame, size_t len)
+client_request(struct replica *r, uint32_t client, const struct pbft_msg *m,
+    const uint8_t *frame, size_t len)
 {
-	struct replica *r = ctx;
-	struct pbft_msg m;
-	struct pbft_event ev = {.type = PBFT_EV_REQUEST, .msg = &m};
+	struct pbft_event ev = {.type = PBFT_EV_REQUEST, .msg = m};
 
-	if (decode(r, frame, len, &m) == -1)
-		return;
-	/* A client speaks only for itself: the channel proved who it is. */
-	if (m.type != PBFT_MSG_REQUEST || m.u.request.client != client) {
+	(void)frame;
+	(void)len;
+	if (m->u.request.client != client) {
 		r->frames_bad++;
 		return;
 	}
-	/* Below the disk reserve: no new work (the client retries at the
-	 * others); agreement on what others propose goes on. */
 	if (r->disk.low) {
 		r->disk.refused++;
 		return;
 	}
 	replica_step(r, &ev);
+}
+
+static void
+fetch_state(struct replica *r, uint32_t from, const struct pbft_msg *m,
+    const uint8_t *frame, size_t len)
+{
+	(void)frame;
+	(void)len;
+	on_fetch_state(r, from, &m->u.fetch_state);
+}
+
+static void
+state_chunk(struct replica *r, uint32_t from, const struct pbft_msg *m,
+    const uint8_t *frame, size_t len)
+{
+	(void)frame;
+	(void)len;
+	on_state_chunk(r, from, &m->u.state_chunk);
+}
+
+static void
+announce(struct replica *r, uint32_t from, const struct pbft_msg *m,
+    const uint8_t *frame, size_t len)
+{
+	net_announce(r->net, from, m, frame, len);
+}
+
+/*
+ * Each message type's handler when a replica sends it and when a client
+ * does. No handler (HELLO and AUTH belong to the handshake, REPLY goes only
+ * to clients, and clients send only requests): the frame is counted bad.
+ */
+static const struct route {
+	route_fn *replica, *client;
+} routes[PBFT_MSG_TYPE_MAX] = {
+    [PBFT_MSG_REQUEST] = {forwarded_request, client_request},
+    [PBFT_MSG_PREPREPARE] = {to_core, NULL},
+    [PBFT_MSG_PREPARE] = {to_core, NULL},
+    [PBFT_MSG_COMMIT] = {to_core, NULL},
+    [PBFT_MSG_CHECKPOINT] = {to_core, NULL},
+    [PBFT_MSG_VIEW_CHANGE] = {to_core, NULL},
+    [PBFT_MSG_NEW_VIEW] = {to_core, NULL},
+    [PBFT_MSG_FETCH_BATCH] = {to_core, NULL},
+    [PBFT_MSG_BATCH] = {to_core, NULL},
+    [PBFT_MSG_STATUS] = {to_core, NULL},
+    [PBFT_MSG_FETCH_STATE] = {fetch_state, NULL},
+    [PBFT_MSG_STATE_CHUNK] = {state_chunk, NULL},
+    [PBFT_MSG_ANNOUNCE] = {announce, NULL},
+};
+
+static void
+on_msg(void *ctx, bool client, uint32_t from, const struct pbft_msg *m,
+    const uint8_t *frame, size_t len)
+{
+	struct replica *r = ctx;
+	route_fn *fn = NULL;
+
+	if (m != NULL && (unsigned)m->type < PBFT_MSG_TYPE_MAX)
+		fn = client ? routes[m->type].client : routes[m->type].replica;
+	if (fn == NULL) {
+		r->frames_bad++;
+		return;
+	}
+	fn(r, from, m, frame, len);
 }
 
 /* Tells the core of each channel to a replica that came up since the
@@ -1043,11 +1091,9 @@ replica_new(struct ev_loop *loop, struct cluster_cfg *cfg, void *key,
 		r->serve_credit[i] = XFER_SERVE_BURST;
 	for (int i = 0; i < SNAPS_MAX; i++)
 		wbuf_init_dynamic(&r->snaps[i].img, STATE_HEAD_BYTES_MAX);
-	r->arena_len = wire_arena_bytes_for(PBFT_FRAME_BYTES_MAX);
-	r->arena_mem = malloc(r->arena_len);
 	r->replies =
 	    calloc(cfg->nclients ? cfg->nclients : 1, sizeof(*r->replies));
-	if (r->arena_mem == NULL || r->replies == NULL) {
+	if (r->replies == NULL) {
 		sig_key_free(key);
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -1087,8 +1133,7 @@ replica_new(struct ev_loop *loop, struct cluster_cfg *cfg, void *key,
 	    record_start(r, err, errlen) == -1)
 		goto fail;
 	cb.ctx = r;
-	cb.on_replica_frame = on_replica_frame;
-	cb.on_client_frame = on_client_frame;
+	cb.on_msg = on_msg;
 	r->net = net_new(loop, cfg, r->id, r->rc.self_key, &cb, err, errlen);
 	if (r->net == NULL)
 		goto fail;
@@ -1286,7 +1331,6 @@ replica_release(struct replica *r, bool crashed)
 		wbuf_clear(&r->snaps[i].img);
 	wbuf_clear(&r->xfer.img);
 	free(r->chunk_buf);
-	free(r->arena_mem);
 	free(r);
 }
 

@@ -131,9 +131,6 @@ struct replica {
 	struct snap *snap_wanted; /* taken, waiting for the thread */
 	uint64_t stable_wait; /* no flush until its snapshot is durable */
 	bool compact_wanted;
-	/* scratch, reused for every frame */
-	uint8_t *arena_mem;
-	size_t arena_len;
 	struct reply_slot **replies; /* nclients, allocated on first use */
 	struct snap snaps[SNAPS_MAX];
 	struct xfer xfer;

@@ -40,6 +40,8 @@ struct net {
 	struct wbuf enc;
 	struct peer_q peer[PBFT_REPLICAS_MAX];
 	uint64_t frames_in, frames_out;
+	uint8_t *arena; /* where delivered frames are decoded, as in net.c */
+	size_t arena_len;
 };
 
 static struct rsim_fabric fabric;
@@ -80,6 +82,9 @@ net_new(struct ev_loop *loop, const struct cluster_cfg *cfg, uint32_t id,
 	n->n = cfg->n;
 	n->cb = *cb;
 	wbuf_init_dynamic(&n->enc, PBFT_FRAME_BYTES_MAX);
+	n->arena_len = wire_arena_bytes_for(PBFT_FRAME_BYTES_MAX);
+	if ((n->arena = malloc(n->arena_len)) == NULL)
+		fatalx("out of memory");
 	nets[id] = n;
 	return n;
 }
@@ -102,6 +107,7 @@ net_free(struct net *n)
 		free(n->peer[i].v);
 	}
 	wbuf_clear(&n->enc);
+	free(n->arena);
 	if (nets[n->id] == n)
 		nets[n->id] = NULL;
 	free(n);
@@ -286,14 +292,28 @@ net_peer_address(const struct net *n, uint32_t id, char *buf, size_t len)
 }
 
 void
+net_announce(struct net *n, uint32_t from, const struct pbft_msg *m,
+    const uint8_t *frame, size_t len)
+{
+	(void)n;
+	(void)from;
+	(void)m;
+	(void)frame;
+	(void)len; /* addresses are not simulated */
+}
+
+/* Decoded once, as net.c does, and handed on. */
+void
 rsim_net_deliver(struct net *n, bool from_client, uint32_t from,
     const uint8_t *frame, size_t len)
 {
+	struct wire_arena a;
+	struct pbft_msg m;
+
 	n->frames_in++;
-	if (from_client)
-		n->cb.on_client_frame(n->cb.ctx, from, frame, len);
-	else
-		n->cb.on_replica_frame(n->cb.ctx, from, frame, len);
+	wire_arena_init(&a, n->arena, n->arena_len);
+	n->cb.on_msg(n->cb.ctx, from_client, from,
+	    wire_decode(frame, len, &m, &a) == WIRE_OK ? &m : NULL, frame, len);
 }
 
 void

@@ -29,7 +29,7 @@ struct rsim_fabric {
 void rsim_net_fabric(const struct rsim_fabric *f);
 /* The net of replica id (NULL when it is down). */
 struct net *rsim_net_of(uint32_t id);
-/* Hands a frame to the replica's callbacks. */
+/* Decodes a frame once, as net.c does, and hands it to the replica. */
 void rsim_net_deliver(struct net *n, bool from_client, uint32_t from,
     const uint8_t *frame, size_t len);
 /* The link to replica peer comes up or goes down; down drops what is
