@@ -1405,10 +1405,25 @@ on_tick(struct pbft *p)
 
 /* ---- dispatch ---------------------------------------------------------- */
 
-static void
-on_msg(struct pbft *p, uint32_t from, const struct pbft_msg *m,
-    const uint8_t *frame, size_t len)
+/* A view change or new view is kept as a frame: re-encoded, so that the
+ * core owns the bytes. NULL if it breaks a bound. */
+static const uint8_t *
+own_frame(struct pbft *p, const struct pbft_msg *m, size_t *len)
 {
+	wbuf_reset(&p->enc);
+	if (wire_encode(&p->enc, m) == -1)
+		return NULL;
+	*len = p->enc.len;
+	return pbft_keep(p, p->enc.p, p->enc.len);
+}
+
+/* A protocol message from replica `from`, to its handler by type. */
+static void
+on_msg(struct pbft *p, uint32_t from, const struct pbft_msg *m)
+{
+	const uint8_t *frame;
+	size_t len;
+
 	if (from >= p->n || from == p->id) {
 		pbft_reject(p, PBFT_REJ_BAD_SENDER);
 		return;
@@ -1431,10 +1446,13 @@ on_msg(struct pbft *p, uint32_t from, const struct pbft_msg *m,
 		pbft_on_checkpoint(p, from, &m->u.checkpoint);
 		break;
 	case PBFT_MSG_VIEW_CHANGE:
-		pbft_on_view_change(p, from, frame, len, &m->u.view_change);
+		if ((frame = own_frame(p, m, &len)) != NULL)
+			pbft_on_view_change(
+			    p, from, frame, len, &m->u.view_change);
 		break;
 	case PBFT_MSG_NEW_VIEW:
-		pbft_on_new_view(p, from, frame, len, &m->u.new_view);
+		if ((frame = own_frame(p, m, &len)) != NULL)
+			pbft_on_new_view(p, from, frame, len, &m->u.new_view);
 		break;
 	case PBFT_MSG_FETCH_BATCH:
 		on_fetch_batch(p, from, &m->u.fetch_batch);
@@ -1460,20 +1478,7 @@ pbft_step(struct pbft *p, const struct pbft_event *ev, struct pbft_actions *out)
 	p->out = out;
 	switch (ev->type) {
 	case PBFT_EV_MSG:
-		if (ev->msg->type == PBFT_MSG_VIEW_CHANGE ||
-		    ev->msg->type == PBFT_MSG_NEW_VIEW) {
-			/* Kept as frames: re-encode to own the bytes. */
-			wbuf_reset(&p->enc);
-			if (wire_encode(&p->enc, ev->msg) == -1)
-				break;
-			{
-				uint8_t *f = pbft_keep(p, p->enc.p, p->enc.len);
-
-				on_msg(p, ev->from, ev->msg, f, p->enc.len);
-			}
-		} else {
-			on_msg(p, ev->from, ev->msg, NULL, 0);
-		}
+		on_msg(p, ev->from, ev->msg);
 		break;
 	case PBFT_EV_REQUEST:
 		if (ev->msg->type == PBFT_MSG_REQUEST)
