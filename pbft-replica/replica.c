@@ -24,7 +24,6 @@
 #include "service.h"
 #include "sig.h"
 #include "store.h"
-#include "wire.h"
 
 /* ---- sending ---------------------------------------------------------- */
 
