@@ -38,6 +38,7 @@ static struct net *nets[NODES];
 
 struct rx {
 	int from[NODES]; /* frames from each replica */
+	int undecodable; /* of those, handed on as no message */
 	uint64_t last_seq[NODES];
 	int client_frames;
 	uint64_t client_seq;
@@ -82,6 +83,7 @@ on_msg(void *ctx, bool client, uint32_t from, const struct pbft_msg *m,
 		return;
 	}
 	r->from[from]++;
+	r->undecodable += m == NULL;
 	r->last_seq[from] = msg_seq(m);
 }
 
@@ -635,6 +637,31 @@ START_TEST(test_garbage_dropped)
 	ck_assert_uint_eq(stats(1).handshake_failures, 1);
 	exchange(0, 1, 200);
 	exchange(1, 0, 201);
+}
+END_TEST
+
+/*
+ * The net decodes each frame once: an authenticated frame that does not
+ * decode (an unknown type) reaches the receiver as no message, the next
+ * one as its message, and the channel stays up.
+ */
+START_TEST(test_frames_decoded_once)
+{
+	static const uint8_t unknown[] = {
+	    4, 0, 0, 0, PBFT_WIRE_VERSION, 0xee, 1, 2};
+	struct pbft_msg m;
+	struct want_frame w = {1, 0, 0};
+
+	mesh_up();
+	w.count = rxs[1].from[0] + 2;
+	net_send_raw(nets[0], 1, unknown, sizeof(unknown));
+	checkpoint(&m, 300, 0);
+	net_send(nets[0], 1, &m, false);
+	ck_assert(run_until(got_frames, &w));
+	ck_assert_int_eq(rxs[1].undecodable, 1);
+	ck_assert_uint_eq(rxs[1].last_seq[0], 300);
+	ck_assert(net_peer_up(nets[1], 0));
+	exchange(1, 0, 301);
 }
 END_TEST
 
@@ -1474,6 +1501,7 @@ net_suite(void)
 	tcase_add_test(tc, test_hold_until_released);
 	tcase_add_test(tc, test_client_ok_then_replay);
 	tcase_add_test(tc, test_garbage_dropped);
+	tcase_add_test(tc, test_frames_decoded_once);
 	tcase_add_test(tc, test_oversized_lengths_dropped);
 	tcase_add_test(tc, test_truncated_record_dropped);
 	tcase_add_test(tc, test_unknown_and_lying_keys_refused);
