@@ -13,23 +13,31 @@
 
 #include "log.h"
 #include "replica.h"
+#include "pbft.h"
 #include "rsim.h"
+#include "rsim_byz.h"
 
 static void
 usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: pbft-rsim [--seed S | --seeds A-B] [--n N] [--byz K]\n"
-	    "                 [--byz-mode silent|mutate|lie-state|random] "
-	    "[--clients C]\n"
+	    "                 [--byz-mode MODE] [--clients C]\n"
 	    "                 [--requests R] [--no-crash] [--no-partition]\n"
 	    "                 [--drop P] [--dup P] [--twice] [--trace] "
 	    "[--quiet]\n"
 	    "                 [--break-early-commit] [--break-xfer] "
 	    "[--break-reply]\n"
+	    "                 [--break-quorum] [--break-newview] "
+	    "[--break-claims]\n"
+	    "                 [--break-mute]\n"
+	    "MODE: silent, mutate (or garbage), lie-state, equivocate,\n"
+	    "       wrong-digest, replay, vote-all, bad-newview, lying-vc, or\n"
+	    "       random (the default: each Byzantine replica one of them)\n"
 	    "--twice: run every seed twice and compare the traces' digests\n"
-	    "--break-*: planted driver bugs (replica.h REPLICA_TEST_*) the\n"
-	    "       checks must catch\n");
+	    "--break-*: planted driver bugs (replica.h REPLICA_TEST_*) and\n"
+	    "       core bugs (--break-quorum, -newview, -claims, -mute:\n"
+	    "       pbft.h PBFT_TEST_BROKEN_*) the checks must catch\n");
 }
 
 static int
@@ -53,20 +61,6 @@ num(const char *s)
 
 	return *end != '\0' || end == s || v >= UINT32_MAX ? UINT32_MAX
 	                                                   : (uint32_t)v;
-}
-
-static int
-byz_mode(const char *s)
-{
-	if (strcmp(s, "silent") == 0)
-		return RSIM_BYZ_SILENT;
-	if (strcmp(s, "mutate") == 0)
-		return RSIM_BYZ_MUTATE;
-	if (strcmp(s, "lie-state") == 0)
-		return RSIM_BYZ_LIE_STATE;
-	if (strcmp(s, "random") == 0)
-		return RSIM_BYZ_RANDOM;
-	return -2;
 }
 
 /* One seed (twice with twice); 0 when it held. */
@@ -117,7 +111,10 @@ main(int argc, char **argv)
 	    {"break-early-commit", no_argument, 0, 'E'},
 	    {"break-xfer", no_argument, 0, 'X'},
 	    {"break-reply", no_argument, 0, 'R'}, {"help", no_argument, 0, 'h'},
-	    {0, 0, 0, 0}};
+	    {"break-quorum", no_argument, 0, 'Q'},
+	    {"break-newview", no_argument, 0, 'N'},
+	    {"break-claims", no_argument, 0, 'K'},
+	    {"break-mute", no_argument, 0, 'M'}, {0, 0, 0, 0}};
 	struct rsim_opts o;
 	uint64_t a = 1, b = 1, failed = 0;
 	bool twice = false, quiet = false, byz_given = false;
@@ -140,7 +137,7 @@ main(int argc, char **argv)
 			byz_given = true;
 			break;
 		case 'm':
-			if ((o.byz_mode = byz_mode(optarg)) == -2)
+			if ((o.byz_mode = rsim_byz_parse(optarg)) == -2)
 				goto bad;
 			break;
 		case 'c':
@@ -178,6 +175,18 @@ main(int argc, char **argv)
 			break;
 		case 'R':
 			o.test_flags |= REPLICA_TEST_REPLY_MIX;
+			break;
+		case 'Q':
+			o.core_test_flags |= PBFT_TEST_BROKEN_QUORUM;
+			break;
+		case 'N':
+			o.core_test_flags |= PBFT_TEST_BROKEN_NEWVIEW;
+			break;
+		case 'K':
+			o.core_test_flags |= PBFT_TEST_BROKEN_CLAIMS;
+			break;
+		case 'M':
+			o.core_test_flags |= PBFT_TEST_BROKEN_MUTE;
 			break;
 		case 'h':
 			usage(stdout);
