@@ -12,8 +12,8 @@
 #include <time.h>
 
 #include "log.h"
-#include "replica.h"
 #include "pbft.h"
+#include "replica.h"
 #include "rsim.h"
 #include "rsim_byz.h"
 
@@ -110,11 +110,12 @@ main(int argc, char **argv)
 	    {"trace", no_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
 	    {"break-early-commit", no_argument, 0, 'E'},
 	    {"break-xfer", no_argument, 0, 'X'},
-	    {"break-reply", no_argument, 0, 'R'}, {"help", no_argument, 0, 'h'},
 	    {"break-quorum", no_argument, 0, 'Q'},
 	    {"break-newview", no_argument, 0, 'N'},
 	    {"break-claims", no_argument, 0, 'K'},
-	    {"break-mute", no_argument, 0, 'M'}, {0, 0, 0, 0}};
+	    {"break-mute", no_argument, 0, 'M'},
+	    {"break-reply", no_argument, 0, 'R'}, {"help", no_argument, 0, 'h'},
+	    {0, 0, 0, 0}};
 	struct rsim_opts o;
 	uint64_t a = 1, b = 1, failed = 0;
 	bool twice = false, quiet = false, byz_given = false;
