@@ -9,6 +9,7 @@
  * it checks is what the replicas send.
  */
 #include "rsim.h"
+#include "rsim_byz.h"
 
 #include <sys/random.h>
 #include <stdarg.h>
@@ -66,6 +67,7 @@ struct node {
 	bool disk_armed; /* an E_DISK is queued for a pending store job */
 	uint64_t stalled_until; /* a stopped process: nothing runs before */
 	struct fake_crypto fc;
+	struct rsim_byz_node bz; /* a Byzantine one's (rsim_byz.h) */
 };
 
 struct cli {
@@ -515,25 +517,13 @@ delay(struct rs *s)
 	return 1 + below(s, DELAY_MS);
 }
 
+/* A frame into the network: lost, duplicated, delayed. */
 static void
-fabric_out(void *ctx, uint32_t from, bool to_client, uint32_t to,
-    const uint8_t *frame, size_t len)
+fabric_send(struct rs *s, uint32_t from, bool to_client, uint32_t to,
+    const uint8_t *f, size_t len)
 {
-	struct rs *s = ctx;
-	uint8_t *f;
 	int copies = 1;
 
-	if (!s->node[from].byz)
-		check_frame(s, from, frame, len);
-	else if (s->node[from].mode == RSIM_BYZ_SILENT)
-		return;
-	if ((f = malloc(len ? len : 1)) == NULL)
-		fatalx("out of memory");
-	memcpy(f, frame, len);
-	if (s->node[from].byz && s->node[from].mode == RSIM_BYZ_MUTATE)
-		len = mutate(s, f, len);
-	else if (s->node[from].byz && s->node[from].mode == RSIM_BYZ_LIE_STATE)
-		len = lie_state(s, &f, len);
 	if (s->faults && chance(s, s->o.drop))
 		copies = 0;
 	if (s->faults && chance(s, s->o.dup))
@@ -541,6 +531,51 @@ fabric_out(void *ctx, uint32_t from, bool to_client, uint32_t to,
 	for (int i = 0; i < copies; i++)
 		push(s, s->now + delay(s), to_client ? E_REPLY : E_FRAME, to,
 		    from, 0, f, len);
+}
+
+static uint64_t
+byz_rnd(void *ctx)
+{
+	return rnd(ctx);
+}
+
+static void
+byz_send(void *ctx, uint32_t from, uint32_t to, const uint8_t *f, size_t len)
+{
+	fabric_send(ctx, from, false, to, f, len);
+}
+
+static void
+fabric_out(void *ctx, uint32_t from, bool to_client, uint32_t to,
+    const uint8_t *frame, size_t len)
+{
+	struct rs *s = ctx;
+	struct rsim_byz_io io = {.ctx = s,
+	    .n = s->o.n,
+	    .window = 2 * s->o.interval,
+	    .rnd = byz_rnd,
+	    .send = byz_send};
+	uint8_t *f;
+
+	if (!to_client && s->node[to].byz)
+		rsim_byz_seen(&s->node[to].bz, &io, frame, len);
+	if (!s->node[from].byz)
+		check_frame(s, from, frame, len);
+	else if (s->node[from].mode == RSIM_BYZ_SILENT)
+		return;
+	if (s->node[from].byz && !to_client &&
+	    rsim_byz_handles(s->node[from].mode)) {
+		rsim_byz_out(&s->node[from].bz, &io, to, frame, len);
+		return;
+	}
+	if ((f = malloc(len ? len : 1)) == NULL)
+		fatalx("out of memory");
+	memcpy(f, frame, len);
+	if (s->node[from].byz && s->node[from].mode == RSIM_BYZ_MUTATE)
+		len = mutate(s, f, len);
+	else if (s->node[from].byz && s->node[from].mode == RSIM_BYZ_LIE_STATE)
+		len = lie_state(s, &f, len);
+	fabric_send(s, from, to_client, to, f, len);
 	free(f);
 }
 
@@ -606,7 +641,8 @@ node_start(struct rs *s, uint32_t i)
 	    .random = env_random,
 	    .env_ctx = s,
 	    .core_crypto = &nd->fc.ops,
-	    .test_flags = nd->byz ? 0 : s->o.test_flags};
+	    .test_flags = nd->byz ? 0 : s->o.test_flags,
+	    .core_test_flags = nd->byz ? 0 : s->o.core_test_flags};
 	char err[256];
 
 	fake_crypto_init(&nd->fc, i);
@@ -1006,14 +1042,22 @@ setup(struct rs *s, const struct rsim_opts *o, struct rsim_result *res)
 		nd->mode = o->byz_mode == RSIM_BYZ_RANDOM
 		    ? (int)below(s, RSIM_BYZ_COUNT)
 		    : o->byz_mode;
+		nd->bz = (struct rsim_byz_node){.id = (uint32_t)(nd - s->node),
+		    .mode = nd->mode,
+		    .fc = &nd->fc};
+		if (o->trace)
+			printf("r%u is Byzantine: %s\n", nd->bz.id,
+			    rsim_byz_name(nd->mode));
 	}
 }
 
 static void
 teardown(struct rs *s)
 {
-	for (uint32_t i = 0; i < s->o.n; i++)
+	for (uint32_t i = 0; i < s->o.n; i++) {
 		replica_free(s->node[i].r);
+		rsim_byz_free(&s->node[i].bz);
+	}
 	while (s->nheap > 0) {
 		struct ev e = pop(s);
 

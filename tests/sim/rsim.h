@@ -35,6 +35,14 @@ enum rsim_byz {
 	/* correct but for the state it serves: a byte of every chunk
 	 * altered, the frame otherwise well-formed */
 	RSIM_BYZ_LIE_STATE,
+	/* tests/sim/rsim_byz.h: the old simulator's behaviours, as
+	 * transforms of what the real driver sends */
+	RSIM_BYZ_EQUIVOCATE,
+	RSIM_BYZ_WRONG_DIGEST,
+	RSIM_BYZ_REPLAY,
+	RSIM_BYZ_VOTE_ALL,
+	RSIM_BYZ_BAD_NEWVIEW,
+	RSIM_BYZ_LYING_VC,
 	RSIM_BYZ_COUNT,
 };
 
@@ -51,6 +59,9 @@ struct rsim_opts {
 	uint32_t live_ms; /* every request done within this after */
 	uint32_t test_flags; /* REPLICA_TEST_* for the correct replicas */
 	bool trace, quiet;
+	/* byz: PBFT_TEST_* (pbft-replica/core/pbft.h), planted core bugs,
+	 * for the correct replicas */
+	uint32_t core_test_flags;
 };
 
 struct rsim_result {

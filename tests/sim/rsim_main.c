@@ -12,24 +12,32 @@
 #include <time.h>
 
 #include "log.h"
+#include "pbft.h"
 #include "replica.h"
 #include "rsim.h"
+#include "rsim_byz.h"
 
 static void
 usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: pbft-rsim [--seed S | --seeds A-B] [--n N] [--byz K]\n"
-	    "                 [--byz-mode silent|mutate|lie-state|random] "
-	    "[--clients C]\n"
+	    "                 [--byz-mode MODE] [--clients C]\n"
 	    "                 [--requests R] [--no-crash] [--no-partition]\n"
 	    "                 [--drop P] [--dup P] [--twice] [--trace] "
 	    "[--quiet]\n"
 	    "                 [--break-early-commit] [--break-xfer] "
 	    "[--break-reply]\n"
+	    "                 [--break-quorum] [--break-newview] "
+	    "[--break-claims]\n"
+	    "                 [--break-mute]\n"
+	    "MODE: silent, mutate (or garbage), lie-state, equivocate,\n"
+	    "       wrong-digest, replay, vote-all, bad-newview, lying-vc, or\n"
+	    "       random (the default: each Byzantine replica one of them)\n"
 	    "--twice: run every seed twice and compare the traces' digests\n"
-	    "--break-*: planted driver bugs (replica.h REPLICA_TEST_*) the\n"
-	    "       checks must catch\n");
+	    "--break-*: planted driver bugs (replica.h REPLICA_TEST_*) and\n"
+	    "       core bugs (--break-quorum, -newview, -claims, -mute:\n"
+	    "       pbft.h PBFT_TEST_BROKEN_*) the checks must catch\n");
 }
 
 static int
@@ -53,20 +61,6 @@ num(const char *s)
 
 	return *end != '\0' || end == s || v >= UINT32_MAX ? UINT32_MAX
 	                                                   : (uint32_t)v;
-}
-
-static int
-byz_mode(const char *s)
-{
-	if (strcmp(s, "silent") == 0)
-		return RSIM_BYZ_SILENT;
-	if (strcmp(s, "mutate") == 0)
-		return RSIM_BYZ_MUTATE;
-	if (strcmp(s, "lie-state") == 0)
-		return RSIM_BYZ_LIE_STATE;
-	if (strcmp(s, "random") == 0)
-		return RSIM_BYZ_RANDOM;
-	return -2;
 }
 
 /* One seed (twice with twice); 0 when it held. */
@@ -116,6 +110,10 @@ main(int argc, char **argv)
 	    {"trace", no_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
 	    {"break-early-commit", no_argument, 0, 'E'},
 	    {"break-xfer", no_argument, 0, 'X'},
+	    {"break-quorum", no_argument, 0, 'Q'},
+	    {"break-newview", no_argument, 0, 'N'},
+	    {"break-claims", no_argument, 0, 'K'},
+	    {"break-mute", no_argument, 0, 'M'},
 	    {"break-reply", no_argument, 0, 'R'}, {"help", no_argument, 0, 'h'},
 	    {0, 0, 0, 0}};
 	struct rsim_opts o;
@@ -140,7 +138,7 @@ main(int argc, char **argv)
 			byz_given = true;
 			break;
 		case 'm':
-			if ((o.byz_mode = byz_mode(optarg)) == -2)
+			if ((o.byz_mode = rsim_byz_parse(optarg)) == -2)
 				goto bad;
 			break;
 		case 'c':
@@ -178,6 +176,18 @@ main(int argc, char **argv)
 			break;
 		case 'R':
 			o.test_flags |= REPLICA_TEST_REPLY_MIX;
+			break;
+		case 'Q':
+			o.core_test_flags |= PBFT_TEST_BROKEN_QUORUM;
+			break;
+		case 'N':
+			o.core_test_flags |= PBFT_TEST_BROKEN_NEWVIEW;
+			break;
+		case 'K':
+			o.core_test_flags |= PBFT_TEST_BROKEN_CLAIMS;
+			break;
+		case 'M':
+			o.core_test_flags |= PBFT_TEST_BROKEN_MUTE;
 			break;
 		case 'h':
 			usage(stdout);
