@@ -76,6 +76,7 @@ struct node {
 
 /* A request submitted to a client library and not completed yet. */
 struct sreq {
+	struct cli *cli;
 	uint8_t op[OP_BYTES_MAX];
 	uint32_t oplen;
 	uint64_t ts; /* the library's, once signed */
@@ -810,23 +811,30 @@ client_think(struct rs *s, struct cli *c, uint64_t max_ms)
 }
 
 /*
- * f+1 replicas agreed (the library says): the result must be the one the
- * correct replicas sent for the request (check_reply keeps it), and the
- * request the oldest unanswered one (the library sends one at a time).
+ * f+1 replicas agreed (the library says): the request must be the oldest
+ * unanswered one (the library sends one at a time, in submission order),
+ * its result the one the correct replicas sent for it (check_reply keeps
+ * it).
  */
 static void
 client_done(void *arg, const struct pbft_result *res)
 {
-	struct cli *c = arg;
+	struct sreq *q = arg;
+	struct cli *c = q->cli;
 	struct rs *s = c->s;
-	struct sreq *q = &c->q[c->head];
 	uint8_t v[PBFT_DIGEST_LEN] = {0};
 	uint64_t h = fnv(0xcbf29ce484222325ULL, &res->svc_status, 1);
 	const struct entry *e;
 
 	if (res->status == PBFT_CLIENT_CANCELLED)
 		return; /* the run is over */
-	if (res->status != PBFT_CLIENT_OK || c->count == 0 || c->nsigned == 0) {
+	if (q != &c->q[c->head] || c->nsigned == 0) {
+		violation(s,
+		    "client %u: a request completed out of submission order",
+		    c->id);
+		return;
+	}
+	if (res->status != PBFT_CLIENT_OK) {
 		violation(s, "client %u: a request ended with status %d", c->id,
 		    (int)res->status);
 		return;
@@ -865,7 +873,8 @@ client_submit(struct rs *s, struct cli *c)
 		struct sreq *q = &c->q[(c->head + c->count) % CLI_QUEUE];
 
 		client_op(s, c, q);
-		if (pbft_client_submit(c->c, q->op, q->oplen, client_done, c) ==
+		q->cli = c;
+		if (pbft_client_submit(c->c, q->op, q->oplen, client_done, q) ==
 		    -1) {
 			violation(s, "client %u cannot submit", c->id);
 			return;
@@ -924,6 +933,27 @@ clients_link(struct rs *s, uint32_t i, bool up)
 			continue;
 		rsim_client_link(k, i, up);
 		client_settle(s, &s->cli[k]);
+	}
+}
+
+/* For a liveness violation: the first client waiting for an answer. */
+static void
+clients_waiting(struct rs *s, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	for (uint32_t i = 0; i < s->o.clients; i++) {
+		const struct cli *c = &s->cli[i];
+		const struct sreq *q = &c->q[c->head];
+
+		if (c->nsigned == 0)
+			continue;
+		snprintf(buf, len,
+		    "; client %u waits for ts %llu, which correct replicas %s",
+		    i, (unsigned long long)q->ts,
+		    lookup(s, TAG_REPLY | i, q->ts, 0, NULL) != NULL
+		        ? "answered"
+		        : "never answered");
+		return;
 	}
 }
 
@@ -1231,11 +1261,15 @@ rsim_run(const struct rsim_opts *o, struct rsim_result *res)
 		run_event(&s, &e);
 		free(e.p);
 	}
-	if (res->ok && !all_done(&s))
+	if (res->ok && !all_done(&s)) {
+		char why[160];
+
+		clients_waiting(&s, why, sizeof(why));
 		violation(&s,
 		    "liveness: requests not done %u ms after the faults "
-		    "stopped (%llu completed)",
-		    o->live_ms, (unsigned long long)res->completed);
+		    "stopped (%llu completed%s)",
+		    o->live_ms, (unsigned long long)res->completed, why);
+	}
 	res->end_ms = s.now;
 	if (o->trace)
 		dump_status(&s);
