@@ -1,10 +1,10 @@
 /*
  * client.c - the pbft client library; see client.h.
  *
- * Two layers: connections (one per replica, dialled with backoff: a
- * connection of conn.h carrying an authenticated channel) and requests (a
- * fixed table of outstanding requests with their reply votes and timers,
- * found by timestamp through a hash index).
+ * Two layers: links (one per replica, client_link.h: in production a
+ * connection of conn.h carrying an authenticated channel, dialled with
+ * backoff) and requests (a fixed table of outstanding requests with their
+ * reply votes and timers, found by timestamp through a hash index).
  *
  * Requests submitted during one loop iteration are signed together just
  * before the loop waits again (an ev_prepare watcher): one Ed25519 signature
@@ -20,6 +20,10 @@
  * signature covers more requests and the primary checks fewer of them,
  * while a request waits for its signature no more than a quarter of what
  * requests take anyway, on average.
+ *
+ * Without a loop (the simulator) there are no watchers: the timers are
+ * due times that pbft_client_tick checks, and the signing step runs in
+ * pbft_client_before_wait.
  */
 #include "client.h"
 
@@ -30,23 +34,18 @@
 #include <string.h>
 #include <time.h>
 
-#include "chan.h"
-#include "conn.h"
+#include "client_link.h"
 #include "log.h"
 #include "pbft_build.h"
 #include "reqauth.h"
 #include "sig.h"
 #include "wire.h"
 
-#define HANDSHAKE_MS 5000
-
-/* The link to one replica: a connection (conn.h), redialled with backoff. */
-struct client_conn {
-	struct pbft_client *c;
-	uint32_t replica;
-	struct conn io;
-	ev_timer retry; /* the next dial, or the handshake's deadline */
-	uint32_t backoff_ms; /* conn_backoff */
+/* A one-shot timer: a watcher on the loop, or without a loop a due time. */
+struct ctimer {
+	ev_timer w;
+	uint64_t at; /* when it fires (clock_us), while active */
+	bool armed; /* without a loop: active */
 };
 
 /* A reply vote: what replica i said about a request. */
@@ -86,7 +85,7 @@ struct pbft_client {
 	uint32_t n, f;
 	uint64_t last_ts;
 	uint64_t view; /* latest view a reply told us */
-	struct client_conn conns[PBFT_REPLICAS_MAX];
+	struct client_links *links;
 	struct creq *reqs;
 	struct vote *votes; /* nreqs_max x n */
 	uint32_t nreqs_max, outstanding;
@@ -96,8 +95,7 @@ struct pbft_client {
 	 * retransmissions and deadlines come due in about this order, so one
 	 * timer watches them all, not two per request. */
 	uint32_t first, last;
-	ev_timer sweep;
-	uint64_t sweep_at; /* when it fires, while active */
+	struct ctimer sweep;
 	uint32_t *by_ts, ts_mask; /* open addressing: reqs index + 1, or 0 */
 	struct creq **pending; /* submitted, not signed yet */
 	uint32_t npending;
@@ -105,8 +103,8 @@ struct pbft_client {
 	uint8_t (*leaves)[32];
 	struct reqauth_tree *tree;
 	ev_prepare sign_w; /* signs pending requests before the loop waits */
-	struct conn_group group; /* one write per connection, after sign_w */
-	ev_timer sign_t; /* or when the sign interval is over */
+	bool sign_wanted; /* without a loop: sign_w is active */
+	struct ctimer sign_t; /* or when the sign interval is over */
 	uint64_t last_sign_us;
 	uint64_t lat_avg_us; /* moving average of answered requests' latency */
 	struct wbuf scratch;
@@ -115,7 +113,7 @@ struct pbft_client {
 };
 
 static uint64_t
-now_us(void)
+wall_us(void)
 {
 	struct timespec ts;
 
@@ -136,128 +134,47 @@ mono_us(void)
 static uint64_t
 next_ts(struct pbft_client *c)
 {
-	uint64_t t = now_us();
+	uint64_t t = c->opts.now_us != NULL ? c->opts.now_us(c->opts.env_ctx)
+	                                    : wall_us();
 
 	c->last_ts = t > c->last_ts ? t : c->last_ts + 1;
 	return c->last_ts;
 }
 
-/* ---- connections ------------------------------------------------------- */
+/* ---- timers ------------------------------------------------------------ */
 
-static void link_schedule(struct client_conn *cc);
-static void reqs_conn_up(struct pbft_client *c, uint32_t replica);
-static void reqs_conn_down(struct pbft_client *c, uint32_t replica);
-static void client_on_reply(
-    struct pbft_client *c, uint32_t replica, const struct pbft_reply *rep);
-
-/* What was queued there is gone with it; dial again after a while. */
-static void
-link_closed(void *arg, enum conn_why why, const char *detail)
+static uint64_t
+clock_us(const struct pbft_client *c)
 {
-	struct client_conn *cc = arg;
-
-	(void)why;
-	log_debug("client: replica %u: %s", cc->replica, detail);
-	reqs_conn_down(cc->c, cc->replica);
-	link_schedule(cc);
+	return c->opts.now_us != NULL ? c->opts.now_us(c->opts.env_ctx)
+	                              : mono_us();
 }
 
-static void
-link_up(void *arg)
-{
-	struct client_conn *cc = arg;
-
-	cc->backoff_ms = 0;
-	ev_timer_stop(cc->c->loop, &cc->retry);
-	log_debug("client: connected to replica %u", cc->replica);
-	reqs_conn_up(cc->c, cc->replica);
-}
-
-static void
-link_frame(void *arg, const uint8_t *frame, size_t len)
-{
-	struct client_conn *cc = arg;
-	struct pbft_client *c = cc->c;
-	struct wire_arena arena;
-	struct pbft_msg m;
-
-	wire_arena_init(&arena, c->arena, c->arena_len);
-	if (wire_decode(frame, len, &m, &arena) != WIRE_OK ||
-	    m.type != PBFT_MSG_REPLY || m.u.reply.replica != cc->replica) {
-		log_debug("client: replica %u sent a bad frame", cc->replica);
-		return;
-	}
-	client_on_reply(c, cc->replica, &m.u.reply);
-}
-
-static const struct conn_ops link_ops = {
-    .frame = link_frame, .up = link_up, .closed = link_closed};
-
-/*
- * Queues a frame on an established channel: true if it was taken. What a
- * channel not up yet misses, it gets when it comes up (reqs_conn_up).
- */
 static bool
-link_queue(struct client_conn *cc, const uint8_t *frame, size_t len)
+timer_active(const struct pbft_client *c, const struct ctimer *t)
 {
-	return conn_queue(&cc->io, frame, len, false) == 0;
-}
-
-static int
-link_lookup(void *ctx, uint8_t role, uint32_t id, uint8_t pub[PBFT_PUBKEY_LEN])
-{
-	const struct pbft_client *c = ctx;
-
-	if (role != PBFT_ROLE_REPLICA || id >= c->n)
-		return -1;
-	memcpy(pub, c->cfg->nodes[id].public_key, PBFT_PUBKEY_LEN);
-	return 0;
+	return c->loop != NULL ? ev_is_active(&t->w) : t->armed;
 }
 
 static void
-link_dial(struct client_conn *cc)
+timer_stop(struct pbft_client *c, struct ctimer *t)
 {
-	struct pbft_client *c = cc->c;
-	const struct cfg_node *node = &c->cfg->nodes[cc->replica];
-	int fd = node->has_address ? conn_connect(node->host, node->port, false)
-	                           : -1;
+	if (c->loop != NULL)
+		ev_timer_stop(c->loop, &t->w);
+	t->armed = false;
+}
 
-	if (fd == -1) {
-		link_schedule(cc);
+/* Fires at due (clock_us), or at once if that has passed. */
+static void
+timer_start(struct pbft_client *c, struct ctimer *t, uint64_t now, uint64_t due)
+{
+	timer_stop(c, t);
+	t->at = due;
+	t->armed = true;
+	if (c->loop == NULL)
 		return;
-	}
-	conn_open(&cc->io, fd, true);
-	chan_init(&cc->io.ch, PBFT_ROLE_CLIENT, c->opts.client_id, c->opts.key,
-	    link_lookup, c, c->cfg->name, true, PBFT_ROLE_REPLICA, cc->replica);
-	if (conn_start(&cc->io) == -1)
-		return; /* closed, and scheduled again */
-	/* The retry timer doubles as the handshake deadline. */
-	ev_timer_set(&cc->retry, HANDSHAKE_MS / 1000.0, 0);
-	ev_timer_start(c->loop, &cc->retry);
-}
-
-static void
-link_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct client_conn *cc = w->data;
-
-	(void)loop;
-	(void)revents;
-	if (conn_is_open(&cc->io)) {
-		if (!cc->io.up)
-			conn_close(&cc->io, CONN_LOCAL, "handshake timed out");
-		return;
-	}
-	link_dial(cc);
-}
-
-/* Dial again after a jittered, doubling delay. */
-static void
-link_schedule(struct client_conn *cc)
-{
-	ev_timer_stop(cc->c->loop, &cc->retry);
-	ev_timer_set(&cc->retry, conn_backoff(&cc->backoff_ms), 0);
-	ev_timer_start(cc->c->loop, &cc->retry);
+	ev_timer_set(&t->w, due > now ? (double)(due - now) / 1e6 : 0, 0);
+	ev_timer_start(c->loop, &t->w);
 }
 
 /* ---- requests ---------------------------------------------------------- */
@@ -355,7 +272,7 @@ unlist(struct pbft_client *c, struct creq *q)
 		c->last = q->prev;
 	q->prev = q->next = 0;
 	if (c->first == 0)
-		ev_timer_stop(c->loop, &c->sweep);
+		timer_stop(c, &c->sweep);
 }
 
 static void
@@ -385,7 +302,7 @@ req_send_to(struct pbft_client *c, struct creq *q, uint32_t i)
 	uint64_t bit = 1ull << i;
 
 	if ((q->queued & bit) == 0 &&
-	    link_queue(&c->conns[i], q->frame, q->frame_len))
+	    client_link_queue(c->links, i, q->frame, q->frame_len))
 		q->queued |= bit;
 	return (q->queued & bit) != 0;
 }
@@ -417,8 +334,8 @@ req_send(struct pbft_client *c, struct creq *q, bool all)
  * got had it been up when the request was sent or last retransmitted, so
  * the first requests after a start do not wait for a retransmission.
  */
-static void
-reqs_conn_up(struct pbft_client *c, uint32_t replica)
+void
+client_link_up(struct pbft_client *c, uint32_t replica)
 {
 	uint64_t primary = 1ull << (uint32_t)(c->view % c->n);
 
@@ -433,8 +350,8 @@ reqs_conn_up(struct pbft_client *c, uint32_t replica)
 }
 
 /* Replica i's channel is gone, and with it what was queued there. */
-static void
-reqs_conn_down(struct pbft_client *c, uint32_t replica)
+void
+client_link_down(struct pbft_client *c, uint32_t replica)
 {
 	for (uint32_t at = c->first; at != 0; at = c->reqs[at - 1].next)
 		c->reqs[at - 1].queued &= ~(1ull << replica);
@@ -444,12 +361,9 @@ reqs_conn_down(struct pbft_client *c, uint32_t replica)
 static void
 sweep_arm(struct pbft_client *c, uint64_t now, uint64_t due)
 {
-	ev_timer_stop(c->loop, &c->sweep);
-	if (c->first == 0)
-		return;
-	ev_timer_set(&c->sweep, due > now ? (double)(due - now) / 1e6 : 0, 0);
-	ev_timer_start(c->loop, &c->sweep);
-	c->sweep_at = due;
+	timer_stop(c, &c->sweep);
+	if (c->first != 0)
+		timer_start(c, &c->sweep, now, due);
 }
 
 /*
@@ -459,15 +373,12 @@ sweep_arm(struct pbft_client *c, uint64_t now, uint64_t due)
  * started later.
  */
 static void
-sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
+sweep_run(struct pbft_client *c)
 {
-	struct pbft_client *c = w->data;
-	uint64_t now = mono_us(), young = c->opts.retransmit_ms;
+	uint64_t now = clock_us(c), young = c->opts.retransmit_ms;
 	uint64_t due = UINT64_MAX;
 	uint32_t at = c->first;
 
-	(void)loop;
-	(void)revents;
 	if (c->opts.timeout_ms < young)
 		young = c->opts.timeout_ms;
 	young *= 1000;
@@ -500,8 +411,16 @@ sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	/* A callback above may have started a request past the walk (serial
 	 * mode starts the next one), arming the timer for it. */
-	if (!ev_is_active(&c->sweep) || due < c->sweep_at)
+	if (!timer_active(c, &c->sweep) || due < c->sweep.at)
 		sweep_arm(c, now, due);
+}
+
+static void
+sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	sweep_run(w->data);
 }
 
 static void
@@ -536,7 +455,7 @@ client_on_reply(
 	}
 	if (agree < c->f + 1)
 		return;
-	res.latency_us = mono_us() - q->start_us;
+	res.latency_us = clock_us(c) - q->start_us;
 	/* An average over about the last 16 answers. */
 	c->lat_avg_us =
 	    c->lat_avg_us - c->lat_avg_us / 16 + res.latency_us / 16;
@@ -548,6 +467,37 @@ client_on_reply(
 	res.result = rep->result;
 	res.result_len = rep->result_len;
 	req_finish(c, q, &res);
+}
+
+void
+client_link_frame(
+    struct pbft_client *c, uint32_t i, const uint8_t *frame, size_t len)
+{
+	struct wire_arena arena;
+	struct pbft_msg m;
+
+	wire_arena_init(&arena, c->arena, c->arena_len);
+	if (wire_decode(frame, len, &m, &arena) != WIRE_OK ||
+	    m.type != PBFT_MSG_REPLY || m.u.reply.replica != i) {
+		log_debug("client: replica %u sent a bad frame", i);
+		return;
+	}
+	client_on_reply(c, i, &m.u.reply);
+}
+
+/* Encodes m, q's REQUEST, as q's frame, which replaces its operation. */
+static int
+req_keep(struct pbft_client *c, struct creq *q, const struct pbft_msg *m)
+{
+	wbuf_reset(&c->scratch);
+	if (wire_encode(&c->scratch, m) == -1 ||
+	    (q->frame = malloc(c->scratch.len)) == NULL)
+		return -1;
+	memcpy(q->frame, c->scratch.p, c->scratch.len);
+	q->frame_len = c->scratch.len;
+	free(q->op);
+	q->op = NULL;
+	return 0;
 }
 
 /*
@@ -584,14 +534,28 @@ req_seal(struct pbft_client *c, struct creq *q, uint32_t index,
 			auth[0] ^= 1;
 	}
 #endif
-	wbuf_reset(&c->scratch);
-	if (wire_encode(&c->scratch, &m) == -1 ||
-	    (q->frame = malloc(c->scratch.len)) == NULL)
-		return -1;
-	memcpy(q->frame, c->scratch.p, c->scratch.len);
-	q->frame_len = c->scratch.len;
-	free(q->op);
-	q->op = NULL;
+	return req_keep(c, q, &m);
+}
+
+/* With opts.auth: each request authenticated by the hook alone. */
+static int
+auth_each(struct pbft_client *c, struct creq **group, uint32_t count)
+{
+	uint8_t auth[PBFT_AUTH_BYTES_MAX];
+
+	for (uint32_t j = 0; j < count; j++) {
+		struct pbft_msg m = {.type = PBFT_MSG_REQUEST};
+		struct pbft_request *r = &m.u.request;
+
+		*r = (struct pbft_request){.client = c->opts.client_id,
+		    .timestamp = group[j]->ts,
+		    .op_len = group[j]->op_len,
+		    .op = group[j]->op,
+		    .auth = auth};
+		r->auth_len = (uint16_t)c->opts.auth(c->opts.env_ctx, r, auth);
+		if (req_keep(c, group[j], &m) == -1)
+			return -1;
+	}
 	return 0;
 }
 
@@ -603,6 +567,8 @@ sign_group(struct pbft_client *c, struct creq **group, uint32_t count)
 	uint8_t sig[PBFT_SIG_LEN];
 	uint8_t macs[PBFT_REQ_MAC_LEN * PBFT_REPLICAS_MAX];
 
+	if (c->opts.auth != NULL)
+		return auth_each(c, group, count);
 	for (uint32_t j = 0; j < count; j++) {
 		struct pbft_request r = {.client = c->opts.client_id,
 		    .timestamp = group[j]->ts,
@@ -621,10 +587,10 @@ sign_group(struct pbft_client *c, struct creq **group, uint32_t count)
 	/* One MAC per replica over the signed root message (zeros for a
 	 * replica not connected yet, which then checks the signature). */
 	for (uint32_t i = 0; i < c->n; i++) {
-		const uint8_t *key = chan_request_key(&c->conns[i].io.ch);
+		const uint8_t *key = client_link_request_key(c->links, i);
 		uint8_t *mac = macs + PBFT_REQ_MAC_LEN * i;
 
-		if (key != NULL && c->conns[i].io.up)
+		if (key != NULL)
 			sig_req_mac(key, msg, sizeof(msg), mac);
 		else
 			memset(mac, 0, PBFT_REQ_MAC_LEN);
@@ -668,38 +634,48 @@ pbft_client_sign_interval_us(uint32_t base_us, uint64_t latency_avg_us)
 	return want < lo ? lo : want > hi ? hi : want;
 }
 
+/* Before the loop waits: signs what is pending now, or when the sign
+ * interval is over. */
 static void
-sign_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+sign_step(struct pbft_client *c)
 {
-	struct pbft_client *c = w->data;
-	uint64_t now = mono_us(), since = now - c->last_sign_us;
+	uint64_t now = clock_us(c), since = now - c->last_sign_us;
 	uint64_t interval =
 	    pbft_client_sign_interval_us(c->sign_interval_us, c->lat_avg_us);
 
-	(void)revents;
-	ev_prepare_stop(loop, w);
 	if (c->npending == 0)
 		return;
 	if (c->outstanding == c->npending || since >= interval ||
 	    c->npending >= REQAUTH_GROUP_MAX) {
-		ev_timer_stop(loop, &c->sign_t);
+		timer_stop(c, &c->sign_t);
 		c->last_sign_us = now;
 		sign_pending(c);
-	} else if (!ev_is_active(&c->sign_t)) {
-		ev_timer_set(&c->sign_t, (double)(interval - since) / 1e6, 0);
-		ev_timer_start(loop, &c->sign_t);
+	} else if (!timer_active(c, &c->sign_t)) {
+		timer_start(c, &c->sign_t, now, now + interval - since);
 	}
+}
+
+static void
+sign_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	(void)revents;
+	ev_prepare_stop(loop, w);
+	sign_step(w->data);
+}
+
+static void
+sign_timer_run(struct pbft_client *c)
+{
+	c->last_sign_us = clock_us(c);
+	sign_pending(c);
 }
 
 static void
 sign_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	struct pbft_client *c = w->data;
-
 	(void)loop;
 	(void)revents;
-	c->last_sign_us = mono_us();
-	sign_pending(c);
+	sign_timer_run(w->data);
 }
 
 int
@@ -727,7 +703,10 @@ pbft_client_submit(struct pbft_client *c, const uint8_t *op, size_t len,
 	q->sent = false;
 	ts_insert(c, q);
 	c->pending[c->npending++] = q;
-	ev_prepare_start(c->loop, &c->sign_w);
+	if (c->loop != NULL)
+		ev_prepare_start(c->loop, &c->sign_w);
+	else
+		c->sign_wanted = true;
 	c->outstanding++;
 	if (c->opts.pipeline)
 		req_start(c, q);
@@ -743,7 +722,7 @@ req_start(struct pbft_client *c, struct creq *q)
 	uint64_t due;
 
 	q->sent = true;
-	q->start_us = mono_us();
+	q->start_us = clock_us(c);
 	q->retrans_ms = c->opts.retransmit_ms;
 	q->to_all = false;
 	q->queued = 0;
@@ -758,7 +737,7 @@ req_start(struct pbft_client *c, struct creq *q)
 	c->last = idx;
 	due = q->retrans_at_us < q->deadline_us ? q->retrans_at_us
 	                                        : q->deadline_us;
-	if (!ev_is_active(&c->sweep) || due < c->sweep_at)
+	if (!timer_active(c, &c->sweep) || due < c->sweep.at)
 		sweep_arm(c, q->start_us, due);
 	req_send(c, q, false);
 }
@@ -806,10 +785,10 @@ pbft_client_new(struct ev_loop *loop, const struct pbft_client_opts *opts,
 	wbuf_init_dynamic(&c->scratch, PBFT_FRAME_BYTES_MAX);
 	ev_prepare_init(&c->sign_w, sign_cb);
 	c->sign_w.data = c;
-	ev_timer_init(&c->sign_t, sign_timer_cb, 0, 0);
-	ev_init(&c->sweep, sweep_cb);
-	c->sweep.data = c;
-	c->sign_t.data = c;
+	ev_timer_init(&c->sign_t.w, sign_timer_cb, 0, 0);
+	ev_init(&c->sweep.w, sweep_cb);
+	c->sweep.w.data = c;
+	c->sign_t.w.data = c;
 	c->sign_interval_us =
 	    opts->sign_interval_us ? opts->sign_interval_us : 2000;
 	if (c->reqs == NULL || c->votes == NULL || c->arena == NULL ||
@@ -829,16 +808,10 @@ pbft_client_new(struct ev_loop *loop, const struct pbft_client_opts *opts,
 		pbft_client_free(c);
 		return NULL;
 	}
-	conn_group_init(&c->group, loop);
-	for (uint32_t i = 0; i < c->n; i++) {
-		struct client_conn *cc = &c->conns[i];
-
-		cc->c = c;
-		cc->replica = i;
-		conn_init(&cc->io, &c->group, &link_ops, cc);
-		ev_init(&cc->retry, link_retry_cb);
-		cc->retry.data = cc;
-		link_dial(cc);
+	c->links = client_links_new(c, loop, opts, err, errlen);
+	if (c->links == NULL) {
+		pbft_client_free(c);
+		return NULL;
 	}
 	return c;
 }
@@ -853,20 +826,11 @@ pbft_client_free(struct pbft_client *c)
 	for (uint32_t i = 0; c->reqs != NULL && i < c->nreqs_max; i++)
 		if (c->reqs[i].used)
 			req_finish(c, &c->reqs[i], &res);
-	for (uint32_t i = 0; i < c->n; i++) {
-		struct client_conn *cc = &c->conns[i];
-
-		if (cc->c == NULL)
-			continue;
-		conn_close(&cc->io, CONN_LOCAL, "client closed");
-		ev_timer_stop(
-		    c->loop, &cc->retry); /* after: closing rearms it */
-		conn_clear(&cc->io);
-	}
-	conn_group_clear(&c->group);
-	ev_prepare_stop(c->loop, &c->sign_w);
-	ev_timer_stop(c->loop, &c->sweep);
-	ev_timer_stop(c->loop, &c->sign_t);
+	client_links_free(c->links);
+	if (c->loop != NULL)
+		ev_prepare_stop(c->loop, &c->sign_w);
+	timer_stop(c, &c->sweep);
+	timer_stop(c, &c->sign_t);
 	wbuf_clear(&c->scratch);
 	free(c->arena);
 	free(c->reqs);
@@ -887,18 +851,56 @@ pbft_client_connected(const struct pbft_client *c)
 	uint32_t k = 0;
 
 	for (uint32_t i = 0; i < c->n; i++)
-		k += c->conns[i].io.up;
+		k += client_link_is_up(c->links, i);
 	return k;
 }
 
 bool
 pbft_client_replica_connected(const struct pbft_client *c, uint32_t i)
 {
-	return i < c->n && c->conns[i].io.up;
+	return i < c->n && client_link_is_up(c->links, i);
 }
 
 uint32_t
 pbft_client_outstanding(const struct pbft_client *c)
 {
 	return c->outstanding;
+}
+
+/* ---- without a loop ---------------------------------------------------- */
+
+void
+pbft_client_tick(struct pbft_client *c)
+{
+	uint64_t now = clock_us(c);
+
+	if (c->sign_t.armed && c->sign_t.at <= now) {
+		c->sign_t.armed = false;
+		sign_timer_run(c);
+	}
+	if (c->sweep.armed && c->sweep.at <= now) {
+		c->sweep.armed = false;
+		sweep_run(c);
+	}
+}
+
+void
+pbft_client_before_wait(struct pbft_client *c)
+{
+	if (!c->sign_wanted)
+		return;
+	c->sign_wanted = false;
+	sign_step(c);
+}
+
+uint64_t
+pbft_client_next_due(const struct pbft_client *c)
+{
+	uint64_t due = UINT64_MAX;
+
+	if (c->sign_t.armed)
+		due = c->sign_t.at;
+	if (c->sweep.armed && c->sweep.at < due)
+		due = c->sweep.at;
+	return due;
 }

@@ -35,6 +35,7 @@
 #include <pbft/client.h> /* the public half: results, submit, status */
 
 #include "cfg.h"
+#include "msg.h"
 
 struct pbft_client_opts {
 	const struct cluster_cfg *cfg; /* borrowed; must outlive the client */
@@ -59,11 +60,40 @@ struct pbft_client_opts {
 	 * submitted when none is unanswered is signed at once.
 	 */
 	uint32_t sign_interval_us;
+	/*
+	 * For the simulator (tests/sim/rsim.c); production leaves them zero.
+	 * now_us: the clock in microseconds, for timestamps and timers alike
+	 * (NULL: the system's wall and monotonic clocks). auth: writes the
+	 * authenticator of req (at most PBFT_AUTH_BYTES_MAX bytes) into auth
+	 * and returns its length, in place of the key's signature and the
+	 * channels' MACs (key may then be NULL). Both get env_ctx.
+	 */
+	uint64_t (*now_us)(void *ctx);
+	size_t (*auth)(
+	    void *ctx, const struct pbft_request *req, uint8_t *auth);
+	void *env_ctx;
 };
 
-/* Creates a client and starts connecting; NULL with err set on failure. */
+/*
+ * Creates a client and starts connecting; NULL with err set on failure.
+ * Without a loop (NULL) the client has no watchers and is driven through
+ * the three functions below; its links are then the simulator's
+ * (client_link.h).
+ */
 struct pbft_client *pbft_client_new(struct ev_loop *loop,
     const struct pbft_client_opts *opts, char *err, size_t errlen);
+
+/*
+ * A client without a loop. pbft_client_tick: runs the timers that are due
+ * (retransmissions, deadlines, the end of a sign interval).
+ * pbft_client_before_wait: the step a loop takes before it waits (signs
+ * and sends what was submitted); call it after every call into the client
+ * (a submit, a tick, a link's callback). pbft_client_next_due: when the
+ * next tick is wanted (opts.now_us's time), UINT64_MAX for no time.
+ */
+void pbft_client_tick(struct pbft_client *c);
+void pbft_client_before_wait(struct pbft_client *c);
+uint64_t pbft_client_next_due(const struct pbft_client *c);
 
 /* Whether replica i is connected (false for an i of no replica). */
 bool pbft_client_replica_connected(const struct pbft_client *c, uint32_t i);

@@ -5,8 +5,10 @@
  * replica, client timers, faults. Every replica is the production driver
  * (replica_new without a loop), its network rsim_net.c, its crypto the
  * core's fake one (fake_crypto.c), its data directory its own on the
- * simulated disk (simfs.c). It does not fake the driver's decisions: what
- * it checks is what the replicas send.
+ * simulated disk (simfs.c); every client is the client library
+ * (common/client.c) without a loop, its links rsim_client_link.c. It does
+ * not fake the driver's decisions: what it checks is what the replicas send
+ * and what the clients complete.
  */
 #include "rsim.h"
 #include "rsim_byz.h"
@@ -19,12 +21,14 @@
 #include <unistd.h>
 
 #include "cfg.h"
+#include "client.h"
 #include "defaults.h"
 #include "fake_crypto.h"
 #include "log.h"
 #include "net.h"
 #include "pbft.h"
 #include "replica.h"
+#include "rsim_client_link.h"
 #include "rsim_net.h"
 #include "simfs.h"
 #include "store.h"
@@ -53,7 +57,9 @@ enum ev_kind {
 struct ev {
 	uint64_t t, order;
 	enum ev_kind kind;
-	uint32_t a, b; /* E_FRAME: to, from (n + client: a client) */
+	/* E_FRAME: to, from (n + client: a client); E_REPLY: to, from;
+	 * E_CLIENT: client, CLI_TIMER or CLI_THINK */
+	uint32_t a, b;
 	uint64_t gen;
 	uint8_t *p;
 	size_t len;
@@ -70,15 +76,28 @@ struct node {
 	struct rsim_byz_node bz; /* a Byzantine one's (rsim_byz.h) */
 };
 
-struct cli {
-	uint32_t id;
-	uint64_t ts, timer_gen, view_guess;
-	uint32_t issued, retry_ms;
-	bool outstanding;
+/* A request submitted to a client library and not completed yet. */
+struct sreq {
+	struct cli *cli;
 	uint8_t op[OP_BYTES_MAX];
 	uint32_t oplen;
-	uint64_t rep[PBFT_REPLICAS_MAX]; /* hash of each replica's reply */
-	uint32_t rep_have; /* replicas that replied to ts, a bit each */
+	uint64_t ts; /* the library's, once signed */
+};
+
+#define CLI_QUEUE 4 /* requests a client has submitted, unanswered */
+#define CLI_TIMER 0 /* E_CLIENT: the library's next timer */
+#define CLI_THINK 1 /* E_CLIENT: submit more */
+
+struct cli {
+	struct rs *s;
+	struct pbft_client *c;
+	uint32_t id;
+	uint64_t due_ms, timer_gen; /* the E_CLIENT of the library's timer */
+	uint32_t issued;
+	bool thinking; /* a CLI_THINK is queued */
+	/* submitted, oldest first (q[head]); the first nsigned signed */
+	struct sreq q[CLI_QUEUE];
+	uint32_t head, count, nsigned;
 };
 
 /* (a, b, c) -> 32 bytes: votes, checkpoint digests, reply results. */
@@ -631,6 +650,8 @@ env_random(void *ctx)
 	return (uint32_t)rnd(ctx);
 }
 
+static void clients_link(struct rs *s, uint32_t i, bool up);
+
 static void
 node_start(struct rs *s, uint32_t i)
 {
@@ -655,6 +676,7 @@ node_start(struct rs *s, uint32_t i)
 	nd->gen++;
 	push(s, s->now + 1 + below(s, TICK_MS), E_TICK, i, 0, nd->gen, NULL, 0);
 	links_update(s);
+	clients_link(s, i, true);
 }
 
 static void
@@ -672,6 +694,7 @@ node_crash(struct rs *s, uint32_t i)
 	s->down++;
 	s->res->crashes++;
 	links_update(s);
+	clients_link(s, i, false);
 	if (s->o.trace)
 		printf("%llu r%u CRASHES\n", (unsigned long long)s->now, i);
 }
@@ -723,16 +746,54 @@ node_disk(struct rs *s, const struct ev *e)
 
 /* ---- clients ----------------------------------------------------------- */
 
+/*
+ * Each client is the client library (common/client.c) without a loop, its
+ * links those of rsim_client_link.c, its clock the simulator's, its
+ * requests authenticated by the fake crypto's authenticator (the replicas
+ * check it with fake_crypto's verify_request). It retransmits, counts
+ * matching replies and orders its requests itself; what the simulator
+ * checks is what it completes.
+ */
+
+static uint64_t
+client_clock(void *ctx)
+{
+	const struct cli *c = ctx;
+
+	return c->s->now * 1000;
+}
+
+/*
+ * The library signs what was submitted in submission order: the next
+ * request not signed yet must be the one it authenticates now.
+ */
+static size_t
+client_auth(void *ctx, const struct pbft_request *req, uint8_t *auth)
+{
+	struct cli *c = ctx;
+	struct sreq *q = &c->q[(c->head + c->nsigned) % CLI_QUEUE];
+
+	if (c->nsigned == c->count || req->client != c->id ||
+	    req->op_len != q->oplen || memcmp(req->op, q->op, q->oplen) != 0)
+		violation(c->s,
+		    "client %u signed a request it was not given next", c->id);
+	else
+		q->ts = req->timestamp;
+	c->nsigned += c->nsigned < c->count;
+	fake_request_auth(req, auth);
+	return FAKE_AUTH_LEN;
+}
+
 /* A ledger submission or a put or get of one of a few keys. */
 static void
-client_op(struct rs *s, struct cli *c)
+client_op(struct rs *s, struct cli *c, struct sreq *q)
 {
 	struct wbuf wb;
 	char key[16];
 	uint8_t val[16];
 	size_t vlen = 1 + below(s, sizeof(val));
 
-	wbuf_init_fixed(&wb, c->op, sizeof(c->op));
+	wbuf_init_fixed(&wb, q->op, sizeof(q->op));
 	snprintf(key, sizeof(key), "k%u.%u", c->id, (unsigned)below(s, 4));
 	for (size_t i = 0; i < vlen; i++)
 		val[i] = (uint8_t)rnd(s);
@@ -747,90 +808,215 @@ client_op(struct rs *s, struct cli *c)
 		ledger_op_get(&wb, key, strlen(key));
 		break;
 	}
-	c->oplen = (uint32_t)wb.len;
+	q->oplen = (uint32_t)wb.len;
 }
 
+/*
+ * After every call into a client: its signing step, as a loop's before it
+ * waits, and an event for its next timer if that moved.
+ */
 static void
-client_send(struct rs *s, struct cli *c, bool all)
+client_settle(struct rs *s, struct cli *c)
 {
-	struct pbft_msg m = {.type = PBFT_MSG_REQUEST};
-	uint8_t auth[FAKE_AUTH_LEN];
-	uint32_t primary = (uint32_t)(c->view_guess % s->o.n);
+	uint64_t due;
 
-	m.u.request = (struct pbft_request){.client = c->id,
-	    .timestamp = c->ts,
-	    .op_len = c->oplen,
-	    .op = c->op};
-	fake_request_auth(&m.u.request, auth);
-	m.u.request.auth = auth;
-	m.u.request.auth_len = FAKE_AUTH_LEN;
-	wbuf_reset(&s->enc);
-	if (wire_encode(&s->enc, &m) == -1)
-		fatalx("cannot encode a request");
-	for (uint32_t i = 0; i < s->o.n; i++)
-		if ((all || i == primary) &&
-		    !(s->faults && chance(s, s->o.drop)))
-			push(s, s->now + delay(s), E_FRAME, i, s->o.n + c->id,
-			    0, s->enc.p, s->enc.len);
+	pbft_client_before_wait(c->c);
+	due = pbft_client_next_due(c->c);
+	if (due == UINT64_MAX) {
+		c->due_ms = UINT64_MAX;
+		return;
+	}
+	due = (due + 999) / 1000;
+	if (due < s->now)
+		due = s->now;
+	if (due == c->due_ms)
+		return;
+	c->due_ms = due;
+	push(s, due, E_CLIENT, c->id, CLI_TIMER, ++c->timer_gen, NULL, 0);
+}
+
+/* The client thinks, then submits again in 1 .. 100 ms. */
+static void
+client_think(struct rs *s, struct cli *c, uint64_t max_ms)
+{
+	if (c->thinking)
+		return;
+	c->thinking = true;
+	push(s, s->now + 1 + below(s, max_ms), E_CLIENT, c->id, CLI_THINK, 0,
+	    NULL, 0);
+}
+
+/*
+ * f+1 replicas agreed (the library says): the request must be the oldest
+ * unanswered one (the library sends one at a time, in submission order),
+ * its result the one the correct replicas sent for it (check_reply keeps
+ * it).
+ */
+static void
+client_done(void *arg, const struct pbft_result *res)
+{
+	struct sreq *q = arg;
+	struct cli *c = q->cli;
+	struct rs *s = c->s;
+	uint8_t v[PBFT_DIGEST_LEN] = {0};
+	uint64_t h = fnv(0xcbf29ce484222325ULL, &res->svc_status, 1);
+	const struct entry *e;
+
+	if (res->status == PBFT_CLIENT_CANCELLED)
+		return; /* the run is over */
+	if (q != &c->q[c->head] || c->nsigned == 0) {
+		violation(s,
+		    "client %u: a request completed out of submission order",
+		    c->id);
+		return;
+	}
+	if (res->status != PBFT_CLIENT_OK) {
+		violation(s, "client %u: a request ended with status %d", c->id,
+		    (int)res->status);
+		return;
+	}
+	h = fnv(h, res->result, res->result_len);
+	memcpy(v, &h, sizeof(h));
+	e = lookup(s, TAG_REPLY | c->id, q->ts, 0, NULL);
+	if (e == NULL || memcmp(e->v, v, PBFT_DIGEST_LEN) != 0)
+		violation(s,
+		    "client %u ts %llu completed with a result no correct "
+		    "replica sent",
+		    c->id, (unsigned long long)q->ts);
+	c->head = (c->head + 1) % CLI_QUEUE;
+	c->count--;
+	c->nsigned--;
+	s->res->completed++;
+	if (c->count == 0)
+		client_think(s, c, 100);
+}
+
+/*
+ * Load throughout the fault phase, and at least requests: mostly one
+ * request at a time, sometimes a burst (they wait in the library, signed
+ * together), sometimes more while some are unanswered (signed once the
+ * sign interval is over).
+ */
+static void
+client_submit(struct rs *s, struct cli *c)
+{
+	uint32_t k = chance(s, 0.2) ? 2 + (uint32_t)below(s, 2) : 1;
+
+	c->thinking = false;
+	if (c->issued >= s->o.requests && s->now >= s->o.fault_ms)
+		return;
+	for (; k > 0 && c->count < CLI_QUEUE; k--) {
+		struct sreq *q = &c->q[(c->head + c->count) % CLI_QUEUE];
+
+		client_op(s, c, q);
+		q->cli = c;
+		if (pbft_client_submit(c->c, q->op, q->oplen, client_done, q) ==
+		    -1) {
+			violation(s, "client %u cannot submit", c->id);
+			return;
+		}
+		c->count++;
+		c->issued++;
+	}
+	if (c->count < CLI_QUEUE && chance(s, 0.1))
+		client_think(s, c, 20);
 }
 
 static void
-client_timer(struct rs *s, const struct ev *e)
+client_event(struct rs *s, const struct ev *e)
 {
 	struct cli *c = &s->cli[e->a];
 
-	if (e->gen != c->timer_gen)
-		return;
-	if (!c->outstanding) {
-		/* Load throughout the fault phase, and at least requests. */
-		if (c->issued >= s->o.requests && s->now >= s->o.fault_ms)
-			return;
-		c->outstanding = true;
-		c->issued++;
-		c->ts++;
-		c->rep_have = 0;
-		c->retry_ms = CLIENT_RETRY_MS;
-		client_op(s, c);
-		client_send(s, c, false);
+	if (e->b == CLI_THINK) {
+		client_submit(s, c);
 	} else {
-		client_send(s, c, true);
-		c->retry_ms = c->retry_ms * 2 > 4000 ? 4000 : c->retry_ms * 2;
+		if (e->gen != c->timer_gen)
+			return;
+		c->due_ms = UINT64_MAX;
+		pbft_client_tick(c->c);
 	}
-	push(s, s->now + c->retry_ms, E_CLIENT, c->id, 0, ++c->timer_gen, NULL,
-	    0);
+	client_settle(s, c);
 }
 
-/* f+1 replicas with one answer: the request is done. */
+/* A replica's frame reaches its client (through their link, if up). */
 static void
 client_reply(struct rs *s, const struct ev *e)
 {
-	struct cli *c = &s->cli[e->a];
-	struct wire_arena arena;
-	struct pbft_msg m;
-	uint64_t h;
-	uint32_t same = 0;
+	if (e->a >= s->o.clients)
+		return;
+	rsim_client_deliver(e->a, e->b, e->p, e->len);
+	client_settle(s, &s->cli[e->a]);
+}
 
-	wire_arena_init(&arena, s->arena, s->arena_len);
-	if (e->a >= s->o.clients ||
-	    wire_decode(e->p, e->len, &m, &arena) != WIRE_OK ||
-	    m.type != PBFT_MSG_REPLY || m.u.reply.client != c->id ||
-	    m.u.reply.replica != e->b || m.u.reply.timestamp != c->ts ||
-	    !c->outstanding)
+/* A client's frame to a replica, lost or delayed as the replicas' are. */
+static void
+client_out(
+    void *ctx, uint32_t client, uint32_t to, const uint8_t *frame, size_t len)
+{
+	struct rs *s = ctx;
+
+	if (!(s->faults && chance(s, s->o.drop)))
+		push(s, s->now + delay(s), E_FRAME, to, s->o.n + client, 0,
+		    frame, len);
+}
+
+/* Replica i came up or went down: so do the clients' links to it. */
+static void
+clients_link(struct rs *s, uint32_t i, bool up)
+{
+	for (uint32_t k = 0; k < s->o.clients; k++) {
+		if (s->cli[k].c == NULL)
+			continue;
+		rsim_client_link(k, i, up);
+		client_settle(s, &s->cli[k]);
+	}
+}
+
+/* For a liveness violation: the first client waiting for an answer. */
+static void
+clients_waiting(struct rs *s, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	for (uint32_t i = 0; i < s->o.clients; i++) {
+		const struct cli *c = &s->cli[i];
+		const struct sreq *q = &c->q[c->head];
+
+		if (c->nsigned == 0)
+			continue;
+		snprintf(buf, len,
+		    "; client %u waits for ts %llu, which correct replicas %s",
+		    i, (unsigned long long)q->ts,
+		    lookup(s, TAG_REPLY | i, q->ts, 0, NULL) != NULL
+		        ? "answered"
+		        : "never answered");
 		return;
-	h = fnv(fnv(0xcbf29ce484222325ULL, &m.u.reply.status, 1),
-	    m.u.reply.result, m.u.reply.result_len);
-	c->rep[e->b] = h;
-	c->rep_have |= 1u << e->b;
-	for (uint32_t i = 0; i < s->o.n; i++)
-		if ((c->rep_have >> i & 1) && c->rep[i] == h)
-			same++;
-	if (same < s->o.f + 1)
+	}
+}
+
+static void
+client_start(struct rs *s, uint32_t i)
+{
+	struct cli *c = &s->cli[i];
+	struct pbft_client_opts opts = {.cfg = s->cfg,
+	    .client_id = i,
+	    .timeout_ms = s->o.fault_ms + s->o.live_ms + 1000,
+	    .retransmit_ms = CLIENT_RETRY_MS,
+	    .max_outstanding = CLI_QUEUE,
+	    .now_us = client_clock,
+	    .auth = client_auth,
+	    .env_ctx = c};
+	char err[256];
+
+	c->id = i;
+	c->s = s;
+	c->due_ms = UINT64_MAX;
+	if ((c->c = pbft_client_new(NULL, &opts, err, sizeof(err))) == NULL) {
+		violation(s, "client %u does not start: %s", i, err);
 		return;
-	c->outstanding = false;
-	c->view_guess = m.u.reply.view;
-	s->res->completed++;
-	push(s, s->now + 1 + below(s, 100), E_CLIENT, c->id, 0, ++c->timer_gen,
-	    NULL, 0);
+	}
+	for (uint32_t k = 0; k < s->o.n; k++)
+		rsim_client_link(i, k, s->node[k].r != NULL);
+	client_think(s, c, 50);
 }
 
 /* ---- faults ------------------------------------------------------------ */
@@ -944,7 +1130,7 @@ run_event(struct rs *s, const struct ev *e)
 		node_tick(s, e);
 		break;
 	case E_CLIENT:
-		client_timer(s, e);
+		client_event(s, e);
 		break;
 	case E_FAULT:
 		fault(s);
@@ -967,7 +1153,9 @@ static bool
 all_done(const struct rs *s)
 {
 	for (uint32_t i = 0; i < s->o.clients; i++)
-		if (s->cli[i].issued < s->o.requests || s->cli[i].outstanding ||
+		if (s->cli[i].issued < s->o.requests ||
+		    (s->cli[i].c != NULL &&
+		        pbft_client_outstanding(s->cli[i].c) > 0) ||
 		    s->now < s->o.fault_ms)
 			return false;
 	return true;
@@ -1011,6 +1199,7 @@ static void
 setup(struct rs *s, const struct rsim_opts *o, struct rsim_result *res)
 {
 	struct rsim_fabric fab = {.ctx = s, .out = fabric_out};
+	struct rsim_client_fabric cfab = {.ctx = s, .out = client_out};
 
 	memset(s, 0, sizeof(*s));
 	memset(res, 0, sizeof(*res));
@@ -1031,6 +1220,7 @@ setup(struct rs *s, const struct rsim_opts *o, struct rsim_result *res)
 		fatalx("out of memory");
 	wbuf_init_dynamic(&s->enc, PBFT_FRAME_BYTES_MAX);
 	rsim_net_fabric(&fab);
+	rsim_client_fabric(&cfab);
 	store_inline_workers(true);
 	s->faults = true;
 	/* Random mode: each Byzantine replica its own (at n = 7, a liar and
@@ -1054,6 +1244,8 @@ setup(struct rs *s, const struct rsim_opts *o, struct rsim_result *res)
 static void
 teardown(struct rs *s)
 {
+	for (uint32_t i = 0; i < s->o.clients; i++)
+		pbft_client_free(s->cli[i].c);
 	for (uint32_t i = 0; i < s->o.n; i++) {
 		replica_free(s->node[i].r);
 		rsim_byz_free(&s->node[i].bz);
@@ -1099,10 +1291,8 @@ rsim_run(const struct rsim_opts *o, struct rsim_result *res)
 	setup(&s, o, res);
 	for (uint32_t i = 0; i < o->n && res->ok; i++)
 		node_start(&s, i);
-	for (uint32_t i = 0; i < o->clients; i++) {
-		s.cli[i].id = i;
-		push(&s, below(&s, 50), E_CLIENT, i, 0, 0, NULL, 0);
-	}
+	for (uint32_t i = 0; i < o->clients && res->ok; i++)
+		client_start(&s, i);
 	push(&s, 100 + below(&s, 500), E_FAULT, 0, 0, 0, NULL, 0);
 	push(&s, o->fault_ms, E_FAULT, 0, 0, 0, NULL, 0);
 	while (res->ok && s.nheap > 0 && !all_done(&s)) {
@@ -1115,11 +1305,15 @@ rsim_run(const struct rsim_opts *o, struct rsim_result *res)
 		run_event(&s, &e);
 		free(e.p);
 	}
-	if (res->ok && !all_done(&s))
+	if (res->ok && !all_done(&s)) {
+		char why[160];
+
+		clients_waiting(&s, why, sizeof(why));
 		violation(&s,
 		    "liveness: requests not done %u ms after the faults "
-		    "stopped (%llu completed)",
-		    o->live_ms, (unsigned long long)res->completed);
+		    "stopped (%llu completed%s)",
+		    o->live_ms, (unsigned long long)res->completed, why);
+	}
 	res->end_ms = s.now;
 	if (o->trace)
 		dump_status(&s);

@@ -20,7 +20,9 @@
  * (its prepared record was durable before the COMMIT left, as
  * pbft-replica/core/pbft.h demands, and survived any crash); correct
  * replicas answer a (client, timestamp) with one result, retransmissions
- * included; once the faults stop, every request completes within a bound.
+ * included; the clients, which are the client library (common/client.c),
+ * complete each request with that result, in submission order; once the
+ * faults stop, every request completes within a bound.
  */
 #ifndef PBFT_RSIM_H
 #define PBFT_RSIM_H
