@@ -25,6 +25,7 @@
 #include "pbft.h"
 #include "replica.h"
 #include "rsim_net.h"
+#include "rsim_scen.h"
 #include "simfs.h"
 #include "store.h"
 #include "svcop.h"
@@ -388,7 +389,8 @@ check_reply(struct rs *s, uint32_t from, const struct pbft_reply *rep)
 
 /* What a correct replica sends, decoded as its receivers would. */
 static void
-check_frame(struct rs *s, uint32_t from, const uint8_t *f, size_t len)
+check_frame(
+    struct rs *s, uint32_t from, const uint8_t *f, size_t len, bool early)
 {
 	struct wire_arena arena;
 	struct pbft_msg m;
@@ -433,6 +435,7 @@ check_frame(struct rs *s, uint32_t from, const uint8_t *f, size_t len)
 	default:
 		break;
 	}
+	rsim_scen_frame(s, from, &m, early);
 }
 
 /* ---- the network ------------------------------------------------------- */
@@ -517,14 +520,14 @@ delay(struct rs *s)
 
 static void
 fabric_out(void *ctx, uint32_t from, bool to_client, uint32_t to,
-    const uint8_t *frame, size_t len)
+    const uint8_t *frame, size_t len, bool early)
 {
 	struct rs *s = ctx;
 	uint8_t *f;
 	int copies = 1;
 
 	if (!s->node[from].byz)
-		check_frame(s, from, frame, len);
+		check_frame(s, from, frame, len, early);
 	else if (s->node[from].mode == RSIM_BYZ_SILENT)
 		return;
 	if ((f = malloc(len ? len : 1)) == NULL)
@@ -606,7 +609,10 @@ node_start(struct rs *s, uint32_t i)
 	    .random = env_random,
 	    .env_ctx = s,
 	    .core_crypto = &nd->fc.ops,
-	    .test_flags = nd->byz ? 0 : s->o.test_flags};
+	    .test_flags = nd->byz ? 0 : s->o.test_flags,
+	    .core_test_flags = nd->byz
+	        ? 0
+	        : s->o.core_test_flags | rsim_scen_core_flags(s, i)};
 	char err[256];
 
 	fake_crypto_init(&nd->fc, i);
@@ -732,7 +738,7 @@ client_send(struct rs *s, struct cli *c, bool all)
 	if (wire_encode(&s->enc, &m) == -1)
 		fatalx("cannot encode a request");
 	for (uint32_t i = 0; i < s->o.n; i++)
-		if ((all || i == primary) &&
+		if ((all || i == primary || s->o.scenario) &&
 		    !(s->faults && chance(s, s->o.drop)))
 			push(s, s->now + delay(s), E_FRAME, i, s->o.n + c->id,
 			    0, s->enc.p, s->enc.len);
@@ -747,7 +753,8 @@ client_timer(struct rs *s, const struct ev *e)
 		return;
 	if (!c->outstanding) {
 		/* Load throughout the fault phase, and at least requests. */
-		if (c->issued >= s->o.requests && s->now >= s->o.fault_ms)
+		if (c->issued >= s->o.requests &&
+		    s->now >= rsim_scen_load_ms(s))
 			return;
 		c->outstanding = true;
 		c->issued++;
@@ -793,6 +800,7 @@ client_reply(struct rs *s, const struct ev *e)
 	c->outstanding = false;
 	c->view_guess = m.u.reply.view;
 	s->res->completed++;
+	rsim_scen_completed(s);
 	push(s, s->now + 1 + below(s, 100), E_CLIENT, c->id, 0, ++c->timer_gen,
 	    NULL, 0);
 }
@@ -911,7 +919,10 @@ run_event(struct rs *s, const struct ev *e)
 		client_timer(s, e);
 		break;
 	case E_FAULT:
-		fault(s);
+		if (s->o.scenario)
+			rsim_scen_step(s, e->gen);
+		else
+			fault(s);
 		break;
 	case E_RESTART:
 		if (s->node[e->a].r == NULL) {
@@ -925,6 +936,7 @@ run_event(struct rs *s, const struct ev *e)
 	}
 	if (e->kind != E_REPLY && e->kind != E_CLIENT && e->kind != E_FAULT)
 		node_idle(s, e->a);
+	rsim_scen_after(s);
 }
 
 static bool
@@ -981,6 +993,7 @@ setup(struct rs *s, const struct rsim_opts *o, struct rsim_result *res)
 	res->ok = true;
 	res->trace_digest = 0xcbf29ce484222325ULL;
 	s->o = *o;
+	s->o.fault_ms = (uint32_t)rsim_scen_fault_ms(o);
 	s->res = res;
 	s->rng = o->seed * 0x2545f4914f6cdd1dULL + 1;
 	getrandom_state = o->seed;
@@ -1050,7 +1063,7 @@ int
 rsim_run(const struct rsim_opts *o, struct rsim_result *res)
 {
 	struct rs s;
-	uint64_t end = (uint64_t)o->fault_ms + o->live_ms;
+	uint64_t end = rsim_scen_fault_ms(o) + o->live_ms;
 
 	setup(&s, o, res);
 	for (uint32_t i = 0; i < o->n && res->ok; i++)
@@ -1059,9 +1072,13 @@ rsim_run(const struct rsim_opts *o, struct rsim_result *res)
 		s.cli[i].id = i;
 		push(&s, below(&s, 50), E_CLIENT, i, 0, 0, NULL, 0);
 	}
-	push(&s, 100 + below(&s, 500), E_FAULT, 0, 0, 0, NULL, 0);
-	push(&s, o->fault_ms, E_FAULT, 0, 0, 0, NULL, 0);
-	while (res->ok && s.nheap > 0 && !all_done(&s)) {
+	rsim_scen_start(&s);
+	if (!o->scenario) {
+		push(&s, 100 + below(&s, 500), E_FAULT, 0, 0, 0, NULL, 0);
+		push(&s, o->fault_ms, E_FAULT, 0, 0, 0, NULL, 0);
+	}
+	while (res->ok && s.nheap > 0 &&
+	    !(all_done(&s) && rsim_scen_may_end(&s))) {
 		struct ev e = pop(&s);
 
 		if (e.t > end)
@@ -1076,6 +1093,9 @@ rsim_run(const struct rsim_opts *o, struct rsim_result *res)
 		    "liveness: requests not done %u ms after the faults "
 		    "stopped (%llu completed)",
 		    o->live_ms, (unsigned long long)res->completed);
+	else if (res->ok && !rsim_scen_may_end(&s))
+		violation(&s, "the scenario's end not reached");
+	rsim_scen_finish(&s);
 	res->end_ms = s.now;
 	if (o->trace)
 		dump_status(&s);
@@ -1100,4 +1120,94 @@ rsim_opts_default(struct rsim_opts *o)
 	    .dup = 0.02,
 	    .fault_ms = 8000,
 	    .live_ms = 30000};
+}
+
+/* ---- for the scenarios (rsim_scen.c) ---------------------------------- */
+
+const struct rsim_opts *
+rsim_opts_of(const struct rs *s)
+{
+	return &s->o;
+}
+
+uint64_t
+rsim_now(const struct rs *s)
+{
+	return s->now;
+}
+
+uint64_t
+rsim_below(struct rs *s, uint64_t n)
+{
+	return below(s, n);
+}
+
+void
+rsim_fail(struct rs *s, const char *what)
+{
+	violation(s, "%s", what);
+}
+
+void
+rsim_trace(const struct rs *s, const char *what)
+{
+	printf("%llu %s\n", (unsigned long long)s->now, what);
+}
+
+void
+rsim_cut(struct rs *s, uint32_t i, uint32_t j, bool cut)
+{
+	s->cut[i][j] = s->cut[j][i] = cut;
+	links_update(s);
+}
+
+void
+rsim_crash(struct rs *s, uint32_t i)
+{
+	node_crash(s, i);
+}
+
+void
+rsim_restart(struct rs *s, uint32_t i)
+{
+	if (s->node[i].r != NULL)
+		return;
+	s->down--;
+	node_start(s, i);
+}
+
+void
+rsim_at(struct rs *s, uint64_t t, uint64_t arg)
+{
+	push(s, t, E_FAULT, 0, 0, arg, NULL, 0);
+}
+
+void
+rsim_faults_end(struct rs *s)
+{
+	s->faults = false;
+}
+
+struct replica *
+rsim_replica(const struct rs *s, uint32_t i)
+{
+	return s->node[i].r;
+}
+
+bool
+rsim_byz(const struct rs *s, uint32_t i)
+{
+	return s->node[i].byz;
+}
+
+void
+rsim_set_back_ms(struct rs *s, uint64_t ms)
+{
+	s->res->back_ms = ms;
+}
+
+void
+rsim_set_converge_ms(struct rs *s, uint64_t ms)
+{
+	s->res->converge_ms = ms;
 }

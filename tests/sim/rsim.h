@@ -51,6 +51,13 @@ struct rsim_opts {
 	uint32_t live_ms; /* every request done within this after */
 	uint32_t test_flags; /* REPLICA_TEST_* for the correct replicas */
 	bool trace, quiet;
+	/* scen: a fixed scenario (tests/sim/rsim_scen.h, enum rsim_scen)
+	 * instead of the random faults; its bounds (0: none) and how long
+	 * the stranded scenario's link stays dead (0: its default); the
+	 * core's planted bugs (PBFT_TEST_*) for the correct replicas */
+	int scenario;
+	uint32_t back_max_ms, converge_max_ms, dead_link_ms;
+	uint32_t core_test_flags;
 };
 
 struct rsim_result {
@@ -58,6 +65,9 @@ struct rsim_result {
 	char violation[512];
 	uint64_t end_ms, events, completed, crashes;
 	uint64_t trace_digest; /* of the whole run's event trace */
+	/* scen: whole-cluster crash: restart to the first completion;
+	 * stranded: final heal to one last_executed */
+	uint64_t back_ms, converge_ms;
 };
 
 void rsim_opts_default(struct rsim_opts *o);
