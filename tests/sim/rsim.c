@@ -542,8 +542,8 @@ fabric_out(void *ctx, uint32_t from, bool to_client, uint32_t to,
 	if (s->faults && chance(s, s->o.dup))
 		copies = 2;
 	for (int i = 0; i < copies; i++)
-		push(s, s->now + delay(s), to_client ? E_REPLY : E_FRAME, to,
-		    from, 0, f, len);
+		push(s, rsim_scen_arrival(s, from, to_client, to, delay(s)),
+		    to_client ? E_REPLY : E_FRAME, to, from, 0, f, len);
 	free(f);
 }
 

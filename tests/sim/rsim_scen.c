@@ -26,7 +26,7 @@
 #define REJOIN_AT_MS 300
 #define REJOIN_ROUNDS 3
 #define REJOIN_DOWN_MS 200
-#define REJOIN_SETTLE_MS 1000
+#define REJOIN_SETTLE_MS 2000
 #define CRASH_WAIT_MS 200 /* for early votes to leave, at most */
 /* crash-all */
 #define ALL_AT_MS 600
@@ -52,8 +52,11 @@ static struct {
 	uint64_t back_at; /* crash-all: restarted at */
 	bool back; /* ... and a request completed since, back_ms after */
 	uint64_t back_ms;
+	bool fetched; /* ... a replica fetched state in between */
 	uint32_t x, y; /* stranded: the one cut off; its dead link's end */
 	uint64_t early[PBFT_REPLICAS_MAX][3]; /* see note_early */
+	/* the last arrival on each link, to a replica or to a client */
+	uint64_t last[PBFT_REPLICAS_MAX][PBFT_REPLICAS_MAX + 16];
 } sc;
 
 PBFT_PRINTF(2, 3)
@@ -440,6 +443,8 @@ rsim_scen_frame(
 {
 	if (sc.kind == RSIM_SCEN_NONE)
 		return;
+	if (m->type == PBFT_MSG_FETCH_STATE && sc.back_at != 0 && !sc.back)
+		sc.fetched = true;
 	if (m->type == PBFT_MSG_VIEW_CHANGE && sc.watch &&
 	    (sc.kind != RSIM_SCEN_LAG || m->u.view_change.view >= 2))
 		fail(s,
@@ -482,6 +487,21 @@ rsim_scen_core_flags(const struct rs *s, uint32_t i)
 	return sc.kind == RSIM_SCEN_STRANDED && i == sc.x
 	    ? PBFT_TEST_BROKEN_ALONE
 	    : 0;
+}
+
+uint64_t
+rsim_scen_arrival(
+    struct rs *s, uint32_t from, bool to_client, uint32_t to, uint64_t d)
+{
+	uint64_t t = rsim_now(s) + d;
+	uint32_t k = to_client ? PBFT_REPLICAS_MAX + to % 16 : to;
+
+	if (sc.kind == RSIM_SCEN_NONE)
+		return t;
+	if (t < sc.last[from][k])
+		t = sc.last[from][k];
+	sc.last[from][k] = t;
+	return t;
 }
 
 uint64_t
@@ -554,7 +574,7 @@ rsim_scen_finish(struct rs *s)
 	const struct rsim_opts *o = rsim_opts_of(s);
 
 	if (sc.kind == RSIM_SCEN_CRASH_ALL && o->back_max_ms > 0 &&
-	    (!sc.back || sc.back_ms > o->back_max_ms))
+	    !sc.fetched && (!sc.back || sc.back_ms > o->back_max_ms))
 		fail(s,
 		    "whole-cluster crash: back in service after %llu ms, not "
 		    "within %u ms",

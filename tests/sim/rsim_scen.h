@@ -19,7 +19,10 @@
  *
  * crash-all: every replica crashes at once under load, right after early
  * votes of one left, and all come back; back_max_ms > 0: a request must
- * complete within that after the restart (rsim_result.back_ms).
+ * complete within that after the restart (rsim_result.back_ms), unless a
+ * replica had to fetch a state first (a checkpoint's snapshot not durable
+ * at the crash): a transfer waits up to a second for a peer that does not
+ * have it before it asks the next (pbft-replica/xfer.c).
  *
  * stranded: a backup cut off under load moves to view 1 alone (its core
  * suspects the primary even cut off: PBFT_TEST_BROKEN_ALONE for it alone);
@@ -65,6 +68,11 @@ void rsim_scen_completed(struct rs *s); /* a client request completed */
 uint32_t rsim_scen_core_flags(const struct rs *s, uint32_t i);
 /* Clients issue new requests until then (the run's fault_ms otherwise). */
 uint64_t rsim_scen_load_ms(const struct rs *s);
+/* When a frame leaving now after delay d arrives: in a scenario, not
+ * before the link's previous one (a link keeps its frames' order, as a
+ * TCP channel does; the scenarios' checks are about timing). */
+uint64_t rsim_scen_arrival(
+    struct rs *s, uint32_t from, bool to_client, uint32_t to, uint64_t d);
 /* Every request is done: whether the run may end (it checks). */
 bool rsim_scen_may_end(struct rs *s);
 /* The run ended: the scenario's final checks. */
