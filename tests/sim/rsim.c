@@ -510,10 +510,11 @@ lie_state(struct rs *s, uint8_t **f, size_t len)
 	return s->enc.len;
 }
 
+/* A frame's delay; a scenario's frames are never slow (rsim_scen.h). */
 static uint64_t
 delay(struct rs *s)
 {
-	if (s->faults && chance(s, 0.05))
+	if (s->faults && !s->o.scenario && chance(s, 0.05))
 		return 1 + below(s, SLOW_MS);
 	return 1 + below(s, DELAY_MS);
 }

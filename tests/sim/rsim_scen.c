@@ -19,9 +19,10 @@
 
 /* lag: the first primary cut off, healed, then another replica cut off */
 #define LAG_AT_MS 200
-#define LAG_CUT_MS 4000
+#define LAG_CUT_MS 7000
 #define LAG_SETTLE_MS 2000
 #define LAG_SECOND_MS 2000
+#define LAG_TAIL_MS 1000
 /* rejoin: rounds of two backups crashing in turn */
 #define REJOIN_AT_MS 300
 #define REJOIN_ROUNDS 3
@@ -551,6 +552,10 @@ rsim_scen_may_end(struct rs *s)
 	const struct rsim_opts *o = rsim_opts_of(s);
 	uint64_t fault_ms = rsim_scen_fault_ms(o);
 
+	/* lag: a second more with every link up, so that what the one cut
+	 * off second sent into its dead links is sent again and seen */
+	if (sc.kind == RSIM_SCEN_LAG)
+		return rsim_now(s) >= fault_ms + LAG_TAIL_MS;
 	if (sc.kind != RSIM_SCEN_STRANDED)
 		return true;
 	if (converged(s)) {

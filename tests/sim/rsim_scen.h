@@ -3,7 +3,12 @@
  * replica driver (tests/sim/rsim.c): each replaces the random fault phase
  * with a schedule and adds the checks that schedule makes possible. No
  * Byzantine replica, no loss unless asked for; clients send every request
- * to every replica.
+ * to every replica. The checks are about timing (no view change while a
+ * quorum follows a correct primary, bounds in ms), so a link behaves as a
+ * TCP channel between hosts that keep up: frames arrive in order, within
+ * a few ms, never one held back for hundreds (the random runs' slow
+ * frames, which reorder: a STATUS overtaken by an older one left a
+ * replica counted mute after it was not; in order, they stall a link).
  *
  * lag: the first primary is cut off for several windows under load and
  * healed, then another replica is cut off, so that every quorum needs the
@@ -69,8 +74,7 @@ uint32_t rsim_scen_core_flags(const struct rs *s, uint32_t i);
 /* Clients issue new requests until then (the run's fault_ms otherwise). */
 uint64_t rsim_scen_load_ms(const struct rs *s);
 /* When a frame leaving now after delay d arrives: in a scenario, not
- * before the link's previous one (a link keeps its frames' order, as a
- * TCP channel does; the scenarios' checks are about timing). */
+ * before the link's previous one (a link keeps its frames' order). */
 uint64_t rsim_scen_arrival(
     struct rs *s, uint32_t from, bool to_client, uint32_t to, uint64_t d);
 /* Every request is done: whether the run may end (it checks). */
