@@ -21,6 +21,8 @@
  * pbft-replica/core/pbft.h demands, and survived any crash); correct
  * replicas answer a (client, timestamp) with one result, retransmissions
  * included; once the faults stop, every request completes within a bound.
+ * A fixed scenario (tests/sim/rsim_scen.h) takes the place of the random
+ * faults with checks of its own.
  */
 #ifndef PBFT_RSIM_H
 #define PBFT_RSIM_H
