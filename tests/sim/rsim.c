@@ -30,6 +30,7 @@
 #include "replica.h"
 #include "rsim_client_link.h"
 #include "rsim_net.h"
+#include "rsim_scen.h"
 #include "simfs.h"
 #include "store.h"
 #include "svcop.h"
@@ -409,7 +410,8 @@ check_reply(struct rs *s, uint32_t from, const struct pbft_reply *rep)
 
 /* What a correct replica sends, decoded as its receivers would. */
 static void
-check_frame(struct rs *s, uint32_t from, const uint8_t *f, size_t len)
+check_frame(
+    struct rs *s, uint32_t from, const uint8_t *f, size_t len, bool early)
 {
 	struct wire_arena arena;
 	struct pbft_msg m;
@@ -454,6 +456,7 @@ check_frame(struct rs *s, uint32_t from, const uint8_t *f, size_t len)
 	default:
 		break;
 	}
+	rsim_scen_frame(s, from, &m, early);
 }
 
 /* ---- the network ------------------------------------------------------- */
@@ -531,7 +534,7 @@ lie_state(struct rs *s, uint8_t **f, size_t len)
 static uint64_t
 delay(struct rs *s)
 {
-	if (s->faults && chance(s, 0.05))
+	if (s->faults && !s->o.scenario && chance(s, 0.05))
 		return 1 + below(s, SLOW_MS);
 	return 1 + below(s, DELAY_MS);
 }
@@ -548,8 +551,8 @@ fabric_send(struct rs *s, uint32_t from, bool to_client, uint32_t to,
 	if (s->faults && chance(s, s->o.dup))
 		copies = 2;
 	for (int i = 0; i < copies; i++)
-		push(s, s->now + delay(s), to_client ? E_REPLY : E_FRAME, to,
-		    from, 0, f, len);
+		push(s, rsim_scen_arrival(s, from, to_client, to, delay(s)),
+		    to_client ? E_REPLY : E_FRAME, to, from, 0, f, len);
 }
 
 static uint64_t
@@ -566,7 +569,7 @@ byz_send(void *ctx, uint32_t from, uint32_t to, const uint8_t *f, size_t len)
 
 static void
 fabric_out(void *ctx, uint32_t from, bool to_client, uint32_t to,
-    const uint8_t *frame, size_t len)
+    const uint8_t *frame, size_t len, bool early)
 {
 	struct rs *s = ctx;
 	struct rsim_byz_io io = {.ctx = s,
@@ -579,7 +582,7 @@ fabric_out(void *ctx, uint32_t from, bool to_client, uint32_t to,
 	if (!to_client && s->node[to].byz)
 		rsim_byz_seen(&s->node[to].bz, &io, frame, len);
 	if (!s->node[from].byz)
-		check_frame(s, from, frame, len);
+		check_frame(s, from, frame, len, early);
 	else if (s->node[from].mode == RSIM_BYZ_SILENT)
 		return;
 	if (s->node[from].byz && !to_client &&
@@ -663,7 +666,9 @@ node_start(struct rs *s, uint32_t i)
 	    .env_ctx = s,
 	    .core_crypto = &nd->fc.ops,
 	    .test_flags = nd->byz ? 0 : s->o.test_flags,
-	    .core_test_flags = nd->byz ? 0 : s->o.core_test_flags};
+	    .core_test_flags = nd->byz
+	        ? 0
+	        : s->o.core_test_flags | rsim_scen_core_flags(s, i)};
 	char err[256];
 
 	fake_crypto_init(&nd->fc, i);
@@ -887,6 +892,7 @@ client_done(void *arg, const struct pbft_result *res)
 	c->count--;
 	c->nsigned--;
 	s->res->completed++;
+	rsim_scen_completed(s);
 	if (c->count == 0)
 		client_think(s, c, 100);
 }
@@ -903,7 +909,7 @@ client_submit(struct rs *s, struct cli *c)
 	uint32_t k = chance(s, 0.2) ? 2 + (uint32_t)below(s, 2) : 1;
 
 	c->thinking = false;
-	if (c->issued >= s->o.requests && s->now >= s->o.fault_ms)
+	if (c->issued >= s->o.requests && s->now >= rsim_scen_load_ms(s))
 		return;
 	for (; k > 0 && c->count < CLI_QUEUE; k--) {
 		struct sreq *q = &c->q[(c->head + c->count) % CLI_QUEUE];
@@ -1133,7 +1139,10 @@ run_event(struct rs *s, const struct ev *e)
 		client_event(s, e);
 		break;
 	case E_FAULT:
-		fault(s);
+		if (s->o.scenario)
+			rsim_scen_step(s, e->gen);
+		else
+			fault(s);
 		break;
 	case E_RESTART:
 		if (s->node[e->a].r == NULL) {
@@ -1147,6 +1156,7 @@ run_event(struct rs *s, const struct ev *e)
 	}
 	if (e->kind != E_REPLY && e->kind != E_CLIENT && e->kind != E_FAULT)
 		node_idle(s, e->a);
+	rsim_scen_after(s);
 }
 
 static bool
@@ -1206,6 +1216,7 @@ setup(struct rs *s, const struct rsim_opts *o, struct rsim_result *res)
 	res->ok = true;
 	res->trace_digest = 0xcbf29ce484222325ULL;
 	s->o = *o;
+	s->o.fault_ms = (uint32_t)rsim_scen_fault_ms(o);
 	s->res = res;
 	s->rng = o->seed * 0x2545f4914f6cdd1dULL + 1;
 	getrandom_state = o->seed;
@@ -1286,16 +1297,20 @@ int
 rsim_run(const struct rsim_opts *o, struct rsim_result *res)
 {
 	struct rs s;
-	uint64_t end = (uint64_t)o->fault_ms + o->live_ms;
+	uint64_t end = rsim_scen_fault_ms(o) + o->live_ms;
 
 	setup(&s, o, res);
 	for (uint32_t i = 0; i < o->n && res->ok; i++)
 		node_start(&s, i);
 	for (uint32_t i = 0; i < o->clients && res->ok; i++)
 		client_start(&s, i);
-	push(&s, 100 + below(&s, 500), E_FAULT, 0, 0, 0, NULL, 0);
-	push(&s, o->fault_ms, E_FAULT, 0, 0, 0, NULL, 0);
-	while (res->ok && s.nheap > 0 && !all_done(&s)) {
+	rsim_scen_start(&s);
+	if (!o->scenario) {
+		push(&s, 100 + below(&s, 500), E_FAULT, 0, 0, 0, NULL, 0);
+		push(&s, o->fault_ms, E_FAULT, 0, 0, 0, NULL, 0);
+	}
+	while (res->ok && s.nheap > 0 &&
+	    !(all_done(&s) && rsim_scen_may_end(&s))) {
 		struct ev e = pop(&s);
 
 		if (e.t > end)
@@ -1313,7 +1328,10 @@ rsim_run(const struct rsim_opts *o, struct rsim_result *res)
 		    "liveness: requests not done %u ms after the faults "
 		    "stopped (%llu completed%s)",
 		    o->live_ms, (unsigned long long)res->completed, why);
+	} else if (res->ok && !rsim_scen_may_end(&s)) {
+		violation(&s, "the scenario's end not reached");
 	}
+	rsim_scen_finish(&s);
 	res->end_ms = s.now;
 	if (o->trace)
 		dump_status(&s);
@@ -1338,4 +1356,94 @@ rsim_opts_default(struct rsim_opts *o)
 	    .dup = 0.02,
 	    .fault_ms = 8000,
 	    .live_ms = 30000};
+}
+
+/* ---- for the scenarios (rsim_scen.c) ---------------------------------- */
+
+const struct rsim_opts *
+rsim_opts_of(const struct rs *s)
+{
+	return &s->o;
+}
+
+uint64_t
+rsim_now(const struct rs *s)
+{
+	return s->now;
+}
+
+uint64_t
+rsim_below(struct rs *s, uint64_t n)
+{
+	return below(s, n);
+}
+
+void
+rsim_fail(struct rs *s, const char *what)
+{
+	violation(s, "%s", what);
+}
+
+void
+rsim_trace(const struct rs *s, const char *what)
+{
+	printf("%llu %s\n", (unsigned long long)s->now, what);
+}
+
+void
+rsim_cut(struct rs *s, uint32_t i, uint32_t j, bool cut)
+{
+	s->cut[i][j] = s->cut[j][i] = cut;
+	links_update(s);
+}
+
+void
+rsim_crash(struct rs *s, uint32_t i)
+{
+	node_crash(s, i);
+}
+
+void
+rsim_restart(struct rs *s, uint32_t i)
+{
+	if (s->node[i].r != NULL)
+		return;
+	s->down--;
+	node_start(s, i);
+}
+
+void
+rsim_at(struct rs *s, uint64_t t, uint64_t arg)
+{
+	push(s, t, E_FAULT, 0, 0, arg, NULL, 0);
+}
+
+void
+rsim_faults_end(struct rs *s)
+{
+	s->faults = false;
+}
+
+struct replica *
+rsim_replica(const struct rs *s, uint32_t i)
+{
+	return s->node[i].r;
+}
+
+bool
+rsim_byz(const struct rs *s, uint32_t i)
+{
+	return s->node[i].byz;
+}
+
+void
+rsim_set_back_ms(struct rs *s, uint64_t ms)
+{
+	s->res->back_ms = ms;
+}
+
+void
+rsim_set_converge_ms(struct rs *s, uint64_t ms)
+{
+	s->res->converge_ms = ms;
 }

@@ -22,7 +22,9 @@
  * replicas answer a (client, timestamp) with one result, retransmissions
  * included; the clients, which are the client library (common/client.c),
  * complete each request with that result, in submission order; once the
- * faults stop, every request completes within a bound.
+ * faults stop, every request completes within a bound. A fixed scenario
+ * (tests/sim/rsim_scen.h) takes the place of the random faults with checks
+ * of its own.
  */
 #ifndef PBFT_RSIM_H
 #define PBFT_RSIM_H
@@ -61,8 +63,13 @@ struct rsim_opts {
 	uint32_t live_ms; /* every request done within this after */
 	uint32_t test_flags; /* REPLICA_TEST_* for the correct replicas */
 	bool trace, quiet;
-	/* byz: PBFT_TEST_* (pbft-replica/core/pbft.h), planted core bugs,
-	 * for the correct replicas */
+	/* scen: a fixed scenario (tests/sim/rsim_scen.h, enum rsim_scen)
+	 * instead of the random faults; its bounds (0: none) and how long
+	 * the stranded scenario's link stays dead (0: its default) */
+	int scenario;
+	uint32_t back_max_ms, converge_max_ms, dead_link_ms;
+	/* PBFT_TEST_* (pbft-replica/core/pbft.h), planted core bugs, for the
+	 * correct replicas */
 	uint32_t core_test_flags;
 };
 
@@ -71,6 +78,9 @@ struct rsim_result {
 	char violation[512];
 	uint64_t end_ms, events, completed, crashes;
 	uint64_t trace_digest; /* of the whole run's event trace */
+	/* scen: whole-cluster crash: restart to the first completion;
+	 * stranded: final heal to one last_executed */
+	uint64_t back_ms, converge_ms;
 };
 
 void rsim_opts_default(struct rsim_opts *o);

@@ -16,6 +16,7 @@
 #include "replica.h"
 #include "rsim.h"
 #include "rsim_byz.h"
+#include "rsim_scen.h"
 
 static void
 usage(FILE *f)
@@ -37,7 +38,18 @@ usage(FILE *f)
 	    "--twice: run every seed twice and compare the traces' digests\n"
 	    "--break-*: planted driver bugs (replica.h REPLICA_TEST_*) and\n"
 	    "       core bugs (--break-quorum, -newview, -claims, -mute:\n"
-	    "       pbft.h PBFT_TEST_BROKEN_*) the checks must catch\n");
+	    "       pbft.h PBFT_TEST_BROKEN_*) the checks must catch\n"
+	    "scenarios instead of random faults (tests/sim/rsim_scen.h):\n"
+	    "       [--lag | --rejoin | --crash-all [--back-max MS] |\n"
+	    "       --stranded [--converge-max MS] [--dead-link MS]]\n"
+	    "       [--interval I]; planted core bugs (pbft.h PBFT_TEST_*):\n"
+	    "       [--break-far] [--break-tell] [--break-alone] "
+	    "[--break-bound]\n"
+	    "       [--break-stranded] [--break-status]\n"
+	    "--back-max: a request completes within MS of the whole-cluster\n"
+	    "       restart; --converge-max: every replica at one "
+	    "last_executed\n"
+	    "       within MS of the final heal (default 1000)\n");
 }
 
 static int
@@ -63,12 +75,52 @@ num(const char *s)
 	                                                   : (uint32_t)v;
 }
 
+/* The scenarios' options (rsim_scen.h); -1: not one. */
+static int
+scen_opt(struct rsim_opts *o, int ch, bool *ival_given)
+{
+	if (ch >= 0x10000) {
+		o->core_test_flags |= (uint32_t)ch & 0xffff;
+		return 0;
+	}
+	switch (ch) {
+	case 0x100:
+	case 0x101:
+	case 0x102:
+	case 0x103:
+		o->scenario = RSIM_SCEN_LAG + (ch - 0x100);
+		break;
+	case 0x104:
+		o->back_max_ms = num(optarg);
+		break;
+	case 0x105:
+		o->converge_max_ms = num(optarg);
+		break;
+	case 0x106:
+		o->dead_link_ms = num(optarg);
+		break;
+	case 0x107:
+		o->interval = num(optarg);
+		*ival_given = true;
+		break;
+	default:
+		return -1;
+	}
+	return 0;
+}
+
 /* One seed (twice with twice); 0 when it held. */
 static int
-one_seed(struct rsim_opts *o, bool twice, bool quiet)
+one_seed(struct rsim_opts *o, bool twice, bool quiet, uint64_t ms[4])
 {
 	struct rsim_result r, r2;
 	int rc = rsim_run(o, &r);
+
+	/* scen: sum and maximum of back_ms, then of converge_ms */
+	ms[0] += r.back_ms;
+	ms[1] = r.back_ms > ms[1] ? r.back_ms : ms[1];
+	ms[2] += r.converge_ms;
+	ms[3] = r.converge_ms > ms[3] ? r.converge_ms : ms[3];
 
 	if (twice && rsim_run(o, &r2) == rc &&
 	    r2.trace_digest != r.trace_digest) {
@@ -115,10 +167,26 @@ main(int argc, char **argv)
 	    {"break-claims", no_argument, 0, 'K'},
 	    {"break-mute", no_argument, 0, 'M'},
 	    {"break-reply", no_argument, 0, 'R'}, {"help", no_argument, 0, 'h'},
+	    /* scen: scenarios and planted core bugs */
+	    {"lag", no_argument, 0, 0x100}, {"rejoin", no_argument, 0, 0x101},
+	    {"crash-all", no_argument, 0, 0x102},
+	    {"stranded", no_argument, 0, 0x103},
+	    {"back-max", required_argument, 0, 0x104},
+	    {"converge-max", required_argument, 0, 0x105},
+	    {"dead-link", required_argument, 0, 0x106},
+	    {"interval", required_argument, 0, 0x107},
+	    {"break-far", no_argument, 0, 0x10000 | PBFT_TEST_BROKEN_FAR},
+	    {"break-tell", no_argument, 0, 0x10000 | PBFT_TEST_BROKEN_TELL},
+	    {"break-alone", no_argument, 0, 0x10000 | PBFT_TEST_BROKEN_ALONE},
+	    {"break-bound", no_argument, 0, 0x10000 | PBFT_TEST_BROKEN_BOUND},
+	    {"break-stranded", no_argument, 0,
+	        0x10000 | PBFT_TEST_BROKEN_STRANDED},
+	    {"break-status", no_argument, 0, 0x10000 | PBFT_TEST_BROKEN_STATUS},
 	    {0, 0, 0, 0}};
 	struct rsim_opts o;
-	uint64_t a = 1, b = 1, failed = 0;
+	uint64_t a = 1, b = 1, failed = 0, ms[4] = {0, 0, 0, 0};
 	bool twice = false, quiet = false, byz_given = false;
+	bool req_given = false, ival_given = false, loss_given = false;
 	struct timespec t0, t1;
 	double secs;
 	int ch;
@@ -146,6 +214,7 @@ main(int argc, char **argv)
 			break;
 		case 'r':
 			o.requests = num(optarg);
+			req_given = true;
 			break;
 		case 'C':
 			o.crashes = false;
@@ -155,9 +224,11 @@ main(int argc, char **argv)
 			break;
 		case 'd':
 			o.drop = atof(optarg);
+			loss_given = true;
 			break;
 		case 'u':
 			o.dup = atof(optarg);
+			loss_given = true;
 			break;
 		case 'T':
 			twice = true;
@@ -193,14 +264,18 @@ main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
-			goto bad;
+			if (scen_opt(&o, ch, &ival_given) == -1)
+				goto bad;
+			break;
 		}
 	}
 	o.f = (o.n - 1) / 3;
 	if (!byz_given)
 		o.byz = o.f;
+	rsim_scen_defaults(&o, byz_given, req_given, ival_given, loss_given);
 	if (optind != argc || o.n < 4 || o.n > 16 || o.requests == UINT32_MAX ||
-	    o.byz > o.f || o.clients < 1 || o.clients > 16)
+	    o.interval == 0 || o.interval > 1024 || o.byz > o.f ||
+	    o.clients < 1 || o.clients > 16)
 		goto bad;
 	log_init("rsim", o.trace ? LOG_LVL_INFO : LOG_LVL_ERROR);
 	/* Every replica start allocates buffers of a frame's maximum size:
@@ -211,7 +286,7 @@ main(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (uint64_t s = a; s <= b; s++) {
 		o.seed = s;
-		failed += (uint64_t)one_seed(&o, twice, quiet);
+		failed += (uint64_t)one_seed(&o, twice, quiet, ms);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	secs = (double)(t1.tv_sec - t0.tv_sec) +
@@ -220,6 +295,16 @@ main(int argc, char **argv)
 	       "seeds/s\n",
 	    (unsigned long long)a, (unsigned long long)b, o.n, o.byz,
 	    (unsigned long long)failed, secs, (double)(b - a + 1) / secs);
+	if (o.scenario == RSIM_SCEN_CRASH_ALL)
+		printf("back in service after the crash: mean %llu ms, max "
+		       "%llu ms\n",
+		    (unsigned long long)(ms[0] / (b - a + 1)),
+		    (unsigned long long)ms[1]);
+	if (o.scenario == RSIM_SCEN_STRANDED)
+		printf("final heal to one last_executed: mean %llu ms, max "
+		       "%llu ms\n",
+		    (unsigned long long)(ms[2] / (b - a + 1)),
+		    (unsigned long long)ms[3]);
 	return failed ? 1 : 0;
 bad:
 	usage(stderr);

@@ -114,11 +114,12 @@ net_free(struct net *n)
 }
 
 static void
-emit(struct net *n, bool to_client, uint32_t to, const uint8_t *f, size_t len)
+emit(struct net *n, bool to_client, uint32_t to, const uint8_t *f, size_t len,
+    bool early)
 {
 	n->frames_out++;
 	if (fabric.out != NULL)
-		fabric.out(fabric.ctx, n->id, to_client, to, f, len);
+		fabric.out(fabric.ctx, n->id, to_client, to, f, len, early);
 }
 
 static void
@@ -130,7 +131,7 @@ queue(struct net *n, uint32_t to, const uint8_t *f, size_t len, bool early)
 		return; /* no channel: dropped, the protocol retransmits */
 	q->frames_out++;
 	if (!n->hold || early) {
-		emit(n, false, to, f, len);
+		emit(n, false, to, f, len, n->hold);
 		return;
 	}
 	if (q->n == q->cap) {
@@ -183,7 +184,7 @@ net_send_client(struct net *n, uint32_t client, const struct pbft_msg *msg)
 {
 	if (encode(n, msg) == -1)
 		return;
-	emit(n, true, client, n->enc.p, n->enc.len);
+	emit(n, true, client, n->enc.p, n->enc.len, false);
 }
 
 void
@@ -221,7 +222,7 @@ release_to(struct net *n, bool all)
 		if (to == 0)
 			continue;
 		for (size_t k = 0; k < to; k++) {
-			emit(n, false, i, q->v[k].p, q->v[k].len);
+			emit(n, false, i, q->v[k].p, q->v[k].len, false);
 			free(q->v[k].p);
 		}
 		memmove(q->v, q->v + to, (q->n - to) * sizeof(*q->v));

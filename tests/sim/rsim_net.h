@@ -21,9 +21,10 @@ struct net;
 
 struct rsim_fabric {
 	void *ctx;
-	/* A frame leaves replica from; to_client: to client `to`. */
+	/* A frame leaves replica from; to_client: to client `to`. early: it
+	 * left while records were not yet durable (net_send's early). */
 	void (*out)(void *ctx, uint32_t from, bool to_client, uint32_t to,
-	    const uint8_t *frame, size_t len);
+	    const uint8_t *frame, size_t len, bool early);
 };
 
 void rsim_net_fabric(const struct rsim_fabric *f);
