@@ -24,6 +24,7 @@
 #include "net.h"
 #include "pbft.h"
 #include "replica.h"
+#include "rsim_check.h"
 #include "rsim_net.h"
 #include "simfs.h"
 #include "store.h"
@@ -104,6 +105,7 @@ struct rs {
 	uint8_t *arena;
 	size_t arena_len;
 	struct wbuf enc;
+	struct rchk *chk; /* rsim_check.h */
 };
 
 /* ---- randomness, trace, violations ----------------------------------- */
@@ -507,6 +509,16 @@ lie_state(struct rs *s, uint8_t **f, size_t len)
 	return s->enc.len;
 }
 
+/* Its records are on the disk as a crash would leave it (rsim_check.h). */
+static void
+check_durable(struct rs *s, uint32_t from, const uint8_t *f, size_t len)
+{
+	char why[400];
+
+	if (rchk_frame_out(s->chk, from, f, len, why, sizeof(why)) == -1)
+		violation(s, "%s", why);
+}
+
 static uint64_t
 delay(struct rs *s)
 {
@@ -523,6 +535,8 @@ fabric_out(void *ctx, uint32_t from, bool to_client, uint32_t to,
 	uint8_t *f;
 	int copies = 1;
 
+	if (!s->node[from].byz) /* replies are not covered */
+		check_durable(s, from, frame, len);
 	if (!s->node[from].byz)
 		check_frame(s, from, frame, len);
 	else if (s->node[from].mode == RSIM_BYZ_SILENT)
@@ -996,6 +1010,7 @@ setup(struct rs *s, const struct rsim_opts *o, struct rsim_result *res)
 	wbuf_init_dynamic(&s->enc, PBFT_FRAME_BYTES_MAX);
 	rsim_net_fabric(&fab);
 	store_inline_workers(true);
+	s->chk = rchk_new(o->n, s->dir, o->seed, o->durable_every);
 	s->faults = true;
 	/* Random mode: each Byzantine replica its own (at n = 7, a liar and
 	 * a silent one may serve state side by side). */
@@ -1022,6 +1037,7 @@ teardown(struct rs *s)
 	free(s->heap);
 	free(s->map);
 	free(s->arena);
+	rchk_free(s->chk);
 	wbuf_clear(&s->enc);
 	free(s->cfg->clients);
 	free(s->cfg);
@@ -1099,5 +1115,6 @@ rsim_opts_default(struct rsim_opts *o)
 	    .drop = 0.02,
 	    .dup = 0.02,
 	    .fault_ms = 8000,
-	    .live_ms = 30000};
+	    .live_ms = 30000,
+	    .durable_every = 24};
 }

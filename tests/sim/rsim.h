@@ -51,6 +51,8 @@ struct rsim_opts {
 	uint32_t live_ms; /* every request done within this after */
 	uint32_t test_flags; /* REPLICA_TEST_* for the correct replicas */
 	bool trace, quiet;
+	/* checks: tests/sim/rsim_check.h */
+	uint32_t durable_every; /* a covered frame in about every: durable? */
 };
 
 struct rsim_result {

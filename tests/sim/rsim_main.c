@@ -27,7 +27,10 @@ usage(FILE *f)
 	    "[--quiet]\n"
 	    "                 [--break-early-commit] [--break-xfer] "
 	    "[--break-reply]\n"
+	    "                 [--durable-every K]\n"
 	    "--twice: run every seed twice and compare the traces' digests\n"
+	    "--durable-every K: check that the records a frame waits for are\n"
+	    "       durable on about one covered frame in K (0: never)\n"
 	    "--break-*: planted driver bugs (replica.h REPLICA_TEST_*) the\n"
 	    "       checks must catch\n");
 }
@@ -117,6 +120,8 @@ main(int argc, char **argv)
 	    {"break-early-commit", no_argument, 0, 'E'},
 	    {"break-xfer", no_argument, 0, 'X'},
 	    {"break-reply", no_argument, 0, 'R'}, {"help", no_argument, 0, 'h'},
+	    /* checks (rsim_check.h) */
+	    {"durable-every", required_argument, 0, 1000},
 	    {0, 0, 0, 0}};
 	struct rsim_opts o;
 	uint64_t a = 1, b = 1, failed = 0;
@@ -182,6 +187,10 @@ main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 1000:
+			if ((o.durable_every = num(optarg)) == UINT32_MAX)
+				goto bad;
+			break;
 		default:
 			goto bad;
 		}

@@ -1,0 +1,409 @@
+/*
+ * rsim_check.c - the simulator's checks of what the real driver keeps on
+ * its disk and in its memory; see rsim_check.h.
+ */
+#include "rsim_check.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cfg.h"
+#include "log.h"
+#include "msg.h"
+#include "simfs.h"
+#include "store.h"
+#include "vfs.h"
+#include "wire.h"
+
+/* The core's record kinds (pbft-replica/core/pbft_int.h), first byte of
+ * every record: only what the checks read. */
+#define REC_VIEW 1 /* u64 view, u8 changing */
+#define REC_PP 2 /* a pre-prepare frame */
+#define REC_VOTE 3 /* a prepare or commit frame sent */
+#define REC_CKPT 4 /* a checkpoint frame sent */
+#define REC_STABLE 5 /* u64 seq, ... */
+#define REC_VC 6 /* a view-change frame sent */
+#define REC_CERT 7 /* u64 view, u64 seq, digest, ...: read as prepared */
+#define REC_PREPARED 10 /* u64 view, u64 seq, digest */
+#define REC_BOUND 12 /* u64 view, u64 seq */
+
+#define SCRATCH "/rsim-check"
+
+struct rchk {
+	uint32_t n;
+	char data_dir[256];
+	uint64_t seed, every, covered, checked;
+	uint8_t *arena;
+	size_t arena_len;
+	/* the last frame checked, not checked again as the next peer's */
+	uint32_t last_from;
+	uint64_t last_hash;
+};
+
+/* What a frame claims, for the records that must back it. */
+struct want {
+	uint8_t type;
+	uint64_t view, seq;
+	uint8_t digest[PBFT_DIGEST_LEN];
+};
+
+/* What the durable records say about it. */
+struct found {
+	const struct want *w;
+	struct rchk *c;
+	bool own; /* the frame's own record (a VIEW-CHANGE: for view or later) */
+	bool claim; /* a COMMIT: a prepared claim that covers it */
+	uint64_t view; /* the last view entry (0: none) */
+	bool changing;
+	bool bound; /* an early-vote bound */
+	uint64_t bound_view, bound_seq;
+	uint64_t stable;
+};
+
+static uint64_t
+mix(uint64_t z)
+{
+	z += 0x9e3779b97f4a7c15ULL;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static uint64_t
+le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+struct rchk *
+rchk_new(uint32_t n, const char *data_dir, uint64_t seed, uint32_t every)
+{
+	struct rchk *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		fatalx("out of memory");
+	c->n = n;
+	snprintf(c->data_dir, sizeof(c->data_dir), "%s", data_dir);
+	c->seed = seed;
+	c->every = every;
+	c->last_from = UINT32_MAX;
+	return c;
+}
+
+void
+rchk_free(struct rchk *c)
+{
+	if (c == NULL)
+		return;
+	free(c->arena);
+	free(c);
+}
+
+uint64_t
+rchk_frames_checked(const struct rchk *c)
+{
+	return c->checked;
+}
+
+/* ---- durable before send ------------------------------------------------ */
+
+/* The frame's fields the records are looked up by; false: not covered. */
+static bool
+want_of(struct rchk *c, const uint8_t *f, size_t len, struct want *w)
+{
+	struct wire_arena a;
+	struct pbft_msg m;
+
+	if (c->arena == NULL) {
+		c->arena_len = wire_arena_bytes_for(PBFT_FRAME_BYTES_MAX);
+		if ((c->arena = malloc(c->arena_len)) == NULL)
+			fatalx("out of memory");
+	}
+	wire_arena_init(&a, c->arena, c->arena_len);
+	if (wire_decode(f, len, &m, &a) != WIRE_OK)
+		return false;
+	memset(w, 0, sizeof(*w));
+	w->type = (uint8_t)m.type;
+	switch (m.type) {
+	case PBFT_MSG_PREPREPARE:
+		w->view = m.u.preprepare.view;
+		w->seq = m.u.preprepare.seq;
+		memcpy(w->digest, m.u.preprepare.digest, PBFT_DIGEST_LEN);
+		return true;
+	case PBFT_MSG_PREPARE:
+	case PBFT_MSG_COMMIT:
+		w->view = m.u.prepare.view;
+		w->seq = m.u.prepare.seq;
+		memcpy(w->digest, m.u.prepare.digest, PBFT_DIGEST_LEN);
+		return true;
+	case PBFT_MSG_CHECKPOINT:
+		w->seq = m.u.checkpoint.seq;
+		memcpy(w->digest, m.u.checkpoint.digest, PBFT_DIGEST_LEN);
+		return true;
+	case PBFT_MSG_VIEW_CHANGE:
+		w->view = m.u.view_change.view;
+		return true;
+	case PBFT_MSG_NEW_VIEW:
+		w->view = m.u.new_view.view;
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* A frame record (REC_PP, _VOTE, _CKPT, _VC): whether it is the wanted
+ * frame's own (a VIEW-CHANGE: to its view or a later one). */
+static bool
+frame_rec_matches(struct found *fd, const uint8_t *f, size_t len)
+{
+	const struct want *w = fd->w;
+	struct wire_arena a;
+	struct pbft_msg m;
+
+	wire_arena_init(&a, fd->c->arena, fd->c->arena_len);
+	if (wire_decode(f, len, &m, &a) != WIRE_OK || m.type != w->type)
+		return false;
+	switch (m.type) {
+	case PBFT_MSG_PREPREPARE:
+		return m.u.preprepare.view == w->view &&
+		    m.u.preprepare.seq == w->seq &&
+		    memcmp(m.u.preprepare.digest, w->digest,
+		        PBFT_DIGEST_LEN) == 0;
+	case PBFT_MSG_PREPARE:
+	case PBFT_MSG_COMMIT:
+		return m.u.prepare.view == w->view &&
+		    m.u.prepare.seq == w->seq &&
+		    memcmp(m.u.prepare.digest, w->digest, PBFT_DIGEST_LEN) ==
+		    0;
+	case PBFT_MSG_CHECKPOINT:
+		return m.u.checkpoint.seq == w->seq &&
+		    memcmp(m.u.checkpoint.digest, w->digest,
+		        PBFT_DIGEST_LEN) == 0;
+	case PBFT_MSG_VIEW_CHANGE:
+		return m.u.view_change.view >= w->view;
+	default:
+		return false;
+	}
+}
+
+/* The record kind that holds a frame of this type. */
+static int
+rec_kind_of(uint8_t type)
+{
+	switch (type) {
+	case PBFT_MSG_PREPREPARE:
+		return REC_PP;
+	case PBFT_MSG_PREPARE:
+	case PBFT_MSG_COMMIT:
+		return REC_VOTE;
+	case PBFT_MSG_CHECKPOINT:
+		return REC_CKPT;
+	case PBFT_MSG_VIEW_CHANGE:
+		return REC_VC;
+	default:
+		return -1;
+	}
+}
+
+/* store_replay's callback: one durable record. */
+static int
+on_record(void *arg, const uint8_t *rec, size_t len)
+{
+	struct found *fd = arg;
+	const struct want *w = fd->w;
+	uint8_t kind = rec[0];
+
+	if (kind == REC_VIEW && len >= 10) {
+		fd->view = le64(rec + 1);
+		fd->changing = rec[9] != 0;
+	} else if (kind == REC_STABLE && len >= 9) {
+		if (le64(rec + 1) > fd->stable)
+			fd->stable = le64(rec + 1);
+	} else if (kind == REC_BOUND && len >= 17) {
+		fd->bound = true;
+		fd->bound_view = le64(rec + 1);
+		fd->bound_seq = le64(rec + 9);
+	} else if ((kind == REC_PREPARED || kind == REC_CERT) &&
+	    len >= 17 + PBFT_DIGEST_LEN && w->type == PBFT_MSG_COMMIT) {
+		uint64_t v = le64(rec + 1);
+
+		if (le64(rec + 9) == w->seq &&
+		    (v > w->view ||
+		        (v == w->view &&
+		            memcmp(rec + 17, w->digest, PBFT_DIGEST_LEN) == 0)))
+			fd->claim = true;
+	} else if (kind == rec_kind_of(w->type) && !fd->own) {
+		fd->own = frame_rec_matches(fd, rec + 1, len - 1);
+	}
+	return 0;
+}
+
+/* Entered view v (not only changing to it), or a later one. */
+static bool
+in_view(const struct found *fd, uint64_t v)
+{
+	return fd->view > v || (fd->view == v && (!fd->changing || v == 0));
+}
+
+/* Whether what the records say backs the frame; else why not. */
+static bool
+backed(const struct found *fd, char *why, size_t whylen)
+{
+	const struct want *w = fd->w;
+	bool early_ok = in_view(fd, w->view) && fd->bound &&
+	    fd->bound_view == w->view && fd->bound_seq >= w->seq;
+
+	switch (w->type) {
+	case PBFT_MSG_COMMIT:
+		if (fd->claim || fd->own || fd->stable >= w->seq)
+			return true;
+		snprintf(why, whylen, "its prepared claim");
+		return false;
+	case PBFT_MSG_PREPREPARE:
+	case PBFT_MSG_PREPARE:
+		if (fd->own || fd->stable >= w->seq || early_ok ||
+		    fd->view > w->view)
+			return true;
+		snprintf(why, whylen,
+		    "view %llu's entry and an early-vote bound covering it "
+		    "(durable: view %llu%s, bound %s%llu in view %llu)",
+		    (unsigned long long)w->view, (unsigned long long)fd->view,
+		    fd->changing ? " changing" : "", fd->bound ? "" : "none ",
+		    (unsigned long long)fd->bound_seq,
+		    (unsigned long long)fd->bound_view);
+		return false;
+	case PBFT_MSG_CHECKPOINT:
+		if (fd->own || fd->stable >= w->seq)
+			return true;
+		snprintf(why, whylen, "its own checkpoint record");
+		return false;
+	case PBFT_MSG_VIEW_CHANGE:
+		/* A retransmission released after the replica entered the
+		 * view: the entry stands for the record (compaction drops
+		 * it). */
+		if (fd->own || in_view(fd, w->view))
+			return true;
+		snprintf(why, whylen, "its view-change record");
+		return false;
+	default: /* PBFT_MSG_NEW_VIEW */
+		if (in_view(fd, w->view))
+			return true;
+		snprintf(why, whylen, "the entry into the view");
+		return false;
+	}
+}
+
+/*
+ * Replays node id's durable image (a copy: the node's own files are not
+ * touched) into fd. 0, or -1 with why set when it does not open or replay.
+ */
+static int
+replay_durable(struct rchk *c, uint32_t id, struct found *fd, char *why,
+    size_t whylen)
+{
+	char src[300], dst[300], err[256];
+	struct store *st;
+	int rc = -1;
+
+	snprintf(src, sizeof(src), "%s/node-%u", c->data_dir, id);
+	snprintf(dst, sizeof(dst), SCRATCH "/node-%u", id);
+	if (vfs_mkdir(SCRATCH, 0700) == -1 ||
+	    simfs_copy_durable(src, dst) == -1) {
+		snprintf(why, whylen, "cannot copy its durable image");
+		goto out;
+	}
+	if (0) {
+		struct stat sb;
+		char q[400];
+		const char *names[] = {"log.0", "log.1", "ledger.journal", "snapshot"};
+		for (int i = 0; i < 4; i++) {
+			snprintf(q, sizeof(q), "%s/%s", dst, names[i]);
+			if (vfs_stat(q, &sb) == 0)
+				fprintf(stderr, "%s %lld\n", q, (long long)sb.st_size);
+		}
+	}
+	st = store_open(SCRATCH, id, CFG_FSYNC_ALWAYS, err, sizeof(err));
+	if (st == NULL) {
+		snprintf(why, whylen, "its durable log does not open: %.120s", err);
+		goto out;
+	}
+	if (store_replay(st, on_record, fd, err, sizeof(err)) == -1)
+		snprintf(why, whylen, "its durable log does not replay: %.120s",
+		    err);
+	else
+		rc = 0;
+	store_abandon(st);
+out:
+	simfs_remove(SCRATCH);
+	return rc;
+}
+
+/*
+ * The frames chosen, by the seed: every VIEW-CHANGE and NEW-VIEW (a few a
+ * run), a CHECKPOINT in about every / 4, a PRE-PREPARE, PREPARE or COMMIT
+ * in about every (hundreds a run). A broadcast is checked once.
+ */
+static bool
+sampled(struct rchk *c, uint32_t from, const uint8_t *f, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ULL, every = c->every;
+
+	if (c->every == 0 || len < WIRE_HDR_LEN)
+		return false;
+	switch (f[5]) {
+	case PBFT_MSG_PREPREPARE:
+	case PBFT_MSG_PREPARE:
+	case PBFT_MSG_COMMIT:
+		break;
+	case PBFT_MSG_CHECKPOINT:
+		every = every >= 4 ? every / 4 : 1;
+		break;
+	case PBFT_MSG_VIEW_CHANGE:
+	case PBFT_MSG_NEW_VIEW:
+		every = 1;
+		break;
+	default:
+		return false;
+	}
+	for (size_t i = 0; i < len && i < 64; i++)
+		h = (h ^ f[i]) * 0x100000001b3ULL;
+	if (from == c->last_from && h == c->last_hash)
+		return false; /* the same broadcast to the next peer */
+	c->last_from = from;
+	c->last_hash = h;
+	return mix(c->seed ^ c->covered++) % every == 0;
+}
+
+int
+rchk_frame_out(struct rchk *c, uint32_t from, const uint8_t *frame,
+    size_t len, char *why, size_t whylen)
+{
+	struct want w;
+	struct found fd = {.w = &w, .c = c};
+	char what[200];
+
+	if (!sampled(c, from, frame, len) || !want_of(c, frame, len, &w))
+		return 0;
+	c->checked++;
+	if (replay_durable(c, from, &fd, what, sizeof(what)) == -1) {
+		snprintf(why, whylen, "replica %u sent %s (view %llu, seq %llu): %s",
+		    from, wire_type_name(w.type), (unsigned long long)w.view,
+		    (unsigned long long)w.seq, what);
+		return -1;
+	}
+	if (!backed(&fd, what, sizeof(what))) {
+		snprintf(why, whylen,
+		    "replica %u sent %s (view %llu, seq %llu) before %s was "
+		    "durable",
+		    from, wire_type_name(w.type), (unsigned long long)w.view,
+		    (unsigned long long)w.seq, what);
+		return -1;
+	}
+	return 0;
+}
