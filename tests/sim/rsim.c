@@ -401,6 +401,9 @@ check_frame(struct rs *s, uint32_t from, const uint8_t *f, size_t len)
 		violation(s, "replica %u sent an undecodable frame", from);
 		return;
 	}
+	if (rchk_amnesiac(s->chk, from) && m.type != PBFT_MSG_CHECKPOINT &&
+	    m.type != PBFT_MSG_REPLY)
+		return; /* wiped: it forgot its votes (rsim_check.h) */
 	switch (m.type) {
 	case PBFT_MSG_PREPREPARE: {
 		struct pbft_vote v = {
@@ -610,6 +613,29 @@ env_random(void *ctx)
 	return (uint32_t)rnd(ctx);
 }
 
+/*
+ * replica_new refused to start i: over damage done to its disk
+ * (rsim_check.h), the operator's answer is to wipe the data directory and
+ * start it empty. True when wiped.
+ */
+static bool
+start_refused(struct rs *s, uint32_t i, const char *err)
+{
+	char why[400], dir[300];
+	int rc = rchk_refused(s->chk, i, err, why, sizeof(why));
+
+	if (rc == -1)
+		violation(s, "%s", why);
+	if (rc != 1)
+		return false;
+	snprintf(dir, sizeof(dir), "%s/node-%u", s->dir, i);
+	simfs_remove(dir);
+	if (s->o.trace)
+		printf("%llu r%u REFUSED (%s): WIPED\n",
+		    (unsigned long long)s->now, i, err);
+	return true;
+}
+
 static void
 node_start(struct rs *s, uint32_t i)
 {
@@ -626,10 +652,15 @@ node_start(struct rs *s, uint32_t i)
 	fake_crypto_init(&nd->fc, i);
 	nd->stalled_until = 0;
 	nd->r = replica_new(NULL, s->cfg, NULL, &opts, err, sizeof(err));
+	if (nd->r == NULL && start_refused(s, i, err))
+		nd->r =
+		    replica_new(NULL, s->cfg, NULL, &opts, err, sizeof(err));
 	if (nd->r == NULL) {
 		violation(s, "replica %u does not start: %s", i, err);
 		return;
 	}
+	if (rchk_started(s->chk, i, err, sizeof(err)) == -1)
+		violation(s, "%s", err);
 	nd->gen++;
 	push(s, s->now + 1 + below(s, TICK_MS), E_TICK, i, 0, nd->gen, NULL, 0);
 	links_update(s);
@@ -904,6 +935,28 @@ fault(struct rs *s)
 	push(s, s->now + 200 + below(s, 1500), E_FAULT, 0, 0, 0, NULL, 0);
 }
 
+/*
+ * --corrupt: before a crashed correct replica starts again, half the time
+ * a byte of its disk is damaged (rsim_check.h), when a replica that then
+ * refuses to start and is wiped (one that forgot its votes: faulty) keeps
+ * the faulty and down replicas within f.
+ */
+static void
+maybe_corrupt(struct rs *s, uint32_t i)
+{
+	char why[400];
+
+	if (!s->o.corrupt ||
+	    s->o.byz + rchk_amnesiacs(s->chk) + 1 + s->down > s->o.f ||
+	    !chance(s, 0.5))
+		return;
+	if (rchk_corrupt(s->chk, i, rnd(s), why, sizeof(why)) == -1)
+		violation(s, "%s", why);
+	if (s->o.trace)
+		printf(
+		    "%llu r%u DISK DAMAGED\n", (unsigned long long)s->now, i);
+}
+
 /* ---- the run ----------------------------------------------------------- */
 
 static void
@@ -930,6 +983,7 @@ run_event(struct rs *s, const struct ev *e)
 	case E_RESTART:
 		if (s->node[e->a].r == NULL) {
 			s->down--;
+			maybe_corrupt(s, e->a);
 			node_start(s, e->a);
 		}
 		break;
@@ -1037,6 +1091,7 @@ teardown(struct rs *s)
 	free(s->heap);
 	free(s->map);
 	free(s->arena);
+	rchk_corrupt_counts(s->chk, s->res->corrupt);
 	rchk_free(s->chk);
 	wbuf_clear(&s->enc);
 	free(s->cfg->clients);

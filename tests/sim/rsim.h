@@ -53,6 +53,7 @@ struct rsim_opts {
 	bool trace, quiet;
 	/* checks: tests/sim/rsim_check.h */
 	uint32_t durable_every; /* a covered frame in about every: durable? */
+	bool corrupt; /* damage a byte of a restarting replica's disk */
 };
 
 struct rsim_result {
@@ -60,6 +61,9 @@ struct rsim_result {
 	char violation[512];
 	uint64_t end_ms, events, completed, crashes;
 	uint64_t trace_digest; /* of the whole run's event trace */
+	/* checks: disk damage done, starts refused for it (the disk then
+	 * wiped), starts it did not matter to, journals cut back */
+	uint64_t corrupt[4];
 };
 
 void rsim_opts_default(struct rsim_opts *o);

@@ -14,6 +14,7 @@
 #include "msg.h"
 #include "simfs.h"
 #include "store.h"
+#include "store_int.h"
 #include "vfs.h"
 #include "wire.h"
 
@@ -31,6 +32,15 @@
 
 #define SCRATCH "/rsim-check"
 
+enum expect { EXP_NONE, EXP_REFUSE, EXP_START, EXP_CUT };
+
+/* The damage done to a replica's disk before it starts again. */
+struct damage {
+	enum expect expect;
+	char path[320];
+	uint64_t off;
+};
+
 struct rchk {
 	uint32_t n;
 	char data_dir[256];
@@ -40,6 +50,9 @@ struct rchk {
 	/* the last frame checked, not checked again as the next peer's */
 	uint32_t last_from;
 	uint64_t last_hash;
+	struct damage dmg[PBFT_REPLICAS_MAX];
+	uint64_t amnesiac; /* a bit each */
+	uint64_t counts[4]; /* rchk_corrupt_counts */
 };
 
 /* What a frame claims, for the records that must back it. */
@@ -53,7 +66,7 @@ struct want {
 struct found {
 	const struct want *w;
 	struct rchk *c;
-	bool own; /* the frame's own record (a VIEW-CHANGE: for view or later) */
+	bool own; /* its own record (a VIEW-CHANGE's: of view or later) */
 	bool claim; /* a COMMIT: a prepared claim that covers it */
 	uint64_t view; /* the last view entry (0: none) */
 	bool changing;
@@ -173,18 +186,17 @@ frame_rec_matches(struct found *fd, const uint8_t *f, size_t len)
 	case PBFT_MSG_PREPREPARE:
 		return m.u.preprepare.view == w->view &&
 		    m.u.preprepare.seq == w->seq &&
-		    memcmp(m.u.preprepare.digest, w->digest,
-		        PBFT_DIGEST_LEN) == 0;
+		    memcmp(m.u.preprepare.digest, w->digest, PBFT_DIGEST_LEN) ==
+		    0;
 	case PBFT_MSG_PREPARE:
 	case PBFT_MSG_COMMIT:
 		return m.u.prepare.view == w->view &&
 		    m.u.prepare.seq == w->seq &&
-		    memcmp(m.u.prepare.digest, w->digest, PBFT_DIGEST_LEN) ==
-		    0;
+		    memcmp(m.u.prepare.digest, w->digest, PBFT_DIGEST_LEN) == 0;
 	case PBFT_MSG_CHECKPOINT:
 		return m.u.checkpoint.seq == w->seq &&
-		    memcmp(m.u.checkpoint.digest, w->digest,
-		        PBFT_DIGEST_LEN) == 0;
+		    memcmp(m.u.checkpoint.digest, w->digest, PBFT_DIGEST_LEN) ==
+		    0;
 	case PBFT_MSG_VIEW_CHANGE:
 		return m.u.view_change.view >= w->view;
 	default:
@@ -304,8 +316,8 @@ backed(const struct found *fd, char *why, size_t whylen)
  * touched) into fd. 0, or -1 with why set when it does not open or replay.
  */
 static int
-replay_durable(struct rchk *c, uint32_t id, struct found *fd, char *why,
-    size_t whylen)
+replay_durable(
+    struct rchk *c, uint32_t id, struct found *fd, char *why, size_t whylen)
 {
 	char src[300], dst[300], err[256];
 	struct store *st;
@@ -321,16 +333,19 @@ replay_durable(struct rchk *c, uint32_t id, struct found *fd, char *why,
 	if (0) {
 		struct stat sb;
 		char q[400];
-		const char *names[] = {"log.0", "log.1", "ledger.journal", "snapshot"};
+		const char *names[] = {
+		    "log.0", "log.1", "ledger.journal", "snapshot"};
 		for (int i = 0; i < 4; i++) {
 			snprintf(q, sizeof(q), "%s/%s", dst, names[i]);
 			if (vfs_stat(q, &sb) == 0)
-				fprintf(stderr, "%s %lld\n", q, (long long)sb.st_size);
+				fprintf(stderr, "%s %lld\n", q,
+				    (long long)sb.st_size);
 		}
 	}
 	st = store_open(SCRATCH, id, CFG_FSYNC_ALWAYS, err, sizeof(err));
 	if (st == NULL) {
-		snprintf(why, whylen, "its durable log does not open: %.120s", err);
+		snprintf(
+		    why, whylen, "its durable log does not open: %.120s", err);
 		goto out;
 	}
 	if (store_replay(st, on_record, fd, err, sizeof(err)) == -1)
@@ -381,8 +396,8 @@ sampled(struct rchk *c, uint32_t from, const uint8_t *f, size_t len)
 }
 
 int
-rchk_frame_out(struct rchk *c, uint32_t from, const uint8_t *frame,
-    size_t len, char *why, size_t whylen)
+rchk_frame_out(struct rchk *c, uint32_t from, const uint8_t *frame, size_t len,
+    char *why, size_t whylen)
 {
 	struct want w;
 	struct found fd = {.w = &w, .c = c};
@@ -392,8 +407,9 @@ rchk_frame_out(struct rchk *c, uint32_t from, const uint8_t *frame,
 		return 0;
 	c->checked++;
 	if (replay_durable(c, from, &fd, what, sizeof(what)) == -1) {
-		snprintf(why, whylen, "replica %u sent %s (view %llu, seq %llu): %s",
-		    from, wire_type_name(w.type), (unsigned long long)w.view,
+		snprintf(why, whylen,
+		    "replica %u sent %s (view %llu, seq %llu): %s", from,
+		    wire_type_name(w.type), (unsigned long long)w.view,
 		    (unsigned long long)w.seq, what);
 		return -1;
 	}
@@ -406,4 +422,225 @@ rchk_frame_out(struct rchk *c, uint32_t from, const uint8_t *frame,
 		return -1;
 	}
 	return 0;
+}
+
+/* ---- disk damage -------------------------------------------------------- */
+
+/* What the store replays from a node's durable log. */
+struct log_sum {
+	bool ok;
+	char err[200];
+	int live;
+	uint64_t nrec, hash, stable, synced_last, end, base;
+};
+
+static int
+on_sum_record(void *arg, const uint8_t *rec, size_t len)
+{
+	struct log_sum *ls = arg;
+	const uint8_t *hdr = rec - REC_HDR_LEN; /* store.h: the record's */
+
+	ls->nrec++;
+	ls->hash = mix(ls->hash ^ len);
+	for (size_t i = 0; i < len; i++)
+		ls->hash = (ls->hash ^ rec[i]) * 0x100000001b3ULL;
+	ls->synced_last = le64(hdr + 8);
+	if (rec[0] == REC_STABLE && len >= 9 && le64(rec + 1) > ls->stable)
+		ls->stable = le64(rec + 1);
+	return 0;
+}
+
+/* Replays a copy of node id's durable log into ls. */
+static void
+log_summary(struct rchk *c, uint32_t id, struct log_sum *ls)
+{
+	char src[300], dst[300];
+	struct store *st;
+
+	memset(ls, 0, sizeof(*ls));
+	snprintf(src, sizeof(src), "%s/node-%u", c->data_dir, id);
+	snprintf(dst, sizeof(dst), SCRATCH "/node-%u", id);
+	if (vfs_mkdir(SCRATCH, 0700) == -1 ||
+	    simfs_copy_durable(src, dst) == -1) {
+		snprintf(ls->err, sizeof(ls->err), "cannot copy");
+		goto out;
+	}
+	st =
+	    store_open(SCRATCH, id, CFG_FSYNC_ALWAYS, ls->err, sizeof(ls->err));
+	if (st == NULL)
+		goto out;
+	if (store_replay(st, on_sum_record, ls, ls->err, sizeof(ls->err)) ==
+	    0) {
+		ls->ok = true;
+		ls->live = st->live;
+		ls->end = st->wal_off;
+		ls->base = st->base;
+	}
+	store_abandon(st);
+out:
+	simfs_remove(SCRATCH);
+}
+
+struct pick {
+	char names[16][64];
+	uint32_t n;
+};
+
+static void
+on_name(void *arg, const char *name)
+{
+	struct pick *p = arg;
+
+	if (p->n < 16 && strlen(name) < sizeof(p->names[0]) &&
+	    (strncmp(name, "log.", 4) == 0 ||
+	        strncmp(name, "snapshot-", 9) == 0 ||
+	        strcmp(name, "ledger") == 0))
+		snprintf(p->names[p->n++], sizeof(p->names[0]), "%s", name);
+}
+
+/* The byte of the live log at off, moved out of the last flush's records
+ * (whose damage looks like a torn write): 0 .. where they start. */
+static uint64_t
+off_in_log(const struct log_sum *ls, uint64_t off)
+{
+	uint64_t tail = ls->synced_last > ls->base ? ls->synced_last : ls->base;
+
+	if (ls->nrec == 0 || off < tail || off >= ls->end)
+		return off;
+	return off % tail;
+}
+
+/* What the start must do now that log file name is damaged. */
+static int
+log_expect(struct rchk *c, uint32_t id, const struct log_sum *before,
+    struct damage *d, char *why, size_t whylen)
+{
+	struct log_sum after;
+
+	log_summary(c, id, &after);
+	if (!after.ok) {
+		d->expect = EXP_REFUSE;
+		return 0;
+	}
+	if (after.nrec == before->nrec && after.hash == before->hash) {
+		d->expect = EXP_START;
+		return 0;
+	}
+	snprintf(why, whylen,
+	    "replica %u's log replays %llu records, %llu before the byte at "
+	    "%llu of %s was damaged: not noticed",
+	    id, (unsigned long long)after.nrec,
+	    (unsigned long long)before->nrec, (unsigned long long)d->off,
+	    d->path);
+	return -1;
+}
+
+int
+rchk_corrupt(
+    struct rchk *c, uint32_t id, uint64_t rnd, char *why, size_t whylen)
+{
+	struct damage *d = &c->dmg[id];
+	struct log_sum before;
+	struct pick pk = {.n = 0};
+	char dir[300];
+	const char *name;
+	struct stat sb;
+	uint64_t seq;
+
+	d->expect = EXP_NONE;
+	snprintf(dir, sizeof(dir), "%s/node-%u", c->data_dir, id);
+	log_summary(c, id, &before);
+	if (!before.ok || vfs_list(dir, on_name, &pk) == -1 || pk.n == 0)
+		return 0;
+	name = pk.names[rnd % pk.n];
+	snprintf(d->path, sizeof(d->path), "%s/%s", dir, name);
+	if (vfs_stat(d->path, &sb) == -1 || sb.st_size == 0)
+		return 0;
+	d->off = mix(rnd) % (uint64_t)sb.st_size;
+	if (strncmp(name, "log.", 4) == 0 && name[4] - '0' == before.live)
+		d->off = off_in_log(&before, d->off);
+	if (simfs_corrupt(d->path, d->off) == -1)
+		return 0;
+	c->counts[0]++;
+	if (strncmp(name, "log.", 4) == 0)
+		return log_expect(c, id, &before, d, why, whylen);
+	if (strcmp(name, "ledger") == 0)
+		d->expect = EXP_CUT;
+	else if (sscanf(name, "snapshot-%llu", (unsigned long long *)&seq) ==
+	        1 &&
+	    seq == before.stable)
+		d->expect = EXP_REFUSE;
+	else
+		d->expect = EXP_START;
+	return 1;
+}
+
+int
+rchk_refused(
+    struct rchk *c, uint32_t id, const char *err, char *why, size_t whylen)
+{
+	struct damage *d = &c->dmg[id];
+	enum expect e = d->expect;
+
+	d->expect = EXP_NONE;
+	if (e == EXP_NONE)
+		return 0;
+	if (e != EXP_REFUSE) {
+		snprintf(why, whylen,
+		    "replica %u refuses to start over the byte at %llu of %s, "
+		    "which does not matter: %.200s",
+		    id, (unsigned long long)d->off, d->path, err);
+		return -1;
+	}
+	c->counts[1]++;
+	c->amnesiac |= 1ULL << id;
+	return 1;
+}
+
+int
+rchk_started(struct rchk *c, uint32_t id, char *why, size_t whylen)
+{
+	struct damage *d = &c->dmg[id];
+	enum expect e = d->expect;
+	struct stat sb;
+
+	d->expect = EXP_NONE;
+	if (e == EXP_START)
+		c->counts[2]++;
+	if (e == EXP_REFUSE) {
+		snprintf(why, whylen,
+		    "replica %u started on a damaged %s (the byte at %llu) "
+		    "without noticing",
+		    id, d->path, (unsigned long long)d->off);
+		return -1;
+	}
+	if (e != EXP_CUT)
+		return 0;
+	if (vfs_stat(d->path, &sb) == 0 && (uint64_t)sb.st_size > d->off) {
+		snprintf(why, whylen,
+		    "replica %u started with the damaged byte at %llu of its "
+		    "journal %s in what it keeps",
+		    id, (unsigned long long)d->off, d->path);
+		return -1;
+	}
+	c->counts[3]++;
+	return 0;
+}
+
+bool
+rchk_amnesiac(const struct rchk *c, uint32_t id)
+{
+	return (c->amnesiac >> id & 1) != 0;
+}
+
+uint32_t
+rchk_amnesiacs(const struct rchk *c)
+{
+	return (uint32_t)__builtin_popcountll(c->amnesiac);
+}
+
+void
+rchk_corrupt_counts(const struct rchk *c, uint64_t out[4])
+{
+	memcpy(out, c->counts, sizeof(c->counts));
 }

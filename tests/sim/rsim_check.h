@@ -50,4 +50,45 @@ int rchk_frame_out(struct rchk *c, uint32_t from, const uint8_t *frame,
 /* Frames checked, and the durable images read for them. */
 uint64_t rchk_frames_checked(const struct rchk *c);
 
+/*
+ * Disk damage. Before crashed replica id (down: its disk as the crash
+ * left it) starts again: one byte, chosen by rnd, of its write-ahead log
+ * (log.0, log.1), a snapshot or the service's journal flipped, and what
+ * the start must then do worked out:
+ *  - a log: whatever the store's replay of the damaged image does on a
+ *    copy. If it refuses, the start must refuse; if it replays the very
+ *    records it replays undamaged (the byte was beyond the log's end, in
+ *    the spare, in unchecked padding), the start must succeed; if it
+ *    replays other records, the damage went unnoticed (a violation at
+ *    once). Not damaged: the records of the log's last flush, whose
+ *    damage the format cannot tell from a write a crash tore (store.h):
+ *    the store drops them as a torn tail, as it must drop a torn write;
+ *  - the snapshot of the checkpoint the log names: the start must refuse
+ *    (its checksum); another snapshot: it must succeed (never read);
+ *  - the journal: it must succeed without the damaged byte, cut off with
+ *    what the snapshot does not name or with everything, to fetch the
+ *    state (reopen checks the journal against the snapshot's head).
+ * 1 when damaged, 0 when not (nothing to damage), -1 with why set.
+ */
+int rchk_corrupt(
+    struct rchk *c, uint32_t id, uint64_t rnd, char *why, size_t whylen);
+/*
+ * replica_new refused id's start with err. 1: the damage explains it (a
+ * detection, counted): the operator wipes the data directory and starts
+ * the replica empty, which then catches up by state transfer. 0: it
+ * does not (the caller reports err); -1 with why: it should have
+ * started (the damage was harmless).
+ */
+int rchk_refused(
+    struct rchk *c, uint32_t id, const char *err, char *why, size_t whylen);
+/* id started: 0, or -1 with why set when it runs on damage it did not
+ * notice. Clears the damage. */
+int rchk_started(struct rchk *c, uint32_t id, char *why, size_t whylen);
+/* A replica started empty after its disk was wiped: it forgot every vote
+ * it sent (as a Byzantine one may), for the rest of the run. */
+bool rchk_amnesiac(const struct rchk *c, uint32_t id);
+uint32_t rchk_amnesiacs(const struct rchk *c);
+/* Damage done, refused starts, harmless starts, fetched states. */
+void rchk_corrupt_counts(const struct rchk *c, uint64_t out[4]);
+
 #endif

@@ -27,10 +27,11 @@ usage(FILE *f)
 	    "[--quiet]\n"
 	    "                 [--break-early-commit] [--break-xfer] "
 	    "[--break-reply]\n"
-	    "                 [--durable-every K]\n"
+	    "                 [--durable-every K] [--corrupt]\n"
 	    "--twice: run every seed twice and compare the traces' digests\n"
 	    "--durable-every K: check that the records a frame waits for are\n"
 	    "       durable on about one covered frame in K (0: never)\n"
+	    "--corrupt: damage a byte of a restarting replica's disk\n"
 	    "--break-*: planted driver bugs (replica.h REPLICA_TEST_*) the\n"
 	    "       checks must catch\n");
 }
@@ -72,6 +73,9 @@ byz_mode(const char *s)
 	return -2;
 }
 
+/* --corrupt: rsim_result.corrupt over every seed run. */
+static uint64_t corrupt_total[4];
+
 /* One seed (twice with twice); 0 when it held. */
 static int
 one_seed(struct rsim_opts *o, bool twice, bool quiet)
@@ -88,9 +92,20 @@ one_seed(struct rsim_opts *o, bool twice, bool quiet)
 		    (unsigned long long)r2.trace_digest);
 		return 1;
 	}
+	for (int i = 0; i < 4; i++)
+		corrupt_total[i] += r.corrupt[i];
 	if (rc != 0)
 		printf("seed %llu: VIOLATION %s\n", (unsigned long long)o->seed,
 		    r.violation);
+	if (!quiet && o->corrupt)
+		printf(
+		    "seed %llu: disk damaged %llu times: %llu starts refused "
+		    "(wiped), %llu harmless, %llu journals cut\n",
+		    (unsigned long long)o->seed,
+		    (unsigned long long)r.corrupt[0],
+		    (unsigned long long)r.corrupt[1],
+		    (unsigned long long)r.corrupt[2],
+		    (unsigned long long)r.corrupt[3]);
 	else if (!quiet)
 		printf("seed %llu: ok, %llu requests, %llu crashes, %llu "
 		       "events, %llu ms, trace %016llx\n",
@@ -122,7 +137,7 @@ main(int argc, char **argv)
 	    {"break-reply", no_argument, 0, 'R'}, {"help", no_argument, 0, 'h'},
 	    /* checks (rsim_check.h) */
 	    {"durable-every", required_argument, 0, 1000},
-	    {0, 0, 0, 0}};
+	    {"corrupt", no_argument, 0, 1001}, {0, 0, 0, 0}};
 	struct rsim_opts o;
 	uint64_t a = 1, b = 1, failed = 0;
 	bool twice = false, quiet = false, byz_given = false;
@@ -191,6 +206,9 @@ main(int argc, char **argv)
 			if ((o.durable_every = num(optarg)) == UINT32_MAX)
 				goto bad;
 			break;
+		case 1001:
+			o.corrupt = true;
+			break;
 		default:
 			goto bad;
 		}
@@ -219,6 +237,13 @@ main(int argc, char **argv)
 	       "seeds/s\n",
 	    (unsigned long long)a, (unsigned long long)b, o.n, o.byz,
 	    (unsigned long long)failed, secs, (double)(b - a + 1) / secs);
+	if (o.corrupt && !quiet)
+		printf("disk damaged %llu times: %llu starts refused (wiped), "
+		       "%llu harmless, %llu journals cut\n",
+		    (unsigned long long)corrupt_total[0],
+		    (unsigned long long)corrupt_total[1],
+		    (unsigned long long)corrupt_total[2],
+		    (unsigned long long)corrupt_total[3]);
 	return failed ? 1 : 0;
 bad:
 	usage(stderr);
