@@ -512,13 +512,17 @@ lie_state(struct rs *s, uint8_t **f, size_t len)
 	return s->enc.len;
 }
 
-/* Its records are on the disk as a crash would leave it (rsim_check.h). */
+/* Its records are on the disk as a crash would leave it (rsim_check.h);
+ * a state transfer's requests to Byzantine replicas are counted. */
 static void
-check_durable(struct rs *s, uint32_t from, const uint8_t *f, size_t len)
+check_durable(struct rs *s, uint32_t from, bool to_client, uint32_t to,
+    const uint8_t *f, size_t len)
 {
 	char why[400];
+	int to_mode = !to_client && s->node[to].byz ? s->node[to].mode : -1;
 
-	if (rchk_frame_out(s->chk, from, f, len, why, sizeof(why)) == -1)
+	if (rchk_frame_out(s->chk, from, to_mode, f, len, why, sizeof(why)) ==
+	    -1)
 		violation(s, "%s", why);
 }
 
@@ -539,7 +543,7 @@ fabric_out(void *ctx, uint32_t from, bool to_client, uint32_t to,
 	int copies = 1;
 
 	if (!s->node[from].byz) /* replies are not covered */
-		check_durable(s, from, frame, len);
+		check_durable(s, from, to_client, to, frame, len);
 	if (!s->node[from].byz)
 		check_frame(s, from, frame, len);
 	else if (s->node[from].mode == RSIM_BYZ_SILENT)
@@ -1075,6 +1079,8 @@ setup(struct rs *s, const struct rsim_opts *o, struct rsim_result *res)
 		nd->mode = o->byz_mode == RSIM_BYZ_RANDOM
 		    ? (int)below(s, RSIM_BYZ_COUNT)
 		    : o->byz_mode;
+		if (o->nbyz_modes > 0) /* --byz-modes */
+			nd->mode = o->byz_modes[i % o->nbyz_modes];
 	}
 }
 
@@ -1092,6 +1098,7 @@ teardown(struct rs *s)
 	free(s->map);
 	free(s->arena);
 	rchk_corrupt_counts(s->chk, s->res->corrupt);
+	s->res->xfer_mixed = rchk_xfer_mixed(s->chk);
 	rchk_free(s->chk);
 	wbuf_clear(&s->enc);
 	free(s->cfg->clients);

@@ -54,6 +54,10 @@ struct rsim_opts {
 	/* checks: tests/sim/rsim_check.h */
 	uint32_t durable_every; /* a covered frame in about every: durable? */
 	bool corrupt; /* damage a byte of a restarting replica's disk */
+	/* the i-th Byzantine replica's mode: byz_modes[i % nbyz_modes]
+	 * (none: byz_mode) */
+	int byz_modes[16];
+	uint32_t nbyz_modes;
 };
 
 struct rsim_result {
@@ -64,6 +68,8 @@ struct rsim_result {
 	/* checks: disk damage done, starts refused for it (the disk then
 	 * wiped), starts it did not matter to, journals cut back */
 	uint64_t corrupt[4];
+	/* state transfers that asked a lying and a silent replica */
+	uint64_t xfer_mixed;
 };
 
 void rsim_opts_default(struct rsim_opts *o);

@@ -12,6 +12,7 @@
 #include "cfg.h"
 #include "log.h"
 #include "msg.h"
+#include "rsim.h"
 #include "simfs.h"
 #include "store.h"
 #include "store_int.h"
@@ -53,6 +54,13 @@ struct rchk {
 	struct damage dmg[PBFT_REPLICAS_MAX];
 	uint64_t amnesiac; /* a bit each */
 	uint64_t counts[4]; /* rchk_corrupt_counts */
+	/* per replica: the checkpoint it fetches, the Byzantine modes it
+	 * asked (a bit each) */
+	struct {
+		uint64_t seq;
+		uint32_t modes;
+	} xfer[PBFT_REPLICAS_MAX];
+	uint64_t xfer_mixed;
 };
 
 /* What a frame claims, for the records that must back it. */
@@ -138,6 +146,8 @@ want_of(struct rchk *c, const uint8_t *f, size_t len, struct want *w)
 		if ((c->arena = malloc(c->arena_len)) == NULL)
 			fatalx("out of memory");
 	}
+	if (w == NULL)
+		return false; /* only the arena wanted */
 	wire_arena_init(&a, c->arena, c->arena_len);
 	if (wire_decode(f, len, &m, &a) != WIRE_OK)
 		return false;
@@ -395,14 +405,48 @@ sampled(struct rchk *c, uint32_t from, const uint8_t *f, size_t len)
 	return mix(c->seed ^ c->covered++) % every == 0;
 }
 
+/* A FETCH_STATE to a Byzantine replica of mode to_mode. */
+static void
+note_fetch(
+    struct rchk *c, uint32_t from, int to_mode, const uint8_t *f, size_t len)
+{
+	struct wire_arena a;
+	struct pbft_msg m;
+	uint32_t both = 1u << RSIM_BYZ_LIE_STATE | 1u << RSIM_BYZ_SILENT;
+
+	if (to_mode < 0 || len < WIRE_HDR_LEN || f[5] != PBFT_MSG_FETCH_STATE ||
+	    from >= PBFT_REPLICAS_MAX)
+		return;
+	want_of(c, f, 0, NULL); /* the arena */
+	wire_arena_init(&a, c->arena, c->arena_len);
+	if (wire_decode(f, len, &m, &a) != WIRE_OK)
+		return;
+	if (c->xfer[from].seq != m.u.fetch_state.seq) {
+		c->xfer[from].seq = m.u.fetch_state.seq;
+		c->xfer[from].modes = 0;
+	}
+	if (c->xfer[from].modes == both)
+		return;
+	c->xfer[from].modes |= 1u << to_mode & both;
+	if (c->xfer[from].modes == both)
+		c->xfer_mixed++;
+}
+
+uint64_t
+rchk_xfer_mixed(const struct rchk *c)
+{
+	return c->xfer_mixed;
+}
+
 int
-rchk_frame_out(struct rchk *c, uint32_t from, const uint8_t *frame, size_t len,
-    char *why, size_t whylen)
+rchk_frame_out(struct rchk *c, uint32_t from, int to_mode, const uint8_t *frame,
+    size_t len, char *why, size_t whylen)
 {
 	struct want w;
 	struct found fd = {.w = &w, .c = c};
 	char what[200];
 
+	note_fetch(c, from, to_mode, frame, len);
 	if (!sampled(c, from, frame, len) || !want_of(c, frame, len, &w))
 		return 0;
 	c->checked++;

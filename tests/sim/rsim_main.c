@@ -27,11 +27,13 @@ usage(FILE *f)
 	    "[--quiet]\n"
 	    "                 [--break-early-commit] [--break-xfer] "
 	    "[--break-reply]\n"
-	    "                 [--durable-every K] [--corrupt]\n"
+	    "                 [--durable-every K] [--corrupt] "
+	    "[--byz-modes M,M...]\n"
 	    "--twice: run every seed twice and compare the traces' digests\n"
 	    "--durable-every K: check that the records a frame waits for are\n"
 	    "       durable on about one covered frame in K (0: never)\n"
 	    "--corrupt: damage a byte of a restarting replica's disk\n"
+	    "--byz-modes: the Byzantine replicas' modes, one each in turn\n"
 	    "--break-*: planted driver bugs (replica.h REPLICA_TEST_*) the\n"
 	    "       checks must catch\n");
 }
@@ -73,8 +75,29 @@ byz_mode(const char *s)
 	return -2;
 }
 
+/* --byz-modes a,b,...: no more than 16, none random. */
+static int
+byz_modes(struct rsim_opts *o, const char *arg)
+{
+	char buf[256], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", arg);
+	o->nbyz_modes = 0;
+	for (char *t = strtok_r(buf, ",", &save); t != NULL;
+	     t = strtok_r(NULL, ",", &save)) {
+		int m = byz_mode(t);
+
+		if (m < 0 || o->nbyz_modes == 16)
+			return -1;
+		o->byz_modes[o->nbyz_modes++] = m;
+	}
+	return o->nbyz_modes > 0 ? 0 : -1;
+}
+
 /* --corrupt: rsim_result.corrupt over every seed run. */
 static uint64_t corrupt_total[4];
+/* State transfers that asked a lying and a silent replica, in all. */
+static uint64_t xfer_mixed_total;
 
 /* One seed (twice with twice); 0 when it held. */
 static int
@@ -97,6 +120,7 @@ one_seed(struct rsim_opts *o, bool twice, bool quiet)
 	if (rc != 0)
 		printf("seed %llu: VIOLATION %s\n", (unsigned long long)o->seed,
 		    r.violation);
+	xfer_mixed_total += r.xfer_mixed;
 	if (!quiet && o->corrupt)
 		printf(
 		    "seed %llu: disk damaged %llu times: %llu starts refused "
@@ -137,7 +161,8 @@ main(int argc, char **argv)
 	    {"break-reply", no_argument, 0, 'R'}, {"help", no_argument, 0, 'h'},
 	    /* checks (rsim_check.h) */
 	    {"durable-every", required_argument, 0, 1000},
-	    {"corrupt", no_argument, 0, 1001}, {0, 0, 0, 0}};
+	    {"corrupt", no_argument, 0, 1001},
+	    {"byz-modes", required_argument, 0, 1002}, {0, 0, 0, 0}};
 	struct rsim_opts o;
 	uint64_t a = 1, b = 1, failed = 0;
 	bool twice = false, quiet = false, byz_given = false;
@@ -209,6 +234,10 @@ main(int argc, char **argv)
 		case 1001:
 			o.corrupt = true;
 			break;
+		case 1002:
+			if (byz_modes(&o, optarg) == -1)
+				goto bad;
+			break;
 		default:
 			goto bad;
 		}
@@ -237,6 +266,10 @@ main(int argc, char **argv)
 	       "seeds/s\n",
 	    (unsigned long long)a, (unsigned long long)b, o.n, o.byz,
 	    (unsigned long long)failed, secs, (double)(b - a + 1) / secs);
+	if (o.nbyz_modes > 0 && !quiet)
+		printf("state transfers that asked a lying and a silent "
+		       "replica: %llu\n",
+		    (unsigned long long)xfer_mixed_total);
 	if (o.corrupt && !quiet)
 		printf("disk damaged %llu times: %llu starts refused (wiped), "
 		       "%llu harmless, %llu journals cut\n",
