@@ -524,6 +524,11 @@ check_durable(struct rs *s, uint32_t from, bool to_client, uint32_t to,
 	if (rchk_frame_out(s->chk, from, to_mode, f, len, why, sizeof(why)) ==
 	    -1)
 		violation(s, "%s", why);
+	if (s->o.long_run && s->node[from].r != NULL &&
+	    rchk_mem(s->chk, from, s->node[from].r,
+	        rsim_net_held(rsim_net_of(from)), f, len, why,
+	        sizeof(why)) == -1)
+		violation(s, "%s", why);
 }
 
 static uint64_t
@@ -1068,7 +1073,7 @@ setup(struct rs *s, const struct rsim_opts *o, struct rsim_result *res)
 	wbuf_init_dynamic(&s->enc, PBFT_FRAME_BYTES_MAX);
 	rsim_net_fabric(&fab);
 	store_inline_workers(true);
-	s->chk = rchk_new(o->n, s->dir, o->seed, o->durable_every);
+	s->chk = rchk_new(o->n, o->clients, s->dir, o->seed, o->durable_every);
 	s->faults = true;
 	/* Random mode: each Byzantine replica its own (at n = 7, a liar and
 	 * a silent one may serve state side by side). */
@@ -1105,6 +1110,18 @@ teardown(struct rs *s)
 	free(s->cfg);
 	s->res->trace_digest ^= simfs_digest();
 	simfs_reset();
+}
+
+/* --long: what the replicas held must not grow with the run. */
+static void
+mem_end(struct rs *s)
+{
+	char why[400];
+
+	if (s->res->ok && rchk_mem_end(s->chk, why, sizeof(why)) == -1)
+		violation(s, "%s", why);
+	if (!s->o.quiet)
+		rchk_mem_print(s->chk);
 }
 
 /* --trace: each replica's status at the end, as pbftd would see it. */
@@ -1157,6 +1174,8 @@ rsim_run(const struct rsim_opts *o, struct rsim_result *res)
 	res->end_ms = s.now;
 	if (o->trace)
 		dump_status(&s);
+	if (o->long_run)
+		mem_end(&s);
 	teardown(&s);
 	return res->ok ? 0 : 1;
 }

@@ -58,6 +58,9 @@ struct rsim_opts {
 	 * (none: byz_mode) */
 	int byz_modes[16];
 	uint32_t nbyz_modes;
+	/* --long: the run's length, not the window, must not size what a
+	 * replica holds (sampled at its checkpoints) */
+	bool long_run;
 };
 
 struct rsim_result {

@@ -11,7 +11,10 @@
 
 #include "cfg.h"
 #include "log.h"
+#include "defaults.h"
 #include "msg.h"
+#include "pbft.h"
+#include "replica.h"
 #include "rsim.h"
 #include "simfs.h"
 #include "store.h"
@@ -61,6 +64,10 @@ struct rchk {
 		uint32_t modes;
 	} xfer[PBFT_REPLICAS_MAX];
 	uint64_t xfer_mixed;
+	/* retained memory: samples of MEM_METRICS values per replica */
+	uint64_t *mem[PBFT_REPLICAS_MAX];
+	size_t nmem[PBFT_REPLICAS_MAX], capmem[PBFT_REPLICAS_MAX];
+	uint32_t nclients;
 };
 
 /* What a frame claims, for the records that must back it. */
@@ -103,7 +110,8 @@ le64(const uint8_t *p)
 }
 
 struct rchk *
-rchk_new(uint32_t n, const char *data_dir, uint64_t seed, uint32_t every)
+rchk_new(uint32_t n, uint32_t clients, const char *data_dir, uint64_t seed,
+    uint32_t every)
 {
 	struct rchk *c = calloc(1, sizeof(*c));
 
@@ -114,6 +122,7 @@ rchk_new(uint32_t n, const char *data_dir, uint64_t seed, uint32_t every)
 	c->seed = seed;
 	c->every = every;
 	c->last_from = UINT32_MAX;
+	c->nclients = clients;
 	return c;
 }
 
@@ -122,6 +131,8 @@ rchk_free(struct rchk *c)
 {
 	if (c == NULL)
 		return;
+	for (int i = 0; i < PBFT_REPLICAS_MAX; i++)
+		free(c->mem[i]);
 	free(c->arena);
 	free(c);
 }
@@ -687,4 +698,190 @@ void
 rchk_corrupt_counts(const struct rchk *c, uint64_t out[4])
 {
 	memcpy(out, c->counts, sizeof(c->counts));
+}
+
+/* ---- retained memory ---------------------------------------------------- */
+
+enum {
+	M_LOG, /* the live log's bytes since its compaction */
+	M_STORE, /* the store's buffers: records pending, a compaction's */
+	M_HELD, /* frames held for the log */
+	M_QBYTES, /* the primary's queued request bytes */
+	M_QREQS,
+	M_PENDING, /* a backup's requests waiting */
+	M_REPLIES, /* reply slots */
+	M_SNAPS, /* checkpoint images held */
+	M_SNAP_BYTES,
+	M_XFER, /* a transfer's image head */
+	M_ACTIONS,
+	MEM_METRICS,
+};
+
+static const char *const mem_names[MEM_METRICS] = {"log bytes", "store buffers",
+    "held frames", "queued bytes", "queued requests", "pending requests",
+    "reply slots", "checkpoint images", "checkpoint image bytes",
+    "transfer bytes", "action list bytes"};
+
+/* Growth allowed beyond twice the first half's mean: bytes, or a count. */
+static uint64_t
+mem_margin(int k)
+{
+	return k == M_HELD || k == M_QREQS || k == M_PENDING ||
+	        k == M_REPLIES || k == M_SNAPS
+	    ? 16
+	    : 64 * 1024;
+}
+
+static void
+mem_take(struct rchk *c, uint32_t id, struct replica *r, size_t held,
+    uint64_t v[MEM_METRICS])
+{
+	struct store *st = replica_store(r);
+	struct store_stats ss;
+	struct replica_mem rm;
+
+	replica_mem_stats(r, &rm);
+	store_get_stats(st, &ss);
+	v[M_LOG] = ss.bytes;
+	v[M_STORE] = st->pending.cap + st->cpt_recs.cap + st->cpt_tail.cap +
+	    st->cpt_held.cap;
+	v[M_HELD] = held;
+	v[M_QBYTES] = rm.core_queued_bytes;
+	v[M_QREQS] = rm.core_queued_reqs;
+	v[M_PENDING] = rm.core_pending_reqs;
+	v[M_REPLIES] = rm.reply_slots;
+	v[M_SNAPS] = rm.snaps;
+	v[M_SNAP_BYTES] = rm.snap_bytes;
+	v[M_XFER] = rm.xfer_bytes;
+	v[M_ACTIONS] = rm.actions;
+	if (c->nmem[id] == c->capmem[id]) {
+		c->capmem[id] = c->capmem[id] ? 2 * c->capmem[id] : 64;
+		c->mem[id] = realloc(
+		    c->mem[id], c->capmem[id] * MEM_METRICS * sizeof(uint64_t));
+		if (c->mem[id] == NULL)
+			fatalx("out of memory");
+	}
+	memcpy(c->mem[id] + c->nmem[id]++ * MEM_METRICS, v,
+	    MEM_METRICS * sizeof(uint64_t));
+}
+
+/*
+ * The bounds by design: one reply slot and one waiting request a client;
+ * SNAPS_MAX (pbft-replica/replica_int.h: 4) checkpoint images; the
+ * primary's queue within the core's limits (pbft_config_default, the
+ * queue bytes as the simulator configures them: the default).
+ */
+static int
+mem_bounds(const struct rchk *c, uint32_t id, const uint64_t v[MEM_METRICS],
+    char *why, size_t whylen)
+{
+	struct pbft_config pc;
+	uint64_t bound[MEM_METRICS];
+
+	pbft_config_default(&pc, c->n, id, c->nclients);
+	for (int k = 0; k < MEM_METRICS; k++)
+		bound[k] = UINT64_MAX;
+	bound[M_REPLIES] = c->nclients;
+	bound[M_PENDING] = c->nclients;
+	bound[M_SNAPS] = 4;
+	bound[M_QREQS] = pc.queue_reqs_max;
+	bound[M_QBYTES] = PBFT_DEFAULT_QUEUE_BYTES;
+	for (int k = 0; k < MEM_METRICS; k++)
+		if (v[k] > bound[k]) {
+			snprintf(why, whylen,
+			    "replica %u holds %llu %s (at most %llu)", id,
+			    (unsigned long long)v[k], mem_names[k],
+			    (unsigned long long)bound[k]);
+			return -1;
+		}
+	return 0;
+}
+
+int
+rchk_mem(struct rchk *c, uint32_t id, struct replica *r, size_t held,
+    const uint8_t *frame, size_t len, char *why, size_t whylen)
+{
+	uint64_t v[MEM_METRICS];
+
+	if (r == NULL || len < WIRE_HDR_LEN ||
+	    frame[5] != PBFT_MSG_CHECKPOINT || id >= PBFT_REPLICAS_MAX)
+		return 0;
+	mem_take(c, id, r, held, v);
+	return mem_bounds(c, id, v, why, whylen);
+}
+
+/* The largest value of metric k among samples [a, b) of replica id. */
+static uint64_t
+mem_max(const struct rchk *c, uint32_t id, int k, size_t a, size_t b)
+{
+	uint64_t m = 0;
+
+	for (size_t i = a; i < b; i++)
+		if (c->mem[id][i * MEM_METRICS + k] > m)
+			m = c->mem[id][i * MEM_METRICS + k];
+	return m;
+}
+
+/* Their mean. */
+static uint64_t
+mem_mean(const struct rchk *c, uint32_t id, int k, size_t a, size_t b)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = a; i < b; i++)
+		sum += c->mem[id][i * MEM_METRICS + k];
+	return b > a ? sum / (b - a) : 0;
+}
+
+/*
+ * What grows in proportion to the run has a mean over the second half of
+ * the samples three times the first half's: twice (and a margin) is
+ * caught; bursts (a slow disk, a view change) move the means little.
+ */
+int
+rchk_mem_end(struct rchk *c, char *why, size_t whylen)
+{
+	for (uint32_t id = 0; id < c->n; id++) {
+		size_t half = c->nmem[id] / 2;
+
+		if (c->nmem[id] < 20)
+			continue; /* too few checkpoints to tell */
+		for (int k = 0; k < MEM_METRICS; k++) {
+			uint64_t m1 = mem_mean(c, id, k, 0, half);
+			uint64_t m2 = mem_mean(c, id, k, half, c->nmem[id]);
+
+			if (m2 <= 2 * m1 + mem_margin(k))
+				continue;
+			snprintf(why, whylen,
+			    "replica %u's %s grow with the run: %llu on "
+			    "average over its first %zu checkpoints, %llu "
+			    "over the next %zu",
+			    id, mem_names[k], (unsigned long long)m1, half,
+			    (unsigned long long)m2, c->nmem[id] - half);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void
+rchk_mem_print(const struct rchk *c)
+{
+	size_t samples = 0;
+
+	for (uint32_t id = 0; id < c->n; id++)
+		samples += c->nmem[id];
+	printf("retained memory, largest of %zu samples:", samples);
+	for (int k = 0; k < MEM_METRICS; k++) {
+		uint64_t m = 0;
+
+		for (uint32_t id = 0; id < c->n; id++) {
+			uint64_t x = mem_max(c, id, k, 0, c->nmem[id]);
+
+			m = x > m ? x : m;
+		}
+		printf("%s %s %llu", k ? "," : "", mem_names[k],
+		    (unsigned long long)m);
+	}
+	printf("\n");
 }

@@ -34,10 +34,11 @@
 struct rchk;
 struct replica;
 
-/* For replicas 0..n-1 whose data directories are data_dir/node-ID;
- * every: one covered frame in about every (0: none) is checked. */
-struct rchk *rchk_new(
-    uint32_t n, const char *data_dir, uint64_t seed, uint32_t every);
+/* For replicas 0..n-1 whose data directories are data_dir/node-ID, and
+ * clients clients; every: one covered frame in about every (0: none) is
+ * checked. */
+struct rchk *rchk_new(uint32_t n, uint32_t clients, const char *data_dir,
+    uint64_t seed, uint32_t every);
 void rchk_free(struct rchk *c);
 
 /*
@@ -94,5 +95,23 @@ bool rchk_amnesiac(const struct rchk *c, uint32_t id);
 uint32_t rchk_amnesiacs(const struct rchk *c);
 /* Damage done, refused starts, harmless starts, fetched states. */
 void rchk_corrupt_counts(const struct rchk *c, uint64_t out[4]);
+
+/*
+ * Retained memory. A correct replica r sent a frame; at its CHECKPOINTs
+ * what it holds (replica_mem_stats, its store's buffers and log, frames
+ * held) is sampled. 0, or -1 with why set when a count breaks its bound
+ * (reply slots and waiting requests: one a client; checkpoint images:
+ * SNAPS_MAX; the primary's queue: the core's limits).
+ */
+int rchk_mem(struct rchk *c, uint32_t id, struct replica *r, size_t held,
+    const uint8_t *frame, size_t len, char *why, size_t whylen);
+/*
+ * At the end of a run: 0, or -1 with why set when the mean of a
+ * replica's samples over the run's second half is above twice the first
+ * half's (and a margin): it grows with the run, not with the window.
+ */
+int rchk_mem_end(struct rchk *c, char *why, size_t whylen);
+/* The largest sample of each metric over every replica, named. */
+void rchk_mem_print(const struct rchk *c);
 
 #endif

@@ -29,11 +29,15 @@ usage(FILE *f)
 	    "[--break-reply]\n"
 	    "                 [--durable-every K] [--corrupt] "
 	    "[--byz-modes M,M...]\n"
+	    "                 [--long]\n"
 	    "--twice: run every seed twice and compare the traces' digests\n"
 	    "--durable-every K: check that the records a frame waits for are\n"
 	    "       durable on about one covered frame in K (0: never)\n"
 	    "--corrupt: damage a byte of a restarting replica's disk\n"
 	    "--byz-modes: the Byzantine replicas' modes, one each in turn\n"
+	    "--long: 20 times the requests and the faults' time (4 times\n"
+	    "       the time after the faults); what each\n"
+	    "       replica holds must not grow with the run\n"
 	    "--break-*: planted driver bugs (replica.h REPLICA_TEST_*) the\n"
 	    "       checks must catch\n");
 }
@@ -117,10 +121,18 @@ one_seed(struct rsim_opts *o, bool twice, bool quiet)
 	}
 	for (int i = 0; i < 4; i++)
 		corrupt_total[i] += r.corrupt[i];
+	xfer_mixed_total += r.xfer_mixed;
 	if (rc != 0)
 		printf("seed %llu: VIOLATION %s\n", (unsigned long long)o->seed,
 		    r.violation);
-	xfer_mixed_total += r.xfer_mixed;
+	else if (!quiet)
+		printf("seed %llu: ok, %llu requests, %llu crashes, %llu "
+		       "events, %llu ms, trace %016llx\n",
+		    (unsigned long long)o->seed,
+		    (unsigned long long)r.completed,
+		    (unsigned long long)r.crashes, (unsigned long long)r.events,
+		    (unsigned long long)r.end_ms,
+		    (unsigned long long)r.trace_digest);
 	if (!quiet && o->corrupt)
 		printf(
 		    "seed %llu: disk damaged %llu times: %llu starts refused "
@@ -130,14 +142,6 @@ one_seed(struct rsim_opts *o, bool twice, bool quiet)
 		    (unsigned long long)r.corrupt[1],
 		    (unsigned long long)r.corrupt[2],
 		    (unsigned long long)r.corrupt[3]);
-	else if (!quiet)
-		printf("seed %llu: ok, %llu requests, %llu crashes, %llu "
-		       "events, %llu ms, trace %016llx\n",
-		    (unsigned long long)o->seed,
-		    (unsigned long long)r.completed,
-		    (unsigned long long)r.crashes, (unsigned long long)r.events,
-		    (unsigned long long)r.end_ms,
-		    (unsigned long long)r.trace_digest);
 	return rc;
 }
 
@@ -162,7 +166,8 @@ main(int argc, char **argv)
 	    /* checks (rsim_check.h) */
 	    {"durable-every", required_argument, 0, 1000},
 	    {"corrupt", no_argument, 0, 1001},
-	    {"byz-modes", required_argument, 0, 1002}, {0, 0, 0, 0}};
+	    {"byz-modes", required_argument, 0, 1002},
+	    {"long", no_argument, 0, 1003}, {0, 0, 0, 0}};
 	struct rsim_opts o;
 	uint64_t a = 1, b = 1, failed = 0;
 	bool twice = false, quiet = false, byz_given = false;
@@ -238,11 +243,23 @@ main(int argc, char **argv)
 			if (byz_modes(&o, optarg) == -1)
 				goto bad;
 			break;
+		case 1003:
+			o.long_run = true;
+			break;
 		default:
 			goto bad;
 		}
 	}
 	o.f = (o.n - 1) / 3;
+	o.quiet = quiet;
+	if (o.long_run && o.requests < UINT32_MAX / 20) {
+		/* Faults throughout, 20 times as long; most requests come
+		 * after them (a few a second get through the faults), at
+		 * about 40 a second: time enough for them. */
+		o.requests *= 20;
+		o.fault_ms *= 20;
+		o.live_ms *= 4;
+	}
 	if (!byz_given)
 		o.byz = o.f;
 	if (optind != argc || o.n < 4 || o.n > 16 || o.requests == UINT32_MAX ||
