@@ -347,7 +347,7 @@ replay_durable(
 	snprintf(src, sizeof(src), "%s/node-%u", c->data_dir, id);
 	snprintf(dst, sizeof(dst), SCRATCH "/node-%u", id);
 	if (vfs_mkdir(SCRATCH, 0700) == -1 ||
-	    simfs_copy_durable(src, dst) == -1) {
+	    simfs_copy_durable(src, dst, "log.") == -1) {
 		snprintf(why, whylen, "cannot copy its durable image");
 		goto out;
 	}
@@ -516,7 +516,7 @@ log_summary(struct rchk *c, uint32_t id, struct log_sum *ls)
 	snprintf(src, sizeof(src), "%s/node-%u", c->data_dir, id);
 	snprintf(dst, sizeof(dst), SCRATCH "/node-%u", id);
 	if (vfs_mkdir(SCRATCH, 0700) == -1 ||
-	    simfs_copy_durable(src, dst) == -1) {
+	    simfs_copy_durable(src, dst, "log.") == -1) {
 		snprintf(ls->err, sizeof(ls->err), "cannot copy");
 		goto out;
 	}

@@ -846,7 +846,7 @@ simfs_corrupt(const char *path, uint64_t off)
 }
 
 int
-simfs_copy_durable(const char *dir, const char *dst)
+simfs_copy_durable(const char *dir, const char *dst, const char *prefix)
 {
 	char d[PATH_BYTES], t[PATH_BYTES], p[PATH_BYTES];
 	size_t dl, n0;
@@ -862,7 +862,10 @@ simfs_copy_durable(const char *dir, const char *dst)
 		struct sf_inode *in;
 		size_t ino;
 
-		if (!is_under(src, d) || strcmp(src, d) == 0)
+		if (!is_under(src, d) || strcmp(src, d) == 0 ||
+		    (prefix != NULL &&
+		        strncmp(strrchr(src, '/') + 1, prefix,
+		            strlen(prefix)) != 0))
 			continue;
 		if (strlen(t) + strlen(src + dl) + 1 > sizeof(p)) {
 			errno = ENAMETOOLONG;

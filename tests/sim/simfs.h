@@ -43,11 +43,12 @@ int simfs_corrupt(const char *path, uint64_t off);
 /*
  * What a crash of dir would leave, now, without torn writes: dst (which
  * must not exist; its parent must) is made holding every file and
- * directory durably named under dir, with the durable images, durable
- * themselves. For checks that read a replica's disk as a restart would,
- * without touching it. 0, or -1 (errno set).
+ * directory durably named under dir whose name begins with prefix (NULL:
+ * all), with the durable images, durable themselves. For checks that
+ * read a replica's disk as a restart would, without touching it. 0, or
+ * -1 (errno set).
  */
-int simfs_copy_durable(const char *dir, const char *dst);
+int simfs_copy_durable(const char *dir, const char *dst, const char *prefix);
 /* Forgets dir and everything under it, durable or not (no fd may be open
  * under it). */
 void simfs_remove(const char *dir);
