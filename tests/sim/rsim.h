@@ -21,6 +21,10 @@
  * pbft-replica/core/pbft.h demands, and survived any crash); correct
  * replicas answer a (client, timestamp) with one result, retransmissions
  * included; once the faults stop, every request completes within a bound.
+ * tests/sim/rsim_check.h reads the replicas' disks and memory: a frame's
+ * records durable when it leaves (on the disk as a crash would leave
+ * it), damage to a restarting replica's disk refused or harmless
+ * (--corrupt), what a replica retains bounded (--long).
  */
 #ifndef PBFT_RSIM_H
 #define PBFT_RSIM_H
