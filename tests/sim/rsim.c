@@ -512,14 +512,36 @@ lie_state(struct rs *s, uint8_t **f, size_t len)
 	return s->enc.len;
 }
 
+/*
+ * --stall-xfer: a correct replica asked for a state chunk in the fault
+ * phase stops, half the time, as stall_some stops one: the transfer
+ * must go on elsewhere. Whether it is stalled now.
+ */
+static bool
+stall_server(struct rs *s, uint32_t to, const uint8_t *f, size_t len)
+{
+	struct node *nd = &s->node[to];
+
+	if (!s->o.stall_xfer || len < WIRE_HDR_LEN ||
+	    f[5] != PBFT_MSG_FETCH_STATE || nd->r == NULL)
+		return false;
+	if (s->faults && nd->stalled_until <= s->now && chance(s, 0.5))
+		nd->stalled_until = s->now + 200 + below(s, 1300);
+	return nd->stalled_until > s->now;
+}
+
 /* Its records are on the disk as a crash would leave it (rsim_check.h);
- * a state transfer's requests to Byzantine replicas are counted. */
+ * a state transfer's requests to Byzantine replicas and stalled ones are
+ * counted. */
 static void
 check_durable(struct rs *s, uint32_t from, bool to_client, uint32_t to,
     const uint8_t *f, size_t len)
 {
 	char why[400];
 	int to_mode = !to_client && s->node[to].byz ? s->node[to].mode : -1;
+
+	if (!to_client && !s->node[to].byz && stall_server(s, to, f, len))
+		to_mode = RSIM_BYZ_COUNT;
 
 	if (rchk_frame_out(s->chk, from, to_mode, f, len, why, sizeof(why)) ==
 	    -1)

@@ -65,6 +65,8 @@ struct rsim_opts {
 	/* --long: the run's length, not the window, must not size what a
 	 * replica holds (sampled at its checkpoints) */
 	bool long_run;
+	/* a correct replica asked for state may stop then (stall_some) */
+	bool stall_xfer;
 };
 
 struct rsim_result {
@@ -75,7 +77,8 @@ struct rsim_result {
 	/* checks: disk damage done, starts refused for it (the disk then
 	 * wiped), starts it did not matter to, journals cut back */
 	uint64_t corrupt[4];
-	/* state transfers that asked a lying and a silent replica */
+	/* state transfers that asked a lying and a silent or stalled
+	 * replica */
 	uint64_t xfer_mixed;
 };
 

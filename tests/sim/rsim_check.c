@@ -416,14 +416,16 @@ sampled(struct rchk *c, uint32_t from, const uint8_t *f, size_t len)
 	return mix(c->seed ^ c->covered++) % every == 0;
 }
 
-/* A FETCH_STATE to a Byzantine replica of mode to_mode. */
+/* A FETCH_STATE to a Byzantine replica of mode to_mode (RSIM_BYZ_COUNT:
+ * a correct one stalled). */
 static void
 note_fetch(
     struct rchk *c, uint32_t from, int to_mode, const uint8_t *f, size_t len)
 {
 	struct wire_arena a;
 	struct pbft_msg m;
-	uint32_t both = 1u << RSIM_BYZ_LIE_STATE | 1u << RSIM_BYZ_SILENT;
+	uint32_t lie = 1u << RSIM_BYZ_LIE_STATE;
+	uint32_t mute = 1u << RSIM_BYZ_SILENT | 1u << RSIM_BYZ_COUNT;
 
 	if (to_mode < 0 || len < WIRE_HDR_LEN || f[5] != PBFT_MSG_FETCH_STATE ||
 	    from >= PBFT_REPLICAS_MAX)
@@ -436,10 +438,10 @@ note_fetch(
 		c->xfer[from].seq = m.u.fetch_state.seq;
 		c->xfer[from].modes = 0;
 	}
-	if (c->xfer[from].modes == both)
-		return;
-	c->xfer[from].modes |= 1u << to_mode & both;
-	if (c->xfer[from].modes == both)
+	if ((c->xfer[from].modes & lie) && (c->xfer[from].modes & mute))
+		return; /* counted */
+	c->xfer[from].modes |= 1u << to_mode;
+	if ((c->xfer[from].modes & lie) && (c->xfer[from].modes & mute))
 		c->xfer_mixed++;
 }
 

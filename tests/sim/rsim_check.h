@@ -43,13 +43,14 @@ void rchk_free(struct rchk *c);
 
 /*
  * A correct replica's frame leaves it, to a Byzantine replica of mode
- * to_mode (enum rsim_byz), or to a correct one or a client (-1). 0, or
- * -1 with why set: the record it waits for is not durable.
+ * to_mode (enum rsim_byz), to a correct one stalled (RSIM_BYZ_COUNT), or
+ * to another correct one or a client (-1). 0, or -1 with why set: the
+ * record it waits for is not durable.
  */
 int rchk_frame_out(struct rchk *c, uint32_t from, int to_mode,
     const uint8_t *frame, size_t len, char *why, size_t whylen);
 /* State transfers (a replica, a checkpoint) that asked both a replica
- * serving altered state and a silent one. */
+ * serving altered state and a silent or stalled one. */
 uint64_t rchk_xfer_mixed(const struct rchk *c);
 
 /* Frames checked, and the durable images read for them. */

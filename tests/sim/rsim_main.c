@@ -29,15 +29,16 @@ usage(FILE *f)
 	    "[--break-reply]\n"
 	    "                 [--durable-every K] [--corrupt] "
 	    "[--byz-modes M,M...]\n"
-	    "                 [--long]\n"
+	    "                 [--long] [--stall-xfer]\n"
 	    "--twice: run every seed twice and compare the traces' digests\n"
 	    "--durable-every K: check that the records a frame waits for are\n"
 	    "       durable on about one covered frame in K (0: never)\n"
 	    "--corrupt: damage a byte of a restarting replica's disk\n"
 	    "--byz-modes: the Byzantine replicas' modes, one each in turn\n"
 	    "--long: 20 times the requests and the faults' time (4 times\n"
-	    "       the time after the faults); what each\n"
-	    "       replica holds must not grow with the run\n"
+	    "       the time after them); what each replica holds must not\n"
+	    "       grow with the run\n"
+	    "--stall-xfer: a correct replica asked for state may stop then\n"
 	    "--break-*: planted driver bugs (replica.h REPLICA_TEST_*) the\n"
 	    "       checks must catch\n");
 }
@@ -167,7 +168,8 @@ main(int argc, char **argv)
 	    {"durable-every", required_argument, 0, 1000},
 	    {"corrupt", no_argument, 0, 1001},
 	    {"byz-modes", required_argument, 0, 1002},
-	    {"long", no_argument, 0, 1003}, {0, 0, 0, 0}};
+	    {"long", no_argument, 0, 1003},
+	    {"stall-xfer", no_argument, 0, 1004}, {0, 0, 0, 0}};
 	struct rsim_opts o;
 	uint64_t a = 1, b = 1, failed = 0;
 	bool twice = false, quiet = false, byz_given = false;
@@ -246,6 +248,9 @@ main(int argc, char **argv)
 		case 1003:
 			o.long_run = true;
 			break;
+		case 1004:
+			o.stall_xfer = true;
+			break;
 		default:
 			goto bad;
 		}
@@ -283,9 +288,9 @@ main(int argc, char **argv)
 	       "seeds/s\n",
 	    (unsigned long long)a, (unsigned long long)b, o.n, o.byz,
 	    (unsigned long long)failed, secs, (double)(b - a + 1) / secs);
-	if (o.nbyz_modes > 0 && !quiet)
-		printf("state transfers that asked a lying and a silent "
-		       "replica: %llu\n",
+	if ((o.nbyz_modes > 0 || o.stall_xfer) && !quiet)
+		printf("state transfers that asked a lying and a silent or "
+		       "stalled replica: %llu\n",
 		    (unsigned long long)xfer_mixed_total);
 	if (o.corrupt && !quiet)
 		printf("disk damaged %llu times: %llu starts refused (wiped), "
