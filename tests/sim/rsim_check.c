@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 
 #include "cfg.h"
-#include "log.h"
 #include "defaults.h"
+#include "log.h"
 #include "msg.h"
 #include "pbft.h"
 #include "replica.h"
@@ -48,7 +48,7 @@ struct damage {
 struct rchk {
 	uint32_t n;
 	char data_dir[256];
-	uint64_t seed, every, covered, checked;
+	uint64_t seed, every, covered;
 	uint8_t *arena;
 	size_t arena_len;
 	/* the last frame checked, not checked again as the next peer's */
@@ -135,12 +135,6 @@ rchk_free(struct rchk *c)
 		free(c->mem[i]);
 	free(c->arena);
 	free(c);
-}
-
-uint64_t
-rchk_frames_checked(const struct rchk *c)
-{
-	return c->checked;
 }
 
 /* ---- durable before send ------------------------------------------------ */
@@ -351,18 +345,6 @@ replay_durable(
 		snprintf(why, whylen, "cannot copy its durable image");
 		goto out;
 	}
-	if (0) {
-		struct stat sb;
-		char q[400];
-		const char *names[] = {
-		    "log.0", "log.1", "ledger.journal", "snapshot"};
-		for (int i = 0; i < 4; i++) {
-			snprintf(q, sizeof(q), "%s/%s", dst, names[i]);
-			if (vfs_stat(q, &sb) == 0)
-				fprintf(stderr, "%s %lld\n", q,
-				    (long long)sb.st_size);
-		}
-	}
 	st = store_open(SCRATCH, id, CFG_FSYNC_ALWAYS, err, sizeof(err));
 	if (st == NULL) {
 		snprintf(
@@ -462,7 +444,6 @@ rchk_frame_out(struct rchk *c, uint32_t from, int to_mode, const uint8_t *frame,
 	note_fetch(c, from, to_mode, frame, len);
 	if (!sampled(c, from, frame, len) || !want_of(c, frame, len, &w))
 		return 0;
-	c->checked++;
 	if (replay_durable(c, from, &fd, what, sizeof(what)) == -1) {
 		snprintf(why, whylen,
 		    "replica %u sent %s (view %llu, seq %llu): %s", from,

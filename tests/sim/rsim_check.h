@@ -15,10 +15,17 @@
  * (v, n) the barriers, view v's entry and an early-vote bound of v at n
  * or above (or the vote's own record); for a CHECKPOINT its own record
  * (or a stable checkpoint at or above it); for a VIEW-CHANGE to v its
- * record for v or later; for a NEW-VIEW of v the entry into v.
+ * record for v or later (or the entry into v: a retransmission released
+ * after it); for a NEW-VIEW of v the entry into v. Every VIEW-CHANGE and
+ * NEW-VIEW is checked, about one CHECKPOINT in every / 4 and one vote in
+ * every; the copy and replay do not change the run (its trace and disk
+ * digests are those of a run without the check).
  *
  * Disk damage at restart (rchk_corrupt): a byte of one of the node's
  * durable files flipped before a crashed replica starts again.
+ *
+ * State transfers (rchk_xfer_mixed): those that met a lying replica and
+ * a silent or stalled one, counted.
  *
  * Retained memory (rchk_mem): what each replica holds, sampled as the
  * run goes, bounded by the window and queue limits and not growing with
@@ -52,9 +59,6 @@ int rchk_frame_out(struct rchk *c, uint32_t from, int to_mode,
 /* State transfers (a replica, a checkpoint) that asked both a replica
  * serving altered state and a silent or stalled one. */
 uint64_t rchk_xfer_mixed(const struct rchk *c);
-
-/* Frames checked, and the durable images read for them. */
-uint64_t rchk_frames_checked(const struct rchk *c);
 
 /*
  * Disk damage. Before crashed replica id (down: its disk as the crash
