@@ -542,6 +542,9 @@ check_durable(struct rs *s, uint32_t from, bool to_client, uint32_t to,
 
 	if (!to_client && !s->node[to].byz && stall_server(s, to, f, len))
 		to_mode = RSIM_BYZ_COUNT;
+	if (to_client &&
+	    rchk_reply_to(s->chk, from, to, f, len, why, sizeof(why)) == -1)
+		violation(s, "%s", why);
 
 	if (rchk_frame_out(s->chk, from, to_mode, f, len, why, sizeof(why)) ==
 	    -1)

@@ -427,6 +427,26 @@ note_fetch(
 		c->xfer_mixed++;
 }
 
+int
+rchk_reply_to(struct rchk *c, uint32_t from, uint32_t to, const uint8_t *frame,
+    size_t len, char *why, size_t whylen)
+{
+	struct wire_arena a;
+	struct pbft_msg m;
+
+	if (len < WIRE_HDR_LEN || frame[5] != PBFT_MSG_REPLY)
+		return 0;
+	want_of(c, frame, 0, NULL); /* the arena */
+	wire_arena_init(&a, c->arena, c->arena_len);
+	if (wire_decode(frame, len, &m, &a) != WIRE_OK ||
+	    m.u.reply.client == to)
+		return 0;
+	snprintf(why, whylen,
+	    "replica %u sent client %u a reply to client %u (ts %llu)", from,
+	    to, m.u.reply.client, (unsigned long long)m.u.reply.timestamp);
+	return -1;
+}
+
 uint64_t
 rchk_xfer_mixed(const struct rchk *c)
 {

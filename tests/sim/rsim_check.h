@@ -56,6 +56,13 @@ void rchk_free(struct rchk *c);
  */
 int rchk_frame_out(struct rchk *c, uint32_t from, int to_mode,
     const uint8_t *frame, size_t len, char *why, size_t whylen);
+/*
+ * A correct replica's frame to client `to`: a REPLY names that client
+ * (check_reply in rsim.c keys results by the client a reply names, so a
+ * reply sent to another client would pass it). 0, or -1 with why set.
+ */
+int rchk_reply_to(struct rchk *c, uint32_t from, uint32_t to,
+    const uint8_t *frame, size_t len, char *why, size_t whylen);
 /* State transfers (a replica, a checkpoint) that asked both a replica
  * serving altered state and a silent or stalled one. */
 uint64_t rchk_xfer_mixed(const struct rchk *c);
