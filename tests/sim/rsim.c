@@ -530,9 +530,10 @@ stall_server(struct rs *s, uint32_t to, const uint8_t *f, size_t len)
 	return nd->stalled_until > s->now;
 }
 
-/* Its records are on the disk as a crash would leave it (rsim_check.h);
+/* Its records are on the disk as a crash would leave it, a reply goes
+ * to the client it names, what a replica holds is sampled (--long), and
  * a state transfer's requests to Byzantine replicas and stalled ones are
- * counted. */
+ * counted (rsim_check.h). */
 static void
 check_durable(struct rs *s, uint32_t from, bool to_client, uint32_t to,
     const uint8_t *f, size_t len)
@@ -545,7 +546,6 @@ check_durable(struct rs *s, uint32_t from, bool to_client, uint32_t to,
 	if (to_client &&
 	    rchk_reply_to(s->chk, from, to, f, len, why, sizeof(why)) == -1)
 		violation(s, "%s", why);
-
 	if (rchk_frame_out(s->chk, from, to_mode, f, len, why, sizeof(why)) ==
 	    -1)
 		violation(s, "%s", why);
@@ -572,7 +572,7 @@ fabric_out(void *ctx, uint32_t from, bool to_client, uint32_t to,
 	uint8_t *f;
 	int copies = 1;
 
-	if (!s->node[from].byz) /* replies are not covered */
+	if (!s->node[from].byz) /* rsim_check.h */
 		check_durable(s, from, to_client, to, frame, len);
 	if (!s->node[from].byz)
 		check_frame(s, from, frame, len);
