@@ -1300,6 +1300,27 @@ replica_store(struct replica *r)
 	return r->store;
 }
 
+void
+replica_mem_stats(const struct replica *r, struct replica_mem *m)
+{
+	struct pbft_status st;
+
+	memset(m, 0, sizeof(*m));
+	pbft_get_status(r->core, &st);
+	m->core_queued_reqs = st.queued_reqs;
+	m->core_queued_bytes = st.queued_bytes;
+	m->core_pending_reqs = st.pending_reqs;
+	m->window = st.high_mark - st.last_executed;
+	for (uint32_t i = 0; i < r->cfg->nclients; i++)
+		m->reply_slots += r->replies[i] != NULL;
+	for (int i = 0; i < SNAPS_MAX; i++) {
+		m->snaps += r->snaps[i].seq != 0;
+		m->snap_bytes += r->snaps[i].img.cap;
+	}
+	m->xfer_bytes = r->xfer.img.cap;
+	m->actions = r->acts.cap * sizeof(*r->acts.v);
+}
+
 /* crashed: the disk under the replica is gone; no more disk work. */
 static void
 replica_release(struct replica *r, bool crashed)

@@ -93,6 +93,21 @@ void replica_before_wait(struct replica *r);
 void replica_disk_event(struct replica *r);
 struct store *replica_store(struct replica *r);
 
+/*
+ * What the replica holds in memory beyond what it allocates at start, for
+ * checks that it stays bounded (the simulator's): read-only.
+ */
+struct replica_mem {
+	uint64_t core_queued_reqs, core_queued_bytes; /* primary's queue */
+	uint64_t core_pending_reqs; /* backup: waiting to be executed */
+	uint64_t window; /* high mark - last executed */
+	uint64_t reply_slots; /* clients with a cached reply */
+	uint64_t snaps, snap_bytes; /* checkpoint images held, their room */
+	uint64_t xfer_bytes; /* room of a state transfer's image head */
+	uint64_t actions; /* room of the core's action list */
+};
+void replica_mem_stats(const struct replica *r, struct replica_mem *m);
+
 /* One line of JSON (no newline) describing the replica, for pbftd. */
 int replica_status_json(struct replica *r, char *buf, size_t len);
 

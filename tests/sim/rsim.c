@@ -29,6 +29,7 @@
 #include "pbft.h"
 #include "replica.h"
 #include "rsim_client_link.h"
+#include "rsim_check.h"
 #include "rsim_net.h"
 #include "rsim_scen.h"
 #include "simfs.h"
@@ -126,6 +127,7 @@ struct rs {
 	uint8_t *arena;
 	size_t arena_len;
 	struct wbuf enc;
+	struct rchk *chk; /* rsim_check.h */
 };
 
 /* ---- randomness, trace, violations ----------------------------------- */
@@ -422,6 +424,9 @@ check_frame(
 		violation(s, "replica %u sent an undecodable frame", from);
 		return;
 	}
+	if (rchk_amnesiac(s->chk, from) && m.type != PBFT_MSG_CHECKPOINT &&
+	    m.type != PBFT_MSG_REPLY)
+		return; /* wiped: it forgot its votes (rsim_check.h) */
 	switch (m.type) {
 	case PBFT_MSG_PREPREPARE: {
 		struct pbft_vote v = {
@@ -531,6 +536,50 @@ lie_state(struct rs *s, uint8_t **f, size_t len)
 	return s->enc.len;
 }
 
+/*
+ * --stall-xfer: a correct replica asked for a state chunk in the fault
+ * phase stops, half the time, as stall_some stops one: the transfer
+ * must go on elsewhere. Whether it is stalled now.
+ */
+static bool
+stall_server(struct rs *s, uint32_t to, const uint8_t *f, size_t len)
+{
+	struct node *nd = &s->node[to];
+
+	if (!s->o.stall_xfer || len < WIRE_HDR_LEN ||
+	    f[5] != PBFT_MSG_FETCH_STATE || nd->r == NULL)
+		return false;
+	if (s->faults && nd->stalled_until <= s->now && chance(s, 0.5))
+		nd->stalled_until = s->now + 200 + below(s, 1300);
+	return nd->stalled_until > s->now;
+}
+
+/* Its records are on the disk as a crash would leave it, a reply goes
+ * to the client it names, what a replica holds is sampled (--long), and
+ * a state transfer's requests to Byzantine replicas and stalled ones are
+ * counted (rsim_check.h). */
+static void
+check_durable(struct rs *s, uint32_t from, bool to_client, uint32_t to,
+    const uint8_t *f, size_t len)
+{
+	char why[400];
+	int to_mode = !to_client && s->node[to].byz ? s->node[to].mode : -1;
+
+	if (!to_client && !s->node[to].byz && stall_server(s, to, f, len))
+		to_mode = RSIM_BYZ_COUNT;
+	if (to_client &&
+	    rchk_reply_to(s->chk, from, to, f, len, why, sizeof(why)) == -1)
+		violation(s, "%s", why);
+	if (rchk_frame_out(s->chk, from, to_mode, f, len, why, sizeof(why)) ==
+	    -1)
+		violation(s, "%s", why);
+	if (s->o.long_run && s->node[from].r != NULL &&
+	    rchk_mem(s->chk, from, s->node[from].r,
+	        rsim_net_held(rsim_net_of(from)), f, len, why,
+	        sizeof(why)) == -1)
+		violation(s, "%s", why);
+}
+
 static uint64_t
 delay(struct rs *s)
 {
@@ -581,6 +630,8 @@ fabric_out(void *ctx, uint32_t from, bool to_client, uint32_t to,
 
 	if (!to_client && s->node[to].byz)
 		rsim_byz_seen(&s->node[to].bz, &io, frame, len);
+	if (!s->node[from].byz) /* rsim_check.h */
+		check_durable(s, from, to_client, to, frame, len);
 	if (!s->node[from].byz)
 		check_frame(s, from, frame, len, early);
 	else if (s->node[from].mode == RSIM_BYZ_SILENT)
@@ -655,6 +706,29 @@ env_random(void *ctx)
 
 static void clients_link(struct rs *s, uint32_t i, bool up);
 
+/*
+ * replica_new refused to start i: over damage done to its disk
+ * (rsim_check.h), the operator's answer is to wipe the data directory and
+ * start it empty. True when wiped.
+ */
+static bool
+start_refused(struct rs *s, uint32_t i, const char *err)
+{
+	char why[400], dir[300];
+	int rc = rchk_refused(s->chk, i, err, why, sizeof(why));
+
+	if (rc == -1)
+		violation(s, "%s", why);
+	if (rc != 1)
+		return false;
+	snprintf(dir, sizeof(dir), "%s/node-%u", s->dir, i);
+	simfs_remove(dir);
+	if (s->o.trace)
+		printf("%llu r%u REFUSED (%s): WIPED\n",
+		    (unsigned long long)s->now, i, err);
+	return true;
+}
+
 static void
 node_start(struct rs *s, uint32_t i)
 {
@@ -674,10 +748,15 @@ node_start(struct rs *s, uint32_t i)
 	fake_crypto_init(&nd->fc, i);
 	nd->stalled_until = 0;
 	nd->r = replica_new(NULL, s->cfg, NULL, &opts, err, sizeof(err));
+	if (nd->r == NULL && start_refused(s, i, err))
+		nd->r =
+		    replica_new(NULL, s->cfg, NULL, &opts, err, sizeof(err));
 	if (nd->r == NULL) {
 		violation(s, "replica %u does not start: %s", i, err);
 		return;
 	}
+	if (rchk_started(s->chk, i, err, sizeof(err)) == -1)
+		violation(s, "%s", err);
 	nd->gen++;
 	push(s, s->now + 1 + below(s, TICK_MS), E_TICK, i, 0, nd->gen, NULL, 0);
 	links_update(s);
@@ -1118,6 +1197,28 @@ fault(struct rs *s)
 	push(s, s->now + 200 + below(s, 1500), E_FAULT, 0, 0, 0, NULL, 0);
 }
 
+/*
+ * --corrupt: before a crashed correct replica starts again, half the time
+ * a byte of its disk is damaged (rsim_check.h), when a replica that then
+ * refuses to start and is wiped (one that forgot its votes: faulty) keeps
+ * the faulty and down replicas within f.
+ */
+static void
+maybe_corrupt(struct rs *s, uint32_t i)
+{
+	char why[400];
+
+	if (!s->o.corrupt ||
+	    s->o.byz + rchk_amnesiacs(s->chk) + 1 + s->down > s->o.f ||
+	    !chance(s, 0.5))
+		return;
+	if (rchk_corrupt(s->chk, i, rnd(s), why, sizeof(why)) == -1)
+		violation(s, "%s", why);
+	if (s->o.trace)
+		printf(
+		    "%llu r%u DISK DAMAGED\n", (unsigned long long)s->now, i);
+}
+
 /* ---- the run ----------------------------------------------------------- */
 
 static void
@@ -1147,6 +1248,7 @@ run_event(struct rs *s, const struct ev *e)
 	case E_RESTART:
 		if (s->node[e->a].r == NULL) {
 			s->down--;
+			maybe_corrupt(s, e->a);
 			node_start(s, e->a);
 		}
 		break;
@@ -1233,6 +1335,7 @@ setup(struct rs *s, const struct rsim_opts *o, struct rsim_result *res)
 	rsim_net_fabric(&fab);
 	rsim_client_fabric(&cfab);
 	store_inline_workers(true);
+	s->chk = rchk_new(o->n, o->clients, s->dir, o->seed, o->durable_every);
 	s->faults = true;
 	/* Random mode: each Byzantine replica its own (at n = 7, a liar and
 	 * a silent one may serve state side by side). */
@@ -1243,6 +1346,8 @@ setup(struct rs *s, const struct rsim_opts *o, struct rsim_result *res)
 		nd->mode = o->byz_mode == RSIM_BYZ_RANDOM
 		    ? (int)below(s, RSIM_BYZ_COUNT)
 		    : o->byz_mode;
+		if (o->nbyz_modes > 0) /* --byz-modes */
+			nd->mode = o->byz_modes[i % o->nbyz_modes];
 		nd->bz = (struct rsim_byz_node){.id = (uint32_t)(nd - s->node),
 		    .mode = nd->mode,
 		    .fc = &nd->fc};
@@ -1269,11 +1374,26 @@ teardown(struct rs *s)
 	free(s->heap);
 	free(s->map);
 	free(s->arena);
+	rchk_corrupt_counts(s->chk, s->res->corrupt);
+	s->res->xfer_mixed = rchk_xfer_mixed(s->chk);
+	rchk_free(s->chk);
 	wbuf_clear(&s->enc);
 	free(s->cfg->clients);
 	free(s->cfg);
 	s->res->trace_digest ^= simfs_digest();
 	simfs_reset();
+}
+
+/* --long: what the replicas held must not grow with the run. */
+static void
+mem_end(struct rs *s)
+{
+	char why[400];
+
+	if (s->res->ok && rchk_mem_end(s->chk, why, sizeof(why)) == -1)
+		violation(s, "%s", why);
+	if (!s->o.quiet)
+		rchk_mem_print(s->chk);
 }
 
 /* --trace: each replica's status at the end, as pbftd would see it. */
@@ -1335,6 +1455,8 @@ rsim_run(const struct rsim_opts *o, struct rsim_result *res)
 	res->end_ms = s.now;
 	if (o->trace)
 		dump_status(&s);
+	if (o->long_run)
+		mem_end(&s);
 	teardown(&s);
 	return res->ok ? 0 : 1;
 }
@@ -1355,7 +1477,8 @@ rsim_opts_default(struct rsim_opts *o)
 	    .drop = 0.02,
 	    .dup = 0.02,
 	    .fault_ms = 8000,
-	    .live_ms = 30000};
+	    .live_ms = 30000,
+	    .durable_every = 24};
 }
 
 /* ---- for the scenarios (rsim_scen.c) ---------------------------------- */

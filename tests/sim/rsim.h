@@ -25,6 +25,10 @@
  * faults stop, every request completes within a bound. A fixed scenario
  * (tests/sim/rsim_scen.h) takes the place of the random faults with checks
  * of its own.
+ * tests/sim/rsim_check.h reads the replicas' disks and memory: a frame's
+ * records durable when it leaves (on the disk as a crash would leave
+ * it), damage to a restarting replica's disk refused or harmless
+ * (--corrupt), what a replica retains bounded (--long).
  */
 #ifndef PBFT_RSIM_H
 #define PBFT_RSIM_H
@@ -71,6 +75,18 @@ struct rsim_opts {
 	/* PBFT_TEST_* (pbft-replica/core/pbft.h), planted core bugs, for the
 	 * correct replicas */
 	uint32_t core_test_flags;
+	/* checks: tests/sim/rsim_check.h */
+	uint32_t durable_every; /* a covered frame in about every: durable? */
+	bool corrupt; /* damage a byte of a restarting replica's disk */
+	/* the i-th Byzantine replica's mode: byz_modes[i % nbyz_modes]
+	 * (none: byz_mode) */
+	int byz_modes[16];
+	uint32_t nbyz_modes;
+	/* --long: the run's length, not the window, must not size what a
+	 * replica holds (sampled at its checkpoints) */
+	bool long_run;
+	/* a correct replica asked for state may stop then (stall_some) */
+	bool stall_xfer;
 };
 
 struct rsim_result {
@@ -81,6 +97,12 @@ struct rsim_result {
 	/* scen: whole-cluster crash: restart to the first completion;
 	 * stranded: final heal to one last_executed */
 	uint64_t back_ms, converge_ms;
+	/* checks: disk damage done, starts refused for it (the disk then
+	 * wiped), starts it did not matter to, journals cut back */
+	uint64_t corrupt[4];
+	/* state transfers that asked a lying and a silent or stalled
+	 * replica */
+	uint64_t xfer_mixed;
 };
 
 void rsim_opts_default(struct rsim_opts *o);

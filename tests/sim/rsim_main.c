@@ -32,10 +32,21 @@ usage(FILE *f)
 	    "                 [--break-quorum] [--break-newview] "
 	    "[--break-claims]\n"
 	    "                 [--break-mute]\n"
+	    "                 [--durable-every K] [--corrupt] "
+	    "[--byz-modes M,M...]\n"
+	    "                 [--long] [--stall-xfer]\n"
 	    "MODE: silent, mutate (or garbage), lie-state, equivocate,\n"
 	    "       wrong-digest, replay, vote-all, bad-newview, lying-vc, or\n"
 	    "       random (the default: each Byzantine replica one of them)\n"
 	    "--twice: run every seed twice and compare the traces' digests\n"
+	    "--durable-every K: check that the records a frame waits for are\n"
+	    "       durable on about one covered frame in K (0: never)\n"
+	    "--corrupt: damage a byte of a restarting replica's disk\n"
+	    "--byz-modes: the Byzantine replicas' modes, one each in turn\n"
+	    "--long: 20 times the requests and the faults' time (4 times\n"
+	    "       the time after them); what each replica holds must not\n"
+	    "       grow with the run\n"
+	    "--stall-xfer: a correct replica asked for state may stop then\n"
 	    "--break-*: planted driver bugs (replica.h REPLICA_TEST_*) and\n"
 	    "       core bugs (--break-quorum, -newview, -claims, -mute:\n"
 	    "       pbft.h PBFT_TEST_BROKEN_*) the checks must catch\n"
@@ -109,6 +120,30 @@ scen_opt(struct rsim_opts *o, int ch, bool *ival_given)
 	return 0;
 }
 
+/* --byz-modes a,b,...: no more than 16, none random. */
+static int
+byz_modes(struct rsim_opts *o, const char *arg)
+{
+	char buf[256], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", arg);
+	o->nbyz_modes = 0;
+	for (char *t = strtok_r(buf, ",", &save); t != NULL;
+	     t = strtok_r(NULL, ",", &save)) {
+		int m = rsim_byz_parse(t);
+
+		if (m < 0 || o->nbyz_modes == 16)
+			return -1;
+		o->byz_modes[o->nbyz_modes++] = m;
+	}
+	return o->nbyz_modes > 0 ? 0 : -1;
+}
+
+/* --corrupt: rsim_result.corrupt over every seed run. */
+static uint64_t corrupt_total[4];
+/* State transfers that asked a lying and a silent replica, in all. */
+static uint64_t xfer_mixed_total;
+
 /* One seed (twice with twice); 0 when it held. */
 static int
 one_seed(struct rsim_opts *o, bool twice, bool quiet, uint64_t ms[4])
@@ -131,6 +166,9 @@ one_seed(struct rsim_opts *o, bool twice, bool quiet, uint64_t ms[4])
 		    (unsigned long long)r2.trace_digest);
 		return 1;
 	}
+	for (int i = 0; i < 4; i++)
+		corrupt_total[i] += r.corrupt[i];
+	xfer_mixed_total += r.xfer_mixed;
 	if (rc != 0)
 		printf("seed %llu: VIOLATION %s\n", (unsigned long long)o->seed,
 		    r.violation);
@@ -142,6 +180,15 @@ one_seed(struct rsim_opts *o, bool twice, bool quiet, uint64_t ms[4])
 		    (unsigned long long)r.crashes, (unsigned long long)r.events,
 		    (unsigned long long)r.end_ms,
 		    (unsigned long long)r.trace_digest);
+	if (!quiet && o->corrupt)
+		printf(
+		    "seed %llu: disk damaged %llu times: %llu starts refused "
+		    "(wiped), %llu harmless, %llu journals cut\n",
+		    (unsigned long long)o->seed,
+		    (unsigned long long)r.corrupt[0],
+		    (unsigned long long)r.corrupt[1],
+		    (unsigned long long)r.corrupt[2],
+		    (unsigned long long)r.corrupt[3]);
 	return rc;
 }
 
@@ -182,7 +229,12 @@ main(int argc, char **argv)
 	    {"break-stranded", no_argument, 0,
 	        0x10000 | PBFT_TEST_BROKEN_STRANDED},
 	    {"break-status", no_argument, 0, 0x10000 | PBFT_TEST_BROKEN_STATUS},
-	    {0, 0, 0, 0}};
+	    /* checks (rsim_check.h) */
+	    {"durable-every", required_argument, 0, 1000},
+	    {"corrupt", no_argument, 0, 1001},
+	    {"byz-modes", required_argument, 0, 1002},
+	    {"long", no_argument, 0, 1003},
+	    {"stall-xfer", no_argument, 0, 1004}, {0, 0, 0, 0}};
 	struct rsim_opts o;
 	uint64_t a = 1, b = 1, failed = 0, ms[4] = {0, 0, 0, 0};
 	bool twice = false, quiet = false, byz_given = false;
@@ -263,6 +315,23 @@ main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 1000:
+			if ((o.durable_every = num(optarg)) == UINT32_MAX)
+				goto bad;
+			break;
+		case 1001:
+			o.corrupt = true;
+			break;
+		case 1002:
+			if (byz_modes(&o, optarg) == -1)
+				goto bad;
+			break;
+		case 1003:
+			o.long_run = true;
+			break;
+		case 1004:
+			o.stall_xfer = true;
+			break;
 		default:
 			if (scen_opt(&o, ch, &ival_given) == -1)
 				goto bad;
@@ -270,6 +339,15 @@ main(int argc, char **argv)
 		}
 	}
 	o.f = (o.n - 1) / 3;
+	o.quiet = quiet;
+	if (o.long_run && o.requests < UINT32_MAX / 20) {
+		/* Faults throughout, 20 times as long; most requests come
+		 * after them (a few a second get through the faults), at
+		 * about 40 a second: time enough for them. */
+		o.requests *= 20;
+		o.fault_ms *= 20;
+		o.live_ms *= 4;
+	}
 	if (!byz_given)
 		o.byz = o.f;
 	rsim_scen_defaults(&o, byz_given, req_given, ival_given, loss_given);
@@ -305,6 +383,17 @@ main(int argc, char **argv)
 		       "%llu ms\n",
 		    (unsigned long long)(ms[2] / (b - a + 1)),
 		    (unsigned long long)ms[3]);
+	if ((o.nbyz_modes > 0 || o.stall_xfer) && !quiet)
+		printf("state transfers that asked a lying and a silent or "
+		       "stalled replica: %llu\n",
+		    (unsigned long long)xfer_mixed_total);
+	if (o.corrupt && !quiet)
+		printf("disk damaged %llu times: %llu starts refused (wiped), "
+		       "%llu harmless, %llu journals cut\n",
+		    (unsigned long long)corrupt_total[0],
+		    (unsigned long long)corrupt_total[1],
+		    (unsigned long long)corrupt_total[2],
+		    (unsigned long long)corrupt_total[3]);
 	return failed ? 1 : 0;
 bad:
 	usage(stderr);

@@ -845,6 +845,67 @@ simfs_corrupt(const char *path, uint64_t off)
 	return 0;
 }
 
+int
+simfs_copy_durable(const char *dir, const char *dst, const char *prefix)
+{
+	char d[PATH_BYTES], t[PATH_BYTES], p[PATH_BYTES];
+	size_t dl, n0;
+
+	if (norm(dir, d) == -1 || norm(dst, t) == -1)
+		return -1;
+	if (sf_mkdir(t, 0700) == -1)
+		return -1;
+	dl = strlen(d);
+	n0 = fs.dur.n; /* the names added below are not copied again */
+	for (size_t i = 0; i < n0; i++) {
+		const char *src = fs.dur.v[i].path;
+		struct sf_inode *in;
+		size_t ino;
+
+		if (!is_under(src, d) || strcmp(src, d) == 0 ||
+		    (prefix != NULL &&
+		        strncmp(strrchr(src, '/') + 1, prefix,
+		            strlen(prefix)) != 0))
+			continue;
+		if (strlen(t) + strlen(src + dl) + 1 > sizeof(p)) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		memcpy(p, t, strlen(t));
+		memcpy(p + strlen(t), src + dl, strlen(src + dl) + 1);
+		ino = inode_new(fs.ino[fs.dur.v[i].ino].dir);
+		in = &fs.ino[ino]; /* inode_new may move the array */
+		if (!in->dir) {
+			buf_copy(&in->dur, &fs.ino[fs.dur.v[i].ino].dur);
+			buf_copy(&in->cur, &in->dur);
+		}
+		names_set(&fs.cur, p, ino);
+		names_set(&fs.dur, p, ino);
+	}
+	return 0;
+}
+
+void
+simfs_remove(const char *dir)
+{
+	char d[PATH_BYTES];
+
+	if (norm(dir, d) == -1)
+		return;
+	fs_init();
+	for (size_t i = 0; i < fs.cur.n;)
+		if (is_under(fs.cur.v[i].path, d))
+			names_del_at(&fs.cur, i);
+		else
+			i++;
+	for (size_t i = 0; i < fs.dur.n;)
+		if (is_under(fs.dur.v[i].path, d))
+			names_del_at(&fs.dur, i);
+		else
+			i++;
+	gc();
+}
+
 static uint64_t
 fnv(uint64_t h, const void *p, size_t len)
 {

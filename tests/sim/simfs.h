@@ -40,6 +40,18 @@ void simfs_crash(const char *dir, uint64_t rnd);
 /* Flips every bit of the byte at off of path's durable image (and of its
  * current one): media damage. 0, or -1 when there is no such byte. */
 int simfs_corrupt(const char *path, uint64_t off);
+/*
+ * What a crash of dir would leave, now, without torn writes: dst (which
+ * must not exist; its parent must) is made holding every file and
+ * directory durably named under dir whose name begins with prefix (NULL:
+ * all), with the durable images, durable themselves. For checks that
+ * read a replica's disk as a restart would, without touching it. 0, or
+ * -1 (errno set).
+ */
+int simfs_copy_durable(const char *dir, const char *dst, const char *prefix);
+/* Forgets dir and everything under it, durable or not (no fd may be open
+ * under it). */
+void simfs_remove(const char *dir);
 /* A hash of the whole tree (names, current and durable images), for
  * checking that a seed replays exactly. */
 uint64_t simfs_digest(void);
