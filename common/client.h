@@ -12,6 +12,24 @@
  * up goes out as each one comes up (to the primary, or to the backups while
  * the primary's is not up), not at the next retransmission.
  *
+ * The primary is that of the highest view that f+1 replicas have named in
+ * their replies (each replica's highest counts): at least one correct
+ * replica is in that view or a later one, so a faulty replica cannot
+ * steer the client to a primary of its choosing by naming a view.
+ *
+ * A primary that ignores what clients send it, and proposes a request only
+ * once the backups forward it after the client's retransmission to all,
+ * would cost each request a retransmission interval without ever letting
+ * a view timer expire. So when a request needed a retransmission to be
+ * answered (in the view it started in), the client sends its next 16
+ * requests to all replicas at once: the backups forward each to the
+ * primary at once and start their view timers, so such a primary gains
+ * nothing and is suspected if it holds requests back. Then it tries the
+ * primary alone again; each time that try needs a retransmission too the
+ * run doubles, up to 1024 requests, and a try answered without one makes
+ * the next run 16 again, as does a new view. With a primary that answers,
+ * requests go to it alone, as before.
+ *
  * It runs on a libev loop owned by the caller; callbacks run on that loop.
  * Its connections are those of conn.h: a replica that resets one costs a
  * reconnection, never a SIGPIPE, so the program need not ignore the signal.
