@@ -34,6 +34,7 @@ usage(FILE *f)
 	    "MODE: silent, mutate (or garbage), lie-state, equivocate,\n"
 	    "       wrong-digest, replay, vote-all, bad-newview, lying-vc, or\n"
 	    "       random (the default: each Byzantine replica one of them)\n"
+	    "       (deaf, rsim_byz.h, is never drawn at random)\n"
 	    "--twice: run every seed twice and compare the traces' digests\n"
 	    "--break-*: planted driver bugs (replica.h REPLICA_TEST_*) and\n"
 	    "       core bugs (--break-quorum, -newview, -claims, -mute:\n"
