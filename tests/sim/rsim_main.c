@@ -64,6 +64,9 @@ num(const char *s)
 	                                                   : (uint32_t)v;
 }
 
+/* clientfix: the end times of the seeds that held, for the summary. */
+static uint64_t ends_sum, ends_max, ends_n;
+
 /* One seed (twice with twice); 0 when it held. */
 static int
 one_seed(struct rsim_opts *o, bool twice, bool quiet)
@@ -91,6 +94,11 @@ one_seed(struct rsim_opts *o, bool twice, bool quiet)
 		    (unsigned long long)r.crashes, (unsigned long long)r.events,
 		    (unsigned long long)r.end_ms,
 		    (unsigned long long)r.trace_digest);
+	if (rc == 0) {
+		ends_sum += r.end_ms;
+		ends_max = r.end_ms > ends_max ? r.end_ms : ends_max;
+		ends_n++;
+	}
 	return rc;
 }
 
@@ -221,6 +229,11 @@ main(int argc, char **argv)
 	       "seeds/s\n",
 	    (unsigned long long)a, (unsigned long long)b, o.n, o.byz,
 	    (unsigned long long)failed, secs, (double)(b - a + 1) / secs);
+	if (!quiet && ends_n > 0)
+		printf("seeds that held ended at %.0f ms on average, %llu ms "
+		       "at most\n",
+		    (double)ends_sum / (double)ends_n,
+		    (unsigned long long)ends_max);
 	return failed ? 1 : 0;
 bad:
 	usage(stderr);
