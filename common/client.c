@@ -41,6 +41,11 @@
 #include "sig.h"
 #include "wire.h"
 
+/* Requests sent to all replicas after one needed a retransmission: the
+ * first run, and the most a run doubles to (client.h). */
+#define ALL_RUN_MIN 16
+#define ALL_RUN_MAX 1024
+
 /* A one-shot timer: a watcher on the loop, or without a loop a due time. */
 struct ctimer {
 	ev_timer w;
@@ -71,7 +76,11 @@ struct creq {
 	uint64_t start_us;
 	uint64_t retrans_at_us, deadline_us;
 	uint32_t retrans_ms;
-	bool to_all; /* retransmitted: every replica should have it */
+	bool to_all; /* sent to all or retransmitted: every replica should
+	              * have it */
+	bool retried; /* retransmitted */
+	uint64_t nth; /* started as the client's nth request */
+	uint64_t view0; /* the client's view when it started */
 	uint64_t queued; /* replicas whose current channel took the frame */
 	uint32_t prev, next; /* started list: reqs index + 1, or 0 */
 	struct pbft_client *c;
@@ -84,7 +93,13 @@ struct pbft_client {
 	struct pbft_client_opts opts;
 	uint32_t n, f;
 	uint64_t last_ts;
-	uint64_t view; /* latest view a reply told us */
+	uint64_t view; /* latest view f+1 replicas vouch for (view_learn) */
+	uint64_t rview[PBFT_REPLICAS_MAX]; /* highest each replica named */
+	/* Requests to send to all replicas at once (route_learn): how many
+	 * more, how many the next run will be, and the nth of the first
+	 * request started after the run was decided. */
+	uint32_t all_left, all_run;
+	uint64_t nstarted, all_from;
 	struct client_links *links;
 	struct creq *reqs;
 	struct vote *votes; /* nreqs_max x n */
@@ -400,6 +415,7 @@ sweep_run(struct pbft_client *c)
 		}
 		if (q->retrans_at_us <= now) {
 			req_send(c, q, true);
+			q->retried = true;
 			q->retrans_ms =
 			    q->retrans_ms * 2 > 8000 ? 8000 : q->retrans_ms * 2;
 			q->retrans_at_us = now + (uint64_t)q->retrans_ms * 1000;
@@ -423,6 +439,64 @@ sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	sweep_run(w->data);
 }
 
+/*
+ * Replica i named view in a reply. The client's view rises to the
+ * highest view that f+1 replicas have named (each its highest): at least
+ * one correct replica has reached it, so a faulty replica cannot send the
+ * client to a primary of its choosing by naming a view nobody is in. A new view
+ * ends a run of requests sent to all (route_learn): its primary gets a fresh
+ * chance.
+ */
+static void
+view_learn(struct pbft_client *c, uint32_t i, uint64_t view)
+{
+	uint64_t best = c->view;
+
+	if (view <= c->rview[i])
+		return;
+	c->rview[i] = view;
+	if (view <= c->view)
+		return;
+	for (uint32_t j = 0; j < c->n; j++) {
+		uint32_t k = 0;
+
+		if (c->rview[j] <= best)
+			continue;
+		for (uint32_t m = 0; m < c->n; m++)
+			k += c->rview[m] >= c->rview[j];
+		if (k >= c->f + 1)
+			best = c->rview[j];
+	}
+	if (best == c->view)
+		return;
+	c->view = best;
+	c->all_left = 0;
+	c->all_run = ALL_RUN_MIN;
+}
+
+/*
+ * q is answered. If it needed a retransmission in the view it started in
+ * (the primary ignored it, or sat on it until the backups forwarded it),
+ * the next requests go to all replicas at once (client.h); if it went to
+ * the primary alone and needed none, the next run will be the shortest.
+ * Requests started before the last run was decided say nothing new (with
+ * pipelining, one slow stretch answers many of them).
+ */
+static void
+route_learn(struct pbft_client *c, const struct creq *q)
+{
+	if (q->nth < c->all_from)
+		return;
+	if (q->retried && q->view0 == c->view) {
+		c->all_left = c->all_run;
+		c->all_run =
+		    c->all_run * 2 > ALL_RUN_MAX ? ALL_RUN_MAX : c->all_run * 2;
+		c->all_from = c->nstarted;
+	} else if (!q->to_all) {
+		c->all_run = ALL_RUN_MIN;
+	}
+}
+
 static void
 client_on_reply(
     struct pbft_client *c, uint32_t replica, const struct pbft_reply *rep)
@@ -432,8 +506,11 @@ client_on_reply(
 	uint32_t agree = 0;
 	struct pbft_result res = {.status = PBFT_CLIENT_OK};
 
-	if (q == NULL || !q->sent || rep->client != c->opts.client_id)
-		return; /* late duplicate, or not ours */
+	if (rep->client != c->opts.client_id)
+		return; /* not ours */
+	view_learn(c, replica, rep->view);
+	if (q == NULL || !q->sent)
+		return; /* late duplicate */
 	v = &q->votes[replica];
 	v->have = true;
 	v->seq = rep->seq;
@@ -459,8 +536,7 @@ client_on_reply(
 	/* An average over about the last 16 answers. */
 	c->lat_avg_us =
 	    c->lat_avg_us - c->lat_avg_us / 16 + res.latency_us / 16;
-	if (rep->view > c->view)
-		c->view = rep->view;
+	route_learn(c, q);
 	res.seq = rep->seq;
 	res.view = rep->view;
 	res.svc_status = rep->status;
@@ -623,7 +699,7 @@ sign_pending(struct pbft_client *c)
 	}
 	for (uint32_t j = 0; j < count; j++)
 		if (c->signing[j]->sent)
-			req_send(c, c->signing[j], false);
+			req_send(c, c->signing[j], c->signing[j]->to_all);
 }
 
 uint64_t
@@ -724,7 +800,12 @@ req_start(struct pbft_client *c, struct creq *q)
 	q->sent = true;
 	q->start_us = clock_us(c);
 	q->retrans_ms = c->opts.retransmit_ms;
-	q->to_all = false;
+	q->to_all = c->all_left > 0;
+	q->retried = false;
+	q->nth = c->nstarted++;
+	q->view0 = c->view;
+	if (c->all_left > 0)
+		c->all_left--;
 	q->queued = 0;
 	q->retrans_at_us = q->start_us + (uint64_t)q->retrans_ms * 1000;
 	q->deadline_us = q->start_us + (uint64_t)c->opts.timeout_ms * 1000;
@@ -739,7 +820,7 @@ req_start(struct pbft_client *c, struct creq *q)
 	                                        : q->deadline_us;
 	if (!timer_active(c, &c->sweep) || due < c->sweep.at)
 		sweep_arm(c, q->start_us, due);
-	req_send(c, q, false);
+	req_send(c, q, q->to_all);
 }
 
 /* ---- lifecycle --------------------------------------------------------- */
@@ -760,6 +841,7 @@ pbft_client_new(struct ev_loop *loop, const struct pbft_client_opts *opts,
 	c->opts = *opts;
 	c->n = cfg->n;
 	c->f = cfg->f;
+	c->all_run = ALL_RUN_MIN;
 	if (c->opts.timeout_ms == 0)
 		c->opts.timeout_ms = 30000;
 	if (c->opts.retransmit_ms == 0)

@@ -5,12 +5,33 @@
  * The library keeps an authenticated connection (common/chan.h) to every
  * replica of the cluster described by a cluster.ini, signs each request with
  * the client's Ed25519 key, sends it to the replica it believes is the
- * primary, and retransmits it to all replicas with backoff until f+1 replicas
- * have sent matching replies (same sequence number, status and result) or the
- * request times out. A result is therefore never the word of a single,
- * possibly faulty, replica. A request submitted before the connections are
- * up goes out as each one comes up (to the primary, or to the backups while
- * the primary's is not up), not at the next retransmission.
+ * primary (or to all replicas at once, below), and retransmits it to all
+ * replicas with backoff until f+1 replicas have sent matching replies (same
+ * sequence number, status and result) or the request times out. A result
+ * is therefore never the word of a single, possibly faulty, replica. A
+ * request submitted before the connections are up goes out as each one
+ * comes up (to the primary, or to the backups while the primary's is not
+ * up), not at the next retransmission.
+ *
+ * The primary is that of the highest view that f+1 replicas have named in
+ * their replies (each replica's highest counts): at least one correct
+ * replica is in that view or a later one, so a faulty replica cannot
+ * steer the client to a primary of its choosing by naming a view.
+ *
+ * A primary that ignores what clients send it, and proposes a request only
+ * once the backups forward it after the client's retransmission to all,
+ * would cost each request a retransmission interval without ever letting
+ * a view timer expire. So the rule: when a request needed a retransmission
+ * to be answered (in the view it started in), the client sends its next
+ * 16 requests to all replicas at once; the backups forward each to the
+ * primary at once and start their view timers, so such a primary gains
+ * nothing, and is suspected if it holds requests back. Then it sends to
+ * the primary alone again. Each time a request needs a retransmission
+ * again the next run is twice as long, up to 1024 requests; a request
+ * answered by way of the primary alone without one makes it 16 again, as
+ * does a new view (its primary gets a fresh chance). With a primary that
+ * answers within the retransmission interval, no request needs a
+ * retransmission and every request goes to the primary alone.
  *
  * It runs on a libev loop owned by the caller; callbacks run on that loop.
  * Its connections are those of conn.h: a replica that resets one costs a

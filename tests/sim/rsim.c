@@ -648,6 +648,8 @@ fabric_out(void *ctx, uint32_t from, bool to_client, uint32_t to,
 		len = mutate(s, f, len);
 	else if (s->node[from].byz && s->node[from].mode == RSIM_BYZ_LIE_STATE)
 		len = lie_state(s, &f, len);
+	else if (s->node[from].byz && to_client)
+		len = rsim_byz_to_client(&s->node[from].bz, s->o.n, &f, len);
 	fabric_send(s, from, to_client, to, f, len);
 	free(f);
 }
@@ -662,6 +664,9 @@ deliver(struct rs *s, const struct ev *e)
 		return;
 	if (!from_client && !link_ok(s, e->a, e->b))
 		return; /* the link broke with the frame in it */
+	if (from_client && s->node[e->a].byz &&
+	    !rsim_byz_hears_client(&s->node[e->a].bz))
+		return;
 	rsim_net_deliver(
 	    n, from_client, from_client ? e->b - s->o.n : e->b, e->p, e->len);
 }

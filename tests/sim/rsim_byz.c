@@ -29,6 +29,8 @@ static const char *const names[RSIM_BYZ_COUNT] = {"silent", "mutate",
 const char *
 rsim_byz_name(int mode)
 {
+	if (mode == RSIM_BYZ_DEAF)
+		return "deaf";
 	return mode >= 0 && mode < RSIM_BYZ_COUNT ? names[mode] : "random";
 }
 
@@ -40,6 +42,8 @@ rsim_byz_parse(const char *s)
 			return i;
 	if (strcmp(s, "garbage") == 0)
 		return RSIM_BYZ_MUTATE;
+	if (strcmp(s, "deaf") == 0)
+		return RSIM_BYZ_DEAF;
 	return strcmp(s, "random") == 0 ? RSIM_BYZ_RANDOM : -2;
 }
 
@@ -361,4 +365,32 @@ rsim_byz_free(struct rsim_byz_node *b)
 		free(b->old[i].p);
 	memset(b->old, 0, sizeof(b->old));
 	b->nold = 0;
+}
+
+/* ---- clientfix: deaf ---------------------------------------------------- */
+
+bool
+rsim_byz_hears_client(const struct rsim_byz_node *b)
+{
+	return b->mode != RSIM_BYZ_DEAF;
+}
+
+size_t
+rsim_byz_to_client(
+    const struct rsim_byz_node *b, uint32_t n, uint8_t **f, size_t len)
+{
+	struct pbft_msg m;
+	uint8_t *p;
+
+	if (b->mode != RSIM_BYZ_DEAF || !decode(*f, len, &m) ||
+	    m.type != PBFT_MSG_REPLY)
+		return len;
+	m.u.reply.view += (b->id + n - m.u.reply.view % n) % n;
+	wbuf_reset(&g.enc);
+	if (wire_encode(&g.enc, &m) == -1 || wbuf_failed(&g.enc) ||
+	    (p = realloc(*f, g.enc.len)) == NULL)
+		fatalx("cannot encode a Byzantine REPLY");
+	memcpy(p, g.enc.p, g.enc.len);
+	*f = p;
+	return g.enc.len;
 }

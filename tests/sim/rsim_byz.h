@@ -79,4 +79,20 @@ void rsim_byz_out(struct rsim_byz_node *b, const struct rsim_byz_io *io,
 /* Frees what b kept. */
 void rsim_byz_free(struct rsim_byz_node *b);
 
+/*
+ * clientfix: a mode outside random's draw, against the client library.
+ * deaf: drops what clients send it directly (it hears a request only when
+ * backups forward it) and names, in its replies, the next view at or
+ * above its own whose primary it is; as primary it costs a client that
+ * sends to the primary alone a retransmission interval per request, and
+ * a client that believes it goes to it first in every view.
+ */
+#define RSIM_BYZ_DEAF 64
+/* Whether Byzantine replica b takes a frame a client sent it. */
+bool rsim_byz_hears_client(const struct rsim_byz_node *b);
+/* Byzantine replica b of n sends *f (len bytes, malloc'd) to a client:
+ * what goes out instead, in *f; its length. */
+size_t rsim_byz_to_client(
+    const struct rsim_byz_node *b, uint32_t n, uint8_t **f, size_t len);
+
 #endif

@@ -38,6 +38,7 @@ usage(FILE *f)
 	    "MODE: silent, mutate (or garbage), lie-state, equivocate,\n"
 	    "       wrong-digest, replay, vote-all, bad-newview, lying-vc, or\n"
 	    "       random (the default: each Byzantine replica one of them)\n"
+	    "       (deaf, rsim_byz.h, is never drawn at random)\n"
 	    "--twice: run every seed twice and compare the traces' digests\n"
 	    "--durable-every K: check that the records a frame waits for are\n"
 	    "       durable on about one covered frame in K (0: never)\n"
@@ -144,6 +145,9 @@ static uint64_t corrupt_total[4];
 /* State transfers that asked a lying and a silent replica, in all. */
 static uint64_t xfer_mixed_total;
 
+/* clientfix: the end times of the seeds that held, for the summary. */
+static uint64_t ends_sum, ends_max, ends_n;
+
 /* One seed (twice with twice); 0 when it held. */
 static int
 one_seed(struct rsim_opts *o, bool twice, bool quiet, uint64_t ms[4])
@@ -189,6 +193,11 @@ one_seed(struct rsim_opts *o, bool twice, bool quiet, uint64_t ms[4])
 		    (unsigned long long)r.corrupt[1],
 		    (unsigned long long)r.corrupt[2],
 		    (unsigned long long)r.corrupt[3]);
+	if (rc == 0) {
+		ends_sum += r.end_ms;
+		ends_max = r.end_ms > ends_max ? r.end_ms : ends_max;
+		ends_n++;
+	}
 	return rc;
 }
 
@@ -394,6 +403,11 @@ main(int argc, char **argv)
 		    (unsigned long long)corrupt_total[1],
 		    (unsigned long long)corrupt_total[2],
 		    (unsigned long long)corrupt_total[3]);
+	if (!quiet && ends_n > 0)
+		printf("seeds that held ended at %.0f ms on average, %llu ms "
+		       "at most\n",
+		    (double)ends_sum / (double)ends_n,
+		    (unsigned long long)ends_max);
 	return failed ? 1 : 0;
 bad:
 	usage(stderr);

@@ -7,8 +7,12 @@
  * sent at once or one after another; a request submitted before any
  * channel is up reaches a replica as soon as that replica's channel comes
  * up (the primary, or a backup while the primary is down), long before its
- * first retransmission. (Replies, retransmission and view changes run
- * against real replicas in the integration tests.)
+ * first retransmission; one replica naming a higher view in its replies
+ * does not move the client to that view's primary, f+1 do; after a
+ * request that only a retransmission to all got answered, the next 16 go
+ * to all replicas at once, the 17th to the primary alone. (Replies,
+ * retransmission and view changes run against real replicas in the
+ * integration tests.)
  */
 #include <check.h>
 #include <errno.h>
@@ -199,6 +203,7 @@ struct fake_replica {
 	uint8_t *in; /* FAKE_IN_MAX */
 	size_t inlen;
 	int requests, want; /* counted; the loop stops at want (0: 1) */
+	uint64_t ts; /* of the last request counted */
 	uint32_t op_len; /* of the requests expected (0: "op") */
 	bool failed;
 };
@@ -246,9 +251,10 @@ fake_frame(void *arg, const uint8_t *frame, size_t len)
 	    m.type == PBFT_MSG_REQUEST && m.u.request.client == 0 &&
 	    (f->op_len ? m.u.request.op_len == f->op_len
 	               : m.u.request.op_len == 2 &&
-	                memcmp(m.u.request.op, "op", 2) == 0))
+	                memcmp(m.u.request.op, "op", 2) == 0)) {
 		f->requests++;
-	else
+		f->ts = m.u.request.timestamp;
+	} else
 		f->failed = true;
 	free(mem);
 }
@@ -494,6 +500,187 @@ START_TEST(test_survives_reset_while_writing)
 }
 END_TEST
 
+/*
+ * Four replicas played by the test, connected to a client whose
+ * retransmissions come every retransmit_ms (deadlines far away). The
+ * replicas count what reaches them and answer only when told to.
+ */
+struct quad {
+	struct cluster_cfg *cfg;
+	struct fake_replica r[NODES];
+	struct pbft_client *c;
+	struct ev_loop *loop;
+	int done;
+	enum pbft_client_status st;
+	uint64_t view; /* of the last result */
+};
+
+static void
+quad_result(void *arg, const struct pbft_result *res)
+{
+	struct quad *q = arg;
+
+	q->done++;
+	q->st = res->status;
+	q->view = res->view;
+}
+
+static void
+quad_start(struct quad *q, uint32_t retransmit_ms)
+{
+	struct pbft_client_opts o;
+	char err[256];
+
+	memset(q, 0, sizeof(*q));
+	q->cfg = test_cfg(&o);
+	q->loop = ev_loop_new(EVFLAG_AUTO);
+	for (uint32_t i = 0; i < NODES; i++) {
+		fake_listen(&q->r[i], q->cfg, i);
+		q->r[i].want = 1 << 30; /* never stops the loop */
+	}
+	o.timeout_ms = 120000;
+	o.retransmit_ms = retransmit_ms;
+	q->c = pbft_client_new(q->loop, &o, err, sizeof(err));
+	ck_assert_msg(q->c != NULL, "%s", err);
+	for (uint32_t i = 0; i < NODES; i++)
+		fake_accept(&q->r[i], q->loop);
+	run_until(q->loop, 0.3);
+	ck_assert_uint_eq(pbft_client_connected(q->c), NODES);
+}
+
+static void
+quad_stop(struct quad *q)
+{
+	pbft_client_free(q->c);
+	for (uint32_t i = 0; i < NODES; i++) {
+		struct fake_replica *f = &q->r[i];
+
+		ck_assert(!f->failed);
+		ev_io_stop(q->loop, &f->rd);
+		chan_clear(&f->ch);
+		close(f->fd);
+		close(f->lfd);
+		free(f->in);
+		sig_key_free(f->key);
+	}
+	ev_loop_destroy(q->loop);
+	free(q->cfg->clients);
+	free(q->cfg);
+}
+
+/* Replica i answers request ts (executed at seq 1, result "ok"), naming
+ * view. */
+static void
+quad_reply(struct quad *q, uint32_t i, uint64_t ts, uint64_t view)
+{
+	struct pbft_msg m = {.type = PBFT_MSG_REPLY};
+	struct wbuf frame, out;
+
+	m.u.reply = (struct pbft_reply){.view = view,
+	    .timestamp = ts,
+	    .client = 0,
+	    .replica = i,
+	    .seq = 1,
+	    .result_len = 2,
+	    .result = (const uint8_t *)"ok"};
+	wbuf_init_dynamic(&frame, 4096);
+	wbuf_init_dynamic(&out, 4096);
+	ck_assert_int_eq(wire_encode(&frame, &m), 0);
+	ck_assert_int_eq(chan_seal(&q->r[i].ch, frame.p, frame.len, &out), 0);
+	fake_send(&q->r[i], &out);
+	wbuf_clear(&frame);
+	wbuf_clear(&out);
+	run_until(q->loop, 0.05);
+}
+
+static void
+quad_submit(struct quad *q)
+{
+	ck_assert_int_eq(
+	    pbft_client_submit(q->c, (const uint8_t *)"op", 2, quad_result, q),
+	    0);
+}
+
+/* How many requests replicas 0 to 3 have had. */
+#define ck_counts(q, a, b, c, d)                                               \
+	do {                                                                   \
+		ck_assert_int_eq((q)->r[0].requests, a);                       \
+		ck_assert_int_eq((q)->r[1].requests, b);                       \
+		ck_assert_int_eq((q)->r[2].requests, c);                       \
+		ck_assert_int_eq((q)->r[3].requests, d);                       \
+	} while (0)
+
+/*
+ * One faulty replica naming a view whose primary is itself does not move
+ * the client there, though its reply completes the f+1 matching ones: the
+ * next request goes to the primary of view 0 alone. Two replicas naming
+ * view 1 do move it.
+ */
+START_TEST(test_view_needs_f_plus_1_replicas)
+{
+	struct quad q;
+	uint64_t ts;
+
+	quad_start(&q, 60000);
+	quad_submit(&q);
+	run_until(q.loop, 0.2);
+	ck_counts(&q, 1, 0, 0, 0);
+	ts = q.r[0].ts;
+	quad_reply(&q, 0, ts, 0);
+	quad_reply(&q, 3, ts, 3); /* completes the quorum, and lies */
+	ck_assert_int_eq(q.done, 1);
+	ck_assert_int_eq(q.st, PBFT_CLIENT_OK);
+
+	quad_submit(&q);
+	run_until(q.loop, 0.2);
+	ck_counts(&q, 2, 0, 0, 0); /* not to replica 3 */
+	ts = q.r[0].ts;
+	quad_reply(&q, 1, ts, 1);
+	quad_reply(&q, 2, ts, 1);
+	ck_assert_int_eq(q.done, 2);
+
+	quad_submit(&q);
+	run_until(q.loop, 0.2);
+	ck_counts(&q, 2, 1, 0, 0); /* the primary of view 1 */
+	quad_stop(&q);
+}
+END_TEST
+
+/*
+ * A primary that ignores what the client sends it directly: the request
+ * is answered after its retransmission to all (the backups would forward
+ * it), so the next 16 go to all replicas at once, and the 17th to the
+ * primary alone again.
+ */
+START_TEST(test_ignored_by_primary_then_sent_to_all)
+{
+	struct quad q;
+
+	quad_start(&q, 400);
+	quad_submit(&q);
+	run_until(q.loop, 0.2);
+	ck_counts(&q, 1, 0, 0, 0);
+	run_until(q.loop, 0.4); /* retransmitted to all */
+	ck_counts(&q, 2, 1, 1, 1);
+	quad_reply(&q, 1, q.r[1].ts, 0);
+	quad_reply(&q, 2, q.r[1].ts, 0);
+	ck_assert_int_eq(q.done, 1);
+
+	for (int i = 1; i <= 16; i++) {
+		quad_submit(&q);
+		run_until(q.loop, 0.1); /* well before a retransmission */
+		ck_counts(&q, 2 + i, 1 + i, 1 + i, 1 + i);
+		quad_reply(&q, 1, q.r[1].ts, 0);
+		quad_reply(&q, 2, q.r[1].ts, 0);
+		ck_assert_int_eq(q.done, 1 + i);
+	}
+	quad_submit(&q);
+	run_until(q.loop, 0.1);
+	ck_counts(&q, 19, 17, 17, 17);
+	quad_stop(&q);
+}
+END_TEST
+
 static Suite *
 client_suite(void)
 {
@@ -502,6 +689,7 @@ client_suite(void)
 	TCase *tt = tcase_create("timeouts");
 	TCase *tu = tcase_create("channel_up");
 	TCase *tr = tcase_create("reset");
+	TCase *tv = tcase_create("routing");
 
 	tcase_add_test(tc, test_sign_interval_follows_latency);
 	suite_add_tcase(s, tc);
@@ -514,6 +702,10 @@ client_suite(void)
 	tcase_add_test(tr, test_survives_reset_while_writing);
 	tcase_set_timeout(tr, 30);
 	suite_add_tcase(s, tr);
+	tcase_add_test(tv, test_view_needs_f_plus_1_replicas);
+	tcase_add_test(tv, test_ignored_by_primary_then_sent_to_all);
+	tcase_set_timeout(tv, 30);
+	suite_add_tcase(s, tv);
 	return s;
 }
 
