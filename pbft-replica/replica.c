@@ -214,7 +214,7 @@ do_resend_reply(struct replica *r, const struct pbft_action *a)
 	struct pbft_reply rep;
 
 	if (slot == NULL || slot->ts != a->timestamp)
-		return; /* cache lost (e.g. after state transfer) */
+		return; /* not executed here, or a later reply replaced it */
 	if (r->opts.test_flags & REPLICA_TEST_REPLY_MIX)
 		slot = reply_mixed(r, a->client, slot);
 	rep = (struct pbft_reply){.view = slot->view,
