@@ -21,6 +21,7 @@
 #include "log.h"
 #include "net.h"
 #include "pbft.h"
+#include "rbuf.h"
 #include "service.h"
 #include "sig.h"
 #include "store.h"
@@ -108,6 +109,94 @@ do_execute(struct replica *r, const struct pbft_action *a)
 		r->svc->ops->flush(r->svc);
 }
 
+/* ---- the reply table: part of the checkpointed state ------------------ */
+
+void
+replies_encode(struct reply_slot *const *v, uint32_t n, struct wbuf *wb)
+{
+	size_t at = wb->len;
+	uint32_t count = 0;
+
+	wbuf_put_u32(wb, 0); /* patched below */
+	for (uint32_t i = 0; i < n; i++) {
+		const struct reply_slot *s = v[i];
+
+		if (s == NULL || s->seq == 0)
+			continue;
+		wbuf_put_u32(wb, i);
+		wbuf_put_u64(wb, s->ts);
+		wbuf_put_u64(wb, s->seq);
+		wbuf_put_u8(wb, s->status);
+		wbuf_put_u32(wb, s->len);
+		wbuf_put_bytes(wb, s->result, s->len);
+		count++;
+	}
+	if (!wbuf_failed(wb))
+		wbuf_patch_u32(wb, at, count);
+}
+
+/* One entry of an encoded table into s; its client in *client. */
+static int
+reply_entry(struct rbuf *rb, uint32_t *client, struct reply_slot *s)
+{
+	if (rbuf_get_u32(rb, client) == -1 || rbuf_get_u64(rb, &s->ts) == -1 ||
+	    rbuf_get_u64(rb, &s->seq) == -1 ||
+	    rbuf_get_u8(rb, &s->status) == -1 ||
+	    rbuf_get_u32(rb, &s->len) == -1 || s->seq == 0 ||
+	    s->len > PBFT_RESULT_BYTES_MAX ||
+	    rbuf_get_bytes(rb, s->result, s->len) == -1)
+		return -1;
+	s->view = 0; /* not part of the state: clients do not match it */
+	return 0;
+}
+
+int
+replies_load(
+    struct reply_slot **v, uint32_t n, const uint8_t *p, size_t len, bool apply)
+{
+	struct reply_slot *s = calloc(1, sizeof(*s));
+	struct rbuf rb;
+	uint32_t count = 0, client = 0, next = 0;
+	int rc = -1;
+
+	if (s == NULL)
+		fatalx("out of memory");
+	rbuf_init(&rb, p, len);
+	if (len != 0 && (rbuf_get_u32(&rb, &count) == -1 || count > n))
+		goto out;
+	for (uint32_t i = 0; apply && i < n; i++)
+		if (v[i] != NULL)
+			memset(v[i], 0, sizeof(*v[i]));
+	for (uint32_t k = 0; k < count; k++, next = client + 1) {
+		if (reply_entry(&rb, &client, s) == -1 || client < next ||
+		    client >= n)
+			goto out; /* only when !apply: checked before */
+		if (!apply)
+			continue;
+		if (v[client] == NULL)
+			v[client] = s;
+		else
+			*v[client] = *s;
+		if (v[client] == s && (s = calloc(1, sizeof(*s))) == NULL)
+			fatalx("out of memory");
+	}
+	rc = rbuf_left(&rb) == 0 ? 0 : -1;
+out:
+	free(s);
+	return rc;
+}
+
+void
+replies_fold(const struct pbft_crypto *c, const uint8_t sd[PBFT_DIGEST_LEN],
+    const uint8_t *p, size_t len, uint8_t out[PBFT_DIGEST_LEN])
+{
+	uint8_t buf[2 * PBFT_DIGEST_LEN];
+
+	memcpy(buf, sd, PBFT_DIGEST_LEN);
+	c->digest(c->ctx, p, len, buf + PBFT_DIGEST_LEN);
+	c->digest(c->ctx, buf, sizeof(buf), out);
+}
+
 /* REPLICA_TEST_REPLY_MIX: another client's cached reply, if any. */
 static struct reply_slot *
 reply_mixed(struct replica *r, uint32_t client, struct reply_slot *own)
@@ -125,7 +214,7 @@ do_resend_reply(struct replica *r, const struct pbft_action *a)
 	struct pbft_reply rep;
 
 	if (slot == NULL || slot->ts != a->timestamp)
-		return; /* cache lost (e.g. after state transfer) */
+		return; /* not executed here, or a later reply replaced it */
 	if (r->opts.test_flags & REPLICA_TEST_REPLY_MIX)
 		slot = reply_mixed(r, a->client, slot);
 	rep = (struct pbft_reply){.view = slot->view,
@@ -172,17 +261,25 @@ defer_event(struct replica *r, const struct pbft_event *ev)
 	r->deferred[r->ndeferred++] = *ev;
 }
 
-/* s->img = table and the service's image (its head if incremental). */
+/* s->img = table, the reply table and the service's image (its head if
+ * incremental). */
 int
 snap_build(
     struct replica *r, struct snap *s, const uint8_t *table, size_t table_len)
 {
 	const struct service_ops *ops = r->svc->ops;
+	size_t at;
 
 	wbuf_reset(&s->img);
 	s->tail_len = 0;
 	wbuf_put_u32(&s->img, (uint32_t)table_len);
 	wbuf_put_bytes(&s->img, table, table_len);
+	at = s->img.len;
+	wbuf_put_u32(&s->img, 0); /* patched below */
+	replies_encode(r->replies, r->cfg->nclients, &s->img);
+	if (wbuf_failed(&s->img))
+		return -1;
+	wbuf_patch_u32(&s->img, at, (uint32_t)(s->img.len - at - 4));
 	if (ops->checkpoint != NULL
 	        ? ops->checkpoint(r->svc, &s->img, &s->tail_len) == -1
 	        : ops->snapshot(r->svc, &s->img) == -1)
@@ -197,16 +294,22 @@ do_take_checkpoint(struct replica *r, const struct pbft_action *a)
 {
 	struct snap *s = snap_slot(r);
 	struct pbft_event ev = {.type = PBFT_EV_STATE_DIGEST, .seq = a->seq};
+	const uint8_t *ct, *rp, *svc;
+	size_t ctlen, rplen, svclen;
+	uint8_t sd[PBFT_DIGEST_LEN];
 
 	if (s == r->bg_snap || r->snap_wanted != NULL) {
 		bg_settle(r); /* rare: checkpoints come K batches apart */
 		s = snap_slot(r);
 	}
 	s->seq = a->seq;
-	if (snap_build(r, s, a->client_table, a->client_table_len) == -1)
+	if (snap_build(r, s, a->client_table, a->client_table_len) == -1 ||
+	    image_split(s->img.p, s->img.len, &ct, &ctlen, &rp, &rplen, &svc,
+	        &svclen) == -1)
 		fatalx("checkpoint %llu: cannot snapshot the service",
 		    (unsigned long long)a->seq);
-	r->svc->ops->digest(r->svc, ev.digest);
+	r->svc->ops->digest(r->svc, sd);
+	replies_fold(r->crypto, sd, rp, rplen, ev.digest);
 	defer_event(r, &ev);
 	if (r->cfg->fsync == CFG_FSYNC_BATCH) {
 		/* Written now, so that it is durable by the time the
@@ -878,8 +981,8 @@ restore_snapshot(struct replica *r, char *err, size_t errlen)
 	const struct service_ops *ops = r->svc->ops;
 	struct pbft_status st;
 	struct wbuf img;
-	const uint8_t *ct, *svc;
-	size_t ctlen, svclen;
+	const uint8_t *ct, *rp, *svc;
+	size_t ctlen, rplen, svclen;
 	uint64_t tail_len = 0;
 	int rc;
 
@@ -908,7 +1011,10 @@ restore_snapshot(struct replica *r, char *err, size_t errlen)
 		return 0;
 	}
 	if (rc != 0 ||
-	    image_split(img.p, img.len, &ct, &ctlen, &svc, &svclen) == -1) {
+	    image_split(img.p, img.len, &ct, &ctlen, &rp, &rplen, &svc,
+	        &svclen) == -1 ||
+	    replies_load(r->replies, r->cfg->nclients, rp, rplen, false) ==
+	        -1) {
 		if (rc == 0)
 			snprintf(err, errlen, "%s: snapshot %llu is malformed",
 			    store_dir(r->store),
@@ -935,6 +1041,7 @@ restore_snapshot(struct replica *r, char *err, size_t errlen)
 		wbuf_clear(&img);
 		return -1;
 	}
+	(void)replies_load(r->replies, r->cfg->nclients, rp, rplen, true);
 	store_snapshots_prune(r->store, st.stable_checkpoint);
 	log_info("restored the state of checkpoint %llu (%zu bytes of "
 	         "snapshot, %llu of the service's file)",

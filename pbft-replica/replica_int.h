@@ -24,7 +24,8 @@
 #include "diskspace.h"
 
 #define SNAPS_MAX 4
-/* The largest head (client table and the service's image but its tail) a
+/* The largest head (client table, reply table and the service's image but
+ * its tail) a
  * replica snapshots or accepts to fetch: a peer-named head length above it
  * is refused before a byte of it is fetched, and a head is held in memory
  * only as its bytes come. */
@@ -39,7 +40,23 @@
 #define XFER_SERVE_BYTES_TICK ((uint64_t)PBFT_CHUNK_BYTES_MAX)
 #define XFER_SERVE_BURST ((uint64_t)XFER_WINDOW * PBFT_CHUNK_BYTES_MAX)
 
-/* The last reply to each client, to answer a retransmitted request. */
+/*
+ * The last reply to each client, to answer a retransmitted request. Part of
+ * the checkpointed state (as in Castro and Liskov, TOCS 2002): without it
+ * a request that executed before a checkpoint could never be answered by a
+ * replica that got the state by transfer or restarted from a snapshot, while
+ * the client table keeps it from executing again. All of it but the view
+ * (clients match replies on seq, status and result) is the same at every
+ * correct replica at a checkpoint: the outcome of the same request at the
+ * same seq. In a snapshot image and a fetched state it is encoded as
+ *
+ *   u32 count | count x (u32 client | u64 ts | u64 seq | u8 status |
+ *                        u32 len | result)
+ *
+ * for the clients with a reply (seq != 0), in client order: at most
+ * 4 + nclients x (25 + PBFT_RESULT_BYTES_MAX) bytes (about 16 MiB at
+ * PBFT_CLIENTS_MAX). An empty encoding (no bytes) is no replies.
+ */
 struct reply_slot {
 	uint64_t ts, seq, view;
 	uint8_t status;
@@ -53,13 +70,16 @@ struct reply_slot {
  */
 struct snap {
 	uint64_t seq; /* 0 = unused */
-	struct wbuf img; /* u32 table length | client table | service image */
+	/* u32 table length | client table | u32 replies length | reply
+	 * table | service image */
+	struct wbuf img;
 	uint64_t tail_len;
 };
 
 /*
  * An ongoing state transfer (TOCS section 5.3.2). The image a peer serves
- * is its snapshot's img (client table, then the service's head) followed
+ * is its snapshot's img (client table, reply table, then the service's
+ * head) followed
  * by the service's tail; chunk i holds its bytes from i times
  * PBFT_CHUNK_BYTES_MAX. The head is fetched into img and checked against
  * the certified digest before any of the tail is asked for; of the tail,
@@ -187,8 +207,25 @@ void xfer_tick(struct replica *r);
 void xfer_next_peer(struct replica *r, bool bad);
 bool serve_again_ok(
     struct replica *r, uint32_t from, uint64_t seq, uint32_t index);
-/* A snapshot image: u32 table length | client table | service image. */
+/* A snapshot image: u32 table length | client table | u32 replies length |
+ * reply table | service image. 0, or -1 when it cannot be one. */
 int image_split(const uint8_t *img, size_t len, const uint8_t **ct,
-    size_t *ctlen, const uint8_t **svc, size_t *svclen);
+    size_t *ctlen, const uint8_t **rp, size_t *rplen, const uint8_t **svc,
+    size_t *svclen);
+
+/* replica.c: the reply table (struct reply_slot), of n clients */
+/* Appends the encoding of v[0 .. n-1] to wb. */
+void replies_encode(struct reply_slot *const *v, uint32_t n, struct wbuf *wb);
+/* Checks the encoding p, len and, if apply, makes v hold it (slots not in
+ * it emptied). Call it with apply only on an encoding it accepted: 0 or
+ * -1. */
+int replies_load(struct reply_slot **v, uint32_t n, const uint8_t *p,
+    size_t len, bool apply);
+/* out = H(sd | H(p, len)): the digest the core is handed for the state
+ * (PBFT_EV_STATE_DIGEST), the service's sd and the encoded reply table p
+ * together; the core adds its client table (pbft_state_digest). */
+void replies_fold(const struct pbft_crypto *c,
+    const uint8_t sd[PBFT_DIGEST_LEN], const uint8_t *p, size_t len,
+    uint8_t out[PBFT_DIGEST_LEN]);
 
 #endif

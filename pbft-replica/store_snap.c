@@ -165,6 +165,33 @@ snap_path(const struct store *st, uint64_t seq, char *buf, size_t len)
 	    buf, len, "%s/snapshot-%020llu", st->dir, (unsigned long long)seq);
 }
 
+/*
+ * A snapshot file: u64 seq | u32 crc32c(image) | magic | image. The image
+ * is the replica's (pbft-replica/replica_int.h, struct snap): with "SNP2"
+ * u32 table length | client table | u32 replies length | reply table |
+ * service image; "SNP1" files, written before the reply table was part of
+ * the state, have no reply table and are read as SNP2 images with an empty
+ * one (no replies), so an existing data directory still starts.
+ */
+#define SNAP_MAGIC "SNP2"
+#define SNAP_MAGIC_V1 "SNP1"
+
+/* An SNP1 image as an SNP2 one: an empty reply table after the client
+ * table. 0, or -1 when the image is too short to be one. */
+static int
+snap_image_v1(struct wbuf *img)
+{
+	size_t n;
+
+	if (img->len < 4 || (n = le32(img->p)) > img->len - 4 ||
+	    wbuf_reserve(img, 4) == -1)
+		return -1;
+	memmove(img->p + 8 + n, img->p + 4 + n, img->len - 4 - n);
+	memset(img->p + 4 + n, 0, 4);
+	img->len += 4;
+	return 0;
+}
+
 /* On any thread: uses only the store's fixed fields. */
 int
 snapshot_file_write(const struct store *st, uint64_t seq, const uint8_t *data,
@@ -186,7 +213,7 @@ snapshot_file_write(const struct store *st, uint64_t seq, const uint8_t *data,
 		hdr[i] = (uint8_t)(seq >> (8 * i));
 	for (int i = 0; i < 4; i++)
 		hdr[8 + i] = (uint8_t)(crc32c(0, data, len) >> (8 * i));
-	memcpy(hdr + 12, "SNP1", 4);
+	memcpy(hdr + 12, SNAP_MAGIC, 4);
 	if (write_full(fd, hdr, sizeof(hdr)) == -1 ||
 	    write_full(fd, data, len) == -1 ||
 	    (*what = "snapshot.tmp: fsync",
@@ -231,6 +258,7 @@ store_snapshot_read(
 {
 	char path[CFG_PATH_MAX + 48];
 	int fd, rc = -1;
+	bool v1;
 
 	snap_path(st, seq, path, sizeof(path));
 	if ((fd = vfs_open(path, O_RDONLY | O_CLOEXEC, 0)) == -1) {
@@ -245,7 +273,9 @@ store_snapshot_read(
 		failstop_note_unreadable();
 		goto out;
 	}
-	if (out->len < 16 || memcmp(out->p + 12, "SNP1", 4) != 0 ||
+	if (out->len < 16 ||
+	    (memcmp(out->p + 12, SNAP_MAGIC, 4) != 0 &&
+	        memcmp(out->p + 12, SNAP_MAGIC_V1, 4) != 0) ||
 	    crc32c(0, out->p + 16, out->len - 16) != le32(out->p + 8) ||
 	    ((uint64_t)le32(out->p) | (uint64_t)le32(out->p + 4) << 32) !=
 	        seq) {
@@ -256,8 +286,17 @@ store_snapshot_read(
 		failstop_note_unreadable();
 		goto out;
 	}
+	v1 = memcmp(out->p + 12, SNAP_MAGIC_V1, 4) == 0;
 	memmove(out->p, out->p + 16, out->len - 16);
 	out->len -= 16;
+	if (v1 && snap_image_v1(out) == -1) {
+		snprintf(err, errlen,
+		    "%s: corrupt snapshot (older format, %zu bytes): refusing "
+		    "to start",
+		    path, out->len);
+		failstop_note_unreadable();
+		goto out;
+	}
 	rc = 0;
 out:
 	vfs_close(fd);

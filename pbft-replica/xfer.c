@@ -186,23 +186,29 @@ do_fetch_state(struct replica *r, const struct pbft_action *a)
 	xfer_next_peer(r, false);
 }
 
-/* Splits an image into client table and service image. */
+static uint32_t
+le32_at(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	    (uint32_t)p[3] << 24;
+}
+
+/* Splits an image into client table, reply table and service image. */
 int
 image_split(const uint8_t *img, size_t len, const uint8_t **ct, size_t *ctlen,
-    const uint8_t **svc, size_t *svclen)
+    const uint8_t **rp, size_t *rplen, const uint8_t **svc, size_t *svclen)
 {
-	uint32_t n;
+	size_t n, m;
 
-	if (len < 4)
-		return -1;
-	n = (uint32_t)img[0] | (uint32_t)img[1] << 8 | (uint32_t)img[2] << 16 |
-	    (uint32_t)img[3] << 24;
-	if (n > len - 4)
+	if (len < 4 || (n = le32_at(img)) > len - 4 || len - 4 - n < 4 ||
+	    (m = le32_at(img + 4 + n)) > len - 8 - n)
 		return -1;
 	*ct = img + 4;
 	*ctlen = n;
-	*svc = img + 4 + n;
-	*svclen = len - 4 - n;
+	*rp = img + 8 + n;
+	*rplen = m;
+	*svc = img + 8 + n + m;
+	*svclen = len - 8 - n - m;
 	return 0;
 }
 
@@ -218,15 +224,20 @@ static int
 xfer_head_check(struct replica *r)
 {
 	struct xfer *x = &r->xfer;
-	const uint8_t *ct, *head;
-	size_t ctlen, headlen;
-	uint8_t want[PBFT_DIGEST_LEN];
+	const uint8_t *ct, *rp, *head;
+	size_t ctlen, rplen, headlen;
+	uint8_t sd[PBFT_DIGEST_LEN], want[PBFT_DIGEST_LEN];
 
-	if (image_split(x->img.p, x->img.len, &ct, &ctlen, &head, &headlen) ==
+	if (image_split(x->img.p, x->img.len, &ct, &ctlen, &rp, &rplen, &head,
+	        &headlen) == -1 ||
+	    replies_load(r->replies, r->cfg->nclients, rp, rplen, false) ==
 	        -1 ||
 	    r->svc->ops->stage_check(r->svc, head, headlen, x->head_sd) == -1)
 		return -1;
-	pbft_state_digest(r->crypto, x->head_sd, ct, ctlen, want);
+	/* The digest the replicas that took the checkpoint handed their
+	 * cores: the service's and the reply table's (do_take_checkpoint). */
+	replies_fold(r->crypto, x->head_sd, rp, rplen, sd);
+	pbft_state_digest(r->crypto, sd, ct, ctlen, want);
 	if (memcmp(want, x->digest, PBFT_DIGEST_LEN) != 0 &&
 	    !(r->opts.test_flags & REPLICA_TEST_XFER_NO_DIGEST))
 		return -1;
@@ -240,19 +251,22 @@ static void
 xfer_finish(struct replica *r)
 {
 	struct xfer *x = &r->xfer;
-	const uint8_t *ct, *head;
-	size_t ctlen, headlen;
+	const uint8_t *ct, *rp, *head;
+	size_t ctlen, rplen, headlen;
 	struct pbft_event ev = {.type = PBFT_EV_STATE_INSTALLED};
 
 	/* No snapshot may be in the works while the state is replaced. */
 	bg_settle(r);
 	if (!x->head_ok ||
-	    image_split(x->img.p, x->img.len, &ct, &ctlen, &head, &headlen) ==
-	        -1 ||
+	    image_split(x->img.p, x->img.len, &ct, &ctlen, &rp, &rplen, &head,
+	        &headlen) == -1 ||
 	    r->svc->ops->stage_install(r->svc) == -1) {
 		xfer_next_peer(r, true);
 		return;
 	}
+	/* The checkpoint's replies (checked with the head): the cache ends
+	 * as the state does; executing past it fills it as before. */
+	(void)replies_load(r->replies, r->cfg->nclients, rp, rplen, true);
 	log_info("state of checkpoint %llu installed (%llu bytes, %llu of "
 	         "them fetched, from replica %u, in %.0f ms)",
 	    (unsigned long long)x->seq, (unsigned long long)x->total_len,
@@ -286,25 +300,25 @@ xfer_finish(struct replica *r)
 
 /*
  * Learns where the head ends from its first bytes: the client table's
- * length, then the service's word for its tail's. 0 (known or not yet),
- * -1 if the image cannot be right.
+ * and the reply table's lengths, then the service's word for its tail's. 0
+ * (known or not yet), -1 if the image cannot be right.
  */
 static int
 xfer_head_len(struct replica *r)
 {
 	struct xfer *x = &r->xfer;
-	const uint8_t *ct, *head;
-	size_t ctlen, headlen;
+	const uint8_t *ct, *rp, *head;
+	size_t ctlen, rplen, headlen;
 	uint64_t tail;
 	int rc;
 
 	if (x->img.len < 4)
 		return 0;
-	if (image_split(x->img.p, x->img.len, &ct, &ctlen, &head, &headlen) ==
-	        -1 ||
+	if (image_split(x->img.p, x->img.len, &ct, &ctlen, &rp, &rplen, &head,
+	        &headlen) == -1 ||
 	    (rc = r->svc->ops->head_tail(head, headlen, &tail)) == 1)
 		return x->img.len < x->total_len ? 0 : -1; /* more to come? */
-	if (rc == -1 || tail > x->total_len - 4 - ctlen ||
+	if (rc == -1 || tail > x->total_len - (uint64_t)(head - x->img.p) ||
 	    x->total_len - tail > STATE_HEAD_BYTES_MAX)
 		return -1;
 	x->head_len = x->total_len - tail;

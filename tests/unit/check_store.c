@@ -953,6 +953,67 @@ START_TEST(test_liars_file)
 }
 END_TEST
 
+/* Writes the snapshot file of seq as the older format ("SNP1") did. */
+static void
+write_snp1(struct store *st, uint64_t seq, const uint8_t *img, size_t len)
+{
+	char path[128];
+	uint8_t hdr[16];
+	uint32_t crc = crc32c(0, img, len);
+	FILE *f;
+
+	for (int i = 0; i < 8; i++)
+		hdr[i] = (uint8_t)(seq >> (8 * i));
+	for (int i = 0; i < 4; i++)
+		hdr[8 + i] = (uint8_t)(crc >> (8 * i));
+	memcpy(hdr + 12, "SNP1", 4);
+	snprintf(path, sizeof(path), "%s/snapshot-%020llu", store_dir(st),
+	    (unsigned long long)seq);
+	ck_assert_ptr_nonnull(f = fopen(path, "wb"));
+	ck_assert_uint_eq(fwrite(hdr, 1, sizeof(hdr), f), sizeof(hdr));
+	ck_assert_uint_eq(fwrite(img, 1, len, f), len);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+/*
+ * A snapshot of the older format (no reply table) reads as one of the
+ * current format with an empty reply table after the client table, so an
+ * existing data directory still starts; one whose table length runs past
+ * its end is refused.
+ */
+START_TEST(test_snapshot_older_format)
+{
+	static const uint8_t v1[] = {3, 0, 0, 0, 'c', 't', '!', 's', 'v'};
+	static const uint8_t v2[] = {
+	    3, 0, 0, 0, 'c', 't', '!', 0, 0, 0, 0, 's', 'v'};
+	static const uint8_t bad[] = {9, 0, 0, 0, 'c', 't'};
+	char err[256];
+	struct store *st =
+	    store_open(dir, 2, CFG_FSYNC_ALWAYS, err, sizeof(err));
+	struct wbuf out;
+
+	ck_assert_msg(st != NULL, "%s", err);
+	wbuf_init_dynamic(&out, 1 << 20);
+	write_snp1(st, 100, v1, sizeof(v1));
+	ck_assert_int_eq(
+	    store_snapshot_read(st, 100, &out, err, sizeof(err)), 0);
+	ck_assert_uint_eq(out.len, sizeof(v2));
+	ck_assert_int_eq(memcmp(out.p, v2, sizeof(v2)), 0);
+	/* What is written now is read back as it was. */
+	ck_assert_int_eq(store_snapshot_write(st, 200, v2, sizeof(v2)), 0);
+	ck_assert_int_eq(
+	    store_snapshot_read(st, 200, &out, err, sizeof(err)), 0);
+	ck_assert_uint_eq(out.len, sizeof(v2));
+	ck_assert_int_eq(memcmp(out.p, v2, sizeof(v2)), 0);
+	write_snp1(st, 300, bad, sizeof(bad));
+	ck_assert_int_eq(
+	    store_snapshot_read(st, 300, &out, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "older format"));
+	wbuf_clear(&out);
+	store_close(st);
+}
+END_TEST
+
 static Suite *
 store_suite(void)
 {
@@ -962,6 +1023,7 @@ store_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_roundtrip);
 	tcase_add_test(tc, test_snapshot);
+	tcase_add_test(tc, test_snapshot_older_format);
 	tcase_add_test(tc, test_snapshots_bounded_across_restarts);
 	tcase_add_test(tc, test_locked);
 	tcase_add_test(tc, test_rewrite);
