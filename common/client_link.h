@@ -2,7 +2,7 @@
  * client_link.h - the client library's links to the replicas, bound at link
  * time: common/client_link.c in production (a connection of conn.h per
  * replica, an authenticated channel over TCP, dialled with backoff), the
- * simulator's tests/sim/rsim_client_link.c in pbft-rsim (frames handed to
+ * simulator's tests/sim/rsim_client_link.c in pbft-sim (frames handed to
  * the simulated network).
  *
  * The request logic (common/client.c) sees a replica's link only as up or

@@ -1,5 +1,5 @@
 /*
- * rsim_main.c - pbft-rsim: runs the simulator of the real replica driver
+ * rsim_main.c - pbft-sim: runs the simulator of the real replica driver
  * (rsim.h) for one seed or a range of seeds. Exit status 0 when every
  * check held, 1 on a violation (or, with --twice, a seed whose two runs
  * differ), 2 on a usage error.
@@ -22,7 +22,7 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: pbft-rsim [--seed S | --seeds A-B] [--n N] [--byz K]\n"
+	    "usage: pbft-sim [--seed S | --seeds A-B] [--n N] [--byz K]\n"
 	    "                 [--byz-mode MODE] [--clients C]\n"
 	    "                 [--requests R] [--no-crash] [--no-partition]\n"
 	    "                 [--drop P] [--dup P] [--twice] [--trace] "

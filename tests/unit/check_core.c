@@ -1423,7 +1423,7 @@ record_end(uint32_t i, size_t off, uint8_t kind)
  * NEW-VIEW. Loop 0: v = 1, its log holds no VIEW-CHANGE; loop 1: v = 2
  * (view 1's NEW-VIEW lost, so the timer moved on), its log holds the one
  * for view 1, which it resent instead. Until it did, the correct replicas
- * stayed view-changing for good (pbft-rsim at n = 4, seeds 1240 and 815).
+ * stayed view-changing for good (pbft-sim at n = 4, seeds 1240 and 815).
  */
 START_TEST(test_view_change_lost_in_crash_resent)
 {
