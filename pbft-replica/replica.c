@@ -288,6 +288,7 @@ snap_build(
 }
 
 static void bg_kick(struct replica *r, bool may_compact);
+static void write_snapshot(struct replica *r, const struct snap *s);
 
 static void
 do_take_checkpoint(struct replica *r, const struct pbft_action *a)
@@ -312,34 +313,45 @@ do_take_checkpoint(struct replica *r, const struct pbft_action *a)
 	replies_fold(r->crypto, sd, rp, rplen, ev.digest);
 	defer_event(r, &ev);
 	if (r->cfg->fsync == CFG_FSYNC_BATCH) {
-		/* Written now, so that it is durable by the time the
-		 * checkpoint is stable and the log names it. */
+		/* Written now, so that it is durable by the time our
+		 * CHECKPOINT leaves (ckpt_wait) and when the checkpoint is
+		 * stable and the log names it. */
 		r->snap_wanted = s;
+		r->ckpt_wait = a->seq;
 		bg_kick(r, false);
+	} else {
+		/* Durable before the step of our CHECKPOINT syncs. */
+		write_snapshot(r, s);
 	}
 }
 
 /*
  * fsync = always or off: runs before the step's records are synced, so the
- * snapshot of a stable checkpoint is on disk before the log names it.
+ * snapshot of a checkpoint is on disk before our CHECKPOINT leaves or the
+ * log names it stable.
  */
+static void
+write_snapshot(struct replica *r, const struct snap *s)
+{
+	/* The file part first: the head on disk names only durable bytes. */
+	if (r->svc->ops->sync != NULL && r->svc->ops->sync(r->svc) == -1)
+		failstop(FAILSTOP_IO,
+		    "checkpoint %llu: cannot make the service's file durable",
+		    (unsigned long long)s->seq);
+	if (store_snapshot_write(r->store, s->seq, s->img.p, s->img.len) == -1)
+		failstop(FAILSTOP_IO,
+		    "checkpoint %llu: cannot write its "
+		    "snapshot: %s",
+		    (unsigned long long)s->seq, store_last_error(r->store));
+}
+
 static void
 write_stable_snapshot(struct replica *r, const struct pbft_action *a)
 {
 	struct snap *s = snap_find(r, a->seq);
 
-	if (s == NULL)
-		return;
-	/* The file part first: the head on disk names only durable bytes. */
-	if (r->svc->ops->sync != NULL && r->svc->ops->sync(r->svc) == -1)
-		failstop(FAILSTOP_IO,
-		    "checkpoint %llu: cannot make the service's file durable",
-		    (unsigned long long)a->seq);
-	if (store_snapshot_write(r->store, s->seq, s->img.p, s->img.len) == -1)
-		failstop(FAILSTOP_IO,
-		    "checkpoint %llu: cannot write its "
-		    "snapshot: %s",
-		    (unsigned long long)a->seq, store_last_error(r->store));
+	if (s != NULL && !store_snapshot_durable(r->store, a->seq))
+		write_snapshot(r, s);
 }
 
 static void
@@ -354,6 +366,8 @@ do_stable(struct replica *r, const struct pbft_action *a)
 			if (r->snap_wanted == &r->snaps[i])
 				r->snap_wanted = NULL;
 		}
+	if (r->ckpt_wait < a->seq)
+		r->ckpt_wait = 0; /* below the stable one: wanted no more */
 	log_debug("checkpoint %llu stable", (unsigned long long)a->seq);
 }
 
@@ -406,7 +420,7 @@ static void wal_begin(struct replica *r);
 static bool
 wal_wanted(const struct replica *r)
 {
-	return r->stable_wait == 0 &&
+	return r->stable_wait == 0 && r->ckpt_wait == 0 &&
 	    ((r->wal_dirty && r->wal_need) || store_compact_ready(r->store));
 }
 
@@ -533,6 +547,8 @@ bg_poll(struct replica *r, bool wait, bool may_compact)
 	if (r->stable_wait != 0 &&
 	    store_snapshot_durable(r->store, r->stable_wait))
 		r->stable_wait = 0;
+	if (r->ckpt_wait != 0 && store_snapshot_durable(r->store, r->ckpt_wait))
+		r->ckpt_wait = 0;
 	if (!r->wal_inflight)
 		wal_next(r);
 }
