@@ -288,6 +288,7 @@ snap_build(
 }
 
 static void bg_kick(struct replica *r, bool may_compact);
+static void write_snapshot(struct replica *r, const struct snap *s);
 
 static void
 do_take_checkpoint(struct replica *r, const struct pbft_action *a)
@@ -312,34 +313,45 @@ do_take_checkpoint(struct replica *r, const struct pbft_action *a)
 	replies_fold(r->crypto, sd, rp, rplen, ev.digest);
 	defer_event(r, &ev);
 	if (r->cfg->fsync == CFG_FSYNC_BATCH) {
-		/* Written now, so that it is durable by the time the
-		 * checkpoint is stable and the log names it. */
+		/* Written now, so that it is durable by the time our
+		 * CHECKPOINT leaves (ckpt_wait) and when the checkpoint is
+		 * stable and the log names it. */
 		r->snap_wanted = s;
+		r->ckpt_wait = a->seq;
 		bg_kick(r, false);
+	} else {
+		/* Durable before the step of our CHECKPOINT syncs. */
+		write_snapshot(r, s);
 	}
 }
 
 /*
  * fsync = always or off: runs before the step's records are synced, so the
- * snapshot of a stable checkpoint is on disk before the log names it.
+ * snapshot of a checkpoint is on disk before our CHECKPOINT leaves or the
+ * log names it stable.
  */
+static void
+write_snapshot(struct replica *r, const struct snap *s)
+{
+	/* The file part first: the head on disk names only durable bytes. */
+	if (r->svc->ops->sync != NULL && r->svc->ops->sync(r->svc) == -1)
+		failstop(FAILSTOP_IO,
+		    "checkpoint %llu: cannot make the service's file durable",
+		    (unsigned long long)s->seq);
+	if (store_snapshot_write(r->store, s->seq, s->img.p, s->img.len) == -1)
+		failstop(FAILSTOP_IO,
+		    "checkpoint %llu: cannot write its "
+		    "snapshot: %s",
+		    (unsigned long long)s->seq, store_last_error(r->store));
+}
+
 static void
 write_stable_snapshot(struct replica *r, const struct pbft_action *a)
 {
 	struct snap *s = snap_find(r, a->seq);
 
-	if (s == NULL)
-		return;
-	/* The file part first: the head on disk names only durable bytes. */
-	if (r->svc->ops->sync != NULL && r->svc->ops->sync(r->svc) == -1)
-		failstop(FAILSTOP_IO,
-		    "checkpoint %llu: cannot make the service's file durable",
-		    (unsigned long long)a->seq);
-	if (store_snapshot_write(r->store, s->seq, s->img.p, s->img.len) == -1)
-		failstop(FAILSTOP_IO,
-		    "checkpoint %llu: cannot write its "
-		    "snapshot: %s",
-		    (unsigned long long)a->seq, store_last_error(r->store));
+	if (s != NULL && !store_snapshot_durable(r->store, a->seq))
+		write_snapshot(r, s);
 }
 
 static void
@@ -354,6 +366,8 @@ do_stable(struct replica *r, const struct pbft_action *a)
 			if (r->snap_wanted == &r->snaps[i])
 				r->snap_wanted = NULL;
 		}
+	if (r->ckpt_wait < a->seq)
+		r->ckpt_wait = 0; /* below the stable one: wanted no more */
 	log_debug("checkpoint %llu stable", (unsigned long long)a->seq);
 }
 
@@ -406,7 +420,7 @@ static void wal_begin(struct replica *r);
 static bool
 wal_wanted(const struct replica *r)
 {
-	return r->stable_wait == 0 &&
+	return r->stable_wait == 0 && r->ckpt_wait == 0 &&
 	    ((r->wal_dirty && r->wal_need) || store_compact_ready(r->store));
 }
 
@@ -533,6 +547,8 @@ bg_poll(struct replica *r, bool wait, bool may_compact)
 	if (r->stable_wait != 0 &&
 	    store_snapshot_durable(r->store, r->stable_wait))
 		r->stable_wait = 0;
+	if (r->ckpt_wait != 0 && store_snapshot_durable(r->store, r->ckpt_wait))
+		r->ckpt_wait = 0;
 	if (!r->wal_inflight)
 		wal_next(r);
 }
@@ -971,6 +987,119 @@ fetch_on_start(struct replica *r, const char *why)
 	r->fetch_on_start = a;
 }
 
+/* The service in the state of a snapshot image's part of it. 0 or -1. */
+static int
+restore_service(
+    struct replica *r, const uint8_t *svc, size_t len, uint64_t *tail_len)
+{
+	const struct service_ops *ops = r->svc->ops;
+
+	*tail_len = 0;
+	return ops->reopen != NULL ? ops->reopen(r->svc, svc, len, tail_len)
+	                           : ops->restore(r->svc, svc, len);
+}
+
+/*
+ * The state of own checkpoint seq from its snapshot, if the snapshot is on
+ * disk and holds the state the core signed; into snaps[0]. 0 or -1 (the
+ * service may then be in another state: the caller restores it).
+ */
+static int
+restore_own_one(struct replica *r, uint64_t seq)
+{
+	struct wbuf img;
+	const uint8_t *ct, *rp, *svc;
+	size_t ctlen, rplen, svclen;
+	uint64_t tail_len;
+	uint8_t sd[PBFT_DIGEST_LEN], digest[PBFT_DIGEST_LEN];
+	char err[256];
+
+	wbuf_init_dynamic(&img, STATE_HEAD_BYTES_MAX);
+	if (store_snapshot_read(r->store, seq, &img, err, sizeof(err)) != 0 ||
+	    image_split(img.p, img.len, &ct, &ctlen, &rp, &rplen, &svc,
+	        &svclen) == -1 ||
+	    replies_load(r->replies, r->cfg->nclients, rp, rplen, false) ==
+	        -1 ||
+	    restore_service(r, svc, svclen, &tail_len) == -1)
+		goto fail;
+	r->svc->ops->digest(r->svc, sd);
+	replies_fold(r->crypto, sd, rp, rplen, digest);
+	if (pbft_recover_own_state(r->core, seq, digest, ct, ctlen) == -1)
+		goto fail;
+	(void)replies_load(r->replies, r->cfg->nclients, rp, rplen, true);
+	store_snapshot_on_disk(r->store, seq);
+	log_info("restored the state of checkpoint %llu, our own above the "
+	         "stable one (%zu bytes of snapshot, %llu of the service's "
+	         "file)",
+	    (unsigned long long)seq, img.len, (unsigned long long)tail_len);
+	r->snaps[0].seq = seq;
+	wbuf_clear(&r->snaps[0].img);
+	r->snaps[0].img = img;
+	r->snaps[0].tail_len = tail_len;
+	return 0;
+fail:
+	wbuf_clear(&img);
+	return -1;
+}
+
+/*
+ * A replica that announced a checkpoint serves its state after a crash
+ * too: the certificate of a checkpoint may hold only f+1 correct
+ * replicas, and if all of them fell back to an older state at a restart
+ * the certified one would be left with the faulty ones. So at a start the
+ * state is that of the newest own checkpoint above the stable one whose
+ * snapshot was durable (the log names it, the core checks its digest);
+ * the service is back at the stable checkpoint's state otherwise. 1 if
+ * restored there, 0 if not (the service as it was opened).
+ */
+static int
+restore_own(struct replica *r)
+{
+	const struct service_ops *ops = r->svc->ops;
+	uint64_t seqs[SNAPS_MAX];
+	size_t n = pbft_recover_own_checkpoints(r->core, seqs, SNAPS_MAX);
+	struct wbuf fresh;
+	int rc = 0;
+
+	if (n == 0)
+		return 0;
+	wbuf_init_dynamic(&fresh, STATE_HEAD_BYTES_MAX);
+	if (ops->reopen == NULL && ops->snapshot(r->svc, &fresh) == -1)
+		fatalx("cannot snapshot the service");
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = restore_own_one(r, seqs[i]) == 0;
+	if (rc == 0 && ops->reopen == NULL &&
+	    ops->restore(r->svc, fresh.p, fresh.len) == -1)
+		fatalx("cannot restore the service's state");
+	wbuf_clear(&fresh);
+	return rc;
+}
+
+/* Keeps the snapshot of stable checkpoint seq to serve, when the state is
+ * that of a later own checkpoint (whose tail extends its tail). */
+static void
+keep_stable_snapshot(struct replica *r, uint64_t seq)
+{
+	struct snap *s = snap_slot(r);
+	const uint8_t *ct, *rp, *svc;
+	size_t ctlen, rplen, svclen;
+	char err[256];
+
+	if (seq == 0)
+		return;
+	store_snapshots_prune(r->store, seq);
+	if (s->seq != 0 ||
+	    store_snapshot_read(r->store, seq, &s->img, err, sizeof(err)) !=
+	        0 ||
+	    image_split(s->img.p, s->img.len, &ct, &ctlen, &rp, &rplen, &svc,
+	        &svclen) == -1 ||
+	    r->svc->ops->head_tail(svc, svclen, &s->tail_len) != 0) {
+		wbuf_reset(&s->img);
+		return;
+	}
+	s->seq = seq;
+}
+
 /*
  * After the log replay: restore the service from the snapshot of the stable
  * checkpoint the log names, and give the core its client table.
@@ -987,6 +1116,10 @@ restore_snapshot(struct replica *r, char *err, size_t errlen)
 	int rc;
 
 	pbft_get_status(r->core, &st);
+	if (restore_own(r) == 1) {
+		keep_stable_snapshot(r, st.stable_checkpoint);
+		return 0;
+	}
 	if (st.stable_checkpoint == 0) {
 		if (ops->reopen != NULL &&
 		    ops->reopen(r->svc, NULL, 0, &tail_len) == -1) {

@@ -150,6 +150,10 @@ struct replica {
 	struct snap *bg_snap; /* the image the thread is writing */
 	struct snap *snap_wanted; /* taken, waiting for the thread */
 	uint64_t stable_wait; /* no flush until its snapshot is durable */
+	/* An own checkpoint taken: no flush (so not our CHECKPOINT for it,
+	 * whose record it carries) until its snapshot is durable, so that a
+	 * checkpoint we announced survives a crash (restore_own). */
+	uint64_t ckpt_wait;
 	bool compact_wanted;
 	struct reply_slot **replies; /* nclients, allocated on first use */
 	struct snap snaps[SNAPS_MAX];

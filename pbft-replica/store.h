@@ -167,6 +167,8 @@ int store_snapshot_begin(struct store *st, uint64_t seq, const uint8_t *data,
 bool store_bg_busy(const struct store *st);
 /* A snapshot of seq or later is durable. */
 bool store_snapshot_durable(const struct store *st, uint64_t seq);
+/* The snapshot of seq, read back at a start, is on disk: durable. */
+void store_snapshot_on_disk(struct store *st, uint64_t seq);
 /*
  * Reaps the background thread's job: 1 if it has not ended (only without
  * wait), 0 if it ended (a compaction that failed is abandoned with a log

@@ -48,6 +48,13 @@ store_snapshot_durable(const struct store *st, uint64_t seq)
 	return st->snap_durable >= seq;
 }
 
+void
+store_snapshot_on_disk(struct store *st, uint64_t seq)
+{
+	if (seq > st->snap_durable)
+		st->snap_durable = seq;
+}
+
 /* The name of the file fd (the service's own, which the store syncs but
  * did not open), relative to the data directory when it is in it; for
  * the line a replica stops with. */

@@ -309,6 +309,25 @@ int pbft_recover_state(
     struct pbft *p, uint64_t seq, const uint8_t *ct, size_t ct_len);
 
 /*
+ * Instead of pbft_recover_state: the driver restored the snapshot of one of
+ * its own checkpoints above the stable one (a CHECKPOINT it signed, which
+ * the log holds). A replica that announced a checkpoint keeps its state
+ * across a crash: with f+1 correct replicas among the 2f+1 that certify a
+ * checkpoint, one that lost it to a crash must not leave the certified
+ * state with Byzantine replicas alone. pbft_recover_own_checkpoints writes
+ * those checkpoints' seqs, newest first (at most max), and returns their
+ * number. pbft_recover_own_state takes the service digest at seq (as in
+ * PBFT_EV_STATE_DIGEST) and the client table saved with it: 0, and the
+ * core goes on from there as if it had executed up to seq; -1 (nothing
+ * changed) if seq is not such a checkpoint or the state is not the one
+ * it signed.
+ */
+size_t pbft_recover_own_checkpoints(
+    const struct pbft *p, uint64_t *seqs, size_t max);
+int pbft_recover_own_state(struct pbft *p, uint64_t seq,
+    const uint8_t digest[PBFT_DIGEST_LEN], const uint8_t *ct, size_t ct_len);
+
+/*
  * After the records (and pbft_recover_state or pbft_recover_awaiting_state):
  * writes the record that starts this run into rec and returns its length.
  * The driver makes it durable before the first pbft_step. Unless the

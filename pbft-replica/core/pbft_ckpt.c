@@ -423,15 +423,13 @@ pbft_tell_stable(struct pbft *p, uint32_t to)
 	}
 }
 
-int
-pbft_recover_state(
-    struct pbft *p, uint64_t seq, const uint8_t *ct, size_t ct_len)
+/* The client table of the state restored at a restart. 0 or -1. */
+static int
+recover_table(struct pbft *p, const uint8_t *ct, size_t ct_len)
 {
 	struct rbuf rb;
 	uint32_t n;
 
-	if (seq != p->low)
-		return -1;
 	rbuf_init(&rb, ct, ct_len);
 	if (rbuf_get_u32(&rb, &n) == -1 || n != p->cfg.clients ||
 	    rbuf_left(&rb) != (size_t)n * 8)
@@ -442,6 +440,57 @@ pbft_recover_state(
 	p->rt_ticks = p->cfg.retransmit_ticks; /* resend at the next tick */
 	p->rt_low = p->low;
 	return 0;
+}
+
+int
+pbft_recover_state(
+    struct pbft *p, uint64_t seq, const uint8_t *ct, size_t ct_len)
+{
+	if (seq != p->low)
+		return -1;
+	return recover_table(p, ct, ct_len);
+}
+
+size_t
+pbft_recover_own_checkpoints(const struct pbft *p, uint64_t *seqs, size_t max)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < OWN_CKPTS; i++) {
+		const struct own_ckpt *o = &p->own[i];
+		size_t k = n;
+
+		if (!o->have_digest || o->seq <= p->low || n == max)
+			continue;
+		for (; k > 0 && seqs[k - 1] < o->seq; k--)
+			seqs[k] = seqs[k - 1];
+		seqs[k] = o->seq;
+		n++;
+	}
+	return n;
+}
+
+int
+pbft_recover_own_state(struct pbft *p, uint64_t seq,
+    const uint8_t digest[PBFT_DIGEST_LEN], const uint8_t *ct, size_t ct_len)
+{
+	uint8_t want[PBFT_DIGEST_LEN];
+
+	for (int i = 0; i < OWN_CKPTS; i++) {
+		const struct own_ckpt *o = &p->own[i];
+
+		if (!o->have_digest || o->seq != seq || seq <= p->low)
+			continue;
+		pbft_state_digest(p->c, digest, ct, ct_len, want);
+		if (memcmp(want, o->digest, PBFT_DIGEST_LEN) != 0 ||
+		    recover_table(p, ct, ct_len) == -1)
+			return -1;
+		p->last_exec = seq;
+		if (p->next_seq <= seq)
+			p->next_seq = seq + 1;
+		return 0;
+	}
+	return -1;
 }
 
 uint64_t
