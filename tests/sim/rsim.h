@@ -67,7 +67,7 @@ struct rsim_opts {
 	uint32_t live_ms; /* every request done within this after */
 	uint32_t test_flags; /* REPLICA_TEST_* for the correct replicas */
 	bool trace, quiet;
-	/* scen: a fixed scenario (tests/sim/rsim_scen.h, enum rsim_scen)
+	/* a fixed scenario (tests/sim/rsim_scen.h, enum rsim_scen)
 	 * instead of the random faults; its bounds (0: none) and how long
 	 * the stranded scenario's link stays dead (0: its default) */
 	int scenario;
@@ -75,7 +75,7 @@ struct rsim_opts {
 	/* PBFT_TEST_* (pbft-replica/core/pbft.h), planted core bugs, for the
 	 * correct replicas */
 	uint32_t core_test_flags;
-	/* checks: tests/sim/rsim_check.h */
+	/* tests/sim/rsim_check.h */
 	uint32_t durable_every; /* a covered frame in about every: durable? */
 	bool corrupt; /* damage a byte of a restarting replica's disk */
 	/* the i-th Byzantine replica's mode: byz_modes[i % nbyz_modes]
@@ -94,10 +94,10 @@ struct rsim_result {
 	char violation[512];
 	uint64_t end_ms, events, completed, crashes;
 	uint64_t trace_digest; /* of the whole run's event trace */
-	/* scen: whole-cluster crash: restart to the first completion;
+	/* whole-cluster crash: restart to the first completion;
 	 * stranded: final heal to one last_executed */
 	uint64_t back_ms, converge_ms;
-	/* checks: disk damage done, starts refused for it (the disk then
+	/* disk damage done, starts refused for it (the disk then
 	 * wiped), starts it did not matter to, journals cut back */
 	uint64_t corrupt[4];
 	/* state transfers that asked a lying and a silent or stalled

@@ -367,7 +367,7 @@ rsim_byz_free(struct rsim_byz_node *b)
 	b->nold = 0;
 }
 
-/* ---- clientfix: deaf ---------------------------------------------------- */
+/* ---- deaf: against the client library --------------------------------- */
 
 bool
 rsim_byz_hears_client(const struct rsim_byz_node *b)

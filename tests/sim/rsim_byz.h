@@ -80,7 +80,7 @@ void rsim_byz_out(struct rsim_byz_node *b, const struct rsim_byz_io *io,
 void rsim_byz_free(struct rsim_byz_node *b);
 
 /*
- * clientfix: a mode outside random's draw, against the client library.
+ * A mode outside random's draw, against the client library.
  * deaf: drops what clients send it directly (it hears a request only when
  * backups forward it) and names, in its replies, the next view at or
  * above its own whose primary it is; as primary it costs a client that

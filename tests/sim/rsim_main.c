@@ -145,7 +145,7 @@ static uint64_t corrupt_total[4];
 /* State transfers that asked a lying and a silent replica, in all. */
 static uint64_t xfer_mixed_total;
 
-/* clientfix: the end times of the seeds that held, for the summary. */
+/* The end times of the seeds that held, for the summary. */
 static uint64_t ends_sum, ends_max, ends_n;
 
 /* One seed (twice with twice); 0 when it held. */
@@ -155,7 +155,7 @@ one_seed(struct rsim_opts *o, bool twice, bool quiet, uint64_t ms[4])
 	struct rsim_result r, r2;
 	int rc = rsim_run(o, &r);
 
-	/* scen: sum and maximum of back_ms, then of converge_ms */
+	/* Scenarios: sum and maximum of back_ms, then of converge_ms */
 	ms[0] += r.back_ms;
 	ms[1] = r.back_ms > ms[1] ? r.back_ms : ms[1];
 	ms[2] += r.converge_ms;
@@ -223,7 +223,7 @@ main(int argc, char **argv)
 	    {"break-claims", no_argument, 0, 'K'},
 	    {"break-mute", no_argument, 0, 'M'},
 	    {"break-reply", no_argument, 0, 'R'}, {"help", no_argument, 0, 'h'},
-	    /* scen: scenarios and planted core bugs */
+	    /* scenarios and planted core bugs */
 	    {"lag", no_argument, 0, 0x100}, {"rejoin", no_argument, 0, 0x101},
 	    {"crash-all", no_argument, 0, 0x102},
 	    {"stranded", no_argument, 0, 0x103},
