@@ -1,7 +1,8 @@
 /*
  * replica_int.h - the replica driver's state, shared by its files:
- * replica.c (events, actions, group commit, checkpoints, recovery, status)
- * and xfer.c (state transfer). Nothing outside the driver includes this.
+ * replica.c (events, actions, group commit, checkpoints, status), replies.c
+ * (the reply table), recover.c (recovery on start) and xfer.c (state
+ * transfer). Nothing outside the driver includes this.
  */
 #ifndef PBFT_REPLICA_INT_H
 #define PBFT_REPLICA_INT_H
@@ -183,10 +184,13 @@ struct replica {
 #endif
 };
 
-/* replica.c, for xfer.c */
+/* replica.c, for replies.c, recover.c and xfer.c */
 void replica_step(struct replica *r, const struct pbft_event *ev);
 void send_to(
     struct replica *r, uint32_t to, const struct pbft_msg *m, bool early);
+/* Sends a reply to a client (unless a planted fault drops it). */
+void send_client(
+    struct replica *r, uint32_t client, const struct pbft_reply *rep);
 struct snap *snap_find(struct replica *r, uint64_t seq);
 struct snap *snap_slot(struct replica *r);
 int snap_build(
@@ -217,7 +221,11 @@ int image_split(const uint8_t *img, size_t len, const uint8_t **ct,
     size_t *ctlen, const uint8_t **rp, size_t *rplen, const uint8_t **svc,
     size_t *svclen);
 
-/* replica.c: the reply table (struct reply_slot), of n clients */
+/* replies.c: the reply table (struct reply_slot), of n clients */
+/* The slot of a client, allocated on first use; NULL for no such client. */
+struct reply_slot *reply_slot(struct replica *r, uint32_t client);
+/* PBFT_ACT_RESEND_REPLY: the cached reply again, if it is the one asked. */
+void do_resend_reply(struct replica *r, const struct pbft_action *a);
 /* Appends the encoding of v[0 .. n-1] to wb. */
 void replies_encode(struct reply_slot *const *v, uint32_t n, struct wbuf *wb);
 /* Checks the encoding p, len and, if apply, makes v hold it (slots not in
@@ -231,5 +239,16 @@ int replies_load(struct reply_slot **v, uint32_t n, const uint8_t *p,
 void replies_fold(const struct pbft_crypto *c,
     const uint8_t sd[PBFT_DIGEST_LEN], const uint8_t *p, size_t len,
     uint8_t out[PBFT_DIGEST_LEN]);
+
+/* recover.c: recovery on start, and the record of a clean stop */
+/* store_replay's callback: one record of the log into the core. */
+int recover_record(void *arg, const uint8_t *rec, size_t len);
+/* After the log replay: the state of the stable checkpoint the log names
+ * (or of a newer own one), or a fetch of it set up; 0 or -1 (err). */
+int restore_snapshot(struct replica *r, char *err, size_t errlen);
+/* The start's record, durable before anything is sent: 0 or -1 (err). */
+int record_start(struct replica *r, char *err, size_t errlen);
+/* A stop on purpose: every record durable, then the clean stop's. */
+void record_stop(struct replica *r);
 
 #endif
