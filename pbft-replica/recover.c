@@ -134,17 +134,23 @@ keep_stable_snapshot(struct replica *r, uint64_t seq)
 	struct snap *s = snap_slot(r);
 	const uint8_t *ct, *rp, *svc;
 	size_t ctlen, rplen, svclen;
-	char err[256];
+	char err[256] = "";
 
 	if (seq == 0)
 		return;
 	store_snapshots_prune(r->store, seq);
-	if (s->seq != 0 ||
-	    store_snapshot_read(r->store, seq, &s->img, err, sizeof(err)) !=
+	if (s->seq != 0)
+		return;
+	if (store_snapshot_read(r->store, seq, &s->img, err, sizeof(err)) !=
 	        0 ||
 	    image_split(s->img.p, s->img.len, &ct, &ctlen, &rp, &rplen, &svc,
 	        &svclen) == -1 ||
 	    r->svc->ops->head_tail(svc, svclen, &s->tail_len) != 0) {
+		log_warn("the snapshot of stable checkpoint %llu is not usable "
+		         "(%s): its state is not served to others until the "
+		         "next stable checkpoint",
+		    (unsigned long long)seq,
+		    err[0] != '\0' ? err : "bad image");
 		wbuf_reset(&s->img);
 		return;
 	}

@@ -81,7 +81,9 @@ uint64_t rchk_xfer_mixed(const struct rchk *c);
  *    damage the format cannot tell from a write a crash tore (store.h):
  *    the store drops them as a torn tail, as it must drop a torn write;
  *  - the snapshot of the checkpoint the log names: the start must refuse
- *    (its checksum); another snapshot: it must succeed (never read);
+ *    (its checksum), unless a later own checkpoint's snapshot is on disk,
+ *    from which it may go on instead; another snapshot: it must succeed
+ *    (unread, or refused by its checksum and passed over);
  *  - the journal: it must succeed without the damaged byte, cut off with
  *    what the snapshot does not name or with everything, to fetch the
  *    state (reopen checks the journal against the snapshot's head).
