@@ -1023,13 +1023,59 @@ peers_json(const struct replica *r, char *buf, size_t len, size_t *off)
 	jput(buf, len, off, "]");
 }
 
+/* Rejected input by reason: the core's, then the glue's and net's. */
+static void
+rejected_json(const struct replica *r, const struct pbft_status *st,
+    const struct net_stats *ns, char *buf, size_t len, size_t *off)
+{
+	jput(buf, len, off, ",\"rejected\":{");
+	for (int i = 0; i < PBFT_REJ_COUNT; i++)
+		jput(buf, len, off, "\"%s\":%llu,",
+		    pbft_reject_name((enum pbft_reject)i),
+		    (unsigned long long)st->rejected[i]);
+	for (int i = 0; i < NET_REFUSE_COUNT; i++)
+		jput(buf, len, off, "\"%s\":%llu,",
+		    net_refuse_name((enum net_refuse)i),
+		    (unsigned long long)ns->refused[i]);
+	jput(buf, len, off,
+	    "\"undecodable_frame\":%llu,\"handshake\":%llu,"
+	    "\"bad_record\":%llu,\"bad_announcement\":%llu,"
+	    "\"bad_state_chunk\":%llu,\"disk_low\":%llu}",
+	    (unsigned long long)r->frames_bad,
+	    (unsigned long long)ns->handshake_failures,
+	    (unsigned long long)ns->auth_failures,
+	    (unsigned long long)ns->announce_rejected,
+	    (unsigned long long)r->xfer.failures,
+	    (unsigned long long)r->disk.refused);
+}
+
+/* The data disk and the log's sync-time histogram; closes the object. */
+static void
+disk_json(const struct replica *r, const struct store_stats *ss, char *buf,
+    size_t len, size_t *off)
+{
+	char disk[96];
+
+	diskspace_describe(&r->disk, disk, sizeof(disk));
+	jput(buf, len, off, ",\"disk\":\"%s\",\"data_free_bytes\":%llu", disk,
+	    (unsigned long long)r->disk.free_bytes);
+	jput(buf, len, off, ",\"wal_sync_le_us\":[");
+	for (int i = 0; i < STORE_SYNC_BUCKETS - 1; i++)
+		jput(buf, len, off, "%s%u", i ? "," : "", store_sync_le_us[i]);
+	jput(buf, len, off, "],\"wal_sync_buckets\":[");
+	for (int i = 0; i < STORE_SYNC_BUCKETS; i++)
+		jput(buf, len, off, "%s%llu", i ? "," : "",
+		    (unsigned long long)ss->sync_hist[i]);
+	jput(buf, len, off, "]}");
+}
+
 int
 replica_status_json(struct replica *r, char *buf, size_t len)
 {
 	struct pbft_status st;
 	struct net_stats ns;
 	struct store_stats ss;
-	char digest[2 * PBFT_DIGEST_LEN + 1], disk[96];
+	char digest[2 * PBFT_DIGEST_LEN + 1];
 	size_t off = 0;
 
 	pbft_get_status(r->core, &st);
@@ -1085,40 +1131,11 @@ replica_status_json(struct replica *r, char *buf, size_t len)
 	    (unsigned long long)r->rc.mac_ok,
 	    (unsigned long long)r->rc.mac_fallbacks,
 	    (unsigned long long)r->rc.verify_calls);
-	/* Rejected input by reason: the core's, then the glue's and net's. */
-	jput(buf, len, &off, ",\"rejected\":{");
-	for (int i = 0; i < PBFT_REJ_COUNT; i++)
-		jput(buf, len, &off, "\"%s\":%llu,",
-		    pbft_reject_name((enum pbft_reject)i),
-		    (unsigned long long)st.rejected[i]);
-	for (int i = 0; i < NET_REFUSE_COUNT; i++)
-		jput(buf, len, &off, "\"%s\":%llu,",
-		    net_refuse_name((enum net_refuse)i),
-		    (unsigned long long)ns.refused[i]);
-	jput(buf, len, &off,
-	    "\"undecodable_frame\":%llu,\"handshake\":%llu,"
-	    "\"bad_record\":%llu,\"bad_announcement\":%llu,"
-	    "\"bad_state_chunk\":%llu,\"disk_low\":%llu}",
-	    (unsigned long long)r->frames_bad,
-	    (unsigned long long)ns.handshake_failures,
-	    (unsigned long long)ns.auth_failures,
-	    (unsigned long long)ns.announce_rejected,
-	    (unsigned long long)r->xfer.failures,
-	    (unsigned long long)r->disk.refused);
+	rejected_json(r, &st, &ns, buf, len, &off);
 	jput(buf, len, &off, ",\"state_requests_refused\":%llu",
 	    (unsigned long long)r->serve_refused);
 	peers_json(r, buf, len, &off);
-	diskspace_describe(&r->disk, disk, sizeof(disk));
-	jput(buf, len, &off, ",\"disk\":\"%s\",\"data_free_bytes\":%llu", disk,
-	    (unsigned long long)r->disk.free_bytes);
-	jput(buf, len, &off, ",\"wal_sync_le_us\":[");
-	for (int i = 0; i < STORE_SYNC_BUCKETS - 1; i++)
-		jput(buf, len, &off, "%s%u", i ? "," : "", store_sync_le_us[i]);
-	jput(buf, len, &off, "],\"wal_sync_buckets\":[");
-	for (int i = 0; i < STORE_SYNC_BUCKETS; i++)
-		jput(buf, len, &off, "%s%llu", i ? "," : "",
-		    (unsigned long long)ss.sync_hist[i]);
-	jput(buf, len, &off, "]}");
+	disk_json(r, &ss, buf, len, &off);
 	return off < len ? 0 : -1;
 }
 
