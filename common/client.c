@@ -166,7 +166,7 @@ clock_us(const struct pbft_client *c)
 }
 
 static bool
-timer_active(const struct pbft_client *c, const struct ctimer *t)
+timer_active(const struct pbft_client *c, struct ctimer *t)
 {
 	return c->loop != NULL ? ev_is_active(&t->w) : t->armed;
 }
