@@ -413,9 +413,9 @@ note_fetch(
 	uint32_t lie = 1u << RSIM_BYZ_LIE_STATE;
 	uint32_t mute = 1u << RSIM_BYZ_SILENT | 1u << RSIM_BYZ_COUNT;
 
-	if (to_mode < 0 || len < WIRE_HDR_LEN || f[5] != PBFT_MSG_FETCH_STATE ||
-	    from >= PBFT_REPLICAS_MAX)
-		return;
+	if (to_mode < 0 || to_mode > RSIM_BYZ_COUNT || len < WIRE_HDR_LEN ||
+	    f[5] != PBFT_MSG_FETCH_STATE || from >= PBFT_REPLICAS_MAX)
+		return; /* deaf (RSIM_BYZ_DEAF) is neither a liar nor mute */
 	want_of(c, f, 0, NULL); /* the arena */
 	wire_arena_init(&a, c->arena, c->arena_len);
 	if (wire_decode(f, len, &m, &a) != WIRE_OK)
